@@ -1,0 +1,1 @@
+//! Mutation corpus generator (being written).

@@ -1,0 +1,1 @@
+//! NHS Number (being written).

@@ -1,0 +1,201 @@
+//! Storage of FHIR resources: every version of every resource, never overwritten.
+//!
+//! One interface ([`Store`]) over two databases: SQLite (the default, one file, one
+//! process) and PostgreSQL (a region's deployment). The store knows nothing of FHIR
+//! semantics beyond what it must index; it keeps the bytes it is given and hands them back
+//! unchanged, so a read never re-serialises.
+//!
+//! Concurrency control is optimistic: every [`Write`] names the version it replaces, and
+//! the store refuses it ([`StoreError::VersionConflict`]) if that is no longer current.
+//! That is what turns `If-Match` into a 412 and makes a lost update impossible.
+
+pub mod postgres;
+pub mod sqlite;
+
+use bytes::Bytes;
+pub use fhir::index::Token;
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    /// `meta.lastUpdated`, microseconds since the Unix epoch (UTC).
+    pub last_updated_us: i64,
+    pub deleted: bool,
+    /// The resource JSON exactly as stored (with `id` and `meta` stamped); empty when deleted.
+    pub body: Bytes,
+}
+
+/// How a token criterion matches the system part of `system|code`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemMatch {
+    /// `code`: any system.
+    Any,
+    /// `|code`: no system.
+    Absent,
+    /// `system|code`.
+    Is(String),
+}
+
+/// One `param=[system|]code` criterion of a conditional create (all criteria must match).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenCriterion {
+    pub param: String,
+    pub system: SystemMatch,
+    pub code: String,
+}
+
+/// A new version to store.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub resource_type: String,
+    pub id: String,
+    /// The version this one replaces: `None` means the resource must not exist yet (in any
+    /// version, deleted or not); `Some(n)` means version `n` must be the current one.
+    pub replaces: Option<i64>,
+    /// `replaces + 1`, or 1.
+    pub version_id: i64,
+    pub last_updated_us: i64,
+    /// A delete is a new version with `deleted = true` and an empty body.
+    pub deleted: bool,
+    pub body: Bytes,
+    /// Index entries for this version (replacing those of the previous version).
+    pub tokens: Vec<Token>,
+    /// Conditional create (`If-None-Exist`): the write is refused with
+    /// [`StoreError::ConditionMatched`] if any current, non-deleted resource of this type
+    /// matches every criterion. Checked in the same transaction as the insert.
+    pub unless_exists: Option<Vec<TokenCriterion>>,
+}
+
+/// Which history to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// `None`: the whole system.
+    pub resource_type: Option<String>,
+    /// `Some` only with `resource_type`: one instance.
+    pub id: Option<String>,
+    /// `_since`: versions with `last_updated_us >= since`.
+    pub since_us: Option<i64>,
+    /// `_at`: only versions that were current at that instant (the latest version of each
+    /// resource with `last_updated_us <= at`).
+    pub at_us: Option<i64>,
+    /// Keyset paging: only entries with a sequence number below this one.
+    pub before_seq: Option<i64>,
+    /// Page size.
+    pub count: usize,
+}
+
+/// One history entry and its position in the store's global write order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: i64,
+    pub version: Stored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write named a version that is not (or no longer) the current one.
+    #[error("version conflict: the current version is {current:?}")]
+    VersionConflict { current: Option<i64> },
+    /// Conditional create found existing matches (their ids).
+    #[error("conditional create matched {} existing resource(s)", .0.len())]
+    ConditionMatched(Vec<String>),
+    #[error("database URL not understood: {0}")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Backend(String),
+    /// The store is shutting down and takes no more writes.
+    #[error("the store is closed")]
+    Closed,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store: one of the two backends. An enum rather than a trait object so calls are
+/// static and async methods need no boxing.
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url`: `sqlite://path`, `sqlite::memory:`
+    /// or `postgres://…`. Does not migrate.
+    pub async fn open(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(postgres::PgStore::open(url).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else {
+            Err(StoreError::BadUrl(
+                "expected sqlite://PATH or postgres://…".to_owned(),
+            ))
+        }
+    }
+
+    /// Applies any migrations not yet applied; safe to run repeatedly and concurrently.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.migrate().await,
+            Store::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// Is the database reachable? (`/readyz`)
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.ping().await,
+            Store::Postgres(s) => s.ping().await,
+        }
+    }
+
+    /// The current version (which may be a deletion), or `None` if never created.
+    pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Stored>> {
+        match self {
+            Store::Sqlite(s) => s.read(resource_type, id).await,
+            Store::Postgres(s) => s.read(resource_type, id).await,
+        }
+    }
+
+    /// One version.
+    pub async fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<Stored>> {
+        match self {
+            Store::Sqlite(s) => s.vread(resource_type, id, version_id).await,
+            Store::Postgres(s) => s.vread(resource_type, id, version_id).await,
+        }
+    }
+
+    /// Stores one new version, durably (committed and on disk) before returning.
+    pub async fn write(&self, write: Write) -> Result<Stored> {
+        match self {
+            Store::Sqlite(s) => s.write(write).await,
+            Store::Postgres(s) => s.write(write).await,
+        }
+    }
+
+    /// History, newest first.
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        match self {
+            Store::Sqlite(s) => s.history(query).await,
+            Store::Postgres(s) => s.history(query).await,
+        }
+    }
+
+    /// Ids of current, non-deleted resources of `resource_type` matching every criterion.
+    pub async fn find_by_tokens(&self, resource_type: &str, criteria: &[TokenCriterion]) -> Result<Vec<String>> {
+        match self {
+            Store::Sqlite(s) => s.find_by_tokens(resource_type, criteria).await,
+            Store::Postgres(s) => s.find_by_tokens(resource_type, criteria).await,
+        }
+    }
+
+    /// Finishes queued writes and stops taking new ones (graceful shutdown).
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
