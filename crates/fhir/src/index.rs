@@ -12,9 +12,13 @@ pub struct Token {
     pub code: String,
 }
 
-/// Tokens for the resource's top-level `identifier` (one Identifier or a list of them).
+/// Tokens for the resource's `_id` and its top-level `identifier` (one Identifier or a
+/// list of them).
 pub fn tokens(resource: &Value) -> Vec<Token> {
     let mut out = Vec::new();
+    if let Some(id) = resource.get("id").and_then(Value::as_str) {
+        out.push(Token { param: "_id", system: None, code: id.to_owned() });
+    }
     let idents: Vec<&Value> = match resource.get("identifier") {
         Some(Value::Array(a)) => a.iter().collect(),
         Some(v @ Value::Object(_)) => vec![v],
@@ -39,13 +43,14 @@ mod tests {
     #[test]
     fn identifier_tokens() {
         let v: Value = serde_json::from_str(
-            r#"{"resourceType":"Patient","identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]}"#,
+            r#"{"resourceType":"Patient","id":"p","identifier":[{"system":"s","value":"1"},{"value":"2"},{"system":"x"}]}"#,
         )
         .unwrap();
         let t = tokens(&v);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t[0].system.as_deref(), Some("s"));
-        assert_eq!(t[1].system, None);
-        assert_eq!(t[1].code, "2");
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[0].param, t[0].code.as_str()), ("_id", "p"));
+        assert_eq!(t[1].system.as_deref(), Some("s"));
+        assert_eq!(t[2].system, None);
+        assert_eq!(t[2].code, "2");
     }
 }

@@ -4,6 +4,7 @@
 //! (HL7's structure definitions, carried as data in `data/`), checks resources against it,
 //! and builds the `OperationOutcome`s every error is reported with. It does no I/O.
 
+pub mod defs;
 pub mod index;
 pub mod meta;
 pub mod mutation;

@@ -1,1 +1,127 @@
-pub fn placeholder() {}
+//! Passport's HTTP server. Surfaces live in their own modules, each with one routes
+//! function: [`fhir_api`] (FHIR R4 REST) and the health checks here.
+
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod fhir_api;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use passport_store::Store;
+
+pub use config::Config;
+use error::ApiError;
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub config: Config,
+    /// The CapabilityStatement, serialised once.
+    pub capability: Bytes,
+}
+
+/// The whole application's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(fhir_api::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Opens the store, migrates it and builds the state.
+pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::StoreError> {
+    let store = Store::open(&config.database_url).await?;
+    store.migrate().await?;
+    let started = clock::instant(clock::now_us());
+    let capability = Bytes::from(
+        serde_json::to_vec(&fhir_api::capability::capability_statement(&config, &started))
+            .expect("the CapabilityStatement serialises"),
+    );
+    Ok(Arc::new(AppState { store, config, capability }))
+}
+
+/// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
+/// store (which commits any queued writes) before returning.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    state.store.close().await;
+    Ok(())
+}
+
+/// A server running in the background, for tests and the benchmark.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Graceful stop: waits for in-flight requests and queued writes.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.handle.await.expect("server task panicked")
+    }
+}
+
+/// Binds `config.addr` (port 0 picks a free port), then serves in the background. The
+/// base URL becomes the bound address unless the configuration names one explicitly.
+pub async fn start(mut config: Config, explicit_base_url: bool) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    let addr = listener.local_addr()?;
+    if !explicit_base_url {
+        config.base_url = format!("http://{addr}");
+    }
+    let base_url = config.base().to_owned();
+    let state = prepare(config).await?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(serve(state, listener, async {
+        let _ = rx.await;
+    }));
+    Ok(Running { addr, base_url, stop: Some(tx), handle })
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    match st.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(_) => ApiError::Unavailable("the database is not reachable".into()).into_response(),
+    }
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed("this endpoint does not support that HTTP method".into())
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Store(passport_store::StoreError::Backend("handler panicked".into())).into_response()
+}

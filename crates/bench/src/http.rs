@@ -1,0 +1,126 @@
+//! A minimal HTTP/1.1 client: one keep-alive connection per worker, straight on hyper's
+//! connection API (no pool, no redirects, no URL parsing), so that client overhead on a
+//! small machine shared with the server stays as low as it can be.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+    pub body: Bytes,
+}
+
+pub struct Client {
+    addr: SocketAddr,
+    host: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Self {
+        Client { addr, host: addr.to_string(), sender: None }
+    }
+
+    async fn connect(&mut self) -> Result<(), Error> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    /// Sends one request and reads the whole response. A connection the server closed is
+    /// re-opened before sending (never after: a request is sent at most once).
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Response, Error> {
+        let reusable = match self.sender.as_mut() {
+            Some(s) if !s.is_closed() => s.ready().await.is_ok(),
+            _ => false,
+        };
+        if !reusable {
+            self.sender = None;
+            self.connect().await?;
+        }
+        let mut req = Request::builder().method(method).uri(path).header("host", &self.host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.unwrap_or_default()))?;
+        let sender = self.sender.as_mut().expect("connected");
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.sender = None;
+                return Err(e.into());
+            }
+        };
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        };
+        let location = header("location");
+        let etag = header("etag");
+        let body = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                self.sender = None;
+                return Err(e.into());
+            }
+        };
+        Ok(Response { status, location, etag, body })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Result<Response, Error> {
+        self.send(Method::GET, path, &[("accept", FHIR_JSON)], None).await
+    }
+}
+
+/// The logical id in a `Location` header `{base}/fhir/{Type}/{id}[/_history/{v}]`.
+pub fn id_from_location(location: &str) -> Option<&str> {
+    let rest = &location[location.find("/fhir/")? + "/fhir/".len()..];
+    let mut parts = rest.split('/');
+    let _type = parts.next()?;
+    parts.next().filter(|id| !id.is_empty())
+}
+
+/// The version number in a weak ETag `W/"n"`.
+pub fn version_from_etag(etag: &str) -> Option<u64> {
+    etag.trim().strip_prefix("W/")?.trim_matches('"').parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_and_etag_parsing() {
+        assert_eq!(
+            id_from_location("http://127.0.0.1:1/fhir/Patient/abc-1/_history/1"),
+            Some("abc-1")
+        );
+        assert_eq!(id_from_location("http://h/base/fhir/Condition/x"), Some("x"));
+        assert_eq!(id_from_location("http://h/fhir/Patient/"), None);
+        assert_eq!(id_from_location("http://h/Patient/x"), None);
+        assert_eq!(version_from_etag("W/\"12\""), Some(12));
+        assert_eq!(version_from_etag("\"12\""), None);
+    }
+}

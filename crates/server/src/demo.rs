@@ -1,0 +1,95 @@
+//! Demo data for a first look at a fresh install: two entirely fictitious children with a
+//! few records each. Loaded through the same validation as the API, with fixed ids so that
+//! loading twice changes nothing. Codes come from `shared/clinical/terminology.csv`.
+
+use bytes::Bytes;
+use passport_store::{Store, StoreError, Write};
+use serde_json::{Value, json};
+
+use crate::clock;
+
+const SCT: &str = "http://snomed.info/sct";
+const DMD: &str = "https://dmd.nhs.uk";
+const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+fn concept(system: &str, code: &str, display: &str) -> Value {
+    json!({ "coding": [{ "system": system, "code": code, "display": display }], "text": display })
+}
+
+fn resources() -> Vec<Value> {
+    let mut out = Vec::new();
+    // (id, NHS Number from the test range 999…, given, family, birth date, gender, condition)
+    let children = [
+        ("demo-child-1", "9990000018", "Amira", "Demo", "2015-04-12", "female", ("84757009", "Epilepsy")),
+        ("demo-child-2", "9990000026", "Leo", "Sample", "2018-09-30", "male", ("233678006", "Childhood asthma")),
+    ];
+    for (id, nhs, given, family, dob, gender, (code, display)) in children {
+        let subject = json!({ "reference": format!("Patient/{id}") });
+        out.push(json!({
+            "resourceType": "Patient", "id": id,
+            "identifier": [{ "system": NHS, "value": nhs }],
+            "name": [{ "use": "official", "family": family, "given": [given] }],
+            "gender": gender, "birthDate": dob,
+        }));
+        out.push(json!({
+            "resourceType": "Condition", "id": format!("{id}-condition"),
+            "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+            "code": concept(SCT, code, display),
+            "subject": subject,
+        }));
+        out.push(json!({
+            "resourceType": "AllergyIntolerance", "id": format!("{id}-allergy"),
+            "code": concept(SCT, "91935009", "Allergy to peanut"),
+            "patient": subject,
+            "reaction": [{ "substance": concept(SCT, "762952008", "Peanut"),
+                           "manifestation": [{ "text": "Swelling of lips and face" }] }],
+        }));
+        out.push(json!({
+            "resourceType": "MedicationStatement", "id": format!("{id}-medicine"),
+            "status": "active",
+            "medicationCodeableConcept": concept(DMD, "65502005", "Adrenaline"),
+            "subject": subject,
+            "dosage": [{ "text": "Auto-injector if anaphylaxis; call 999" }],
+        }));
+        out.push(json!({
+            "resourceType": "RelatedPerson", "id": format!("{id}-parent"),
+            "patient": subject,
+            "relationship": [concept("http://terminology.hl7.org/CodeSystem/v3-RoleCode", "PRN", "parent")],
+            "name": [{ "family": family, "given": ["Sam"] }],
+            "telecom": [{ "system": "phone", "value": "07700 900000", "use": "mobile" }],
+        }));
+    }
+    out
+}
+
+/// Loads the demo records that are not there yet. Returns how many were added.
+pub async fn load(store: &Store) -> Result<usize, StoreError> {
+    let mut added = 0;
+    for resource in resources() {
+        let issues = fhir::validate(&resource);
+        assert!(issues.is_empty(), "demo data must be valid FHIR: {issues:?}");
+        let Value::Object(mut map) = resource else { unreachable!() };
+        let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
+        let id = map["id"].as_str().unwrap_or_default().to_owned();
+        let now = clock::now_us();
+        fhir::meta::stamp(&mut map, &id, 1, &clock::instant(now));
+        let value = Value::Object(map);
+        let write = Write {
+            tokens: fhir::index::tokens(&value),
+            resource_type: rtype,
+            id,
+            replaces: None,
+            version_id: 1,
+            last_updated_us: now,
+            deleted: false,
+            body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
+            unless_exists: None,
+        };
+        match store.write(write).await {
+            Ok(_) => added += 1,
+            Err(StoreError::VersionConflict { .. }) => {} // already loaded
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(added)
+}

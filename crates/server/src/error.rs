@@ -1,0 +1,96 @@
+//! The API's one error type, turned into an HTTP status and an `OperationOutcome` in one
+//! place. Storage errors never leak their detail to the client: they are logged (without
+//! personal data) and answered with a generic 500 outcome.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fhir::{Issue, IssueType};
+use passport_store::StoreError;
+
+use crate::fhir_api::response::FHIR_JSON;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request")]
+    BadRequest(Vec<Issue>),
+    #[error("unprocessable entity")]
+    Unprocessable(Vec<Issue>),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("gone")]
+    Gone { message: String, etag: Option<String> },
+    #[error("precondition failed: {0}")]
+    PreconditionFailed(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    #[error("payload too large")]
+    PayloadTooLarge(usize),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn bad_request(expression: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest(vec![Issue::error(IssueType::Invalid, expression, message)])
+    }
+
+    fn status_and_issues(&self) -> (StatusCode, Vec<Issue>) {
+        use ApiError::*;
+        let one = |code, msg: &str| vec![Issue::error(code, "", msg)];
+        match self {
+            BadRequest(issues) => (StatusCode::BAD_REQUEST, issues.clone()),
+            Unprocessable(issues) => (StatusCode::UNPROCESSABLE_ENTITY, issues.clone()),
+            NotFound(m) => (StatusCode::NOT_FOUND, one(IssueType::NotFound, m)),
+            Gone { message, .. } => (StatusCode::GONE, one(IssueType::Deleted, message)),
+            PreconditionFailed(m) => (StatusCode::PRECONDITION_FAILED, one(IssueType::Conflict, m)),
+            Conflict(m) => (StatusCode::CONFLICT, one(IssueType::Conflict, m)),
+            MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, one(IssueType::NotSupported, m)),
+            UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, one(IssueType::NotSupported, m)),
+            NotAcceptable(m) => (StatusCode::NOT_ACCEPTABLE, one(IssueType::NotSupported, m)),
+            PayloadTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                one(
+                    IssueType::TooLong,
+                    &format!("the request body is larger than the limit of {limit} bytes"),
+                ),
+            ),
+            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, one(IssueType::Exception, m)),
+            Store(StoreError::Closed) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                one(IssueType::Exception, "the server is shutting down; try again shortly"),
+            ),
+            Store(e) => {
+                tracing::error!(error = %e, "storage error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    one(IssueType::Exception, "an internal error occurred; nothing was changed"),
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, issues) = self.status_and_issues();
+        let body = serde_json::to_vec(&fhir::outcome::operation_outcome(&issues))
+            .expect("an OperationOutcome always serialises");
+        let mut resp = (status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response();
+        if let ApiError::Gone { etag: Some(etag), .. } = &self
+            && let Ok(v) = HeaderValue::from_str(etag)
+        {
+            resp.headers_mut().insert(header::ETAG, v);
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

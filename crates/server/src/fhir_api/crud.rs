@@ -1,0 +1,403 @@
+//! The instance and type interactions: create, read, vread, update, patch, delete.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use fhir::{Issue, IssueType};
+use passport_store::{Stored, StoreError, SystemMatch, TokenCriterion, Write};
+use serde_json::{Map, Value};
+
+use super::request::{self, JSON_PATCH};
+use super::response::{self, Return, etag};
+use crate::AppState;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+
+/// How often an update without `If-Match` is retried when another write got in first.
+/// Each retry re-reads and re-applies, so it is a fresh decision, never a blind overwrite.
+const MAX_RETRIES: usize = 8;
+
+pub fn require_supported(resource_type: &str) -> ApiResult<()> {
+    if fhir::types::is_supported(resource_type) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "resource type '{resource_type}' is not supported by this server"
+        )))
+    }
+}
+
+fn require_id(id: &str) -> ApiResult<()> {
+    if fhir::types::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "id",
+            "a resource id is 1 to 64 letters, digits, '-' or '.'",
+        ))
+    }
+}
+
+fn location(st: &AppState, stored: &Stored) -> String {
+    format!(
+        "{}/fhir/{}/{}/_history/{}",
+        st.config.base(),
+        stored.resource_type,
+        stored.id,
+        stored.version_id
+    )
+}
+
+/// Stamps server-owned meta and serialises. The only place a body is serialised on the
+/// way in; reads then serve these bytes as they are.
+fn prepare(
+    resource_type: &str,
+    id: &str,
+    mut map: Map<String, Value>,
+    replaces: Option<&Stored>,
+) -> Write {
+    let version_id = replaces.map_or(1, |s| s.version_id + 1);
+    // lastUpdated never goes backwards for one resource, even if the clock does.
+    let last_updated_us = clock::now_us().max(replaces.map_or(0, |s| s.last_updated_us + 1));
+    fhir::meta::stamp(&mut map, id, version_id, &clock::instant(last_updated_us));
+    let value = Value::Object(map);
+    let tokens = fhir::index::tokens(&value);
+    let body = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serialises"));
+    Write {
+        resource_type: resource_type.to_owned(),
+        id: id.to_owned(),
+        replaces: replaces.map(|s| s.version_id),
+        version_id,
+        last_updated_us,
+        deleted: false,
+        body,
+        tokens,
+        unless_exists: None,
+    }
+}
+
+pub async fn create(
+    State(st): State<Arc<AppState>>,
+    Path(resource_type): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
+    let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
+    let map = request::parse_resource(&bytes)?;
+    request::require_type(&map, &resource_type)?;
+    let map = request::validate(map)?;
+    let condition = match headers.get("if-none-exist") {
+        Some(v) => Some(parse_condition(v.to_str().unwrap_or(""))?),
+        None => None,
+    };
+    // A client-sent id is ignored on create: the server assigns ids (time-ordered, so
+    // inserts land at the right-hand edge of the index).
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut write = prepare(&resource_type, &id, map, None);
+    write.unless_exists = condition;
+    let ret = Return::from_headers(&headers);
+    match st.store.write(write).await {
+        Ok(stored) => Ok(response::written(
+            StatusCode::CREATED,
+            &stored,
+            Some(location(&st, &stored)),
+            ret,
+            "created",
+        )),
+        Err(StoreError::ConditionMatched(ids)) if ids.len() == 1 => {
+            // The spec's answer to a matching If-None-Exist: 200 and the existing resource.
+            let existing = st
+                .store
+                .read(&resource_type, &ids[0])
+                .await?
+                .ok_or_else(|| ApiError::Conflict("the matching resource vanished; retry".into()))?;
+            Ok(response::written(StatusCode::OK, &existing, Some(location(&st, &existing)), ret, "a matching resource already exists"))
+        }
+        Err(StoreError::ConditionMatched(ids)) => Err(ApiError::PreconditionFailed(format!(
+            "If-None-Exist matched {} resources; it must match at most one",
+            ids.len()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Parses an `If-None-Exist` query. Until general search lands, the criteria a conditional
+/// create can use are `identifier` and `_id` (both tokens); anything else is refused rather
+/// than ignored, since ignoring a criterion would create duplicates.
+fn parse_condition(query: &str) -> ApiResult<Vec<TokenCriterion>> {
+    let query = query.trim_start_matches('?');
+    let query = query.split_once('?').map_or(query, |(_, q)| q);
+    let mut out = Vec::new();
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name != "identifier" && name != "_id" {
+            return Err(ApiError::bad_request(
+                "",
+                format!("If-None-Exist: parameter '{name}' is not supported (use identifier or _id)"),
+            ));
+        }
+        let (system, code) = match value.split_once('|') {
+            None => (SystemMatch::Any, value.to_string()),
+            Some(("", code)) => (SystemMatch::Absent, code.to_owned()),
+            Some((system, code)) => (SystemMatch::Is(system.to_owned()), code.to_owned()),
+        };
+        if code.is_empty() {
+            return Err(ApiError::bad_request("", format!("If-None-Exist: '{name}' needs a value")));
+        }
+        out.push(TokenCriterion { param: name.into_owned(), system, code });
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad_request("", "If-None-Exist is empty"));
+    }
+    Ok(out)
+}
+
+pub async fn read(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    request::check_accept(&headers)?;
+    let stored = current(&st, &resource_type, &id).await?;
+    if request::if_none_match(&headers)? == Some(stored.version_id) {
+        return Ok((StatusCode::NOT_MODIFIED, response::version_headers(&stored)).into_response());
+    }
+    Ok(response::resource(StatusCode::OK, &stored))
+}
+
+/// The current, non-deleted version (404 if never created, 410 if deleted).
+async fn current(st: &AppState, resource_type: &str, id: &str) -> ApiResult<Stored> {
+    match st.store.read(resource_type, id).await? {
+        None => Err(not_found(resource_type, id)),
+        Some(s) if s.deleted => Err(ApiError::Gone {
+            message: format!("{resource_type}/{id} was deleted"),
+            etag: Some(etag(s.version_id)),
+        }),
+        Some(s) => Ok(s),
+    }
+}
+
+fn not_found(resource_type: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("{resource_type}/{id} does not exist"))
+}
+
+pub async fn vread(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id, version)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    request::check_accept(&headers)?;
+    let version: i64 = version
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'")))?;
+    match st.store.vread(&resource_type, &id, version).await? {
+        None => Err(ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"))),
+        Some(s) if s.deleted => Err(ApiError::Gone {
+            message: format!("version {version} of {resource_type}/{id} is its deletion"),
+            etag: Some(etag(version)),
+        }),
+        Some(s) => Ok(response::resource(StatusCode::OK, &s)),
+    }
+}
+
+pub async fn update(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    require_id(&id)?;
+    request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
+    let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
+    let map = request::parse_resource(&bytes)?;
+    request::require_type(&map, &resource_type)?;
+    match map.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id == id => {}
+        Some(body_id) => {
+            return Err(ApiError::bad_request(
+                "id",
+                format!("the body's id '{body_id}' does not match the URL's id '{id}'"),
+            ));
+        }
+        None => return Err(ApiError::bad_request("id", "an update must carry the resource's id in the body")),
+    }
+    let map = request::validate(map)?;
+    let wanted = request::if_match(&headers)?;
+    let ret = Return::from_headers(&headers);
+    write_with_retry(&st, &resource_type, &id, wanted, ret, |_current| Ok(map.clone())).await
+}
+
+pub async fn patch(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    request::require_media_type(&headers, &[JSON_PATCH])?;
+    let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
+    let ops: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("", format!("the body is not a JSON Patch document: {e}"))
+    })?;
+    let wanted = request::if_match(&headers)?;
+    let ret = Return::from_headers(&headers);
+    let (rt, rid) = (resource_type.clone(), id.clone());
+    write_with_retry(&st, &resource_type, &id, wanted, ret, move |current| {
+        let Some(current) = current else { return Err(not_found(&rt, &rid)) };
+        let mut doc: Value = serde_json::from_slice(&current.body)
+            .map_err(|e| ApiError::Store(StoreError::Backend(format!("stored body unreadable: {e}"))))?;
+        json_patch::patch(&mut doc, &ops).map_err(|e| {
+            ApiError::Unprocessable(vec![Issue::error(
+                IssueType::Processing,
+                "",
+                format!("the patch could not be applied: {e}"),
+            )])
+        })?;
+        let Value::Object(map) = doc else {
+            return Err(ApiError::Unprocessable(vec![Issue::error(
+                IssueType::Processing,
+                "",
+                "the patch must leave a resource (a JSON object)",
+            )]));
+        };
+        if map.get("resourceType").and_then(Value::as_str) != Some(rt.as_str())
+            || map.get("id").and_then(Value::as_str) != Some(rid.as_str())
+        {
+            return Err(ApiError::Unprocessable(vec![Issue::error(
+                IssueType::Processing,
+                "",
+                "a patch may not change the resource's type or id",
+            )]));
+        }
+        request::validate(map)
+    })
+    .await
+}
+
+/// Reads the current version, builds the next from it (`next` gets `None` if the resource
+/// has never existed or is deleted), and writes it naming the version it replaces. With
+/// `If-Match`, a mismatch (now or at commit) is a 412; without it, a write that lost a race
+/// is rebuilt from the newer version and tried again.
+async fn write_with_retry(
+    st: &AppState,
+    resource_type: &str,
+    id: &str,
+    wanted: Option<i64>,
+    ret: Return,
+    next: impl Fn(Option<&Stored>) -> ApiResult<Map<String, Value>>,
+) -> ApiResult<Response> {
+    for _ in 0..MAX_RETRIES {
+        let existing = st.store.read(resource_type, id).await?;
+        if let Some(w) = wanted {
+            let current = existing.as_ref().map(|s| s.version_id);
+            if current != Some(w) {
+                return Err(precondition_failed(resource_type, id, w, current));
+            }
+        }
+        let live = existing.as_ref().filter(|s| !s.deleted);
+        let map = next(live)?;
+        let write = prepare(resource_type, id, map, existing.as_ref());
+        let created = live.is_none();
+        match st.store.write(write).await {
+            Ok(stored) => {
+                let (status, message) = if created {
+                    (StatusCode::CREATED, "created")
+                } else {
+                    (StatusCode::OK, "updated")
+                };
+                let loc = created.then(|| location(st, &stored));
+                return Ok(response::written(status, &stored, loc, ret, message));
+            }
+            Err(StoreError::VersionConflict { current }) => {
+                if let Some(w) = wanted {
+                    return Err(precondition_failed(resource_type, id, w, current));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "{resource_type}/{id} is being changed by others too often; try again"
+    )))
+}
+
+fn precondition_failed(resource_type: &str, id: &str, wanted: i64, current: Option<i64>) -> ApiError {
+    ApiError::PreconditionFailed(match current {
+        Some(c) => format!(
+            "{resource_type}/{id} is at version {c}, not {wanted}: someone else changed it; read it again and reapply your change"
+        ),
+        None => format!("{resource_type}/{id} does not exist, so it cannot be at version {wanted}"),
+    })
+}
+
+pub async fn delete(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    let wanted = request::if_match(&headers)?;
+    for _ in 0..MAX_RETRIES {
+        let existing = st.store.read(&resource_type, &id).await?;
+        if let Some(w) = wanted
+            && existing.as_ref().map(|s| s.version_id) != Some(w)
+        {
+            return Err(precondition_failed(&resource_type, &id, w, existing.map(|s| s.version_id)));
+        }
+        let Some(existing) = existing else {
+            return Err(not_found(&resource_type, &id));
+        };
+        if existing.deleted {
+            // Deleting twice changes nothing and makes no new version.
+            return Ok(response::written(StatusCode::OK, &existing, None, Return::OperationOutcome, "already deleted"));
+        }
+        let write = Write {
+            resource_type: resource_type.clone(),
+            id: id.clone(),
+            replaces: Some(existing.version_id),
+            version_id: existing.version_id + 1,
+            last_updated_us: clock::now_us().max(existing.last_updated_us + 1),
+            deleted: true,
+            body: Bytes::new(),
+            tokens: Vec::new(),
+            unless_exists: None,
+        };
+        match st.store.write(write).await {
+            Ok(stored) => {
+                return Ok(response::written(StatusCode::OK, &stored, None, Return::OperationOutcome, &format!("{resource_type}/{id} deleted")));
+            }
+            Err(StoreError::VersionConflict { current }) => {
+                if let Some(w) = wanted {
+                    return Err(precondition_failed(&resource_type, &id, w, current));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Conflict(format!("{resource_type}/{id} is being changed by others too often; try again")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions() {
+        let c = parse_condition("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018").unwrap();
+        assert_eq!(c[0].system, SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into()));
+        assert_eq!(c[0].code, "9990000018");
+        let c = parse_condition("Patient?identifier=|x&_id=y").unwrap();
+        assert_eq!(c[0].system, SystemMatch::Absent);
+        assert_eq!(c[1].param, "_id");
+        assert!(parse_condition("name=smith").is_err());
+        assert!(parse_condition("").is_err());
+    }
+}

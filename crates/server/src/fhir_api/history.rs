@@ -1,0 +1,161 @@
+//! `_history` at instance, type and system level, with `_since`, `_at`, `_count` and
+//! keyset paging (`_before`, an opaque position the `next` link carries), so pages stay
+//! correct while others write.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use passport_store::HistoryQuery;
+
+use super::crud::require_supported;
+use super::request;
+use super::response::{FHIR_JSON, JsonWriter, etag};
+use crate::AppState;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+
+const DEFAULT_COUNT: usize = 50;
+const MAX_COUNT: usize = 1000;
+
+pub async fn system(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    history(&st, None, None, q, &headers).await
+}
+
+pub async fn type_level(
+    State(st): State<Arc<AppState>>,
+    Path(resource_type): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    history(&st, Some(resource_type), None, q, &headers).await
+}
+
+pub async fn instance(
+    State(st): State<Arc<AppState>>,
+    Path((resource_type, id)): Path<(String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    require_supported(&resource_type)?;
+    if st.store.read(&resource_type, &id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("{resource_type}/{id} does not exist")));
+    }
+    history(&st, Some(resource_type), Some(id), q, &headers).await
+}
+
+fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
+    query.count = DEFAULT_COUNT;
+    for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let bad = |what: &str| ApiError::bad_request("", format!("{name}: {what}"));
+        match name.as_ref() {
+            "_since" => query.since_us = Some(clock::parse_fhir_datetime(&value).ok_or_else(|| bad("expected a FHIR instant, e.g. 2026-01-31T09:00:00Z"))?),
+            "_at" => query.at_us = Some(clock::parse_fhir_datetime(&value).ok_or_else(|| bad("expected a FHIR dateTime, e.g. 2026-01-31T09:00:00Z"))?),
+            "_count" => {
+                let n: usize = value.parse().map_err(|_| bad("expected a whole number"))?;
+                query.count = n.min(MAX_COUNT);
+            }
+            "_before" => query.before_seq = Some(value.parse().map_err(|_| bad("not a page position this server made"))?),
+            // Other parameters (e.g. _format) do not change a history listing.
+            _ => {}
+        }
+    }
+    Ok(query)
+}
+
+async fn history(
+    st: &AppState,
+    resource_type: Option<String>,
+    id: Option<String>,
+    raw_query: Option<String>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    request::check_accept(headers)?;
+    let raw_query = raw_query.unwrap_or_default();
+    let query = parse_query(
+        &raw_query,
+        HistoryQuery { resource_type: resource_type.clone(), id: id.clone(), ..Default::default() },
+    )?;
+    let mut fetch = query.clone();
+    fetch.count = query.count + 1;
+    let mut entries = st.store.history(&fetch).await?;
+    let more = entries.len() > query.count;
+    entries.truncate(query.count);
+
+    let base = st.config.base();
+    let path = match (&resource_type, &id) {
+        (Some(t), Some(i)) => format!("{base}/fhir/{t}/{i}/_history"),
+        (Some(t), None) => format!("{base}/fhir/{t}/_history"),
+        _ => format!("{base}/fhir/_history"),
+    };
+    let kept: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .filter(|(k, _)| k != "_before")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let link = |before: Option<i64>| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            ser.append_pair(k, v);
+        }
+        if let Some(b) = before {
+            ser.append_pair("_before", &b.to_string());
+        }
+        let q = ser.finish();
+        if q.is_empty() { path.clone() } else { format!("{path}?{q}") }
+    };
+
+    let mut w = JsonWriter::new();
+    w.raw(br#"{"resourceType":"Bundle","id":"#)
+        .string(&uuid::Uuid::now_v7().to_string())
+        .raw(br#","meta":{"lastUpdated":"#)
+        .string(&clock::instant(clock::now_us()))
+        .raw(br#"},"type":"history","link":[{"relation":"self","url":"#)
+        .string(&link(query.before_seq))
+        .raw(b"}");
+    if more && let Some(last) = entries.last() {
+        w.raw(br#",{"relation":"next","url":"#).string(&link(Some(last.seq))).raw(b"}");
+    }
+    w.raw(br#"],"entry":["#);
+    for (i, e) in entries.iter().enumerate() {
+        let v = &e.version;
+        if i > 0 {
+            w.raw(b",");
+        }
+        w.raw(br#"{"fullUrl":"#)
+            .string(&format!("{base}/fhir/{}/{}", v.resource_type, v.id));
+        if !v.deleted {
+            w.raw(br#","resource":"#).raw(&v.body);
+        }
+        let (method, url, status) = if v.deleted {
+            ("DELETE", format!("{}/{}", v.resource_type, v.id), "204")
+        } else if v.version_id == 1 {
+            ("POST", v.resource_type.clone(), "201")
+        } else {
+            ("PUT", format!("{}/{}", v.resource_type, v.id), "200")
+        };
+        w.raw(br#","request":{"method":"#)
+            .string(method)
+            .raw(br#","url":"#)
+            .string(&url)
+            .raw(br#"},"response":{"status":"#)
+            .string(status)
+            .raw(br#","etag":"#)
+            .string(&etag(v.version_id))
+            .raw(br#","lastModified":"#)
+            .string(&clock::instant(v.last_updated_us))
+            .raw(b"}}");
+    }
+    w.raw(b"]}");
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
+        w.into_bytes(),
+    )
+        .into_response())
+}

@@ -1,0 +1,141 @@
+//! Reading a FHIR request: media types, body size, JSON, `If-Match`.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use fhir::{Issue, IssueType};
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Media types a resource body may be sent as.
+pub const RESOURCE_MEDIA_TYPES: &[&str] = &["application/fhir+json", "application/json"];
+pub const JSON_PATCH: &str = "application/json-patch+json";
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// Refuses a body sent as anything but one of `allowed` (415).
+pub fn require_media_type(headers: &HeaderMap, allowed: &[&str]) -> ApiResult<()> {
+    match media_type(headers) {
+        Some(mt) if allowed.contains(&mt.as_str()) => Ok(()),
+        Some(mt) => Err(ApiError::UnsupportedMediaType(format!(
+            "content type '{mt}' is not supported here; send {}",
+            allowed.join(" or ")
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(format!(
+            "the request has no Content-Type; send {}",
+            allowed.join(" or ")
+        ))),
+    }
+}
+
+/// Refuses requests that accept only formats we do not produce (406). JSON is the only
+/// format served; `*/*`, `application/json` and `application/fhir+json` are fine, and so is
+/// no `Accept` at all or a `_format` of json.
+pub fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ok = accept.split(',').any(|part| {
+        let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        matches!(
+            mt.as_str(),
+            "" | "*/*" | "application/*" | "application/json" | "application/fhir+json" | "application/json+fhir"
+        )
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::NotAcceptable(
+            "this server answers only in JSON (application/fhir+json)".to_owned(),
+        ))
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413) before reading it all.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResult<Bytes> {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(limit))
+}
+
+/// Parses a resource body (400 if it is not a JSON object with a string `resourceType`).
+pub fn parse_resource(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(vec![Issue::error(
+            IssueType::Structure,
+            "",
+            format!("the body is not valid JSON: {e}"),
+        )])
+    })?;
+    let Value::Object(map) = value else {
+        return Err(ApiError::bad_request("", "the body must be a JSON object (a FHIR resource)"));
+    };
+    match map.get("resourceType") {
+        Some(Value::String(_)) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            "",
+            "the body has no resourceType; a FHIR resource must say what type it is",
+        )),
+    }
+}
+
+/// Checks the body's `resourceType` matches the URL (400).
+pub fn require_type(map: &Map<String, Value>, resource_type: &str) -> ApiResult<()> {
+    let found = map.get("resourceType").and_then(Value::as_str).unwrap_or("");
+    if found == resource_type {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "resourceType",
+            format!("the body is a {found} but the URL is for {resource_type}"),
+        ))
+    }
+}
+
+/// Validates against the R4 definitions (422 with every problem found).
+pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let value = Value::Object(map);
+    let issues: Vec<Issue> = fhir::validate(&value)
+        .into_iter()
+        .filter(|i| i.severity == fhir::Severity::Error || i.severity == fhir::Severity::Fatal)
+        .collect();
+    if !issues.is_empty() {
+        return Err(ApiError::Unprocessable(issues));
+    }
+    let Value::Object(map) = value else { unreachable!() };
+    Ok(map)
+}
+
+/// The version named by `If-Match: W/"n"` (or `"n"`), if the header is present.
+pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    version_header(headers, header::IF_MATCH)
+}
+
+/// The version named by `If-None-Match`, for conditional reads.
+pub fn if_none_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
+    version_header(headers, header::IF_NONE_MATCH)
+}
+
+fn version_header(headers: &HeaderMap, name: header::HeaderName) -> ApiResult<Option<i64>> {
+    let Some(value) = headers.get(&name) else { return Ok(None) };
+    let s = value.to_str().unwrap_or("").trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "",
+            format!("{name} must name a version as W/\"n\", e.g. W/\"3\""),
+        )
+    })
+}

@@ -1,0 +1,182 @@
+//! The integration-test harness: starts the real server on a free port against a fresh
+//! SQLite file or a fresh PostgreSQL schema, and talks HTTP to it.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::PathBuf;
+
+use passport_server::{Config, Running};
+pub use reqwest::{Client, Response, StatusCode};
+pub use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub client: Client,
+    pub database_url: String,
+    running: Option<Running>,
+    dir: Option<PathBuf>,
+}
+
+/// A fresh database URL for `backend`, or `None` when PostgreSQL is unavailable outside CI
+/// (the store's test helper prints that the PostgreSQL suite was skipped; under `CI=true`
+/// it fails instead).
+pub fn fresh_database(backend: Backend) -> Option<(String, Option<PathBuf>)> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("passport-test-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            Some((format!("sqlite://{}/passport.db", dir.display()), Some(dir)))
+        }
+        Backend::Postgres => passport_store::testing::fresh_pg_url().map(|u| (u, None)),
+    }
+}
+
+pub async fn spawn(backend: Backend) -> Option<TestServer> {
+    let (url, dir) = fresh_database(backend)?;
+    Some(spawn_on(url, dir, None).await)
+}
+
+/// Starts a server on an existing database (e.g. to restart on the same one).
+pub async fn spawn_on(database_url: String, dir: Option<PathBuf>, max_body: Option<usize>) -> TestServer {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), database_url.clone());
+    if let Some(m) = max_body {
+        config.max_body_bytes = m;
+    }
+    let running = passport_server::start(config, false).await.expect("server starts");
+    TestServer {
+        base: running.base_url.clone(),
+        client: Client::new(),
+        database_url,
+        running: Some(running),
+        dir,
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops gracefully, keeping the database (returns its URL and folder for a restart).
+    pub async fn stop(mut self) -> (String, Option<PathBuf>) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("clean stop");
+        }
+        (self.database_url.clone(), self.dir.take())
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(reqwest::Method::POST, path, body, &[]).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Response {
+        self.send(reqwest::Method::PUT, path, body, &[]).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client.delete(self.url(path)).send().await.expect("DELETE")
+    }
+
+    /// Sends `body` as `application/fhir+json` with extra headers.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(body).unwrap());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// Creates `resource` and returns its id (asserting 201).
+    pub async fn create(&self, resource: &Value) -> String {
+        let t = resource["resourceType"].as_str().unwrap();
+        let resp = self.post(&format!("/fhir/{t}"), resource).await;
+        assert_eq!(resp.status(), StatusCode::CREATED, "create {t}: {}", resp.text().await.unwrap());
+        let body: Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Reads a response as JSON, asserting the FHIR media type.
+pub async fn json_body(resp: Response) -> Value {
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        ct.as_deref().is_some_and(|c| c.starts_with("application/fhir+json")),
+        "content type was {ct:?}"
+    );
+    resp.json().await.expect("JSON body")
+}
+
+/// Asserts `resp` has `status` and an OperationOutcome body; returns the outcome.
+pub async fn expect_outcome(resp: Response, status: StatusCode) -> Value {
+    assert_eq!(resp.status(), status, "unexpected status");
+    let body = json_body(resp).await;
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    assert!(body["issue"].as_array().is_some_and(|a| !a.is_empty()), "{body}");
+    body
+}
+
+/// All `issue.expression` values of an OperationOutcome.
+pub fn expressions(outcome: &Value) -> Vec<String> {
+    outcome["issue"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect()
+}
+
+pub fn etag(resp: &Response) -> String {
+    resp.headers().get("etag").expect("ETag").to_str().unwrap().to_owned()
+}
+
+/// The shared example corpus, beside the repository.
+pub fn examples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fhir-examples")
+}
+
+/// Defines one test per backend: `NAME::sqlite` and `NAME::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, |$srv:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $srv = common::spawn(common::Backend::Sqlite).await.expect("sqlite");
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some($srv) = common::spawn(common::Backend::Postgres).await else {
+                    return;
+                };
+                $body
+            }
+        }
+    };
+}
