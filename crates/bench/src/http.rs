@@ -29,7 +29,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(addr: SocketAddr) -> Self {
-        Client { addr, host: addr.to_string(), sender: None }
+        Client {
+            addr,
+            host: addr.to_string(),
+            sender: None,
+        }
     }
 
     async fn connect(&mut self) -> Result<(), Error> {
@@ -60,7 +64,10 @@ impl Client {
             self.sender = None;
             self.connect().await?;
         }
-        let mut req = Request::builder().method(method).uri(path).header("host", &self.host);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -75,7 +82,10 @@ impl Client {
         };
         let status = resp.status().as_u16();
         let header = |name: &str| {
-            resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         };
         let location = header("location");
         let etag = header("etag");
@@ -86,11 +96,17 @@ impl Client {
                 return Err(e.into());
             }
         };
-        Ok(Response { status, location, etag, body })
+        Ok(Response {
+            status,
+            location,
+            etag,
+            body,
+        })
     }
 
     pub async fn get(&mut self, path: &str) -> Result<Response, Error> {
-        self.send(Method::GET, path, &[("accept", FHIR_JSON)], None).await
+        self.send(Method::GET, path, &[("accept", FHIR_JSON)], None)
+            .await
     }
 }
 
@@ -104,7 +120,11 @@ pub fn id_from_location(location: &str) -> Option<&str> {
 
 /// The version number in a weak ETag `W/"n"`.
 pub fn version_from_etag(etag: &str) -> Option<u64> {
-    etag.trim().strip_prefix("W/")?.trim_matches('"').parse().ok()
+    etag.trim()
+        .strip_prefix("W/")?
+        .trim_matches('"')
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -117,7 +137,10 @@ mod tests {
             id_from_location("http://127.0.0.1:1/fhir/Patient/abc-1/_history/1"),
             Some("abc-1")
         );
-        assert_eq!(id_from_location("http://h/base/fhir/Condition/x"), Some("x"));
+        assert_eq!(
+            id_from_location("http://h/base/fhir/Condition/x"),
+            Some("x")
+        );
         assert_eq!(id_from_location("http://h/fhir/Patient/"), None);
         assert_eq!(id_from_location("http://h/Patient/x"), None);
         assert_eq!(version_from_etag("W/\"12\""), Some(12));

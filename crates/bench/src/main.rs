@@ -1,1 +1,658 @@
-fn main() {}
+//! `passport-bench`: starts the real `passport` server, loads synthetic children's records
+//! through the FHIR API, drives timed workloads over HTTP and reports throughput and
+//! latency. See docs/BENCHMARK.md.
+//!
+//! Exit codes: 0 all good; 1 unexpected errors in the load or a workload; 2 misuse (bad
+//! flags, server binary not found); 3 the server failed to start or died; 130 interrupted.
+
+mod http;
+mod report;
+mod server;
+mod stats;
+mod synth;
+mod workload;
+
+use clap::Parser;
+use report::{Meta, Sample};
+use server::{PgSchema, Server};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+use synth::Synth;
+use workload::{Ctx, Tally, Workload};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "passport-bench",
+    version,
+    about = "Load benchmark for the Passport FHIR server: \
+starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
+(healthz, read, create, update, crud-mix) and prints throughput and latency tables."
+)]
+struct Args {
+    /// The `passport` server binary [default: `passport` next to this executable].
+    #[arg(long, value_name = "PATH")]
+    server_bin: Option<PathBuf>,
+    /// Database URL handed to the server [default: a fresh temp SQLite file]. With --pg,
+    /// the PostgreSQL URL to create the run's schema in.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+    /// Use PostgreSQL: create a fresh schema for the run (dropped afterwards) in --database,
+    /// or $PASSPORT_BENCH_PG_URL, or postgres://postgres@127.0.0.1:5432/test.
+    #[arg(long)]
+    pg: bool,
+    /// Synthetic children to load (each ~8 resources) [default: 10000; 1000 with --smoke].
+    #[arg(long, value_name = "N")]
+    patients: Option<u64>,
+    /// Concurrent HTTP clients (one keep-alive connection each) during the workloads.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    concurrency: usize,
+    /// Concurrent clients while loading [default: --concurrency].
+    #[arg(long, value_name = "N")]
+    load_concurrency: Option<usize>,
+    /// Seconds measured per workload [default: 20; 5 with --smoke].
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Seconds of unmeasured warm-up before each workload [default: 3; 1 with --smoke].
+    #[arg(long, value_name = "SECS")]
+    warmup: Option<f64>,
+    /// Run every workload K times (interleaved rounds) and report medians.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    repeat: usize,
+    /// Comma-separated workloads to run, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "healthz,read,create,update,crud-mix"
+    )]
+    workloads: Vec<String>,
+    /// Seed of the synthetic data and of the random choices.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Also write the summary as Markdown (for docs/PERFORMANCE.md) to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Short CI run: 1,000 patients, 1 s warm-up + 5 s per workload, 1 repeat (about a
+    /// minute); exits non-zero on any unexpected error.
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds to wait for the server's first 200 on /healthz.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    startup_timeout: f64,
+    /// Keep the temp directory (SQLite file, server log) afterwards.
+    #[arg(long)]
+    keep_temp: bool,
+}
+
+/// Resolved settings.
+struct Config {
+    server_bin: PathBuf,
+    profile: &'static str,
+    patients: u64,
+    concurrency: usize,
+    load_concurrency: usize,
+    duration: Duration,
+    warmup: Duration,
+    repeat: usize,
+    workloads: Vec<Workload>,
+    seed: u64,
+    startup_timeout: Duration,
+}
+
+enum Failure {
+    Usage(String),
+    Server(String),
+    Other(String),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match resolve(&args) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("passport-bench: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("passport-bench: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async_main(args, cfg))
+}
+
+fn resolve(args: &Args) -> Result<Config, String> {
+    let server_bin = match &args.server_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate own executable: {e}"))?
+            .with_file_name("passport"),
+    };
+    if !server_bin.is_file() {
+        return Err(format!(
+            "server binary not found at {} — build it first (`cargo build -p passport`, or with \
+             --release for a release run) or pass --server-bin PATH",
+            server_bin.display()
+        ));
+    }
+    let server_bin = server_bin.canonicalize().unwrap_or(server_bin);
+    let profile = detect_profile(&server_bin);
+    let (d_patients, d_duration, d_warmup) = if args.smoke {
+        (1_000, 5.0, 1.0)
+    } else {
+        (10_000, 20.0, 3.0)
+    };
+    let patients = args.patients.unwrap_or(d_patients);
+    let duration = args.duration.unwrap_or(d_duration);
+    let warmup = args.warmup.unwrap_or(d_warmup);
+    if args.concurrency == 0 || args.load_concurrency == Some(0) {
+        return Err("--concurrency and --load-concurrency must be at least 1".into());
+    }
+    if args.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
+    if !(duration.is_finite() && duration > 0.0) || !(warmup.is_finite() && warmup >= 0.0) {
+        return Err("--duration must be > 0 and --warmup ≥ 0 seconds".into());
+    }
+    if !(args.startup_timeout.is_finite() && args.startup_timeout > 0.0) {
+        return Err("--startup-timeout must be > 0 seconds".into());
+    }
+    let mut workloads = Vec::new();
+    for w in &args.workloads {
+        let w = w.trim();
+        let parsed = Workload::parse(w).ok_or_else(|| {
+            let names: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+            format!("unknown workload {w:?} (choose from {})", names.join(", "))
+        })?;
+        if !workloads.contains(&parsed) {
+            workloads.push(parsed);
+        }
+    }
+    if workloads.is_empty() {
+        return Err("no workloads given".into());
+    }
+    let needs_data = workloads
+        .iter()
+        .any(|w| matches!(w, Workload::Read | Workload::Update | Workload::CrudMix));
+    if needs_data && patients == 0 {
+        return Err("--patients 0 only works with --workloads healthz,create".into());
+    }
+    if let Some(db) = &args.database {
+        if args.pg && !db.starts_with("postgres") {
+            return Err(format!(
+                "--pg needs a postgres:// URL in --database, got {db:?}"
+            ));
+        }
+    }
+    Ok(Config {
+        server_bin,
+        profile,
+        patients,
+        concurrency: args.concurrency,
+        load_concurrency: args.load_concurrency.unwrap_or(args.concurrency),
+        duration: Duration::from_secs_f64(duration),
+        warmup: Duration::from_secs_f64(warmup),
+        repeat: args.repeat,
+        workloads,
+        seed: args.seed,
+        startup_timeout: Duration::from_secs_f64(args.startup_timeout),
+    })
+}
+
+fn detect_profile(bin: &Path) -> &'static str {
+    let names: Vec<_> = bin
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if names.iter().any(|c| c == "release") {
+        "release"
+    } else if names.iter().any(|c| c == "debug") {
+        "debug"
+    } else {
+        "unknown-profile"
+    }
+}
+
+async fn async_main(args: Args, cfg: Config) -> ExitCode {
+    let dir = std::env::temp_dir().join(format!(
+        "passport-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    ));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("passport-bench: cannot create {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+
+    let mut pg = None;
+    let (database, database_label) = if args.pg {
+        let base = args
+            .database
+            .clone()
+            .or_else(|| std::env::var("PASSPORT_BENCH_PG_URL").ok())
+            .unwrap_or_else(|| DEFAULT_PG_URL.to_owned());
+        match PgSchema::create(&base).await {
+            Ok(s) => {
+                let label = format!("PostgreSQL, fresh schema {} ({})", s.name, redact(&base));
+                let url = s.server_url.clone();
+                pg = Some(s);
+                (url, label)
+            }
+            Err(e) => {
+                eprintln!("passport-bench: {e}");
+                let _ = std::fs::remove_dir_all(&dir);
+                return ExitCode::from(2);
+            }
+        }
+    } else if let Some(db) = &args.database {
+        let kind = if db.starts_with("postgres") {
+            "PostgreSQL"
+        } else if db.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "given"
+        };
+        (db.clone(), format!("{kind} ({})", redact(db)))
+    } else {
+        (
+            format!("sqlite://{}", dir.join("bench.db").display()),
+            "SQLite, fresh temp file".to_owned(),
+        )
+    };
+
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let term = async {
+        match sigterm.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    // Dropping the bench future (on a signal) drops the Server handle, which stops it.
+    let outcome = tokio::select! {
+        r = bench(&args, &cfg, &database, &database_label, &dir) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+        _ = term => None,
+    };
+
+    if let Some(s) = &pg {
+        if let Err(e) = s.drop_schema().await {
+            eprintln!("passport-bench: could not drop schema {}: {e}", s.name);
+        }
+    }
+    let keep = args.keep_temp || !matches!(outcome, Some(Ok(true)));
+    if keep {
+        eprintln!(
+            "passport-bench: temp files (server log) kept in {}",
+            dir.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match outcome {
+        None => {
+            eprintln!("passport-bench: interrupted; server stopped");
+            ExitCode::from(130)
+        }
+        Some(Ok(true)) => ExitCode::SUCCESS,
+        Some(Ok(false)) => {
+            eprintln!("passport-bench: FAILED: unexpected errors (see above)");
+            ExitCode::from(1)
+        }
+        Some(Err(Failure::Usage(m))) => {
+            eprintln!("passport-bench: {m}");
+            ExitCode::from(2)
+        }
+        Some(Err(Failure::Server(m))) => {
+            eprintln!("passport-bench: FAILED: {m}");
+            ExitCode::from(3)
+        }
+        Some(Err(Failure::Other(m))) => {
+            eprintln!("passport-bench: FAILED: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The whole run with the server up; Ok(true) when nothing unexpected happened.
+async fn bench(
+    args: &Args,
+    cfg: &Config,
+    database: &str,
+    database_label: &str,
+    dir: &Path,
+) -> Result<bool, Failure> {
+    let mut server = Server::spawn(&cfg.server_bin, database, dir.join("server.log"))
+        .map_err(|e| Failure::Server(e.to_string()))?;
+    let startup = server
+        .wait_healthy(cfg.startup_timeout)
+        .await
+        .map_err(|e| Failure::Server(e.to_string()))?;
+    eprintln!(
+        "passport-bench: server pid {} on {} ready after {:.0} ms ({})",
+        server.pid,
+        server.addr,
+        startup.as_secs_f64() * 1000.0,
+        cfg.profile
+    );
+
+    let synth = Synth::new(cfg.seed, synth::today_days());
+    eprintln!(
+        "passport-bench: loading {} synthetic children on {} clients…",
+        cfg.patients, cfg.load_concurrency
+    );
+    let (data, load_tally, load_time) =
+        workload::load(server.addr, &synth, cfg.patients, cfg.load_concurrency).await;
+    server
+        .check_alive()
+        .map_err(|e| Failure::Server(e.to_string()))?;
+    let rss_after_load = server.rss_kib();
+    let loaded = data.resources.len() as u64;
+    let load_rate = loaded as f64 / load_time.as_secs_f64().max(1e-9);
+    eprintln!(
+        "passport-bench: loaded {} resources ({} children) in {:.1} s = {:.0}/s, {} errors",
+        loaded,
+        data.patients.len(),
+        load_time.as_secs_f64(),
+        load_rate,
+        load_tally.errors
+    );
+    for s in &load_tally.error_samples {
+        eprintln!("  load error: {s}");
+    }
+    if cfg.patients > 0 && data.patients.is_empty() {
+        return Err(Failure::Other(
+            "no child could be loaded; the API rejects the synthetic data or does not work".into(),
+        ));
+    }
+
+    let ctx = Arc::new(Ctx {
+        addr: server.addr,
+        synth: synth.clone(),
+        next_index: AtomicU64::new(cfg.patients),
+        data,
+    });
+    let mut results: Vec<(Workload, Vec<Sample>)> =
+        cfg.workloads.iter().map(|w| (*w, Vec::new())).collect();
+    let mut created = loaded;
+    let mut unexpected = load_tally.errors;
+    for round in 0..cfg.repeat {
+        for (w, samples) in results.iter_mut() {
+            let seed = cfg.seed ^ ((round as u64) << 48);
+            if !cfg.warmup.is_zero() {
+                let (t, _) =
+                    workload::run(ctx.clone(), *w, cfg.concurrency, cfg.warmup, seed ^ 0xA5A5)
+                        .await;
+                created += t.created;
+                unexpected += t.errors;
+                report_errors(&format!("{} warm-up", w.name()), &t);
+            }
+            let (server_cpu0, bench_cpu0) = (
+                server::cpu_seconds(server.pid),
+                server::cpu_seconds(std::process::id()),
+            );
+            let (t, elapsed) =
+                workload::run(ctx.clone(), *w, cfg.concurrency, cfg.duration, seed).await;
+            let server_cpu = server::cpu_seconds(server.pid)
+                .zip(server_cpu0)
+                .map(|(b, a)| b - a);
+            let bench_cpu = server::cpu_seconds(std::process::id())
+                .zip(bench_cpu0)
+                .map(|(b, a)| b - a);
+            server
+                .check_alive()
+                .map_err(|e| Failure::Server(e.to_string()))?;
+            created += t.created;
+            unexpected += t.errors;
+            report_errors(w.name(), &t);
+            let s = Sample {
+                tally: t,
+                elapsed,
+                server_cpu,
+                bench_cpu,
+            };
+            eprintln!(
+                "passport-bench: [{}/{}] {:<8} {:>8} req  {:>7.0} req/s  p50 {} ms  p99 {} ms  {} errors  {} conflicts",
+                round + 1,
+                cfg.repeat,
+                w.name(),
+                s.tally.requests,
+                s.throughput(),
+                report::ms(s.tally.hist.percentile(50.0) as f64),
+                report::ms(s.tally.hist.percentile(99.0) as f64),
+                s.tally.errors,
+                s.tally.conflicts
+            );
+            samples.push(s);
+        }
+    }
+    let rss_end = server.rss_kib();
+    let stored_server = workload::server_count(server.addr).await;
+    let stop_started = std::time::Instant::now();
+    let exit = server.stop();
+    let shutdown = stop_started.elapsed();
+
+    let rows = report::rows(&results);
+    let load_hist = &load_tally.hist;
+    let mut meta: Meta = vec![
+        ("date", utc_now()),
+        ("machine", machine()),
+        (
+            "server",
+            format!("{} ({} build)", cfg.server_bin.display(), cfg.profile),
+        ),
+        ("database", database_label.to_owned()),
+        (
+            "patients",
+            format!(
+                "{} children, {} resources loaded",
+                report::thousands(ctx.data.patients.len() as u64),
+                report::thousands(loaded)
+            ),
+        ),
+        (
+            "settings",
+            format!(
+                "concurrency {} (load {}), {} s per workload after {} s warm-up, {} repeat(s){}, seed {}",
+                cfg.concurrency,
+                cfg.load_concurrency,
+                cfg.duration.as_secs_f64(),
+                cfg.warmup.as_secs_f64(),
+                cfg.repeat,
+                if cfg.repeat > 1 { " (medians)" } else { "" },
+                cfg.seed
+            ),
+        ),
+        (
+            "start-up",
+            format!(
+                "{:.0} ms from spawn to first 200 on /healthz",
+                startup.as_secs_f64() * 1000.0
+            ),
+        ),
+        (
+            "load",
+            format!(
+                "{} POSTs in {:.1} s = {:.0} resources/s ({:.0} children/s); p50 {} ms, p99 {} ms; {} errors",
+                report::thousands(load_tally.requests),
+                load_time.as_secs_f64(),
+                load_rate,
+                ctx.data.patients.len() as f64 / load_time.as_secs_f64().max(1e-9),
+                report::ms(load_hist.percentile(50.0) as f64),
+                report::ms(load_hist.percentile(99.0) as f64),
+                load_tally.errors
+            ),
+        ),
+        (
+            "server RSS",
+            format!(
+                "{} after load, {} at end",
+                report::mib(rss_after_load),
+                report::mib(rss_end)
+            ),
+        ),
+        (
+            "stored resources",
+            match stored_server {
+                Some(n) => format!(
+                    "{} (server count) / {} (client count)",
+                    report::thousands(n),
+                    report::thousands(created)
+                ),
+                None => format!(
+                    "{} (client count; server count via _summary=count unavailable)",
+                    report::thousands(created)
+                ),
+            },
+        ),
+    ];
+    meta.push((
+        "shutdown",
+        match exit {
+            Some(s) if s.success() => format!(
+                "{:.0} ms from SIGTERM to exit 0",
+                shutdown.as_secs_f64() * 1000.0
+            ),
+            Some(s) => format!(
+                "{:.0} ms from SIGTERM to {s} (not a clean exit 0)",
+                shutdown.as_secs_f64() * 1000.0
+            ),
+            None => "exit status unknown".to_owned(),
+        },
+    ));
+    let title = format!("passport-bench{}", if args.smoke { " --smoke" } else { "" });
+    println!("\n{}", report::text(&meta, &rows));
+    if let Some(path) = &args.markdown {
+        let notes: Vec<String> = cfg.workloads.iter().map(|w| format!("`{}`: {}", w.name(), w.describe())).chain([
+            "Every HTTP request is timed and counted on its own (update = GET + PUT; delete-then-recreate = DELETE + PUT). \"vs healthz\" is the workload's req/s over GET /healthz's in the same run. Latencies: nearest-rank percentiles of a log-linear histogram (< 0.8 % error). \"server CPU\" / \"bench CPU\": average cores busy in the server / the load generator during the measured window (same machine).".to_owned(),
+        ]).collect();
+        let md = report::markdown(&title, &meta, &rows, &notes);
+        std::fs::write(path, md)
+            .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("passport-bench: Markdown written to {}", path.display());
+    }
+    if stored_server.is_some_and(|n| n != created) {
+        eprintln!(
+            "passport-bench: note: server counts {} stored resources, client expected {created}",
+            stored_server.unwrap_or(0)
+        );
+    }
+    Ok(unexpected == 0)
+}
+
+fn report_errors(what: &str, t: &Tally) {
+    for s in &t.error_samples {
+        eprintln!("  {what} error: {s}");
+    }
+}
+
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (d, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    format!(
+        "{} {:02}:{:02} UTC",
+        synth::date_string(d),
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn machine() -> String {
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|k| format!(", {:.1} GiB RAM", k as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "rustc unknown".into());
+    format!("nproc {nproc} × {cpu}{mem}; {rustc}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_from_path() {
+        assert_eq!(
+            detect_profile(Path::new("/w/target/release/passport")),
+            "release"
+        );
+        assert_eq!(
+            detect_profile(Path::new("/w/target/debug/passport")),
+            "debug"
+        );
+        assert!(detect_profile(Path::new("/usr/bin/passport")).starts_with("unknown"));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact("postgres://postgres@h/db"),
+            "postgres://postgres@h/db"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn flags() {
+        assert!(Args::try_parse_from(["b", "--concurrency", "x"]).is_err());
+        let a = Args::try_parse_from(["b", "--smoke", "--workloads", "read,healthz"]).unwrap();
+        assert_eq!(a.workloads, vec!["read", "healthz"]);
+        assert!(a.smoke);
+    }
+}

@@ -10,12 +10,24 @@ use std::time::Duration;
 pub struct Sample {
     pub tally: Tally,
     pub elapsed: Duration,
+    /// CPU seconds the server and the bench used during the measured window.
+    pub server_cpu: Option<f64>,
+    pub bench_cpu: Option<f64>,
 }
 
 impl Sample {
+    /// Average cores busy: CPU seconds over wall seconds.
+    pub fn cores(cpu: Option<f64>, elapsed: Duration) -> Option<f64> {
+        cpu.map(|c| c / elapsed.as_secs_f64().max(1e-9))
+    }
+
     pub fn throughput(&self) -> f64 {
         let s = self.elapsed.as_secs_f64();
-        if s > 0.0 { self.tally.requests as f64 / s } else { 0.0 }
+        if s > 0.0 {
+            self.tally.requests as f64 / s
+        } else {
+            0.0
+        }
     }
 }
 
@@ -31,6 +43,8 @@ pub struct Row {
     pub p99_us: f64,
     pub max_us: u64,
     pub vs_healthz: Option<f64>,
+    pub server_cores: Option<f64>,
+    pub bench_cores: Option<f64>,
 }
 
 pub fn rows(results: &[(Workload, Vec<Sample>)]) -> Vec<Row> {
@@ -47,12 +61,29 @@ pub fn rows(results: &[(Workload, Vec<Sample>)]) -> Vec<Row> {
                 p50_us: m(&|s| s.tally.hist.percentile(50.0) as f64),
                 p90_us: m(&|s| s.tally.hist.percentile(90.0) as f64),
                 p99_us: m(&|s| s.tally.hist.percentile(99.0) as f64),
-                max_us: samples.iter().map(|s| s.tally.hist.max()).max().unwrap_or(0),
+                max_us: samples
+                    .iter()
+                    .map(|s| s.tally.hist.max())
+                    .max()
+                    .unwrap_or(0),
                 vs_healthz: None,
+                server_cores: opt_median(
+                    samples
+                        .iter()
+                        .map(|s| Sample::cores(s.server_cpu, s.elapsed)),
+                ),
+                bench_cores: opt_median(
+                    samples
+                        .iter()
+                        .map(|s| Sample::cores(s.bench_cpu, s.elapsed)),
+                ),
             }
         })
         .collect();
-    let ceiling = rows.iter().find(|r| r.name == "healthz").map(|r| r.throughput);
+    let ceiling = rows
+        .iter()
+        .find(|r| r.name == "healthz")
+        .map(|r| r.throughput);
     if let Some(c) = ceiling.filter(|c| *c > 0.0) {
         for r in &mut rows {
             r.vs_healthz = Some(r.throughput / c);
@@ -61,9 +92,20 @@ pub fn rows(results: &[(Workload, Vec<Sample>)]) -> Vec<Row> {
     rows
 }
 
+fn opt_median(xs: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Option<Vec<f64>> = xs.collect();
+    v.filter(|v| !v.is_empty()).map(|v| median(&v))
+}
+
 pub fn ms(us: f64) -> String {
     let ms = us / 1000.0;
-    if ms < 10.0 { format!("{ms:.2}") } else if ms < 100.0 { format!("{ms:.1}") } else { format!("{ms:.0}") }
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
 }
 
 /// 12345 → "12,345".
@@ -80,13 +122,31 @@ pub fn thousands(n: u64) -> String {
 }
 
 pub fn mib(kib: Option<u64>) -> String {
-    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into())
+    kib.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a".into())
 }
 
-const HEADERS: [&str; 10] =
-    ["workload", "requests", "errors", "conflicts", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "vs healthz"];
+const N: usize = 12;
+const HEADERS: [&str; N] = [
+    "workload",
+    "requests",
+    "errors",
+    "conflicts",
+    "req/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "vs healthz",
+    "server CPU",
+    "bench CPU",
+];
 
-fn cells(r: &Row) -> [String; 10] {
+fn cores(c: Option<f64>) -> String {
+    c.map(|c| format!("{c:.2}")).unwrap_or_else(|| "n/a".into())
+}
+
+fn cells(r: &Row) -> [String; N] {
     [
         r.name.to_owned(),
         thousands(r.requests),
@@ -97,7 +157,11 @@ fn cells(r: &Row) -> [String; 10] {
         ms(r.p90_us),
         ms(r.p99_us),
         ms(r.max_us as f64),
-        r.vs_healthz.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "n/a".into()),
+        r.vs_healthz
+            .map(|v| format!("{:.1}%", v * 100.0))
+            .unwrap_or_else(|| "n/a".into()),
+        cores(r.server_cores),
+        cores(r.bench_cores),
     ]
 }
 
@@ -111,7 +175,7 @@ pub fn text(meta: &Meta, rows: &[Row]) -> String {
         let _ = writeln!(out, "{k:<kw$}  {v}");
     }
     out.push('\n');
-    let body: Vec<[String; 10]> = rows.iter().map(cells).collect();
+    let body: Vec<[String; N]> = rows.iter().map(cells).collect();
     let mut widths = HEADERS.map(str::len);
     for c in &body {
         for (w, s) in widths.iter_mut().zip(c) {
@@ -130,7 +194,11 @@ pub fn text(meta: &Meta, rows: &[Row]) -> String {
         l
     };
     let _ = writeln!(out, "{}", line(&HEADERS.map(String::from)));
-    let _ = writeln!(out, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+    let _ = writeln!(
+        out,
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
+    );
     for c in &body {
         let _ = writeln!(out, "{}", line(c));
     }
@@ -169,14 +237,33 @@ mod tests {
             tally.hist.record(lat);
         }
         tally.requests = reqs;
-        Sample { tally, elapsed: Duration::from_secs_f64(secs) }
+        Sample {
+            tally,
+            elapsed: Duration::from_secs_f64(secs),
+            server_cpu: Some(secs),
+            bench_cpu: None,
+        }
     }
 
     #[test]
     fn medians_and_ratio() {
         let results = vec![
-            (Workload::Healthz, vec![sample(1000, 1.0, 100), sample(3000, 1.0, 300), sample(2000, 1.0, 200)]),
-            (Workload::Read, vec![sample(500, 1.0, 1000), sample(100, 1.0, 5000), sample(1000, 1.0, 900)]),
+            (
+                Workload::Healthz,
+                vec![
+                    sample(1000, 1.0, 100),
+                    sample(3000, 1.0, 300),
+                    sample(2000, 1.0, 200),
+                ],
+            ),
+            (
+                Workload::Read,
+                vec![
+                    sample(500, 1.0, 1000),
+                    sample(100, 1.0, 5000),
+                    sample(1000, 1.0, 900),
+                ],
+            ),
         ];
         let rows = rows(&results);
         assert_eq!(rows[0].throughput, 2000.0);
@@ -187,6 +274,8 @@ mod tests {
         assert_eq!(rows[1].max_us, 5000);
         assert_eq!(rows[1].vs_healthz, Some(0.25));
         assert_eq!(rows[0].vs_healthz, Some(1.0));
+        assert_eq!(rows[0].server_cores, Some(1.0));
+        assert_eq!(rows[0].bench_cores, None);
         let t = text(&vec![("db", "sqlite".into())], &rows);
         assert!(t.contains("25.0%"), "{t}");
         let md = markdown("x", &vec![], &rows, &[]);

@@ -13,7 +13,6 @@ pub struct Server {
     child: Child,
     pub pid: u32,
     pub addr: SocketAddr,
-    pub base_url: String,
     pub log_path: PathBuf,
     spawned_at: Instant,
     stopped: Option<Option<ExitStatus>>,
@@ -32,10 +31,18 @@ impl Server {
         let base_url = format!("http://{addr}");
         let log = std::fs::File::create(&log_path)?;
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--addr", &addr.to_string(), "--database", database, "--base-url", &base_url])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
+        cmd.args([
+            "serve",
+            "--addr",
+            &addr.to_string(),
+            "--database",
+            database,
+            "--base-url",
+            &base_url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -51,7 +58,6 @@ impl Server {
             pid: child.id(),
             child,
             addr,
-            base_url,
             log_path,
             spawned_at,
             stopped: None,
@@ -63,7 +69,8 @@ impl Server {
         loop {
             self.check_alive()?;
             let mut c = Client::new(self.addr);
-            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.get("/healthz")).await {
+            if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.get("/healthz")).await
+            {
                 if r.status == 200 {
                     return Ok(self.spawned_at.elapsed());
                 }
@@ -83,7 +90,11 @@ impl Server {
     pub fn check_alive(&mut self) -> Result<(), Error> {
         if let Some(status) = self.child.try_wait()? {
             self.stopped = Some(Some(status));
-            return Err(format!("server exited unexpectedly ({status})\n{}", self.log_tail(20)).into());
+            return Err(format!(
+                "server exited unexpectedly ({status})\n{}",
+                self.log_tail(20)
+            )
+            .into());
         }
         Ok(())
     }
@@ -100,7 +111,11 @@ impl Server {
         if tail.is_empty() {
             format!("(server log {} is empty)", self.log_path.display())
         } else {
-            format!("--- last lines of {} ---\n{}", self.log_path.display(), tail.join("\n"))
+            format!(
+                "--- last lines of {} ---\n{}",
+                self.log_path.display(),
+                tail.join("\n")
+            )
         }
     }
 
@@ -142,6 +157,22 @@ impl Drop for Server {
     }
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from /proc/<pid>/stat.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    parse_cpu_ticks(&stat).map(|t| t as f64 / ticks.max(1) as f64)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     parse_vm_rss(&status)
@@ -169,15 +200,23 @@ impl PgSchema {
             .unwrap_or(0);
         let name = format!("bench_{}_{:x}", std::process::id(), nanos);
         let client = pg_connect(&admin_url).await?;
-        client.batch_execute(&format!("CREATE SCHEMA {name}")).await?;
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await?;
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let server_url = format!("{admin_url}{sep}options=-csearch_path%3D{name}");
-        Ok(PgSchema { admin_url, name, server_url })
+        Ok(PgSchema {
+            admin_url,
+            name,
+            server_url,
+        })
     }
 
     pub async fn drop_schema(&self) -> Result<(), Error> {
         let client = pg_connect(&self.admin_url).await?;
-        client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name)).await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+            .await?;
         Ok(())
     }
 }
@@ -202,5 +241,12 @@ mod tests {
         assert_eq!(parse_vm_rss(s), Some(12345));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+
+    #[test]
+    fn cpu_parsing() {
+        let stat = "123 (pass port) S 1 123 123 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert!(cpu_seconds(std::process::id()).is_some());
     }
 }

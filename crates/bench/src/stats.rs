@@ -28,7 +28,11 @@ impl Default for Histogram {
 
 impl std::fmt::Debug for Histogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Histogram(n={}, min={}, max={})", self.total, self.min, self.max)
+        write!(
+            f,
+            "Histogram(n={}, min={}, max={})",
+            self.total, self.min, self.max
+        )
     }
 }
 
@@ -56,7 +60,13 @@ fn highest_of(idx: usize) -> u64 {
 
 impl Histogram {
     pub fn new() -> Self {
-        Histogram { counts: vec![0; BUCKETS], total: 0, min: u64::MAX, max: 0, sum: 0 }
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+        }
     }
 
     pub fn record(&mut self, v: u64) {
@@ -77,6 +87,7 @@ impl Histogram {
         self.sum += other.sum;
     }
 
+    #[allow(dead_code)] // used by tests
     pub fn count(&self) -> u64 {
         self.total
     }
@@ -85,12 +96,18 @@ impl Histogram {
         self.max
     }
 
+    #[allow(dead_code)] // used by tests
     pub fn min(&self) -> u64 {
         if self.total == 0 { 0 } else { self.min }
     }
 
+    #[allow(dead_code)] // used by tests
     pub fn mean(&self) -> f64 {
-        if self.total == 0 { 0.0 } else { self.sum as f64 / self.total as f64 }
+        if self.total == 0 {
+            0.0
+        } else {
+            self.sum as f64 / self.total as f64
+        }
     }
 
     /// Nearest-rank percentile, `p` in (0, 100]; 0 when empty.
@@ -119,7 +136,11 @@ pub fn median(xs: &[f64]) -> f64 {
     let mut v = xs.to_vec();
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 #[cfg(test)]

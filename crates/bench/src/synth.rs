@@ -129,6 +129,7 @@ pub fn nhs_number(seed: u64, index: u64) -> String {
             if seen == which {
                 let mut s: String = stem.iter().map(|d| (b'0' + d) as char).collect();
                 s.push((b'0' + check) as char);
+                debug_assert!(is_valid_nhs_number(&s));
                 return s;
             }
             seen += 1;
@@ -177,9 +178,22 @@ const GIVEN_MALE: &[&str] = &[
     "Arlo", "Bram", "Caspian", "Dorian", "Ewan", "Finch", "Hollis", "Jory", "Lorcan", "Tobin",
 ];
 const FAMILY: &[&str] = &[
-    "Ashcombe", "Brindleford", "Corrowby", "Dunhallow", "Eldermere", "Fallowtree", "Greyhithe",
-    "Harrowden", "Kestlemoor", "Larkspurne", "Marrowby", "Nettlecombe", "Quillerton", "Rookwell",
-    "Thistlegate", "Wyndlow",
+    "Ashcombe",
+    "Brindleford",
+    "Corrowby",
+    "Dunhallow",
+    "Eldermere",
+    "Fallowtree",
+    "Greyhithe",
+    "Harrowden",
+    "Kestlemoor",
+    "Larkspurne",
+    "Marrowby",
+    "Nettlecombe",
+    "Quillerton",
+    "Rookwell",
+    "Thistlegate",
+    "Wyndlow",
 ];
 const PARENT_FEMALE: &[&str] = &["Annis", "Beatrix", "Carys", "Dilys", "Esme", "Marnie"];
 const PARENT_MALE: &[&str] = &["Alaric", "Bede", "Cormac", "Emrys", "Lowen", "Silas"];
@@ -210,14 +224,26 @@ const GROUPS: &[ConditionGroup] = &[
             ("6204001", "Juvenile myoclonic epilepsy"),
         ],
         // Not confirmed in dm+d per the README: text only.
-        meds: &[Med::Text("Buccal midazolam (rescue medicine; dm+d code not confirmed)")],
+        meds: &[Med::Text(
+            "Buccal midazolam (rescue medicine; dm+d code not confirmed)",
+        )],
         plan_title: "Seizure emergency plan",
     },
     ConditionGroup {
-        codes: &[("233678006", "Childhood asthma"), ("195967001", "Asthma"), ("389145006", "Allergic asthma")],
+        codes: &[
+            ("233678006", "Childhood asthma"),
+            ("195967001", "Asthma"),
+            ("389145006", "Allergic asthma"),
+        ],
         meds: &[
-            Med::Dmd(("39113611000001102", "Salbutamol 100micrograms/dose inhaler CFC free")),
-            Med::Dmd(("35909611000001106", "Beclometasone 50micrograms/dose inhaler CFC free")),
+            Med::Dmd((
+                "39113611000001102",
+                "Salbutamol 100micrograms/dose inhaler CFC free",
+            )),
+            Med::Dmd((
+                "35909611000001106",
+                "Beclometasone 50micrograms/dose inhaler CFC free",
+            )),
         ],
         plan_title: "Asthma emergency plan",
     },
@@ -241,7 +267,10 @@ const GROUPS: &[ConditionGroup] = &[
         plan_title: "Complex needs emergency plan",
     },
     ConditionGroup {
-        codes: &[("408856003", "Autistic disorder"), ("43614003", "Autistic disorder of childhood onset")],
+        codes: &[
+            ("408856003", "Autistic disorder"),
+            ("43614003", "Autistic disorder of childhood onset"),
+        ],
         meds: &[],
         plan_title: "Communication and distress plan",
     },
@@ -260,9 +289,21 @@ struct Allergen {
 
 // SNOMED CT substance codes: /work/shared/clinical/terminology.csv.
 const ALLERGENS: &[Allergen] = &[
-    Allergen { substance: ("762952008", "Peanut"), category: "food", anaphylaxis: true },
-    Allergen { substance: ("102263004", "Eggs (edible)"), category: "food", anaphylaxis: false },
-    Allergen { substance: ("3718001", "Cow's milk"), category: "food", anaphylaxis: false },
+    Allergen {
+        substance: ("762952008", "Peanut"),
+        category: "food",
+        anaphylaxis: true,
+    },
+    Allergen {
+        substance: ("102263004", "Eggs (edible)"),
+        category: "food",
+        anaphylaxis: false,
+    },
+    Allergen {
+        substance: ("3718001", "Cow's milk"),
+        category: "food",
+        anaphylaxis: false,
+    },
     Allergen {
         substance: ("764146007", "Substance with penicillin structure"),
         category: "medication",
@@ -403,9 +444,17 @@ impl Synth {
             "telecom": [{ "system": "phone", "value": c.parent_phone, "use": "mobile" }],
         }));
         for code in &c.condition_codes {
-            out.push(condition(&subject, *code, date_string(c.birth_days + (self.today - c.birth_days) / 3)));
+            out.push(condition(
+                &subject,
+                *code,
+                date_string(c.birth_days + (self.today - c.birth_days) / 3),
+            ));
         }
-        let mut meds: Vec<Med> = c.groups.iter().flat_map(|&g| GROUPS[g].meds.iter().copied()).collect();
+        let mut meds: Vec<Med> = c
+            .groups
+            .iter()
+            .flat_map(|&g| GROUPS[g].meds.iter().copied())
+            .collect();
         for &a in &c.allergens {
             let al = &ALLERGENS[a];
             let mut ai = json!({
@@ -465,7 +514,11 @@ impl Synth {
                 "code": "kg",
             },
         }));
-        out.push(care_plan(&subject, GROUPS[c.groups[0]].plan_title, date_string(self.today - 60)));
+        out.push(care_plan(
+            &subject,
+            GROUPS[c.groups[0]].plan_title,
+            date_string(self.today - 60),
+        ));
         out
     }
 
@@ -576,13 +629,18 @@ mod tests {
             let p = s.patient(i);
             assert_eq!(p["resourceType"], "Patient");
             assert_eq!(p["identifier"][0]["system"], NHS_NUMBER_SYSTEM);
-            assert!(is_valid_nhs_number(p["identifier"][0]["value"].as_str().unwrap()));
+            assert!(is_valid_nhs_number(
+                p["identifier"][0]["value"].as_str().unwrap()
+            ));
             let birth = p["birthDate"].as_str().unwrap().to_owned();
-            assert!(birth < date_string(TODAY) && birth >= date_string(TODAY - 18 * 366), "{birth}");
-            types.insert("Patient");
+            assert!(
+                birth < date_string(TODAY) && birth >= date_string(TODAY - 18 * 366),
+                "{birth}"
+            );
+            types.insert("Patient".to_owned());
             for r in s.dependents(i, "Patient/p1") {
                 let t = r["resourceType"].as_str().unwrap();
-                types.insert(t);
+                types.insert(t.to_owned());
                 let subject = match t {
                     "RelatedPerson" | "AllergyIntolerance" => &r["patient"],
                     _ => &r["subject"],
@@ -619,6 +677,41 @@ mod tests {
         for _ in 0..10_000 {
             counts[r.below(10) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}
+
+/// The synthetic data must pass the server's own validator (validation stays on in the
+/// load; a rejected resource is a benchmark error).
+#[cfg(test)]
+mod validator_tests {
+    use super::*;
+
+    #[test]
+    fn every_generated_resource_passes_the_project_validator() {
+        let s = Synth::new(42, today_days());
+        // Control: the validator does reject a broken copy (wrong check digit).
+        let mut broken = s.patient(0);
+        let nhs = broken["identifier"][0]["value"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let last = (nhs.as_bytes()[9] - b'0' + 1) % 10;
+        broken["identifier"][0]["value"] = json!(format!("{}{last}", &nhs[..9]));
+        assert!(
+            !fhir::validate(&broken).is_empty(),
+            "validator accepted {broken}"
+        );
+        for i in 0..300 {
+            let mut all = vec![s.patient(i)];
+            all.extend(s.dependents(i, "Patient/0190c6a0-0000-7000-8000-000000000001"));
+            for r in all {
+                let issues = fhir::validate(&r);
+                assert!(issues.is_empty(), "child {i}: {r}\n{issues:#?}");
+            }
+        }
     }
 }

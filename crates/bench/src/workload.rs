@@ -23,8 +23,13 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] =
-        [Workload::Healthz, Workload::Read, Workload::Create, Workload::Update, Workload::CrudMix];
+    pub const ALL: [Workload; 5] = [
+        Workload::Healthz,
+        Workload::Read,
+        Workload::Create,
+        Workload::Update,
+        Workload::CrudMix,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -105,7 +110,11 @@ pub struct Ctx {
 }
 
 fn static_type(t: &str) -> &'static str {
-    TYPES.iter().find(|x| **x == t).copied().unwrap_or("Unknown")
+    TYPES
+        .iter()
+        .find(|x| **x == t)
+        .copied()
+        .unwrap_or("Unknown")
 }
 
 struct Worker {
@@ -124,7 +133,12 @@ fn snippet(body: &Bytes) -> String {
 
 impl Worker {
     fn new(addr: SocketAddr, seed: u64) -> Self {
-        Worker { client: Client::new(addr), rng: Rng::new(seed), tally: Tally::default(), own: Vec::new() }
+        Worker {
+            client: Client::new(addr),
+            rng: Rng::new(seed),
+            tally: Tally::default(),
+            own: Vec::new(),
+        }
     }
 
     async fn call(
@@ -151,7 +165,8 @@ impl Worker {
     }
 
     fn unexpected(&mut self, what: &str, r: &Response) {
-        self.tally.error(format!("{what}: HTTP {} {}", r.status, snippet(&r.body)));
+        self.tally
+            .error(format!("{what}: HTTP {} {}", r.status, snippet(&r.body)));
     }
 
     async fn healthz(&mut self) {
@@ -164,7 +179,10 @@ impl Worker {
 
     async fn read(&mut self, ty: &str, id: &str) {
         let path = format!("/fhir/{ty}/{id}");
-        if let Some(r) = self.call(Method::GET, &path, &[("accept", FHIR_JSON)], None).await {
+        if let Some(r) = self
+            .call(Method::GET, &path, &[("accept", FHIR_JSON)], None)
+            .await
+        {
             if r.status != 200 {
                 self.unexpected(&format!("GET {path}"), &r);
             }
@@ -173,10 +191,17 @@ impl Worker {
 
     /// POST `resource`; returns its new id.
     async fn create(&mut self, resource: &Value) -> Option<String> {
-        let ty = resource["resourceType"].as_str().unwrap_or("Unknown").to_owned();
+        let ty = resource["resourceType"]
+            .as_str()
+            .unwrap_or("Unknown")
+            .to_owned();
         let path = format!("/fhir/{ty}");
         let body = Bytes::from(serde_json::to_vec(resource).expect("serialisable"));
-        let headers = [("content-type", FHIR_JSON), ("accept", FHIR_JSON), ("prefer", "return=minimal")];
+        let headers = [
+            ("content-type", FHIR_JSON),
+            ("accept", FHIR_JSON),
+            ("prefer", "return=minimal"),
+        ];
         let r = self.call(Method::POST, &path, &headers, Some(body)).await?;
         if !(200..300).contains(&r.status) {
             self.unexpected(&format!("POST {path}"), &r);
@@ -188,7 +213,9 @@ impl Worker {
             .and_then(http::id_from_location)
             .map(str::to_owned)
             .or_else(|| {
-                serde_json::from_slice::<Value>(&r.body).ok()?["id"].as_str().map(str::to_owned)
+                serde_json::from_slice::<Value>(&r.body).ok()?["id"]
+                    .as_str()
+                    .map(str::to_owned)
             });
         match id {
             Some(id) => {
@@ -196,7 +223,10 @@ impl Worker {
                 Some(id)
             }
             None => {
-                self.tally.error(format!("POST {path}: HTTP {} without Location or id", r.status));
+                self.tally.error(format!(
+                    "POST {path}: HTTP {} without Location or id",
+                    r.status
+                ));
                 None
             }
         }
@@ -205,18 +235,31 @@ impl Worker {
     async fn update(&mut self, ty: &str, id: &str) {
         let path = format!("/fhir/{ty}/{id}");
         for _attempt in 0..5 {
-            let Some(r) = self.call(Method::GET, &path, &[("accept", FHIR_JSON)], None).await else {
+            let Some(r) = self
+                .call(Method::GET, &path, &[("accept", FHIR_JSON)], None)
+                .await
+            else {
                 return;
             };
             if r.status != 200 {
                 return self.unexpected(&format!("GET {path} (update)"), &r);
             }
-            let Some(etag) = r.etag.clone() else {
-                return self.tally.error(format!("GET {path}: no ETag"));
+            let Some(etag) = r
+                .etag
+                .clone()
+                .filter(|e| http::version_from_etag(e).is_some())
+            else {
+                return self
+                    .tally
+                    .error(format!("GET {path}: no weak ETag W/\"n\" ({:?})", r.etag));
             };
             let mut v: Value = match serde_json::from_slice(&r.body) {
                 Ok(v) => v,
-                Err(e) => return self.tally.error(format!("GET {path}: body is not JSON: {e}")),
+                Err(e) => {
+                    return self
+                        .tally
+                        .error(format!("GET {path}: body is not JSON: {e}"));
+                }
             };
             mutate(&mut v, self.rng.next_u64());
             let body = Bytes::from(serde_json::to_vec(&v).expect("serialisable"));
@@ -245,12 +288,18 @@ impl Worker {
         let k = self.rng.below(self.own.len() as u64) as usize;
         let (ty, id, body) = self.own[k].clone();
         let path = format!("/fhir/{ty}/{id}");
-        let Some(r) = self.call(Method::DELETE, &path, &[], None).await else { return };
+        let Some(r) = self.call(Method::DELETE, &path, &[], None).await else {
+            return;
+        };
         if !(200..300).contains(&r.status) {
             return self.unexpected(&format!("DELETE {path}"), &r);
         }
         let body = Bytes::from(serde_json::to_vec(&body).expect("serialisable"));
-        let headers = [("content-type", FHIR_JSON), ("accept", FHIR_JSON), ("prefer", "return=minimal")];
+        let headers = [
+            ("content-type", FHIR_JSON),
+            ("accept", FHIR_JSON),
+            ("prefer", "return=minimal"),
+        ];
         if let Some(r) = self.call(Method::PUT, &path, &headers, Some(body)).await {
             if !(200..300).contains(&r.status) {
                 self.unexpected(&format!("PUT {path} (recreate after delete)"), &r);
@@ -264,7 +313,10 @@ impl Worker {
         let patient = if ctx.data.patients.is_empty() {
             "Patient/unknown".to_owned()
         } else {
-            format!("Patient/{}", ctx.data.patients[self.rng.below(ctx.data.patients.len() as u64) as usize])
+            format!(
+                "Patient/{}",
+                ctx.data.patients[self.rng.below(ctx.data.patients.len() as u64) as usize]
+            )
         };
         let mut v = ctx.synth.any_resource(index, pick, &patient);
         if let Some(id) = self.create(&v).await {
@@ -332,7 +384,13 @@ fn mutate(v: &mut Value, n: u64) {
 
 /// Runs `w` on `concurrency` workers for `duration`; returns the merged tally and the
 /// wall time until the last worker finished its last request.
-pub async fn run(ctx: Arc<Ctx>, w: Workload, concurrency: usize, duration: Duration, seed: u64) -> (Tally, Duration) {
+pub async fn run(
+    ctx: Arc<Ctx>,
+    w: Workload,
+    concurrency: usize,
+    duration: Duration,
+    seed: u64,
+) -> (Tally, Duration) {
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(concurrency);
@@ -359,7 +417,12 @@ pub async fn run(ctx: Arc<Ctx>, w: Workload, concurrency: usize, duration: Durat
 
 /// Loads `n` synthetic children (patient first, then its dependents, each POSTed with
 /// validation on) on `concurrency` workers.
-pub async fn load(addr: SocketAddr, synth: &Synth, n: u64, concurrency: usize) -> (Dataset, Tally, Duration) {
+pub async fn load(
+    addr: SocketAddr,
+    synth: &Synth,
+    n: u64,
+    concurrency: usize,
+) -> (Dataset, Tally, Duration) {
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(concurrency);
@@ -374,12 +437,19 @@ pub async fn load(addr: SocketAddr, synth: &Synth, n: u64, concurrency: usize) -
                 if index >= n {
                     break;
                 }
-                let Some(pid) = worker.create(&synth.patient(index)).await else { continue };
+                let Some(pid) = worker.create(&synth.patient(index)).await else {
+                    continue;
+                };
                 let reference = format!("Patient/{pid}");
                 got.push((index, 0, "Patient", pid));
                 for (k, r) in synth.dependents(index, &reference).into_iter().enumerate() {
                     if let Some(id) = worker.create(&r).await {
-                        got.push((index, k + 1, static_type(r["resourceType"].as_str().unwrap_or("")), id));
+                        got.push((
+                            index,
+                            k + 1,
+                            static_type(r["resourceType"].as_str().unwrap_or("")),
+                            id,
+                        ));
                     }
                 }
             }

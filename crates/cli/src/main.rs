@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use passport_server::Config;
 
 #[derive(Parser)]
-#[command(name = "passport", version, about = "Passport: a children's and young people's digital health passport (FHIR R4)")]
+#[command(
+    name = "passport",
+    version,
+    about = "Passport: a children's and young people's digital health passport (FHIR R4)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +28,11 @@ enum Command {
 #[derive(Args)]
 struct DatabaseArgs {
     /// Database: sqlite://PATH (created if missing) or postgres://USER@HOST:PORT/DB.
-    #[arg(long = "database", env = "PASSPORT_DATABASE_URL", default_value = "sqlite://./passport-data/passport.db")]
+    #[arg(
+        long = "database",
+        env = "PASSPORT_DATABASE_URL",
+        default_value = "sqlite://./passport-data/passport.db"
+    )]
     url: String,
 }
 
@@ -50,7 +58,8 @@ struct ServeArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PASSPORT_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PASSPORT_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -111,7 +120,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -12,7 +12,11 @@ fn temp_db() -> (std::path::PathBuf, String) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_healthy(base: &str, child: &mut Child) {
@@ -24,18 +28,28 @@ fn wait_healthy(base: &str, child: &mut Child) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("server exited early: {status}");
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Does `url` answer 2xx? (Polling helper; the tests here are not async.)
 fn get_ok(url: &str) -> bool {
-    runtime().block_on(async { reqwest::get(url).await.is_ok_and(|r| r.status().is_success()) })
+    runtime().block_on(async {
+        reqwest::get(url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
 }
 
 #[test]
@@ -44,7 +58,12 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut child = Command::new(BIN)
-        .args(["serve", "--demo", "--base-url", "https://passport.example.nhs.uk"])
+        .args([
+            "serve",
+            "--demo",
+            "--base-url",
+            "https://passport.example.nhs.uk",
+        ])
         .env("PASSPORT_ADDR", format!("127.0.0.1:{port}"))
         .env("PASSPORT_DATABASE_URL", &url)
         .stdout(Stdio::null())
@@ -65,20 +84,38 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
             .unwrap();
         assert_eq!(r.status(), 201);
         let loc = r.headers()["location"].to_str().unwrap().to_owned();
-        let demo = client.get(format!("{base}/fhir/Patient/demo-child-1")).send().await.unwrap().status();
+        let demo = client
+            .get(format!("{base}/fhir/Patient/demo-child-1"))
+            .send()
+            .await
+            .unwrap()
+            .status();
         (loc, demo)
     });
-    assert!(location.starts_with("https://passport.example.nhs.uk/fhir/Patient/"), "{location}");
+    assert!(
+        location.starts_with("https://passport.example.nhs.uk/fhir/Patient/"),
+        "{location}"
+    );
     assert_eq!(demo, 200, "demo data loaded");
-    assert!(std::path::Path::new(&dir).join("nested/passport.db").exists());
+    assert!(
+        std::path::Path::new(&dir)
+            .join("nested/passport.db")
+            .exists()
+    );
 
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "exit status {:?}", output.status);
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("stopped cleanly"), "{log}");
-    assert!(!log.contains("demo-child") && !log.contains("9990000018"), "no personal data in logs: {log}");
+    assert!(
+        !log.contains("demo-child") && !log.contains("9990000018"),
+        "no personal data in logs: {log}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -86,13 +123,29 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
 fn migrate_runs_twice_and_bad_input_exits_non_zero() {
     let (dir, url) = temp_db();
     for _ in 0..2 {
-        let out = Command::new(BIN).args(["migrate", "--database", &url]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .args(["migrate", "--database", &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = Command::new(BIN).args(["migrate", "--database", "mysql://nope"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["migrate", "--database", "mysql://nope"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite://"), "says what it expects");
-    let out = Command::new(BIN).args(["serve", "--addr", "not-an-address"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sqlite://"),
+        "says what it expects"
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "not-an-address"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
 }

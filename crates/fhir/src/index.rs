@@ -17,7 +17,11 @@ pub struct Token {
 pub fn tokens(resource: &Value) -> Vec<Token> {
     let mut out = Vec::new();
     if let Some(id) = resource.get("id").and_then(Value::as_str) {
-        out.push(Token { param: "_id", system: None, code: id.to_owned() });
+        out.push(Token {
+            param: "_id",
+            system: None,
+            code: id.to_owned(),
+        });
     }
     let idents: Vec<&Value> = match resource.get("identifier") {
         Some(Value::Array(a)) => a.iter().collect(),
@@ -28,7 +32,10 @@ pub fn tokens(resource: &Value) -> Vec<Token> {
         if let Some(code) = ident.get("value").and_then(Value::as_str) {
             out.push(Token {
                 param: "identifier",
-                system: ident.get("system").and_then(Value::as_str).map(str::to_owned),
+                system: ident
+                    .get("system")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 code: code.to_owned(),
             });
         }

@@ -19,7 +19,12 @@ pub fn stamp(resource: &mut Map<String, Value>, id: &str, version_id: i64, last_
         unreachable!("meta was just made an object")
     };
     set_at(meta, "versionId", Value::String(version_id.to_string()), 0);
-    set_at(meta, "lastUpdated", Value::String(last_updated.to_owned()), 1);
+    set_at(
+        meta,
+        "lastUpdated",
+        Value::String(last_updated.to_owned()),
+        1,
+    );
 }
 
 fn set_at(map: &mut Map<String, Value>, key: &str, value: Value, index: usize) {
@@ -41,7 +46,12 @@ mod tests {
             r#"{"resourceType":"Observation","meta":{"tag":[{"code":"x"}]},"valueQuantity":{"value":1.50}}"#,
         )
         .unwrap();
-        stamp(v.as_object_mut().unwrap(), "abc", 3, "2026-01-01T00:00:00.000Z");
+        stamp(
+            v.as_object_mut().unwrap(),
+            "abc",
+            3,
+            "2026-01-01T00:00:00.000Z",
+        );
         assert_eq!(
             serde_json::to_string(&v).unwrap(),
             r#"{"resourceType":"Observation","id":"abc","meta":{"versionId":"3","lastUpdated":"2026-01-01T00:00:00.000Z","tag":[{"code":"x"}]},"valueQuantity":{"value":1.50}}"#

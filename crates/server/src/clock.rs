@@ -9,7 +9,8 @@ pub fn now_us() -> i64 {
 }
 
 fn datetime(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// A FHIR `instant` with microseconds, e.g. `2026-11-26T03:50:00.123456Z`.

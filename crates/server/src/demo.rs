@@ -20,8 +20,24 @@ fn resources() -> Vec<Value> {
     let mut out = Vec::new();
     // (id, NHS Number from the test range 999…, given, family, birth date, gender, condition)
     let children = [
-        ("demo-child-1", "9990000018", "Amira", "Demo", "2015-04-12", "female", ("84757009", "Epilepsy")),
-        ("demo-child-2", "9990000026", "Leo", "Sample", "2018-09-30", "male", ("233678006", "Childhood asthma")),
+        (
+            "demo-child-1",
+            "9990000018",
+            "Amira",
+            "Demo",
+            "2015-04-12",
+            "female",
+            ("84757009", "Epilepsy"),
+        ),
+        (
+            "demo-child-2",
+            "9990000026",
+            "Leo",
+            "Sample",
+            "2018-09-30",
+            "male",
+            ("233678006", "Childhood asthma"),
+        ),
     ];
     for (id, nhs, given, family, dob, gender, (code, display)) in children {
         let subject = json!({ "reference": format!("Patient/{id}") });
@@ -67,8 +83,13 @@ pub async fn load(store: &Store) -> Result<usize, StoreError> {
     let mut added = 0;
     for resource in resources() {
         let issues = fhir::validate(&resource);
-        assert!(issues.is_empty(), "demo data must be valid FHIR: {issues:?}");
-        let Value::Object(mut map) = resource else { unreachable!() };
+        assert!(
+            issues.is_empty(),
+            "demo data must be valid FHIR: {issues:?}"
+        );
+        let Value::Object(mut map) = resource else {
+            unreachable!()
+        };
         let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
         let id = map["id"].as_str().unwrap_or_default().to_owned();
         let now = clock::now_us();

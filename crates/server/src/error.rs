@@ -18,7 +18,10 @@ pub enum ApiError {
     #[error("not found: {0}")]
     NotFound(String),
     #[error("gone")]
-    Gone { message: String, etag: Option<String> },
+    Gone {
+        message: String,
+        etag: Option<String>,
+    },
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),
     #[error("conflict: {0}")]
@@ -52,8 +55,14 @@ impl ApiError {
             Gone { message, .. } => (StatusCode::GONE, one(IssueType::Deleted, message)),
             PreconditionFailed(m) => (StatusCode::PRECONDITION_FAILED, one(IssueType::Conflict, m)),
             Conflict(m) => (StatusCode::CONFLICT, one(IssueType::Conflict, m)),
-            MethodNotAllowed(m) => (StatusCode::METHOD_NOT_ALLOWED, one(IssueType::NotSupported, m)),
-            UnsupportedMediaType(m) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, one(IssueType::NotSupported, m)),
+            MethodNotAllowed(m) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                one(IssueType::NotSupported, m),
+            ),
+            UnsupportedMediaType(m) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                one(IssueType::NotSupported, m),
+            ),
             NotAcceptable(m) => (StatusCode::NOT_ACCEPTABLE, one(IssueType::NotSupported, m)),
             PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,16 +71,25 @@ impl ApiError {
                     &format!("the request body is larger than the limit of {limit} bytes"),
                 ),
             ),
-            Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, one(IssueType::Exception, m)),
+            Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                one(IssueType::Exception, m),
+            ),
             Store(StoreError::Closed) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                one(IssueType::Exception, "the server is shutting down; try again shortly"),
+                one(
+                    IssueType::Exception,
+                    "the server is shutting down; try again shortly",
+                ),
             ),
             Store(e) => {
                 tracing::error!(error = %e, "storage error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    one(IssueType::Exception, "an internal error occurred; nothing was changed"),
+                    one(
+                        IssueType::Exception,
+                        "an internal error occurred; nothing was changed",
+                    ),
                 )
             }
         }
@@ -84,7 +102,9 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&fhir::outcome::operation_outcome(&issues))
             .expect("an OperationOutcome always serialises");
         let mut resp = (status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response();
-        if let ApiError::Gone { etag: Some(etag), .. } = &self
+        if let ApiError::Gone {
+            etag: Some(etag), ..
+        } = &self
             && let Ok(v) = HeaderValue::from_str(etag)
         {
             resp.headers_mut().insert(header::ETAG, v);

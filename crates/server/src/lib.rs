@@ -38,7 +38,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(fhir_api::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
 }
 
@@ -48,10 +50,16 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
     store.migrate().await?;
     let started = clock::instant(clock::now_us());
     let capability = Bytes::from(
-        serde_json::to_vec(&fhir_api::capability::capability_statement(&config, &started))
-            .expect("the CapabilityStatement serialises"),
+        serde_json::to_vec(&fhir_api::capability::capability_statement(
+            &config, &started,
+        ))
+        .expect("the CapabilityStatement serialises"),
     );
-    Ok(Arc::new(AppState { store, config, capability }))
+    Ok(Arc::new(AppState {
+        store,
+        config,
+        capability,
+    }))
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
@@ -62,7 +70,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
     state.store.close().await;
     Ok(())
 }
@@ -87,7 +97,10 @@ impl Running {
 
 /// Binds `config.addr` (port 0 picks a free port), then serves in the background. The
 /// base URL becomes the bound address unless the configuration names one explicitly.
-pub async fn start(mut config: Config, explicit_base_url: bool) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+pub async fn start(
+    mut config: Config,
+    explicit_base_url: bool,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     let addr = listener.local_addr()?;
     if !explicit_base_url {
@@ -99,7 +112,12 @@ pub async fn start(mut config: Config, explicit_base_url: bool) -> Result<Runnin
     let handle = tokio::spawn(serve(state, listener, async {
         let _ = rx.await;
     }));
-    Ok(Running { addr, base_url, stop: Some(tx), handle })
+    Ok(Running {
+        addr,
+        base_url,
+        stop: Some(tx),
+        handle,
+    })
 }
 
 async fn healthz() -> &'static str {
@@ -123,5 +141,8 @@ async fn method_not_allowed() -> ApiError {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::Store(passport_store::StoreError::Backend("handler panicked".into())).into_response()
+    ApiError::Store(passport_store::StoreError::Backend(
+        "handler panicked".into(),
+    ))
+    .into_response()
 }

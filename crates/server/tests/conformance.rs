@@ -11,10 +11,16 @@ fn examples() -> Vec<(PathBuf, Value)> {
     let mut out = Vec::new();
     for corpus in ["hl7-r4-core", "uk-core-stu2"] {
         let root = examples_dir().join(corpus);
-        let mut dirs: Vec<_> = std::fs::read_dir(&root).expect("examples folder").map(|e| e.unwrap().path()).collect();
+        let mut dirs: Vec<_> = std::fs::read_dir(&root)
+            .expect("examples folder")
+            .map(|e| e.unwrap().path())
+            .collect();
         dirs.sort();
         for dir in dirs {
-            let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            let mut files: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
             files.sort();
             for f in files {
                 let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
@@ -24,7 +30,11 @@ fn examples() -> Vec<(PathBuf, Value)> {
             }
         }
     }
-    assert!(out.len() > 200, "expected the whole corpus, found {}", out.len());
+    assert!(
+        out.len() > 200,
+        "expected the whole corpus, found {}",
+        out.len()
+    );
     out
 }
 
@@ -42,25 +52,45 @@ fn comparable(mut v: Value) -> Value {
     v
 }
 
-on_both_databases!(every_supported_example_is_accepted_and_reads_back_equal, |srv| {
-    let mut failures = Vec::new();
-    for (path, example) in examples() {
-        let t = example["resourceType"].as_str().unwrap().to_owned();
-        let resp = srv.post(&format!("/fhir/{t}"), &example).await;
-        if resp.status() != StatusCode::CREATED {
-            failures.push(format!("{}: {} {}", path.display(), resp.status(), resp.text().await.unwrap()));
-            continue;
+on_both_databases!(
+    every_supported_example_is_accepted_and_reads_back_equal,
+    |srv| {
+        let mut failures = Vec::new();
+        for (path, example) in examples() {
+            let t = example["resourceType"].as_str().unwrap().to_owned();
+            let resp = srv.post(&format!("/fhir/{t}"), &example).await;
+            if resp.status() != StatusCode::CREATED {
+                failures.push(format!(
+                    "{}: {} {}",
+                    path.display(),
+                    resp.status(),
+                    resp.text().await.unwrap()
+                ));
+                continue;
+            }
+            let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+            let id = loc.split('/').rev().nth(2).unwrap().to_owned();
+            let read: Value = serde_json::from_str(
+                &srv.get(&format!("/fhir/{t}/{id}"))
+                    .await
+                    .text()
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            // serde_json with arbitrary_precision compares numbers by their text: 1.50 != 1.5.
+            if comparable(read) != comparable(example) {
+                failures.push(format!("{}: read back differs", path.display()));
+            }
         }
-        let loc = resp.headers()["location"].to_str().unwrap().to_owned();
-        let id = loc.split('/').rev().nth(2).unwrap().to_owned();
-        let read: Value = serde_json::from_str(&srv.get(&format!("/fhir/{t}/{id}")).await.text().await.unwrap()).unwrap();
-        // serde_json with arbitrary_precision compares numbers by their text: 1.50 != 1.5.
-        if comparable(read) != comparable(example) {
-            failures.push(format!("{}: read back differs", path.display()));
-        }
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-});
+);
 
 on_both_databases!(known_invalid_examples_are_refused, |srv| {
     let dir = examples_dir().join("known-invalid");
@@ -93,16 +123,38 @@ on_both_databases!(every_mutant_is_refused_at_the_broken_element, |srv| {
             let exprs = expressions(&body);
             let located = exprs.iter().any(|e| e.starts_with(&m.expected_expression));
             if status != StatusCode::UNPROCESSABLE_ENTITY || !located {
-                failures.push(format!("{} [{}] {}: {status} {exprs:?}", path.display(), m.rule, m.description));
+                failures.push(format!(
+                    "{} [{}] {}: {status} {exprs:?}",
+                    path.display(),
+                    m.rule,
+                    m.description
+                ));
             }
             checked += 1;
         }
     }
-    assert!(failures.is_empty(), "{} of {checked} mutants not refused as expected:\n{}", failures.len(), failures.join("\n"));
-    for rule in ["wrong-type", "missing-required", "bad-code", "two-choice-values", "bad-date", "unknown-element", "bad-nhs-number"] {
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} mutants not refused as expected:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for rule in [
+        "wrong-type",
+        "missing-required",
+        "bad-code",
+        "two-choice-values",
+        "bad-date",
+        "unknown-element",
+        "bad-nhs-number",
+    ] {
         assert!(rules.contains(rule), "no mutant for rule {rule}: {rules:?}");
     }
     assert!(checked > 500, "only {checked} mutants");
     let h = json_body(srv.get("/fhir/_history?_count=1").await).await;
-    assert_eq!(h["entry"].as_array().unwrap().len(), 0, "no mutant was stored");
+    assert_eq!(
+        h["entry"].as_array().unwrap().len(),
+        0,
+        "no mutant was stored"
+    );
 });

@@ -10,7 +10,11 @@
 //! That is what turns `If-Match` into a 412 and makes a lost update impossible.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
+/// Test helpers (a fresh PostgreSQL schema per test, or a skip); feature `testing`.
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use bytes::Bytes;
 pub use fhir::index::Token;
@@ -160,7 +164,12 @@ impl Store {
     }
 
     /// One version.
-    pub async fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<Stored>> {
+    pub async fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<Stored>> {
         match self {
             Store::Sqlite(s) => s.vread(resource_type, id, version_id).await,
             Store::Postgres(s) => s.vread(resource_type, id, version_id).await,
@@ -184,7 +193,11 @@ impl Store {
     }
 
     /// Ids of current, non-deleted resources of `resource_type` matching every criterion.
-    pub async fn find_by_tokens(&self, resource_type: &str, criteria: &[TokenCriterion]) -> Result<Vec<String>> {
+    pub async fn find_by_tokens(
+        &self,
+        resource_type: &str,
+        criteria: &[TokenCriterion],
+    ) -> Result<Vec<String>> {
         match self {
             Store::Sqlite(s) => s.find_by_tokens(resource_type, criteria).await,
             Store::Postgres(s) => s.find_by_tokens(resource_type, criteria).await,

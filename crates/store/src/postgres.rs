@@ -1,16 +1,453 @@
-//! postgres backend (being written).
-use crate::*;
+//! The PostgreSQL backend: a region's deployment, several server processes on one database.
+//!
+//! * **URL**: `postgres://user@host:port/database` (or `postgresql://`), parsed by
+//!   tokio-postgres, so every libpq-style parameter it knows works. To keep the tables in a
+//!   schema of their own, pass the server option `search_path` through the `options`
+//!   parameter: `postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dmyschema`
+//!   (the schema must already exist; this is how each test gets a fresh schema, see
+//!   `passport_store::testing::fresh_pg_url` behind the `testing` feature).
+//! * **Connections**: a pool of at most [`POOL_SIZE`] clients, opened on demand; each caches
+//!   its prepared statements.
+//! * **Writes**: one transaction per write, at READ COMMITTED. Lost updates are impossible:
+//!   the current row is locked (`SELECT … FOR UPDATE`) before the version check, so two
+//!   writers replacing the same version serialise and the second sees a conflict; two
+//!   creators of the same id collide on the unique (type, id, version) key, which is
+//!   reported as [`StoreError::VersionConflict`]. Conditional creates and writes that add
+//!   index tokens first take transaction-scoped advisory locks on a hash of (type, param,
+//!   code) of each criterion / token, in sorted order, so a conditional create's check and
+//!   a concurrent write that would make it match cannot interleave.
+//! * **Migrations**: `migrate()` holds a session advisory lock (keyed by the current schema)
+//!   while it applies what `schema_migrations` lacks, so concurrent migrators wait.
+//! * **close()**: waits for the writes in progress, then refuses new ones. Reads keep working.
 
-pub struct PgStore;
+mod pool;
+
+use tokio::sync::RwLock;
+use tokio_postgres::Config;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use crate::sql::{self, Arg, Dialect, Migration};
+use crate::*;
+use pool::{Conn, Pool};
+
+/// Clients in each store's pool.
+pub const POOL_SIZE: usize = 8;
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/postgres/0001_initial.sql"),
+}];
+
+/// First key of the two-key advisory lock guarding migrations (the second is the schema).
+const MIGRATION_LOCK: i32 = 0x5041_5353; // "PASS"
+
+const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \
+     FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
+     WHERE c.resource_type = $1 AND c.id = $2";
+const VREAD_SQL: &str = "SELECT version_id, last_updated_us, deleted, body FROM resource_versions \
+     WHERE resource_type = $1 AND id = $2 AND version_id = $3";
+const CURRENT_SQL: &str =
+    "SELECT version_id FROM resource_current WHERE resource_type = $1 AND id = $2";
+const CURRENT_FOR_UPDATE_SQL: &str =
+    "SELECT version_id FROM resource_current WHERE resource_type = $1 AND id = $2 FOR UPDATE";
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k";
+const INSERT_SQL: &str = "WITH v AS (\
+       INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body) \
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq) \
+     INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us) \
+     SELECT $1, $2, $3, v.seq, $5, $4 FROM v \
+     ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id, \
+       seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us";
+/// The data-modifying CTE deletes the old rows; the INSERT cannot see (and so cannot delete)
+/// its own new rows: both run against the same snapshot.
+const REPLACE_TOKENS_SQL: &str = "WITH gone AS (\
+       DELETE FROM index_token WHERE resource_type = $1 AND id = $2) \
+     INSERT INTO index_token (resource_type, id, param, system, code) \
+     SELECT $1, $2, u.param, u.system, u.code \
+     FROM unnest($3::text[], $4::text[], $5::text[]) AS u(param, system, code)";
+
+pub struct PgStore {
+    pool: Box<Pool>,
+    /// `true` once closed. Writes hold a read guard while they run; `close` takes the
+    /// write guard, so it waits for them, and writes arriving later see `true`.
+    closed: RwLock<bool>,
+}
 
 impl PgStore {
-    pub async fn open(_url: &str) -> Result<Self> { Err(StoreError::Backend("not built yet".into())) }
-    pub async fn migrate(&self) -> Result<()> { Ok(()) }
-    pub async fn ping(&self) -> Result<()> { Ok(()) }
-    pub async fn read(&self, _t: &str, _id: &str) -> Result<Option<Stored>> { Ok(None) }
-    pub async fn vread(&self, _t: &str, _id: &str, _v: i64) -> Result<Option<Stored>> { Ok(None) }
-    pub async fn write(&self, _w: Write) -> Result<Stored> { Err(StoreError::Closed) }
-    pub async fn history(&self, _q: &HistoryQuery) -> Result<Vec<HistoryEntry>> { Ok(vec![]) }
-    pub async fn find_by_tokens(&self, _t: &str, _c: &[TokenCriterion]) -> Result<Vec<String>> { Ok(vec![]) }
-    pub async fn close(&self) {}
+    pub async fn open(url: &str) -> Result<Self> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StoreError::BadUrl(format!("{e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("passport");
+        }
+        Ok(PgStore {
+            pool: Box::new(Pool::new(config, POOL_SIZE).await?),
+            closed: RwLock::new(false),
+        })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.client
+            .execute(
+                "SELECT pg_advisory_lock($1, hashtext(COALESCE(current_schema(), '')))",
+                &[&MIGRATION_LOCK],
+            )
+            .await
+            .map_err(pg_error)?;
+        let result = migrate_locked(&mut conn).await;
+        let unlocked = conn
+            .client
+            .execute(
+                "SELECT pg_advisory_unlock($1, hashtext(COALESCE(current_schema(), '')))",
+                &[&MIGRATION_LOCK],
+            )
+            .await
+            .map_err(pg_error);
+        result.and(unlocked.map(|_| ()))
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let conn = self.pool.get().await?;
+        conn.client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    pub async fn read(&self, t: &str, id: &str) -> Result<Option<Stored>> {
+        let mut conn = self.pool.get().await?;
+        let stmt = conn.prepare(READ_SQL).await?;
+        let row = conn
+            .client
+            .query_opt(&stmt, &[&t, &id])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|r| stored(&r, t, id)))
+    }
+
+    pub async fn vread(&self, t: &str, id: &str, v: i64) -> Result<Option<Stored>> {
+        let mut conn = self.pool.get().await?;
+        let stmt = conn.prepare(VREAD_SQL).await?;
+        let row = conn
+            .client
+            .query_opt(&stmt, &[&t, &id, &v])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|r| stored(&r, t, id)))
+    }
+
+    pub async fn write(&self, w: Write) -> Result<Stored> {
+        sql::check_write(&w)?;
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(StoreError::Closed);
+        }
+        let mut conn = self.pool.get().await?;
+        match write_in(&mut conn, &w).await {
+            Ok(()) => {}
+            Err(WriteError::Store(e)) => return Err(e),
+            Err(WriteError::Raced) => {
+                // Another creator committed first: report what is current now.
+                let stmt = conn.prepare(CURRENT_SQL).await?;
+                let row = conn
+                    .client
+                    .query_opt(&stmt, &[&w.resource_type, &w.id])
+                    .await
+                    .map_err(pg_error)?;
+                return Err(StoreError::VersionConflict {
+                    current: row.map(|r| r.get(0)),
+                });
+            }
+        }
+        drop(conn);
+        drop(closed);
+        Ok(Stored {
+            body: if w.deleted { Bytes::new() } else { w.body },
+            resource_type: w.resource_type,
+            id: w.id,
+            version_id: w.version_id,
+            last_updated_us: w.last_updated_us,
+            deleted: w.deleted,
+        })
+    }
+
+    pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
+        let (text, args) = sql::history(Dialect::Postgres, q);
+        let mut conn = self.pool.get().await?;
+        let stmt = conn.prepare(&text).await?;
+        let params = to_sql(&args);
+        let rows = conn.client.query(&stmt, &params).await.map_err(pg_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| HistoryEntry {
+                seq: r.get(0),
+                version: Stored {
+                    resource_type: r.get(1),
+                    id: r.get(2),
+                    version_id: r.get(3),
+                    last_updated_us: r.get(4),
+                    deleted: r.get(5),
+                    body: Bytes::copy_from_slice(r.get::<_, &[u8]>(6)),
+                },
+            })
+            .collect())
+    }
+
+    pub async fn find_by_tokens(&self, t: &str, c: &[TokenCriterion]) -> Result<Vec<String>> {
+        let mut conn = self.pool.get().await?;
+        let (text, args) = sql::find_by_tokens(Dialect::Postgres, t, c);
+        let stmt = conn.prepare(&text).await?;
+        let rows = conn
+            .client
+            .query(&stmt, &to_sql(&args))
+            .await
+            .map_err(pg_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Waits for the writes in progress, then refuses new ones with
+    /// [`StoreError::Closed`]. Reads keep working. Idempotent.
+    pub async fn close(&self) {
+        *self.closed.write().await = true;
+    }
+}
+
+enum WriteError {
+    Store(StoreError),
+    /// A unique-key collision: a concurrent writer of the same version won.
+    Raced,
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::Store(e)
+    }
+}
+
+fn write_error(e: tokio_postgres::Error) -> WriteError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        WriteError::Raced
+    } else {
+        WriteError::Store(pg_error(e))
+    }
+}
+
+async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
+    // Advisory lock keys, so conditional creates serialise with writes that could make
+    // them match (see the module documentation).
+    let mut keys: Vec<i64> = Vec::new();
+    if let Some(criteria) = &w.unless_exists {
+        keys.extend(
+            criteria
+                .iter()
+                .map(|c| sql::stable_hash(&[&w.resource_type, &c.param, &c.code])),
+        );
+    }
+    if !w.deleted {
+        keys.extend(
+            w.tokens
+                .iter()
+                .map(|t| sql::stable_hash(&[&w.resource_type, t.param, &t.code])),
+        );
+    }
+    keys.sort_unstable();
+    keys.dedup();
+
+    let lock = if keys.is_empty() {
+        None
+    } else {
+        Some(conn.prepare(LOCK_SQL).await?)
+    };
+    let current_stmt = conn.prepare(CURRENT_FOR_UPDATE_SQL).await?;
+    let find = match &w.unless_exists {
+        Some(criteria) => {
+            let (text, args) = sql::find_by_tokens(Dialect::Postgres, &w.resource_type, criteria);
+            Some((conn.prepare(&text).await?, args))
+        }
+        None => None,
+    };
+    let insert = conn.prepare(INSERT_SQL).await?;
+    let tokens = conn.prepare(REPLACE_TOKENS_SQL).await?;
+
+    let tx = conn.client.transaction().await.map_err(pg_error)?;
+    if let Some(lock) = &lock {
+        tx.execute(lock, &[&keys]).await.map_err(pg_error)?;
+    }
+    let current: Option<i64> = tx
+        .query_opt(&current_stmt, &[&w.resource_type, &w.id])
+        .await
+        .map_err(pg_error)?
+        .map(|r| r.get(0));
+    if current != w.replaces {
+        return Err(StoreError::VersionConflict { current }.into());
+    }
+    if let Some((stmt, args)) = &find {
+        let rows = tx.query(stmt, &to_sql(args)).await.map_err(pg_error)?;
+        if !rows.is_empty() {
+            return Err(
+                StoreError::ConditionMatched(rows.iter().map(|r| r.get(0)).collect()).into(),
+            );
+        }
+    }
+    let body: &[u8] = if w.deleted { &[] } else { &w.body };
+    tx.execute(
+        &insert,
+        &[
+            &w.resource_type,
+            &w.id,
+            &w.version_id,
+            &w.last_updated_us,
+            &w.deleted,
+            &body,
+        ],
+    )
+    .await
+    .map_err(write_error)?;
+    // Index tables: replaced with the entries of the version just written (none for a
+    // deletion). Later index tables (string, date, reference…) are maintained here too.
+    let live: &[Token] = if w.deleted { &[] } else { &w.tokens };
+    if current.is_some() || !live.is_empty() {
+        let params: Vec<&str> = live.iter().map(|t| t.param).collect();
+        let systems: Vec<Option<&str>> = live.iter().map(|t| t.system.as_deref()).collect();
+        let codes: Vec<&str> = live.iter().map(|t| t.code.as_str()).collect();
+        tx.execute(
+            &tokens,
+            &[&w.resource_type, &w.id, &params, &systems, &codes],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
+    tx.commit().await.map_err(write_error)
+}
+
+async fn migrate_locked(conn: &mut Conn) -> Result<()> {
+    conn.client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+               version BIGINT PRIMARY KEY, name TEXT NOT NULL, \
+               applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(pg_error)?;
+    let latest: i64 = conn
+        .client
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::int8 FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(pg_error)?
+        .get(0);
+    for m in MIGRATIONS.iter().filter(|m| m.version > latest) {
+        let tx = conn.client.transaction().await.map_err(pg_error)?;
+        tx.batch_execute(m.sql).await.map_err(|e| {
+            StoreError::Backend(format!(
+                "migration {} ({}): {}",
+                m.version,
+                m.name,
+                describe(&e)
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+            &[&m.version, &m.name],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied PostgreSQL migration"
+        );
+    }
+    if let Some(known) = MIGRATIONS.last()
+        && latest > known.version
+    {
+        tracing::warn!(
+            latest,
+            known = known.version,
+            "the database has migrations this build does not know"
+        );
+    }
+    Ok(())
+}
+
+/// A `Stored` from `version_id, last_updated_us, deleted, body`.
+fn stored(r: &tokio_postgres::Row, t: &str, id: &str) -> Stored {
+    Stored {
+        resource_type: t.to_owned(),
+        id: id.to_owned(),
+        version_id: r.get(0),
+        last_updated_us: r.get(1),
+        deleted: r.get(2),
+        body: Bytes::copy_from_slice(r.get::<_, &[u8]>(3)),
+    }
+}
+
+fn to_sql<'a>(args: &'a [Arg<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| match a {
+            Arg::Text(s) => s as &(dyn ToSql + Sync),
+            Arg::Int(i) => i as &(dyn ToSql + Sync),
+        })
+        .collect()
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(inner) = source {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                source = inner.source();
+            }
+            s
+        }
+    }
+}
+
+pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(describe(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file in migrations/postgres is listed, in order.
+    #[test]
+    fn migrations_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{:04}_{}.sql", m.version, m.name))
+            .collect();
+        assert_eq!(files, listed);
+    }
+
+    /// The `options` URL parameter reaches the server as a startup option.
+    #[test]
+    fn url_options_are_understood() {
+        let c: Config = "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dabc"
+            .parse()
+            .unwrap();
+        assert_eq!(c.get_options(), Some("-csearch_path=abc"));
+    }
 }

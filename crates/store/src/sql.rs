@@ -42,7 +42,11 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn new(dialect: Dialect) -> Self {
-        Builder { dialect, sql: String::with_capacity(256), args: Vec::new() }
+        Builder {
+            dialect,
+            sql: String::with_capacity(256),
+            args: Vec::new(),
+        }
     }
     fn push(&mut self, s: &str) {
         self.sql.push_str(s);
@@ -150,7 +154,9 @@ fn criterion<'a>(b: &mut Builder<'a>, alias: &str, c: &'a TokenCriterion) {
 pub(crate) fn check_write(w: &Write) -> Result<(), StoreError> {
     let expected = match w.replaces {
         None => 1,
-        Some(n) => n.checked_add(1).ok_or_else(|| StoreError::Backend("version overflow".into()))?,
+        Some(n) => n
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Backend("version overflow".into()))?,
     };
     if w.version_id != expected {
         return Err(StoreError::Backend(format!(
@@ -159,7 +165,9 @@ pub(crate) fn check_write(w: &Write) -> Result<(), StoreError> {
         )));
     }
     if w.resource_type.is_empty() || w.id.is_empty() {
-        return Err(StoreError::Backend("inconsistent write: empty resource type or id".into()));
+        return Err(StoreError::Backend(
+            "inconsistent write: empty resource type or id".into(),
+        ));
     }
     Ok(())
 }
@@ -206,9 +214,21 @@ mod tests {
     #[test]
     fn token_sql_handles_system_variants() {
         let c = vec![
-            TokenCriterion { param: "identifier".into(), system: SystemMatch::Any, code: "1".into() },
-            TokenCriterion { param: "identifier".into(), system: SystemMatch::Absent, code: "2".into() },
-            TokenCriterion { param: "identifier".into(), system: SystemMatch::Is("s".into()), code: "3".into() },
+            TokenCriterion {
+                param: "identifier".into(),
+                system: SystemMatch::Any,
+                code: "1".into(),
+            },
+            TokenCriterion {
+                param: "identifier".into(),
+                system: SystemMatch::Absent,
+                code: "2".into(),
+            },
+            TokenCriterion {
+                param: "identifier".into(),
+                system: SystemMatch::Is("s".into()),
+                code: "3".into(),
+            },
         ];
         let (sql, args) = find_by_tokens(Dialect::Sqlite, "Patient", &c);
         assert_eq!(args.len(), 1 + 2 + 2 + 3);

@@ -65,7 +65,7 @@ pub struct SqliteStore {
     commits: Arc<AtomicU64>,
     // Declared last: dropped after the queue's sender, so the writer thread has been told
     // to stop by the time this joins it (and removes a temporary database).
-    writer: WriterHandle,
+    _writer: WriterHandle,
 }
 
 impl SqliteStore {
@@ -105,7 +105,10 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             queue: tx,
             commits,
-            writer: WriterHandle { join: Some(join), temp_dir },
+            _writer: WriterHandle {
+                join: Some(join),
+                temp_dir,
+            },
         };
         // One reader up front, so a bad file fails here rather than at the first read.
         let first = open_reader(&store.path)?;
@@ -118,8 +121,11 @@ impl SqliteStore {
     }
 
     pub async fn ping(&self) -> Result<()> {
-        self.with_reader(|c| c.prepare_cached("SELECT 1")?.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|_| ())
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT 1")?
+                .query_row([], |r| r.get::<_, i64>(0))
+        })
+        .map(|_| ())
     }
 
     pub async fn read(&self, t: &str, id: &str) -> Result<Option<Stored>> {
@@ -154,19 +160,20 @@ impl SqliteStore {
         let (text, args) = sql::history(Dialect::Sqlite, q);
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(&text)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(to_sql)), |r| {
-                Ok(HistoryEntry {
-                    seq: r.get(0)?,
-                    version: Stored {
-                        resource_type: r.get(1)?,
-                        id: r.get(2)?,
-                        version_id: r.get(3)?,
-                        last_updated_us: r.get(4)?,
-                        deleted: r.get(5)?,
-                        body: Bytes::from(r.get::<_, Vec<u8>>(6)?),
-                    },
-                })
-            })?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(args.iter().map(to_sql)), |r| {
+                    Ok(HistoryEntry {
+                        seq: r.get(0)?,
+                        version: Stored {
+                            resource_type: r.get(1)?,
+                            id: r.get(2)?,
+                            version_id: r.get(3)?,
+                            last_updated_us: r.get(4)?,
+                            deleted: r.get(5)?,
+                            body: Bytes::from(r.get::<_, Vec<u8>>(6)?),
+                        },
+                    })
+                })?;
             rows.collect()
         })
     }
@@ -284,7 +291,9 @@ fn parse_url(url: &str) -> Result<Location> {
         return Err(StoreError::BadUrl(format!("no path in {url}")));
     }
     if rest.contains('?') {
-        return Err(StoreError::BadUrl(format!("query parameters are not supported: {url}")));
+        return Err(StoreError::BadUrl(format!(
+            "query parameters are not supported: {url}"
+        )));
     }
     Ok(Location::File(PathBuf::from(rest)))
 }
@@ -318,9 +327,12 @@ fn open_writer(path: &Path) -> Result<Connection> {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(backend)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Backend(format!("could not enable WAL (journal_mode is {mode})")));
+        return Err(StoreError::Backend(format!(
+            "could not enable WAL (journal_mode is {mode})"
+        )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL;").map_err(backend)?;
+    conn.execute_batch("PRAGMA synchronous = FULL;")
+        .map_err(backend)?;
     Ok(conn)
 }
 
@@ -332,7 +344,8 @@ fn open_reader(path: &Path) -> Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Readers never write; make that a guarantee.
-    conn.execute_batch("PRAGMA query_only = ON;").map_err(backend)?;
+    conn.execute_batch("PRAGMA query_only = ON;")
+        .map_err(backend)?;
     Ok(conn)
 }
 
@@ -365,7 +378,10 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(matches!(parse_url("sqlite::memory:"), Ok(Location::Temporary)));
+        assert!(matches!(
+            parse_url("sqlite::memory:"),
+            Ok(Location::Temporary)
+        ));
         match parse_url("sqlite://data/p.db") {
             Ok(Location::File(p)) => assert_eq!(p, PathBuf::from("data/p.db")),
             _ => panic!(),
@@ -387,8 +403,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         files.sort();
-        let listed: Vec<String> =
-            MIGRATIONS.iter().map(|m| format!("{:04}_{}.sql", m.version, m.name)).collect();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{:04}_{}.sql", m.version, m.name))
+            .collect();
         assert_eq!(files, listed);
     }
 }

@@ -18,6 +18,15 @@
 //! Extensions on primitives (`_given`) are reported at the primitive they extend, as
 //! FHIRPath sees them: `Patient.name[0].given[1].extension[0].url`.
 //!
+//! # Issue codes
+//!
+//! All issues are errors: `invalid` (resourceType missing, not a string or not a concrete R4
+//! resource type), `structure` (unknown element, wrong JSON shape, empty or misaligned
+//! arrays, misplaced null, two values for one choice), `required` (an element with min ≥ 1
+//! missing), `value` (a primitive's format, a reference's form or target type, an NHS
+//! Number) and `code-invalid` (a code outside a required binding's value set; Codings are
+//! checked only when their system is one of the value set's).
+//!
 //! The walk builds the expression in one reused buffer, so a valid resource costs no
 //! allocation beyond that buffer and the empty issue list.
 
@@ -82,7 +91,10 @@ impl<'a> Walker<'a> {
         let Value::Object(map) = v else {
             self.error(
                 IssueType::Structure,
-                format!("expected a resource (a JSON object), found {}", primitives::describe(v)),
+                format!(
+                    "expected a resource (a JSON object), found {}",
+                    primitives::describe(v)
+                ),
             );
             return;
         };
@@ -92,7 +104,10 @@ impl<'a> Walker<'a> {
                 let m = self.push_key("resourceType");
                 self.error(
                     IssueType::Invalid,
-                    format!("resourceType must be a string, found {}", primitives::describe(other)),
+                    format!(
+                        "resourceType must be a string, found {}",
+                        primitives::describe(other)
+                    ),
                 );
                 self.pop(m);
                 return;
@@ -205,7 +220,10 @@ impl<'a> Walker<'a> {
                 let elem = &node.elems[r as usize];
                 let m = self.push_key(&elem.display);
                 let msg = if elem.choice {
-                    format!("missing required element '{}' (one of its types must be given)", elem.display)
+                    format!(
+                        "missing required element '{}' (one of its types must be given)",
+                        elem.display
+                    )
                 } else {
                     format!("missing required element '{}'", elem.display)
                 };
@@ -219,14 +237,20 @@ impl<'a> Walker<'a> {
     /// the matching `_name` value for primitives.
     fn element(&mut self, elem: &Elem, ty: Ty, value: &'a Value, ext: Option<&'a Value>) {
         if elem.max == Some(0) {
-            self.error(IssueType::Structure, format!("element '{}' is not allowed here", elem.display));
+            self.error(
+                IssueType::Structure,
+                format!("element '{}' is not allowed here", elem.display),
+            );
             return;
         }
         if !elem.array {
             match value {
                 Value::Array(_) => self.error(
                     IssueType::Structure,
-                    format!("element '{}' has at most one value: it must not be an array", elem.display),
+                    format!(
+                        "element '{}' has at most one value: it must not be an array",
+                        elem.display
+                    ),
                 ),
                 Value::Null => self.error(IssueType::Structure, "null is not allowed here"),
                 _ => self.item(elem, ty, value),
@@ -255,7 +279,11 @@ impl<'a> Walker<'a> {
         {
             self.error(
                 IssueType::Structure,
-                format!("element '{}' allows at most {max} values, found {}", elem.display, items.len()),
+                format!(
+                    "element '{}' allows at most {max} values, found {}",
+                    elem.display,
+                    items.len()
+                ),
             );
         }
         let ext_items = match ext {
@@ -317,7 +345,10 @@ impl<'a> Walker<'a> {
             for (i, x) in items.iter().enumerate() {
                 let m = self.push_index(i);
                 if x.is_null() {
-                    self.error(IssueType::Structure, "an entry with neither a value nor extensions");
+                    self.error(
+                        IssueType::Structure,
+                        "an entry with neither a value nor extensions",
+                    );
                 } else {
                     self.extension_object(x);
                 }
@@ -361,7 +392,10 @@ impl<'a> Walker<'a> {
                     if !vs.all.contains(code.as_str()) {
                         self.error(
                             IssueType::CodeInvalid,
-                            format!("'{code}' is not a code of the required value set {}", vs.url),
+                            format!(
+                                "'{code}' is not a code of the required value set {}",
+                                vs.url
+                            ),
                         );
                     }
                 }
@@ -371,13 +405,15 @@ impl<'a> Walker<'a> {
                     let what = self.d.node(n).path.clone();
                     self.error(
                         IssueType::Structure,
-                        format!("expected an object ({what}), found {}", primitives::describe(v)),
+                        format!(
+                            "expected an object ({what}), found {}",
+                            primitives::describe(v)
+                        ),
                     );
                     return;
                 };
                 if map.is_empty() {
                     self.error(IssueType::Structure, "objects must not be empty");
-                    return;
                 }
                 self.object(map, n, false);
                 if n == self.d.reference {
@@ -409,7 +445,9 @@ impl<'a> Walker<'a> {
     /// A Coding under a required binding: its code must be in the value set when its system
     /// is one of the value set's.
     fn coding(&mut self, binding: u32, c: &Map<String, Value>) {
-        let (Some(Value::String(system)), Some(Value::String(code))) = (c.get("system"), c.get("code")) else {
+        let (Some(Value::String(system)), Some(Value::String(code))) =
+            (c.get("system"), c.get("code"))
+        else {
             return;
         };
         let vs = &self.d.value_sets[binding as usize];
@@ -419,7 +457,10 @@ impl<'a> Walker<'a> {
             let m = self.push_key("code");
             self.error(
                 IssueType::CodeInvalid,
-                format!("'{code}' is not a code of {system} allowed by the required value set {}", vs.url),
+                format!(
+                    "'{code}' is not a code of {system} allowed by the required value set {}",
+                    vs.url
+                ),
             );
             self.pop(m);
         }

@@ -9,17 +9,27 @@ pub(crate) fn check(p: Prim, v: &Value) -> Result<(), String> {
     match p {
         Prim::Boolean => match v {
             Value::Bool(_) => Ok(()),
-            _ => Err(format!("expected a boolean (true or false), found {}", describe(v))),
+            _ => Err(format!(
+                "expected a boolean (true or false), found {}",
+                describe(v)
+            )),
         },
         Prim::Integer | Prim::PositiveInt | Prim::UnsignedInt => {
             let Value::Number(n) = v else {
-                return Err(format!("expected an {} (a JSON number), found {}", p.name(), describe(v)));
+                return Err(format!(
+                    "expected {} (a JSON number), found {}",
+                    with_article(p),
+                    describe(v)
+                ));
             };
             check_integer(p, &n.to_string())
         }
         Prim::Decimal => {
             let Value::Number(n) = v else {
-                return Err(format!("expected a decimal (a JSON number), found {}", describe(v)));
+                return Err(format!(
+                    "expected a decimal (a JSON number), found {}",
+                    describe(v)
+                ));
             };
             if is_decimal(&n.to_string()) {
                 Ok(())
@@ -29,11 +39,24 @@ pub(crate) fn check(p: Prim, v: &Value) -> Result<(), String> {
         }
         _ => {
             let Value::String(s) = v else {
-                return Err(format!("expected a {} (a JSON string), found {}", p.name(), describe(v)));
+                return Err(format!(
+                    "expected {} (a JSON string), found {}",
+                    with_article(p),
+                    describe(v)
+                ));
             };
             check_string(p, s)
         }
     }
+}
+
+/// "a date", "an instant", "a uri": the type's name with its indefinite article.
+fn with_article(p: Prim) -> String {
+    let an = matches!(
+        p,
+        Prim::Id | Prim::Instant | Prim::Integer | Prim::Oid | Prim::UnsignedInt | Prim::Xhtml
+    );
+    format!("{} {}", if an { "an" } else { "a" }, p.name())
 }
 
 /// Whether `v` has the JSON kind `p` is carried as (boolean, number or string).
@@ -66,7 +89,10 @@ fn check_integer(p: Prim, text: &str) -> Result<(), String> {
         && digits.bytes().all(|b| b.is_ascii_digit())
         && (digits == "0" || !digits.starts_with('0'));
     if !well_formed {
-        return Err(format!("'{text}' is not a valid {}: expected a whole number", p.name()));
+        return Err(format!(
+            "'{text}' is not a valid {}: expected a whole number",
+            p.name()
+        ));
     }
     let value: i64 = match digits.parse::<i64>() {
         Ok(v) if digits.len() <= 11 => {
@@ -85,8 +111,12 @@ fn check_integer(p: Prim, text: &str) -> Result<(), String> {
     };
     if value < lo || value > hi {
         return Err(match p {
-            Prim::PositiveInt if value < 1 => format!("{text} is not a positiveInt: must be 1 or more"),
-            Prim::UnsignedInt if value < 0 => format!("{text} is not an unsignedInt: must not be negative"),
+            Prim::PositiveInt if value < 1 => {
+                format!("{text} is not a positiveInt: must be 1 or more")
+            }
+            Prim::UnsignedInt if value < 0 => {
+                format!("{text} is not an unsignedInt: must not be negative")
+            }
             _ => format!("{text} is out of range for {} (32-bit)", p.name()),
         });
     }
@@ -136,10 +166,13 @@ pub(crate) fn is_decimal(s: &str) -> bool {
 
 fn check_string(p: Prim, s: &str) -> Result<(), String> {
     if s.is_empty() {
-        return Err(format!("a {} must not be empty (R4: strings SHALL NOT be empty)", p.name()));
+        return Err(format!(
+            "{} must not be empty (R4: strings SHALL NOT be empty)",
+            with_article(p)
+        ));
     }
     if s.len() > 1024 * 1024 && p != Prim::Base64Binary {
-        return Err(format!("a {} must be at most 1 MB", p.name()));
+        return Err(format!("{} must be at most 1 MB", with_article(p)));
     }
     let ok = match p {
         Prim::String | Prim::Markdown => true,
@@ -163,30 +196,46 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
     }
     let shown: String = s.chars().take(80).collect();
     Err(match p {
-        Prim::Code => format!("'{shown}' is not a valid code: no leading, trailing or repeated whitespace"),
+        Prim::Code => {
+            format!("'{shown}' is not a valid code: no leading, trailing or repeated whitespace")
+        }
         Prim::Id => format!("'{shown}' is not a valid id: 1-64 characters from A-Z a-z 0-9 - ."),
-        Prim::Uri | Prim::Url | Prim::Canonical => format!("'{shown}' is not a valid {}: must not contain whitespace", p.name()),
+        Prim::Uri | Prim::Url | Prim::Canonical => format!(
+            "'{shown}' is not a valid {}: must not contain whitespace",
+            p.name()
+        ),
         Prim::Oid => format!("'{shown}' is not a valid oid: expected urn:oid:<dotted numbers>"),
         Prim::Uuid => format!("'{shown}' is not a valid uuid: expected urn:uuid:<lower-case uuid>"),
         Prim::Base64Binary => "not valid base64".to_owned(),
         Prim::Xhtml => "xhtml must be a <div> element".to_owned(),
-        Prim::Date => format!("'{shown}' is not a valid date: expected YYYY, YYYY-MM or YYYY-MM-DD"),
+        Prim::Date => {
+            format!("'{shown}' is not a valid date: expected YYYY, YYYY-MM or YYYY-MM-DD")
+        }
         Prim::DateTime => format!(
             "'{shown}' is not a valid dateTime: expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss(.sss) with a timezone (Z or +hh:mm)"
         ),
-        Prim::Instant => format!("'{shown}' is not a valid instant: expected YYYY-MM-DDThh:mm:ss(.sss) with a timezone (Z or +hh:mm)"),
-        Prim::Time => format!("'{shown}' is not a valid time: expected hh:mm:ss(.sss), no timezone"),
+        Prim::Instant => format!(
+            "'{shown}' is not a valid instant: expected YYYY-MM-DDThh:mm:ss(.sss) with a timezone (Z or +hh:mm)"
+        ),
+        Prim::Time => {
+            format!("'{shown}' is not a valid time: expected hh:mm:ss(.sss), no timezone")
+        }
         _ => format!("'{shown}' is not a valid {}", p.name()),
     })
 }
 
-/// `[^\s]+( [^\s]+)*`
+/// `[^\s]+(\s[^\s]+)*`: no leading or trailing whitespace, never two whitespace
+/// characters in a row.
 pub(crate) fn is_code(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(' ')
-        && !s.ends_with(' ')
-        && !s.contains("  ")
-        && !s.chars().any(|c| c.is_whitespace() && c != ' ')
+    let mut prev_ws = true; // so leading whitespace fails
+    for c in s.chars() {
+        let ws = c.is_whitespace();
+        if ws && prev_ws {
+            return false;
+        }
+        prev_ws = ws;
+    }
+    !s.is_empty() && !prev_ws
 }
 
 /// `urn:oid:[0-2](\.(0|[1-9][0-9]*))+`
@@ -205,7 +254,10 @@ pub(crate) fn is_bare_oid(rest: &str) -> bool {
     let mut n = 0;
     for part in parts {
         n += 1;
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || (part.len() > 1 && part.starts_with('0')) {
+        if part.is_empty()
+            || !part.bytes().all(|b| b.is_ascii_digit())
+            || (part.len() > 1 && part.starts_with('0'))
+        {
             return false;
         }
     }
@@ -239,7 +291,7 @@ pub(crate) fn is_base64(s: &str) -> bool {
         }
         n += 1;
     }
-    n > 0 && n % 4 == 0 && pad <= 2
+    n > 0 && n.is_multiple_of(4) && pad <= 2
 }
 
 fn two(b: &[u8], i: usize) -> Option<u32> {
@@ -253,7 +305,9 @@ fn two(b: &[u8], i: usize) -> Option<u32> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -363,12 +417,32 @@ mod tests {
 
     #[test]
     fn dates() {
-        for ok in ["2019", "2019-02", "2019-02-28", "2020-02-29", "0001", "2000-02-29"] {
+        for ok in [
+            "2019",
+            "2019-02",
+            "2019-02-28",
+            "2020-02-29",
+            "0001",
+            "2000-02-29",
+        ] {
             assert!(is_date(ok), "{ok}");
         }
         for bad in [
-            "", "19", "0000", "2019-13", "2019-00", "2019-1", "2019-02-29", "1900-02-29", "2019-13-45",
-            "2019-04-31", "2019-02-28T10:00:00Z", "2019-", "2019-02-", "20190228", " 2019",
+            "",
+            "19",
+            "0000",
+            "2019-13",
+            "2019-00",
+            "2019-1",
+            "2019-02-29",
+            "1900-02-29",
+            "2019-13-45",
+            "2019-04-31",
+            "2019-02-28T10:00:00Z",
+            "2019-",
+            "2019-02-",
+            "20190228",
+            " 2019",
         ] {
             assert!(!is_date(bad), "{bad}");
         }
@@ -389,9 +463,9 @@ mod tests {
             assert!(is_date_time(ok), "{ok}");
         }
         for bad in [
-            "2019-02-28T10:11:12",     // time without timezone
-            "2019-02-28T10:11Z",       // seconds required
-            "2019-02T10:11:12Z",       // time needs a full date
+            "2019-02-28T10:11:12", // time without timezone
+            "2019-02-28T10:11Z",   // seconds required
+            "2019-02T10:11:12Z",   // time needs a full date
             "2019-02-28T24:00:00Z",
             "2019-02-28T10:60:00Z",
             "2019-02-28T10:11:12+14:30",
@@ -446,17 +520,38 @@ mod tests {
         assert!(check(Prim::String, &json!("")).is_err());
         assert!(check(Prim::String, &json!(" x ")).is_ok());
         assert!(check(Prim::String, &json!(5)).is_err());
-        assert!(is_code("final") && is_code("a b") && !is_code(" a") && !is_code("a ") && !is_code("a  b") && !is_code("a\tb"));
+        for ok in ["final", "a b", "a\tb", "x-y.z"] {
+            assert!(is_code(ok), "{ok:?}");
+        }
+        for bad in ["", " a", "a ", "a  b", "a\t b", "\n", "a\n"] {
+            assert!(!is_code(bad), "{bad:?}");
+        }
         assert!(check(Prim::Id, &json!("a.B-9")).is_ok());
         assert!(check(Prim::Id, &json!("a_b")).is_err());
         assert!(check(Prim::Uri, &json!("http://x/y")).is_ok());
         assert!(check(Prim::Uri, &json!("http://x/ y")).is_err());
-        assert!(is_oid("urn:oid:1.2.840.113619") && !is_oid("urn:oid:3.1") && !is_oid("urn:oid:1") && !is_oid("urn:oid:1.02"));
+        assert!(
+            is_oid("urn:oid:1.2.840.113619")
+                && !is_oid("urn:oid:3.1")
+                && !is_oid("urn:oid:1")
+                && !is_oid("urn:oid:1.02")
+        );
         assert!(is_uuid("urn:uuid:c757873d-ec9a-4326-a141-556f43239520"));
         assert!(!is_uuid("urn:uuid:C757873D-EC9A-4326-A141-556F43239520"));
         assert!(!is_uuid("c757873d-ec9a-4326-a141-556f43239520"));
-        assert!(is_base64("aGVsbG8=") && is_base64("aGVs\nbG8h") && !is_base64("aGVsbG8") && !is_base64("a=Vs"));
-        assert!(check(Prim::Xhtml, &json!("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>")).is_ok());
+        assert!(
+            is_base64("aGVsbG8=")
+                && is_base64("aGVs\nbG8h")
+                && !is_base64("aGVsbG8")
+                && !is_base64("a=Vs")
+        );
+        assert!(
+            check(
+                Prim::Xhtml,
+                &json!("<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>")
+            )
+            .is_ok()
+        );
         assert!(check(Prim::Xhtml, &json!("<p>x</p>")).is_err());
     }
 }

@@ -13,13 +13,17 @@ pub(crate) fn check(d: &Defs, r: &str, local: &[&str], targets: &[Box<str>]) -> 
         if id.is_empty() || local.contains(&id) {
             return Ok(());
         }
-        return Err(format!("'{r}' does not match the id of any contained resource"));
+        return Err(format!(
+            "'{r}' does not match the id of any contained resource"
+        ));
     }
     if let Some(u) = r.strip_prefix("urn:uuid:") {
         return if is_bare_uuid(u) {
             Ok(())
         } else {
-            Err(format!("'{r}' is not a valid urn:uuid: reference (expected a lower-case uuid)"))
+            Err(format!(
+                "'{r}' is not a valid urn:uuid: reference (expected a lower-case uuid)"
+            ))
         };
     }
     if let Some(o) = r.strip_prefix("urn:oid:") {
@@ -29,8 +33,12 @@ pub(crate) fn check(d: &Defs, r: &str, local: &[&str], targets: &[Box<str>]) -> 
             Err(format!("'{r}' is not a valid urn:oid: reference"))
         };
     }
-    if let Some(rest) = r.strip_prefix("http://").or_else(|| r.strip_prefix("https://")) {
-        return if !rest.is_empty() && !rest.starts_with('/') && !r.chars().any(char::is_whitespace) {
+    if let Some(rest) = r
+        .strip_prefix("http://")
+        .or_else(|| r.strip_prefix("https://"))
+    {
+        return if !rest.is_empty() && !rest.starts_with('/') && !r.chars().any(char::is_whitespace)
+        {
             Ok(())
         } else {
             Err(format!("'{r}' is not a valid absolute URL"))
@@ -43,14 +51,15 @@ pub(crate) fn check(d: &Defs, r: &str, local: &[&str], targets: &[Box<str>]) -> 
         (Some("_history"), Some(v), None) => is_valid_id(v),
         _ => false,
     };
-    let Some(id) = id.filter(|id| is_valid_id(id) && history) else {
+    if !id.is_some_and(is_valid_id) || !history {
         return Err(format!(
             "'{r}' is not a valid reference: expected Type/id, an absolute URL, #id, urn:uuid: or urn:oid:"
         ));
-    };
-    let _ = id;
+    }
     if !d.is_resource_type(ty) {
-        return Err(format!("'{r}' is not a valid reference: '{ty}' is not a resource type"));
+        return Err(format!(
+            "'{r}' is not a valid reference: '{ty}' is not a resource type"
+        ));
     }
     if !targets.is_empty() && !targets.iter().any(|t| &**t == ty) {
         let allowed: Vec<&str> = targets.iter().map(|t| &**t).collect();

@@ -5,7 +5,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 pub fn examples_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fhir-examples"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fhir-examples"
+    ))
 }
 
 /// Every `.json` file under `dir`, sorted (deterministic order).
@@ -53,5 +56,8 @@ pub fn supported_examples() -> Vec<(PathBuf, String, Value)> {
 }
 
 pub fn name(p: &Path) -> String {
-    p.strip_prefix(examples_dir()).unwrap_or(p).display().to_string()
+    p.strip_prefix(examples_dir())
+        .unwrap_or(p)
+        .display()
+        .to_string()
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fhir::{Issue, IssueType};
-use passport_store::{Stored, StoreError, SystemMatch, TokenCriterion, Write};
+use passport_store::{StoreError, Stored, SystemMatch, TokenCriterion, Write};
 use serde_json::{Map, Value};
 
 use super::request::{self, JSON_PATCH};
@@ -19,7 +19,16 @@ use crate::error::{ApiError, ApiResult};
 
 /// How often an update without `If-Match` is retried when another write got in first.
 /// Each retry re-reads and re-applies, so it is a fresh decision, never a blind overwrite.
-const MAX_RETRIES: usize = 8;
+/// Retries back off a little (see [`backoff`]) so that many writers to one resource
+/// take turns instead of colliding again.
+const MAX_RETRIES: u32 = 64;
+
+/// Sleeps a short, growing, jittered time before retry number `attempt` (from 1).
+async fn backoff(attempt: u32) {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
+    let ms = u64::from(attempt.min(8)) + jitter;
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
 
 pub fn require_supported(resource_type: &str) -> ApiResult<()> {
     if fhir::types::is_supported(resource_type) {
@@ -116,8 +125,16 @@ pub async fn create(
                 .store
                 .read(&resource_type, &ids[0])
                 .await?
-                .ok_or_else(|| ApiError::Conflict("the matching resource vanished; retry".into()))?;
-            Ok(response::written(StatusCode::OK, &existing, Some(location(&st, &existing)), ret, "a matching resource already exists"))
+                .ok_or_else(|| {
+                    ApiError::Conflict("the matching resource vanished; retry".into())
+                })?;
+            Ok(response::written(
+                StatusCode::OK,
+                &existing,
+                Some(location(&st, &existing)),
+                ret,
+                "a matching resource already exists",
+            ))
         }
         Err(StoreError::ConditionMatched(ids)) => Err(ApiError::PreconditionFailed(format!(
             "If-None-Exist matched {} resources; it must match at most one",
@@ -138,7 +155,9 @@ fn parse_condition(query: &str) -> ApiResult<Vec<TokenCriterion>> {
         if name != "identifier" && name != "_id" {
             return Err(ApiError::bad_request(
                 "",
-                format!("If-None-Exist: parameter '{name}' is not supported (use identifier or _id)"),
+                format!(
+                    "If-None-Exist: parameter '{name}' is not supported (use identifier or _id)"
+                ),
             ));
         }
         let (system, code) = match value.split_once('|') {
@@ -147,9 +166,16 @@ fn parse_condition(query: &str) -> ApiResult<Vec<TokenCriterion>> {
             Some((system, code)) => (SystemMatch::Is(system.to_owned()), code.to_owned()),
         };
         if code.is_empty() {
-            return Err(ApiError::bad_request("", format!("If-None-Exist: '{name}' needs a value")));
+            return Err(ApiError::bad_request(
+                "",
+                format!("If-None-Exist: '{name}' needs a value"),
+            ));
         }
-        out.push(TokenCriterion { param: name.into_owned(), system, code });
+        out.push(TokenCriterion {
+            param: name.into_owned(),
+            system,
+            code,
+        });
     }
     if out.is_empty() {
         return Err(ApiError::bad_request("", "If-None-Exist is empty"));
@@ -194,11 +220,13 @@ pub async fn vread(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
-    let version: i64 = version
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'")))?;
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
+    })?;
     match st.store.vread(&resource_type, &id, version).await? {
-        None => Err(ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"))),
+        None => Err(ApiError::NotFound(format!(
+            "{resource_type}/{id} has no version {version}"
+        ))),
         Some(s) if s.deleted => Err(ApiError::Gone {
             message: format!("version {version} of {resource_type}/{id} is its deletion"),
             etag: Some(etag(version)),
@@ -227,12 +255,20 @@ pub async fn update(
                 format!("the body's id '{body_id}' does not match the URL's id '{id}'"),
             ));
         }
-        None => return Err(ApiError::bad_request("id", "an update must carry the resource's id in the body")),
+        None => {
+            return Err(ApiError::bad_request(
+                "id",
+                "an update must carry the resource's id in the body",
+            ));
+        }
     }
     let map = request::validate(map)?;
     let wanted = request::if_match(&headers)?;
     let ret = Return::from_headers(&headers);
-    write_with_retry(&st, &resource_type, &id, wanted, ret, |_current| Ok(map.clone())).await
+    write_with_retry(&st, &resource_type, &id, wanted, ret, |_current| {
+        Ok(map.clone())
+    })
+    .await
 }
 
 pub async fn patch(
@@ -251,9 +287,12 @@ pub async fn patch(
     let ret = Return::from_headers(&headers);
     let (rt, rid) = (resource_type.clone(), id.clone());
     write_with_retry(&st, &resource_type, &id, wanted, ret, move |current| {
-        let Some(current) = current else { return Err(not_found(&rt, &rid)) };
-        let mut doc: Value = serde_json::from_slice(&current.body)
-            .map_err(|e| ApiError::Store(StoreError::Backend(format!("stored body unreadable: {e}"))))?;
+        let Some(current) = current else {
+            return Err(not_found(&rt, &rid));
+        };
+        let mut doc: Value = serde_json::from_slice(&current.body).map_err(|e| {
+            ApiError::Store(StoreError::Backend(format!("stored body unreadable: {e}")))
+        })?;
         json_patch::patch(&mut doc, &ops).map_err(|e| {
             ApiError::Unprocessable(vec![Issue::error(
                 IssueType::Processing,
@@ -294,7 +333,10 @@ async fn write_with_retry(
     ret: Return,
     next: impl Fn(Option<&Stored>) -> ApiResult<Map<String, Value>>,
 ) -> ApiResult<Response> {
-    for _ in 0..MAX_RETRIES {
+    for attempt in 0..MAX_RETRIES {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let existing = st.store.read(resource_type, id).await?;
         if let Some(w) = wanted {
             let current = existing.as_ref().map(|s| s.version_id);
@@ -329,7 +371,12 @@ async fn write_with_retry(
     )))
 }
 
-fn precondition_failed(resource_type: &str, id: &str, wanted: i64, current: Option<i64>) -> ApiError {
+fn precondition_failed(
+    resource_type: &str,
+    id: &str,
+    wanted: i64,
+    current: Option<i64>,
+) -> ApiError {
     ApiError::PreconditionFailed(match current {
         Some(c) => format!(
             "{resource_type}/{id} is at version {c}, not {wanted}: someone else changed it; read it again and reapply your change"
@@ -345,19 +392,33 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let wanted = request::if_match(&headers)?;
-    for _ in 0..MAX_RETRIES {
+    for attempt in 0..MAX_RETRIES {
+        if attempt > 0 {
+            backoff(attempt).await;
+        }
         let existing = st.store.read(&resource_type, &id).await?;
         if let Some(w) = wanted
             && existing.as_ref().map(|s| s.version_id) != Some(w)
         {
-            return Err(precondition_failed(&resource_type, &id, w, existing.map(|s| s.version_id)));
+            return Err(precondition_failed(
+                &resource_type,
+                &id,
+                w,
+                existing.map(|s| s.version_id),
+            ));
         }
         let Some(existing) = existing else {
             return Err(not_found(&resource_type, &id));
         };
         if existing.deleted {
             // Deleting twice changes nothing and makes no new version.
-            return Ok(response::written(StatusCode::OK, &existing, None, Return::OperationOutcome, "already deleted"));
+            return Ok(response::written(
+                StatusCode::OK,
+                &existing,
+                None,
+                Return::OperationOutcome,
+                "already deleted",
+            ));
         }
         let write = Write {
             resource_type: resource_type.clone(),
@@ -372,7 +433,13 @@ pub async fn delete(
         };
         match st.store.write(write).await {
             Ok(stored) => {
-                return Ok(response::written(StatusCode::OK, &stored, None, Return::OperationOutcome, &format!("{resource_type}/{id} deleted")));
+                return Ok(response::written(
+                    StatusCode::OK,
+                    &stored,
+                    None,
+                    Return::OperationOutcome,
+                    &format!("{resource_type}/{id} deleted"),
+                ));
             }
             Err(StoreError::VersionConflict { current }) => {
                 if let Some(w) = wanted {
@@ -382,7 +449,9 @@ pub async fn delete(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(ApiError::Conflict(format!("{resource_type}/{id} is being changed by others too often; try again")))
+    Err(ApiError::Conflict(format!(
+        "{resource_type}/{id} is being changed by others too often; try again"
+    )))
 }
 
 #[cfg(test)]
@@ -391,8 +460,13 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let c = parse_condition("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018").unwrap();
-        assert_eq!(c[0].system, SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into()));
+        let c =
+            parse_condition("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018")
+                .unwrap();
+        assert_eq!(
+            c[0].system,
+            SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into())
+        );
         assert_eq!(c[0].code, "9990000018");
         let c = parse_condition("Patient?identifier=|x&_id=y").unwrap();
         assert_eq!(c[0].system, SystemMatch::Absent);

@@ -45,7 +45,9 @@ pub async fn instance(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     if st.store.read(&resource_type, &id).await?.is_none() {
-        return Err(ApiError::NotFound(format!("{resource_type}/{id} does not exist")));
+        return Err(ApiError::NotFound(format!(
+            "{resource_type}/{id} does not exist"
+        )));
     }
     history(&st, Some(resource_type), Some(id), q, &headers).await
 }
@@ -55,13 +57,29 @@ fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
         let bad = |what: &str| ApiError::bad_request("", format!("{name}: {what}"));
         match name.as_ref() {
-            "_since" => query.since_us = Some(clock::parse_fhir_datetime(&value).ok_or_else(|| bad("expected a FHIR instant, e.g. 2026-01-31T09:00:00Z"))?),
-            "_at" => query.at_us = Some(clock::parse_fhir_datetime(&value).ok_or_else(|| bad("expected a FHIR dateTime, e.g. 2026-01-31T09:00:00Z"))?),
+            "_since" => {
+                query.since_us = Some(
+                    clock::parse_fhir_datetime(&value)
+                        .ok_or_else(|| bad("expected a FHIR instant, e.g. 2026-01-31T09:00:00Z"))?,
+                )
+            }
+            "_at" => {
+                query.at_us =
+                    Some(clock::parse_fhir_datetime(&value).ok_or_else(|| {
+                        bad("expected a FHIR dateTime, e.g. 2026-01-31T09:00:00Z")
+                    })?)
+            }
             "_count" => {
                 let n: usize = value.parse().map_err(|_| bad("expected a whole number"))?;
                 query.count = n.min(MAX_COUNT);
             }
-            "_before" => query.before_seq = Some(value.parse().map_err(|_| bad("not a page position this server made"))?),
+            "_before" => {
+                query.before_seq = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("not a page position this server made"))?,
+                )
+            }
             // Other parameters (e.g. _format) do not change a history listing.
             _ => {}
         }
@@ -80,7 +98,11 @@ async fn history(
     let raw_query = raw_query.unwrap_or_default();
     let query = parse_query(
         &raw_query,
-        HistoryQuery { resource_type: resource_type.clone(), id: id.clone(), ..Default::default() },
+        HistoryQuery {
+            resource_type: resource_type.clone(),
+            id: id.clone(),
+            ..Default::default()
+        },
     )?;
     let mut fetch = query.clone();
     fetch.count = query.count + 1;
@@ -107,7 +129,11 @@ async fn history(
             ser.append_pair("_before", &b.to_string());
         }
         let q = ser.finish();
-        if q.is_empty() { path.clone() } else { format!("{path}?{q}") }
+        if q.is_empty() {
+            path.clone()
+        } else {
+            format!("{path}?{q}")
+        }
     };
 
     let mut w = JsonWriter::new();
@@ -119,7 +145,9 @@ async fn history(
         .string(&link(query.before_seq))
         .raw(b"}");
     if more && let Some(last) = entries.last() {
-        w.raw(br#",{"relation":"next","url":"#).string(&link(Some(last.seq))).raw(b"}");
+        w.raw(br#",{"relation":"next","url":"#)
+            .string(&link(Some(last.seq)))
+            .raw(b"}");
     }
     w.raw(br#"],"entry":["#);
     for (i, e) in entries.iter().enumerate() {

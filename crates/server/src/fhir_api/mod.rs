@@ -25,7 +25,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/fhir/{type}/_history", get(history::type_level))
         .route(
             "/fhir/{type}/{id}",
-            get(crud::read).put(crud::update).patch(crud::patch).delete(crud::delete),
+            get(crud::read)
+                .put(crud::update)
+                .patch(crud::patch)
+                .delete(crud::delete),
         )
         .route("/fhir/{type}/{id}/_history", get(history::instance))
         .route("/fhir/{type}/{id}/_history/{vid}", get(crud::vread))
@@ -35,14 +38,19 @@ async fn metadata(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiRes
     request::check_accept(&headers)?;
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(response::FHIR_JSON))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(response::FHIR_JSON),
+        )],
         st.capability.clone(),
     )
         .into_response())
 }
 
 /// Type-level search is not offered yet (the CapabilityStatement does not declare it).
-async fn search_not_yet(axum::extract::Path(resource_type): axum::extract::Path<String>) -> ApiResult<Response> {
+async fn search_not_yet(
+    axum::extract::Path(resource_type): axum::extract::Path<String>,
+) -> ApiResult<Response> {
     crud::require_supported(&resource_type)?;
     Err(ApiError::MethodNotAllowed(format!(
         "search on {resource_type} is not supported yet"

@@ -14,7 +14,13 @@ pub const JSON_PATCH: &str = "application/json-patch+json";
 
 fn media_type(headers: &HeaderMap) -> Option<String> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    Some(
+        ct.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 /// Refuses a body sent as anything but one of `allowed` (415).
@@ -40,10 +46,19 @@ pub fn check_accept(headers: &HeaderMap) -> ApiResult<()> {
         return Ok(());
     };
     let ok = accept.split(',').any(|part| {
-        let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mt = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         matches!(
             mt.as_str(),
-            "" | "*/*" | "application/*" | "application/json" | "application/fhir+json" | "application/json+fhir"
+            "" | "*/*"
+                | "application/*"
+                | "application/json"
+                | "application/fhir+json"
+                | "application/json+fhir"
         )
     });
     if ok {
@@ -80,7 +95,10 @@ pub fn parse_resource(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
         )])
     })?;
     let Value::Object(map) = value else {
-        return Err(ApiError::bad_request("", "the body must be a JSON object (a FHIR resource)"));
+        return Err(ApiError::bad_request(
+            "",
+            "the body must be a JSON object (a FHIR resource)",
+        ));
     };
     match map.get("resourceType") {
         Some(Value::String(_)) => Ok(map),
@@ -93,7 +111,10 @@ pub fn parse_resource(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
 
 /// Checks the body's `resourceType` matches the URL (400).
 pub fn require_type(map: &Map<String, Value>, resource_type: &str) -> ApiResult<()> {
-    let found = map.get("resourceType").and_then(Value::as_str).unwrap_or("");
+    let found = map
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if found == resource_type {
         Ok(())
     } else {
@@ -114,7 +135,9 @@ pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
     if !issues.is_empty() {
         return Err(ApiError::Unprocessable(issues));
     }
-    let Value::Object(map) = value else { unreachable!() };
+    let Value::Object(map) = value else {
+        unreachable!()
+    };
     Ok(map)
 }
 
@@ -129,7 +152,9 @@ pub fn if_none_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
 }
 
 fn version_header(headers: &HeaderMap, name: header::HeaderName) -> ApiResult<Option<i64>> {
-    let Some(value) = headers.get(&name) else { return Ok(None) };
+    let Some(value) = headers.get(&name) else {
+        return Ok(None);
+    };
     let s = value.to_str().unwrap_or("").trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
     s.parse::<i64>().map(Some).map_err(|_| {

@@ -28,7 +28,11 @@ impl Return {
         for value in headers.get_all("prefer") {
             let Ok(value) = value.to_str() else { continue };
             for part in value.split([',', ';']) {
-                match part.trim().strip_prefix("return=").map(|v| v.trim_matches('"')) {
+                match part
+                    .trim()
+                    .strip_prefix("return=")
+                    .map(|v| v.trim_matches('"'))
+                {
                     Some("minimal") => return Return::Minimal,
                     Some("OperationOutcome") => return Return::OperationOutcome,
                     Some("representation") => return Return::Representation,
@@ -44,7 +48,10 @@ impl Return {
 pub fn version_headers(stored: &Stored) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(header::ETAG, header_value(&etag(stored.version_id)));
-    h.insert(header::LAST_MODIFIED, header_value(&clock::http_date(stored.last_updated_us)));
+    h.insert(
+        header::LAST_MODIFIED,
+        header_value(&clock::http_date(stored.last_updated_us)),
+    );
     h
 }
 
@@ -61,7 +68,13 @@ pub fn resource(status: StatusCode, stored: &Stored) -> Response {
 
 /// The answer to a write: status, `Location` (for creates), version headers, and a body
 /// as `Prefer` asks.
-pub fn written(status: StatusCode, stored: &Stored, location: Option<String>, ret: Return, message: &str) -> Response {
+pub fn written(
+    status: StatusCode,
+    stored: &Stored,
+    location: Option<String>,
+    ret: Return,
+    message: &str,
+) -> Response {
     let mut headers = version_headers(stored);
     if let Some(loc) = location {
         headers.insert(header::LOCATION, header_value(&loc));
@@ -75,7 +88,12 @@ pub fn written(status: StatusCode, stored: &Stored, location: Option<String>, re
         _ => {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
             let oo = fhir::outcome::operation_outcome(&[fhir::Issue::information(message)]);
-            (status, headers, Bytes::from(serde_json::to_vec(&oo).unwrap_or_default())).into_response()
+            (
+                status,
+                headers,
+                Bytes::from(serde_json::to_vec(&oo).unwrap_or_default()),
+            )
+                .into_response()
         }
     }
 }
@@ -87,7 +105,9 @@ pub struct JsonWriter {
 
 impl JsonWriter {
     pub fn new() -> Self {
-        JsonWriter { buf: Vec::with_capacity(4096) }
+        JsonWriter {
+            buf: Vec::with_capacity(4096),
+        }
     }
     pub fn raw(&mut self, s: &[u8]) -> &mut Self {
         self.buf.extend_from_slice(s);

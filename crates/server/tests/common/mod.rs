@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use passport_server::{Config, Running};
 pub use reqwest::{Client, Response, StatusCode};
+#[allow(unused_imports)]
 pub use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +43,18 @@ pub async fn spawn(backend: Backend) -> Option<TestServer> {
 }
 
 /// Starts a server on an existing database (e.g. to restart on the same one).
-pub async fn spawn_on(database_url: String, dir: Option<PathBuf>, max_body: Option<usize>) -> TestServer {
+pub async fn spawn_on(
+    database_url: String,
+    dir: Option<PathBuf>,
+    max_body: Option<usize>,
+) -> TestServer {
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), database_url.clone());
     if let Some(m) = max_body {
         config.max_body_bytes = m;
     }
-    let running = passport_server::start(config, false).await.expect("server starts");
+    let running = passport_server::start(config, false)
+        .await
+        .expect("server starts");
     TestServer {
         base: running.base_url.clone(),
         client: Client::new(),
@@ -83,11 +90,21 @@ impl TestServer {
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).send().await.expect("DELETE")
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     /// Sends `body` as `application/fhir+json` with extra headers.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value, headers: &[(&str, &str)]) -> Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Response {
         let mut req = self
             .client
             .request(method, self.url(path))
@@ -103,7 +120,12 @@ impl TestServer {
     pub async fn create(&self, resource: &Value) -> String {
         let t = resource["resourceType"].as_str().unwrap();
         let resp = self.post(&format!("/fhir/{t}"), resource).await;
-        assert_eq!(resp.status(), StatusCode::CREATED, "create {t}: {}", resp.text().await.unwrap());
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "create {t}: {}",
+            resp.text().await.unwrap()
+        );
         let body: Value = resp.json().await.unwrap();
         body["id"].as_str().unwrap().to_owned()
     }
@@ -119,9 +141,13 @@ impl Drop for TestServer {
 
 /// Reads a response as JSON, asserting the FHIR media type.
 pub async fn json_body(resp: Response) -> Value {
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert!(
-        ct.as_deref().is_some_and(|c| c.starts_with("application/fhir+json")),
+        ct.as_deref()
+            .is_some_and(|c| c.starts_with("application/fhir+json")),
         "content type was {ct:?}"
     );
     resp.json().await.expect("JSON body")
@@ -132,7 +158,10 @@ pub async fn expect_outcome(resp: Response, status: StatusCode) -> Value {
     assert_eq!(resp.status(), status, "unexpected status");
     let body = json_body(resp).await;
     assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
-    assert!(body["issue"].as_array().is_some_and(|a| !a.is_empty()), "{body}");
+    assert!(
+        body["issue"].as_array().is_some_and(|a| !a.is_empty()),
+        "{body}"
+    );
     body
 }
 
@@ -148,7 +177,12 @@ pub fn expressions(outcome: &Value) -> Vec<String> {
 }
 
 pub fn etag(resp: &Response) -> String {
-    resp.headers().get("etag").expect("ETag").to_str().unwrap().to_owned()
+    resp.headers()
+        .get("etag")
+        .expect("ETag")
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// The shared example corpus, beside the repository.
@@ -166,7 +200,9 @@ macro_rules! on_both_databases {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $srv = common::spawn(common::Backend::Sqlite).await.expect("sqlite");
+                let $srv = common::spawn(common::Backend::Sqlite)
+                    .await
+                    .expect("sqlite");
                 $body
             }
 

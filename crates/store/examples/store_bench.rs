@@ -1,0 +1,165 @@
+//! A quick micro-benchmark of the store: durable creates with concurrent writers, then reads
+//! by id. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p passport-store --example store_bench -- [URL] [WRITERS] [SECONDS]
+//! ```
+//!
+//! URL defaults to `sqlite::memory:` (a temporary database file: WAL, synchronous=FULL).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use passport_store::{Store, Token, Write};
+
+fn body(i: u64) -> Bytes {
+    // About 1 KiB, like a small Patient.
+    let mut s = format!(
+        r#"{{"resourceType":"Patient","id":"p{i}","meta":{{"versionId":"1"}},"identifier":[{{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"{i:010}"}}],"name":[{{"family":"Example","given":["Child"]}}],"gender":"female","birthDate":"2019-04-01","text":""#
+    );
+    while s.len() < 1000 {
+        s.push('x');
+    }
+    s.push_str(r#""}"#);
+    Bytes::from(s)
+}
+
+fn create(i: u64) -> Write {
+    Write {
+        resource_type: "Patient".into(),
+        id: format!("p{i}"),
+        replaces: None,
+        version_id: 1,
+        last_updated_us: i as i64,
+        deleted: false,
+        body: body(i),
+        tokens: vec![Token {
+            param: "identifier",
+            system: Some("https://fhir.nhs.uk/Id/nhs-number".into()),
+            code: format!("{i:010}"),
+        }],
+        unless_exists: None,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let url = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sqlite::memory:".into());
+    let writers: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = Arc::new(rt.block_on(async {
+        let s = Store::open(&url).await.expect("open");
+        s.migrate().await.expect("migrate");
+        s
+    }));
+
+    // Durable creates from `writers` concurrent tasks, each one write at a time.
+    let next = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let commits_before = commits(&store);
+    let started = Instant::now();
+    let latencies = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let (store, next, stop) = (store.clone(), next.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let t = Instant::now();
+                    store.write(create(i)).await.expect("write");
+                    lat.push(t.elapsed());
+                }
+                lat
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+    let elapsed = started.elapsed();
+    let n = latencies.len() as u64;
+    let commits = commits(&store).map(|c| c - commits_before.unwrap_or(0));
+    println!(
+        "{url}: {writers} concurrent writers: {n} durable creates in {:.2} s = {:.0}/s, p50 {:?}, p99 {:?}{}",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        commits
+            .map(|c| format!(", {c} commits ({:.1} writes/commit)", n as f64 / c as f64))
+            .unwrap_or_default()
+    );
+
+    // Reads by id, one task, sequential (≈ CPU per read on SQLite: no thread hop).
+    let reads = 100_000u64.min(n * 20).max(1);
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    single.block_on(async {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..reads {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = format!("p{}", x % n.max(1));
+            let r = store.read("Patient", &id).await.expect("read");
+            assert!(r.is_some());
+        }
+    });
+    let elapsed = started.elapsed();
+    let cpu = cpu_time().zip(cpu_before).map(|(a, b)| a - b);
+    println!(
+        "{url}: {reads} reads by id: {:.1} µs/read wall{}",
+        elapsed.as_secs_f64() * 1e6 / reads as f64,
+        cpu.map(|c| format!(
+            ", {:.1} µs/read CPU (whole process)",
+            c * 1e6 / reads as f64
+        ))
+        .unwrap_or_default()
+    );
+    rt.block_on(store.close());
+}
+
+fn commits(store: &Store) -> Option<u64> {
+    match store {
+        Store::Sqlite(s) => Some(s.commits()),
+        Store::Postgres(_) => None,
+    }
+}
+
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+/// This process's user+system CPU seconds (Linux `/proc/self/stat`, 100 ticks/s).
+fn cpu_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}

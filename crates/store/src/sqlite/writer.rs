@@ -1,0 +1,274 @@
+//! The writer thread: the only connection that writes, group-committing queued writes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BATCH_CAP, MIGRATIONS, backend, to_sql};
+use crate::sql::{self, Dialect};
+use crate::*;
+
+pub(super) type Reply = oneshot::Sender<Result<Stored>>;
+
+pub(super) enum Job {
+    Write(Box<Write>, Reply),
+    /// Runs on the write connection, in order with the writes.
+    Call(Box<dyn FnOnce(&mut Connection) + Send>),
+    /// Finish what is queued, answer, stop.
+    Close(oneshot::Sender<()>),
+}
+
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
+    let mut batch: Vec<(Box<Write>, Reply)> = Vec::with_capacity(BATCH_CAP);
+    let mut closing = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write(w, reply) => batch.push((w, reply)),
+                Job::Call(f) => {
+                    commit_batch(&mut conn, &mut batch, &commits);
+                    f(&mut conn);
+                }
+                Job::Close(done) => {
+                    closing.push(done);
+                    break;
+                }
+            }
+            if batch.len() < BATCH_CAP {
+                next = rx.try_recv().ok();
+            }
+        }
+        commit_batch(&mut conn, &mut batch, &commits);
+        if !closing.is_empty() {
+            break;
+        }
+    }
+    // Refuse whatever arrived after the close (and anything still waiting to be queued).
+    rx.close();
+    while let Ok(job) = rx.try_recv() {
+        match job {
+            Job::Write(_, reply) => {
+                let _ = reply.send(Err(StoreError::Closed));
+            }
+            Job::Call(f) => drop(f),
+            Job::Close(done) => closing.push(done),
+        }
+    }
+    // Closing the last write connection checkpoints the WAL into the database file.
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the SQLite write connection");
+    }
+    for done in closing {
+        let _ = done.send(());
+    }
+}
+
+/// Runs the batch in one transaction, a savepoint per write, commits once, answers each.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<(Box<Write>, Reply)>, commits: &AtomicU64) {
+    if batch.is_empty() {
+        return;
+    }
+    let outcomes = run_batch(conn, batch);
+    if outcomes.is_ok() {
+        commits.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::trace!(writes = batch.len(), ok = outcomes.is_ok(), "sqlite batch");
+    match outcomes {
+        Ok(results) => {
+            for ((w, reply), r) in batch.drain(..).zip(results) {
+                let _ = reply.send(r.map(|()| {
+                    let w = *w;
+                    Stored {
+                        resource_type: w.resource_type,
+                        id: w.id,
+                        version_id: w.version_id,
+                        last_updated_us: w.last_updated_us,
+                        deleted: w.deleted,
+                        body: if w.deleted { Bytes::new() } else { w.body },
+                    }
+                }));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, writes = batch.len(), "sqlite batch failed");
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Err(StoreError::Backend(e.clone())));
+            }
+        }
+    }
+}
+
+/// `Ok(per-write outcomes)` if the transaction committed; `Err` if nothing was committed.
+fn run_batch(conn: &Connection, batch: &[(Box<Write>, Reply)]) -> Result<Vec<Result<()>>, String> {
+    exec(conn, "BEGIN IMMEDIATE").map_err(|e| format!("cannot begin: {e}"))?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (w, _) in batch {
+        let r = match exec(conn, "SAVEPOINT w") {
+            Ok(()) => match apply(conn, w) {
+                Ok(()) => exec(conn, "RELEASE w").map_err(backend),
+                Err(e) => {
+                    // Undo this write only; the savepoint stays open until released.
+                    let undone = exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"));
+                    if let Err(u) = undone {
+                        abandon(conn);
+                        return Err(format!("cannot roll back a failed write ({e}): {u}"));
+                    }
+                    Err(e)
+                }
+            },
+            Err(e) => Err(backend(e)),
+        };
+        // Some errors (I/O, disk full) make SQLite roll back the whole transaction: then
+        // nothing of this batch will be committed, whatever the other writes said.
+        if conn.is_autocommit() {
+            return Err(format!("the transaction was rolled back by SQLite ({r:?})"));
+        }
+        results.push(r);
+    }
+    if let Err(e) = exec(conn, "COMMIT") {
+        abandon(conn);
+        return Err(format!("commit failed: {e}"));
+    }
+    Ok(results)
+}
+
+fn abandon(conn: &Connection) {
+    if !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// One write inside the batch's transaction (in its own savepoint).
+fn apply(conn: &Connection, w: &Write) -> Result<()> {
+    let current: Option<i64> = conn
+        .prepare_cached(
+            "SELECT version_id FROM resource_current WHERE resource_type = ?1 AND id = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row((&w.resource_type, &w.id), |r| r.get(0))
+                .optional()
+        })
+        .map_err(backend)?;
+    if current != w.replaces {
+        return Err(StoreError::VersionConflict { current });
+    }
+    if let Some(criteria) = &w.unless_exists {
+        let ids = find_by_tokens(conn, &w.resource_type, criteria).map_err(backend)?;
+        if !ids.is_empty() {
+            return Err(StoreError::ConditionMatched(ids));
+        }
+    }
+    let body: &[u8] = if w.deleted { &[] } else { &w.body };
+    conn.prepare_cached(
+        "INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute((&w.resource_type, &w.id, w.version_id, w.last_updated_us, w.deleted, body))
+    })
+    .map_err(backend)?;
+    let seq = conn.last_insert_rowid();
+    conn.prepare_cached(
+        "INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
+         seq = excluded.seq, deleted = excluded.deleted, last_updated_us = excluded.last_updated_us",
+    )
+    .and_then(|mut s| {
+        s.execute((&w.resource_type, &w.id, w.version_id, seq, w.deleted, w.last_updated_us))
+    })
+    .map_err(backend)?;
+    replace_indexes(conn, w, current.is_some()).map_err(backend)
+}
+
+/// Replaces the index entries of (type, id) with those of the version just written (none
+/// for a deletion). Further index tables (string, date, reference…) belong here too, so
+/// they change in the same transaction as the version.
+fn replace_indexes(conn: &Connection, w: &Write, existed: bool) -> rusqlite::Result<()> {
+    if existed {
+        conn.prepare_cached("DELETE FROM index_token WHERE resource_type = ?1 AND id = ?2")?
+            .execute((&w.resource_type, &w.id))?;
+    }
+    if w.deleted || w.tokens.is_empty() {
+        return Ok(());
+    }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO index_token (resource_type, id, param, system, code) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for t in &w.tokens {
+        insert.execute((&w.resource_type, &w.id, t.param, &t.system, &t.code))?;
+    }
+    Ok(())
+}
+
+pub(super) fn find_by_tokens(
+    conn: &Connection,
+    resource_type: &str,
+    criteria: &[TokenCriterion],
+) -> rusqlite::Result<Vec<String>> {
+    let (text, args) = sql::find_by_tokens(Dialect::Sqlite, resource_type, criteria);
+    let mut stmt = conn.prepare_cached(&text)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(to_sql)), |r| {
+        r.get(0)
+    })?;
+    rows.collect()
+}
+
+/// Applies the migrations not yet recorded in `schema_migrations`, in one transaction.
+/// `BEGIN IMMEDIATE` serialises concurrent migrators (other processes included).
+pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (\
+           version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)",
+    )
+    .map_err(backend)?;
+    let latest: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    for m in MIGRATIONS.iter().filter(|m| m.version > latest) {
+        tx.execute_batch(m.sql).map_err(|e| {
+            StoreError::Backend(format!("migration {} ({}): {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at_us) VALUES (?1, ?2, ?3)",
+            (m.version, m.name, now_us()),
+        )
+        .map_err(backend)?;
+        tracing::info!(
+            version = m.version,
+            name = m.name,
+            "applied SQLite migration"
+        );
+    }
+    if let Some(known) = MIGRATIONS.last()
+        && latest > known.version
+    {
+        tracing::warn!(
+            latest,
+            known = known.version,
+            "the database has migrations this build does not know"
+        );
+    }
+    tx.commit().map_err(backend)
+}
+
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
