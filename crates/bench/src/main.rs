@@ -161,10 +161,12 @@ fn resolve(args: &Args) -> Result<Config, String> {
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
-    if !(duration.is_finite() && duration > 0.0) || !(warmup.is_finite() && warmup >= 0.0) {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    let non_negative = |x: f64| x.is_finite() && x >= 0.0;
+    if !positive(duration) || !non_negative(warmup) {
         return Err("--duration must be > 0 and --warmup ≥ 0 seconds".into());
     }
-    if !(args.startup_timeout.is_finite() && args.startup_timeout > 0.0) {
+    if !positive(args.startup_timeout) {
         return Err("--startup-timeout must be > 0 seconds".into());
     }
     let mut workloads = Vec::new();
@@ -187,12 +189,13 @@ fn resolve(args: &Args) -> Result<Config, String> {
     if needs_data && patients == 0 {
         return Err("--patients 0 only works with --workloads healthz,create".into());
     }
-    if let Some(db) = &args.database {
-        if args.pg && !db.starts_with("postgres") {
-            return Err(format!(
-                "--pg needs a postgres:// URL in --database, got {db:?}"
-            ));
-        }
+    if let Some(db) = &args.database
+        && args.pg
+        && !db.starts_with("postgres")
+    {
+        return Err(format!(
+            "--pg needs a postgres:// URL in --database, got {db:?}"
+        ));
     }
     Ok(Config {
         server_bin,
@@ -290,10 +293,10 @@ async fn async_main(args: Args, cfg: Config) -> ExitCode {
         _ = term => None,
     };
 
-    if let Some(s) = &pg {
-        if let Err(e) = s.drop_schema().await {
-            eprintln!("passport-bench: could not drop schema {}: {e}", s.name);
-        }
+    if let Some(s) = &pg
+        && let Err(e) = s.drop_schema().await
+    {
+        eprintln!("passport-bench: could not drop schema {}: {e}", s.name);
     }
     let keep = args.keep_temp || !matches!(outcome, Some(Ok(true)));
     if keep {

@@ -70,10 +70,9 @@ impl Server {
             self.check_alive()?;
             let mut c = Client::new(self.addr);
             if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), c.get("/healthz")).await
+                && r.status == 200
             {
-                if r.status == 200 {
-                    return Ok(self.spawned_at.elapsed());
-                }
+                return Ok(self.spawned_at.elapsed());
             }
             if self.spawned_at.elapsed() > timeout {
                 return Err(format!(

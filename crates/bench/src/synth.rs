@@ -526,7 +526,7 @@ impl Synth {
     /// mixed workload: a Patient for child `index`, or another child-`index` resource
     /// referring to `patient_ref`.
     pub fn any_resource(&self, index: u64, pick: u64, patient_ref: &str) -> Value {
-        if pick % 4 == 0 {
+        if pick.is_multiple_of(4) {
             return self.patient(index);
         }
         let deps = self.dependents(index, patient_ref);

@@ -46,6 +46,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Opens the store, migrates it and builds the state.
 pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::StoreError> {
+    // Load the R4 definitions now rather than on the first write.
+    fhir::defs::preload();
     let store = Store::open(&config.database_url).await?;
     store.migrate().await?;
     let started = clock::instant(clock::now_us());
