@@ -11,6 +11,7 @@
 //! - [`nhs_number`]: the NHS Number type with its modulus-11 check;
 //! - [`mutation`]: broken copies of valid resources, for tests here and in the server.
 
+pub mod compartment;
 pub mod corpus;
 pub mod defs;
 pub mod index;
@@ -18,6 +19,7 @@ pub mod meta;
 pub mod mutation;
 pub mod nhs_number;
 pub mod outcome;
+pub mod search;
 pub mod types;
 pub mod validate;
 

@@ -96,7 +96,7 @@ pub async fn load(store: &Store) -> Result<usize, StoreError> {
         fhir::meta::stamp(&mut map, &id, 1, &clock::instant(now));
         let value = Value::Object(map);
         let write = Write {
-            tokens: fhir::index::tokens(&value),
+            index: fhir::search::extract(&value),
             resource_type: rtype,
             id,
             replaces: None,

@@ -40,7 +40,7 @@ on_both_databases!(capability_statement_lists_what_is_implemented, |srv| {
         assert!(types.contains(&t), "{t} missing");
     }
     assert_eq!(types.len(), fhir::types::SUPPORTED_TYPES.len());
-    // Search is not implemented yet, so it must not be declared.
+    // Search is implemented for every type, so it is declared (with its parameters).
     for r in resources {
         let codes: Vec<&str> = r["interaction"]
             .as_array()
@@ -48,7 +48,8 @@ on_both_databases!(capability_statement_lists_what_is_implemented, |srv| {
             .iter()
             .map(|i| i["code"].as_str().unwrap())
             .collect();
-        assert!(!codes.contains(&"search-type"));
+        assert!(codes.contains(&"search-type"));
+        assert!(!r["searchParam"].as_array().unwrap().is_empty());
         assert!(codes.contains(&"vread") && codes.contains(&"patch"));
     }
 });
@@ -495,56 +496,71 @@ on_both_databases!(
         .await;
         expect_outcome(srv.get("/fhir/Basic/1").await, StatusCode::NOT_FOUND).await;
         expect_outcome(srv.get("/nowhere").await, StatusCode::NOT_FOUND).await;
-        let r = srv
-            .client
-            .post(srv.url("/fhir/Patient"))
-            .header("content-type", "application/fhir+json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::BAD_REQUEST).await;
-        let r = srv
-            .client
-            .post(srv.url("/fhir/Patient"))
-            .header("content-type", "application/fhir+json")
-            .body("[1,2]")
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::BAD_REQUEST).await;
-        let r = srv
-            .client
-            .post(srv.url("/fhir/Patient"))
-            .header("content-type", "text/plain")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-        let r = srv
-            .client
-            .post(srv.url("/fhir/Patient"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
-        let r = srv
-            .client
-            .get(srv.url("/fhir/metadata"))
-            .header("accept", "application/fhir+xml")
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::NOT_ACCEPTABLE).await;
-        let r = srv
-            .client
-            .request(reqwest::Method::OPTIONS, srv.url("/fhir/Patient/x"))
-            .send()
-            .await
-            .unwrap();
-        expect_outcome(r, StatusCode::METHOD_NOT_ALLOWED).await;
+        use reqwest::Method;
+        let json = Some("application/fhir+json");
+        let cases: &[(
+            Method,
+            &str,
+            Option<&str>,
+            &str,
+            &[(&str, &str)],
+            StatusCode,
+        )] = &[
+            (
+                Method::POST,
+                "/fhir/Patient",
+                json,
+                "{not json",
+                &[],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                "/fhir/Patient",
+                json,
+                "[1,2]",
+                &[],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::POST,
+                "/fhir/Patient",
+                Some("text/plain"),
+                "{}",
+                &[],
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                Method::POST,
+                "/fhir/Patient",
+                None,
+                "{}",
+                &[],
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                Method::GET,
+                "/fhir/metadata",
+                None,
+                "",
+                &[("accept", "application/fhir+xml")],
+                StatusCode::NOT_ACCEPTABLE,
+            ),
+            (
+                Method::OPTIONS,
+                "/fhir/Patient/x",
+                None,
+                "",
+                &[],
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ];
+        for (method, path, content_type, body, headers, status) in cases {
+            let r = srv
+                .raw(method.clone(), path, *content_type, body, headers)
+                .await;
+            expect_outcome(r, *status).await;
+        }
 
         // Structurally invalid: 422 naming the element.
         let r = srv

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use passport_store::{Store, Token, Write};
+use passport_store::{Store, Write};
 
 fn body(i: u64) -> Bytes {
     // About 1 KiB, like a small Patient.
@@ -35,11 +35,11 @@ fn create(i: u64) -> Write {
         last_updated_us: i as i64,
         deleted: false,
         body: body(i),
-        tokens: vec![Token {
-            param: "identifier",
-            system: Some("https://fhir.nhs.uk/Id/nhs-number".into()),
-            code: format!("{i:010}"),
-        }],
+        index: vec![passport_store::search::token_entry(
+            "identifier",
+            Some("https://fhir.nhs.uk/Id/nhs-number"),
+            &format!("{i:010}"),
+        )],
         unless_exists: None,
     }
 }

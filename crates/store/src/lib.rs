@@ -9,7 +9,9 @@
 //! the store refuses it ([`StoreError::VersionConflict`]) if that is no longer current.
 //! That is what turns `If-Match` into a 412 and makes a lost update impossible.
 
+mod cache;
 pub mod postgres;
+pub mod search;
 mod sql;
 pub mod sqlite;
 /// Test helpers (a fresh PostgreSQL schema per test, or a skip); feature `testing`.
@@ -65,8 +67,10 @@ pub struct Write {
     /// A delete is a new version with `deleted = true` and an empty body.
     pub deleted: bool,
     pub body: Bytes,
-    /// Index entries for this version (replacing those of the previous version).
-    pub tokens: Vec<Token>,
+    /// Search index entries for this version (replacing those of the previous version;
+    /// ignored for a deletion). Conditional create looks up the `identifier` and `_id`
+    /// token entries, so writers include an `_id` token.
+    pub index: Vec<fhir::search::IndexEntry>,
     /// Conditional create (`If-None-Exist`): the write is refused with
     /// [`StoreError::ConditionMatched`] if any current, non-deleted resource of this type
     /// matches every criterion. Checked in the same transaction as the insert.
@@ -117,6 +121,34 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Why [`Store::write_all`] stored nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("transaction refused (write {index:?}): {error}")]
+pub struct WriteAllError {
+    /// The position (in the list given) of the write that was refused, or `None` when the
+    /// transaction as a whole failed (the database, a shutdown).
+    pub index: Option<usize>,
+    pub error: StoreError,
+}
+
+impl WriteAllError {
+    pub(crate) fn whole(error: StoreError) -> Self {
+        WriteAllError { index: None, error }
+    }
+}
+
+/// What a successful write stored.
+pub(crate) fn stored_of(w: Write) -> Stored {
+    Stored {
+        body: if w.deleted { Bytes::new() } else { w.body },
+        resource_type: w.resource_type,
+        id: w.id,
+        version_id: w.version_id,
+        last_updated_us: w.last_updated_us,
+        deleted: w.deleted,
+    }
+}
+
 /// The store: one of the two backends. An enum rather than a trait object so calls are
 /// static and async methods need no boxing.
 pub enum Store {
@@ -158,7 +190,16 @@ impl Store {
     /// The current version (which may be a deletion), or `None` if never created.
     pub async fn read(&self, resource_type: &str, id: &str) -> Result<Option<Stored>> {
         match self {
-            Store::Sqlite(s) => s.read(resource_type, id).await,
+            Store::Sqlite(s) => match s.cache.get(resource_type, id) {
+                Ok(hit) => Ok(Some(hit)),
+                Err(ticket) => {
+                    let found = s.read(resource_type, id).await?;
+                    if let Some(stored) = &found {
+                        s.cache.fill(ticket, stored);
+                    }
+                    Ok(found)
+                }
+            },
             Store::Postgres(s) => s.read(resource_type, id).await,
         }
     }
@@ -179,8 +220,44 @@ impl Store {
     /// Stores one new version, durably (committed and on disk) before returning.
     pub async fn write(&self, write: Write) -> Result<Stored> {
         match self {
-            Store::Sqlite(s) => s.write(write).await,
+            Store::Sqlite(s) => {
+                let stored = s.write(write).await?;
+                s.cache.wrote(&stored);
+                Ok(stored)
+            }
             Store::Postgres(s) => s.write(write).await,
+        }
+    }
+
+    /// Stores several versions in ONE transaction, all or nothing (a FHIR `transaction`).
+    ///
+    /// The writes are applied in the order given, each with its own preconditions
+    /// (`replaces`, `unless_exists`) checked inside the transaction, so a later write sees
+    /// the earlier ones (two versions of one resource may follow each other). If any write
+    /// is refused, nothing is stored and the error names it by its position. Durable before
+    /// returning. On SQLite the writes travel to the writer thread as one job, run in one
+    /// savepoint of a group commit; on PostgreSQL they are one database transaction, which
+    /// first takes advisory locks on every resource written (sorted), so concurrent
+    /// transactions touching the same resources serialise instead of deadlocking.
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<Stored>, WriteAllError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (i, w) in writes.iter().enumerate() {
+            sql::check_write(w).map_err(|error| WriteAllError {
+                index: Some(i),
+                error,
+            })?;
+        }
+        match self {
+            Store::Sqlite(s) => {
+                let stored = s.write_all(writes).await?;
+                for one in &stored {
+                    s.cache.wrote(one);
+                }
+                Ok(stored)
+            }
+            Store::Postgres(s) => s.write_all(writes).await,
         }
     }
 

@@ -21,6 +21,7 @@
 //! * **close()**: waits for the writes in progress, then refuses new ones. Reads keep working.
 
 mod pool;
+mod search;
 
 use tokio::sync::RwLock;
 use tokio_postgres::Config;
@@ -34,11 +35,18 @@ use pool::{Conn, Pool};
 /// Clients in each store's pool.
 pub const POOL_SIZE: usize = 8;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "search",
+        sql: include_str!("../migrations/postgres/0002_search.sql"),
+    },
+];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).
 const MIGRATION_LOCK: i32 = 0x5041_5353; // "PASS"
@@ -60,14 +68,6 @@ const INSERT_SQL: &str = "WITH v AS (\
      SELECT $1, $2, $3, v.seq, $5, $4 FROM v \
      ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id, \
        seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us";
-/// The data-modifying CTE deletes the old rows; the INSERT cannot see (and so cannot delete)
-/// its own new rows: both run against the same snapshot.
-const REPLACE_TOKENS_SQL: &str = "WITH gone AS (\
-       DELETE FROM index_token WHERE resource_type = $1 AND id = $2) \
-     INSERT INTO index_token (resource_type, id, param, system, code) \
-     SELECT $1, $2, u.param, u.system, u.code \
-     FROM unnest($3::text[], $4::text[], $5::text[]) AS u(param, system, code)";
-
 pub struct PgStore {
     pool: Box<Pool>,
     /// `true` once closed. Writes hold a read guard while they run; `close` takes the
@@ -179,6 +179,43 @@ impl PgStore {
         })
     }
 
+    /// Several writes in one database transaction, all or nothing (`Store::write_all`).
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<Stored>, WriteAllError> {
+        let closed = self.closed.read().await;
+        if *closed {
+            return Err(WriteAllError::whole(StoreError::Closed));
+        }
+        let mut conn = self.pool.get().await.map_err(WriteAllError::whole)?;
+        match write_all_in(&mut conn, &writes).await {
+            Ok(()) => {}
+            Err((index, WriteError::Store(error))) => return Err(WriteAllError { index, error }),
+            Err((index, WriteError::Raced)) => {
+                // Another creator committed first: report what is current now.
+                let current = match index.and_then(|i| writes.get(i)) {
+                    Some(w) => {
+                        let stmt = conn
+                            .prepare(CURRENT_SQL)
+                            .await
+                            .map_err(WriteAllError::whole)?;
+                        conn.client
+                            .query_opt(&stmt, &[&w.resource_type, &w.id])
+                            .await
+                            .map_err(|e| WriteAllError::whole(pg_error(e)))?
+                            .map(|r| r.get(0))
+                    }
+                    None => None,
+                };
+                return Err(WriteAllError {
+                    index,
+                    error: StoreError::VersionConflict { current },
+                });
+            }
+        }
+        drop(conn);
+        drop(closed);
+        Ok(writes.into_iter().map(stored_of).collect())
+    }
+
     pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
         let (text, args) = sql::history(Dialect::Postgres, q);
         let mut conn = self.pool.get().await?;
@@ -241,6 +278,65 @@ fn write_error(e: tokio_postgres::Error) -> WriteError {
 }
 
 async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
+    let p = prepare_write(conn, w).await?;
+    let lock = if p.keys.is_empty() {
+        None
+    } else {
+        Some(conn.prepare(LOCK_SQL).await?)
+    };
+    let tx = conn.client.transaction().await.map_err(pg_error)?;
+    if let Some(lock) = &lock {
+        tx.execute(lock, &[&p.keys]).await.map_err(pg_error)?;
+    }
+    apply_in(&tx, w, p).await?;
+    tx.commit().await.map_err(write_error)
+}
+
+/// Several writes in one transaction, all or nothing (`Store::write_all`). Advisory locks
+/// on every write's keys and on each resource written are taken first, in sorted order, so
+/// concurrent transactions over the same resources queue instead of deadlocking on rows.
+/// An error names the write refused (`None`: the transaction as a whole failed).
+async fn write_all_in(
+    conn: &mut Conn,
+    writes: &[Write],
+) -> Result<(), (Option<usize>, WriteError)> {
+    let whole = |e: WriteError| (None, e);
+    let mut keys: Vec<i64> = Vec::new();
+    let mut prepared = Vec::with_capacity(writes.len());
+    for w in writes {
+        let p = prepare_write(conn, w).await.map_err(whole)?;
+        keys.extend_from_slice(&p.keys);
+        keys.push(sql::stable_hash(&["resource", &w.resource_type, &w.id]));
+        prepared.push(p);
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    let lock = conn.prepare(LOCK_SQL).await.map_err(|e| whole(e.into()))?;
+    let tx = conn
+        .client
+        .transaction()
+        .await
+        .map_err(|e| whole(pg_error(e).into()))?;
+    tx.execute(&lock, &[&keys])
+        .await
+        .map_err(|e| whole(pg_error(e).into()))?;
+    for (i, (w, p)) in writes.iter().zip(prepared).enumerate() {
+        apply_in(&tx, w, p).await.map_err(|e| (Some(i), e))?;
+    }
+    tx.commit().await.map_err(|e| whole(write_error(e)))
+}
+
+/// What one write needs before its transaction begins: its advisory lock keys (sorted) and
+/// its statements, prepared (and cached) on the connection.
+struct Prepared<'a> {
+    keys: Vec<i64>,
+    current_stmt: tokio_postgres::Statement,
+    find: Option<(tokio_postgres::Statement, Vec<Arg<'a>>)>,
+    insert: tokio_postgres::Statement,
+    tokens: tokio_postgres::Statement,
+}
+
+async fn prepare_write<'a>(conn: &mut Conn, w: &'a Write) -> Result<Prepared<'a>, WriteError> {
     // Advisory lock keys, so conditional creates serialise with writes that could make
     // them match (see the module documentation).
     let mut keys: Vec<i64> = Vec::new();
@@ -252,20 +348,18 @@ async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
         );
     }
     if !w.deleted {
-        keys.extend(
-            w.tokens
-                .iter()
-                .map(|t| sql::stable_hash(&[&w.resource_type, t.param, &t.code])),
-        );
+        keys.extend(w.index.iter().filter_map(|e| match &e.value {
+            fhir::search::IndexValue::Token {
+                code: Some(code), ..
+            } if e.param == "identifier" || e.param == "_id" => {
+                Some(sql::stable_hash(&[&w.resource_type, &e.param, code]))
+            }
+            _ => None,
+        }));
     }
     keys.sort_unstable();
     keys.dedup();
 
-    let lock = if keys.is_empty() {
-        None
-    } else {
-        Some(conn.prepare(LOCK_SQL).await?)
-    };
     let current_stmt = conn.prepare(CURRENT_FOR_UPDATE_SQL).await?;
     let find = match &w.unless_exists {
         Some(criteria) => {
@@ -275,12 +369,29 @@ async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
         None => None,
     };
     let insert = conn.prepare(INSERT_SQL).await?;
-    let tokens = conn.prepare(REPLACE_TOKENS_SQL).await?;
+    let tokens = conn.prepare(search::REPLACE_INDEXES_SQL).await?;
+    Ok(Prepared {
+        keys,
+        current_stmt,
+        find,
+        insert,
+        tokens,
+    })
+}
 
-    let tx = conn.client.transaction().await.map_err(pg_error)?;
-    if let Some(lock) = &lock {
-        tx.execute(lock, &[&keys]).await.map_err(pg_error)?;
-    }
+/// One write inside a transaction whose advisory locks are already held.
+async fn apply_in(
+    tx: &tokio_postgres::Transaction<'_>,
+    w: &Write,
+    p: Prepared<'_>,
+) -> Result<(), WriteError> {
+    let Prepared {
+        current_stmt,
+        find,
+        insert,
+        tokens,
+        ..
+    } = p;
     let current: Option<i64> = tx
         .query_opt(&current_stmt, &[&w.resource_type, &w.id])
         .await
@@ -312,20 +423,13 @@ async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
     .await
     .map_err(write_error)?;
     // Index tables: replaced with the entries of the version just written (none for a
-    // deletion). Later index tables (string, date, reference…) are maintained here too.
-    let live: &[Token] = if w.deleted { &[] } else { &w.tokens };
-    if current.is_some() || !live.is_empty() {
-        let params: Vec<&str> = live.iter().map(|t| t.param).collect();
-        let systems: Vec<Option<&str>> = live.iter().map(|t| t.system.as_deref()).collect();
-        let codes: Vec<&str> = live.iter().map(|t| t.code.as_str()).collect();
-        tx.execute(
-            &tokens,
-            &[&w.resource_type, &w.id, &params, &systems, &codes],
-        )
-        .await
-        .map_err(pg_error)?;
+    // deletion), every table in one statement (see `search::REPLACE_INDEXES_SQL`).
+    if current.is_some() || (!w.deleted && !w.index.is_empty()) {
+        search::replace_indexes(tx, &tokens, w)
+            .await
+            .map_err(pg_error)?;
     }
-    tx.commit().await.map_err(write_error)
+    Ok(())
 }
 
 async fn migrate_locked(conn: &mut Conn) -> Result<()> {

@@ -21,6 +21,7 @@
 //!   OS thread reading at that moment is in use; at most [`IDLE_READERS`] are kept idle.
 //!   WAL means reads never wait for the writer.
 
+mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::sql::{self, Arg, Dialect, Migration};
 use crate::*;
 
+/// The read cache's budget for stored bodies: enough for the hot set of a busy clinic day,
+/// small enough to keep the server well under 100 MiB.
+pub const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// The most writes committed together in one transaction.
 pub const BATCH_CAP: usize = 256;
 /// Writes that may wait in the queue before callers wait to enqueue (back-pressure).
@@ -46,11 +50,18 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Prepared statements cached per connection.
 const STATEMENT_CACHE: usize = 64;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/sqlite/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "search",
+        sql: include_str!("../migrations/sqlite/0002_search.sql"),
+    },
+];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \
      FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
@@ -59,6 +70,8 @@ const VREAD_SQL: &str = "SELECT version_id, last_updated_us, deleted, body FROM 
      WHERE resource_type = ?1 AND id = ?2 AND version_id = ?3";
 
 pub struct SqliteStore {
+    /// Current versions of hot resources; kept coherent by [`crate::Store`] (see cache.rs).
+    pub(crate) cache: crate::cache::ReadCache,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     queue: mpsc::Sender<writer::Job>,
@@ -101,6 +114,7 @@ impl SqliteStore {
             .spawn(move || writer::run(conn, rx, thread_commits))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         let store = SqliteStore {
+            cache: crate::cache::ReadCache::new(READ_CACHE_BYTES),
             path,
             readers: Mutex::new(Vec::new()),
             queue: tx,
@@ -154,6 +168,18 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues the writes as ONE job: the writer runs them in one savepoint (inside its
+    /// group-commit transaction), all or nothing, and answers once the batch is committed.
+    pub async fn write_all(&self, writes: Vec<Write>) -> Result<Vec<Stored>, WriteAllError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(writer::Job::WriteAll(writes, tx))
+            .await
+            .map_err(|_| WriteAllError::whole(StoreError::Closed))?;
+        rx.await
+            .map_err(|_| WriteAllError::whole(StoreError::Closed))?
     }
 
     pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {

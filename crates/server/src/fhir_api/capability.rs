@@ -15,7 +15,58 @@ const TYPE_INTERACTIONS: &[&str] = &[
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
+
+/// The `searchParam` list of a type: exactly the parameters search implements.
+fn search_params(t: &str) -> Vec<Value> {
+    fhir::search::params_for(t)
+        .iter()
+        .filter(|p| crate::fhir_api::search::searchable(p))
+        .map(|p| {
+            let definition = if p.code.starts_with('_') {
+                format!(
+                    "http://hl7.org/fhir/SearchParameter/Resource-{}",
+                    &p.code[1..]
+                )
+            } else {
+                format!(
+                    "http://hl7.org/fhir/SearchParameter/{}-{}",
+                    p.resource_type, p.code
+                )
+            };
+            json!({ "name": p.code, "definition": definition, "type": p.kind.code() })
+        })
+        .collect()
+}
+
+/// `_include` values for a type: `*` and `Type:param` for each reference parameter.
+fn includes(t: &str) -> Vec<String> {
+    let mut out = vec!["*".to_owned()];
+    out.extend(
+        fhir::search::params_for(t)
+            .iter()
+            .filter(|p| p.kind == fhir::search::ParamType::Reference)
+            .map(|p| format!("{t}:{}", p.code)),
+    );
+    out
+}
+
+/// `_revinclude` values for a type: every other type's reference parameter that may point
+/// at it.
+fn revincludes(t: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in fhir::types::SUPPORTED_TYPES {
+        for p in fhir::search::params_for(s) {
+            if p.kind == fhir::search::ParamType::Reference
+                && (p.targets.is_empty() || p.targets.iter().any(|x| x == t))
+            {
+                out.push(format!("{s}:{}", p.code));
+            }
+        }
+    }
+    out
+}
 
 pub fn capability_statement(config: &Config, software_started: &str) -> Value {
     let resources: Vec<Value> = fhir::types::SUPPORTED_TYPES
@@ -30,8 +81,11 @@ pub fn capability_statement(config: &Config, software_started: &str) -> Value {
                 "updateCreate": true,
                 "conditionalCreate": true,
                 "conditionalRead": "not-supported",
-                "conditionalUpdate": false,
-                "conditionalDelete": "not-supported",
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
+                "searchParam": search_params(t),
+                "searchInclude": includes(t),
+                "searchRevInclude": revincludes(t),
             })
         })
         .collect();
@@ -51,9 +105,13 @@ pub fn capability_statement(config: &Config, software_started: &str) -> Value {
         "patchFormat": ["application/json-patch+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Writes are validated against the FHIR R4 structure definitions. Conditional create (If-None-Exist) accepts the identifier and _id parameters.",
+            "documentation": "Writes are validated against the FHIR R4 structure definitions. Conditional create (If-None-Exist), conditional update and conditional delete (one match at a time) accept the identifier and _id parameters.",
             "resource": resources,
-            "interaction": [{ "code": "history-system" }],
+            "interaction": [
+                { "code": "transaction", "documentation": "All or nothing; entries processed DELETE, POST, PUT/PATCH, GET; urn:uuid: fullUrls and conditional references resolved." },
+                { "code": "batch" },
+                { "code": "history-system" },
+            ],
         }],
     })
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fhir::{Issue, IssueType};
-use passport_store::{StoreError, Stored, SystemMatch, TokenCriterion, Write};
+use passport_store::{StoreError, Stored, TokenCriterion, Write};
 use serde_json::{Map, Value};
 
 use super::request::{self, JSON_PATCH};
@@ -21,10 +21,10 @@ use crate::error::{ApiError, ApiResult};
 /// Each retry re-reads and re-applies, so it is a fresh decision, never a blind overwrite.
 /// Retries back off a little (see [`backoff`]) so that many writers to one resource
 /// take turns instead of colliding again.
-const MAX_RETRIES: u32 = 64;
+pub(crate) const MAX_RETRIES: u32 = 64;
 
 /// Sleeps a short, growing, jittered time before retry number `attempt` (from 1).
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
     let ms = u64::from(attempt.min(8)) + jitter;
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
@@ -40,7 +40,7 @@ pub fn require_supported(resource_type: &str) -> ApiResult<()> {
     }
 }
 
-fn require_id(id: &str) -> ApiResult<()> {
+pub(crate) fn require_id(id: &str) -> ApiResult<()> {
     if fhir::types::is_valid_id(id) {
         Ok(())
     } else {
@@ -51,7 +51,7 @@ fn require_id(id: &str) -> ApiResult<()> {
     }
 }
 
-fn location(st: &AppState, stored: &Stored) -> String {
+pub(crate) fn location(st: &AppState, stored: &Stored) -> String {
     format!(
         "{}/fhir/{}/{}/_history/{}",
         st.config.base(),
@@ -63,7 +63,7 @@ fn location(st: &AppState, stored: &Stored) -> String {
 
 /// Stamps server-owned meta and serialises. The only place a body is serialised on the
 /// way in; reads then serve these bytes as they are.
-fn prepare(
+pub(crate) fn prepare(
     resource_type: &str,
     id: &str,
     mut map: Map<String, Value>,
@@ -74,7 +74,8 @@ fn prepare(
     let last_updated_us = clock::now_us().max(replaces.map_or(0, |s| s.last_updated_us + 1));
     fhir::meta::stamp(&mut map, id, version_id, &clock::instant(last_updated_us));
     let value = Value::Object(map);
-    let tokens = fhir::index::tokens(&value);
+    // Extracted here, on the request's task, not on the store's single writer thread.
+    let index = fhir::search::extract(&value);
     let body = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serialises"));
     Write {
         resource_type: resource_type.to_owned(),
@@ -84,7 +85,22 @@ fn prepare(
         last_updated_us,
         deleted: false,
         body,
-        tokens,
+        index,
+        unless_exists: None,
+    }
+}
+
+/// The version that deletes `existing` (its current, non-deleted version).
+pub(crate) fn deletion(existing: &Stored) -> Write {
+    Write {
+        resource_type: existing.resource_type.clone(),
+        id: existing.id.clone(),
+        replaces: Some(existing.version_id),
+        version_id: existing.version_id + 1,
+        last_updated_us: clock::now_us().max(existing.last_updated_us + 1),
+        deleted: true,
+        body: Bytes::new(),
+        index: Vec::new(),
         unless_exists: None,
     }
 }
@@ -144,43 +160,11 @@ pub async fn create(
     }
 }
 
-/// Parses an `If-None-Exist` query. Until general search lands, the criteria a conditional
-/// create can use are `identifier` and `_id` (both tokens); anything else is refused rather
-/// than ignored, since ignoring a criterion would create duplicates.
+/// Parses an `If-None-Exist` query (see [`super::conditional::criteria`]: `identifier`
+/// and `_id`; anything else is refused rather than ignored, since ignoring a criterion
+/// would create duplicates).
 fn parse_condition(query: &str) -> ApiResult<Vec<TokenCriterion>> {
-    let query = query.trim_start_matches('?');
-    let query = query.split_once('?').map_or(query, |(_, q)| q);
-    let mut out = Vec::new();
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name != "identifier" && name != "_id" {
-            return Err(ApiError::bad_request(
-                "",
-                format!(
-                    "If-None-Exist: parameter '{name}' is not supported (use identifier or _id)"
-                ),
-            ));
-        }
-        let (system, code) = match value.split_once('|') {
-            None => (SystemMatch::Any, value.to_string()),
-            Some(("", code)) => (SystemMatch::Absent, code.to_owned()),
-            Some((system, code)) => (SystemMatch::Is(system.to_owned()), code.to_owned()),
-        };
-        if code.is_empty() {
-            return Err(ApiError::bad_request(
-                "",
-                format!("If-None-Exist: '{name}' needs a value"),
-            ));
-        }
-        out.push(TokenCriterion {
-            param: name.into_owned(),
-            system,
-            code,
-        });
-    }
-    if out.is_empty() {
-        return Err(ApiError::bad_request("", "If-None-Exist is empty"));
-    }
-    Ok(out)
+    super::conditional::criteria(query, "If-None-Exist")
 }
 
 pub async fn read(
@@ -209,7 +193,7 @@ async fn current(st: &AppState, resource_type: &str, id: &str) -> ApiResult<Stor
     }
 }
 
-fn not_found(resource_type: &str, id: &str) -> ApiError {
+pub(crate) fn not_found(resource_type: &str, id: &str) -> ApiError {
     ApiError::NotFound(format!("{resource_type}/{id} does not exist"))
 }
 
@@ -325,7 +309,7 @@ pub async fn patch(
 /// has never existed or is deleted), and writes it naming the version it replaces. With
 /// `If-Match`, a mismatch (now or at commit) is a 412; without it, a write that lost a race
 /// is rebuilt from the newer version and tried again.
-async fn write_with_retry(
+pub(crate) async fn write_with_retry(
     st: &AppState,
     resource_type: &str,
     id: &str,
@@ -371,7 +355,7 @@ async fn write_with_retry(
     )))
 }
 
-fn precondition_failed(
+pub(crate) fn precondition_failed(
     resource_type: &str,
     id: &str,
     wanted: i64,
@@ -420,17 +404,7 @@ pub async fn delete(
                 "already deleted",
             ));
         }
-        let write = Write {
-            resource_type: resource_type.clone(),
-            id: id.clone(),
-            replaces: Some(existing.version_id),
-            version_id: existing.version_id + 1,
-            last_updated_us: clock::now_us().max(existing.last_updated_us + 1),
-            deleted: true,
-            body: Bytes::new(),
-            tokens: Vec::new(),
-            unless_exists: None,
-        };
+        let write = deletion(&existing);
         match st.store.write(write).await {
             Ok(stored) => {
                 return Ok(response::written(
@@ -457,6 +431,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use passport_store::SystemMatch;
 
     #[test]
     fn conditions() {

@@ -1,10 +1,13 @@
 //! The FHIR R4 REST API at `/fhir`. Every route of this surface is in [`routes`].
 
+pub mod bundle;
 pub mod capability;
+pub mod conditional;
 pub mod crud;
 pub mod history;
 pub mod request;
 pub mod response;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -15,14 +18,25 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/fhir", axum::routing::post(bundle::process))
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/_history", get(history::system))
-        .route("/fhir/{type}", get(search_not_yet).post(crud::create))
+        .route(
+            "/fhir/{type}",
+            get(search::type_get)
+                .post(crud::create)
+                .put(conditional::update)
+                .delete(conditional::delete),
+        )
         .route("/fhir/{type}/_history", get(history::type_level))
+        .route(
+            "/fhir/{type}/_search",
+            axum::routing::post(search::type_post),
+        )
         .route(
             "/fhir/{type}/{id}",
             get(crud::read)
@@ -31,6 +45,7 @@ pub fn routes() -> Router<Arc<AppState>> {
                 .delete(crud::delete),
         )
         .route("/fhir/{type}/{id}/_history", get(history::instance))
+        .route("/fhir/{type}/{id}/{compartment}", get(search::compartment))
         .route("/fhir/{type}/{id}/_history/{vid}", get(crud::vread))
 }
 
@@ -45,14 +60,4 @@ async fn metadata(State(st): State<Arc<AppState>>, headers: HeaderMap) -> ApiRes
         st.capability.clone(),
     )
         .into_response())
-}
-
-/// Type-level search is not offered yet (the CapabilityStatement does not declare it).
-async fn search_not_yet(
-    axum::extract::Path(resource_type): axum::extract::Path<String>,
-) -> ApiResult<Response> {
-    crud::require_supported(&resource_type)?;
-    Err(ApiError::MethodNotAllowed(format!(
-        "search on {resource_type} is not supported yet"
-    )))
 }

@@ -116,6 +116,28 @@ impl TestServer {
         req.send().await.expect("request")
     }
 
+    /// Sends a raw text body with an optional content type and extra headers.
+    pub async fn raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .body(body.to_owned());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.expect("request")
+    }
+
     /// Creates `resource` and returns its id (asserting 201).
     pub async fn create(&self, resource: &Value) -> String {
         let t = resource["resourceType"].as_str().unwrap();

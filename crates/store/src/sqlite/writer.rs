@@ -11,23 +11,57 @@ use crate::sql::{self, Dialect};
 use crate::*;
 
 pub(super) type Reply = oneshot::Sender<Result<Stored>>;
+pub(super) type AllReply = oneshot::Sender<Result<Vec<Stored>, WriteAllError>>;
 
 pub(super) enum Job {
     Write(Box<Write>, Reply),
+    /// Several writes, all or nothing (`Store::write_all`): one savepoint for them all.
+    WriteAll(Vec<Write>, AllReply),
     /// Runs on the write connection, in order with the writes.
     Call(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Finish what is queued, answer, stop.
     Close(oneshot::Sender<()>),
 }
 
+/// A job waiting in the current batch: one write, or several that stand or fall together.
+pub(super) enum Pending {
+    One(Box<Write>, Reply),
+    All(Vec<Write>, AllReply),
+}
+
+impl Pending {
+    fn writes(&self) -> &[Write] {
+        match self {
+            Pending::One(w, _) => std::slice::from_ref(&**w),
+            Pending::All(ws, _) => ws,
+        }
+    }
+
+    fn refuse(self, e: StoreError) {
+        match self {
+            Pending::One(_, reply) => {
+                let _ = reply.send(Err(e));
+            }
+            Pending::All(_, reply) => {
+                let _ = reply.send(Err(WriteAllError::whole(e)));
+            }
+        }
+    }
+}
+
+/// The outcome of one pending job: `Err` names the refused write (by position in the job)
+/// when one was refused.
+type Outcome = std::result::Result<(), (Option<usize>, StoreError)>;
+
 pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Arc<AtomicU64>) {
-    let mut batch: Vec<(Box<Write>, Reply)> = Vec::with_capacity(BATCH_CAP);
+    let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_CAP);
     let mut closing = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
-                Job::Write(w, reply) => batch.push((w, reply)),
+                Job::Write(w, reply) => batch.push(Pending::One(w, reply)),
+                Job::WriteAll(ws, reply) => batch.push(Pending::All(ws, reply)),
                 Job::Call(f) => {
                     commit_batch(&mut conn, &mut batch, &commits);
                     f(&mut conn);
@@ -53,6 +87,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Ar
             Job::Write(_, reply) => {
                 let _ = reply.send(Err(StoreError::Closed));
             }
+            Job::WriteAll(_, reply) => {
+                let _ = reply.send(Err(WriteAllError::whole(StoreError::Closed)));
+            }
             Job::Call(f) => drop(f),
             Job::Close(done) => closing.push(done),
         }
@@ -66,8 +103,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Ar
     }
 }
 
-/// Runs the batch in one transaction, a savepoint per write, commits once, answers each.
-fn commit_batch(conn: &mut Connection, batch: &mut Vec<(Box<Write>, Reply)>, commits: &AtomicU64) {
+/// Runs the batch in one transaction, a savepoint per job (one write, or all the writes of
+/// a `write_all`), commits once, answers each.
+fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>, commits: &AtomicU64) {
     if batch.is_empty() {
         return;
     }
@@ -75,51 +113,51 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<(Box<Write>, Reply)>, com
     if outcomes.is_ok() {
         commits.fetch_add(1, Ordering::Relaxed);
     }
-    tracing::trace!(writes = batch.len(), ok = outcomes.is_ok(), "sqlite batch");
+    tracing::trace!(jobs = batch.len(), ok = outcomes.is_ok(), "sqlite batch");
     match outcomes {
         Ok(results) => {
-            for ((w, reply), r) in batch.drain(..).zip(results) {
-                let _ = reply.send(r.map(|()| {
-                    let w = *w;
-                    Stored {
-                        resource_type: w.resource_type,
-                        id: w.id,
-                        version_id: w.version_id,
-                        last_updated_us: w.last_updated_us,
-                        deleted: w.deleted,
-                        body: if w.deleted { Bytes::new() } else { w.body },
+            for (pending, r) in batch.drain(..).zip(results) {
+                match pending {
+                    Pending::One(w, reply) => {
+                        let _ = reply.send(r.map(|()| stored_of(*w)).map_err(|(_, e)| e));
                     }
-                }));
+                    Pending::All(ws, reply) => {
+                        let _ = reply.send(
+                            r.map(|()| ws.into_iter().map(stored_of).collect())
+                                .map_err(|(index, error)| WriteAllError { index, error }),
+                        );
+                    }
+                }
             }
         }
         Err(e) => {
-            tracing::error!(error = %e, writes = batch.len(), "sqlite batch failed");
-            for (_, reply) in batch.drain(..) {
-                let _ = reply.send(Err(StoreError::Backend(e.clone())));
+            tracing::error!(error = %e, jobs = batch.len(), "sqlite batch failed");
+            for pending in batch.drain(..) {
+                pending.refuse(StoreError::Backend(e.clone()));
             }
         }
     }
 }
 
-/// `Ok(per-write outcomes)` if the transaction committed; `Err` if nothing was committed.
-fn run_batch(conn: &Connection, batch: &[(Box<Write>, Reply)]) -> Result<Vec<Result<()>>, String> {
+/// `Ok(per-job outcomes)` if the transaction committed; `Err` if nothing was committed.
+fn run_batch(conn: &Connection, batch: &[Pending]) -> Result<Vec<Outcome>, String> {
     exec(conn, "BEGIN IMMEDIATE").map_err(|e| format!("cannot begin: {e}"))?;
     let mut results = Vec::with_capacity(batch.len());
-    for (w, _) in batch {
-        let r = match exec(conn, "SAVEPOINT w") {
-            Ok(()) => match apply(conn, w) {
-                Ok(()) => exec(conn, "RELEASE w").map_err(backend),
-                Err(e) => {
-                    // Undo this write only; the savepoint stays open until released.
+    for pending in batch {
+        let r: Outcome = match exec(conn, "SAVEPOINT w") {
+            Ok(()) => match apply_each(conn, pending.writes()) {
+                Ok(()) => exec(conn, "RELEASE w").map_err(|e| (None, backend(e))),
+                Err((i, e)) => {
+                    // Undo this job only; the savepoint stays open until released.
                     let undone = exec(conn, "ROLLBACK TO w").and_then(|()| exec(conn, "RELEASE w"));
                     if let Err(u) = undone {
                         abandon(conn);
                         return Err(format!("cannot roll back a failed write ({e}): {u}"));
                     }
-                    Err(e)
+                    Err((Some(i), e))
                 }
             },
-            Err(e) => Err(backend(e)),
+            Err(e) => Err((None, backend(e))),
         };
         // Some errors (I/O, disk full) make SQLite roll back the whole transaction: then
         // nothing of this batch will be committed, whatever the other writes said.
@@ -133,6 +171,14 @@ fn run_batch(conn: &Connection, batch: &[(Box<Write>, Reply)]) -> Result<Vec<Res
         return Err(format!("commit failed: {e}"));
     }
     Ok(results)
+}
+
+/// Applies a job's writes in order; the first refusal stops it (and names its position).
+fn apply_each(conn: &Connection, writes: &[Write]) -> std::result::Result<(), (usize, StoreError)> {
+    for (i, w) in writes.iter().enumerate() {
+        apply(conn, w).map_err(|e| (i, e))?;
+    }
+    Ok(())
 }
 
 fn abandon(conn: &Connection) {
@@ -192,20 +238,7 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
 /// for a deletion). Further index tables (string, date, reference…) belong here too, so
 /// they change in the same transaction as the version.
 fn replace_indexes(conn: &Connection, w: &Write, existed: bool) -> rusqlite::Result<()> {
-    if existed {
-        conn.prepare_cached("DELETE FROM index_token WHERE resource_type = ?1 AND id = ?2")?
-            .execute((&w.resource_type, &w.id))?;
-    }
-    if w.deleted || w.tokens.is_empty() {
-        return Ok(());
-    }
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO index_token (resource_type, id, param, system, code) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
-    for t in &w.tokens {
-        insert.execute((&w.resource_type, &w.id, t.param, &t.system, &t.code))?;
-    }
-    Ok(())
+    super::search::replace_indexes(conn, w, existed)
 }
 
 pub(super) fn find_by_tokens(

@@ -81,7 +81,10 @@ pub fn put(
         last_updated_us: at_us,
         deleted: false,
         body: Bytes::from(body.to_owned()),
-        tokens,
+        index: tokens
+            .iter()
+            .map(|t| passport_store::search::token_entry(t.param, t.system.as_deref(), &t.code))
+            .collect(),
         unless_exists: None,
     }
 }
@@ -95,7 +98,7 @@ pub fn delete(t: &str, id: &str, replaces: i64, at_us: i64) -> Write {
         last_updated_us: at_us,
         deleted: true,
         body: Bytes::new(),
-        tokens: vec![],
+        index: vec![],
         unless_exists: None,
     }
 }

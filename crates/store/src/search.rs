@@ -1,0 +1,1366 @@
+//! Search: a structured query over the index tables (see `migrations/*/0002_search.sql`)
+//! and the SQL it becomes, shared by both backends.
+//!
+//! A [`SearchQuery`] is an AND of OR-groups ([`Filter`]) of [`Condition`]s. Each condition
+//! becomes a subquery yielding the ids of one type that satisfy it, entirely from one index
+//! table (index rows exist only for current, non-deleted versions), and the search is
+//! `resource_current` restricted by `id IN (…)` / `id NOT IN (…)` — one SQL statement,
+//! driven by the index. Paging is keyset: results are ordered by the sort keys and then by
+//! id (stable: ids never change), and the next page starts strictly after the last row's
+//! (sort values, id), so pages stay right while others write.
+
+use fhir::search::{IndexEntry, IndexValue, ParamType};
+
+/// Date / number comparison prefixes (R4 search §3.1.1.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    Sa,
+    Eb,
+    Ap,
+}
+
+/// How a token's system is matched.
+pub use crate::SystemMatch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StringMode {
+    StartsWith,
+    Exact,
+    Contains,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UriMode {
+    Exact,
+    /// The stored uri is a prefix of the searched one (`:above`).
+    Above,
+    /// The searched uri is a prefix of the stored one (`:below`).
+    Below,
+}
+
+/// Which index table a parameter lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Token,
+    String,
+    Date,
+    Reference,
+    Number,
+    Uri,
+    Composite,
+}
+
+impl Table {
+    pub fn for_kind(kind: ParamType) -> Option<Table> {
+        Some(match kind {
+            ParamType::Token => Table::Token,
+            ParamType::String => Table::String,
+            ParamType::Date => Table::Date,
+            ParamType::Reference => Table::Reference,
+            ParamType::Number | ParamType::Quantity => Table::Number,
+            ParamType::Uri => Table::Uri,
+            ParamType::Composite => Table::Composite,
+            ParamType::Special => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Table::Token => "index_token",
+            Table::String => "index_string",
+            Table::Date => "index_date",
+            Table::Reference => "index_reference",
+            Table::Number => "index_number",
+            Table::Uri => "index_uri",
+            Table::Composite => "index_composite",
+        }
+    }
+}
+
+/// The second component of a composite criterion.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Second {
+    Token {
+        system: SystemMatch,
+        code: String,
+    },
+    Number {
+        prefix: Prefix,
+        value: f64,
+        low: f64,
+        high: f64,
+    },
+    Date {
+        prefix: Prefix,
+        low_us: i64,
+        high_us: i64,
+    },
+    String {
+        value: String,
+    },
+}
+
+/// One criterion on resources of the type being searched.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `_id`.
+    Id { id: String },
+    /// `_lastUpdated` (an instant compared with the search range).
+    LastUpdated {
+        prefix: Prefix,
+        low_us: i64,
+        high_us: i64,
+    },
+    /// `param:missing=true|false`.
+    Missing {
+        param: String,
+        table: Table,
+        missing: bool,
+    },
+    /// `param=[system|]code` (`not`: `:not`). `code = None` for `system|`.
+    Token {
+        param: String,
+        system: SystemMatch,
+        code: Option<String>,
+        not: bool,
+    },
+    /// `param:text=…` (starts-with on the normalised display text).
+    TokenText { param: String, text: String },
+    /// `identifier:of-type=typesystem|typecode|value`.
+    TokenOfType {
+        param: String,
+        type_system: String,
+        type_code: String,
+        value: String,
+    },
+    /// `param[:exact|:contains]=value` (`value` normalised unless exact).
+    String {
+        param: String,
+        value: String,
+        mode: StringMode,
+    },
+    /// Date range `low..=high` of the searched value, compared per prefix.
+    Date {
+        param: String,
+        prefix: Prefix,
+        low_us: i64,
+        high_us: i64,
+    },
+    /// Number or quantity: `value` as written, `low..high` its precision's range.
+    Number {
+        param: String,
+        prefix: Prefix,
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+    },
+    /// A reference: any of the given parts that are `Some` must match.
+    Reference {
+        param: String,
+        target_type: Option<String>,
+        target_id: Option<String>,
+        url: Option<String>,
+    },
+    /// `param:identifier=system|value`.
+    ReferenceIdentifier {
+        param: String,
+        system: SystemMatch,
+        value: String,
+    },
+    Uri {
+        param: String,
+        value: String,
+        mode: UriMode,
+    },
+    /// Composite: first component token, second per [`Second`].
+    Composite {
+        param: String,
+        system: SystemMatch,
+        code: String,
+        second: Second,
+    },
+    /// `param[:Type].chained=…`: the reference `param` points at a resource of one of
+    /// `target_types` that satisfies `inner` (evaluated on that type).
+    Chain {
+        param: String,
+        target_types: Vec<String>,
+        inner: Box<Condition>,
+    },
+    /// `_has:source_type:param:…`: some `source_type` whose reference `param` points here
+    /// satisfies `inner` (evaluated on `source_type`).
+    Has {
+        source_type: String,
+        param: String,
+        inner: Box<Condition>,
+    },
+}
+
+/// An OR of conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    pub any_of: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortBy {
+    Id,
+    LastUpdated,
+    Param { param: String, table: Table },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub by: SortBy,
+    pub descending: bool,
+}
+
+/// A sort value of a row (the cursor carries them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// Where a page starts: strictly after this row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    pub values: Vec<SortValue>,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub resource_type: String,
+    pub filters: Vec<Filter>,
+    pub sort: Vec<SortKey>,
+    /// Page size.
+    pub count: usize,
+    pub after: Option<Cursor>,
+    /// Count every match as well.
+    pub total: bool,
+}
+
+/// One match: its position (for a cursor) and its stored bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated_us: i64,
+    pub body: bytes::Bytes,
+    pub sort_values: Vec<SortValue>,
+}
+
+impl Match {
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            values: self.sort_values.clone(),
+            id: self.id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SearchResult {
+    pub matches: Vec<Match>,
+    pub total: Option<u64>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<Cursor>,
+}
+
+/// `$everything` of one patient: the patient and every resource whose compartment
+/// parameters (per type) point at it, ordered by (type, id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EverythingQuery {
+    pub patient_id: String,
+    /// For each type, the reference parameters that put it in the compartment.
+    pub members: Vec<(String, Vec<String>)>,
+    pub since_us: Option<i64>,
+    pub count: usize,
+    /// Strictly after this (type, id).
+    pub after: Option<(String, String)>,
+}
+
+/// The index entry of a token (conditional create's `identifier`, `_id`).
+pub fn token_entry(param: &str, system: Option<&str>, code: &str) -> IndexEntry {
+    IndexEntry {
+        param: param.to_owned(),
+        kind: ParamType::Token,
+        value: IndexValue::Token {
+            system: system.map(str::to_owned),
+            code: Some(code.to_owned()),
+            text: None,
+            type_system: None,
+            type_code: None,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL
+
+/// A query argument (owned: queries are built per request).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SArg {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+pub(crate) struct Sql {
+    pg: bool,
+    pub text: String,
+    pub args: Vec<SArg>,
+}
+
+impl Sql {
+    pub(crate) fn new(pg: bool) -> Self {
+        Sql {
+            pg,
+            text: String::with_capacity(512),
+            args: Vec::new(),
+        }
+    }
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn arg(&mut self, a: SArg) -> &mut Self {
+        self.args.push(a);
+        let n = self.args.len();
+        if self.pg {
+            self.text.push_str(&format!("${n}"));
+        } else {
+            self.text.push_str(&format!("?{n}"));
+        }
+        self
+    }
+    fn text_arg(&mut self, s: &str) -> &mut Self {
+        self.arg(SArg::Text(s.to_owned()))
+    }
+    fn int(&mut self, i: i64) -> &mut Self {
+        self.arg(SArg::Int(i))
+    }
+    fn real(&mut self, f: f64) -> &mut Self {
+        self.arg(SArg::Real(f))
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The smallest string greater than every string starting with `s` (for index range
+/// scans of a prefix), or `None` if there is none.
+fn prefix_upper(s: &str) -> Option<String> {
+    let mut chars: Vec<char> = s.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn system_match(b: &mut Sql, col: &str, s: &SystemMatch) {
+    match s {
+        SystemMatch::Any => {}
+        SystemMatch::Absent => {
+            b.push(&format!(" AND {col} IS NULL"));
+        }
+        SystemMatch::Is(v) => {
+            b.push(&format!(" AND {col} = ")).text_arg(v);
+        }
+    }
+}
+
+/// `low..=high` (a stored range) compared with the searched range `ql..=qh` per prefix.
+fn range_cmp(b: &mut Sql, low: &str, high: &str, prefix: Prefix, ql: i64, qh: i64) {
+    match prefix {
+        Prefix::Eq => {
+            b.push(&format!(" AND {low} >= ")).int(ql);
+            b.push(&format!(" AND {high} <= ")).int(qh);
+        }
+        Prefix::Ne => {
+            b.push(&format!(" AND ({low} < ")).int(ql);
+            b.push(&format!(" OR {high} > ")).int(qh).push(")");
+        }
+        Prefix::Gt => {
+            b.push(&format!(" AND {high} > ")).int(qh);
+        }
+        Prefix::Lt => {
+            b.push(&format!(" AND {low} < ")).int(ql);
+        }
+        Prefix::Ge => {
+            b.push(&format!(" AND ({high} > ")).int(qh);
+            b.push(&format!(" OR ({low} >= ")).int(ql);
+            b.push(&format!(" AND {high} <= ")).int(qh).push("))");
+        }
+        Prefix::Le => {
+            b.push(&format!(" AND ({low} < ")).int(ql);
+            b.push(&format!(" OR ({low} >= ")).int(ql);
+            b.push(&format!(" AND {high} <= ")).int(qh).push("))");
+        }
+        Prefix::Sa => {
+            b.push(&format!(" AND {low} > ")).int(qh);
+        }
+        Prefix::Eb => {
+            b.push(&format!(" AND {high} < ")).int(ql);
+        }
+        Prefix::Ap => {
+            // Overlap with the searched range widened by 10% of its distance from now.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            let gap = (now.saturating_sub(ql)).unsigned_abs() / 10;
+            let gap = i64::try_from(gap).unwrap_or(i64::MAX).max(86_400_000_000);
+            b.push(&format!(" AND {low} <= "))
+                .int(qh.saturating_add(gap));
+            b.push(&format!(" AND {high} >= "))
+                .int(ql.saturating_sub(gap));
+        }
+    }
+}
+
+/// A stored number `col` compared with the searched value (`v`, precision range `l..h`).
+fn number_cmp(b: &mut Sql, col: &str, prefix: Prefix, v: f64, l: f64, h: f64) {
+    match prefix {
+        Prefix::Eq => {
+            b.push(&format!(" AND {col} >= ")).real(l);
+            b.push(&format!(" AND {col} < ")).real(h);
+        }
+        Prefix::Ne => {
+            b.push(&format!(" AND ({col} < ")).real(l);
+            b.push(&format!(" OR {col} >= ")).real(h).push(")");
+        }
+        Prefix::Gt | Prefix::Sa => {
+            b.push(&format!(" AND {col} > ")).real(v);
+        }
+        Prefix::Lt | Prefix::Eb => {
+            b.push(&format!(" AND {col} < ")).real(v);
+        }
+        Prefix::Ge => {
+            b.push(&format!(" AND {col} >= ")).real(v);
+        }
+        Prefix::Le => {
+            b.push(&format!(" AND {col} <= ")).real(v);
+        }
+        Prefix::Ap => {
+            let d = (v.abs() * 0.1).max(h - l);
+            b.push(&format!(" AND {col} >= ")).real(v - d);
+            b.push(&format!(" AND {col} <= ")).real(v + d);
+        }
+    }
+}
+
+/// Is the condition's subquery the set of ids NOT to return?
+fn negated(c: &Condition) -> bool {
+    matches!(
+        c,
+        Condition::Missing { missing: true, .. } | Condition::Token { not: true, .. }
+    )
+}
+
+/// `SELECT id FROM <table> WHERE resource_type = <ty> AND …`: the ids of `ty` the condition
+/// holds for — or, for a [`negated`] condition, the ids it does NOT hold for.
+fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
+    match c {
+        Condition::Id { id } => {
+            b.push("SELECT x.id FROM resource_current x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.id = ")
+                .text_arg(id)
+                .push(" AND NOT x.deleted");
+        }
+        Condition::LastUpdated {
+            prefix,
+            low_us,
+            high_us,
+        } => {
+            b.push("SELECT x.id FROM resource_current x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND NOT x.deleted");
+            range_cmp(
+                b,
+                "x.last_updated_us",
+                "x.last_updated_us",
+                *prefix,
+                *low_us,
+                *high_us,
+            );
+        }
+        Condition::Missing { param, table, .. } => {
+            b.push(&format!(
+                "SELECT x.id FROM {} x WHERE x.resource_type = ",
+                table.name()
+            ))
+            .text_arg(ty)
+            .push(" AND x.param = ")
+            .text_arg(param);
+        }
+        Condition::Token {
+            param,
+            system,
+            code,
+            ..
+        } => {
+            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            if let Some(code) = code {
+                b.push(" AND x.code = ").text_arg(code);
+            }
+            system_match(b, "x.system", system);
+        }
+        Condition::TokenText { param, text } => {
+            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param)
+                .push(" AND x.text LIKE ")
+                .text_arg(&format!("%{}%", like_escape(text)))
+                .push(" ESCAPE '\\'");
+        }
+        Condition::TokenOfType {
+            param,
+            type_system,
+            type_code,
+            value,
+        } => {
+            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param)
+                .push(" AND x.code = ")
+                .text_arg(value)
+                .push(" AND x.type_system = ")
+                .text_arg(type_system)
+                .push(" AND x.type_code = ")
+                .text_arg(type_code);
+        }
+        Condition::String { param, value, mode } => {
+            b.push("SELECT x.id FROM index_string x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            match mode {
+                StringMode::Exact => {
+                    b.push(" AND x.exact = ").text_arg(value);
+                }
+                StringMode::Contains => {
+                    b.push(" AND x.normalized LIKE ")
+                        .text_arg(&format!("%{}%", like_escape(value)))
+                        .push(" ESCAPE '\\'");
+                }
+                StringMode::StartsWith => {
+                    b.push(" AND x.normalized >= ").text_arg(value);
+                    if let Some(upper) = prefix_upper(value) {
+                        b.push(" AND x.normalized < ").text_arg(&upper);
+                    }
+                }
+            }
+        }
+        Condition::Date {
+            param,
+            prefix,
+            low_us,
+            high_us,
+        } => {
+            b.push("SELECT x.id FROM index_date x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            range_cmp(b, "x.low_us", "x.high_us", *prefix, *low_us, *high_us);
+        }
+        Condition::Number {
+            param,
+            prefix,
+            value,
+            low,
+            high,
+            system,
+            code,
+        } => {
+            b.push("SELECT x.id FROM index_number x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            number_cmp(b, "x.value", *prefix, *value, *low, *high);
+            if let Some(s) = system {
+                b.push(" AND x.system = ").text_arg(s);
+            }
+            if let Some(c) = code {
+                if system.is_some() {
+                    b.push(" AND x.code = ").text_arg(c);
+                } else {
+                    b.push(" AND (x.code = ").text_arg(c);
+                    b.push(" OR x.unit = ").text_arg(c).push(")");
+                }
+            }
+        }
+        Condition::Reference {
+            param,
+            target_type,
+            target_id,
+            url,
+        } => {
+            b.push("SELECT x.id FROM index_reference x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            if let Some(t) = target_type {
+                b.push(" AND x.target_type = ").text_arg(t);
+            }
+            if let Some(i) = target_id {
+                b.push(" AND x.target_id = ").text_arg(i);
+            }
+            if let Some(u) = url {
+                b.push(" AND x.url = ").text_arg(u);
+            }
+        }
+        Condition::ReferenceIdentifier {
+            param,
+            system,
+            value,
+        } => {
+            b.push("SELECT x.id FROM index_reference x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param)
+                .push(" AND x.identifier_value = ")
+                .text_arg(value);
+            system_match(b, "x.identifier_system", system);
+        }
+        Condition::Uri { param, value, mode } => {
+            b.push("SELECT x.id FROM index_uri x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param);
+            match mode {
+                UriMode::Exact => {
+                    b.push(" AND x.value = ").text_arg(value);
+                }
+                UriMode::Below => {
+                    b.push(" AND x.value >= ").text_arg(value);
+                    if let Some(upper) = prefix_upper(value) {
+                        b.push(" AND x.value < ").text_arg(&upper);
+                    }
+                }
+                UriMode::Above => {
+                    b.push(" AND substr(").text_arg(value);
+                    b.push(", 1, length(x.value)) = x.value");
+                }
+            }
+        }
+        Condition::Composite {
+            param,
+            system,
+            code,
+            second,
+        } => {
+            b.push("SELECT x.id FROM index_composite x WHERE x.resource_type = ")
+                .text_arg(ty)
+                .push(" AND x.param = ")
+                .text_arg(param)
+                .push(" AND x.c1_code = ")
+                .text_arg(code);
+            system_match(b, "x.c1_system", system);
+            match second {
+                Second::Token { system, code } => {
+                    b.push(" AND x.c2_code = ").text_arg(code);
+                    system_match(b, "x.c2_system", system);
+                }
+                Second::Number {
+                    prefix,
+                    value,
+                    low,
+                    high,
+                } => {
+                    b.push(" AND x.c2_value IS NOT NULL");
+                    number_cmp(b, "x.c2_value", *prefix, *value, *low, *high);
+                }
+                Second::Date {
+                    prefix,
+                    low_us,
+                    high_us,
+                } => {
+                    b.push(" AND x.c2_low_us IS NOT NULL");
+                    range_cmp(b, "x.c2_low_us", "x.c2_high_us", *prefix, *low_us, *high_us);
+                }
+                Second::String { value } => {
+                    b.push(" AND x.c2_string >= ").text_arg(value);
+                    if let Some(upper) = prefix_upper(value) {
+                        b.push(" AND x.c2_string < ").text_arg(&upper);
+                    }
+                }
+            }
+        }
+        Condition::Chain {
+            param,
+            target_types,
+            inner,
+        } => {
+            b.push("SELECT r.id FROM index_reference r WHERE r.resource_type = ")
+                .text_arg(ty)
+                .push(" AND r.param = ")
+                .text_arg(param)
+                .push(" AND (");
+            for (i, t) in target_types.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                b.push("(r.target_type = ").text_arg(t);
+                b.push(" AND r.target_id IN (");
+                positive_ids(b, t, inner);
+                b.push("))");
+            }
+            if target_types.is_empty() {
+                b.push("1 = 0");
+            }
+            b.push(")");
+        }
+        Condition::Has {
+            source_type,
+            param,
+            inner,
+        } => {
+            b.push("SELECT r.target_id FROM index_reference r WHERE r.target_type = ")
+                .text_arg(ty)
+                .push(" AND r.resource_type = ")
+                .text_arg(source_type)
+                .push(" AND r.param = ")
+                .text_arg(param)
+                .push(" AND r.id IN (");
+            positive_ids(b, source_type, inner);
+            b.push(")");
+        }
+    }
+}
+
+/// The ids of current resources of `ty` the condition holds for (negations resolved
+/// against all current resources of the type).
+fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
+    if negated(c) {
+        b.push("SELECT y.id FROM resource_current y WHERE y.resource_type = ")
+            .text_arg(ty)
+            .push(" AND NOT y.deleted AND y.id NOT IN (");
+        subquery(b, ty, c);
+        b.push(")");
+    } else {
+        subquery(b, ty, c);
+    }
+}
+
+/// ` AND (c.id IN (…) OR …)` for each filter.
+fn where_filters(b: &mut Sql, ty: &str, filters: &[Filter]) {
+    for f in filters {
+        if f.any_of.is_empty() {
+            continue;
+        }
+        b.push(" AND (");
+        for (i, c) in f.any_of.iter().enumerate() {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push(if negated(c) {
+                "c.id NOT IN ("
+            } else {
+                "c.id IN ("
+            });
+            subquery(b, ty, c);
+            b.push(")");
+        }
+        b.push(")");
+    }
+}
+
+/// Does the sort key compare text (so PostgreSQL must compare it bytewise, like SQLite)?
+fn is_text(key: &SortKey) -> bool {
+    match &key.by {
+        SortBy::Id => true,
+        SortBy::LastUpdated => false,
+        SortBy::Param { table, .. } => !matches!(table, Table::Date | Table::Number),
+    }
+}
+
+/// The expression giving a row's value for a sort key.
+fn sort_expr(b: &mut Sql, key: &SortKey) {
+    let agg = if key.descending { "MAX" } else { "MIN" };
+    match &key.by {
+        SortBy::Id => {
+            b.push("c.id");
+        }
+        SortBy::LastUpdated => {
+            b.push("c.last_updated_us");
+        }
+        SortBy::Param { param, table } => {
+            let col = match (table, key.descending) {
+                (Table::Token, _) => "s.code",
+                (Table::String, _) => "s.normalized",
+                (Table::Date, false) => "s.low_us",
+                (Table::Date, true) => "s.high_us",
+                (Table::Reference, _) => "COALESCE(s.target_type || '/' || s.target_id, s.url)",
+                (Table::Number, _) => "s.value",
+                (Table::Uri, _) => "s.value",
+                (Table::Composite, _) => "s.c1_code",
+            };
+            b.push(&format!("(SELECT {agg}({col}) FROM {} s WHERE s.resource_type = c.resource_type AND s.id = c.id AND s.param = ", table.name()))
+                .text_arg(param)
+                .push(")");
+        }
+    }
+}
+
+fn sort_value_arg(b: &mut Sql, v: &SortValue) {
+    match v {
+        SortValue::Null => {
+            b.push("NULL");
+        }
+        SortValue::Int(i) => {
+            b.int(*i);
+        }
+        SortValue::Real(f) => {
+            b.real(*f);
+        }
+        SortValue::Text(s) => {
+            b.text_arg(s);
+        }
+    }
+}
+
+/// The page query: `id, version_id, last_updated_us, body, s0, s1, …`.
+pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
+    let mut b = Sql::new(pg);
+    let ty = q.resource_type.as_str();
+    let collate = if pg { " COLLATE \"C\"" } else { "" };
+    b.push("SELECT m.id, v.version_id, v.last_updated_us, v.body");
+    for i in 0..q.sort.len() {
+        b.push(&format!(", m.s{i}"));
+    }
+    b.push(" FROM (SELECT c.id, c.seq");
+    for (i, k) in q.sort.iter().enumerate() {
+        b.push(", ");
+        sort_expr(&mut b, k);
+        b.push(&format!(" AS s{i}"));
+    }
+    b.push(" FROM resource_current c WHERE c.resource_type = ")
+        .text_arg(ty)
+        .push(" AND NOT c.deleted");
+    where_filters(&mut b, ty, &q.filters);
+    b.push(") m JOIN resource_versions v ON v.seq = m.seq WHERE 1 = 1");
+    if let Some(cur) = &q.after {
+        // (k0, k1, …, id) strictly after the cursor, NULLs last in either direction.
+        b.push(" AND (");
+        let n = q.sort.len().min(cur.values.len());
+        for i in 0..=n {
+            if i > 0 {
+                b.push(" OR ");
+            }
+            b.push("(1 = 1");
+            for j in 0..i {
+                match &cur.values[j] {
+                    SortValue::Null => {
+                        b.push(&format!(" AND m.s{j} IS NULL"));
+                    }
+                    v => {
+                        b.push(&format!(" AND m.s{j} = "));
+                        sort_value_arg(&mut b, v);
+                    }
+                }
+            }
+            if i == n {
+                b.push(&format!(" AND m.id{collate} > ")).text_arg(&cur.id);
+            } else {
+                match &cur.values[i] {
+                    SortValue::Null => {
+                        b.push(" AND 1 = 0");
+                    }
+                    v => {
+                        let op = if q.sort[i].descending { "<" } else { ">" };
+                        let collate = if is_text(&q.sort[i]) { collate } else { "" };
+                        b.push(&format!(" AND (m.s{i} IS NULL OR m.s{i}{collate} {op} "));
+                        sort_value_arg(&mut b, v);
+                        b.push(")");
+                    }
+                }
+            }
+            b.push(")");
+        }
+        b.push(")");
+    }
+    b.push(" ORDER BY ");
+    for (i, k) in q.sort.iter().enumerate() {
+        let dir = if k.descending { "DESC" } else { "ASC" };
+        let collate = if is_text(k) { collate } else { "" };
+        b.push(&format!(
+            "(CASE WHEN m.s{i} IS NULL THEN 1 ELSE 0 END), m.s{i}{collate} {dir}, "
+        ));
+    }
+    b.push(&format!("m.id{collate} ASC LIMIT "));
+    b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    b
+}
+
+/// `SELECT COUNT(*)` of every match.
+pub(crate) fn count_sql(pg: bool, q: &SearchQuery) -> Sql {
+    let mut b = Sql::new(pg);
+    let ty = q.resource_type.as_str();
+    b.push("SELECT COUNT(*) FROM resource_current c WHERE c.resource_type = ")
+        .text_arg(ty)
+        .push(" AND NOT c.deleted");
+    where_filters(&mut b, ty, &q.filters);
+    b
+}
+
+/// Current resources `(type, id)` referenced through `param` (any, if `None`) by the given
+/// resources of `source_type`, restricted to `target_type` if given:
+/// `resource_type, id, version_id, last_updated_us, body`.
+pub(crate) fn include_sql(
+    pg: bool,
+    source_type: &str,
+    ids: &[String],
+    param: Option<&str>,
+    target_type: Option<&str>,
+) -> Sql {
+    let mut b = Sql::new(pg);
+    b.push(
+        "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
+         FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
+         WHERE NOT c.deleted AND EXISTS (SELECT 1 FROM index_reference r WHERE r.resource_type = ",
+    )
+    .text_arg(source_type)
+    .push(" AND r.target_type = c.resource_type AND r.target_id = c.id");
+    if let Some(p) = param {
+        b.push(" AND r.param = ").text_arg(p);
+    }
+    if let Some(t) = target_type {
+        b.push(" AND r.target_type = ").text_arg(t);
+    }
+    b.push(" AND r.id IN (");
+    id_list(&mut b, ids);
+    b.push("))");
+    b
+}
+
+/// Current resources of `source_type` whose reference `param` (any, if `None`) points at
+/// one of `ids` of `target_type`.
+pub(crate) fn revinclude_sql(
+    pg: bool,
+    source_type: &str,
+    param: Option<&str>,
+    target_type: &str,
+    ids: &[String],
+) -> Sql {
+    let mut b = Sql::new(pg);
+    b.push(
+        "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
+         FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
+         WHERE c.resource_type = ",
+    )
+    .text_arg(source_type)
+    .push(
+        " AND NOT c.deleted AND c.id IN (SELECT r.id FROM index_reference r WHERE r.target_type = ",
+    )
+    .text_arg(target_type)
+    .push(" AND r.resource_type = ")
+    .text_arg(source_type);
+    if let Some(p) = param {
+        b.push(" AND r.param = ").text_arg(p);
+    }
+    b.push(" AND r.target_id IN (");
+    id_list(&mut b, ids);
+    b.push("))");
+    b
+}
+
+fn id_list(b: &mut Sql, ids: &[String]) {
+    if ids.is_empty() {
+        b.push("NULL");
+    }
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            b.push(", ");
+        }
+        b.text_arg(id);
+    }
+}
+
+/// `$everything`: `resource_type, id, version_id, last_updated_us, body`, by (type, id).
+pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
+    let mut b = Sql::new(pg);
+    let collate = if pg { " COLLATE \"C\"" } else { "" };
+    b.push(
+        "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
+         FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
+         WHERE NOT c.deleted AND ((c.resource_type = 'Patient' AND c.id = ",
+    )
+    .text_arg(&q.patient_id)
+    .push(")");
+    for (ty, params) in &q.members {
+        if params.is_empty() {
+            continue;
+        }
+        b.push(" OR (c.resource_type = ").text_arg(ty);
+        b.push(" AND c.id IN (SELECT r.id FROM index_reference r WHERE r.target_type = 'Patient' AND r.target_id = ")
+            .text_arg(&q.patient_id)
+            .push(" AND r.resource_type = ")
+            .text_arg(ty)
+            .push(" AND r.param IN (");
+        for (i, p) in params.iter().enumerate() {
+            if i > 0 {
+                b.push(", ");
+            }
+            b.text_arg(p);
+        }
+        b.push(")))");
+    }
+    b.push(")");
+    if let Some(since) = q.since_us {
+        b.push(" AND c.last_updated_us >= ").int(since);
+    }
+    if let Some((t, id)) = &q.after {
+        b.push(&format!(" AND (c.resource_type{collate} > "))
+            .text_arg(t);
+        b.push(&format!(" OR (c.resource_type = ")).text_arg(t);
+        b.push(&format!(" AND c.id{collate} > "))
+            .text_arg(id)
+            .push("))");
+    }
+    b.push(&format!(
+        " ORDER BY c.resource_type{collate}, c.id{collate} LIMIT "
+    ));
+    b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    b
+}
+
+// ---------------------------------------------------------------------------------------
+// Index rows
+
+/// Index rows of one write, grouped by table, ready to insert.
+#[derive(Debug, Default)]
+pub(crate) struct Rows<'a> {
+    pub token: Vec<TokenRow<'a>>,
+    pub string: Vec<(&'a str, &'a str, &'a str)>,
+    pub date: Vec<(&'a str, i64, i64)>,
+    pub reference: Vec<RefRow<'a>>,
+    pub number: Vec<NumRow<'a>>,
+    pub uri: Vec<(&'a str, &'a str)>,
+    pub composite: Vec<CompRow<'a>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TokenRow<'a> {
+    pub param: &'a str,
+    pub system: Option<&'a str>,
+    pub code: &'a str,
+    pub text: Option<String>,
+    pub type_system: Option<&'a str>,
+    pub type_code: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct RefRow<'a> {
+    pub param: &'a str,
+    pub target_type: Option<&'a str>,
+    pub target_id: Option<&'a str>,
+    pub url: Option<&'a str>,
+    pub identifier_system: Option<&'a str>,
+    pub identifier_value: Option<&'a str>,
+}
+
+#[derive(Debug)]
+pub(crate) struct NumRow<'a> {
+    pub param: &'a str,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    pub system: Option<&'a str>,
+    pub code: Option<&'a str>,
+    pub unit: Option<&'a str>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CompRow<'a> {
+    pub param: &'a str,
+    pub c1_system: Option<&'a str>,
+    pub c1_code: Option<&'a str>,
+    pub c2_system: Option<&'a str>,
+    pub c2_code: Option<&'a str>,
+    pub c2_value: Option<f64>,
+    pub c2_low_us: Option<i64>,
+    pub c2_high_us: Option<i64>,
+    pub c2_string: Option<&'a str>,
+}
+
+pub(crate) fn rows(entries: &[IndexEntry]) -> Rows<'_> {
+    let mut r = Rows::default();
+    for e in entries {
+        let p = e.param.as_str();
+        match &e.value {
+            IndexValue::String { normalized, exact } => r.string.push((p, normalized, exact)),
+            IndexValue::Token {
+                system,
+                code,
+                text,
+                type_system,
+                type_code,
+            } => {
+                if code.is_none() && text.is_none() {
+                    continue;
+                }
+                r.token.push(TokenRow {
+                    param: p,
+                    system: system.as_deref(),
+                    code: code.as_deref().unwrap_or(""),
+                    text: text.as_deref().map(fhir::search::normalize_string),
+                    type_system: type_system.as_deref(),
+                    type_code: type_code.as_deref(),
+                })
+            }
+            IndexValue::Date { low_us, high_us } => r.date.push((p, *low_us, *high_us)),
+            IndexValue::Reference {
+                target_type,
+                target_id,
+                url,
+                identifier_system,
+                identifier_value,
+            } => r.reference.push(RefRow {
+                param: p,
+                target_type: target_type.as_deref(),
+                target_id: target_id.as_deref(),
+                url: url.as_deref(),
+                identifier_system: identifier_system.as_deref(),
+                identifier_value: identifier_value.as_deref(),
+            }),
+            IndexValue::Quantity {
+                value,
+                low,
+                high,
+                system,
+                code,
+                unit,
+            } => r.number.push(NumRow {
+                param: p,
+                value: *value,
+                low: *low,
+                high: *high,
+                system: system.as_deref(),
+                code: code.as_deref(),
+                unit: unit.as_deref(),
+            }),
+            IndexValue::Number { value, low, high } => r.number.push(NumRow {
+                param: p,
+                value: *value,
+                low: *low,
+                high: *high,
+                system: None,
+                code: None,
+                unit: None,
+            }),
+            IndexValue::Uri { value } => r.uri.push((p, value)),
+            IndexValue::Composite(parts) => {
+                let mut row = CompRow {
+                    param: p,
+                    ..Default::default()
+                };
+                let Some(IndexValue::Token { system, code, .. }) = parts.first() else {
+                    continue;
+                };
+                row.c1_system = system.as_deref();
+                row.c1_code = code.as_deref();
+                match parts.get(1) {
+                    Some(IndexValue::Token { system, code, .. }) => {
+                        row.c2_system = system.as_deref();
+                        row.c2_code = code.as_deref();
+                    }
+                    Some(IndexValue::Quantity { value, .. })
+                    | Some(IndexValue::Number { value, .. }) => row.c2_value = Some(*value),
+                    Some(IndexValue::Date { low_us, high_us }) => {
+                        row.c2_low_us = Some(*low_us);
+                        row.c2_high_us = Some(*high_us);
+                    }
+                    Some(IndexValue::String { normalized, .. }) => row.c2_string = Some(normalized),
+                    _ => {}
+                }
+                r.composite.push(row);
+            }
+        }
+    }
+    r
+}
+
+/// The index tables, for deleting a resource's rows.
+pub(crate) const TABLES: &[&str] = &[
+    "index_token",
+    "index_string",
+    "index_date",
+    "index_reference",
+    "index_number",
+    "index_uri",
+    "index_composite",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_upper_bumps_last_char() {
+        assert_eq!(prefix_upper("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_upper("").as_deref(), None);
+    }
+
+    #[test]
+    fn search_sql_numbers_placeholders() {
+        let q = SearchQuery {
+            resource_type: "Patient".into(),
+            filters: vec![Filter {
+                any_of: vec![
+                    Condition::Token {
+                        param: "identifier".into(),
+                        system: SystemMatch::Is("s".into()),
+                        code: Some("1".into()),
+                        not: false,
+                    },
+                    Condition::Missing {
+                        param: "name".into(),
+                        table: Table::String,
+                        missing: true,
+                    },
+                ],
+            }],
+            sort: vec![SortKey {
+                by: SortBy::LastUpdated,
+                descending: true,
+            }],
+            count: 10,
+            after: Some(Cursor {
+                values: vec![SortValue::Int(5)],
+                id: "x".into(),
+            }),
+            total: false,
+        };
+        let s = search_sql(true, &q);
+        for n in 1..=s.args.len() {
+            assert!(s.text.contains(&format!("${n}")), "{}", s.text);
+        }
+        assert!(s.text.contains("NOT IN"));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The store's search interface
+
+use crate::{Result, Store};
+
+impl Store {
+    fn is_pg(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    async fn rows(&self, q: &Sql) -> Result<Vec<Match>> {
+        match self {
+            Store::Sqlite(s) => s.search_rows(q),
+            Store::Postgres(s) => s.search_rows(q).await,
+        }
+    }
+
+    /// One page of current, non-deleted matches (one SQL statement), the next page's
+    /// cursor, and the number of all matches if asked for.
+    pub async fn search(&self, q: &SearchQuery) -> Result<SearchResult> {
+        let sql = search_sql(self.is_pg(), q);
+        let mut matches = match self {
+            Store::Sqlite(s) => s.search_page(&sql, &q.resource_type, q.sort.len())?,
+            Store::Postgres(s) => s.search_page(&sql, &q.resource_type, q.sort.len()).await?,
+        };
+        let more = matches.len() > q.count;
+        matches.truncate(q.count);
+        let next = if more {
+            matches.last().map(Match::cursor)
+        } else {
+            None
+        };
+        let total = if q.total {
+            let c = count_sql(self.is_pg(), q);
+            Some(match self {
+                Store::Sqlite(s) => s.search_count(&c)?,
+                Store::Postgres(s) => s.search_count(&c).await?,
+            })
+        } else {
+            None
+        };
+        Ok(SearchResult {
+            matches,
+            total,
+            next,
+        })
+    }
+
+    /// `_include`: current resources referenced through `param` (or any reference) by the
+    /// given resources of `source_type` (of `target_type` only, if given).
+    pub async fn include(
+        &self,
+        source_type: &str,
+        ids: &[String],
+        param: Option<&str>,
+        target_type: Option<&str>,
+    ) -> Result<Vec<Match>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rows(&include_sql(
+            self.is_pg(),
+            source_type,
+            ids,
+            param,
+            target_type,
+        ))
+        .await
+    }
+
+    /// `_revinclude`: current resources of `source_type` whose reference `param` (or any)
+    /// points at one of `ids` of `target_type`.
+    pub async fn revinclude(
+        &self,
+        source_type: &str,
+        param: Option<&str>,
+        target_type: &str,
+        ids: &[String],
+    ) -> Result<Vec<Match>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.rows(&revinclude_sql(
+            self.is_pg(),
+            source_type,
+            param,
+            target_type,
+            ids,
+        ))
+        .await
+    }
+
+    /// One page of `$everything` (up to `count + 1` rows: one more means another page).
+    pub async fn everything(&self, q: &EverythingQuery) -> Result<Vec<Match>> {
+        self.rows(&everything_sql(self.is_pg(), q)).await
+    }
+}
