@@ -112,10 +112,16 @@ impl Client {
 
 /// The logical id in a `Location` header `{base}/fhir/{Type}/{id}[/_history/{v}]`.
 pub fn id_from_location(location: &str) -> Option<&str> {
+    type_and_id_from_location(location).map(|(_, id)| id)
+}
+
+/// The type and logical id in a location `{base}/fhir/{Type}/{id}[/_history/{v}]`.
+pub fn type_and_id_from_location(location: &str) -> Option<(&str, &str)> {
     let rest = &location[location.find("/fhir/")? + "/fhir/".len()..];
     let mut parts = rest.split('/');
-    let _type = parts.next()?;
-    parts.next().filter(|id| !id.is_empty())
+    let ty = parts.next().filter(|t| !t.is_empty())?;
+    let id = parts.next().filter(|id| !id.is_empty())?;
+    Some((ty, id))
 }
 
 /// The version number in a weak ETag `W/"n"`.
@@ -143,6 +149,11 @@ mod tests {
         );
         assert_eq!(id_from_location("http://h/fhir/Patient/"), None);
         assert_eq!(id_from_location("http://h/Patient/x"), None);
+        assert_eq!(
+            type_and_id_from_location("http://h/fhir/Observation/o1/_history/1"),
+            Some(("Observation", "o1"))
+        );
+        assert_eq!(type_and_id_from_location("http://h/fhir//o1"), None);
         assert_eq!(version_from_etag("W/\"12\""), Some(12));
         assert_eq!(version_from_etag("\"12\""), None);
     }

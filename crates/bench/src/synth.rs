@@ -335,17 +335,143 @@ struct Child {
     weighed_days: i64,
 }
 
+/// Resources (the Patient included) of a "complex" child: a long growth history (extra
+/// body-weight Observations) pads its record to this, so `$everything` returns ~30.
+pub const COMPLEX_CHILD_RESOURCES: usize = 30;
+
+/// Default share of complex children, in percent.
+pub const DEFAULT_COMPLEX_PERCENT: u64 = 10;
+
 #[derive(Debug, Clone)]
 pub struct Synth {
     seed: u64,
     today: i64,
+    complex_percent: u64,
 }
 
 impl Synth {
     /// `today`: the reference date, in days since 1970-01-01 (birth dates fall in the 18
     /// years before it).
     pub fn new(seed: u64, today: i64) -> Self {
-        Synth { seed, today }
+        Synth {
+            seed,
+            today,
+            complex_percent: DEFAULT_COMPLEX_PERCENT,
+        }
+    }
+
+    /// Sets the share (0–100 %) of complex children.
+    pub fn with_complex_percent(mut self, percent: u64) -> Self {
+        self.complex_percent = percent.min(100);
+        self
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// True when child `index` is a complex one ([`COMPLEX_CHILD_RESOURCES`] resources).
+    pub fn is_complex(&self, index: u64) -> bool {
+        Rng::derive(self.seed, index, 1).below(100) < self.complex_percent
+    }
+
+    /// The NHS number of child `index`.
+    pub fn nhs(&self, index: u64) -> String {
+        nhs_number(self.seed, index)
+    }
+
+    /// How many resources (Patient included) child `index` has: `1 + dependents().len()`,
+    /// without building them.
+    pub fn resource_count(&self, index: u64) -> usize {
+        let c = self.child(index);
+        let meds: usize = c.groups.iter().map(|&g| GROUPS[g].meds.len()).sum::<usize>()
+            + c.allergens.iter().filter(|&&a| ALLERGENS[a].anaphylaxis).count();
+        // Patient, RelatedPerson, conditions, allergies, medicines, weight, care plan.
+        let base = 1 + 1 + c.condition_codes.len() + c.allergens.len() + meds + 1 + 1;
+        if self.is_complex(index) {
+            base.max(COMPLEX_CHILD_RESOURCES)
+        } else {
+            base
+        }
+    }
+
+    /// The number of children (from index 0) whose records add up to at least `resources`.
+    pub fn children_for_resources(&self, resources: u64) -> u64 {
+        let (mut children, mut sum) = (0u64, 0u64);
+        while sum < resources {
+            sum += self.resource_count(children) as u64;
+            children += 1;
+        }
+        children
+    }
+
+    /// Splits children `0..children` into consecutive runs whose records hold at most
+    /// `bundle_size` resources each (a child is never split: its resources refer to its
+    /// Patient by `urn:uuid`; a child bigger than `bundle_size` gets a bundle of its own).
+    pub fn plan_bundles(&self, children: u64, bundle_size: usize) -> Vec<std::ops::Range<u64>> {
+        let mut out = Vec::new();
+        let (mut start, mut size) = (0u64, 0usize);
+        for i in 0..children {
+            let n = self.resource_count(i);
+            if size > 0 && size + n > bundle_size {
+                out.push(start..i);
+                (start, size) = (i, 0);
+            }
+            size += n;
+        }
+        if size > 0 {
+            out.push(start..children);
+        }
+        out
+    }
+
+    /// A `transaction` Bundle creating the children `children`: each Patient gets a
+    /// `fullUrl` `urn:uuid:…` (random v4 UUIDs from `rng`) and its other resources refer to
+    /// it by that urn. All entries are `POST {type}`.
+    pub fn transaction(&self, children: std::ops::Range<u64>, rng: &mut Rng) -> Value {
+        let mut entries = Vec::new();
+        for index in children {
+            let deps = |r: &str| self.dependents(index, r);
+            push_child(&mut entries, self.patient(index), deps, rng);
+        }
+        transaction_bundle(entries)
+    }
+
+    /// A `transaction` Bundle of exactly `entries` entries for one new child `index`: its
+    /// Patient (`fullUrl` `urn:uuid:…`) and `entries - 1` resources referring to it by that
+    /// urn (its usual record, cut or padded with growth-history weights).
+    pub fn transaction_child(&self, index: u64, entries: usize, rng: &mut Rng) -> Value {
+        let mut out = Vec::with_capacity(entries);
+        let n = entries.saturating_sub(1);
+        let deps = |r: &str| self.dependents_exactly(index, r, n);
+        push_child(&mut out, self.patient(index), deps, rng);
+        out.truncate(entries);
+        transaction_bundle(out)
+    }
+
+    /// Child `index`'s dependents, cut or padded (growth-history weights) to exactly `n`.
+    pub fn dependents_exactly(&self, index: u64, patient_ref: &str, n: usize) -> Vec<Value> {
+        let mut out = self.dependents_base(index, patient_ref);
+        out.truncate(n);
+        let missing = n - out.len();
+        out.extend(self.growth_history(index, patient_ref, missing));
+        out
+    }
+
+    /// `n` earlier body weights of child `index`, spread between birth and its last weight.
+    fn growth_history(&self, index: u64, patient_ref: &str, n: usize) -> Vec<Value> {
+        let c = self.child(index);
+        let span = (c.weighed_days - c.birth_days).max(1);
+        let last = c.weight_kg_tenths as i64;
+        (1..=n as i64)
+            .map(|k| {
+                // k-th of n points before the last weight, oldest last; never before birth.
+                let day = c.weighed_days - span * k / (n as i64 + 1);
+                let grown = (day - c.birth_days) * 1_000 / span; // per mille of the way
+                let tenths = (35 + (last - 35) * grown / 1_000).max(20);
+                weight(patient_ref, day, tenths as u64)
+            })
+            .collect()
     }
 
     fn child(&self, index: u64) -> Child {
@@ -427,7 +553,18 @@ impl Synth {
     /// The other resources of child `index`, each referring to `patient_ref`
     /// (`Patient/{id}`): a parent, conditions, allergies, medicines, a weight and an
     /// emergency care plan (about 7–9 resources).
+    /// A complex child ([`Synth::is_complex`]) also has a growth history: earlier weights up
+    /// to [`COMPLEX_CHILD_RESOURCES`] resources in all.
     pub fn dependents(&self, index: u64, patient_ref: &str) -> Vec<Value> {
+        let mut out = self.dependents_base(index, patient_ref);
+        if self.is_complex(index) && out.len() + 1 < COMPLEX_CHILD_RESOURCES {
+            let missing = COMPLEX_CHILD_RESOURCES - 1 - out.len();
+            out.extend(self.growth_history(index, patient_ref, missing));
+        }
+        out
+    }
+
+    fn dependents_base(&self, index: u64, patient_ref: &str) -> Vec<Value> {
         let c = self.child(index);
         let subject = json!({ "reference": patient_ref });
         let mut out = Vec::with_capacity(9);
@@ -497,23 +634,7 @@ impl Synth {
                 "dateAsserted": date_string(self.today - 30),
             }));
         }
-        out.push(json!({
-            "resourceType": "Observation",
-            "status": "final",
-            "category": [{ "coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                "code": "vital-signs",
-            }]}],
-            "code": { "coding": [{ "system": LOINC, "code": "29463-7", "display": "Body weight" }] },
-            "subject": subject,
-            "effectiveDateTime": date_string(c.weighed_days),
-            "valueQuantity": {
-                "value": c.weight_kg_tenths as f64 / 10.0,
-                "unit": "kg",
-                "system": UCUM,
-                "code": "kg",
-            },
-        }));
+        out.push(weight(patient_ref, c.weighed_days, c.weight_kg_tenths));
         out.push(care_plan(
             &subject,
             GROUPS[c.groups[0]].plan_title,
@@ -532,6 +653,71 @@ impl Synth {
         let deps = self.dependents(index, patient_ref);
         deps[(pick / 4) as usize % deps.len()].clone()
     }
+}
+
+/// A body-weight Observation (LOINC 29463-7, UCUM kg) of `tenths` × 0.1 kg on `day`.
+fn weight(patient_ref: &str, day: i64, tenths: u64) -> Value {
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "vital-signs",
+        }]}],
+        "code": { "coding": [{ "system": LOINC, "code": "29463-7", "display": "Body weight" }] },
+        "subject": { "reference": patient_ref },
+        "effectiveDateTime": date_string(day),
+        "valueQuantity": {
+            "value": tenths as f64 / 10.0,
+            "unit": "kg",
+            "system": UCUM,
+            "code": "kg",
+        },
+    })
+}
+
+/// A random (version 4) UUID as `urn:uuid:…`.
+pub fn urn_uuid(rng: &mut Rng) -> String {
+    let (a, b) = (rng.next_u64(), rng.next_u64());
+    let a = (a & !0xF000) | 0x4000; // version 4 in bits 12..16 of the third group
+    let b = (b & !(0b11 << 62)) | (0b10 << 62); // RFC 4122 variant
+    format!(
+        "urn:uuid:{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFFF,
+        b >> 48,
+        b & 0xFFFF_FFFF_FFFF
+    )
+}
+
+fn post_entry(full_url: String, resource: Value) -> Value {
+    let ty = resource["resourceType"].as_str().unwrap_or("Unknown").to_owned();
+    json!({
+        "fullUrl": full_url,
+        "resource": resource,
+        "request": { "method": "POST", "url": ty },
+    })
+}
+
+/// Appends a child's Patient (under a fresh urn:uuid) and its dependents (built by `deps`
+/// from that urn) as POST entries.
+fn push_child(
+    entries: &mut Vec<Value>,
+    patient: Value,
+    deps: impl FnOnce(&str) -> Vec<Value>,
+    rng: &mut Rng,
+) {
+    let urn = urn_uuid(rng);
+    let dependents = deps(&urn);
+    entries.push(post_entry(urn, patient));
+    for d in dependents {
+        entries.push(post_entry(urn_uuid(rng), d));
+    }
+}
+
+fn transaction_bundle(entries: Vec<Value>) -> Value {
+    json!({ "resourceType": "Bundle", "type": "transaction", "entry": entries })
 }
 
 fn condition(subject: &Value, code: Code, onset: String) -> Value {
@@ -671,6 +857,111 @@ mod tests {
     }
 
     #[test]
+    fn resource_count_matches_generated_records() {
+        let s = Synth::new(42, TODAY);
+        let mut complex = 0;
+        for i in 0..2_000 {
+            let n = s.dependents(i, "Patient/p").len() + 1;
+            assert_eq!(s.resource_count(i), n, "child {i}");
+            if s.is_complex(i) {
+                complex += 1;
+                assert_eq!(n, COMPLEX_CHILD_RESOURCES, "child {i}");
+            } else {
+                assert!((5..=13).contains(&n), "child {i}: {n}");
+            }
+        }
+        assert!((120..280).contains(&complex), "{complex} complex of 2000");
+        let none = Synth::new(42, TODAY).with_complex_percent(0);
+        assert!((0..500).all(|i| !none.is_complex(i)));
+        // Growth histories: weights in the past, after birth, growing.
+        let i = (0..2_000).find(|&i| s.is_complex(i)).unwrap();
+        let birth = s.patient(i)["birthDate"].as_str().unwrap().to_owned();
+        for r in s.dependents(i, "Patient/p") {
+            if r["resourceType"] == "Observation" {
+                let d = r["effectiveDateTime"].as_str().unwrap();
+                assert!(d >= birth.as_str() && d <= date_string(TODAY).as_str(), "{d}");
+                assert!(r["valueQuantity"]["value"].as_f64().unwrap() >= 2.0);
+            }
+        }
+    }
+
+    #[test]
+    fn resources_target_and_bundle_plan() {
+        let s = Synth::new(7, TODAY);
+        let k = s.children_for_resources(10_000);
+        let total = |n: u64| (0..n).map(|i| s.resource_count(i) as u64).sum::<u64>();
+        assert!(total(k) >= 10_000 && total(k - 1) < 10_000, "{k}");
+        assert_eq!(s.children_for_resources(0), 0);
+        for size in [1, 20, 100, 250] {
+            let plan = s.plan_bundles(k, size);
+            let mut next = 0;
+            for r in &plan {
+                assert_eq!(r.start, next);
+                assert!(r.end > r.start);
+                let n: usize = r.clone().map(|i| s.resource_count(i)).sum();
+                assert!(n <= size || r.end - r.start == 1, "{r:?}: {n} > {size}");
+                next = r.end;
+            }
+            assert_eq!(next, k);
+        }
+        assert!(s.plan_bundles(0, 100).is_empty());
+    }
+
+    fn check_transaction(b: &Value, children: usize) -> Vec<Value> {
+        assert_eq!(b["resourceType"], "Bundle");
+        assert_eq!(b["type"], "transaction");
+        let entries = b["entry"].as_array().unwrap();
+        let mut urls = std::collections::HashSet::new();
+        let mut patient_urn = String::new();
+        let mut patients = 0;
+        for e in entries {
+            let url = e["fullUrl"].as_str().unwrap();
+            let uuid = url.strip_prefix("urn:uuid:").expect("urn:uuid fullUrl");
+            assert_eq!(uuid.len(), 36, "{uuid}");
+            assert_eq!(&uuid[14..15], "4", "version 4: {uuid}");
+            assert!("89ab".contains(&uuid[19..20]), "variant: {uuid}");
+            assert!(urls.insert(url.to_owned()), "duplicate fullUrl {url}");
+            let r = &e["resource"];
+            let ty = r["resourceType"].as_str().unwrap();
+            assert_eq!(e["request"]["method"], "POST");
+            assert_eq!(e["request"]["url"], ty);
+            if ty == "Patient" {
+                patients += 1;
+                patient_urn = url.to_owned();
+            } else {
+                let subject = match ty {
+                    "RelatedPerson" | "AllergyIntolerance" => &r["patient"],
+                    _ => &r["subject"],
+                };
+                assert_eq!(subject["reference"], patient_urn.as_str(), "{ty}");
+            }
+        }
+        assert_eq!(patients, children);
+        entries.iter().map(|e| e["resource"].clone()).collect()
+    }
+
+    #[test]
+    fn transaction_bundles_refer_by_urn_uuid() {
+        let s = Synth::new(42, TODAY);
+        let mut rng = Rng::new(1);
+        let b = s.transaction(10..25, &mut rng);
+        let n: usize = (10..25).map(|i| s.resource_count(i)).sum();
+        assert_eq!(check_transaction(&b, 15).len(), n);
+        // The 20-entry bundle of the `transaction` workload.
+        for i in 0..200 {
+            let b = s.transaction_child(i, 20, &mut rng);
+            assert_eq!(check_transaction(&b, 1).len(), 20);
+        }
+        let b = s.transaction_child(0, 3, &mut rng);
+        assert_eq!(check_transaction(&b, 1).len(), 3);
+        // Same seed and stream: same bundle.
+        assert_eq!(
+            s.transaction_child(5, 20, &mut Rng::new(9)),
+            s.transaction_child(5, 20, &mut Rng::new(9))
+        );
+    }
+
+    #[test]
     fn rng_below_is_in_range_and_spread() {
         let mut r = Rng::new(3);
         let mut counts = [0u32; 10];
@@ -713,5 +1004,30 @@ mod validator_tests {
                 assert!(issues.is_empty(), "child {i}: {r}\n{issues:#?}");
             }
         }
+    }
+
+    /// Every entry of the generated transaction Bundles (references by `urn:uuid`, growth
+    /// histories, the 20-entry workload bundle) passes the validator, and the Bundle itself
+    /// does too.
+    #[test]
+    fn transaction_entries_pass_the_project_validator() {
+        let s = Synth::new(42, today_days());
+        let mut rng = Rng::new(3);
+        let mut bundles = vec![s.transaction(0..60, &mut rng)];
+        bundles.extend((60..100).map(|i| s.transaction_child(i, 20, &mut rng)));
+        let mut seen_complex = false;
+        for b in &bundles {
+            let issues = fhir::validate(b);
+            assert!(issues.is_empty(), "bundle: {issues:#?}");
+            for e in b["entry"].as_array().unwrap() {
+                let r = &e["resource"];
+                let issues = fhir::validate(r);
+                assert!(issues.is_empty(), "{r}\n{issues:#?}");
+            }
+        }
+        for i in 0..60 {
+            seen_complex |= s.is_complex(i);
+        }
+        assert!(seen_complex, "no complex child among the first 60");
     }
 }

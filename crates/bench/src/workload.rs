@@ -4,7 +4,7 @@
 
 use crate::http::{self, Client, FHIR_JSON, Response};
 use crate::stats::Histogram;
-use crate::synth::{Rng, Synth, TYPES};
+use crate::synth::{COMPLEX_CHILD_RESOURCES, NHS_NUMBER_SYSTEM, Rng, Synth, TYPES};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{Value, json};
@@ -20,16 +20,50 @@ pub enum Workload {
     Create,
     Update,
     CrudMix,
+    SearchNhs,
+    SearchInclude,
+    SearchChain,
+    Everything,
+    Transaction,
 }
 
+/// Entries of the `transaction` workload's Bundle.
+pub const TRANSACTION_ENTRIES: usize = 20;
+
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
         Workload::Update,
         Workload::CrudMix,
+        Workload::SearchNhs,
+        Workload::SearchInclude,
+        Workload::SearchChain,
+        Workload::Everything,
+        Workload::Transaction,
     ];
+
+    /// Workloads that pick loaded children or resources.
+    pub fn needs_data(self) -> bool {
+        !matches!(
+            self,
+            Workload::Healthz | Workload::Create | Workload::Transaction
+        )
+    }
+
+    /// Workloads on features a server may lack (search, `$everything`, transactions): a
+    /// 404/405 on the first request means "not supported by this server", not a failure.
+    pub fn optional(self) -> bool {
+        matches!(
+            self,
+            Workload::SearchNhs
+                | Workload::SearchInclude
+                | Workload::SearchChain
+                | Workload::Everything
+                | Workload::Transaction
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -38,6 +72,11 @@ impl Workload {
             Workload::Create => "create",
             Workload::Update => "update",
             Workload::CrudMix => "crud-mix",
+            Workload::SearchNhs => "search-nhs",
+            Workload::SearchInclude => "search-include",
+            Workload::SearchChain => "search-chain",
+            Workload::Everything => "everything",
+            Workload::Transaction => "transaction",
         }
     }
 
@@ -56,6 +95,21 @@ impl Workload {
             Workload::CrudMix => {
                 "70% read (any type), 15% create (any type), 10% update, 5% DELETE then PUT-recreate of a resource this worker created"
             }
+            Workload::SearchNhs => {
+                "GET /fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS number of a random loaded child}; the searchset must hold exactly that Patient"
+            }
+            Workload::SearchInclude => {
+                "GET /fhir/Condition?subject=Patient/{id}&_include=Condition:subject; ≥ 1 Condition match and the included Patient"
+            }
+            Workload::SearchChain => {
+                "GET /fhir/Condition?subject:Patient.identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS number}; ≥ 1 match"
+            }
+            Workload::Everything => {
+                "GET /fhir/Patient/{id}/$everything?_count=100 of a random complex child (~30 resources; any child if there are none); at least the child's loaded record must come back"
+            }
+            Workload::Transaction => {
+                "POST /fhir: a 20-entry transaction Bundle (new Patient with fullUrl urn:uuid:… + 19 resources referring to it by that urn), Prefer: return=minimal; 200 and 20 × 201 expected"
+            }
         }
     }
 }
@@ -69,6 +123,11 @@ pub struct Tally {
     pub conflicts: u64,
     /// Resources this run added to the store (creates; a delete-then-recreate adds none).
     pub created: u64,
+    /// Bundles returned by searches and `$everything` and the entries in them.
+    pub bundles: u64,
+    pub entries: u64,
+    /// The status of the first response (for telling "not supported" from failures).
+    pub first_status: Option<u16>,
     pub error_samples: Vec<String>,
 }
 
@@ -79,6 +138,9 @@ impl Tally {
         self.errors += o.errors;
         self.conflicts += o.conflicts;
         self.created += o.created;
+        self.bundles += o.bundles;
+        self.entries += o.entries;
+        self.first_status = self.first_status.or(o.first_status);
         for s in &o.error_samples {
             if self.error_samples.len() < 5 {
                 self.error_samples.push(s.clone());
@@ -86,7 +148,12 @@ impl Tally {
         }
     }
 
-    fn error(&mut self, msg: String) {
+    /// Mean entries per returned Bundle, if any came back.
+    pub fn mean_entries(&self) -> Option<f64> {
+        (self.bundles > 0).then(|| self.entries as f64 / self.bundles as f64)
+    }
+
+    pub(crate) fn error(&mut self, msg: String) {
         self.errors += 1;
         if self.error_samples.len() < 5 {
             self.error_samples.push(msg);
@@ -94,11 +161,34 @@ impl Tally {
     }
 }
 
-/// What the loader stored: every (type, id), patients first in index order.
+/// What the loader stored: every (type, id), each child's Patient first, in child order.
 #[derive(Debug, Default)]
 pub struct Dataset {
     pub patients: Vec<String>,
+    /// The synthetic child index of each of `patients` (for its NHS number).
+    pub patient_index: Vec<u64>,
+    /// Positions in `patients` of the complex children.
+    pub complex: Vec<usize>,
     pub resources: Vec<(&'static str, String)>,
+}
+
+impl Dataset {
+    /// Builds the dataset from (child index, position in the child's record, type, id).
+    fn from_rows(synth: &Synth, mut all: Vec<(u64, usize, &'static str, String)>) -> Dataset {
+        all.sort_by_key(|(i, k, _, _)| (*i, *k));
+        let mut data = Dataset::default();
+        for (index, _, ty, id) in all {
+            if ty == "Patient" {
+                if synth.is_complex(index) {
+                    data.complex.push(data.patients.len());
+                }
+                data.patients.push(id.clone());
+                data.patient_index.push(index);
+            }
+            data.resources.push((ty, id));
+        }
+        data
+    }
 }
 
 pub struct Ctx {
@@ -155,6 +245,7 @@ impl Worker {
         match r {
             Ok(r) => {
                 self.tally.hist.record(t.elapsed().as_micros() as u64);
+                self.tally.first_status.get_or_insert(r.status);
                 Some(r)
             }
             Err(e) => {
@@ -330,6 +421,65 @@ impl Worker {
         }
     }
 
+    /// GET a search (or `$everything`) `path`; a 200 searchset Bundle is handed to `check`,
+    /// whose `Err` is counted as an error.
+    async fn search(&mut self, path: &str, check: impl FnOnce(&Value) -> Result<(), String>) {
+        let Some(r) = self
+            .call(Method::GET, path, &[("accept", FHIR_JSON)], None)
+            .await
+        else {
+            return;
+        };
+        if r.status != 200 {
+            return self.unexpected(&format!("GET {path}"), &r);
+        }
+        let v: Value = match serde_json::from_slice(&r.body) {
+            Ok(v) => v,
+            Err(e) => return self.tally.error(format!("GET {path}: body is not JSON: {e}")),
+        };
+        if v["resourceType"] != "Bundle" || v["type"] != "searchset" {
+            return self
+                .tally
+                .error(format!("GET {path}: not a searchset Bundle: {}", snippet(&r.body)));
+        }
+        self.tally.bundles += 1;
+        self.tally.entries += v["entry"].as_array().map_or(0, Vec::len) as u64;
+        if let Err(e) = check(&v) {
+            self.tally.error(format!("GET {path}: {e}"));
+        }
+    }
+
+    /// A random loaded child: (position in `patients`, its id, its NHS number).
+    fn random_child(&mut self, ctx: &Ctx) -> (usize, String, String) {
+        let ps = &ctx.data.patients;
+        let k = self.rng.below(ps.len() as u64) as usize;
+        let nhs = ctx.synth.nhs(ctx.data.patient_index[k]);
+        (k, ps[k].clone(), nhs)
+    }
+
+    async fn transaction(&mut self, ctx: &Ctx) {
+        let index = ctx.next_index.fetch_add(1, Ordering::Relaxed);
+        let bundle = ctx
+            .synth
+            .transaction_child(index, TRANSACTION_ENTRIES, &mut self.rng);
+        let body = Bytes::from(serde_json::to_vec(&bundle).expect("serialisable"));
+        let headers = [
+            ("content-type", FHIR_JSON),
+            ("accept", FHIR_JSON),
+            ("prefer", "return=minimal"),
+        ];
+        let Some(r) = self.call(Method::POST, "/fhir", &headers, Some(body)).await else {
+            return;
+        };
+        if r.status != 200 {
+            return self.unexpected("POST /fhir (transaction)", &r);
+        }
+        match transaction_response(&r.body, TRANSACTION_ENTRIES) {
+            Ok(created) => self.tally.created += created.len() as u64,
+            Err(e) => self.tally.error(format!("POST /fhir (transaction): {e}")),
+        }
+    }
+
     fn random_resource<'a>(&mut self, ctx: &'a Ctx) -> Option<&'a (&'static str, String)> {
         let all = &ctx.data.resources;
         (!all.is_empty()).then(|| &all[self.rng.below(all.len() as u64) as usize])
@@ -369,8 +519,136 @@ impl Worker {
                     self.delete_recreate(ctx).await
                 }
             }
+            Workload::SearchNhs => {
+                let (_, id, nhs) = self.random_child(ctx);
+                let path = format!("/fhir/Patient?identifier={}", token(&nhs));
+                self.search(&path, |b| {
+                    let entries = matches(b);
+                    match entries.as_slice() {
+                        [only] if only["resource"]["id"] == id.as_str() => Ok(()),
+                        _ => Err(format!(
+                            "expected exactly Patient/{id}, got {} entries",
+                            entries.len()
+                        )),
+                    }
+                })
+                .await
+            }
+            Workload::SearchInclude => {
+                let (_, id, _) = self.random_child(ctx);
+                let path =
+                    format!("/fhir/Condition?subject=Patient/{id}&_include=Condition:subject");
+                self.search(&path, |b| {
+                    let m = matches(b);
+                    if m.is_empty() || m.iter().any(|e| e["resource"]["resourceType"] != "Condition") {
+                        return Err(format!("expected ≥ 1 Condition match, got {}", m.len()));
+                    }
+                    if !included(b).iter().any(|e| {
+                        e["resource"]["resourceType"] == "Patient" && e["resource"]["id"] == id.as_str()
+                    }) {
+                        return Err(format!("Patient/{id} not included"));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Workload::SearchChain => {
+                let (_, _, nhs) = self.random_child(ctx);
+                let path = format!(
+                    "/fhir/Condition?subject:Patient.identifier={}",
+                    token(&nhs)
+                );
+                self.search(&path, |b| {
+                    let m = matches(b);
+                    if m.is_empty() || m.iter().any(|e| e["resource"]["resourceType"] != "Condition") {
+                        return Err(format!("expected ≥ 1 Condition match, got {}", m.len()));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Workload::Everything => {
+                let k = if ctx.data.complex.is_empty() {
+                    self.rng.below(ctx.data.patients.len() as u64) as usize
+                } else {
+                    ctx.data.complex[self.rng.below(ctx.data.complex.len() as u64) as usize]
+                };
+                let id = &ctx.data.patients[k];
+                let expected = ctx.synth.resource_count(ctx.data.patient_index[k]);
+                let path = format!("/fhir/Patient/{id}/$everything?_count=100");
+                self.search(&path, |b| {
+                    let all = b["entry"].as_array().map_or(&[][..], Vec::as_slice);
+                    if !all.iter().any(|e| {
+                        e["resource"]["resourceType"] == "Patient" && e["resource"]["id"] == id.as_str()
+                    }) {
+                        return Err(format!("Patient/{id} itself is missing"));
+                    }
+                    let paged = b["link"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|l| l["relation"] == "next"));
+                    if !paged && all.len() < expected {
+                        return Err(format!(
+                            "{} entries, the child was loaded with {expected} resources",
+                            all.len()
+                        ));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Workload::Transaction => self.transaction(ctx).await,
         }
     }
+}
+
+/// `system|value` of an NHS number, `|` percent-encoded for the request line.
+fn token(nhs: &str) -> String {
+    format!("{NHS_NUMBER_SYSTEM}%7C{nhs}")
+}
+
+/// Entries of a searchset whose `search.mode` is `mode` (a missing mode counts as match).
+fn entries_in_mode<'a>(b: &'a Value, mode: &str) -> Vec<&'a Value> {
+    b["entry"].as_array().map_or_else(Vec::new, |es| {
+        es.iter()
+            .filter(|e| e["search"]["mode"].as_str().unwrap_or("match") == mode)
+            .collect()
+    })
+}
+
+fn matches(b: &Value) -> Vec<&Value> {
+    entries_in_mode(b, "match")
+}
+
+fn included(b: &Value) -> Vec<&Value> {
+    entries_in_mode(b, "include")
+}
+
+/// Checks a `transaction-response` body: exactly `expected` entries, each `201`, each with a
+/// `location` `…/fhir/{type}/{id}/…`. Returns the created (type, id), in entry order.
+pub fn transaction_response(body: &[u8], expected: usize) -> Result<Vec<(String, String)>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    if v["resourceType"] != "Bundle" || v["type"] != "transaction-response" {
+        return Err(format!(
+            "not a transaction-response Bundle: {}",
+            snippet(&Bytes::copy_from_slice(body))
+        ));
+    }
+    let entries = v["entry"].as_array().map_or(&[][..], Vec::as_slice);
+    if entries.len() != expected {
+        return Err(format!("{} entries in the response, sent {expected}", entries.len()));
+    }
+    let mut out = Vec::with_capacity(expected);
+    for (i, e) in entries.iter().enumerate() {
+        let status = e["response"]["status"].as_str().unwrap_or("");
+        if !status.starts_with("201") {
+            return Err(format!("entry {i}: status {status:?}, expected 201"));
+        }
+        let location = e["response"]["location"].as_str().unwrap_or("");
+        let (ty, id) = http::type_and_id_from_location(location)
+            .ok_or_else(|| format!("entry {i}: no usable location {location:?}"))?;
+        out.push((ty.to_owned(), id.to_owned()));
+    }
+    Ok(out)
 }
 
 /// A small change that keeps the resource valid.
@@ -466,16 +744,114 @@ pub async fn load(
             Err(e) => tally.error(format!("loader panicked: {e}")),
         }
     }
-    let elapsed = start.elapsed();
-    all.sort_by_key(|(i, k, _, _)| (*i, *k));
-    let mut data = Dataset::default();
-    for (_, _, ty, id) in all {
-        if ty == "Patient" {
-            data.patients.push(id.clone());
-        }
-        data.resources.push((ty, id));
+    (Dataset::from_rows(synth, all), tally, start.elapsed())
+}
+
+/// Loads children `0..n` through `transaction` Bundles (`plan`: consecutive runs of child
+/// indexes, see [`Synth::plan_bundles`]) on `concurrency` workers, `Prefer: return=minimal`.
+/// Every Bundle counts as one request; a Bundle is all or nothing.
+pub async fn load_transactions(
+    addr: SocketAddr,
+    synth: &Synth,
+    plan: Vec<std::ops::Range<u64>>,
+    concurrency: usize,
+) -> (Dataset, Tally, Duration) {
+    let start = Instant::now();
+    let plan = Arc::new(plan);
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::with_capacity(concurrency);
+    for i in 0..concurrency {
+        let (next, plan, synth) = (next.clone(), plan.clone(), synth.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut worker = Worker::new(addr, i as u64);
+            let mut got: Vec<(u64, usize, &'static str, String)> = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let Some(children) = plan.get(k) else {
+                    break;
+                };
+                let bundle = synth.transaction(children.clone(), &mut worker.rng);
+                let n = bundle["entry"].as_array().map_or(0, Vec::len);
+                let body = Bytes::from(serde_json::to_vec(&bundle).expect("serialisable"));
+                drop(bundle);
+                let headers = [
+                    ("content-type", FHIR_JSON),
+                    ("accept", FHIR_JSON),
+                    ("prefer", "return=minimal"),
+                ];
+                let what = format!("POST /fhir (transaction of children {children:?})");
+                let Some(r) = worker.call(Method::POST, "/fhir", &headers, Some(body)).await
+                else {
+                    continue;
+                };
+                if r.status != 200 {
+                    worker.unexpected(&what, &r);
+                    continue;
+                }
+                let created = match transaction_response(&r.body, n) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        worker.tally.error(format!("{what}: {e}"));
+                        continue;
+                    }
+                };
+                worker.tally.created += created.len() as u64;
+                // Entries come back in request order: each child's Patient, then the rest.
+                let mut index = children.start;
+                let mut pos = 0;
+                for (j, (ty, id)) in created.into_iter().enumerate() {
+                    if ty == "Patient" {
+                        if j > 0 {
+                            index += 1;
+                        }
+                        pos = 0;
+                    }
+                    got.push((index, pos, static_type(&ty), id));
+                    pos += 1;
+                }
+            }
+            (worker.tally, got)
+        }));
     }
-    (data, tally, elapsed)
+    let mut tally = Tally::default();
+    let mut all = Vec::new();
+    for t in tasks {
+        match t.await {
+            Ok((t, got)) => {
+                tally.merge(&t);
+                all.extend(got);
+            }
+            Err(e) => tally.error(format!("loader panicked: {e}")),
+        }
+    }
+    (Dataset::from_rows(synth, all), tally, start.elapsed())
+}
+
+/// What one first request of an optional workload says about the server.
+pub enum Probe {
+    /// Answered 404 or 405: the server lacks the feature (the error text).
+    Unsupported(String),
+    /// Anything else (including other errors, which the measured run will count).
+    Go,
+}
+
+/// Runs one step of `w` and looks at the first response; also returns the step's tally
+/// (resources it created, errors other than "not supported").
+pub async fn probe(ctx: &Ctx, w: Workload, seed: u64) -> (Probe, Tally) {
+    let mut worker = Worker::new(ctx.addr, seed);
+    worker.step(ctx, w).await;
+    let verdict = match worker.tally.first_status {
+        Some(s @ (404 | 405)) if worker.tally.errors > 0 => Probe::Unsupported(
+            worker
+                .tally
+                .error_samples
+                .first()
+                .cloned()
+                .unwrap_or_else(|| format!("HTTP {s}")),
+        ),
+        _ => Probe::Go,
+    };
+    (verdict, worker.tally)
 }
 
 /// The number of stored (current, not deleted) resources of the generated types, as the

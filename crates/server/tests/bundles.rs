@@ -568,13 +568,14 @@ on_both_databases!(batch_reads, |srv| {
                 None,
             ),
             not_modified,
+            entry(None, "GET", &format!("Patient?identifier={SYS}|G-1"), None),
         ],
     );
     let (status, resp) = send(&srv, &b).await;
     assert_eq!(status, StatusCode::OK, "{resp}");
     assert_eq!(
         statuses(&resp),
-        vec!["200", "200", "200", "200", "404", "400", "304"]
+        vec!["200", "200", "200", "200", "404", "400", "304", "200"]
     );
     let e = resp["entry"].as_array().unwrap();
     assert_eq!(e[0]["resource"]["id"], id.as_str());
@@ -588,6 +589,8 @@ on_both_databases!(batch_reads, |srv| {
         e[4]["response"]["outcome"]["resourceType"],
         "OperationOutcome"
     );
+    assert_eq!(e[7]["resource"]["type"], "searchset");
+    assert_eq!(e[7]["resource"]["entry"][0]["resource"]["id"], id.as_str());
 });
 
 on_both_databases!(batch_patch_and_entry_independence, |srv| {
@@ -668,6 +671,23 @@ on_both_databases!(bundle_kinds_and_shapes, |srv| {
     let body = json_body(resp).await;
     assert!(body["entry"][0].get("resource").is_none());
     assert!(body["entry"][0]["response"]["location"].is_string());
+    // GET entries of a transaction run after its writes, and see them.
+    let mut put = patient("K-3");
+    put["id"] = json!("k-three");
+    let (status, resp) = send(
+        &srv,
+        &bundle(
+            "transaction",
+            vec![
+                entry(None, "GET", "Patient/k-three", None),
+                entry(None, "PUT", "Patient/k-three", Some(put)),
+            ],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{resp}");
+    assert_eq!(statuses(&resp), vec!["200", "201"]);
+    assert_eq!(resp["entry"][0]["resource"]["id"], "k-three");
     // A transaction's malformed entry is named.
     let (status, oo) = send(
         &srv,
@@ -685,7 +705,7 @@ on_both_databases!(bundle_kinds_and_shapes, |srv| {
         expressions(&oo).contains(&"Bundle.entry[1]".to_owned()),
         "{oo}"
     );
-    assert_eq!(history_len(&srv, "/fhir/Patient/_history").await, 1);
+    assert_eq!(history_len(&srv, "/fhir/Patient/_history").await, 2);
 });
 
 on_both_databases!(rest_conditional_update_and_delete, |srv| {

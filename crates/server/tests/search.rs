@@ -66,8 +66,8 @@ fn observation(subject: &str, code: &str, when: &str, value: f64) -> Value {
     })
 }
 
-/// For each case: two resources that differ in one parameter's value, and a query that must
-/// find exactly the first. All failures are reported together.
+// For each case: two resources that differ in one parameter's value, and a query that must
+// find exactly the first. All failures are reported together.
 on_both_databases!(each_parameter_matches_and_excludes, |srv| {
     let p = srv
         .create(&patient("Case", "P", "2015-01-01", "female", "case-p"))
@@ -657,3 +657,89 @@ on_both_databases!(compartment_and_everything, |srv| {
     )
     .await;
 });
+
+/// A value of the right type for a parameter, to check every declared one is accepted.
+fn sample_value(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "token" => "http://example.org|x",
+        "string" => "x",
+        "date" => "ge2019-01-01",
+        "reference" => "Patient/x",
+        "quantity" => "gt1|http://unitsofmeasure.org|kg",
+        "number" => "1",
+        "uri" => "http://example.org/x",
+        _ => return None,
+    })
+}
+
+// Every parameter the CapabilityStatement declares, for every type, is accepted under
+// `Prefer: handling=strict` (with a value of its type, and with :missing), and finds nothing
+// in an empty database; composites are searched with a value built from their components.
+on_both_databases!(every_declared_parameter_is_accepted, |srv| {
+    let cs = json_body(srv.get("/fhir/metadata").await).await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for r in cs["rest"][0]["resource"].as_array().unwrap() {
+        let ty = r["type"].as_str().unwrap();
+        let mut query = Vec::new();
+        for p in r["searchParam"].as_array().unwrap() {
+            let name = p["name"].as_str().unwrap();
+            let kind = p["type"].as_str().unwrap();
+            let value = match kind {
+                "composite" => {
+                    let def = fhir::search::param(ty, name).expect("declared parameters exist");
+                    let second = match def.components[1].kind {
+                        fhir::search::ParamType::Token => "y",
+                        fhir::search::ParamType::Date => "ge2019",
+                        fhir::search::ParamType::String => "y",
+                        _ => "gt1",
+                    };
+                    format!("x${second}")
+                }
+                k => sample_value(k).unwrap_or_else(|| panic!("{ty}.{name}: type {k}")).to_owned(),
+            };
+            query.push((name.to_owned(), value));
+            query.push((format!("{name}:missing"), "false".to_owned()));
+        }
+        // In chunks, so URLs stay short.
+        for chunk in query.chunks(16) {
+            let mut ser = form_urlencoded_like(chunk);
+            ser.insert(0, '?');
+            let path = format!("/fhir/{ty}{ser}");
+            let resp = srv
+                .client
+                .get(srv.url(&path))
+                .header("prefer", "handling=strict")
+                .send()
+                .await
+                .unwrap();
+            checked += chunk.len();
+            if resp.status() != StatusCode::OK {
+                failures.push(format!("{path}: {} {}", resp.status(), resp.text().await.unwrap()));
+            }
+        }
+    }
+    assert!(checked > 500, "only {checked} parameters checked");
+    failures.truncate(10);
+    assert!(failures.is_empty(), "failures (first 10):\n{}", failures.join("\n"));
+});
+
+fn form_urlencoded_like(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -384,7 +384,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
         .strip_suffix(b"==")
         .or_else(|| clean.strip_suffix(b"="))
         .unwrap_or(&clean);
-    if trimmed.len() % 4 == 1 || (clean.len() != trimmed.len() && clean.len() % 4 != 0) {
+    if trimmed.len() % 4 == 1 || (clean.len() != trimmed.len() && !clean.len().is_multiple_of(4)) {
         return None;
     }
     let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
@@ -736,9 +736,9 @@ async fn execute_inner(st: &Arc<AppState>, e: &Entry, ret: Return) -> ApiResult<
     };
     let path: Vec<&str> = e.target.path.iter().map(String::as_str).collect();
     match (e.method, path.as_slice()) {
-        (Method::Get | Method::Head, []) => Err(ApiError::MethodNotAllowed(format!(
-            "search on {t} is not supported yet"
-        ))),
+        (Method::Get | Method::Head, []) => {
+            super::search::type_get(state(), Path(t), RawQuery(q), h).await
+        }
         (Method::Get | Method::Head, ["_history"]) => {
             history::type_level(state(), Path(t), RawQuery(q), h).await
         }
@@ -791,7 +791,11 @@ enum Plan {
     Read,
 }
 
-/// A failed attempt: the entry, the error, and whether planning again could succeed.
+/// `Failed::index` when the transaction as a whole failed (the database, a shutdown).
+const WHOLE: usize = usize::MAX;
+
+/// A failed attempt: the entry (or [`WHOLE`]), the error, and whether planning again could
+/// succeed.
 struct Failed {
     index: usize,
     error: ApiError,
@@ -835,6 +839,7 @@ async fn transaction(st: &Arc<AppState>, raw: &[Value], ret: Return) -> ApiResul
         match attempt_transaction(st, &entries).await {
             Ok(done) => break done,
             Err(f) if f.retry && attempt < MAX_TRANSACTION_RETRIES => continue,
+            Err(f) if f.index == WHOLE => return Err(f.error),
             Err(mut f) => {
                 if f.retry {
                     f.error = ApiError::Conflict(
@@ -1043,7 +1048,7 @@ async fn attempt_transaction(
             });
         }
         Err(WriteAllError { index: None, error }) => {
-            return Err(fail(0, error.into()));
+            return Err(fail(WHOLE, error.into()));
         }
     };
     // `stored` is in processing order; the response walks the entries in request order.

@@ -325,10 +325,7 @@ fn conditions(base: &str, ty: &str, name: &str, value: &str) -> PResult<Vec<Cond
     if values.iter().any(String::is_empty) {
         return bad(format!("{name}: empty value"));
     }
-    if code == "_id" {
-        if modifier.is_some() {
-            return bad(format!("{name}: modifier not supported on _id"));
-        }
+    if code == "_id" && modifier.is_none() {
         return Ok(values.into_iter().map(|id| Condition::Id { id }).collect());
     }
     if code == "_lastUpdated" && modifier.is_none() {
