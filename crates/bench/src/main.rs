@@ -12,8 +12,9 @@ mod stats;
 mod synth;
 mod workload;
 
-use clap::Parser;
-use report::{Meta, Sample};
+use clap::{Parser, ValueEnum};
+use report::{Meta, Sample, Scale};
+use serde_json::json;
 use server::{PgSchema, Server};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,7 +32,9 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     version,
     about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
-(healthz, read, create, update, crud-mix) and prints throughput and latency tables."
+(healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
+transaction) and prints throughput and latency tables. `--compare A.json B.json` compares two \
+runs' results files instead."
 )]
 struct Args {
     /// The `passport` server binary [default: `passport` next to this executable].
@@ -45,9 +48,24 @@ struct Args {
     /// or $PASSPORT_BENCH_PG_URL, or postgres://postgres@127.0.0.1:5432/test.
     #[arg(long)]
     pg: bool,
-    /// Synthetic children to load (each ~8 resources) [default: 10000; 1000 with --smoke].
-    #[arg(long, value_name = "N")]
+    /// Synthetic children to load (each ~7–13 resources; complex children 30)
+    /// [default: 10000; 1000 with --smoke].
+    #[arg(long, value_name = "N", conflicts_with = "resources")]
     patients: Option<u64>,
+    /// Load children until at least N resources are stored (instead of --patients), e.g.
+    /// 10000 or 1000000 for the scale runs.
+    #[arg(long, value_name = "N")]
+    resources: Option<u64>,
+    /// How to load: one POST per resource, or `transaction` Bundles of --bundle-size.
+    #[arg(long, value_enum, default_value_t = LoadVia::Post, value_name = "HOW")]
+    load_via: LoadVia,
+    /// Most resources per transaction Bundle with --load-via transactions (whole children
+    /// only; a child is never split).
+    #[arg(long, default_value_t = 250, value_name = "N")]
+    bundle_size: usize,
+    /// Share of "complex" children (long growth history: 30 resources each), in percent.
+    #[arg(long, default_value_t = synth::DEFAULT_COMPLEX_PERCENT, value_name = "PERCENT")]
+    complex_percent: u64,
     /// Concurrent HTTP clients (one keep-alive connection each) during the workloads.
     #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
@@ -67,7 +85,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction"
     )]
     workloads: Vec<String>,
     /// Seed of the synthetic data and of the random choices.
@@ -76,7 +94,14 @@ struct Args {
     /// Also write the summary as Markdown (for docs/PERFORMANCE.md) to FILE.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
-    /// Short CI run: 1,000 patients, 1 s warm-up + 5 s per workload, 1 repeat (about a
+    /// Also write the results as JSON to FILE (for --compare).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Do not run anything: compare two --json results files (latency at the larger scale
+    /// over latency at the smaller; target ≤ 1.5×). With --markdown, also as Markdown.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    compare: Option<Vec<PathBuf>>,
+    /// Short CI run: 1,000 patients, 1 s warm-up + 4 s per workload, 1 repeat (about a
     /// minute); exits non-zero on any unexpected error.
     #[arg(long)]
     smoke: bool,
@@ -88,11 +113,21 @@ struct Args {
     keep_temp: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LoadVia {
+    /// `POST /fhir/{type}`, one resource per request.
+    Post,
+    /// `POST /fhir` transaction Bundles of --bundle-size resources.
+    Transactions,
+}
+
 /// Resolved settings.
 struct Config {
     server_bin: PathBuf,
     profile: &'static str,
     patients: u64,
+    /// The synthetic data generator (seed, today, complex share).
+    synth: Synth,
     concurrency: usize,
     load_concurrency: usize,
     duration: Duration,
@@ -111,6 +146,9 @@ enum Failure {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(files) = &args.compare {
+        return compare_files(&files[0], &files[1], args.markdown.as_deref());
+    }
     let cfg = match resolve(&args) {
         Ok(c) => c,
         Err(msg) => {
@@ -148,11 +186,29 @@ fn resolve(args: &Args) -> Result<Config, String> {
     let server_bin = server_bin.canonicalize().unwrap_or(server_bin);
     let profile = detect_profile(&server_bin);
     let (d_patients, d_duration, d_warmup) = if args.smoke {
-        (1_000, 5.0, 1.0)
+        (1_000, 4.0, 1.0)
     } else {
         (10_000, 20.0, 3.0)
     };
-    let patients = args.patients.unwrap_or(d_patients);
+    if args.complex_percent > 100 {
+        return Err("--complex-percent must be 0–100".into());
+    }
+    if args.bundle_size == 0 {
+        return Err("--bundle-size must be at least 1".into());
+    }
+    let synth =
+        Synth::new(args.seed, synth::today_days()).with_complex_percent(args.complex_percent);
+    let patients = match args.resources {
+        Some(n) => synth.children_for_resources(n),
+        None => args.patients.unwrap_or(d_patients),
+    };
+    if patients > synth::DISTINCT_NHS_NUMBERS / 2 {
+        return Err(format!(
+            "{patients} children: NHS numbers are distinct only for the first {} (and the \
+             workloads create more)",
+            synth::DISTINCT_NHS_NUMBERS
+        ));
+    }
     let duration = args.duration.unwrap_or(d_duration);
     let warmup = args.warmup.unwrap_or(d_warmup);
     if args.concurrency == 0 || args.load_concurrency == Some(0) {
@@ -183,11 +239,11 @@ fn resolve(args: &Args) -> Result<Config, String> {
     if workloads.is_empty() {
         return Err("no workloads given".into());
     }
-    let needs_data = workloads
-        .iter()
-        .any(|w| matches!(w, Workload::Read | Workload::Update | Workload::CrudMix));
+    let needs_data = workloads.iter().any(|w| w.needs_data());
     if needs_data && patients == 0 {
-        return Err("--patients 0 only works with --workloads healthz,create".into());
+        return Err(
+            "--patients 0 only works with --workloads among healthz,create,transaction".into(),
+        );
     }
     if let Some(db) = &args.database
         && args.pg
@@ -201,6 +257,7 @@ fn resolve(args: &Args) -> Result<Config, String> {
         server_bin,
         profile,
         patients,
+        synth,
         concurrency: args.concurrency,
         load_concurrency: args.load_concurrency.unwrap_or(args.concurrency),
         duration: Duration::from_secs_f64(duration),
@@ -288,7 +345,7 @@ async fn async_main(args: Args, cfg: Config) -> ExitCode {
     };
     // Dropping the bench future (on a signal) drops the Server handle, which stops it.
     let outcome = tokio::select! {
-        r = bench(&args, &cfg, &database, &database_label, &dir) => Some(r),
+        r = bench(&args, &cfg, &database, &database_label, &dir, pg.as_ref()) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
         _ = term => None,
     };
@@ -353,6 +410,7 @@ async fn bench(
     database: &str,
     database_label: &str,
     dir: &Path,
+    pg: Option<&PgSchema>,
 ) -> Result<bool, Failure> {
     let mut server = Server::spawn(&cfg.server_bin, database, dir.join("server.log"))
         .map_err(|e| Failure::Server(e.to_string()))?;
@@ -368,26 +426,40 @@ async fn bench(
         cfg.profile
     );
 
-    let synth = Synth::new(cfg.seed, synth::today_days());
+    let synth = cfg.synth.clone();
+    let via = match args.load_via {
+        LoadVia::Post => "POSTs".to_owned(),
+        LoadVia::Transactions => format!("transaction Bundles of ≤ {} resources", args.bundle_size),
+    };
     eprintln!(
-        "passport-bench: loading {} synthetic children on {} clients…",
-        cfg.patients, cfg.load_concurrency
+        "passport-bench: loading {} synthetic children ({} % complex) as {via} on {} clients…",
+        cfg.patients, args.complex_percent, cfg.load_concurrency
     );
-    let (data, load_tally, load_time) =
-        workload::load(server.addr, &synth, cfg.patients, cfg.load_concurrency).await;
+    let (data, load_tally, load_time) = match args.load_via {
+        LoadVia::Post => {
+            workload::load(server.addr, &synth, cfg.patients, cfg.load_concurrency).await
+        }
+        LoadVia::Transactions => {
+            let plan = synth.plan_bundles(cfg.patients, args.bundle_size);
+            workload::load_transactions(server.addr, &synth, plan, cfg.load_concurrency).await
+        }
+    };
     server
         .check_alive()
         .map_err(|e| Failure::Server(e.to_string()))?;
     let rss_after_load = server.rss_kib();
+    let db_after_load = db_bytes(database, pg).await;
     let loaded = data.resources.len() as u64;
     let load_rate = loaded as f64 / load_time.as_secs_f64().max(1e-9);
     eprintln!(
-        "passport-bench: loaded {} resources ({} children) in {:.1} s = {:.0}/s, {} errors",
+        "passport-bench: loaded {} resources ({} children) in {:.1} s = {:.0}/s, {} errors; server RSS {}, database {}",
         loaded,
         data.patients.len(),
         load_time.as_secs_f64(),
         load_rate,
-        load_tally.errors
+        load_tally.errors,
+        report::mib(rss_after_load),
+        bytes_label(db_after_load)
     );
     for s in &load_tally.error_samples {
         eprintln!("  load error: {s}");
@@ -408,8 +480,31 @@ async fn bench(
         cfg.workloads.iter().map(|w| (*w, Vec::new())).collect();
     let mut created = loaded;
     let mut unexpected = load_tally.errors;
+    // Optional features (search, $everything, transactions): one probing request each; a
+    // 404/405 marks the workload "not supported by this server" and skips it.
+    let mut unsupported: Vec<(Workload, String)> = Vec::new();
+    for w in cfg.workloads.iter().filter(|w| w.optional()) {
+        let (verdict, t) = workload::probe(&ctx, *w, cfg.seed ^ 0x5EED).await;
+        match verdict {
+            workload::Probe::Unsupported(why) => {
+                eprintln!(
+                    "passport-bench: {}: not supported by this server ({why})",
+                    w.name()
+                );
+                unsupported.push((*w, why));
+            }
+            workload::Probe::Go => {
+                created += t.created;
+                unexpected += t.errors;
+                report_errors(&format!("{} probe", w.name()), &t);
+            }
+        }
+    }
     for round in 0..cfg.repeat {
         for (w, samples) in results.iter_mut() {
+            if unsupported.iter().any(|(u, _)| u == w) {
+                continue;
+            }
             let seed = cfg.seed ^ ((round as u64) << 48);
             if !cfg.warmup.is_zero() {
                 let (t, _) =
@@ -444,7 +539,7 @@ async fn bench(
                 bench_cpu,
             };
             eprintln!(
-                "passport-bench: [{}/{}] {:<8} {:>8} req  {:>7.0} req/s  p50 {} ms  p99 {} ms  {} errors  {} conflicts",
+                "passport-bench: [{}/{}] {:<14} {:>8} req  {:>7.0} req/s  p50 {} ms  p99 {} ms  {} errors  {} conflicts{}",
                 round + 1,
                 cfg.repeat,
                 w.name(),
@@ -453,7 +548,11 @@ async fn bench(
                 report::ms(s.tally.hist.percentile(50.0) as f64),
                 report::ms(s.tally.hist.percentile(99.0) as f64),
                 s.tally.errors,
-                s.tally.conflicts
+                s.tally.conflicts,
+                s.tally
+                    .mean_entries()
+                    .map(|e| format!("  {e:.1} entries/response"))
+                    .unwrap_or_default()
             );
             samples.push(s);
         }
@@ -463,10 +562,36 @@ async fn bench(
     let stop_started = std::time::Instant::now();
     let exit = server.stop();
     let shutdown = stop_started.elapsed();
+    // After the stop, so that SQLite has checkpointed what it will.
+    let db_end = db_bytes(database, pg).await;
 
-    let rows = report::rows(&results);
+    let mut rows = report::rows(&results);
+    for r in &mut rows {
+        if let Some((_, why)) = unsupported.iter().find(|(w, _)| w.name() == r.name) {
+            r.unsupported = Some(why.clone());
+        }
+    }
+    let scale = Scale {
+        database: if args.pg || database.starts_with("postgres") {
+            "PostgreSQL"
+        } else if database.starts_with("sqlite") {
+            "SQLite"
+        } else {
+            "other"
+        }
+        .to_owned(),
+        stored: stored_server.unwrap_or(created),
+    };
     let load_hist = &load_tally.hist;
     let mut meta: Meta = vec![
+        (
+            "scale",
+            format!(
+                "{} stored resources on {}",
+                report::thousands(scale.stored),
+                scale.database
+            ),
+        ),
         ("date", utc_now()),
         ("machine", machine()),
         (
@@ -505,7 +630,7 @@ async fn bench(
         (
             "load",
             format!(
-                "{} POSTs in {:.1} s = {:.0} resources/s ({:.0} children/s); p50 {} ms, p99 {} ms; {} errors",
+                "{} {via} in {:.1} s = {:.0} resources/s ({:.0} children/s); p50 {} ms, p99 {} ms per request; {} errors",
                 report::thousands(load_tally.requests),
                 load_time.as_secs_f64(),
                 load_rate,
@@ -521,6 +646,19 @@ async fn bench(
                 "{} after load, {} at end",
                 report::mib(rss_after_load),
                 report::mib(rss_end)
+            ),
+        ),
+        (
+            "database size",
+            format!(
+                "{} after load, {} after shutdown{}",
+                bytes_label(db_after_load),
+                bytes_label(db_end),
+                if scale.database == "SQLite" {
+                    " (file + WAL + shm)"
+                } else {
+                    " (tables, indexes and TOAST of the run's schema)"
+                }
             ),
         ),
         (
@@ -558,10 +696,40 @@ async fn bench(
         let notes: Vec<String> = cfg.workloads.iter().map(|w| format!("`{}`: {}", w.name(), w.describe())).chain([
             "Every HTTP request is timed and counted on its own (update = GET + PUT; delete-then-recreate = DELETE + PUT). \"vs healthz\" is the workload's req/s over GET /healthz's in the same run. Latencies: nearest-rank percentiles of a log-linear histogram (< 0.8 % error). \"server CPU\" / \"bench CPU\": average cores busy in the server / the load generator during the measured window (same machine).".to_owned(),
         ]).collect();
-        let md = report::markdown(&title, &meta, &rows, &notes);
+        let md = report::markdown(&title, &meta, &scale, &rows, &notes);
         std::fs::write(path, md)
             .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
         eprintln!("passport-bench: Markdown written to {}", path.display());
+    }
+    if let Some(path) = &args.json {
+        let run = json!({
+            "profile": cfg.profile,
+            "children": ctx.data.patients.len(),
+            "complex_percent": args.complex_percent,
+            "load": {
+                "via": match args.load_via { LoadVia::Post => "post", LoadVia::Transactions => "transactions" },
+                "bundle_size": (args.load_via == LoadVia::Transactions).then_some(args.bundle_size),
+                "resources": loaded,
+                "requests": load_tally.requests,
+                "seconds": load_time.as_secs_f64(),
+                "resources_per_s": load_rate,
+                "errors": load_tally.errors,
+            },
+            "startup_ms": startup.as_secs_f64() * 1000.0,
+            "rss_after_load_kib": rss_after_load,
+            "rss_end_kib": rss_end,
+            "db_bytes_after_load": db_after_load,
+            "db_bytes_end": db_end,
+            "concurrency": cfg.concurrency,
+            "duration_s": cfg.duration.as_secs_f64(),
+            "repeat": cfg.repeat,
+            "seed": cfg.seed,
+        });
+        let v = report::results_json(&meta, &scale, run, &rows);
+        let text = serde_json::to_string_pretty(&v).expect("serialisable");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.display())))?;
+        eprintln!("passport-bench: JSON results written to {}", path.display());
     }
     if stored_server.is_some_and(|n| n != created) {
         eprintln!(
@@ -570,6 +738,73 @@ async fn bench(
         );
     }
     Ok(unexpected == 0)
+}
+
+/// `--compare A B`: prints the latency ratios of two results files (exit 0 when every
+/// workload meets the target, 1 when one does not, 2 when a file cannot be read).
+fn compare_files(a: &Path, b: &Path, markdown: Option<&Path>) -> ExitCode {
+    let read = |p: &Path| -> Result<serde_json::Value, String> {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))
+    };
+    let out = read(a)
+        .and_then(|a| Ok((a, read(b)?)))
+        .and_then(|(a, b)| report::compare(&a, &b));
+    let (text, md, ok) = match out {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("passport-bench: --compare: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{text}");
+    if let Some(path) = markdown {
+        if let Err(e) = std::fs::write(path, md) {
+            eprintln!("passport-bench: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        eprintln!("passport-bench: Markdown written to {}", path.display());
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("passport-bench: some workload is slower than the target at the larger scale");
+        ExitCode::from(1)
+    }
+}
+
+/// The database's size on disk: the SQLite file with its `-wal` and `-shm`, or the
+/// PostgreSQL schema's relations (only for a --pg schema of this run).
+async fn db_bytes(database: &str, pg: Option<&PgSchema>) -> Option<u64> {
+    if let Some(pg) = pg {
+        return pg.size_bytes().await.ok();
+    }
+    let path = sqlite_path(database)?;
+    let mut total = None;
+    for suffix in ["", "-wal", "-shm"] {
+        if let Ok(m) = std::fs::metadata(format!("{path}{suffix}")) {
+            *total.get_or_insert(0) += m.len();
+        }
+    }
+    total
+}
+
+/// The file path of a `sqlite://PATH[?…]` (or `sqlite:PATH`) URL.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+fn bytes_label(b: Option<u64>) -> String {
+    match b {
+        Some(b) if b >= 1 << 30 => format!("{:.2} GiB", b as f64 / (1u64 << 30) as f64),
+        Some(b) => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        None => "n/a".into(),
+    }
 }
 
 fn report_errors(what: &str, t: &Tally) {
@@ -649,6 +884,52 @@ mod tests {
             "postgres://postgres@h/db"
         );
         assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn sqlite_paths_and_sizes() {
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/x.db?mode=rwc"),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(sqlite_path("sqlite:rel.db"), Some("rel.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+        assert_eq!(bytes_label(Some(3 << 20)), "3.0 MiB");
+        assert_eq!(bytes_label(Some(3 << 30)), "3.00 GiB");
+        assert_eq!(bytes_label(None), "n/a");
+    }
+
+    #[test]
+    fn scale_flags() {
+        let a = Args::try_parse_from([
+            "b",
+            "--resources",
+            "1000000",
+            "--load-via",
+            "transactions",
+            "--bundle-size",
+            "500",
+            "--json",
+            "/tmp/r.json",
+        ])
+        .unwrap();
+        assert_eq!(a.resources, Some(1_000_000));
+        assert_eq!(a.load_via, LoadVia::Transactions);
+        assert_eq!(a.bundle_size, 500);
+        assert!(Args::try_parse_from(["b", "--resources", "5", "--patients", "5"]).is_err());
+        assert!(Args::try_parse_from(["b", "--load-via", "carrier-pigeon"]).is_err());
+        let c = Args::try_parse_from(["b", "--compare", "a.json", "b.json"]).unwrap();
+        assert_eq!(c.compare.unwrap().len(), 2);
+        assert!(Args::try_parse_from(["b", "--compare", "a.json"]).is_err());
+        let d = Args::try_parse_from(["b"]).unwrap();
+        assert_eq!(d.load_via, LoadVia::Post);
+        let names: Vec<_> = Workload::ALL.iter().map(|w| w.name()).collect();
+        assert_eq!(
+            d.workloads, names,
+            "every workload runs by default, in order"
+        );
     }
 
     #[test]

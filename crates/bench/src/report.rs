@@ -1,8 +1,9 @@
-//! Summaries of a run: a plain-text table for the terminal and a Markdown one for
-//! docs/PERFORMANCE.md.
+//! Summaries of a run: a plain-text table for the terminal, a Markdown one for
+//! docs/PERFORMANCE.md, a JSON results file, and the comparison of two such files.
 
 use crate::stats::median;
 use crate::workload::{Tally, Workload};
+use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -45,6 +46,10 @@ pub struct Row {
     pub vs_healthz: Option<f64>,
     pub server_cores: Option<f64>,
     pub bench_cores: Option<f64>,
+    /// Mean entries per returned Bundle (search, `$everything`).
+    pub mean_entries: Option<f64>,
+    /// Why the workload did not run ("not supported by this server").
+    pub unsupported: Option<String>,
 }
 
 pub fn rows(results: &[(Workload, Vec<Sample>)]) -> Vec<Row> {
@@ -77,6 +82,13 @@ pub fn rows(results: &[(Workload, Vec<Sample>)]) -> Vec<Row> {
                         .iter()
                         .map(|s| Sample::cores(s.bench_cpu, s.elapsed)),
                 ),
+                mean_entries: {
+                    let (b, e) = samples.iter().fold((0, 0), |(b, e), s| {
+                        (b + s.tally.bundles, e + s.tally.entries)
+                    });
+                    (b > 0).then(|| e as f64 / b as f64)
+                },
+                unsupported: None,
             }
         })
         .collect();
@@ -126,7 +138,39 @@ pub fn mib(kib: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-const N: usize = 12;
+/// What was measured on: the database and how many resources it stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scale {
+    /// "SQLite" or "PostgreSQL" (or "other").
+    pub database: String,
+    pub stored: u64,
+}
+
+impl Scale {
+    /// "SQLite, 10k" / "PostgreSQL, 1M".
+    pub fn label(&self) -> String {
+        format!("{}, {}", self.database, short_count(self.stored))
+    }
+}
+
+/// 10_000 → "10k", 1_000_000 → "1M", 12_345 → "12.3k", 950 → "950".
+pub fn short_count(n: u64) -> String {
+    let f = |x: f64, unit: &str| {
+        let s = if x >= 100.0 || x.fract().abs() < 0.05 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        };
+        format!("{s}{unit}")
+    };
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => f(n as f64 / 1e3, "k"),
+        _ => f(n as f64 / 1e6, "M"),
+    }
+}
+
+const N: usize = 13;
 const HEADERS: [&str; N] = [
     "workload",
     "requests",
@@ -140,6 +184,7 @@ const HEADERS: [&str; N] = [
     "vs healthz",
     "server CPU",
     "bench CPU",
+    "entries",
 ];
 
 fn cores(c: Option<f64>) -> String {
@@ -147,6 +192,11 @@ fn cores(c: Option<f64>) -> String {
 }
 
 fn cells(r: &Row) -> [String; N] {
+    if r.unsupported.is_some() {
+        let mut c: [String; N] = std::array::from_fn(|_| "—".to_owned());
+        c[0] = r.name.to_owned();
+        return c;
+    }
     [
         r.name.to_owned(),
         thousands(r.requests),
@@ -162,7 +212,20 @@ fn cells(r: &Row) -> [String; N] {
             .unwrap_or_else(|| "n/a".into()),
         cores(r.server_cores),
         cores(r.bench_cores),
+        r.mean_entries
+            .map(|e| format!("{e:.1}"))
+            .unwrap_or_else(|| "".into()),
     ]
+}
+
+/// Lines naming the workloads the server does not support.
+fn unsupported_lines(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| {
+            let why = r.unsupported.as_ref()?;
+            Some(format!("{}: not supported by this server ({why})", r.name))
+        })
+        .collect()
 }
 
 /// Key/value lines describing the run (machine, profile, database, …).
@@ -202,29 +265,235 @@ pub fn text(meta: &Meta, rows: &[Row]) -> String {
     for c in &body {
         let _ = writeln!(out, "{}", line(c));
     }
+    for l in unsupported_lines(rows) {
+        let _ = writeln!(out, "{l}");
+    }
     out
 }
 
-pub fn markdown(title: &str, meta: &Meta, rows: &[Row], notes: &[String]) -> String {
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The Markdown summary; the workload table starts with the database and the number of
+/// stored resources, so tables of runs at different scales can be put side by side.
+pub fn markdown(title: &str, meta: &Meta, scale: &Scale, rows: &[Row], notes: &[String]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "### {title}\n");
     let _ = writeln!(out, "| setting | value |\n| --- | --- |");
     for (k, v) in meta {
-        let _ = writeln!(out, "| {k} | {} |", v.replace('|', "\\|"));
+        let _ = writeln!(out, "| {k} | {} |", md_escape(v));
     }
     out.push('\n');
-    let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
-    let _ = writeln!(out, "| --- |{}", " ---: |".repeat(HEADERS.len() - 1));
+    let _ = writeln!(out, "| database | stored | {} |", HEADERS.join(" | "));
+    let _ = writeln!(
+        out,
+        "| --- | ---: | --- |{}",
+        " ---: |".repeat(HEADERS.len() - 1)
+    );
     for r in rows {
-        let _ = writeln!(out, "| {} |", cells(r).join(" | "));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            scale.database,
+            thousands(scale.stored),
+            cells(r).join(" | ")
+        );
     }
+    let notes: Vec<String> = unsupported_lines(rows)
+        .into_iter()
+        .chain(notes.iter().cloned())
+        .collect();
     if !notes.is_empty() {
         out.push('\n');
         for n in notes {
-            let _ = writeln!(out, "- {n}");
+            let _ = writeln!(out, "- {}", md_escape(&n));
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON results and comparisons
+
+/// Format marker of the JSON results file.
+pub const RESULTS_FORMAT: &str = "passport-bench results v1";
+
+/// The JSON results of a run: the scale, `extra` (load, RSS, database size, …), the meta
+/// lines and one object per workload (latencies in ms).
+pub fn results_json(meta: &Meta, scale: &Scale, extra: Value, rows: &[Row]) -> Value {
+    let workloads: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            if let Some(why) = &r.unsupported {
+                return json!({ "name": r.name, "supported": false, "reason": why });
+            }
+            json!({
+                "name": r.name,
+                "supported": true,
+                "requests": r.requests,
+                "errors": r.errors,
+                "conflicts": r.conflicts,
+                "req_per_s": r.throughput,
+                "p50_ms": r.p50_us / 1000.0,
+                "p90_ms": r.p90_us / 1000.0,
+                "p99_ms": r.p99_us / 1000.0,
+                "max_ms": r.max_us as f64 / 1000.0,
+                "vs_healthz": r.vs_healthz,
+                "server_cores": r.server_cores,
+                "bench_cores": r.bench_cores,
+                "mean_entries": r.mean_entries,
+            })
+        })
+        .collect();
+    let meta: serde_json::Map<String, Value> = meta
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    json!({
+        "format": RESULTS_FORMAT,
+        "scale": { "database": scale.database, "stored_resources": scale.stored },
+        "run": extra,
+        "meta": meta,
+        "workloads": workloads,
+    })
+}
+
+/// Latency ratios above this fail the scale target (latency at 1M ≤ 1.5 × at 10k).
+pub const SCALE_TARGET: f64 = 1.5;
+
+struct Measured {
+    name: String,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    rps: f64,
+}
+
+fn parse_results(v: &Value) -> Result<(Scale, Vec<Measured>), String> {
+    if v["format"] != RESULTS_FORMAT {
+        return Err(format!("not a {RESULTS_FORMAT:?} file"));
+    }
+    let scale = Scale {
+        database: v["scale"]["database"]
+            .as_str()
+            .ok_or("scale.database missing")?
+            .to_owned(),
+        stored: v["scale"]["stored_resources"]
+            .as_u64()
+            .ok_or("scale.stored_resources missing")?,
+    };
+    let mut out = Vec::new();
+    for w in v["workloads"].as_array().ok_or("workloads missing")? {
+        if w["supported"] != true {
+            continue;
+        }
+        let num = |k: &str| w[k].as_f64().ok_or(format!("{k} missing in {w}"));
+        out.push(Measured {
+            name: w["name"]
+                .as_str()
+                .ok_or("workload name missing")?
+                .to_owned(),
+            p50: num("p50_ms")?,
+            p90: num("p90_ms")?,
+            p99: num("p99_ms")?,
+            rps: num("req_per_s")?,
+        });
+    }
+    Ok((scale, out))
+}
+
+/// Compares two results files: latency at the larger scale over latency at the smaller one
+/// (whichever order they come in), per workload both measured. Returns (text, Markdown,
+/// whether every workload met [`SCALE_TARGET`] on p50 and p90).
+pub fn compare(a: &Value, b: &Value) -> Result<(String, String, bool), String> {
+    let (sa, wa) = parse_results(a).map_err(|e| format!("first file: {e}"))?;
+    let (sb, wb) = parse_results(b).map_err(|e| format!("second file: {e}"))?;
+    let ((small, ws), (large, wl)) = if sa.stored <= sb.stored {
+        ((sa, wa), (sb, wb))
+    } else {
+        ((sb, wb), (sa, wa))
+    };
+    let ratio = |l: f64, s: f64| if s > 0.0 { l / s } else { f64::NAN };
+    let heads = [
+        "workload".to_owned(),
+        format!("p50 ms {}", small.label()),
+        format!("p50 ms {}", large.label()),
+        "p50 ×".to_owned(),
+        "p90 ×".to_owned(),
+        "p99 ×".to_owned(),
+        "req/s ×".to_owned(),
+        format!("≤ {SCALE_TARGET}×"),
+    ];
+    let mut table = Vec::new();
+    let mut all_ok = true;
+    for s in &ws {
+        let Some(l) = wl.iter().find(|l| l.name == s.name) else {
+            continue;
+        };
+        let (r50, r90, r99) = (
+            ratio(l.p50, s.p50),
+            ratio(l.p90, s.p90),
+            ratio(l.p99, s.p99),
+        );
+        let ok = r50 <= SCALE_TARGET && r90 <= SCALE_TARGET;
+        all_ok &= ok;
+        table.push([
+            s.name.clone(),
+            format!("{:.2}", s.p50),
+            format!("{:.2}", l.p50),
+            format!("{r50:.2}"),
+            format!("{r90:.2}"),
+            format!("{r99:.2}"),
+            format!("{:.2}", ratio(l.rps, s.rps)),
+            if ok { "yes" } else { "NO" }.to_owned(),
+        ]);
+    }
+    if table.is_empty() {
+        return Err("the two files have no supported workload in common".into());
+    }
+    let title = format!(
+        "Latency at {} / latency at {} (p50 and p90 must stay ≤ {SCALE_TARGET}×; p99 for information)",
+        large.label(),
+        small.label()
+    );
+    let mut widths = heads.clone().map(|h| h.chars().count());
+    for row in &table {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let pad = |s: &str, w: usize, left: bool| {
+        let fill = " ".repeat(w.saturating_sub(s.chars().count()));
+        if left {
+            format!("{s}{fill}")
+        } else {
+            format!("{fill}{s}")
+        }
+    };
+    let mut text = format!("{title}\n\n");
+    let line = |cols: &[String; 8]| {
+        cols.iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| pad(c, w, i == 0))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let _ = writeln!(text, "{}", line(&heads));
+    let _ = writeln!(text, "{}", "-".repeat(widths.iter().sum::<usize>() + 2 * 7));
+    for row in &table {
+        let _ = writeln!(text, "{}", line(row));
+    }
+    let mut md = format!(
+        "### {title}\n\n| {} |\n| --- |{}\n",
+        heads.join(" | "),
+        " ---: |".repeat(7)
+    );
+    for row in &table {
+        let _ = writeln!(md, "| {} |", row.join(" | "));
+    }
+    Ok((text, md, all_ok))
 }
 
 #[cfg(test)]
@@ -278,8 +547,76 @@ mod tests {
         assert_eq!(rows[0].bench_cores, None);
         let t = text(&vec![("db", "sqlite".into())], &rows);
         assert!(t.contains("25.0%"), "{t}");
-        let md = markdown("x", &vec![], &rows, &[]);
-        assert!(md.contains("| read | 1,600 | 0 | 0 | 500 | 1.00 |"), "{md}");
+        let scale = Scale {
+            database: "SQLite".into(),
+            stored: 10_000,
+        };
+        let md = markdown("x", &vec![], &scale, &rows, &[]);
+        assert!(
+            md.contains("| SQLite | 10,000 | read | 1,600 | 0 | 0 | 500 | 1.00 |"),
+            "{md}"
+        );
+    }
+
+    fn results(stored: u64, read_p50_us: u64, chain: bool) -> Value {
+        let mut res = vec![
+            (Workload::Healthz, vec![sample(1000, 1.0, 100)]),
+            (Workload::Read, vec![sample(500, 1.0, read_p50_us)]),
+            (Workload::SearchChain, vec![]),
+        ];
+        if chain {
+            res[2].1.push(sample(100, 1.0, 2000));
+        }
+        let mut rows = rows(&res);
+        if !chain {
+            rows[2].unsupported = Some("HTTP 404".into());
+        }
+        let scale = Scale {
+            database: "SQLite".into(),
+            stored,
+        };
+        // Through text, as the files are.
+        let v = results_json(&vec![("k", "v".into())], &scale, json!({}), &rows);
+        serde_json::from_str(&v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn unsupported_rows_and_json() {
+        let v = results(10_000, 1000, false);
+        assert_eq!(v["scale"]["stored_resources"], 10_000);
+        assert_eq!(v["workloads"][1]["p50_ms"], 1.0);
+        assert_eq!(v["workloads"][2]["supported"], false);
+        let mut rows = rows(&[(Workload::SearchNhs, vec![])]);
+        rows[0].unsupported = Some("GET …: HTTP 404".into());
+        let t = text(&vec![], &rows);
+        assert!(
+            t.contains("search-nhs: not supported by this server (GET …: HTTP 404)"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn comparison_of_two_scales() {
+        let small = results(10_000, 1000, true);
+        let big = results(1_000_000, 1400, true);
+        // Order of the files does not matter: the larger scale is divided by the smaller.
+        for (a, b) in [(&small, &big), (&big, &small)] {
+            let (text, md, ok) = compare(a, b).unwrap();
+            assert!(ok, "{text}");
+            assert!(
+                text.contains("SQLite, 1M / latency at SQLite, 10k"),
+                "{text}"
+            );
+            assert!(text.contains("1.40"), "{text}");
+            assert!(md.contains("| read | 1.00 | 1.40 | 1.40 |"), "{md}");
+        }
+        let slow = results(1_000_000, 1600, false);
+        let (text, _, ok) = compare(&small, &slow).unwrap();
+        assert!(!ok);
+        assert!(text.contains("NO"), "{text}");
+        // search-chain is skipped (not supported at 1M).
+        assert!(!text.contains("search-chain"), "{text}");
+        assert!(compare(&json!({}), &small).is_err());
     }
 
     #[test]
@@ -292,5 +629,10 @@ mod tests {
         assert_eq!(ms(12345.0), "12.3");
         assert_eq!(ms(123456.0), "123");
         assert_eq!(mib(Some(2048)), "2.0 MiB");
+        assert_eq!(short_count(950), "950");
+        assert_eq!(short_count(10_000), "10k");
+        assert_eq!(short_count(12_345), "12.3k");
+        assert_eq!(short_count(1_000_000), "1M");
+        assert_eq!(short_count(1_234_567), "1.2M");
     }
 }

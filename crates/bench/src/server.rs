@@ -211,6 +211,20 @@ impl PgSchema {
         })
     }
 
+    /// Bytes on disk of the schema's tables with their indexes and TOAST.
+    pub async fn size_bytes(&self) -> Result<u64, Error> {
+        let client = pg_connect(&self.admin_url).await?;
+        let row = client
+            .query_one(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')",
+                &[&self.name],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     pub async fn drop_schema(&self) -> Result<(), Error> {
         let client = pg_connect(&self.admin_url).await?;
         client

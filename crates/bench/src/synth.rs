@@ -366,10 +366,6 @@ impl Synth {
         self
     }
 
-    pub fn seed(&self) -> u64 {
-        self.seed
-    }
-
     /// True when child `index` is a complex one ([`COMPLEX_CHILD_RESOURCES`] resources).
     pub fn is_complex(&self, index: u64) -> bool {
         Rng::derive(self.seed, index, 1).below(100) < self.complex_percent
@@ -384,8 +380,15 @@ impl Synth {
     /// without building them.
     pub fn resource_count(&self, index: u64) -> usize {
         let c = self.child(index);
-        let meds: usize = c.groups.iter().map(|&g| GROUPS[g].meds.len()).sum::<usize>()
-            + c.allergens.iter().filter(|&&a| ALLERGENS[a].anaphylaxis).count();
+        let meds: usize = c
+            .groups
+            .iter()
+            .map(|&g| GROUPS[g].meds.len())
+            .sum::<usize>()
+            + c.allergens
+                .iter()
+                .filter(|&&a| ALLERGENS[a].anaphylaxis)
+                .count();
         // Patient, RelatedPerson, conditions, allergies, medicines, weight, care plan.
         let base = 1 + 1 + c.condition_codes.len() + c.allergens.len() + meds + 1 + 1;
         if self.is_complex(index) {
@@ -692,7 +695,10 @@ pub fn urn_uuid(rng: &mut Rng) -> String {
 }
 
 fn post_entry(full_url: String, resource: Value) -> Value {
-    let ty = resource["resourceType"].as_str().unwrap_or("Unknown").to_owned();
+    let ty = resource["resourceType"]
+        .as_str()
+        .unwrap_or("Unknown")
+        .to_owned();
     json!({
         "fullUrl": full_url,
         "resource": resource,
@@ -879,7 +885,10 @@ mod tests {
         for r in s.dependents(i, "Patient/p") {
             if r["resourceType"] == "Observation" {
                 let d = r["effectiveDateTime"].as_str().unwrap();
-                assert!(d >= birth.as_str() && d <= date_string(TODAY).as_str(), "{d}");
+                assert!(
+                    d >= birth.as_str() && d <= date_string(TODAY).as_str(),
+                    "{d}"
+                );
                 assert!(r["valueQuantity"]["value"].as_f64().unwrap() >= 2.0);
             }
         }

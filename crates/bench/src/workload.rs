@@ -4,7 +4,7 @@
 
 use crate::http::{self, Client, FHIR_JSON, Response};
 use crate::stats::Histogram;
-use crate::synth::{COMPLEX_CHILD_RESOURCES, NHS_NUMBER_SYSTEM, Rng, Synth, TYPES};
+use crate::synth::{NHS_NUMBER_SYSTEM, Rng, Synth, TYPES};
 use bytes::Bytes;
 use hyper::Method;
 use serde_json::{Value, json};
@@ -435,12 +435,17 @@ impl Worker {
         }
         let v: Value = match serde_json::from_slice(&r.body) {
             Ok(v) => v,
-            Err(e) => return self.tally.error(format!("GET {path}: body is not JSON: {e}")),
+            Err(e) => {
+                return self
+                    .tally
+                    .error(format!("GET {path}: body is not JSON: {e}"));
+            }
         };
         if v["resourceType"] != "Bundle" || v["type"] != "searchset" {
-            return self
-                .tally
-                .error(format!("GET {path}: not a searchset Bundle: {}", snippet(&r.body)));
+            return self.tally.error(format!(
+                "GET {path}: not a searchset Bundle: {}",
+                snippet(&r.body)
+            ));
         }
         self.tally.bundles += 1;
         self.tally.entries += v["entry"].as_array().map_or(0, Vec::len) as u64;
@@ -540,11 +545,15 @@ impl Worker {
                     format!("/fhir/Condition?subject=Patient/{id}&_include=Condition:subject");
                 self.search(&path, |b| {
                     let m = matches(b);
-                    if m.is_empty() || m.iter().any(|e| e["resource"]["resourceType"] != "Condition") {
+                    if m.is_empty()
+                        || m.iter()
+                            .any(|e| e["resource"]["resourceType"] != "Condition")
+                    {
                         return Err(format!("expected ≥ 1 Condition match, got {}", m.len()));
                     }
                     if !included(b).iter().any(|e| {
-                        e["resource"]["resourceType"] == "Patient" && e["resource"]["id"] == id.as_str()
+                        e["resource"]["resourceType"] == "Patient"
+                            && e["resource"]["id"] == id.as_str()
                     }) {
                         return Err(format!("Patient/{id} not included"));
                     }
@@ -554,13 +563,13 @@ impl Worker {
             }
             Workload::SearchChain => {
                 let (_, _, nhs) = self.random_child(ctx);
-                let path = format!(
-                    "/fhir/Condition?subject:Patient.identifier={}",
-                    token(&nhs)
-                );
+                let path = format!("/fhir/Condition?subject:Patient.identifier={}", token(&nhs));
                 self.search(&path, |b| {
                     let m = matches(b);
-                    if m.is_empty() || m.iter().any(|e| e["resource"]["resourceType"] != "Condition") {
+                    if m.is_empty()
+                        || m.iter()
+                            .any(|e| e["resource"]["resourceType"] != "Condition")
+                    {
                         return Err(format!("expected ≥ 1 Condition match, got {}", m.len()));
                     }
                     Ok(())
@@ -579,7 +588,8 @@ impl Worker {
                 self.search(&path, |b| {
                     let all = b["entry"].as_array().map_or(&[][..], Vec::as_slice);
                     if !all.iter().any(|e| {
-                        e["resource"]["resourceType"] == "Patient" && e["resource"]["id"] == id.as_str()
+                        e["resource"]["resourceType"] == "Patient"
+                            && e["resource"]["id"] == id.as_str()
                     }) {
                         return Err(format!("Patient/{id} itself is missing"));
                     }
@@ -635,7 +645,10 @@ pub fn transaction_response(body: &[u8], expected: usize) -> Result<Vec<(String,
     }
     let entries = v["entry"].as_array().map_or(&[][..], Vec::as_slice);
     if entries.len() != expected {
-        return Err(format!("{} entries in the response, sent {expected}", entries.len()));
+        return Err(format!(
+            "{} entries in the response, sent {expected}",
+            entries.len()
+        ));
     }
     let mut out = Vec::with_capacity(expected);
     for (i, e) in entries.iter().enumerate() {
@@ -780,7 +793,9 @@ pub async fn load_transactions(
                     ("prefer", "return=minimal"),
                 ];
                 let what = format!("POST /fhir (transaction of children {children:?})");
-                let Some(r) = worker.call(Method::POST, "/fhir", &headers, Some(body)).await
+                let Some(r) = worker
+                    .call(Method::POST, "/fhir", &headers, Some(body))
+                    .await
                 else {
                     continue;
                 };
