@@ -580,14 +580,15 @@ async fn bench(
             "other"
         }
         .to_owned(),
-        stored: stored_server.unwrap_or(created),
+        // The scale a run is compared at: what the load stored (the workloads add more).
+        stored: loaded,
     };
     let load_hist = &load_tally.hist;
     let mut meta: Meta = vec![
         (
             "scale",
             format!(
-                "{} stored resources on {}",
+                "{} resources stored by the load, on {}",
                 report::thousands(scale.stored),
                 scale.database
             ),
@@ -694,6 +695,7 @@ async fn bench(
     println!("\n{}", report::text(&meta, &rows));
     if let Some(path) = &args.markdown {
         let notes: Vec<String> = cfg.workloads.iter().map(|w| format!("`{}`: {}", w.name(), w.describe())).chain([
+            "\"entries\": mean entries per returned searchset Bundle. \"stored\": resources stored by the load (the scale the run is compared at; the workloads add more).".to_owned(),
             "Every HTTP request is timed and counted on its own (update = GET + PUT; delete-then-recreate = DELETE + PUT). \"vs healthz\" is the workload's req/s over GET /healthz's in the same run. Latencies: nearest-rank percentiles of a log-linear histogram (< 0.8 % error). \"server CPU\" / \"bench CPU\": average cores busy in the server / the load generator during the measured window (same machine).".to_owned(),
         ]).collect();
         let md = report::markdown(&title, &meta, &scale, &rows, &notes);

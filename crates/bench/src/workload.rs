@@ -884,3 +884,125 @@ pub async fn server_count(addr: SocketAddr) -> Option<u64> {
     }
     Some(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers every request with `status` and an empty body.
+    async fn fake_server(status: &'static str) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // Requests without a body (GET) end at the blank line; good enough.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                            if sock.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    fn ctx(addr: SocketAddr) -> Ctx {
+        let synth = Synth::new(1, 20_000);
+        let data = Dataset::from_rows(
+            &synth,
+            vec![
+                (0, 1, "Condition", "c0".into()),
+                (0, 0, "Patient", "p0".into()),
+                (1, 0, "Patient", "p1".into()),
+            ],
+        );
+        Ctx {
+            addr,
+            synth,
+            data,
+            next_index: AtomicU64::new(10),
+        }
+    }
+
+    #[test]
+    fn dataset_orders_children_and_keeps_their_indexes() {
+        let c = ctx(([127, 0, 0, 1], 9).into());
+        assert_eq!(c.data.patients, ["p0", "p1"]);
+        assert_eq!(c.data.patient_index, [0, 1]);
+        assert_eq!(c.data.resources[1], ("Condition", "c0".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn a_404_or_405_on_the_first_request_means_not_supported() {
+        for status in ["404 Not Found", "405 Method Not Allowed"] {
+            let ctx = ctx(fake_server(status).await);
+            for w in [Workload::SearchNhs, Workload::Everything] {
+                let (verdict, t) = probe(&ctx, w, 1).await;
+                assert!(matches!(verdict, Probe::Unsupported(_)), "{status} {w:?}");
+                assert_eq!(t.errors, 1);
+            }
+        }
+        // Any other failure is not "unsupported": the run goes on and counts the errors.
+        let ctx = ctx(fake_server("500 Internal Server Error").await);
+        let (verdict, t) = probe(&ctx, Workload::SearchChain, 1).await;
+        assert!(matches!(verdict, Probe::Go));
+        assert_eq!(t.errors, 1);
+        let (verdict, t) = probe(&ctx, Workload::Healthz, 1).await;
+        assert!(matches!(verdict, Probe::Go));
+        assert_eq!(t.errors, 1);
+    }
+
+    #[test]
+    fn transaction_responses_are_checked() {
+        let ok = json!({
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [
+                { "response": { "status": "201 Created", "location": "http://h/fhir/Patient/p/_history/1" } },
+                { "response": { "status": "201", "location": "http://h/fhir/Observation/o/_history/1" } },
+            ]
+        });
+        let body = serde_json::to_vec(&ok).unwrap();
+        assert_eq!(
+            transaction_response(&body, 2).unwrap(),
+            [
+                ("Patient".to_owned(), "p".to_owned()),
+                ("Observation".to_owned(), "o".to_owned())
+            ]
+        );
+        assert!(
+            transaction_response(&body, 3)
+                .unwrap_err()
+                .contains("2 entries")
+        );
+        let mut bad = ok.clone();
+        bad["entry"][1]["response"]["status"] = json!("200 OK");
+        let body = serde_json::to_vec(&bad).unwrap();
+        assert!(
+            transaction_response(&body, 2)
+                .unwrap_err()
+                .contains("entry 1")
+        );
+        let mut bad = ok;
+        bad["type"] = json!("batch-response");
+        let body = serde_json::to_vec(&bad).unwrap();
+        assert!(transaction_response(&body, 2).is_err());
+        assert!(transaction_response(b"nope", 2).is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! `passport`: the one binary. `serve` runs the service; `migrate` prepares a database.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -23,6 +24,64 @@ enum Command {
     Serve(ServeArgs),
     /// Apply database migrations, then exit.
     Migrate(DatabaseArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the audit log: every hash, link and seq, and every signed checkpoint. Exits 0
+    /// if intact; otherwise 1, naming the first bad seq.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(flatten)]
+    files: AuditFiles,
+}
+
+/// Where the audit checkpoints and the signing key are (outside the database).
+#[derive(Args)]
+struct AuditFiles {
+    /// Signed audit checkpoints (JSON lines). Default: audit-checkpoints.jsonl next to a
+    /// SQLite database, ./passport-data/ for PostgreSQL.
+    #[arg(
+        long,
+        visible_alias = "checkpoint-file",
+        env = "PASSPORT_AUDIT_CHECKPOINT_FILE"
+    )]
+    audit_checkpoint_file: Option<PathBuf>,
+    /// The audit signing key (created on first start, mode 0600). Default:
+    /// audit-signing.key beside the checkpoint file.
+    #[arg(long, visible_alias = "key-file", env = "PASSPORT_AUDIT_KEY_FILE")]
+    audit_key_file: Option<PathBuf>,
+}
+
+impl AuditFiles {
+    /// (checkpoint file, key file) for `database_url`.
+    fn resolve(&self, database_url: &str) -> (PathBuf, PathBuf) {
+        let defaults = Config::new(SocketAddr::from(([127, 0, 0, 1], 0)), database_url);
+        let (checkpoints, key) = if database_url.starts_with("sqlite:") {
+            (defaults.audit_checkpoint_file, defaults.audit_key_file)
+        } else {
+            (
+                PathBuf::from("./passport-data/audit-checkpoints.jsonl"),
+                PathBuf::from("./passport-data/audit-signing.key"),
+            )
+        };
+        let checkpoints = self.audit_checkpoint_file.clone().unwrap_or(checkpoints);
+        let key = self.audit_key_file.clone().unwrap_or_else(|| {
+            match (&self.audit_checkpoint_file, checkpoints.parent()) {
+                (Some(_), Some(dir)) => dir.join("audit-signing.key"),
+                _ => key,
+            }
+        });
+        (checkpoints, key)
+    }
 }
 
 #[derive(Args)]
@@ -53,6 +112,8 @@ struct ServeArgs {
     /// Load two fictitious demo children (idempotent).
     #[arg(long, env = "PASSPORT_DEMO")]
     demo: bool,
+    #[command(flatten)]
+    audit: AuditFiles,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +133,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve(args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
         }
     });
     match result {
@@ -93,8 +155,56 @@ async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `passport audit verify`: prints a summary and succeeds, or fails naming the first bad seq.
+async fn audit_verify(args: VerifyArgs) -> Result<(), Error> {
+    use passport_store::audit;
+    let (checkpoint_file, key_file) = args.files.resolve(&args.database.url);
+    let store = passport_store::Store::open(&args.database.url).await?;
+    let checkpoints = audit::read_checkpoints(&checkpoint_file)?;
+    let key = if key_file.exists() {
+        Some(audit::AuditKey::load(&key_file)?.public())
+    } else {
+        if !checkpoints.is_empty() {
+            eprintln!(
+                "passport: warning: no key file at {}; checkpoints are checked against the key they name",
+                key_file.display()
+            );
+        }
+        None
+    };
+    if checkpoints.is_empty() {
+        eprintln!(
+            "passport: warning: no checkpoints in {}; a recomputed chain or a cut tail cannot be detected",
+            checkpoint_file.display()
+        );
+    }
+    let result = audit::verify(&store, &checkpoints, key.as_ref()).await;
+    store.close().await;
+    match result {
+        Ok(v) => {
+            println!(
+                "audit log intact: {} records{}; {} checkpoints verified{}",
+                v.records,
+                v.head
+                    .map(|h| format!(", head seq {} hash {}", h.seq, audit::hex(&h.hash)))
+                    .unwrap_or_default(),
+                v.checkpoints,
+                v.checkpointed_seq
+                    .map(|s| format!(" (latest covers seq {s})"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        Err(Ok(tampered)) => Err(tampered.to_string().into()),
+        Err(Err(e)) => Err(format!("cannot read the audit log: {e}").into()),
+    }
+}
+
 async fn serve(args: ServeArgs) -> Result<(), Error> {
+    let (checkpoint_file, key_file) = args.audit.resolve(&args.database.url);
     let mut config = Config::new(args.addr, args.database.url);
+    config.audit_checkpoint_file = checkpoint_file;
+    config.audit_key_file = key_file;
     if let Some(base) = args.base_url {
         config.base_url = base;
     }

@@ -149,6 +149,8 @@ pub(crate) struct Elem {
     pub binding: Option<u32>,
     /// Resource types a Reference may point at (empty: any).
     pub targets: Vec<Box<str>>,
+    /// `isSummary`: part of the `_summary=true` form.
+    pub summary: bool,
 }
 
 /// One allowed type of an element and the JSON property carrying it.
@@ -260,6 +262,20 @@ pub fn is_resource_type(name: &str) -> bool {
     defs().is_resource_type(name)
 }
 
+/// Whether the JSON property `property` of a `resource_type` resource (`birthDate`,
+/// `deceasedBoolean`, `_birthDate`) is an element the definitions mark `isSummary`, i.e.
+/// kept by `_summary=true`. `false` for unknown types and properties.
+pub fn is_summary(resource_type: &str, property: &str) -> bool {
+    let d = defs();
+    let Some(node) = d.resource(resource_type) else {
+        return false;
+    };
+    let node = d.node(node);
+    let key = property.strip_prefix('_').unwrap_or(property);
+    node.prop(key)
+        .is_some_and(|(i, _)| node.elems[usize::from(i)].summary)
+}
+
 #[derive(Deserialize)]
 struct RawFile {
     types: HashMap<String, RawType>,
@@ -286,6 +302,9 @@ struct RawElem {
     #[serde(default)]
     tp: Vec<String>,
     b: Option<u32>,
+    /// `isSummary` (1), absent when false.
+    #[serde(default)]
+    s: u8,
 }
 
 #[derive(Deserialize)]
@@ -424,6 +443,7 @@ fn build(data: &str) -> Defs {
                         })
                         .collect(),
                     binding: e.b,
+                    summary: e.s != 0,
                     targets: e
                         .tp
                         .iter()
@@ -516,5 +536,26 @@ mod tests {
             panic!()
         };
         assert_eq!(item, nested, "contentReference resolves to the same node");
+    }
+
+    #[test]
+    fn summary_flags() {
+        for p in [
+            "id",
+            "meta",
+            "identifier",
+            "name",
+            "birthDate",
+            "deceasedBoolean",
+            "_birthDate",
+        ] {
+            assert!(is_summary("Patient", p), "{p}");
+        }
+        for p in ["text", "contact", "communication", "photo", "nope"] {
+            assert!(!is_summary("Patient", p), "{p}");
+        }
+        assert!(is_summary("Observation", "valueQuantity"));
+        assert!(!is_summary("Observation", "note"));
+        assert!(!is_summary("NotAType", "id"));
     }
 }

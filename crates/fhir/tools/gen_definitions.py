@@ -31,7 +31,8 @@ descriptions dropped):
              "t": ["<type code>", ...],            # absent for contentReference
              "r": "<referenced element path, e.g. Questionnaire.item>",   # contentReference
              "tp": ["<target resource type>", ...],  # Reference/canonical targets, if any
-             "b": <index into valueSets>}            # required binding, if expandable
+             "b": <index into valueSets>,           # required binding, if expandable
+             "s": 1}                                # isSummary (absent: not in the summary)
           ]
         }
       },
@@ -263,6 +264,8 @@ def main():
                     idx = binding_index(b["valueSet"])
                     if idx is not None:
                         e["b"] = idx
+                if el.get("isSummary"):
+                    e["s"] = 1
                 elements.append(e)
             base = sd.get("baseDefinition")
             types[tname] = {

@@ -1,6 +1,8 @@
 //! Server configuration: one struct, filled by the CLI from flags and `PASSPORT_*` variables.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -14,18 +16,50 @@ pub struct Config {
     pub base_url: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Where signed audit checkpoints are appended (outside the database). Default: next to
+    /// a SQLite database file (`audit-checkpoints.jsonl`), else a fresh temporary directory.
+    pub audit_checkpoint_file: PathBuf,
+    /// The Ed25519 key signing audit checkpoints (created, mode 0600, if missing). Default:
+    /// `audit-signing.key` beside the checkpoint file.
+    pub audit_key_file: PathBuf,
+    /// How often the audit chain head is signed (if it moved); also at shutdown.
+    pub audit_checkpoint_interval: Duration,
+    /// The longest an audit record waits before it is appended.
+    pub audit_flush_interval: Duration,
+    /// Audit records that may wait in the queue before requests wait.
+    pub audit_queue: usize,
 }
 
 impl Config {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+    pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+    pub const DEFAULT_AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+    pub const DEFAULT_AUDIT_QUEUE: usize = 1024;
 
     /// A configuration for `addr` and `database_url` with defaults elsewhere.
     pub fn new(addr: SocketAddr, database_url: impl Into<String>) -> Self {
+        let database_url = database_url.into();
+        let audit_dir = default_audit_dir(&database_url);
         Config {
             addr,
-            database_url: database_url.into(),
             base_url: format!("http://{addr}"),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            audit_checkpoint_file: audit_dir.join("audit-checkpoints.jsonl"),
+            audit_key_file: audit_dir.join("audit-signing.key"),
+            audit_checkpoint_interval: Self::DEFAULT_AUDIT_CHECKPOINT_INTERVAL,
+            audit_flush_interval: Self::DEFAULT_AUDIT_FLUSH_INTERVAL,
+            audit_queue: Self::DEFAULT_AUDIT_QUEUE,
+            database_url,
+        }
+    }
+
+    /// The audit recorder's settings.
+    pub fn auditor(&self) -> crate::audit::AuditorConfig {
+        crate::audit::AuditorConfig {
+            queue: self.audit_queue,
+            flush_interval: self.audit_flush_interval,
+            checkpoint_interval: self.audit_checkpoint_interval,
+            checkpoint_file: Some(self.audit_checkpoint_file.clone()),
         }
     }
 
@@ -33,4 +67,30 @@ impl Config {
     pub fn base(&self) -> &str {
         self.base_url.trim_end_matches('/')
     }
+}
+
+/// The directory of a SQLite database file (`sqlite://path`); otherwise (a temporary SQLite
+/// database, PostgreSQL) a new directory under the system temp directory, so tests get
+/// checkpoints of their own. A PostgreSQL deployment names its files (the CLI does).
+fn default_audit_dir(database_url: &str) -> PathBuf {
+    if database_url != "sqlite::memory:"
+        && let Some(path) = database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| database_url.strip_prefix("sqlite:"))
+            .filter(|p| !p.is_empty())
+    {
+        return Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_owned();
+    }
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    std::env::temp_dir().join(format!(
+        "passport-audit-{}-{}-{}",
+        std::process::id(),
+        crate::clock::now_us(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
 }

@@ -105,6 +105,7 @@ pub async fn load(store: &Store) -> Result<usize, StoreError> {
             deleted: false,
             body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
             unless_exists: None,
+            audit: Vec::new(),
         };
         match store.write(write).await {
             Ok(_) => added += 1,

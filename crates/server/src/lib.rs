@@ -1,6 +1,7 @@
 //! Passport's HTTP server. Surfaces live in their own modules, each with one routes
 //! function: [`fhir_api`] (FHIR R4 REST) and the health checks here.
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub config: Config,
     /// The CapabilityStatement, serialised once.
     pub capability: Bytes,
+    /// Records AuditEvents that are not part of a write (see [`audit`]).
+    pub audit: audit::Auditor,
 }
 
 /// The whole application's routes.
@@ -38,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(fhir_api::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(audit::refuse_audit_event_writes))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -57,11 +61,22 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         ))
         .expect("the CapabilityStatement serialises"),
     );
-    Ok(Arc::new(AppState {
+    let key =
+        passport_store::audit::AuditKey::load_or_create(&config.audit_key_file).map_err(|e| {
+            passport_store::StoreError::Backend(format!(
+                "audit key {}: {e}",
+                config.audit_key_file.display()
+            ))
+        })?;
+    let auditor = audit::Auditor::new(config.auditor(), Some(key));
+    let state = Arc::new(AppState {
         store,
         config,
         capability,
-    }))
+        audit: auditor,
+    });
+    state.audit.spawn(state.clone());
+    Ok(state)
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
@@ -75,6 +90,10 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;
+    // Queued audit records, then the final checkpoint, then the store.
+    if let Err(e) = state.audit.close().await {
+        tracing::error!(error = %e, "closing the audit recorder");
+    }
     state.store.close().await;
     Ok(())
 }

@@ -340,16 +340,50 @@ on_both_databases!(conditional_create, |srv| {
         .send(reqwest::Method::POST, "/fhir/Patient", &p, &cond)
         .await;
     expect_outcome(r, StatusCode::PRECONDITION_FAILED).await;
-    // A parameter it cannot evaluate is refused, not ignored.
+    // A parameter it does not know is refused, not ignored; so is a result parameter.
+    for bad in ["frobnicate=x", "identifier=9990000026&_count=1"] {
+        let r = srv
+            .send(
+                reqwest::Method::POST,
+                "/fhir/Patient",
+                &p,
+                &[("if-none-exist", bad)],
+            )
+            .await;
+        expect_outcome(r, StatusCode::BAD_REQUEST).await;
+    }
+    // Any search parameter: family and birthdate (searched, then created).
+    let cond = [("if-none-exist", "family=condington&birthdate=2019-03-04")];
+    let mut c = patient("9990000034");
+    c["name"] = json!([{"family": "Condington", "given": ["Ada"]}]);
+    c["birthDate"] = json!("2019-03-04");
+    let r = srv
+        .send(reqwest::Method::POST, "/fhir/Patient", &c, &cond)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made: Value = r.json().await.unwrap();
+    let r = srv
+        .send(reqwest::Method::POST, "/fhir/Patient", &c, &cond)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "the match is returned");
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(made["id"], again["id"]);
+    // Same family, another birth date: no match, a new resource.
+    let other = [("if-none-exist", "family=condington&birthdate=2019-03-05")];
+    let r = srv
+        .send(reqwest::Method::POST, "/fhir/Patient", &c, &other)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Now `family` alone matches two: 412.
     let r = srv
         .send(
             reqwest::Method::POST,
             "/fhir/Patient",
-            &p,
-            &[("if-none-exist", "name=x")],
+            &c,
+            &[("if-none-exist", "family=condington")],
         )
         .await;
-    expect_outcome(r, StatusCode::BAD_REQUEST).await;
+    expect_outcome(r, StatusCode::PRECONDITION_FAILED).await;
 });
 
 on_both_databases!(history_levels_since_at_and_paging, |srv| {

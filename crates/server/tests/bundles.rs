@@ -340,10 +340,15 @@ on_both_databases!(transaction_conditional_entries, |srv| {
     let (status, oo) = send(&srv, &b).await;
     assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{oo}");
     assert!(expressions(&oo).contains(&"Bundle.entry[1]".to_owned()));
-    // An unsupported criterion is refused, never ignored.
+    // An unknown criterion is refused, never ignored.
     let b = bundle(
         "transaction",
-        vec![entry(None, "DELETE", "Patient?name=Bundlechild", None)],
+        vec![entry(
+            None,
+            "DELETE",
+            "Patient?frobnicate=Bundlechild",
+            None,
+        )],
     );
     let (status, _) = send(&srv, &b).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -745,9 +750,9 @@ on_both_databases!(rest_conditional_update_and_delete, |srv| {
         .put(&format!("/fhir/Patient?identifier={SYS}|U-3"), &taken)
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    // Unsupported criteria are refused; so is a missing query.
+    // Unknown criteria are refused; so is a missing query.
     assert_eq!(
-        srv.put("/fhir/Patient?name=x", &patient("U-9"))
+        srv.put("/fhir/Patient?frobnicate=x", &patient("U-9"))
             .await
             .status(),
         StatusCode::BAD_REQUEST

@@ -24,7 +24,10 @@ fn examples() -> Vec<(PathBuf, Value)> {
             files.sort();
             for f in files {
                 let v: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
-                if fhir::types::is_supported(v["resourceType"].as_str().unwrap_or("")) {
+                let t = v["resourceType"].as_str().unwrap_or("");
+                // AuditEvents are written by the server only (a client's POST is a 405,
+                // tests/audit.rs); the validator checks those examples in crates/fhir.
+                if fhir::types::is_supported(t) && t != "AuditEvent" {
                     out.push((f, v));
                 }
             }

@@ -559,6 +559,74 @@ on_both_databases!(paging_is_stable_while_others_write, |srv| {
     assert_eq!(ids(&bundle).len(), 7);
 });
 
+fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .map(|l| l["url"].as_str().unwrap().to_owned())
+}
+
+// Forward with `next` to the end, then back with `previous` to the start: the same pages,
+// for the default order and for sorts (ascending, descending, with values missing).
+on_both_databases!(previous_links_walk_back_the_same_pages, |srv| {
+    for i in 0..8 {
+        let mut p = patient(
+            "Prev",
+            &format!("G{i}"),
+            "2010-01-01",
+            "male",
+            &format!("pv{i}"),
+        );
+        if i % 3 == 0 {
+            // Some without a birth date: NULL sort values.
+            p.as_object_mut().unwrap().remove("birthDate");
+        } else {
+            p["birthDate"] = json!(format!("2010-01-0{}", 1 + i % 4));
+        }
+        srv.create(&p).await;
+    }
+    for sort in [
+        "",
+        "&_sort=given",
+        "&_sort=-birthdate,given",
+        "&_sort=birthdate",
+    ] {
+        let mut pages: Vec<Vec<String>> = Vec::new();
+        let mut path = format!("/fhir/Patient?family=prev&_count=3{sort}");
+        let mut bundle = search(&srv, &path).await;
+        assert!(
+            link(&bundle, "previous").is_none(),
+            "the first page has no previous"
+        );
+        loop {
+            pages.push(ids(&bundle));
+            match next_link(&bundle) {
+                Some(n) => {
+                    path = path_of(&srv, &n);
+                    bundle = search(&srv, &path).await;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(pages.len(), 3, "{sort}: {pages:?}");
+        assert_eq!(pages.iter().map(Vec::len).sum::<usize>(), 8);
+        // Back from the last page.
+        let mut back = vec![ids(&bundle)];
+        while let Some(p) = link(&bundle, "previous") {
+            bundle = search(&srv, &path_of(&srv, &p)).await;
+            back.push(ids(&bundle));
+            assert!(back.len() <= 3, "{sort}: too many pages back: {back:?}");
+        }
+        back.reverse();
+        assert_eq!(back, pages, "{sort}: the same pages backwards");
+        // A page reached backwards leads forward again.
+        let n = next_link(&bundle).expect("the first page, reached backwards, has next");
+        let again = search(&srv, &path_of(&srv, &n)).await;
+        assert_eq!(ids(&again), pages[1], "{sort}");
+    }
+});
+
 on_both_databases!(unknown_parameters_strict_and_lenient, |srv| {
     let a = srv
         .create(&patient("Lenient", "A", "2010-01-01", "male", "l1"))
@@ -696,7 +764,9 @@ on_both_databases!(every_declared_parameter_is_accepted, |srv| {
                     };
                     format!("x${second}")
                 }
-                k => sample_value(k).unwrap_or_else(|| panic!("{ty}.{name}: type {k}")).to_owned(),
+                k => sample_value(k)
+                    .unwrap_or_else(|| panic!("{ty}.{name}: type {k}"))
+                    .to_owned(),
             };
             query.push((name.to_owned(), value));
             query.push((format!("{name}:missing"), "false".to_owned()));
@@ -715,13 +785,21 @@ on_both_databases!(every_declared_parameter_is_accepted, |srv| {
                 .unwrap();
             checked += chunk.len();
             if resp.status() != StatusCode::OK {
-                failures.push(format!("{path}: {} {}", resp.status(), resp.text().await.unwrap()));
+                failures.push(format!(
+                    "{path}: {} {}",
+                    resp.status(),
+                    resp.text().await.unwrap()
+                ));
             }
         }
     }
     assert!(checked > 500, "only {checked} parameters checked");
     failures.truncate(10);
-    assert!(failures.is_empty(), "failures (first 10):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failures (first 10):\n{}",
+        failures.join("\n")
+    );
 });
 
 fn form_urlencoded_like(pairs: &[(String, String)]) -> String {

@@ -41,6 +41,7 @@ fn create(i: u64) -> Write {
             &format!("{i:010}"),
         )],
         unless_exists: None,
+        audit: Vec::new(),
     }
 }
 

@@ -9,6 +9,7 @@
 //! the store refuses it ([`StoreError::VersionConflict`]) if that is no longer current.
 //! That is what turns `If-Match` into a 412 and makes a lost update impossible.
 
+pub mod audit;
 mod cache;
 pub mod postgres;
 pub mod search;
@@ -18,6 +19,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead, Sensitivity};
 use bytes::Bytes;
 pub use fhir::index::Token;
 
@@ -75,6 +77,9 @@ pub struct Write {
     /// [`StoreError::ConditionMatched`] if any current, non-deleted resource of this type
     /// matches every criterion. Checked in the same transaction as the insert.
     pub unless_exists: Option<Vec<TokenCriterion>>,
+    /// AuditEvents appended to the audit log in the same transaction as this version: stored
+    /// if and only if the write is (usually empty; see [`audit`]).
+    pub audit: Vec<AuditRecord>,
 }
 
 /// Which history to list, newest first.
@@ -278,6 +283,48 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.find_by_tokens(resource_type, criteria).await,
             Store::Postgres(s) => s.find_by_tokens(resource_type, criteria).await,
+        }
+    }
+
+    /// Appends AuditEvents to the audit log, numbered and hash-chained by the one appender
+    /// (see [`audit`]), durably before returning, all or nothing. On SQLite they travel to the
+    /// writer thread (group-committed with whatever else is queued); on PostgreSQL they are
+    /// one transaction under the chain's advisory lock.
+    pub async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for r in &records {
+            audit::check_record(r)?;
+        }
+        match self {
+            Store::Sqlite(s) => s.append_audit(records).await,
+            Store::Postgres(s) => s.append_audit(records).await,
+        }
+    }
+
+    /// The audit log's last record (seq and hash), or `None` while it is empty.
+    pub async fn audit_head(&self) -> Result<Option<ChainHead>> {
+        match self {
+            Store::Sqlite(s) => s.audit_head().await,
+            Store::Postgres(s) => s.audit_head().await,
+        }
+    }
+
+    /// Audit records, newest first (the family's access log by `patient_id`; a time range).
+    /// Safeguarding records only with `include_safeguarding` (the privacy officer).
+    pub async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        match self {
+            Store::Sqlite(s) => s.list_audit(query).await,
+            Store::Postgres(s) => s.list_audit(query).await,
+        }
+    }
+
+    /// Up to `limit` audit records with `seq > after_seq`, in chain order (verification).
+    pub async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+        match self {
+            Store::Sqlite(s) => s.audit_chain(after_seq, limit).await,
+            Store::Postgres(s) => s.audit_chain(after_seq, limit).await,
         }
     }
 

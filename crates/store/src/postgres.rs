@@ -20,6 +20,7 @@
 //!   while it applies what `schema_migrations` lacks, so concurrent migrators wait.
 //! * **close()**: waits for the writes in progress, then refuses new ones. Reads keep working.
 
+mod audit;
 mod pool;
 mod search;
 
@@ -45,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "search",
         sql: include_str!("../migrations/postgres/0002_search.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "audit",
+        sql: include_str!("../migrations/postgres/0003_audit.sql"),
     },
 ];
 
@@ -289,6 +295,8 @@ async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
         tx.execute(lock, &[&p.keys]).await.map_err(pg_error)?;
     }
     apply_in(&tx, w, p).await?;
+    // The audit chain's lock is taken last (see `audit::append`).
+    audit::append(&tx, &w.audit).await?;
     tx.commit().await.map_err(write_error)
 }
 
@@ -323,6 +331,11 @@ async fn write_all_in(
     for (i, (w, p)) in writes.iter().zip(prepared).enumerate() {
         apply_in(&tx, w, p).await.map_err(|e| (Some(i), e))?;
     }
+    // The audit chain's lock is taken last (see `audit::append`).
+    let records: Vec<AuditRecord> = writes.iter().flat_map(|w| w.audit.clone()).collect();
+    audit::append(&tx, &records)
+        .await
+        .map_err(|e| whole(e.into()))?;
     tx.commit().await.map_err(|e| whole(write_error(e)))
 }
 

@@ -245,6 +245,9 @@ pub struct SearchQuery {
     /// Page size.
     pub count: usize,
     pub after: Option<Cursor>,
+    /// Page backwards: the page ends strictly before this row (the query runs in reverse
+    /// order and the page is turned round). Used instead of `after`.
+    pub before: Option<Cursor>,
     /// Count every match as well.
     pub total: bool,
 }
@@ -275,6 +278,8 @@ pub struct SearchResult {
     pub total: Option<u64>,
     /// Where the next page starts, if there is one.
     pub next: Option<Cursor>,
+    /// Where the previous page ends (the first row of this page), if there is one.
+    pub previous: Option<Cursor>,
 }
 
 /// `$everything` of one patient: the patient and every resource whose compartment
@@ -867,8 +872,10 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
         .push(" AND NOT c.deleted");
     where_filters(&mut b, ty, &q.filters);
     b.push(") m JOIN resource_versions v ON v.seq = m.seq WHERE 1 = 1");
-    if let Some(cur) = &q.after {
-        // (k0, k1, …, id) strictly after the cursor, NULLs last in either direction.
+    let backward = q.before.is_some();
+    if let Some(cur) = q.before.as_ref().or(q.after.as_ref()) {
+        // (k0, k1, …, id) strictly after (or, backwards, before) the cursor, NULLs last in
+        // either sort direction.
         b.push(" AND (");
         let n = q.sort.len().min(cur.values.len());
         for i in 0..=n {
@@ -888,18 +895,30 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
                 }
             }
             if i == n {
-                b.push(&format!(" AND m.id{collate} > ")).text_arg(&cur.id);
+                let op = if backward { "<" } else { ">" };
+                b.push(&format!(" AND m.id{collate} {op} "))
+                    .text_arg(&cur.id);
             } else {
-                match &cur.values[i] {
-                    SortValue::Null => {
+                match (&cur.values[i], backward) {
+                    // Nothing sorts after a NULL; every value sorts before one.
+                    (SortValue::Null, false) => {
                         b.push(" AND 1 = 0");
                     }
-                    v => {
+                    (SortValue::Null, true) => {
+                        b.push(&format!(" AND m.s{i} IS NOT NULL"));
+                    }
+                    (v, false) => {
                         let op = if q.sort[i].descending { "<" } else { ">" };
                         let collate = if is_text(&q.sort[i]) { collate } else { "" };
                         b.push(&format!(" AND (m.s{i} IS NULL OR m.s{i}{collate} {op} "));
                         sort_value_arg(&mut b, v);
                         b.push(")");
+                    }
+                    (v, true) => {
+                        let op = if q.sort[i].descending { ">" } else { "<" };
+                        let collate = if is_text(&q.sort[i]) { collate } else { "" };
+                        b.push(&format!(" AND m.s{i}{collate} {op} "));
+                        sort_value_arg(&mut b, v);
                     }
                 }
             }
@@ -907,15 +926,18 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
         }
         b.push(")");
     }
+    // Backwards: the exact reverse of the forward order (the caller turns the page round).
+    let flip = |d: bool| if d != backward { "DESC" } else { "ASC" };
     b.push(" ORDER BY ");
     for (i, k) in q.sort.iter().enumerate() {
-        let dir = if k.descending { "DESC" } else { "ASC" };
+        let dir = flip(k.descending);
+        let nulls = flip(false);
         let collate = if is_text(k) { collate } else { "" };
         b.push(&format!(
-            "(CASE WHEN m.s{i} IS NULL THEN 1 ELSE 0 END), m.s{i}{collate} {dir}, "
+            "(CASE WHEN m.s{i} IS NULL THEN 1 ELSE 0 END) {nulls}, m.s{i}{collate} {dir}, "
         ));
     }
-    b.push(&format!("m.id{collate} ASC LIMIT "));
+    b.push(&format!("m.id{collate} {} LIMIT ", flip(false)));
     b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
     b
 }
@@ -1040,7 +1062,7 @@ pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
     if let Some((t, id)) = &q.after {
         b.push(&format!(" AND (c.resource_type{collate} > "))
             .text_arg(t);
-        b.push(&format!(" OR (c.resource_type = ")).text_arg(t);
+        b.push(" OR (c.resource_type = ").text_arg(t);
         b.push(&format!(" AND c.id{collate} > "))
             .text_arg(id)
             .push("))");
@@ -1219,54 +1241,6 @@ pub(crate) const TABLES: &[&str] = &[
     "index_composite",
 ];
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefix_upper_bumps_last_char() {
-        assert_eq!(prefix_upper("abc").as_deref(), Some("abd"));
-        assert_eq!(prefix_upper("").as_deref(), None);
-    }
-
-    #[test]
-    fn search_sql_numbers_placeholders() {
-        let q = SearchQuery {
-            resource_type: "Patient".into(),
-            filters: vec![Filter {
-                any_of: vec![
-                    Condition::Token {
-                        param: "identifier".into(),
-                        system: SystemMatch::Is("s".into()),
-                        code: Some("1".into()),
-                        not: false,
-                    },
-                    Condition::Missing {
-                        param: "name".into(),
-                        table: Table::String,
-                        missing: true,
-                    },
-                ],
-            }],
-            sort: vec![SortKey {
-                by: SortBy::LastUpdated,
-                descending: true,
-            }],
-            count: 10,
-            after: Some(Cursor {
-                values: vec![SortValue::Int(5)],
-                id: "x".into(),
-            }),
-            total: false,
-        };
-        let s = search_sql(true, &q);
-        for n in 1..=s.args.len() {
-            assert!(s.text.contains(&format!("${n}")), "{}", s.text);
-        }
-        assert!(s.text.contains("NOT IN"));
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The store's search interface
 
@@ -1294,10 +1268,30 @@ impl Store {
         };
         let more = matches.len() > q.count;
         matches.truncate(q.count);
-        let next = if more {
-            matches.last().map(Match::cursor)
+        let (next, previous) = if q.before.is_some() {
+            // Fetched in reverse: `more` means more before this page.
+            matches.reverse();
+            (
+                matches.last().map(Match::cursor),
+                if more {
+                    matches.first().map(Match::cursor)
+                } else {
+                    None
+                },
+            )
         } else {
-            None
+            (
+                if more {
+                    matches.last().map(Match::cursor)
+                } else {
+                    None
+                },
+                if q.after.is_some() {
+                    matches.first().map(Match::cursor)
+                } else {
+                    None
+                },
+            )
         };
         let total = if q.total {
             let c = count_sql(self.is_pg(), q);
@@ -1312,6 +1306,7 @@ impl Store {
             matches,
             total,
             next,
+            previous,
         })
     }
 
@@ -1362,5 +1357,54 @@ impl Store {
     /// One page of `$everything` (up to `count + 1` rows: one more means another page).
     pub async fn everything(&self, q: &EverythingQuery) -> Result<Vec<Match>> {
         self.rows(&everything_sql(self.is_pg(), q)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_upper_bumps_last_char() {
+        assert_eq!(prefix_upper("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_upper("").as_deref(), None);
+    }
+
+    #[test]
+    fn search_sql_numbers_placeholders() {
+        let q = SearchQuery {
+            resource_type: "Patient".into(),
+            filters: vec![Filter {
+                any_of: vec![
+                    Condition::Token {
+                        param: "identifier".into(),
+                        system: SystemMatch::Is("s".into()),
+                        code: Some("1".into()),
+                        not: false,
+                    },
+                    Condition::Missing {
+                        param: "name".into(),
+                        table: Table::String,
+                        missing: true,
+                    },
+                ],
+            }],
+            sort: vec![SortKey {
+                by: SortBy::LastUpdated,
+                descending: true,
+            }],
+            count: 10,
+            after: Some(Cursor {
+                values: vec![SortValue::Int(5)],
+                id: "x".into(),
+            }),
+            before: None,
+            total: false,
+        };
+        let s = search_sql(true, &q);
+        for n in 1..=s.args.len() {
+            assert!(s.text.contains(&format!("${n}")), "{}", s.text);
+        }
+        assert!(s.text.contains("NOT IN"));
     }
 }

@@ -21,6 +21,7 @@
 //!   OS thread reading at that moment is in use; at most [`IDLE_READERS`] are kept idle.
 //!   WAL means reads never wait for the writer.
 
+mod audit;
 mod search;
 mod writer;
 
@@ -60,6 +61,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "search",
         sql: include_str!("../migrations/sqlite/0002_search.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "audit",
+        sql: include_str!("../migrations/sqlite/0003_audit.sql"),
     },
 ];
 

@@ -7,7 +7,7 @@
 //!
 //! [`fresh_pg_url`] gives each test a PostgreSQL schema of its own:
 //!
-//! ```ignore
+//! ```text
 //! let Some(url) = passport_store::testing::fresh_pg_url() else { return };
 //! let store = passport_store::Store::open(&url).await?;
 //! store.migrate().await?;

@@ -45,7 +45,7 @@ use super::conditional;
 use super::crud::{self, require_supported};
 use super::history;
 use super::request::{self, JSON_PATCH};
-use super::response::{FHIR_JSON, JsonWriter, Return, etag};
+use super::response::{BundleWriter, Return, etag};
 use crate::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -283,6 +283,9 @@ fn parse_url(st: &AppState, url: &str) -> ApiResult<Target> {
 
 /// The (method, url) shapes this server processes.
 fn check_shape(e: &Entry) -> ApiResult<()> {
+    if !e.method.is_read() {
+        crate::audit::refuse_client_write(&e.target.resource_type)?;
+    }
     let path: Vec<&str> = e.target.path.iter().map(String::as_str).collect();
     let q = e.target.query.is_some();
     let ok = match e.method {
@@ -531,47 +534,26 @@ fn http_date_to_instant(d: &str) -> Option<String> {
 }
 
 fn bundle_response(kind: &str, entries: &[EntryOut]) -> Response {
-    let mut w = JsonWriter::new();
-    w.raw(br#"{"resourceType":"Bundle","id":"#)
-        .string(&uuid::Uuid::now_v7().to_string())
-        .raw(br#","meta":{"lastUpdated":"#)
-        .string(&clock::instant(clock::now_us()))
-        .raw(br#"},"type":"#)
-        .string(kind)
-        .raw(br#","entry":["#);
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            w.raw(b",");
-        }
-        w.raw(b"{");
-        if let Some(u) = &e.full_url {
-            w.raw(br#""fullUrl":"#).string(u).raw(b",");
-        }
-        if let Some(r) = &e.resource {
-            w.raw(br#""resource":"#).raw(r).raw(b",");
-        }
-        w.raw(br#""response":{"status":"#).string(&e.status);
-        for (k, v) in [
-            ("location", &e.location),
-            ("etag", &e.etag),
-            ("lastModified", &e.last_modified),
-        ] {
-            if let Some(v) = v {
-                w.raw(b",").string(k).raw(b":").string(v);
+    let mut w = BundleWriter::new(kind, None);
+    for e in entries {
+        w.entry(e.full_url.as_deref(), e.resource.as_deref(), |w| {
+            w.raw(br#","response":{"status":"#).string(&e.status);
+            for (k, v) in [
+                ("location", &e.location),
+                ("etag", &e.etag),
+                ("lastModified", &e.last_modified),
+            ] {
+                if let Some(v) = v {
+                    w.raw(b",").string(k).raw(b":").string(v);
+                }
             }
-        }
-        if let Some(o) = &e.outcome {
-            w.raw(br#","outcome":"#).raw(o);
-        }
-        w.raw(b"}}");
+            if let Some(o) = &e.outcome {
+                w.raw(br#","outcome":"#).raw(o);
+            }
+            w.raw(b"}");
+        });
     }
-    w.raw(b"]}");
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
-        w.into_bytes(),
-    )
-        .into_response()
+    w.finish()
 }
 
 /// The whole transaction's failure: the failing entry's status, and an OperationOutcome
@@ -1087,7 +1069,7 @@ async fn resolve_conditional_reference(
         ))),
         many => Err(ApiError::PreconditionFailed(format!(
             "the conditional reference '{r}' matches {} resources; it must match exactly one",
-            many.len()
+            conditional::several(many.len())
         ))),
     }
 }
@@ -1099,7 +1081,9 @@ async fn live_matches(
     query: &str,
     deleted: &HashSet<(String, String)>,
 ) -> ApiResult<Vec<String>> {
-    let mut ids = conditional::matching_ids(st, resource_type, query).await?;
+    // Enough to still see "several" after leaving out the deleted ones.
+    let limit = conditional::MATCH_LIMIT + deleted.len();
+    let mut ids = conditional::matching_ids_up_to(st, resource_type, query, limit).await?;
     ids.retain(|id| !deleted.contains(&(resource_type.to_owned(), id.clone())));
     Ok(ids)
 }
@@ -1144,7 +1128,7 @@ async fn plan_entry(
                         many => {
                             return Err(f(ApiError::PreconditionFailed(format!(
                                 "the condition matches {} {t} resources; this server deletes one at a time (conditionalDelete: single)",
-                                many.len()
+                                conditional::several(many.len())
                             ))));
                         }
                     }
@@ -1172,7 +1156,7 @@ async fn plan_entry(
                 let criteria = conditional::criteria(q, "ifNoneExist").map_err(f)?;
                 let ids = live_matches(st, &t, q, deleted).await.map_err(f)?;
                 match ids.as_slice() {
-                    [] => unless_exists = Some(criteria),
+                    [] => unless_exists = conditional::race_check(&criteria),
                     [id] => {
                         return match read(id.clone()).await? {
                             Some(s) if !s.deleted => Ok(Plan::Found(
@@ -1191,7 +1175,7 @@ async fn plan_entry(
                     many => {
                         return Err(f(ApiError::PreconditionFailed(format!(
                             "ifNoneExist matches {} {t} resources; it must match at most one",
-                            many.len()
+                            conditional::several(many.len())
                         ))));
                     }
                 }
@@ -1265,7 +1249,7 @@ async fn plan_entry(
                                 id,
                                 resource: Some(map),
                                 existing: None,
-                                unless_exists: Some(criteria),
+                                unless_exists: conditional::race_check(&criteria),
                             })
                         }
                         [id] => {
@@ -1292,7 +1276,7 @@ async fn plan_entry(
                         }
                         many => Err(f(ApiError::PreconditionFailed(format!(
                             "the condition matches {} {t} resources; it must match at most one",
-                            many.len()
+                            conditional::several(many.len())
                         )))),
                     }
                 }

@@ -2,10 +2,11 @@
 //! (`PUT /fhir/{type}?query`) and conditional delete (`DELETE /fhir/{type}?query`), and the
 //! matching both they and transaction bundles use.
 //!
-//! Until general search lands, the criteria a condition can use are `identifier` and
-//! `_id` (tokens, `[system|]code`, all of which must match); any other parameter is refused
-//! with 400 rather than ignored, since ignoring a criterion would update or delete the
-//! wrong resource (or create a duplicate). `_format` is not a criterion and is skipped.
+//! A condition is a search (`crate::fhir_api::search`): any parameter the type declares,
+//! with modifiers, chains, prefixes and OR values, all of which must match. A parameter the
+//! server does not know, or a result parameter (`_count`, `_sort`, `_include`, …), is refused
+//! with 400 rather than ignored, since ignoring a criterion would update or delete the wrong
+//! resource (or create a duplicate). `_format` is not a criterion and is skipped.
 //!
 //! R4 rules (http.html#cond-update, #cdelete):
 //! * update — no match: a create (with the body's id if it has one and that id has never
@@ -15,9 +16,19 @@
 //!   (this server deletes one resource at a time: `conditionalDelete: single`).
 //!
 //! The match and the write are two steps: a resource changing between them is handled by
-//! the write's own version check (an update names the version it replaces), and a create
-//! after no match carries the criteria to the store, which refuses it if a match appeared
-//! meanwhile (then the whole decision is taken again).
+//! the write's own version check (an update names the version it replaces). A create after
+//! no match is race-safe when the condition is **simple tokens** — every criterion
+//! `identifier` or `_id` with one `[system|]code` value (see [`race_check`]): the criteria
+//! travel to the store, which re-checks them inside the write transaction (SQLite: on its
+//! one writer; PostgreSQL: under advisory locks that every write of a resource with such an
+//! identifier or id takes) and refuses the create if a match appeared meanwhile (then the
+//! whole decision is taken again). For **any other condition** the search runs before the
+//! write and nothing re-checks it inside the transaction: two concurrent conditional creates
+//! (or a conditional create and an ordinary write) with the same non-token criteria can both
+//! see no match and both create. What remains guaranteed there: each answer is right for the
+//! state the search saw, a match is never updated or deleted blindly (version checks), and
+//! several matches are always a 412. Clients that need exactly-once creation should put an
+//! `identifier` in the condition.
 
 use std::sync::Arc;
 
@@ -31,47 +42,46 @@ use serde_json::Value;
 use super::crud::{self, require_supported};
 use super::request;
 use super::response::{self, Return};
+use super::search;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
-/// Parses a condition's query (`identifier=sys|val&_id=x`; a leading `Type?` or `?` is
-/// allowed). `what` names the condition in error messages (e.g. "If-None-Exist").
-pub fn criteria(query: &str, what: &str) -> ApiResult<Vec<TokenCriterion>> {
+/// Parameters that shape a result rather than select resources: not criteria.
+const RESULT_PARAMS: &[&str] = &[
+    "_count",
+    "_sort",
+    "_include",
+    "_include:iterate",
+    "_revinclude",
+    "_revinclude:iterate",
+    "_summary",
+    "_elements",
+    "_total",
+    "_cursor",
+    "_before",
+    "_contained",
+    "_containedType",
+];
+
+/// A condition's query as `(name, value)` pairs (`identifier=sys|val&_id=x`; a leading
+/// `Type?` or `?` is allowed), without `_format`. `what` names the condition in error
+/// messages (e.g. "If-None-Exist"). 400 for an empty condition or a result parameter;
+/// whether the parameters exist is for the search to say.
+pub fn criteria(query: &str, what: &str) -> ApiResult<Vec<(String, String)>> {
     let query = query.trim_start_matches('?');
     let query = query.split_once('?').map_or(query, |(_, q)| q);
     let mut out = Vec::new();
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name == "_format" {
+        if name == "_format" || name == "_pretty" {
             continue;
         }
-        if name != "identifier" && name != "_id" {
+        if RESULT_PARAMS.contains(&name.as_ref()) {
             return Err(ApiError::bad_request(
                 "",
-                format!("{what}: parameter '{name}' is not supported (use identifier or _id)"),
+                format!("{what}: '{name}' is not a search criterion"),
             ));
         }
-        if value.contains(',') {
-            return Err(ApiError::bad_request(
-                "",
-                format!("{what}: '{name}' with several values (a,b) is not supported"),
-            ));
-        }
-        let (system, code) = match value.split_once('|') {
-            None => (SystemMatch::Any, value.to_string()),
-            Some(("", code)) => (SystemMatch::Absent, code.to_owned()),
-            Some((system, code)) => (SystemMatch::Is(system.to_owned()), code.to_owned()),
-        };
-        if code.is_empty() {
-            return Err(ApiError::bad_request(
-                "",
-                format!("{what}: '{name}' needs a value"),
-            ));
-        }
-        out.push(TokenCriterion {
-            param: name.into_owned(),
-            system,
-            code,
-        });
+        out.push((name.into_owned(), value.into_owned()));
     }
     if out.is_empty() {
         return Err(ApiError::bad_request(
@@ -82,15 +92,58 @@ pub fn criteria(query: &str, what: &str) -> ApiResult<Vec<TokenCriterion>> {
     Ok(out)
 }
 
+/// The criteria as tokens the store re-checks inside a create's transaction, when every
+/// criterion is `identifier` or `_id` with one `[system|]code` value; `None` otherwise (the
+/// condition is then only a search before the write: see the module documentation).
+pub fn race_check(criteria: &[(String, String)]) -> Option<Vec<TokenCriterion>> {
+    let mut out = Vec::new();
+    for (name, value) in criteria {
+        if name != "identifier" && name != "_id" {
+            return None;
+        }
+        if value.contains([',', '\\']) {
+            return None;
+        }
+        let (system, code) = match value.split_once('|') {
+            None => (SystemMatch::Any, value.clone()),
+            Some(("", code)) => (SystemMatch::Absent, code.to_owned()),
+            Some((system, code)) => (SystemMatch::Is(system.to_owned()), code.to_owned()),
+        };
+        if code.is_empty() {
+            return None;
+        }
+        out.push(TokenCriterion {
+            param: name.clone(),
+            system,
+            code,
+        });
+    }
+    Some(out)
+}
+
+/// Most matches a condition is evaluated to: one decides, two are already "several".
+pub const MATCH_LIMIT: usize = 2;
+
 /// Ids of the current, non-deleted resources of `resource_type` matching `query` (every
-/// criterion). 400 for criteria this server cannot evaluate.
+/// criterion, full search semantics); at most two, as one or several is all a condition
+/// needs to know. 400 for criteria this server cannot evaluate.
 pub async fn matching_ids(
     st: &AppState,
     resource_type: &str,
     query: &str,
 ) -> ApiResult<Vec<String>> {
+    matching_ids_up_to(st, resource_type, query, MATCH_LIMIT).await
+}
+
+/// [`matching_ids`], evaluated to at most `limit` ids (for a caller that discards some).
+pub async fn matching_ids_up_to(
+    st: &AppState,
+    resource_type: &str,
+    query: &str,
+    limit: usize,
+) -> ApiResult<Vec<String>> {
     let c = criteria(query, "condition")?;
-    Ok(st.store.find_by_tokens(resource_type, &c).await?)
+    search::matching_ids(st, resource_type, &c, limit).await
 }
 
 /// `PUT /fhir/{type}?query`.
@@ -104,6 +157,7 @@ pub async fn update(
     require_supported(&resource_type)?;
     let query = require_query(query, "update")?;
     let conditions = criteria(&query, "conditional update")?;
+    let tokens = race_check(&conditions);
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
@@ -119,7 +173,7 @@ pub async fn update(
         if attempt > 0 {
             crud::backoff(attempt).await;
         }
-        let ids = st.store.find_by_tokens(&resource_type, &conditions).await?;
+        let ids = search::matching_ids(&st, &resource_type, &conditions, MATCH_LIMIT).await?;
         match ids.as_slice() {
             [] => {
                 if wanted.is_some() {
@@ -139,7 +193,7 @@ pub async fn update(
                     None => uuid::Uuid::now_v7().to_string(),
                 };
                 let mut write = crud::prepare(&resource_type, &id, map.clone(), None);
-                write.unless_exists = Some(conditions.clone());
+                write.unless_exists = tokens.clone();
                 match st.store.write(write).await {
                     Ok(stored) => {
                         let loc = crud::location(&st, &stored);
@@ -177,7 +231,7 @@ pub async fn update(
             many => {
                 return Err(ApiError::PreconditionFailed(format!(
                     "the condition matches {} {resource_type} resources; it must match at most one",
-                    many.len()
+                    several(many.len())
                 )));
             }
         }
@@ -209,8 +263,17 @@ pub async fn delete(
         }
         many => Err(ApiError::PreconditionFailed(format!(
             "the condition matches {} {resource_type} resources; this server deletes one at a time (conditionalDelete: single)",
-            many.len()
+            several(many.len())
         ))),
+    }
+}
+
+/// "2 or more" when the search stopped at the limit.
+pub fn several(n: usize) -> String {
+    if n >= MATCH_LIMIT {
+        format!("{n} or more")
+    } else {
+        n.to_string()
     }
 }
 
@@ -234,18 +297,24 @@ mod tests {
             "t",
         )
         .unwrap();
+        let t = race_check(&c).unwrap();
         assert_eq!(
-            c[0].system,
+            t[0].system,
             SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into())
         );
-        assert_eq!(c[0].code, "9990000018");
+        assert_eq!(t[0].code, "9990000018");
         let c = criteria("Patient?identifier=|x&_id=y&_format=json", "t").unwrap();
         assert_eq!(c.len(), 2);
-        assert_eq!(c[0].system, SystemMatch::Absent);
-        assert_eq!(c[1].param, "_id");
-        assert!(criteria("name=smith", "t").is_err());
-        assert!(criteria("identifier=a,b", "t").is_err());
+        let t = race_check(&c).unwrap();
+        assert_eq!(t[0].system, SystemMatch::Absent);
+        assert_eq!(t[1].param, "_id");
+        // Other criteria are searched, without an in-transaction re-check.
+        let c = criteria("family=smith&birthdate=2019-01-01", "t").unwrap();
+        assert!(race_check(&c).is_none());
+        assert!(race_check(&criteria("identifier=a,b", "t").unwrap()).is_none());
+        assert!(race_check(&criteria("identifier:not=a", "t").unwrap()).is_none());
         assert!(criteria("", "t").is_err());
         assert!(criteria("_format=json", "t").is_err());
+        assert!(criteria("name=x&_count=1", "t").is_err());
     }
 }

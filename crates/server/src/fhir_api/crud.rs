@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use fhir::{Issue, IssueType};
-use passport_store::{StoreError, Stored, TokenCriterion, Write};
+use passport_store::{StoreError, Stored, Write};
 use serde_json::{Map, Value};
 
 use super::request::{self, JSON_PATCH};
@@ -87,6 +87,7 @@ pub(crate) fn prepare(
         body,
         index,
         unless_exists: None,
+        audit: Vec::new(),
     }
 }
 
@@ -102,6 +103,7 @@ pub(crate) fn deletion(existing: &Stored) -> Write {
         body: Bytes::new(),
         index: Vec::new(),
         unless_exists: None,
+        audit: Vec::new(),
     }
 }
 
@@ -117,10 +119,22 @@ pub async fn create(
     let map = request::parse_resource(&bytes)?;
     request::require_type(&map, &resource_type)?;
     let map = request::validate(map)?;
-    let condition = match headers.get("if-none-exist") {
-        Some(v) => Some(parse_condition(v.to_str().unwrap_or(""))?),
-        None => None,
-    };
+    let mut condition = None;
+    if let Some(v) = headers.get("if-none-exist") {
+        let query = v.to_str().unwrap_or("");
+        let criteria = super::conditional::criteria(query, "If-None-Exist")?;
+        match super::conditional::race_check(&criteria) {
+            // Simple tokens: the store checks them inside the write's transaction.
+            Some(tokens) => condition = Some(tokens),
+            // Anything else: a search first (see `conditional` for what that guarantees).
+            None => {
+                let ids = super::conditional::matching_ids(&st, &resource_type, query).await?;
+                if !ids.is_empty() {
+                    return create_matched(&st, &resource_type, ids, &headers).await;
+                }
+            }
+        }
+    }
     // A client-sent id is ignored on create: the server assigns ids (time-ordered, so
     // inserts land at the right-hand edge of the index).
     let id = uuid::Uuid::now_v7().to_string();
@@ -135,36 +149,40 @@ pub async fn create(
             ret,
             "created",
         )),
-        Err(StoreError::ConditionMatched(ids)) if ids.len() == 1 => {
-            // The spec's answer to a matching If-None-Exist: 200 and the existing resource.
-            let existing = st
-                .store
-                .read(&resource_type, &ids[0])
-                .await?
-                .ok_or_else(|| {
-                    ApiError::Conflict("the matching resource vanished; retry".into())
-                })?;
-            Ok(response::written(
-                StatusCode::OK,
-                &existing,
-                Some(location(&st, &existing)),
-                ret,
-                "a matching resource already exists",
-            ))
+        Err(StoreError::ConditionMatched(ids)) => {
+            create_matched(&st, &resource_type, ids, &headers).await
         }
-        Err(StoreError::ConditionMatched(ids)) => Err(ApiError::PreconditionFailed(format!(
-            "If-None-Exist matched {} resources; it must match at most one",
-            ids.len()
-        ))),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Parses an `If-None-Exist` query (see [`super::conditional::criteria`]: `identifier`
-/// and `_id`; anything else is refused rather than ignored, since ignoring a criterion
-/// would create duplicates).
-fn parse_condition(query: &str) -> ApiResult<Vec<TokenCriterion>> {
-    super::conditional::criteria(query, "If-None-Exist")
+/// The answer to an `If-None-Exist` that matched: one match is 200 with the existing
+/// resource (the spec's answer), several a 412.
+async fn create_matched(
+    st: &AppState,
+    resource_type: &str,
+    ids: Vec<String>,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let [id] = ids.as_slice() else {
+        return Err(ApiError::PreconditionFailed(format!(
+            "If-None-Exist matched {} resources; it must match at most one",
+            super::conditional::several(ids.len())
+        )));
+    };
+    let existing = st
+        .store
+        .read(resource_type, id)
+        .await?
+        .filter(|s| !s.deleted)
+        .ok_or_else(|| ApiError::Conflict("the matching resource vanished; retry".into()))?;
+    Ok(response::written(
+        StatusCode::OK,
+        &existing,
+        Some(location(st, &existing)),
+        Return::from_headers(headers),
+        "a matching resource already exists",
+    ))
 }
 
 pub async fn read(
@@ -435,18 +453,24 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let c =
-            parse_condition("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018")
-                .unwrap();
+        // If-None-Exist: simple tokens go to the store's in-transaction check; anything
+        // else is a search (see `conditional`).
+        let tokens = |q: &str| {
+            super::super::conditional::criteria(q, "If-None-Exist")
+                .map(|c| super::super::conditional::race_check(&c))
+        };
+        let c = tokens("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018")
+            .unwrap()
+            .unwrap();
         assert_eq!(
             c[0].system,
             SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into())
         );
         assert_eq!(c[0].code, "9990000018");
-        let c = parse_condition("Patient?identifier=|x&_id=y").unwrap();
+        let c = tokens("Patient?identifier=|x&_id=y").unwrap().unwrap();
         assert_eq!(c[0].system, SystemMatch::Absent);
         assert_eq!(c[1].param, "_id");
-        assert!(parse_condition("name=smith").is_err());
-        assert!(parse_condition("").is_err());
+        assert!(tokens("name=smith").unwrap().is_none());
+        assert!(tokens("").is_err());
     }
 }

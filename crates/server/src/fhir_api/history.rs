@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use passport_store::HistoryQuery;
 
 use super::crud::require_supported;
 use super::request;
-use super::response::{FHIR_JSON, JsonWriter, etag};
+use super::response::{BundleWriter, etag};
 use crate::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -136,30 +136,15 @@ async fn history(
         }
     };
 
-    let mut w = JsonWriter::new();
-    w.raw(br#"{"resourceType":"Bundle","id":"#)
-        .string(&uuid::Uuid::now_v7().to_string())
-        .raw(br#","meta":{"lastUpdated":"#)
-        .string(&clock::instant(clock::now_us()))
-        .raw(br#"},"type":"history","link":[{"relation":"self","url":"#)
-        .string(&link(query.before_seq))
-        .raw(b"}");
+    let mut w = BundleWriter::new("history", None);
+    w.link("self", &link(query.before_seq));
     if more && let Some(last) = entries.last() {
-        w.raw(br#",{"relation":"next","url":"#)
-            .string(&link(Some(last.seq)))
-            .raw(b"}");
+        w.link("next", &link(Some(last.seq)));
     }
-    w.raw(br#"],"entry":["#);
-    for (i, e) in entries.iter().enumerate() {
+    for e in &entries {
         let v = &e.version;
-        if i > 0 {
-            w.raw(b",");
-        }
-        w.raw(br#"{"fullUrl":"#)
-            .string(&format!("{base}/fhir/{}/{}", v.resource_type, v.id));
-        if !v.deleted {
-            w.raw(br#","resource":"#).raw(&v.body);
-        }
+        let full_url = format!("{base}/fhir/{}/{}", v.resource_type, v.id);
+        let body = (!v.deleted).then_some(&v.body[..]);
         let (method, url, status) = if v.deleted {
             ("DELETE", format!("{}/{}", v.resource_type, v.id), "204")
         } else if v.version_id == 1 {
@@ -167,23 +152,19 @@ async fn history(
         } else {
             ("PUT", format!("{}/{}", v.resource_type, v.id), "200")
         };
-        w.raw(br#","request":{"method":"#)
-            .string(method)
-            .raw(br#","url":"#)
-            .string(&url)
-            .raw(br#"},"response":{"status":"#)
-            .string(status)
-            .raw(br#","etag":"#)
-            .string(&etag(v.version_id))
-            .raw(br#","lastModified":"#)
-            .string(&clock::instant(v.last_updated_us))
-            .raw(b"}}");
+        w.entry(Some(&full_url), body, |w| {
+            w.raw(br#","request":{"method":"#)
+                .string(method)
+                .raw(br#","url":"#)
+                .string(&url)
+                .raw(br#"},"response":{"status":"#)
+                .string(status)
+                .raw(br#","etag":"#)
+                .string(&etag(v.version_id))
+                .raw(br#","lastModified":"#)
+                .string(&clock::instant(v.last_updated_us))
+                .raw(b"}");
+        });
     }
-    w.raw(b"]}");
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
-        w.into_bytes(),
-    )
-        .into_response())
+    Ok(w.finish())
 }

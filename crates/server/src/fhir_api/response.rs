@@ -128,3 +128,117 @@ impl Default for JsonWriter {
         Self::new()
     }
 }
+
+/// A Bundle written around stored bytes, the one way every bundle response is made
+/// (searchset, history, batch/transaction responses): `new` writes the header, then any
+/// [`link`](Self::link)s, then [`entry`](Self::entry)s, then [`finish`](Self::finish).
+/// Links after the first entry are a bug (debug-asserted).
+pub struct BundleWriter {
+    w: JsonWriter,
+    links: usize,
+    entries: usize,
+}
+
+impl BundleWriter {
+    /// `{"resourceType":"Bundle","id":…,"meta":{"lastUpdated":…},"type":kind[,"total":n]`.
+    pub fn new(kind: &str, total: Option<u64>) -> Self {
+        let mut w = JsonWriter::new();
+        w.raw(br#"{"resourceType":"Bundle","id":"#)
+            .string(&uuid::Uuid::now_v7().to_string())
+            .raw(br#","meta":{"lastUpdated":"#)
+            .string(&clock::instant(clock::now_us()))
+            .raw(br#"},"type":"#)
+            .string(kind);
+        if let Some(t) = total {
+            w.raw(br#","total":"#).raw(t.to_string().as_bytes());
+        }
+        BundleWriter {
+            w,
+            links: 0,
+            entries: 0,
+        }
+    }
+
+    /// `{"relation":…,"url":…}` in `link`.
+    pub fn link(&mut self, relation: &str, url: &str) -> &mut Self {
+        debug_assert_eq!(self.entries, 0, "links come before entries");
+        self.w.raw(if self.links == 0 {
+            br#","link":["#
+        } else {
+            b","
+        });
+        self.links += 1;
+        self.w
+            .raw(br#"{"relation":"#)
+            .string(relation)
+            .raw(br#","url":"#)
+            .string(url)
+            .raw(b"}");
+        self
+    }
+
+    fn close_links(&mut self) {
+        if self.links > 0 {
+            self.w.raw(b"]");
+            self.links = 0;
+        }
+    }
+
+    /// One entry: `fullUrl`, `resource` (stored bytes, as they are), then whatever `rest`
+    /// writes — members each starting with a comma (e.g. `,"search":{"mode":"match"}`).
+    pub fn entry(
+        &mut self,
+        full_url: Option<&str>,
+        resource: Option<&[u8]>,
+        rest: impl FnOnce(&mut JsonWriter),
+    ) -> &mut Self {
+        if self.entries == 0 {
+            self.close_links();
+            self.w.raw(br#","entry":["#);
+        } else {
+            self.w.raw(b",");
+        }
+        self.entries += 1;
+        // `{` and the first member, so `rest` can always start with a comma.
+        self.w.raw(b"{");
+        let mut first = true;
+        if let Some(u) = full_url {
+            self.w.raw(br#""fullUrl":"#).string(u);
+            first = false;
+        }
+        if let Some(r) = resource {
+            if !first {
+                self.w.raw(b",");
+            }
+            self.w.raw(br#""resource":"#).raw(r);
+            first = false;
+        }
+        if first {
+            // Neither: `rest` writes the first member, without its leading comma.
+            let mut inner = JsonWriter::new();
+            rest(&mut inner);
+            let bytes = inner.into_bytes();
+            self.w.raw(bytes.strip_prefix(b",").unwrap_or(&bytes));
+        } else {
+            rest(&mut self.w);
+        }
+        self.w.raw(b"}");
+        self
+    }
+
+    /// The finished bundle as a 200 `application/fhir+json` response (with `entry: []` when
+    /// there are no entries).
+    pub fn finish(mut self) -> Response {
+        if self.entries == 0 {
+            self.close_links();
+            self.w.raw(br#","entry":["#);
+        }
+        self.w.raw(b"]}");
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
+            self.w.into_bytes(),
+        )
+            .into_response()
+    }
+}

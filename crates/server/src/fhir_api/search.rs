@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use fhir::search::{ParamType, SearchParam};
 use passport_store::SystemMatch;
 use passport_store::search::{
@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use super::crud::require_supported;
 use super::request;
-use super::response::{FHIR_JSON, JsonWriter};
+use super::response::BundleWriter;
 use crate::AppState;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -457,7 +457,7 @@ fn conditions(base: &str, ty: &str, name: &str, value: &str) -> PResult<Vec<Cond
             (ParamType::Reference, m) => {
                 let type_modifier = match m {
                     None => None,
-                    Some(t) if fhir::types::is_supported(t) => Some(t.to_owned()),
+                    Some(t) if fhir::defs::is_resource_type(t) => Some(t.to_owned()),
                     Some(other) => {
                         return bad(format!("{name}: modifier :{other} is not supported"));
                     }
@@ -496,8 +496,10 @@ fn reference_condition(
         .unwrap_or(v);
     let local = local.split("/_history/").next().unwrap_or(local);
     if !local.contains("://") {
+        // Any R4 resource type, not only the served ones: a reference may point elsewhere
+        // (`Location/1`), and the index keeps its type and id all the same.
         if let Some((t, id)) = local.split_once('/')
-            && fhir::types::is_supported(t)
+            && fhir::defs::is_resource_type(t)
             && !id.contains('/')
         {
             return Condition::Reference {
@@ -687,6 +689,7 @@ fn parse(base: &str, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiR
             sort: Vec::new(),
             count: DEFAULT_COUNT,
             after: None,
+            before: None,
             total: false,
         },
         includes: Vec::new(),
@@ -707,6 +710,7 @@ fn parse(base: &str, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiR
                 }
                 "_sort" => parsed.query.sort = parse_sort(ty, value)?,
                 "_cursor" => parsed.query.after = Some(decode_cursor(value)?),
+                "_before" => parsed.query.before = Some(decode_cursor(value)?),
                 "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
                     for v in value.split(',') {
                         parsed.includes.push(parse_include(
@@ -773,6 +777,21 @@ fn parse(base: &str, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiR
         return Err(ApiError::BadRequest(problems));
     }
     Ok(parsed)
+}
+
+/// Ids of the current resources of `ty` matching every criterion (conditional create,
+/// update, delete and transaction conditional references): the same parsing and SQL as a
+/// search, strictly (an unknown parameter is a 400, never ignored), at most `limit` ids.
+pub async fn matching_ids(
+    st: &AppState,
+    ty: &str,
+    criteria: &[(String, String)],
+    limit: usize,
+) -> ApiResult<Vec<String>> {
+    let mut parsed = parse(st.config.base(), ty, criteria, true)?;
+    parsed.query.count = limit;
+    let result = st.store.search(&parsed.query).await?;
+    Ok(result.matches.into_iter().map(|m| m.id).collect())
 }
 
 fn strict(headers: &HeaderMap) -> bool {
@@ -897,6 +916,7 @@ async fn run(
     let mut total = result.total;
     if total.is_none()
         && parsed.query.after.is_none()
+        && parsed.query.before.is_none()
         && result.next.is_none()
         && parsed.total != Some(false)
     {
@@ -963,15 +983,18 @@ async fn run(
         included.truncate(MAX_INCLUDED);
     }
 
-    // Links: every parameter as given, but the cursor.
-    let kept: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "_cursor").collect();
-    let link = |cursor: Option<String>| {
+    // Links: every parameter as given, but the page position.
+    let kept: Vec<&(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "_cursor" && k != "_before")
+        .collect();
+    let link = |position: Option<(&str, &Cursor)>| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &kept {
             ser.append_pair(k, v);
         }
-        if let Some(c) = cursor {
-            ser.append_pair("_cursor", &c);
+        if let Some((name, c)) = position {
+            ser.append_pair(name, &encode_cursor(c));
         }
         let q = ser.finish();
         if q.is_empty() {
@@ -981,30 +1004,24 @@ async fn run(
         }
     };
 
-    let mut w = JsonWriter::new();
-    w.raw(br#"{"resourceType":"Bundle","id":"#)
-        .string(&uuid::Uuid::now_v7().to_string())
-        .raw(br#","meta":{"lastUpdated":"#)
-        .string(&clock::instant(clock::now_us()))
-        .raw(br#"},"type":"searchset""#);
-    if let Some(t) = total {
-        w.raw(br#","total":"#).raw(t.to_string().as_bytes());
+    let mut w = BundleWriter::new("searchset", total);
+    let here = match (&parsed.query.before, &parsed.query.after) {
+        (Some(b), _) => Some(("_before", b)),
+        (None, Some(a)) => Some(("_cursor", a)),
+        (None, None) => None,
+    };
+    w.link("self", &link(here));
+    if here.is_some() {
+        w.link("first", &link(None));
     }
-    w.raw(br#","link":[{"relation":"self","url":"#)
-        .string(&link(parsed.query.after.as_ref().map(encode_cursor)))
-        .raw(b"}");
-    if parsed.query.after.is_some() {
-        w.raw(br#",{"relation":"first","url":"#)
-            .string(&link(None))
-            .raw(b"}");
+    if !count_only {
+        if let Some(prev) = &result.previous {
+            w.link("previous", &link(Some(("_before", prev))));
+        }
+        if let Some(next) = &result.next {
+            w.link("next", &link(Some(("_cursor", next))));
+        }
     }
-    if !count_only && let Some(next) = &result.next {
-        w.raw(br#",{"relation":"next","url":"#)
-            .string(&link(Some(encode_cursor(next))))
-            .raw(b"}");
-    }
-    w.raw(br#"],"entry":["#);
-    let mut first = true;
     let entries = result
         .matches
         .iter()
@@ -1014,27 +1031,20 @@ async fn run(
         if count_only {
             break;
         }
-        if !first {
-            w.raw(b",");
-        }
-        first = false;
-        w.raw(br#"{"fullUrl":"#)
-            .string(&format!("{base}/fhir/{}/{}", m.resource_type, m.id))
-            .raw(br#","resource":"#);
-        match (parsed.summary, &parsed.elements) {
-            (Summary::None, None) => {
-                w.raw(&m.body);
-            }
+        let full_url = format!("{base}/fhir/{}/{}", m.resource_type, m.id);
+        let subsetted;
+        let body: &[u8] = match (parsed.summary, &parsed.elements) {
+            (Summary::None, None) => &m.body,
             (summary, elements) => {
-                w.raw(&subset(&m.body, summary, elements.as_deref()));
+                subsetted = subset(&m.body, summary, elements.as_deref());
+                &subsetted
             }
-        }
-        w.raw(br#","search":{"mode":"#).string(mode).raw(b"}}");
+        };
+        w.entry(Some(&full_url), Some(body), |w| {
+            w.raw(br#","search":{"mode":"#).string(mode).raw(b"}");
+        });
     }
     if !parsed.ignored.is_empty() {
-        if !first {
-            w.raw(b",");
-        }
         let issues: Vec<fhir::Issue> = parsed
             .ignored
             .iter()
@@ -1047,68 +1057,13 @@ async fn run(
             })
             .collect();
         let oo = fhir::outcome::operation_outcome(&issues);
-        w.raw(br#"{"resource":"#)
-            .raw(&serde_json::to_vec(&oo).unwrap_or_default())
-            .raw(br#","search":{"mode":"outcome"}}"#);
+        let oo = serde_json::to_vec(&oo).unwrap_or_default();
+        w.entry(None, Some(&oo), |w| {
+            w.raw(br#","search":{"mode":"outcome"}"#);
+        });
     }
-    w.raw(b"]}");
-    Ok(bundle_response(w))
+    Ok(w.finish())
 }
-
-fn bundle_response(w: JsonWriter) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
-        w.into_bytes(),
-    )
-        .into_response()
-}
-
-/// Elements `_summary=true` keeps besides the always-kept ones (an approximation of the
-/// definitions' `isSummary` flags for the elements common to the supported types).
-const SUMMARY_ELEMENTS: &[&str] = &[
-    "identifier",
-    "active",
-    "name",
-    "telecom",
-    "gender",
-    "birthDate",
-    "deceasedBoolean",
-    "deceasedDateTime",
-    "address",
-    "managingOrganization",
-    "link",
-    "status",
-    "category",
-    "code",
-    "subject",
-    "patient",
-    "encounter",
-    "effectiveDateTime",
-    "effectivePeriod",
-    "issued",
-    "valueQuantity",
-    "valueCodeableConcept",
-    "valueString",
-    "clinicalStatus",
-    "verificationStatus",
-    "onsetDateTime",
-    "recordedDate",
-    "occurrenceDateTime",
-    "vaccineCode",
-    "type",
-    "period",
-    "date",
-    "author",
-    "title",
-    "intent",
-    "authoredOn",
-    "medicationCodeableConcept",
-    "medicationReference",
-    "criticality",
-    "url",
-    "version",
-];
 
 /// A subset of a stored body (`_summary`, `_elements`), tagged `SUBSETTED`. The one place
 /// search parses a stored body: the client asked for something other than what is stored.
@@ -1122,8 +1077,15 @@ fn subset(body: &[u8], summary: Summary, elements: Option<&[String]>) -> Vec<u8>
         (Summary::Data, _) => {
             map.remove("text");
         }
-        (Summary::True, _) => map
-            .retain(|k, _| ALWAYS.contains(&k.as_str()) || SUMMARY_ELEMENTS.contains(&k.as_str())),
+        // The elements the R4 definitions mark `isSummary` (for the type the body says).
+        (Summary::True, _) => {
+            let rt = map
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            map.retain(|k, _| ALWAYS.contains(&k.as_str()) || fhir::defs::is_summary(&rt, k))
+        }
         (_, Some(els)) => {
             map.retain(|k, _| ALWAYS.contains(&k.as_str()) || els.iter().any(|e| e == k))
         }
@@ -1234,38 +1196,30 @@ async fn everything(st: &AppState, id: &str, pairs: Vec<(String, String)>) -> Ap
             format!("{path}?{q}")
         }
     };
-    let mut w = JsonWriter::new();
-    w.raw(br#"{"resourceType":"Bundle","id":"#)
-        .string(&uuid::Uuid::now_v7().to_string())
-        .raw(br#","meta":{"lastUpdated":"#)
-        .string(&clock::instant(clock::now_us()))
-        .raw(br#"},"type":"searchset","link":[{"relation":"self","url":"#)
-        .string(&link(
+    let mut w = BundleWriter::new("searchset", None);
+    w.link(
+        "self",
+        &link(
             q.after
                 .as_ref()
                 .map(|(t, i)| serde_json::json!([t, i]).to_string()),
-        ))
-        .raw(b"}");
+        ),
+    );
     if more && let Some(last) = rows.last() {
-        w.raw(br#",{"relation":"next","url":"#)
-            .string(&link(Some(
+        w.link(
+            "next",
+            &link(Some(
                 serde_json::json!([last.resource_type, last.id]).to_string(),
-            )))
-            .raw(b"}");
+            )),
+        );
     }
-    w.raw(br#"],"entry":["#);
-    for (i, m) in rows.iter().enumerate() {
-        if i > 0 {
-            w.raw(b",");
-        }
-        w.raw(br#"{"fullUrl":"#)
-            .string(&format!("{base}/fhir/{}/{}", m.resource_type, m.id))
-            .raw(br#","resource":"#)
-            .raw(&m.body)
-            .raw(br#","search":{"mode":"match"}}"#);
+    for m in &rows {
+        let full_url = format!("{base}/fhir/{}/{}", m.resource_type, m.id);
+        w.entry(Some(&full_url), Some(&m.body), |w| {
+            w.raw(br#","search":{"mode":"match"}"#);
+        });
     }
-    w.raw(b"]}");
-    Ok(bundle_response(w))
+    Ok(w.finish())
 }
 
 #[cfg(test)]

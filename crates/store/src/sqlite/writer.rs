@@ -12,11 +12,14 @@ use crate::*;
 
 pub(super) type Reply = oneshot::Sender<Result<Stored>>;
 pub(super) type AllReply = oneshot::Sender<Result<Vec<Stored>, WriteAllError>>;
+pub(super) type AuditReply = oneshot::Sender<Result<()>>;
 
 pub(super) enum Job {
     Write(Box<Write>, Reply),
     /// Several writes, all or nothing (`Store::write_all`): one savepoint for them all.
     WriteAll(Vec<Write>, AllReply),
+    /// Audit records to append to the chain (`Store::append_audit`), all or nothing.
+    Audit(Vec<AuditRecord>, AuditReply),
     /// Runs on the write connection, in order with the writes.
     Call(Box<dyn FnOnce(&mut Connection) + Send>),
     /// Finish what is queued, answer, stop.
@@ -27,6 +30,7 @@ pub(super) enum Job {
 pub(super) enum Pending {
     One(Box<Write>, Reply),
     All(Vec<Write>, AllReply),
+    Audit(Vec<AuditRecord>, AuditReply),
 }
 
 impl Pending {
@@ -34,6 +38,7 @@ impl Pending {
         match self {
             Pending::One(w, _) => std::slice::from_ref(&**w),
             Pending::All(ws, _) => ws,
+            Pending::Audit(..) => &[],
         }
     }
 
@@ -44,6 +49,9 @@ impl Pending {
             }
             Pending::All(_, reply) => {
                 let _ = reply.send(Err(WriteAllError::whole(e)));
+            }
+            Pending::Audit(_, reply) => {
+                let _ = reply.send(Err(e));
             }
         }
     }
@@ -62,6 +70,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Ar
             match job {
                 Job::Write(w, reply) => batch.push(Pending::One(w, reply)),
                 Job::WriteAll(ws, reply) => batch.push(Pending::All(ws, reply)),
+                Job::Audit(rs, reply) => batch.push(Pending::Audit(rs, reply)),
                 Job::Call(f) => {
                     commit_batch(&mut conn, &mut batch, &commits);
                     f(&mut conn);
@@ -89,6 +98,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: Ar
             }
             Job::WriteAll(_, reply) => {
                 let _ = reply.send(Err(WriteAllError::whole(StoreError::Closed)));
+            }
+            Job::Audit(_, reply) => {
+                let _ = reply.send(Err(StoreError::Closed));
             }
             Job::Call(f) => drop(f),
             Job::Close(done) => closing.push(done),
@@ -127,6 +139,9 @@ fn commit_batch(conn: &mut Connection, batch: &mut Vec<Pending>, commits: &Atomi
                                 .map_err(|(index, error)| WriteAllError { index, error }),
                         );
                     }
+                    Pending::Audit(_, reply) => {
+                        let _ = reply.send(r.map_err(|(_, e)| e));
+                    }
                 }
             }
         }
@@ -145,7 +160,7 @@ fn run_batch(conn: &Connection, batch: &[Pending]) -> Result<Vec<Outcome>, Strin
     let mut results = Vec::with_capacity(batch.len());
     for pending in batch {
         let r: Outcome = match exec(conn, "SAVEPOINT w") {
-            Ok(()) => match apply_each(conn, pending.writes()) {
+            Ok(()) => match apply_job(conn, pending) {
                 Ok(()) => exec(conn, "RELEASE w").map_err(|e| (None, backend(e))),
                 Err((i, e)) => {
                     // Undo this job only; the savepoint stays open until released.
@@ -173,10 +188,17 @@ fn run_batch(conn: &Connection, batch: &[Pending]) -> Result<Vec<Outcome>, Strin
     Ok(results)
 }
 
-/// Applies a job's writes in order; the first refusal stops it (and names its position).
-fn apply_each(conn: &Connection, writes: &[Write]) -> std::result::Result<(), (usize, StoreError)> {
-    for (i, w) in writes.iter().enumerate() {
+/// Applies a job: its writes in order (each with the audit records attached to it), or its
+/// audit records. The first refusal stops it (and names its position).
+fn apply_job(conn: &Connection, pending: &Pending) -> std::result::Result<(), (usize, StoreError)> {
+    if let Pending::Audit(records, _) = pending {
+        return super::audit::append(conn, records).map_err(|e| (0, backend(e)));
+    }
+    for (i, w) in pending.writes().iter().enumerate() {
         apply(conn, w).map_err(|e| (i, e))?;
+        if !w.audit.is_empty() {
+            super::audit::append(conn, &w.audit).map_err(|e| (i, backend(e)))?;
+        }
     }
     Ok(())
 }

@@ -86,6 +86,7 @@ pub fn put(
             .map(|t| passport_store::search::token_entry(t.param, t.system.as_deref(), &t.code))
             .collect(),
         unless_exists: None,
+        audit: Vec::new(),
     }
 }
 
@@ -100,6 +101,7 @@ pub fn delete(t: &str, id: &str, replaces: i64, at_us: i64) -> Write {
         body: Bytes::new(),
         index: vec![],
         unless_exists: None,
+        audit: Vec::new(),
     }
 }
 
