@@ -3,6 +3,16 @@
 mod common;
 use common::*;
 
+/// A raw request and the status it must get: method, path, content type, body, headers.
+type RawCase<'a> = (
+    reqwest::Method,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    StatusCode,
+);
+
 fn patient(nhs: &str) -> Value {
     json!({
         "resourceType": "Patient",
@@ -532,14 +542,7 @@ on_both_databases!(
         expect_outcome(srv.get("/nowhere").await, StatusCode::NOT_FOUND).await;
         use reqwest::Method;
         let json = Some("application/fhir+json");
-        let cases: &[(
-            Method,
-            &str,
-            Option<&str>,
-            &str,
-            &[(&str, &str)],
-            StatusCode,
-        )] = &[
+        let cases: &[RawCase] = &[
             (
                 Method::POST,
                 "/fhir/Patient",

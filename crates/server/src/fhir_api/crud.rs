@@ -448,17 +448,14 @@ pub async fn delete(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::conditional::{criteria, race_check};
     use passport_store::SystemMatch;
 
     #[test]
     fn conditions() {
         // If-None-Exist: simple tokens go to the store's in-transaction check; anything
         // else is a search (see `conditional`).
-        let tokens = |q: &str| {
-            super::super::conditional::criteria(q, "If-None-Exist")
-                .map(|c| super::super::conditional::race_check(&c))
-        };
+        let tokens = |q: &str| criteria(q, "If-None-Exist").map(|c| race_check(&c));
         let c = tokens("identifier=https%3A%2F%2Ffhir.nhs.uk%2FId%2Fnhs-number|9990000018")
             .unwrap()
             .unwrap();

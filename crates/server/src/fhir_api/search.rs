@@ -3,8 +3,12 @@
 //!
 //! The query string is parsed into a [`passport_store::search::SearchQuery`] (one indexed
 //! SQL statement per page), and the `searchset` Bundle is written as bytes around the stored
-//! bodies. Paging is keyset: `next` links carry `_cursor`, the opaque position after the
-//! page's last row, so pages stay correct while others write.
+//! bodies ([`super::response::BundleWriter`]). Paging is keyset, both ways, so pages stay
+//! correct while others write: `next` links carry `_cursor`, the opaque position after the
+//! page's last row; `previous` links carry `_before`, the position of the page's first row
+//! (the store runs the query in reverse order from there and turns the page round).
+//!
+//! * `_summary=true`: the elements the R4 definitions mark `isSummary` (`fhir::defs::is_summary`).
 //!
 //! * `_count`: default [`DEFAULT_COUNT`], at most [`MAX_COUNT`].
 //! * `_total`: `none` (no total unless the whole result fits on the first page, when it is

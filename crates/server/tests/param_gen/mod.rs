@@ -96,6 +96,17 @@ struct Branch {
     boolean_test: bool,
 }
 
+/// What to write at the end of a path: a value of variant `k` for a parameter of `kind`
+/// (`boolean_test`: the expression tests the element, see [`Branch`]; `targets`: the
+/// parameter's reference targets).
+#[derive(Clone, Copy)]
+struct Want<'t> {
+    kind: ParamType,
+    k: usize,
+    boolean_test: bool,
+    targets: &'t [String],
+}
+
 /// What the generator made for one parameter.
 #[derive(Debug, Clone)]
 pub struct Case {
@@ -399,11 +410,14 @@ impl Generator {
         obj: &mut Map<String, Value>,
         node: &Node,
         segs: &[Seg],
-        kind: ParamType,
-        k: usize,
-        boolean_test: bool,
-        targets: &[String],
+        want: &Want<'_>,
     ) -> Result<String, String> {
+        let Want {
+            kind,
+            k,
+            boolean_test,
+            targets,
+        } = *want;
         let (seg, rest) = segs.split_first().ok_or("empty path")?;
         let el = self
             .elem(node, &seg.name)
@@ -473,13 +487,13 @@ impl Generator {
                 *item = Value::Object(self.required(&child, None));
             }
             let m = item.as_object_mut().unwrap();
-            self.write(m, &child, rest, kind, k, boolean_test, targets)
+            self.write(m, &child, rest, want)
         } else {
             if !slot.is_object() {
                 *slot = Value::Object(self.required(&child, None));
             }
             let m = slot.as_object_mut().unwrap();
-            self.write(m, &child, rest, kind, k, boolean_test, targets)
+            self.write(m, &child, rest, want)
         }
     }
 
@@ -507,15 +521,13 @@ impl Generator {
             return Ok((r, values.join("$")));
         }
         let obj = r.as_object_mut().unwrap();
-        let sv = self.write(
-            obj,
-            &root,
-            &branch.segs,
-            p.kind,
+        let want = Want {
+            kind: p.kind,
             k,
-            branch.boolean_test,
-            &p.targets,
-        )?;
+            boolean_test: branch.boolean_test,
+            targets: &p.targets,
+        };
+        let sv = self.write(obj, &root, &branch.segs, &want)?;
         Ok((r, sv))
     }
 
@@ -527,7 +539,13 @@ impl Generator {
         kind: ParamType,
         k: usize,
     ) -> Result<String, String> {
-        let sv = self.write(m, node, &b.segs, kind, k, false, &[])?;
+        let want = Want {
+            kind,
+            k,
+            boolean_test: false,
+            targets: &[],
+        };
+        let sv = self.write(m, node, &b.segs, &want)?;
         // Composite values: quantities by number only.
         Ok(match kind {
             ParamType::Quantity => sv.split('|').next().unwrap_or("").to_owned(),
