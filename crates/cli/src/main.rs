@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use passport_server::Config;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "passport",
@@ -27,6 +30,9 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The directory: organisations and sign-in accounts.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -134,6 +140,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
+            Command::Admin(cmd) => admin::run(cmd).await,
         }
     });
     match result {
@@ -146,6 +153,9 @@ fn main() -> ExitCode {
 }
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+mod admin;
+mod admin_oauth;
 
 async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
     let store = passport_store::Store::open(&args.url).await?;

@@ -28,6 +28,8 @@ pub struct Config {
     pub audit_flush_interval: Duration,
     /// Audit records that may wait in the queue before requests wait.
     pub audit_queue: usize,
+    /// The OAuth 2 / SMART authorisation server: token lifetimes, key rotation.
+    pub oauth: crate::oauth::OAuthConfig,
 }
 
 impl Config {
@@ -49,6 +51,7 @@ impl Config {
             audit_checkpoint_interval: Self::DEFAULT_AUDIT_CHECKPOINT_INTERVAL,
             audit_flush_interval: Self::DEFAULT_AUDIT_FLUSH_INTERVAL,
             audit_queue: Self::DEFAULT_AUDIT_QUEUE,
+            oauth: crate::oauth::OAuthConfig::default(),
             database_url,
         }
     }

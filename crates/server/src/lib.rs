@@ -7,6 +7,8 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fhir_api;
+pub mod oauth;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub capability: Bytes,
     /// Records AuditEvents that are not part of a write (see [`audit`]).
     pub audit: audit::Auditor,
+    /// The OAuth / SMART authorisation server's keys (see [`oauth`]).
+    pub oauth: oauth::OAuth,
 }
 
 /// The whole application's routes.
@@ -39,6 +43,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(fhir_api::routes())
+        .merge(oauth::routes())
+        .merge(web::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(audit::refuse_audit_event_writes))
@@ -52,6 +58,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::StoreError> {
     // Load the R4 definitions now rather than on the first write.
     fhir::defs::preload();
+    web::assets::preload();
     let store = Store::open(&config.database_url).await?;
     store.migrate().await?;
     let started = clock::instant(clock::now_us());
@@ -74,8 +81,10 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         config,
         capability,
         audit: auditor,
+        oauth: oauth::OAuth::default(),
     });
     state.audit.spawn(state.clone());
+    oauth::start(&state).await?;
     Ok(state)
 }
 

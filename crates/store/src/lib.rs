@@ -9,8 +9,10 @@
 //! the store refuses it ([`StoreError::VersionConflict`]) if that is no longer current.
 //! That is what turns `If-Match` into a 412 and makes a lost update impossible.
 
+pub mod accounts;
 pub mod audit;
 mod cache;
+pub mod oauth;
 pub mod postgres;
 pub mod search;
 mod sql;

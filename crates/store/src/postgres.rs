@@ -20,7 +20,9 @@
 //!   while it applies what `schema_migrations` lacks, so concurrent migrators wait.
 //! * **close()**: waits for the writes in progress, then refuses new ones. Reads keep working.
 
+mod accounts;
 mod audit;
+mod oauth;
 mod pool;
 mod search;
 
@@ -51,6 +53,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "audit",
         sql: include_str!("../migrations/postgres/0003_audit.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "accounts",
+        sql: include_str!("../migrations/postgres/0004_accounts.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "oauth",
+        sql: include_str!("../migrations/postgres/0005_oauth.sql"),
     },
 ];
 

@@ -963,23 +963,28 @@ pub(crate) fn include_sql(
     param: Option<&str>,
     target_type: Option<&str>,
 ) -> Sql {
+    // Driven from the source resources' own reference rows (the owner index), then joined
+    // to their targets: cost grows with the page, not with the database.
     let mut b = Sql::new(pg);
     b.push(
         "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
-         FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
-         WHERE NOT c.deleted AND EXISTS (SELECT 1 FROM index_reference r WHERE r.resource_type = ",
+         FROM (SELECT DISTINCT r.target_type, r.target_id FROM index_reference r \
+               WHERE r.resource_type = ",
     )
     .text_arg(source_type)
-    .push(" AND r.target_type = c.resource_type AND r.target_id = c.id");
+    .push(" AND r.id IN (");
+    id_list(&mut b, ids);
+    b.push(") AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL");
     if let Some(p) = param {
         b.push(" AND r.param = ").text_arg(p);
     }
     if let Some(t) = target_type {
         b.push(" AND r.target_type = ").text_arg(t);
     }
-    b.push(" AND r.id IN (");
-    id_list(&mut b, ids);
-    b.push("))");
+    b.push(
+        ") t JOIN resource_current c ON c.resource_type = t.target_type AND c.id = t.target_id \
+         JOIN resource_versions v ON v.seq = c.seq WHERE NOT c.deleted",
+    );
     b
 }
 
@@ -1030,32 +1035,43 @@ fn id_list(b: &mut Sql, ids: &[String]) {
 pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
     let mut b = Sql::new(pg);
     let collate = if pg { " COLLATE \"C\"" } else { "" };
+    // The members come from the reference index (patient → resources pointing at it), so
+    // the cost follows the size of this child's record, not of the database.
     b.push(
         "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
-         FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
-         WHERE NOT c.deleted AND ((c.resource_type = 'Patient' AND c.id = ",
+         FROM (SELECT 'Patient' AS rt, CAST(",
     )
     .text_arg(&q.patient_id)
-    .push(")");
-    for (ty, params) in &q.members {
-        if params.is_empty() {
-            continue;
-        }
-        b.push(" OR (c.resource_type = ").text_arg(ty);
-        b.push(" AND c.id IN (SELECT r.id FROM index_reference r WHERE r.target_type = 'Patient' AND r.target_id = ")
-            .text_arg(&q.patient_id)
-            .push(" AND r.resource_type = ")
-            .text_arg(ty)
-            .push(" AND r.param IN (");
-        for (i, p) in params.iter().enumerate() {
+    .push(" AS TEXT) AS rid");
+    let members: Vec<_> = q.members.iter().filter(|(_, p)| !p.is_empty()).collect();
+    if !members.is_empty() {
+        b.push(
+            " UNION SELECT r.resource_type, r.id FROM index_reference r \
+             WHERE r.target_type = 'Patient' AND r.target_id = ",
+        )
+        .text_arg(&q.patient_id)
+        .push(" AND (");
+        for (i, (ty, params)) in members.iter().enumerate() {
             if i > 0 {
-                b.push(", ");
+                b.push(" OR ");
             }
-            b.text_arg(p);
+            b.push("(r.resource_type = ")
+                .text_arg(ty)
+                .push(" AND r.param IN (");
+            for (j, p) in params.iter().enumerate() {
+                if j > 0 {
+                    b.push(", ");
+                }
+                b.text_arg(p);
+            }
+            b.push("))");
         }
-        b.push(")))");
+        b.push(")");
     }
-    b.push(")");
+    b.push(
+        ") m JOIN resource_current c ON c.resource_type = m.rt AND c.id = m.rid \
+         JOIN resource_versions v ON v.seq = c.seq WHERE NOT c.deleted",
+    );
     if let Some(since) = q.since_us {
         b.push(" AND c.last_updated_us >= ").int(since);
     }

@@ -21,7 +21,9 @@
 //!   OS thread reading at that moment is in use; at most [`IDLE_READERS`] are kept idle.
 //!   WAL means reads never wait for the writer.
 
+mod accounts;
 mod audit;
+mod oauth;
 mod search;
 mod writer;
 
@@ -66,6 +68,16 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "audit",
         sql: include_str!("../migrations/sqlite/0003_audit.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "accounts",
+        sql: include_str!("../migrations/sqlite/0004_accounts.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "oauth",
+        sql: include_str!("../migrations/sqlite/0005_oauth.sql"),
     },
 ];
 

@@ -106,6 +106,7 @@ pub fn capability_statement(config: &Config, software_started: &str) -> Value {
         "rest": [{
             "mode": "server",
             "documentation": "Writes are validated against the FHIR R4 structure definitions. Conditional create (If-None-Exist), conditional update and conditional delete (one match at a time) accept the identifier and _id parameters.",
+            "security": crate::oauth::discovery::capability_security(config),
             "resource": resources,
             "interaction": [
                 { "code": "transaction", "documentation": "All or nothing; entries processed DELETE, POST, PUT/PATCH, GET; urn:uuid: fullUrls and conditional references resolved." },

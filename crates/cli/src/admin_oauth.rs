@@ -1,0 +1,99 @@
+//! `passport admin create-client | list-clients | rotate-keys`: OAuth clients and the
+//! token-signing keys (flattened into `passport admin`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use passport_server::oauth;
+
+use crate::{DatabaseArgs, Error};
+
+#[derive(Subcommand)]
+pub enum OAuthAdmin {
+    /// Register an OAuth client; prints it as JSON (with `client_secret` when one is issued:
+    /// it is shown only this once).
+    CreateClient(CreateClientArgs),
+    /// List the registered OAuth clients as JSON.
+    ListClients(DatabaseArgs),
+    /// Make a new token-signing key current now (the old one stays published until its
+    /// tokens expire).
+    RotateKeys(DatabaseArgs),
+}
+
+#[derive(Args)]
+pub struct CreateClientArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// A name for people (e.g. epr-sync).
+    #[arg(long)]
+    name: String,
+    /// Grant type: authorization_code, client_credentials, refresh_token (repeatable).
+    #[arg(long = "grant", required = true)]
+    grants: Vec<String>,
+    /// The widest scope the client may be granted, e.g. "system/*.rs".
+    #[arg(long, default_value = "")]
+    scope: String,
+    /// Exact redirect URI (repeatable; needed for authorization_code).
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A public client (browser or mobile app: no secret, PKCE only).
+    #[arg(long)]
+    public: bool,
+    /// The client's public keys (a JWKS file) for private_key_jwt.
+    #[arg(long)]
+    jwks_file: Option<PathBuf>,
+    /// The URL of the client's JWKS (recorded; not fetched yet, so prefer --jwks-file).
+    #[arg(long)]
+    jwks_url: Option<String>,
+}
+
+pub async fn run(cmd: OAuthAdmin) -> Result<(), Error> {
+    let url = match &cmd {
+        OAuthAdmin::CreateClient(a) => a.database.url.clone(),
+        OAuthAdmin::ListClients(d) | OAuthAdmin::RotateKeys(d) => d.url.clone(),
+    };
+    let store = passport_store::Store::open(&url).await?;
+    store.migrate().await?;
+    let result = run_on(&store, cmd).await;
+    store.close().await;
+    result
+}
+
+async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Error> {
+    match cmd {
+        OAuthAdmin::CreateClient(a) => {
+            let jwks = match &a.jwks_file {
+                Some(p) => Some(
+                    std::fs::read_to_string(p)
+                        .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+                ),
+                None => None,
+            };
+            let spec = oauth::ClientSpec {
+                name: a.name,
+                grant_types: a.grants,
+                redirect_uris: a.redirect_uris,
+                public: a.public,
+                scope: a.scope,
+                jwks,
+                jwks_url: a.jwks_url,
+            };
+            let created = oauth::create_client(store, spec).await?;
+            println!("{:#}", created.to_json());
+        }
+        OAuthAdmin::ListClients(_) => {
+            let clients = store
+                .oauth_clients()
+                .await?
+                .iter()
+                .map(oauth::clients::client_json)
+                .collect();
+            println!("{:#}", oauth::clients::json_array(clients));
+        }
+        OAuthAdmin::RotateKeys(_) => {
+            let kid = oauth::rotate_keys_now(store, &oauth::OAuthConfig::default()).await?;
+            println!("new signing key: {kid}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,462 @@
+//! The directory: organisations and the people who sign in.
+//!
+//! Who someone IS lives in FHIR, written through the ordinary resource path (validated,
+//! versioned, indexed): an organisation is an `Organization` (its sector as a `type` coding
+//! in [`access::SECTOR_SYSTEM`], ODS code / school URN identifiers, region as an extension);
+//! a member of staff is a `Practitioner` plus a `PractitionerRole` (role code in
+//! [`ROLE_SYSTEM`], organisation); a family member is a `Person`. What signing in needs
+//! (password hash, TOTP secret, active flag) is an account in the store
+//! ([`passport_store::accounts`]). Used by `passport admin …` and by tests.
+//!
+//! The resources and the account are two writes, not one transaction: the login is checked
+//! first, so a clash leaves nothing behind; a crash between the two leaves unreferenced
+//! resources, which are harmless.
+
+use access::{Role, SECTOR_SYSTEM, Sector};
+use bytes::Bytes;
+use passport_store::accounts::{Account, AccountKind};
+use passport_store::{Store, StoreError, SystemMatch, TokenCriterion, Write};
+use serde_json::{Value, json};
+
+use super::auth;
+use crate::clock;
+
+/// Code system of staff roles (codes are [`access::Role::code`]).
+pub const ROLE_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-role";
+/// The region an organisation belongs to.
+pub const REGION_EXTENSION: &str = "https://passport.nhs.uk/fhir/StructureDefinition/region";
+/// NHS ODS organisation codes.
+pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
+/// School unique reference numbers (DfE "Get Information about Schools").
+pub const SCHOOL_URN_SYSTEM: &str = "https://passport.nhs.uk/fhir/Id/school-urn";
+/// Sign-in logins on Practitioner / Person resources.
+pub const LOGIN_SYSTEM: &str = "https://passport.nhs.uk/fhir/Id/login";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Duplicate(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Result<T> = std::result::Result<T, DirectoryError>;
+
+pub struct NewOrganisation {
+    pub name: String,
+    pub sector: Sector,
+    pub ods: Option<String>,
+    pub school_urn: Option<String>,
+    pub region: String,
+}
+
+/// An organisation as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organisation {
+    pub id: String,
+    pub name: String,
+    pub sector: Sector,
+    pub ods: Option<String>,
+    pub school_urn: Option<String>,
+    pub region: String,
+}
+
+pub struct NewStaff {
+    /// Organisation id or ODS code.
+    pub organisation: String,
+    pub role: Role,
+    pub email: String,
+    pub name: String,
+    pub password: String,
+}
+
+pub struct NewFamily {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+}
+
+/// What creating an account made.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub account_id: String,
+    /// Staff: the `otpauth://` URI to enrol their authenticator app (shown once).
+    pub totp_uri: Option<String>,
+    /// Staff: the raw TOTP secret (for tests that compute codes).
+    pub totp_secret: Option<Vec<u8>>,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Validates, stamps, indexes and stores a new resource (version 1).
+async fn write_new(store: &Store, resource: Value) -> Result<String> {
+    let issues = fhir::validate(&resource);
+    if !issues.is_empty() {
+        return Err(DirectoryError::Invalid(format!(
+            "the {} would not be valid FHIR: {issues:?}",
+            resource["resourceType"]
+        )));
+    }
+    let Value::Object(mut map) = resource else {
+        return Err(DirectoryError::Invalid("not a JSON object".into()));
+    };
+    let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
+    let id = map["id"].as_str().unwrap_or_default().to_owned();
+    let now = clock::now_us();
+    fhir::meta::stamp(&mut map, &id, 1, &clock::instant(now));
+    let value = Value::Object(map);
+    store
+        .write(Write {
+            index: fhir::search::extract(&value),
+            resource_type: rtype,
+            id: id.clone(),
+            replaces: None,
+            version_id: 1,
+            last_updated_us: now,
+            deleted: false,
+            body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
+            unless_exists: None,
+            audit: Vec::new(),
+        })
+        .await?;
+    Ok(id)
+}
+
+fn normalise_login(email: &str) -> Result<String> {
+    let login = email.trim().to_lowercase();
+    let ok = login.len() <= 254
+        && login
+            .split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !login.chars().any(char::is_whitespace);
+    if ok {
+        Ok(login)
+    } else {
+        Err(DirectoryError::Invalid(format!(
+            "not an email address: {email:?}"
+        )))
+    }
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < auth::MIN_PASSWORD_CHARS {
+        return Err(DirectoryError::Invalid(format!(
+            "the password must be at least {} characters",
+            auth::MIN_PASSWORD_CHARS
+        )));
+    }
+    Ok(())
+}
+
+fn human_name(name: &str) -> Value {
+    let mut parts: Vec<&str> = name.split_whitespace().collect();
+    let family = parts.pop().unwrap_or_default();
+    json!([{ "text": name.trim(), "family": family, "given": parts }])
+}
+
+pub async fn create_organisation(store: &Store, org: NewOrganisation) -> Result<String> {
+    if org.name.trim().is_empty() || org.region.trim().is_empty() {
+        return Err(DirectoryError::Invalid(
+            "an organisation needs a name and a region".into(),
+        ));
+    }
+    let mut identifiers = Vec::new();
+    for (system, value) in [(ODS_SYSTEM, &org.ods), (SCHOOL_URN_SYSTEM, &org.school_urn)] {
+        if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            let taken = store
+                .find_by_tokens(
+                    "Organization",
+                    &[TokenCriterion {
+                        param: "identifier".into(),
+                        system: SystemMatch::Is(system.into()),
+                        code: v.to_owned(),
+                    }],
+                )
+                .await?;
+            if !taken.is_empty() {
+                return Err(DirectoryError::Duplicate(format!(
+                    "an organisation with identifier {v} already exists"
+                )));
+            }
+            identifiers.push(json!({ "system": system, "value": v }));
+        }
+    }
+    let mut resource = json!({
+        "resourceType": "Organization",
+        "id": new_id(),
+        "extension": [{ "url": REGION_EXTENSION, "valueString": org.region.trim() }],
+        "active": true,
+        "type": [{ "coding": [{ "system": SECTOR_SYSTEM, "code": org.sector.code() }] }],
+        "name": org.name.trim(),
+    });
+    if !identifiers.is_empty() {
+        resource["identifier"] = Value::Array(identifiers);
+    }
+    write_new(store, resource).await
+}
+
+fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let ident = |system: &str| {
+        v["identifier"].as_array().and_then(|a| {
+            a.iter()
+                .find(|i| i["system"] == system)
+                .and_then(|i| i["value"].as_str().map(str::to_owned))
+        })
+    };
+    let sector = v["type"].as_array()?.iter().find_map(|t| {
+        t["coding"].as_array()?.iter().find_map(|c| {
+            (c["system"] == SECTOR_SYSTEM)
+                .then(|| c["code"].as_str().and_then(Sector::from_code))
+                .flatten()
+        })
+    })?;
+    let region = v["extension"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["url"] == REGION_EXTENSION))
+        .and_then(|e| e["valueString"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Some(Organisation {
+        id: id.to_owned(),
+        name: v["name"].as_str().unwrap_or_default().to_owned(),
+        sector,
+        ods: ident(ODS_SYSTEM),
+        school_urn: ident(SCHOOL_URN_SYSTEM),
+        region,
+    })
+}
+
+/// One organisation by id.
+pub async fn organisation(store: &Store, id: &str) -> Result<Option<Organisation>> {
+    Ok(store
+        .read("Organization", id)
+        .await?
+        .filter(|s| !s.deleted)
+        .and_then(|s| organisation_of(id, &s.body)))
+}
+
+/// An organisation by id, ODS code or school URN.
+pub async fn find_organisation(store: &Store, key: &str) -> Result<Organisation> {
+    if let Some(o) = organisation(store, key).await? {
+        return Ok(o);
+    }
+    for system in [ODS_SYSTEM, SCHOOL_URN_SYSTEM] {
+        let ids = store
+            .find_by_tokens(
+                "Organization",
+                &[TokenCriterion {
+                    param: "identifier".into(),
+                    system: SystemMatch::Is(system.into()),
+                    code: key.to_owned(),
+                }],
+            )
+            .await?;
+        if let Some(id) = ids.first()
+            && let Some(o) = organisation(store, id).await?
+        {
+            return Ok(o);
+        }
+    }
+    Err(DirectoryError::NotFound(format!(
+        "no organisation with id, ODS code or URN {key:?}"
+    )))
+}
+
+/// Every organisation with a sector, by name.
+pub async fn list_organisations(store: &Store) -> Result<Vec<Organisation>> {
+    let mut out = Vec::new();
+    for sector in Sector::ALL {
+        let ids = store
+            .find_by_tokens(
+                "Organization",
+                &[TokenCriterion {
+                    param: "type".into(),
+                    system: SystemMatch::Is(SECTOR_SYSTEM.into()),
+                    code: sector.code().into(),
+                }],
+            )
+            .await?;
+        for id in ids {
+            if let Some(o) = organisation(store, &id).await? {
+                out.push(o);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+async fn login_free(store: &Store, login: &str) -> Result<()> {
+    if store.account_by_login(login).await?.is_some() {
+        return Err(DirectoryError::Duplicate(format!(
+            "an account with the email address {login} already exists"
+        )));
+    }
+    Ok(())
+}
+
+/// A member of staff: Practitioner + PractitionerRole, and an account with a new TOTP secret.
+pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
+    let login = normalise_login(&new.email)?;
+    check_password(&new.password)?;
+    if new.name.trim().is_empty() {
+        return Err(DirectoryError::Invalid("a name is needed".into()));
+    }
+    let org = find_organisation(store, &new.organisation).await?;
+    login_free(store, &login).await?;
+    let practitioner = write_new(
+        store,
+        json!({
+            "resourceType": "Practitioner", "id": new_id(), "active": true,
+            "identifier": [{ "system": LOGIN_SYSTEM, "value": login }],
+            "name": human_name(&new.name),
+            "telecom": [{ "system": "email", "value": login, "use": "work" }],
+        }),
+    )
+    .await?;
+    let role = write_new(
+        store,
+        json!({
+            "resourceType": "PractitionerRole", "id": new_id(), "active": true,
+            "practitioner": { "reference": format!("Practitioner/{practitioner}") },
+            "organization": { "reference": format!("Organization/{}", org.id) },
+            "code": [{ "coding": [{ "system": ROLE_SYSTEM, "code": new.role.code() }] }],
+        }),
+    )
+    .await?;
+    let secret = auth::random_bytes::<20>().to_vec();
+    let password = new.password;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .expect("hashing does not panic");
+    let account = Account {
+        id: new_id(),
+        login: login.clone(),
+        kind: AccountKind::Staff,
+        password_hash: hash,
+        totp_secret: Some(secret.clone()),
+        role: Some(new.role.code().to_owned()),
+        organisation_id: Some(org.id),
+        practitioner_id: Some(practitioner),
+        practitioner_role_id: Some(role),
+        person_id: None,
+        display_name: new.name.trim().to_owned(),
+        active: true,
+        created_us: clock::now_us(),
+    };
+    if !store.create_account(&account).await? {
+        return Err(DirectoryError::Duplicate(format!(
+            "an account with the email address {login} already exists"
+        )));
+    }
+    Ok(Created {
+        account_id: account.id,
+        totp_uri: Some(auth::totp_uri(&secret, &login)),
+        totp_secret: Some(secret),
+    })
+}
+
+/// A family member: a Person and an account (password only; NHS login comes later).
+pub async fn create_family(store: &Store, new: NewFamily) -> Result<Created> {
+    let login = normalise_login(&new.email)?;
+    check_password(&new.password)?;
+    if new.name.trim().is_empty() {
+        return Err(DirectoryError::Invalid("a name is needed".into()));
+    }
+    login_free(store, &login).await?;
+    let person = write_new(
+        store,
+        json!({
+            "resourceType": "Person", "id": new_id(), "active": true,
+            "identifier": [{ "system": LOGIN_SYSTEM, "value": login }],
+            "name": human_name(&new.name),
+            "telecom": [{ "system": "email", "value": login, "use": "home" }],
+        }),
+    )
+    .await?;
+    let password = new.password;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .expect("hashing does not panic");
+    let account = Account {
+        id: new_id(),
+        login: login.clone(),
+        kind: AccountKind::Family,
+        password_hash: hash,
+        totp_secret: None,
+        role: None,
+        organisation_id: None,
+        practitioner_id: None,
+        practitioner_role_id: None,
+        person_id: Some(person),
+        display_name: new.name.trim().to_owned(),
+        active: true,
+        created_us: clock::now_us(),
+    };
+    if !store.create_account(&account).await? {
+        return Err(DirectoryError::Duplicate(format!(
+            "an account with the email address {login} already exists"
+        )));
+    }
+    Ok(Created {
+        account_id: account.id,
+        totp_uri: None,
+        totp_secret: None,
+    })
+}
+
+/// How long an admin-issued password-reset link works.
+pub const RESET_LINK_SECS: i64 = 24 * 3600;
+
+/// Issues a single-use password-reset link for the account with `login` (an admin hands it
+/// over); valid for `valid_secs`. Only the token's hash is stored.
+pub async fn issue_password_reset(
+    store: &Store,
+    login: &str,
+    base_url: &str,
+    valid_secs: i64,
+) -> Result<String> {
+    let login = login.trim().to_lowercase();
+    let account = store
+        .account_by_login(&login)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("no account {login}")))?;
+    if !account.active {
+        return Err(DirectoryError::Invalid(format!(
+            "the account {login} is deactivated"
+        )));
+    }
+    let token = auth::random_token();
+    let now = clock::now_us();
+    store
+        .create_password_reset(
+            &auth::token_hash(&token),
+            &account.id,
+            now,
+            now + valid_secs * 1_000_000,
+        )
+        .await?;
+    Ok(format!(
+        "{}/reset-password/{token}",
+        base_url.trim_end_matches('/')
+    ))
+}
+
+/// Activates or deactivates the account with `login`; deactivating signs it out everywhere
+/// at once.
+pub async fn set_active(store: &Store, login: &str, active: bool) -> Result<()> {
+    let login = login.trim().to_lowercase();
+    let account = store
+        .account_by_login(&login)
+        .await?
+        .ok_or_else(|| DirectoryError::NotFound(format!("no account {login}")))?;
+    store.set_account_active(&account.id, active).await?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! The web pages: server-rendered HTML on the NHS.UK design system, working without
+//! JavaScript. Every route of this surface is in [`routes`].
+//!
+//! - [`assets`]: the `nhsuk-frontend` package, self-hosted at `/assets/…`.
+//! - [`templates`]: minijinja templates (one layout every page extends).
+//! - [`session`]: session cookies, expiry, CSRF.
+//! - [`auth`]: argon2id, TOTP, tokens.
+//! - [`directory`]: organisations, staff and family accounts (for `passport admin`).
+//! - `pages`: the handlers.
+//!
+//! Every response of this surface carries a strict Content-Security-Policy (no inline
+//! script or style, nothing from another host), `frame-ancestors 'none'` /
+//! `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` (reset links carry a secret in
+//! their path), `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on pages.
+//! Signing in is not yet required by the FHIR API (a later step).
+
+pub mod assets;
+pub mod auth;
+pub mod directory;
+mod pages;
+pub mod session;
+pub mod templates;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::get;
+
+use crate::AppState;
+
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; \
+     manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     object-src 'none'";
+
+/// The pages and their assets.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
+        .route("/sign-in/code", get(pages::code_form).post(pages::code))
+        .route("/sign-out", axum::routing::post(pages::sign_out))
+        .route(
+            "/reset-password/{token}",
+            get(pages::reset_form).post(pages::reset),
+        )
+        .route("/assets/{*path}", get(assets::serve))
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Adds the security headers to every response of the pages.
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let is_asset = req.uri().path().starts_with("/assets/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    let mut set = |name: &'static str, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set("content-security-policy", CONTENT_SECURITY_POLICY);
+    set("x-frame-options", "DENY");
+    set("referrer-policy", "no-referrer");
+    set("x-content-type-options", "nosniff");
+    set("cross-origin-opener-policy", "same-origin");
+    set(
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}

@@ -1,0 +1,535 @@
+//! The page handlers: sign-in (password, then a TOTP code for staff), sign-out, the
+//! signed-in home page and redemption of an admin-issued password-reset link.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use passport_store::StoreError;
+use passport_store::accounts::{AccountKind, ResetRefused, SessionStage, Throttle};
+use serde_json::json;
+
+use super::auth;
+use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
+use super::templates::{FieldError, field_error, message, page};
+use crate::{AppState, clock};
+
+/// What a page handler can fail with: the database. Shown as an error page, logged without
+/// personal data.
+pub struct WebError(StoreError);
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        WebError(e)
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "page failed");
+        message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sorry, there is a problem with the service",
+            &["Try again later. Nothing you entered has been saved."],
+            None,
+        )
+    }
+}
+
+type PageResult = Result<Response, WebError>;
+
+fn form(body: &Bytes) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
+    f.get(name).map(String::as_str).unwrap_or_default()
+}
+
+fn see_other(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_str(to).expect("a path"))],
+    )
+        .into_response()
+}
+
+fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+/// The refusal of a form whose CSRF token is missing or wrong: a 403 page that says what
+/// to do.
+fn csrf_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Your form could not be sent",
+        &[
+            "For your security, we could not accept this form. This can happen if the page was open for a long time, or if you signed in or out in another tab.",
+            "Nothing has been changed. Go back, reload the page and try again.",
+        ],
+        Some(("/sign-in", "Go to the sign-in page")),
+    )
+}
+
+/// The anonymous CSRF token (double submit): the request's cookie, or a new one to set.
+fn anonymous_csrf(headers: &HeaderMap) -> (String, Option<String>) {
+    match session::cookie(headers, CSRF_COOKIE).filter(|t| t.len() >= 32) {
+        Some(t) => (t, None),
+        None => {
+            let t = auth::random_token();
+            (t.clone(), Some(t))
+        }
+    }
+}
+
+fn anonymous_csrf_ok(headers: &HeaderMap, f: &HashMap<String, String>) -> bool {
+    session::cookie(headers, CSRF_COOKIE)
+        .is_some_and(|c| c.len() >= 32 && auth::same(&c, field(f, "csrf_token")))
+}
+
+fn session_csrf_ok(cur: &Current, f: &HashMap<String, String>) -> bool {
+    auth::same(&cur.session.csrf_token, field(f, "csrf_token"))
+}
+
+fn minutes(us: i64) -> String {
+    let m = (us.max(0) + 59_999_999) / 60_000_000;
+    if m <= 1 {
+        "1 minute".into()
+    } else if m < 120 {
+        format!("{m} minutes")
+    } else {
+        format!("{} hours", (m + 59) / 60)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sign_in_page(
+    st: &AppState,
+    status: StatusCode,
+    headers: &HeaderMap,
+    email: &str,
+    errors: Vec<FieldError>,
+    notice: Option<&str>,
+    locked: Option<String>,
+) -> Response {
+    let (csrf, new) = anonymous_csrf(headers);
+    let resp = page(
+        status,
+        "sign_in.html",
+        json!({ "email": email, "errors": errors, "notice": notice, "locked": locked, "csrf_token": csrf }),
+    );
+    match new {
+        Some(t) => with_cookie(
+            resp,
+            session::set_cookie(CSRF_COOKIE, &t, session::secure(st)),
+        ),
+        None => resp,
+    }
+}
+
+/// `GET /sign-in`
+pub async fn sign_in_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> PageResult {
+    if let Some(cur) = session::current(&st, &headers).await?
+        && cur.is_full()
+    {
+        return Ok(see_other("/"));
+    }
+    let notice = match query.as_deref() {
+        Some("signed-out") => Some("You have signed out."),
+        Some("password-changed") => {
+            Some("Your password has been changed. Sign in with your new password.")
+        }
+        Some("expired") => {
+            Some("For your security, you were signed out. Sign in again to continue.")
+        }
+        _ => None,
+    };
+    Ok(sign_in_page(
+        &st,
+        StatusCode::OK,
+        &headers,
+        "",
+        Vec::new(),
+        notice,
+        None,
+    ))
+}
+
+/// `POST /sign-in`: checks the password; staff go on to the TOTP step.
+pub async fn sign_in(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let f = form(&body);
+    if !anonymous_csrf_ok(&headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let email = field(&f, "email").trim();
+    let password = field(&f, "password");
+    let mut errors = Vec::new();
+    if email.is_empty() {
+        errors.push(field_error("email", "Enter your email address"));
+    } else if !email.contains('@') {
+        errors.push(field_error(
+            "email",
+            "Enter an email address in the correct format, like name@example.com",
+        ));
+    }
+    if password.is_empty() {
+        errors.push(field_error("password", "Enter your password"));
+    }
+    if !errors.is_empty() {
+        return Ok(sign_in_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            &headers,
+            email,
+            errors,
+            None,
+            None,
+        ));
+    }
+    let login = email.to_lowercase();
+    let now = clock::now_us();
+    let throttle = st.store.login_throttle(&login).await?;
+    if throttle.locked(now) {
+        return Ok(locked_page(&st, &headers, email, throttle, now));
+    }
+    let account = st.store.account_by_login(&login).await?;
+    let phc = account.as_ref().map(|a| a.password_hash.clone());
+    let typed = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&typed, phc.as_deref()))
+        .await
+        .unwrap_or(false);
+    let account = account.filter(|a| ok && a.active);
+    let Some(account) = account else {
+        let after = st.store.record_login_failure(&login, now).await?;
+        if after.locked(now) {
+            return Ok(locked_page(&st, &headers, email, after, now));
+        }
+        let errors = vec![
+            field_error("email", "Enter a correct email address and password"),
+            field_error("password", "Enter a correct email address and password"),
+        ];
+        return Ok(sign_in_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            &headers,
+            email,
+            errors,
+            None,
+            None,
+        ));
+    };
+    // A new session either way (never reuse one the browser already had).
+    session::end(&st, &headers).await?;
+    let secure = session::secure(&st);
+    let (stage, to) = match account.kind {
+        AccountKind::Staff => (SessionStage::Password, "/sign-in/code"),
+        AccountKind::Family => {
+            st.store.clear_login_failures(&login).await?;
+            (SessionStage::Full, "/")
+        }
+    };
+    let token = session::start(&st, &account, stage).await?;
+    Ok(with_cookie(
+        see_other(to),
+        session::set_cookie(SESSION_COOKIE, &token, secure),
+    ))
+}
+
+fn locked_page(st: &AppState, headers: &HeaderMap, email: &str, t: Throttle, now: i64) -> Response {
+    sign_in_page(
+        st,
+        StatusCode::TOO_MANY_REQUESTS,
+        headers,
+        email,
+        Vec::new(),
+        None,
+        Some(minutes(t.locked_until_us - now)),
+    )
+}
+
+/// `GET /sign-in/code`
+pub async fn code_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    match session::current(&st, &headers).await? {
+        Some(cur) if cur.is_full() => Ok(see_other("/")),
+        Some(cur) => Ok(page(
+            StatusCode::OK,
+            "totp.html",
+            json!({ "errors": Vec::<FieldError>::new(), "csrf_token": cur.session.csrf_token }),
+        )),
+        None => Ok(see_other("/sign-in?expired")),
+    }
+}
+
+/// `POST /sign-in/code`: the TOTP step. Failures count towards the same lockout as
+/// passwords; success replaces the half-signed-in session with a new one.
+pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let f = form(&body);
+    let Some(cur) = session::current(&st, &headers).await? else {
+        return Ok(see_other("/sign-in?expired"));
+    };
+    if !session_csrf_ok(&cur, &f) {
+        return Ok(csrf_refused());
+    }
+    if cur.is_full() {
+        return Ok(see_other("/"));
+    }
+    let code = field(&f, "code").trim();
+    let retry = |text: &str| {
+        page(
+            StatusCode::BAD_REQUEST,
+            "totp.html",
+            json!({ "errors": vec![field_error("code", text)], "csrf_token": cur.session.csrf_token.clone() }),
+        )
+    };
+    if code.is_empty() {
+        return Ok(retry(
+            "Enter the 6-digit security code from your authenticator app",
+        ));
+    }
+    let now = clock::now_us();
+    let login = cur.account.login.clone();
+    let throttle = st.store.login_throttle(&login).await?;
+    let secret = cur.account.totp_secret.clone().unwrap_or_default();
+    let ok = !throttle.locked(now)
+        && !secret.is_empty()
+        && auth::totp_ok(&secret, code, now / 1_000_000);
+    if !ok {
+        let after = if throttle.locked(now) {
+            throttle
+        } else {
+            st.store.record_login_failure(&login, now).await?
+        };
+        if after.locked(now) {
+            session::end(&st, &headers).await?;
+            let resp = locked_page(&st, &headers, "", after, now);
+            return Ok(with_cookie(
+                resp,
+                session::clear_cookie(SESSION_COOKIE, session::secure(&st)),
+            ));
+        }
+        return Ok(retry(
+            "The security code is not correct. Enter the code your app shows now",
+        ));
+    }
+    st.store.clear_login_failures(&login).await?;
+    session::end(&st, &headers).await?;
+    let token = session::start(&st, &cur.account, SessionStage::Full).await?;
+    Ok(with_cookie(
+        see_other("/"),
+        session::set_cookie(SESSION_COOKIE, &token, session::secure(&st)),
+    ))
+}
+
+fn describe_role(code: &str) -> String {
+    let mut s = code.replace('-', " ");
+    if let Some(first) = s.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    s
+}
+
+/// `GET /`: the signed-in home page.
+pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let cur = match session::current(&st, &headers).await? {
+        Some(cur) if cur.is_full() => cur,
+        Some(_) => return Ok(see_other("/sign-in/code")),
+        None => return Ok(see_other("/sign-in")),
+    };
+    let describe = match session::identity(&st, &cur.account).await? {
+        access::Identity::Staff(staff) => {
+            let org = super::directory::organisation(&st.store, &staff.organisation)
+                .await
+                .ok()
+                .flatten()
+                .map(|o| o.name)
+                .unwrap_or_default();
+            format!("{}, {org}", describe_role(staff.role.code()))
+        }
+        access::Identity::Family { .. } => "family member".to_owned(),
+        _ => "no role".to_owned(),
+    };
+    Ok(page(
+        StatusCode::OK,
+        "home.html",
+        json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token }),
+    ))
+}
+
+/// `POST /sign-out`
+pub async fn sign_out(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let f = form(&body);
+    let Some(cur) = session::current(&st, &headers).await? else {
+        return Ok(see_other("/sign-in"));
+    };
+    if !session_csrf_ok(&cur, &f) {
+        return Ok(csrf_refused());
+    }
+    session::end(&st, &headers).await?;
+    Ok(with_cookie(
+        see_other("/sign-in?signed-out"),
+        session::clear_cookie(SESSION_COOKIE, session::secure(&st)),
+    ))
+}
+
+fn reset_refused(why: ResetRefused) -> Response {
+    let (status, text) = match why {
+        ResetRefused::Used => (
+            StatusCode::GONE,
+            "This link has already been used. Each link works once.",
+        ),
+        ResetRefused::Expired => (StatusCode::GONE, "This link has expired."),
+        ResetRefused::Unknown | ResetRefused::Inactive => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid. Check you copied all of it.",
+        ),
+    };
+    message(
+        status,
+        "This password reset link cannot be used",
+        &[
+            text,
+            "Ask your organisation's administrator for a new link.",
+        ],
+        Some(("/sign-in", "Go to the sign-in page")),
+    )
+}
+
+fn reset_page(
+    st: &AppState,
+    status: StatusCode,
+    headers: &HeaderMap,
+    token: &str,
+    errors: Vec<FieldError>,
+) -> Response {
+    let (csrf, new) = anonymous_csrf(headers);
+    let resp = page(
+        status,
+        "reset.html",
+        json!({ "token": token, "errors": errors, "csrf_token": csrf, "min_chars": auth::MIN_PASSWORD_CHARS }),
+    );
+    match new {
+        Some(t) => with_cookie(
+            resp,
+            session::set_cookie(CSRF_COOKIE, &t, session::secure(st)),
+        ),
+        None => resp,
+    }
+}
+
+fn plausible_token(token: &str) -> bool {
+    (20..=100).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `GET /reset-password/{token}`
+pub async fn reset_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> PageResult {
+    if !plausible_token(&token) {
+        return Ok(reset_refused(ResetRefused::Unknown));
+    }
+    match st
+        .store
+        .check_password_reset(&auth::token_hash(&token), clock::now_us())
+        .await?
+    {
+        Ok(_) => Ok(reset_page(
+            &st,
+            StatusCode::OK,
+            &headers,
+            &token,
+            Vec::new(),
+        )),
+        Err(why) => Ok(reset_refused(why)),
+    }
+}
+
+/// `POST /reset-password/{token}`: sets the new password, uses up the link and ends every
+/// session of the account.
+pub async fn reset(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let f = form(&body);
+    if !anonymous_csrf_ok(&headers, &f) {
+        return Ok(csrf_refused());
+    }
+    if !plausible_token(&token) {
+        return Ok(reset_refused(ResetRefused::Unknown));
+    }
+    let hash = auth::token_hash(&token);
+    if let Err(why) = st
+        .store
+        .check_password_reset(&hash, clock::now_us())
+        .await?
+    {
+        return Ok(reset_refused(why));
+    }
+    let password = field(&f, "password");
+    let confirm = field(&f, "confirm");
+    let mut errors = Vec::new();
+    if password.is_empty() {
+        errors.push(field_error("password", "Enter a new password"));
+    } else if password.chars().count() < auth::MIN_PASSWORD_CHARS {
+        errors.push(field_error(
+            "password",
+            format!(
+                "Password must be {} characters or more",
+                auth::MIN_PASSWORD_CHARS
+            ),
+        ));
+    }
+    if errors.is_empty() && confirm != password {
+        errors.push(field_error(
+            "confirm",
+            "The passwords do not match. Type the same password twice",
+        ));
+    }
+    if !errors.is_empty() {
+        return Ok(reset_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            &headers,
+            &token,
+            errors,
+        ));
+    }
+    let typed = password.to_owned();
+    let phc = tokio::task::spawn_blocking(move || auth::hash_password(&typed))
+        .await
+        .expect("hashing does not panic");
+    match st
+        .store
+        .redeem_password_reset(&hash, clock::now_us(), &phc)
+        .await?
+    {
+        Ok(_) => Ok(with_cookie(
+            see_other("/sign-in?password-changed"),
+            session::clear_cookie(SESSION_COOKIE, session::secure(&st)),
+        )),
+        Err(why) => Ok(reset_refused(why)),
+    }
+}

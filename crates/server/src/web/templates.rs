@@ -1,0 +1,94 @@
+//! Page templates (minijinja, compiled into the binary from `crates/server/templates/`),
+//! written in the NHS.UK design system's markup. HTML auto-escaping is on for every
+//! template (their names end in `.html`).
+
+use std::sync::OnceLock;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::Environment;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("layout.html", include_str!("../../templates/layout.html")),
+    ("macros.html", include_str!("../../templates/macros.html")),
+    ("sign_in.html", include_str!("../../templates/sign_in.html")),
+    ("totp.html", include_str!("../../templates/totp.html")),
+    ("home.html", include_str!("../../templates/home.html")),
+    ("reset.html", include_str!("../../templates/reset.html")),
+    ("message.html", include_str!("../../templates/message.html")),
+];
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)
+                .unwrap_or_else(|e| panic!("template {name}: {e}"));
+        }
+        env
+    })
+}
+
+/// One error of a form: the field it belongs to (its id) and the message.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub text: String,
+}
+
+pub fn field_error(field: &'static str, text: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        text: text.into(),
+    }
+}
+
+/// Renders `name` with `ctx` as an HTML response with `status`.
+pub fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
+    let rendered = env()
+        .get_template(name)
+        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&ctx))))
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, template = name, "template failed");
+            String::from("<!DOCTYPE html><html lang=\"en-GB\"><head><title>Error – Passport</title></head><body><main><h1>Sorry, there is a problem with the service</h1></main></body></html>")
+        });
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        rendered,
+    )
+        .into_response()
+}
+
+/// A page with a heading, some paragraphs and an optional link.
+pub fn message(
+    status: StatusCode,
+    heading: &str,
+    paragraphs: &[&str],
+    link: Option<(&str, &str)>,
+) -> Response {
+    page(
+        status,
+        "message.html",
+        json!({ "heading": heading, "paragraphs": paragraphs, "is_error": status.is_client_error() || status.is_server_error(), "link": link.map(|(href, text)| json!({ "href": href, "text": text })) }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_compiles_and_escapes() {
+        let _ = env();
+        let resp = page(
+            StatusCode::OK,
+            "sign_in.html",
+            json!({ "email": "<script>", "csrf_token": "t", "errors": Vec::<FieldError>::new() }),
+        );
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}

@@ -1,0 +1,123 @@
+//! Browser tests: starts the real server (SQLite) with seeded accounts, then runs
+//! `node tests/browser/run.mjs <base-url> <fixture>` — playwright-core driving Debian's
+//! Chromium, axe-core on every page type, the full sign-in flow, CSRF refusal, and no
+//! request to any other host. Without Chromium, Node or `npm ci` in tests/browser (and
+//! web-assets), it prints "browser tests skipped: …" and passes — unless `CI=true`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use access::{Role, Sector};
+use passport_server::web::directory;
+use passport_store::Store;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Why the browser tests cannot run here, if they cannot.
+fn missing() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found (apt-get install chromium)"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found".into());
+    }
+    for dir in [
+        "tests/browser/node_modules/playwright-core",
+        "tests/browser/node_modules/axe-core",
+        "web-assets/node_modules/nhsuk-frontend",
+    ] {
+        if !repo().join(dir).exists() {
+            return Some(format!("{dir} missing (run `npm ci` in its folder)"));
+        }
+    }
+    None
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_in_a_real_browser() {
+    if let Some(why) = missing() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("browser tests cannot run under CI: {why}");
+        }
+        eprintln!("browser tests skipped: {why}");
+        return;
+    }
+    let srv = common::spawn(common::Backend::Sqlite).await.unwrap();
+    let store = Store::open(&srv.database_url).await.unwrap();
+    let org = directory::create_organisation(
+        &store,
+        directory::NewOrganisation {
+            name: "Riverside Children's Hospital".into(),
+            sector: Sector::HospitalTrust,
+            ods: Some("RXX".into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let staff = directory::create_staff(
+        &store,
+        directory::NewStaff {
+            organisation: org,
+            role: Role::Clinician,
+            email: "ada@example.nhs.uk".into(),
+            name: "Ada Clinician".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    directory::create_family(
+        &store,
+        directory::NewFamily {
+            email: "sam@example.com".into(),
+            name: "Sam Parent".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let reset = directory::issue_password_reset(&store, "sam@example.com", &srv.base, 3600)
+        .await
+        .unwrap();
+    let fixture = serde_json::json!({
+        "staff": { "email": "ada@example.nhs.uk", "password": PASSWORD,
+                   "secretHex": hex(&staff.totp_secret.unwrap()) },
+        "family": { "email": "sam@example.com", "password": PASSWORD },
+        "resetPath": reset.strip_prefix(&srv.base).unwrap(),
+    })
+    .to_string();
+    let base = srv.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("tests/browser/run.mjs")
+            .arg(&base)
+            .arg(&fixture)
+            .current_dir(repo())
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    store.close().await;
+    assert!(
+        out.status.success(),
+        "browser tests failed:\n{stdout}\n{stderr}"
+    );
+}

@@ -1,0 +1,355 @@
+//! Built-in sign-in: accounts, sessions, sign-in throttling and admin-issued password
+//! resets (migration 4).
+//!
+//! The store keeps what signing in needs and nothing of who a person is: that is FHIR
+//! (Organization, Practitioner + PractitionerRole, Person), written through the ordinary
+//! resource path. Nor does the store hash passwords or check codes; the server does, and
+//! hands the store hashes. Session ids and reset tokens arrive here already hashed
+//! (SHA-256), so a copy of the database cannot be used to take over a session.
+//!
+//! Throttling is keyed by the login as typed, whether or not an account has it: after
+//! [`Throttle::MAX_FAILURES`] failures in a row the login is locked for
+//! [`Throttle::FIRST_LOCK_US`], doubling with each further lockout (up to
+//! [`Throttle::MAX_LOCK_US`]); a successful sign-in clears it.
+
+use crate::{Result, Store};
+
+/// Staff (TOTP required) or a family member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    Staff,
+    Family,
+}
+
+impl AccountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Staff => "staff",
+            AccountKind::Family => "family",
+        }
+    }
+    pub fn parse(s: &str) -> Option<AccountKind> {
+        match s {
+            "staff" => Some(AccountKind::Staff),
+            "family" => Some(AccountKind::Family),
+            _ => None,
+        }
+    }
+}
+
+/// One sign-in account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    /// Lower-cased email address.
+    pub login: String,
+    pub kind: AccountKind,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Raw TOTP secret (staff).
+    pub totp_secret: Option<Vec<u8>>,
+    /// Staff: `access::Role` code.
+    pub role: Option<String>,
+    pub organisation_id: Option<String>,
+    pub practitioner_id: Option<String>,
+    pub practitioner_role_id: Option<String>,
+    /// Family: their Person resource.
+    pub person_id: Option<String>,
+    /// A name to greet them by (also in their FHIR resource).
+    pub display_name: String,
+    pub active: bool,
+    pub created_us: i64,
+}
+
+/// Failed sign-ins for one login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Throttle {
+    /// Failures since the last lockout (or success).
+    pub failures: i64,
+    /// Lockouts since the last success (each doubles the next).
+    pub lockouts: i64,
+    pub locked_until_us: i64,
+}
+
+impl Throttle {
+    pub const MAX_FAILURES: i64 = 5;
+    pub const FIRST_LOCK_US: i64 = 60_000_000;
+    pub const MAX_LOCK_US: i64 = 24 * 3600 * 1_000_000;
+
+    /// Is the login locked at `now_us`?
+    pub fn locked(&self, now_us: i64) -> bool {
+        self.locked_until_us > now_us
+    }
+
+    /// The state after one more failure at `now_us`.
+    pub fn after_failure(self, now_us: i64) -> Throttle {
+        let failures = self.failures + 1;
+        if failures < Self::MAX_FAILURES {
+            return Throttle { failures, ..self };
+        }
+        let shift = u32::try_from(self.lockouts.clamp(0, 20)).unwrap_or(20);
+        let lock = Self::FIRST_LOCK_US
+            .saturating_mul(1_i64 << shift)
+            .min(Self::MAX_LOCK_US);
+        Throttle {
+            failures: 0,
+            lockouts: self.lockouts + 1,
+            locked_until_us: now_us + lock,
+        }
+    }
+}
+
+/// How far a session has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Password checked; the TOTP code is still to come.
+    Password,
+    /// Signed in.
+    Full,
+}
+
+impl SessionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStage::Password => "password",
+            SessionStage::Full => "full",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SessionStage> {
+        match s {
+            "password" => Some(SessionStage::Password),
+            "full" => Some(SessionStage::Full),
+            _ => None,
+        }
+    }
+}
+
+/// A session, found by the hash of its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: Vec<u8>,
+    pub account_id: String,
+    pub stage: SessionStage,
+    /// The session's CSRF token (sent in every form, checked on every POST).
+    pub csrf_token: String,
+    pub created_us: i64,
+    pub last_seen_us: i64,
+    /// Absolute expiry.
+    pub expires_us: i64,
+}
+
+/// Why a password reset was not redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetRefused {
+    /// No such token (or never issued).
+    Unknown,
+    Used,
+    Expired,
+    /// The account has been deactivated since.
+    Inactive,
+}
+
+pub(crate) const ACCOUNT_COLUMNS: &str = "id, login, kind, password_hash, totp_secret, role, \
+     organisation_id, practitioner_id, practitioner_role_id, person_id, display_name, active, created_us";
+pub(crate) const SESSION_COLUMNS: &str =
+    "id_hash, account_id, stage, csrf_token, created_us, last_seen_us, expires_us";
+
+impl Store {
+    /// Creates an account; `false` if its login is taken.
+    pub async fn create_account(&self, account: &Account) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => s.create_account(account.clone()).await,
+            Store::Postgres(s) => s.create_account(account).await,
+        }
+    }
+
+    pub async fn account_by_login(&self, login: &str) -> Result<Option<Account>> {
+        match self {
+            Store::Sqlite(s) => s.account_where("login", login),
+            Store::Postgres(s) => s.account_where("login", login).await,
+        }
+    }
+
+    pub async fn account(&self, id: &str) -> Result<Option<Account>> {
+        match self {
+            Store::Sqlite(s) => s.account_where("id", id),
+            Store::Postgres(s) => s.account_where("id", id).await,
+        }
+    }
+
+    /// Every account, by login.
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        match self {
+            Store::Sqlite(s) => s.list_accounts(),
+            Store::Postgres(s) => s.list_accounts().await,
+        }
+    }
+
+    /// Activates or deactivates an account. Deactivating deletes all its sessions in the
+    /// same transaction, so it is signed out everywhere at once. `false` if no such account.
+    pub async fn set_account_active(&self, id: &str, active: bool) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => s.set_account_active(id.to_owned(), active).await,
+            Store::Postgres(s) => s.set_account_active(id, active).await,
+        }
+    }
+
+    /// The throttle state of `login` (default when it never failed).
+    pub async fn login_throttle(&self, login: &str) -> Result<Throttle> {
+        match self {
+            Store::Sqlite(s) => s.login_throttle(login),
+            Store::Postgres(s) => s.login_throttle(login).await,
+        }
+    }
+
+    /// Records a failed sign-in for `login` (read and update in one transaction); returns
+    /// the new state.
+    pub async fn record_login_failure(&self, login: &str, now_us: i64) -> Result<Throttle> {
+        match self {
+            Store::Sqlite(s) => s.record_login_failure(login.to_owned(), now_us).await,
+            Store::Postgres(s) => s.record_login_failure(login, now_us).await,
+        }
+    }
+
+    /// Forgets failures of `login` (after a successful sign-in).
+    pub async fn clear_login_failures(&self, login: &str) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.clear_login_failures(login.to_owned()).await,
+            Store::Postgres(s) => s.clear_login_failures(login).await,
+        }
+    }
+
+    pub async fn create_session(&self, session: &Session) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.create_session(session.clone()).await,
+            Store::Postgres(s) => s.create_session(session).await,
+        }
+    }
+
+    /// The session with this id hash, if it exists (expiry is the caller's to check).
+    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<Session>> {
+        match self {
+            Store::Sqlite(s) => s.session(id_hash),
+            Store::Postgres(s) => s.session(id_hash).await,
+        }
+    }
+
+    /// Marks the session as used at `now_us` (the idle timeout counts from here).
+    pub async fn touch_session(&self, id_hash: &[u8], now_us: i64) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.touch_session(id_hash.to_vec(), now_us).await,
+            Store::Postgres(s) => s.touch_session(id_hash, now_us).await,
+        }
+    }
+
+    pub async fn delete_session(&self, id_hash: &[u8]) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.delete_session(id_hash.to_vec()).await,
+            Store::Postgres(s) => s.delete_session(id_hash).await,
+        }
+    }
+
+    /// Stores a password-reset token (its hash) for `account_id`, valid until `expires_us`.
+    pub async fn create_password_reset(
+        &self,
+        token_hash: &[u8],
+        account_id: &str,
+        now_us: i64,
+        expires_us: i64,
+    ) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => {
+                s.create_password_reset(
+                    token_hash.to_vec(),
+                    account_id.to_owned(),
+                    now_us,
+                    expires_us,
+                )
+                .await
+            }
+            Store::Postgres(s) => {
+                s.create_password_reset(token_hash, account_id, now_us, expires_us)
+                    .await
+            }
+        }
+    }
+
+    /// Whether the reset token could be redeemed now: its account id, or why not.
+    pub async fn check_password_reset(
+        &self,
+        token_hash: &[u8],
+        now_us: i64,
+    ) -> Result<std::result::Result<String, ResetRefused>> {
+        match self {
+            Store::Sqlite(s) => s.check_password_reset(token_hash, now_us),
+            Store::Postgres(s) => s.check_password_reset(token_hash, now_us).await,
+        }
+    }
+
+    /// Redeems a reset token: in ONE transaction checks it, marks it used, sets the new
+    /// password hash, deletes the account's sessions and clears its throttle. Returns the
+    /// account id, or why the token was refused (then nothing changed).
+    pub async fn redeem_password_reset(
+        &self,
+        token_hash: &[u8],
+        now_us: i64,
+        password_hash: &str,
+    ) -> Result<std::result::Result<String, ResetRefused>> {
+        match self {
+            Store::Sqlite(s) => {
+                s.redeem_password_reset(token_hash.to_vec(), now_us, password_hash.to_owned())
+                    .await
+            }
+            Store::Postgres(s) => {
+                s.redeem_password_reset(token_hash, now_us, password_hash)
+                    .await
+            }
+        }
+    }
+}
+
+/// Why a reset row cannot be redeemed, if it cannot.
+pub(crate) fn reset_refusal(
+    used_us: Option<i64>,
+    expires_us: i64,
+    active: bool,
+    now_us: i64,
+) -> Option<ResetRefused> {
+    if used_us.is_some() {
+        Some(ResetRefused::Used)
+    } else if expires_us <= now_us {
+        Some(ResetRefused::Expired)
+    } else if !active {
+        Some(ResetRefused::Inactive)
+    } else {
+        None
+    }
+}
+
+pub(crate) const RESET_SQL_TAIL: &str =
+    "FROM password_resets r JOIN accounts a ON a.id = r.account_id WHERE r.token_hash = ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockout_after_five_failures_doubles() {
+        let mut t = Throttle::default();
+        for _ in 0..4 {
+            t = t.after_failure(0);
+            assert!(!t.locked(0));
+        }
+        t = t.after_failure(0);
+        assert!(t.locked(0));
+        assert_eq!(t.locked_until_us, Throttle::FIRST_LOCK_US);
+        for _ in 0..5 {
+            t = t.after_failure(100);
+        }
+        assert_eq!(t.locked_until_us, 100 + 2 * Throttle::FIRST_LOCK_US);
+        for _ in 0..200 {
+            t = t.after_failure(100);
+        }
+        assert!(t.locked_until_us <= 100 + Throttle::MAX_LOCK_US);
+    }
+}

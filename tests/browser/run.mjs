@@ -1,0 +1,200 @@
+// Browser tests for Passport's pages: drives Debian's Chromium with playwright-core and
+// checks every page type with axe-core (WCAG 2.2 A/AA). Started by
+// crates/server/tests/browser.rs, which runs the server and seeds the accounts:
+//
+//   node tests/browser/run.mjs <base-url> <fixture-json>
+//
+// fixture: { staff: { email, password, secretHex }, family: { email, password },
+//            resetPath, resetPath2 }
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+
+const [base, fixtureJson] = process.argv.slice(2);
+if (!base || !fixtureJson) {
+  console.error('usage: node run.mjs <base-url> <fixture-json>');
+  process.exit(2);
+}
+const fixture = JSON.parse(fixtureJson);
+const origin = new URL(base).origin;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+function totp(secretHex, unixSecs = Math.floor(Date.now() / 1000)) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(unixSecs / 30)));
+  const h = createHmac('sha1', Buffer.from(secretHex, 'hex')).update(counter).digest();
+  const o = h[h.length - 1] & 0x0f;
+  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(bin % 1_000_000).padStart(6, '0');
+}
+
+const failures = [];
+let checks = 0;
+function check(ok, what) {
+  checks += 1;
+  if (ok) {
+    console.log(`ok   ${what}`);
+  } else {
+    console.log(`FAIL ${what}`);
+    failures.push(what);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--no-first-run',
+  ],
+});
+
+/// A fresh context whose pages record every request to another host and every console
+/// error (a CSP violation shows up there).
+async function newPage({ javaScriptEnabled = true } = {}) {
+  const context = await browser.newContext({ javaScriptEnabled });
+  const page = await context.newPage();
+  page.foreign = [];
+  page.consoleErrors = [];
+  page.on('request', (r) => {
+    const url = r.url();
+    if (!url.startsWith(origin + '/') && !url.startsWith('data:')) page.foreign.push(url);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') page.consoleErrors.push(m.text());
+  });
+  return page;
+}
+
+async function axe(page, name) {
+  // Injected through the DevTools protocol (not a <script>), so the page's CSP stays on.
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(
+    (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags } }),
+    AXE_TAGS,
+  );
+  for (const v of result.violations) {
+    console.log(`  axe ${name}: ${v.id} (${v.impact}): ${v.help}`);
+    for (const n of v.nodes.slice(0, 3)) console.log(`      ${n.target.join(' ')}`);
+  }
+  check(result.violations.length === 0, `axe WCAG 2.2 A/AA: ${name} (${result.passes.length} rules pass)`);
+}
+
+function clean(page, name) {
+  check(page.foreign.length === 0, `no request to another host: ${name} ${page.foreign.join(' ')}`);
+  const csp = page.consoleErrors.filter((t) => /Content Security Policy|Refused to/.test(t));
+  check(csp.length === 0, `no CSP violation: ${name} ${csp.join(' | ')}`);
+}
+
+async function styled(page, name) {
+  const font = await page.evaluate(() => getComputedStyle(document.body).fontFamily);
+  check(/Arial/.test(font), `NHS.UK styles load, Arial font: ${name} (${font})`);
+  const headerBg = await page.evaluate(() => {
+    const h = document.querySelector('.nhsuk-header');
+    return h ? getComputedStyle(h).backgroundColor : '';
+  });
+  check(headerBg === 'rgb(0, 94, 184)', `NHS blue header: ${name} (${headerBg})`);
+}
+
+try {
+  // Sign-in page, empty.
+  const page = await newPage();
+  let resp = await page.goto(`${base}/sign-in`);
+  check(resp.status() === 200, 'sign-in page loads');
+  check((await page.title()) === 'Sign in – Passport', `sign-in title: ${await page.title()}`);
+  await styled(page, 'sign-in');
+  await axe(page, 'sign-in (empty)');
+
+  // With errors.
+  await page.click('button[type=submit]');
+  await page.waitForLoadState();
+  check((await page.title()).startsWith('Error: '), 'error title has the Error: prefix');
+  check(await page.locator('.nhsuk-error-summary a[href="#email"]').count() === 1, 'error summary links to the email field');
+  check(await page.locator('#email-error').count() === 1, 'inline error on the email field');
+  await axe(page, 'sign-in (with errors)');
+
+  // Full staff sign-in: password, then a TOTP code computed here.
+  await page.fill('#email', fixture.staff.email);
+  await page.fill('#password', fixture.staff.password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/sign-in/code`);
+  check(true, 'password accepted; TOTP step shown');
+  await axe(page, 'TOTP step');
+  await page.fill('#code', '000000');
+  await page.click('button[type=submit]');
+  await page.waitForLoadState();
+  check(await page.locator('#code-error').count() === 1, 'a wrong code is refused with an inline error');
+  await axe(page, 'TOTP step (with errors)');
+  await page.fill('#code', totp(fixture.staff.secretHex));
+  await page.click('button[type=submit]');
+  await page.waitForURL(`${base}/`);
+  const who = await page.textContent('#signed-in-as');
+  check(/You are signed in as .*\(Clinician, /.test(who), `home page: ${who.trim()}`);
+  await styled(page, 'home');
+  await axe(page, 'home');
+
+  // Sign out.
+  await page.click('text=Sign out');
+  await page.waitForURL(`${base}/sign-in?signed-out`);
+  check(await page.locator('text=You have signed out.').count() === 1, 'signed out');
+  clean(page, 'sign-in flow');
+
+  // CSRF: a tampered token is refused with a helpful page.
+  const p2 = await newPage();
+  await p2.goto(`${base}/sign-in`);
+  await p2.fill('#email', fixture.family.email);
+  await p2.fill('#password', fixture.family.password);
+  await p2.evaluate(() => { document.querySelector('input[name=csrf_token]').value = 'tampered'; });
+  const [csrfResp] = await Promise.all([
+    p2.waitForResponse((r) => r.url() === `${base}/sign-in` && r.request().method() === 'POST'),
+    p2.click('button[type=submit]'),
+  ]);
+  check(csrfResp.status() === 403, `tampered CSRF token refused (${csrfResp.status()})`);
+  check(await p2.locator('h1', { hasText: 'Your form could not be sent' }).count() === 1, 'CSRF refusal page explains');
+  await axe(p2, 'CSRF refusal');
+  clean(p2, 'CSRF');
+
+  // Without JavaScript: a family member signs in.
+  const p3 = await newPage({ javaScriptEnabled: false });
+  await p3.goto(`${base}/sign-in`);
+  await p3.fill('#email', fixture.family.email);
+  await p3.fill('#password', fixture.family.password);
+  await p3.click('button[type=submit]');
+  await p3.waitForURL(`${base}/`);
+  check(/family member/.test(await p3.textContent('#signed-in-as')), 'sign-in works without JavaScript');
+  clean(p3, 'no-JS sign-in');
+
+  // Password reset page.
+  const p4 = await newPage();
+  resp = await p4.goto(`${base}${fixture.resetPath}`);
+  check(resp.status() === 200, 'reset page loads');
+  await axe(p4, 'password reset');
+  await p4.fill('#password', 'short');
+  await p4.fill('#confirm', 'short');
+  await p4.click('button[type=submit]');
+  await p4.waitForLoadState();
+  check((await p4.title()).startsWith('Error: '), 'reset errors: Error: title');
+  await axe(p4, 'password reset (with errors)');
+  await p4.fill('#password', 'a long new passphrase');
+  await p4.fill('#confirm', 'a long new passphrase');
+  await p4.click('button[type=submit]');
+  await p4.waitForURL(`${base}/sign-in?password-changed`);
+  check(true, 'reset link redeemed');
+  resp = await p4.goto(`${base}${fixture.resetPath}`);
+  check(resp.status() === 410, 'reset link is single-use');
+  await axe(p4, 'used reset link');
+  clean(p4, 'reset');
+} catch (e) {
+  failures.push(String(e && e.stack || e));
+  console.log(`FAIL ${e && e.stack || e}`);
+} finally {
+  await browser.close();
+}
+
+console.log(`\n${checks - failures.length}/${checks} browser checks passed`);
+process.exit(failures.length ? 1 : 0);
