@@ -128,6 +128,8 @@ on_both_databases!(every_declared_parameter_matches_and_excludes, |srv| {
                 _ => c.value.clone(),
             };
             let path = format!("/fhir/{ty}?{}={}&_count=1000", enc(&c.param), enc(&value));
+            // `PARAM_GEN_DUMP=1 cargo test --test generated_params -- --nocapture` shows
+            // every generated case.
             if std::env::var_os("PARAM_GEN_DUMP").is_some() {
                 eprintln!("{path}\n  A = {}\n  B = {}", c.a, c.b);
             }

@@ -1132,3 +1132,70 @@ on_both!(key_rotation_and_discovery, |srv| {
             .any(|e| e["url"] == "token" && e["valueUri"] == srv.token_url().as_str())
     );
 });
+
+/// A real third-party client library: Python Authlib (`private_key_jwt`) fetches a
+/// backend-services token. Skipped with a message when Authlib is missing, except under CI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authlib_backend_services() {
+    let have = std::process::Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("python3 with authlib and requests is required under CI (see .ci/run)");
+        }
+        eprintln!("authlib_backend_services SKIPPED: python3 -c 'import authlib' failed");
+        return;
+    }
+    let srv = Srv::start(common::Backend::Sqlite).await.unwrap();
+    let key = ClientKey::es384();
+    let c = Backend::register(&srv, key, "system/*.rs").await;
+    let ClientKey::Es384(sk) = &c.key else {
+        unreachable!()
+    };
+    let mut private = c.key.jwk(&c.kid);
+    private["d"] = json!(b64(&sk.to_bytes()));
+    let dir = std::env::temp_dir().join(format!("passport-authlib-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwk_file = dir.join("client.jwk");
+    std::fs::write(&jwk_file, private.to_string()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/clients/authlib_backend_services.py");
+    let token_url = srv.token_url();
+    let client_id = c.client_id.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([
+                token_url.as_str(),
+                client_id.as_str(),
+                jwk_file.to_str().unwrap(),
+                "system/Patient.rs",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "authlib script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = &result["token"];
+    assert_eq!(token["token_type"], "Bearer", "{result}");
+    assert_eq!(token["scope"], "system/Patient.rs");
+    let claims = oauth::verify_access_token(&srv.state, token["access_token"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(claims.client_id, c.client_id);
+    // Authlib's default assertion lifetime (an hour) is refused: SMART allows five minutes.
+    assert_eq!(
+        result["default_lifetime_error"], "invalid_client",
+        "{result}"
+    );
+    srv.shutdown().await;
+}

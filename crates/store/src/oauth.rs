@@ -86,9 +86,9 @@ pub struct AuthCode {
 pub enum CodeUse {
     Unknown,
     /// First use: now marked used.
-    Fresh(AuthCode),
+    Fresh(Box<AuthCode>),
     /// Used before: a replay (the caller revokes what the first use issued).
-    Replayed(AuthCode),
+    Replayed(Box<AuthCode>),
 }
 
 /// A refresh token (stored by hash).
@@ -115,7 +115,7 @@ pub enum RefreshUse {
     /// Used before: the whole family has now been revoked.
     Reused,
     /// Valid: now marked used; the caller issues its successor.
-    Fresh(RefreshToken),
+    Fresh(Box<RefreshToken>),
 }
 
 macro_rules! both {

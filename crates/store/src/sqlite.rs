@@ -41,7 +41,7 @@ use crate::*;
 
 /// The read cache's budget for stored bodies: enough for the hot set of a busy clinic day,
 /// small enough to keep the server well under 100 MiB.
-pub const READ_CACHE_BYTES: usize = 32 * 1024 * 1024;
+pub const READ_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// The most writes committed together in one transaction.
 pub const BATCH_CAP: usize = 256;
 /// Writes that may wait in the queue before callers wait to enqueue (back-pressure).

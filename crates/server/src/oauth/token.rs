@@ -693,7 +693,7 @@ pub async fn introspect(
             ));
         }
         let token = required(&f, "token")?;
-        Ok(introspection(&st, token).await?)
+        introspection(&st, token).await
     }
     .await;
     match result {

@@ -157,7 +157,11 @@ fn check_password(password: &str) -> Result<()> {
 fn human_name(name: &str) -> Value {
     let mut parts: Vec<&str> = name.split_whitespace().collect();
     let family = parts.pop().unwrap_or_default();
-    json!([{ "text": name.trim(), "family": family, "given": parts }])
+    let mut n = json!({ "text": name.trim(), "family": family });
+    if !parts.is_empty() {
+        n["given"] = json!(parts);
+    }
+    json!([n])
 }
 
 pub async fn create_organisation(store: &Store, org: NewOrganisation) -> Result<String> {

@@ -260,7 +260,7 @@ impl PgStore {
             return Ok(CodeUse::Unknown);
         };
         if found.used_us.is_some() {
-            return Ok(CodeUse::Replayed(found));
+            return Ok(CodeUse::Replayed(Box::new(found)));
         }
         tx.execute(
             "UPDATE oauth_codes SET used_us = $2 WHERE code_hash = $1",
@@ -269,7 +269,7 @@ impl PgStore {
         .await
         .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
-        Ok(CodeUse::Fresh(found))
+        Ok(CodeUse::Fresh(Box::new(found)))
     }
 
     pub(crate) async fn oauth_attach_code_tokens(
@@ -370,7 +370,7 @@ impl PgStore {
         .await
         .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
-        Ok(RefreshUse::Fresh(found))
+        Ok(RefreshUse::Fresh(Box::new(found)))
     }
 
     pub(crate) async fn oauth_refresh_token(&self, hash: &str) -> Result<Option<RefreshToken>> {

@@ -245,13 +245,13 @@ impl SqliteStore {
                 return Ok(CodeUse::Unknown);
             };
             if found.used_us.is_some() {
-                return Ok(CodeUse::Replayed(found));
+                return Ok(CodeUse::Replayed(Box::new(found)));
             }
             c.execute(
                 "UPDATE oauth_codes SET used_us = ?2 WHERE code_hash = ?1",
                 (&hash, now),
             )?;
-            Ok(CodeUse::Fresh(found))
+            Ok(CodeUse::Fresh(Box::new(found)))
         })
         .await
     }
@@ -341,7 +341,7 @@ impl SqliteStore {
                 "UPDATE oauth_refresh_tokens SET used_us = ?2 WHERE token_hash = ?1",
                 (&hash, now),
             )?;
-            Ok(RefreshUse::Fresh(found))
+            Ok(RefreshUse::Fresh(Box::new(found)))
         })
         .await
     }

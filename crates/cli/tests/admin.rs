@@ -1,0 +1,182 @@
+//! `passport admin …` end to end: organisations and accounts through the real binary.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn passport(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passport"))
+        .args(args)
+        .env("PASSPORT_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn organisations_and_users() {
+    let dir = std::env::temp_dir().join(format!("passport-admin-{}", uuid::Uuid::new_v4()));
+    let db = format!("sqlite://{}/p.db", dir.display());
+    let db = db.as_str();
+    let (ok, out, err) = passport(
+        &[
+            "admin",
+            "create-org",
+            "--database",
+            db,
+            "--name",
+            "Riverside Children's Hospital",
+            "--sector",
+            "hospital-trust",
+            "--ods",
+            "RXX",
+            "--region",
+            "North",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.starts_with("created organisation "));
+    let (ok, _, err) = passport(
+        &[
+            "admin",
+            "create-org",
+            "--database",
+            db,
+            "--name",
+            "Again",
+            "--sector",
+            "hospital-trust",
+            "--ods",
+            "RXX",
+            "--region",
+            "North",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = passport(
+        &[
+            "admin",
+            "create-org",
+            "--database",
+            db,
+            "--name",
+            "X",
+            "--sector",
+            "castle",
+            "--region",
+            "N",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("unknown sector"), "{err}");
+    let (ok, out, err) = passport(
+        &[
+            "admin",
+            "create-user",
+            "--database",
+            db,
+            "--org",
+            "RXX",
+            "--role",
+            "clinician",
+            "--email",
+            "Ada@Example.NHS.uk",
+            "--name",
+            "Ada Clinician",
+            "--password-stdin",
+        ],
+        Some("a long passphrase\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("otpauth://totp/Passport%3Aada%40example.nhs.uk?secret="),
+        "{out}"
+    );
+    assert!(!out.contains("reset-password"), "{out}");
+    let (ok, _, err) = passport(
+        &[
+            "admin",
+            "create-user",
+            "--database",
+            db,
+            "--org",
+            "RXX",
+            "--role",
+            "clinician",
+            "--email",
+            "ada@example.nhs.uk",
+            "--password-stdin",
+        ],
+        Some("a long passphrase\n"),
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, err) = passport(
+        &[
+            "admin",
+            "create-user",
+            "--database",
+            db,
+            "--role",
+            "family",
+            "--email",
+            "sam@example.com",
+            "--name",
+            "Sam Parent",
+            "--base-url",
+            "https://passport.example",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("https://passport.example/reset-password/"),
+        "{out}"
+    );
+    let (ok, out, _) = passport(&["admin", "list-orgs", "--database", db], None);
+    assert!(
+        ok && out.contains("Riverside Children's Hospital\thospital-trust\tRXX\t\tNorth"),
+        "{out}"
+    );
+    let (ok, out, _) = passport(&["admin", "list-users", "--database", db], None);
+    assert!(ok);
+    assert!(
+        out.contains("ada@example.nhs.uk\tstaff\tclinician\t"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sam@example.com\tfamily\t\t\tyes\tSam Parent"),
+        "{out}"
+    );
+    let (ok, _, _) = passport(
+        &[
+            "admin",
+            "deactivate-user",
+            "--database",
+            db,
+            "--email",
+            "sam@example.com",
+        ],
+        None,
+    );
+    assert!(ok);
+    let (_, out, _) = passport(&["admin", "list-users", "--database", db], None);
+    assert!(out.contains("sam@example.com\tfamily\t\t\tno\t"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}
