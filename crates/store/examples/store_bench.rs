@@ -2,10 +2,18 @@
 //! by id. Run in release mode:
 //!
 //! ```text
-//! cargo run --release -p passport-store --example store_bench -- [URL] [WRITERS] [SECONDS]
+//! cargo run --release -p passport-store --example store_bench -- [URL] [WRITERS] [SECONDS] [MODE]
 //! ```
 //!
-//! URL defaults to `sqlite::memory:` (a temporary database file: WAL, synchronous=FULL).
+//! URL defaults to `sqlite::memory:` (a temporary database file: WAL, synchronous=FULL);
+//! `pg` means a fresh schema on the test PostgreSQL server (`PASSPORT_TEST_PG_URL`).
+//!
+//! MODE is `token` (default: ~1 KiB bodies with one identifier token each) or `patient`:
+//! the UK Core example Patient (`PASSPORT_BENCH_PATIENT`, default
+//! /work/shared/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json)
+//! with a fresh UUIDv7 id each time and its real index entries (`fhir::search::extract`,
+//! run by the writing task, as the server does). After the writes it prints the database's
+//! size per resource (for `sqlite://PATH` and PostgreSQL; not for `sqlite::memory:`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +32,36 @@ fn body(i: u64) -> Bytes {
     }
     s.push_str(r#""}"#);
     Bytes::from(s)
+}
+
+/// The `patient` mode's template.
+fn patient_template() -> serde_json::Value {
+    let path = std::env::var("PASSPORT_BENCH_PATIENT").unwrap_or_else(|_| {
+        "/work/shared/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json"
+            .into()
+    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).expect("the example Patient is JSON")
+}
+
+fn create_patient(template: &serde_json::Value, i: u64) -> Write {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut v = template.clone();
+    v["id"] = serde_json::Value::String(id.clone());
+    v["meta"] = serde_json::json!({"versionId": "1", "lastUpdated": "2025-01-01T00:00:00Z"});
+    let index = fhir::search::extract(&v);
+    Write {
+        resource_type: "Patient".into(),
+        id,
+        replaces: None,
+        version_id: 1,
+        last_updated_us: i as i64,
+        deleted: false,
+        body: Bytes::from(serde_json::to_vec(&v).unwrap()),
+        index,
+        unless_exists: None,
+        audit: Vec::new(),
+    }
 }
 
 fn create(i: u64) -> Write {
@@ -53,6 +91,16 @@ fn main() {
         .unwrap_or_else(|| "sqlite::memory:".into());
     let writers: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let patient = match args.get(3).map(String::as_str) {
+        None | Some("token") => None,
+        Some("patient") => Some(Arc::new(patient_template())),
+        Some(other) => panic!("unknown mode {other}: expected token or patient"),
+    };
+    let url = if url == "pg" {
+        passport_store::testing::fresh_pg_url().expect("a PostgreSQL server for the bench")
+    } else {
+        url
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,12 +121,17 @@ fn main() {
         let mut tasks = Vec::new();
         for _ in 0..writers {
             let (store, next, stop) = (store.clone(), next.clone(), stop.clone());
+            let patient = patient.clone();
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let i = next.fetch_add(1, Ordering::Relaxed);
+                    let w = match &patient {
+                        Some(p) => create_patient(p, i),
+                        None => create(i),
+                    };
                     let t = Instant::now();
-                    store.write(create(i)).await.expect("write");
+                    store.write(w).await.expect("write");
                     lat.push(t.elapsed());
                 }
                 lat
@@ -105,6 +158,18 @@ fn main() {
             .map(|c| format!(", {c} commits ({:.1} writes/commit)", n as f64 / c as f64))
             .unwrap_or_default()
     );
+
+    if let Some(bytes) = rt.block_on(db_size(&store, &url)) {
+        println!(
+            "{url}: database size {:.1} MiB = {:.0} bytes/resource ({n} resources)",
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes as f64 / n.max(1) as f64
+        );
+    }
+    if patient.is_some() {
+        rt.block_on(store.close());
+        return;
+    }
 
     // Reads by id, one task, sequential (≈ CPU per read on SQLite: no thread hop).
     let reads = 100_000u64.min(n * 20).max(1);
@@ -137,6 +202,45 @@ fn main() {
         .unwrap_or_default()
     );
     rt.block_on(store.close());
+}
+
+/// Bytes the database takes: SQLite pages in use (after a WAL checkpoint), or PostgreSQL's
+/// tables of the schema with their indexes and TOAST.
+async fn db_size(store: &Store, url: &str) -> Option<u64> {
+    match store {
+        Store::Sqlite(_) => {
+            let path = url.strip_prefix("sqlite://")?;
+            let conn = rusqlite::Connection::open(path).ok()?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .ok()?;
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .ok()?;
+            let free: i64 = conn
+                .query_row("PRAGMA freelist_count", [], |r| r.get(0))
+                .ok()?;
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .ok()?;
+            Some(((pages - free) * size) as u64)
+        }
+        Store::Postgres(_) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .ok()?;
+            tokio::spawn(conn);
+            let row = client
+                .query_one(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::int8 FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )
+                .await
+                .ok()?;
+            Some(row.get::<_, i64>(0) as u64)
+        }
+    }
 }
 
 fn commits(store: &Store) -> Option<u64> {
