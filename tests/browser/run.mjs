@@ -189,6 +189,75 @@ try {
   check(resp.status() === 410, 'reset link is single-use');
   await axe(p4, 'used reset link');
   clean(p4, 'reset');
+
+  // Family onboarding (crates/server/src/web/onboarding.rs): the staff invitation pages,
+  // redemption, self-registration and the staff list of requests.
+  const p5 = await newPage();
+  await p5.goto(`${base}/sign-in`);
+  await p5.fill('#email', fixture.staff.email);
+  await p5.fill('#password', fixture.staff.password);
+  await p5.click('button[type=submit]');
+  await p5.waitForURL(`${base}/sign-in/code`);
+  await p5.fill('#code', totp(fixture.staff.secretHex));
+  await p5.click('button[type=submit]');
+  await p5.waitForURL(`${base}/`);
+  resp = await p5.goto(`${base}/onboarding/invite`);
+  check(resp.status() === 200, 'invite page loads');
+  await axe(p5, 'invite a parent or carer');
+  await p5.fill('#nhs_number', '123');
+  await p5.click('button[type=submit]');
+  await p5.waitForLoadState();
+  check(await p5.locator('.nhsuk-error-summary a[href="#nhs_number"]').count() === 1, 'invite errors link to the field');
+  await axe(p5, 'invite (with errors)');
+  await p5.fill('#nhs_number', '943 476 5919');
+  await p5.fill('#given', 'Mia');
+  await p5.fill('#family', 'Jones');
+  await p5.fill('#birth_date', '27/03/2019');
+  await p5.click('button[type=submit]');
+  await p5.waitForLoadState();
+  check(await p5.locator('#invitation-code').count() === 1, 'invitation code shown');
+  check(await p5.locator('.passport-qr svg').count() === 1, 'QR code shown as inline SVG');
+  await axe(p5, 'invitation created');
+  const joinLink = await p5.getAttribute('#invitation-link', 'href');
+
+  const p6 = await newPage();
+  resp = await p6.goto(`${base}/join`);
+  check(resp.status() === 200, 'join page loads');
+  await axe(p6, 'join (enter a code)');
+  resp = await p6.goto(joinLink);
+  check(resp.status() === 200, 'join link loads');
+  await axe(p6, 'join with a code');
+  await p6.click('button[type=submit]');
+  await p6.waitForLoadState();
+  check((await p6.title()).startsWith('Error: '), 'join errors: Error: title');
+  await axe(p6, 'join with a code (with errors)');
+
+  const p7 = await newPage();
+  resp = await p7.goto(`${base}/register`);
+  check(resp.status() === 200, 'register page loads');
+  await axe(p7, 'ask to join (self-registration)');
+  await p7.click('button[type=submit]');
+  await p7.waitForLoadState();
+  check(await p7.locator('.nhsuk-error-summary a[href="#nhs_number"]').count() === 1, 'register errors link to the field');
+  await axe(p7, 'ask to join (with errors)');
+  await p7.fill('#name', 'Alex Jones');
+  await p7.fill('#email', 'alex.jones@example.com');
+  await p7.fill('#password', 'a long new passphrase');
+  await p7.check('#relationship');
+  await p7.fill('#nhs_number', '9434765919');
+  await p7.fill('#birth_date', '27/03/2019');
+  await p7.click('button[type=submit]');
+  await p7.waitForLoadState();
+  check(await p7.locator('h1', { hasText: 'Your request has been sent' }).count() === 1, 'self-registration sent');
+  await axe(p7, 'request sent');
+
+  resp = await p5.goto(`${base}/onboarding/requests`);
+  check(resp.status() === 200, 'requests page loads');
+  check(await p5.locator('#requests').count() === 1, 'the pending request is listed');
+  await axe(p5, 'requests from families');
+  clean(p5, 'onboarding (staff)');
+  clean(p6, 'onboarding (join)');
+  clean(p7, 'onboarding (register)');
 } catch (e) {
   failures.push(String(e && e.stack || e));
   console.log(`FAIL ${e && e.stack || e}`);

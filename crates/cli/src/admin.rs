@@ -5,6 +5,7 @@ use std::io::Read;
 use access::{Role, Sector};
 use clap::{Args, Subcommand};
 use passport_server::web::directory::{self, NewFamily, NewOrganisation, NewStaff};
+use passport_server::web::onboarding;
 use passport_store::Store;
 
 use crate::{DatabaseArgs, Error};
@@ -25,6 +26,10 @@ pub enum AdminCommand {
     DeactivateUser(AccountArgs),
     /// Reactivate an account.
     ActivateUser(AccountArgs),
+    /// Import a clinic list (CSV: nhs_number, given, family, birth_date[, parent_email]):
+    /// creates (or finds by NHS Number) each child's passport and an invitation; prints a
+    /// CSV of codes and links. A file with any bad row writes nothing.
+    ImportClinicList(ImportClinicList),
     /// OAuth clients and signing keys (see admin_oauth.rs).
     #[command(flatten)]
     OAuth(crate::admin_oauth::OAuthAdmin),
@@ -74,6 +79,23 @@ pub struct CreateUser {
 }
 
 #[derive(Args)]
+pub struct ImportClinicList {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The clinic's organisation (id, ODS code or URN): new passports get a care team with it.
+    #[arg(long)]
+    org: String,
+    /// The CSV file.
+    #[arg(long)]
+    csv: std::path::PathBuf,
+    /// How long the invitations work, in days.
+    #[arg(long, default_value_t = 14)]
+    valid_days: i64,
+    #[command(flatten)]
+    base: BaseUrl,
+}
+
+#[derive(Args)]
 pub struct AccountArgs {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -110,6 +132,7 @@ async fn open(db: &DatabaseArgs) -> Result<Store, Error> {
 pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
     match cmd {
         AdminCommand::OAuth(c) => crate::admin_oauth::run(c).await?,
+        AdminCommand::ImportClinicList(a) => import_clinic_list(a).await?,
         AdminCommand::CreateOrg(a) => {
             let store = open(&a.database).await?;
             let r = directory::create_organisation(
@@ -255,4 +278,50 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
         println!("set-password link (single use, 24 hours):\n{link}");
     }
     Ok(())
+}
+
+async fn import_clinic_list(a: ImportClinicList) -> Result<(), Error> {
+    let csv = std::fs::read_to_string(&a.csv)
+        .map_err(|e| format!("cannot read {}: {e}", a.csv.display()))?;
+    if !(1..=365).contains(&a.valid_days) {
+        return Err("--valid-days must be between 1 and 365".into());
+    }
+    let store = open(&a.database).await?;
+    let r = onboarding::import_clinic_list(
+        &store,
+        &a.org,
+        &csv,
+        &a.base.base_url,
+        a.valid_days * 24 * 3600,
+    )
+    .await;
+    store.close().await;
+    match r {
+        Ok(rows) => {
+            println!("nhs_number,patient_id,new_passport,parent_email,code,link");
+            for r in rows {
+                println!(
+                    "{},{},{},{},{},{}",
+                    r.nhs_number,
+                    r.patient_id,
+                    if r.created { "yes" } else { "no" },
+                    r.parent_email,
+                    r.code,
+                    r.link
+                );
+            }
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            Err(format!(
+                "{} problem(s) in {}; nothing was written",
+                errors.len(),
+                a.csv.display()
+            )
+            .into())
+        }
+    }
 }

@@ -120,6 +120,10 @@ struct ServeArgs {
     demo: bool,
     #[command(flatten)]
     audit: AuditFiles,
+    /// A JSON file listing external OpenID Connect sign-in providers (NHS login, CIS2,
+    /// others); see crates/server/src/web/oidc.rs.
+    #[arg(long, env = "PASSPORT_OIDC_PROVIDERS")]
+    oidc_providers: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -219,6 +223,9 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
         config.base_url = base;
     }
     config.max_body_bytes = args.max_body_bytes;
+    if let Some(path) = &args.oidc_providers {
+        config.oidc_providers = passport_server::web::oidc::load_providers(path)?;
+    }
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

@@ -30,6 +30,8 @@ pub struct Config {
     pub audit_queue: usize,
     /// The OAuth 2 / SMART authorisation server: token lifetimes, key rotation.
     pub oauth: crate::oauth::OAuthConfig,
+    /// External OpenID Connect providers for signing in (see `web::oidc`).
+    pub oidc_providers: Vec<crate::web::oidc::ProviderConfig>,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             audit_flush_interval: Self::DEFAULT_AUDIT_FLUSH_INTERVAL,
             audit_queue: Self::DEFAULT_AUDIT_QUEUE,
             oauth: crate::oauth::OAuthConfig::default(),
+            oidc_providers: Vec::new(),
             database_url,
         }
     }

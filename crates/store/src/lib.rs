@@ -12,7 +12,9 @@
 pub mod accounts;
 pub mod audit;
 mod cache;
+pub mod identities;
 pub mod oauth;
+pub mod onboarding;
 pub mod postgres;
 pub mod search;
 mod sql;

@@ -22,7 +22,9 @@
 
 mod accounts;
 mod audit;
+mod identities;
 mod oauth;
+mod onboarding;
 mod pool;
 mod search;
 
@@ -64,6 +66,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "oauth",
         sql: include_str!("../migrations/postgres/0005_oauth.sql"),
     },
+    Migration {
+        version: 6,
+        name: "external_identities",
+        sql: include_str!("../migrations/postgres/0006_external_identities.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "onboarding",
+        sql: include_str!("../migrations/postgres/0007_onboarding.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "search_rid",
+        sql: include_str!("../migrations/postgres/0008_search_rid.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).
@@ -82,10 +99,11 @@ const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) 
 const INSERT_SQL: &str = "WITH v AS (\
        INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body) \
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq) \
-     INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us) \
-     SELECT $1, $2, $3, v.seq, $5, $4 FROM v \
+     INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us, rid) \
+     SELECT $1, $2, $3, v.seq, $5, $4, v.seq FROM v \
      ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id, \
-       seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us";
+       seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us \
+     RETURNING rid";
 pub struct PgStore {
     pool: Box<Pool>,
     /// `true` once closed. Writes hold a read guard while they run; `close` takes the
@@ -394,7 +412,14 @@ async fn prepare_write<'a>(conn: &mut Conn, w: &'a Write) -> Result<Prepared<'a>
         None => None,
     };
     let insert = conn.prepare(INSERT_SQL).await?;
-    let tokens = conn.prepare(search::REPLACE_INDEXES_SQL).await?;
+    // A create (no current version, or it is a conflict) has no index rows to delete.
+    let tokens = conn
+        .prepare(if w.replaces.is_none() {
+            search::INSERT_INDEXES_SQL
+        } else {
+            search::REPLACE_INDEXES_SQL
+        })
+        .await?;
     Ok(Prepared {
         keys,
         current_stmt,
@@ -434,23 +459,26 @@ async fn apply_in(
         }
     }
     let body: &[u8] = if w.deleted { &[] } else { &w.body };
-    tx.execute(
-        &insert,
-        &[
-            &w.resource_type,
-            &w.id,
-            &w.version_id,
-            &w.last_updated_us,
-            &w.deleted,
-            &body,
-        ],
-    )
-    .await
-    .map_err(write_error)?;
+    // The resource's `rid` (its index rows' key): the seq of its first version, kept.
+    let rid: i64 = tx
+        .query_one(
+            &insert,
+            &[
+                &w.resource_type,
+                &w.id,
+                &w.version_id,
+                &w.last_updated_us,
+                &w.deleted,
+                &body,
+            ],
+        )
+        .await
+        .map_err(write_error)?
+        .get(0);
     // Index tables: replaced with the entries of the version just written (none for a
     // deletion), every table in one statement (see `search::REPLACE_INDEXES_SQL`).
     if current.is_some() || (!w.deleted && !w.index.is_empty()) {
-        search::replace_indexes(tx, &tokens, w)
+        search::replace_indexes(tx, &tokens, w, rid)
             .await
             .map_err(pg_error)?;
     }

@@ -2,10 +2,11 @@
 //! and the SQL it becomes, shared by both backends.
 //!
 //! A [`SearchQuery`] is an AND of OR-groups ([`Filter`]) of [`Condition`]s. Each condition
-//! becomes a subquery yielding the ids of one type that satisfy it, entirely from one index
-//! table (index rows exist only for current, non-deleted versions), and the search is
-//! `resource_current` restricted by `id IN (…)` / `id NOT IN (…)` — one SQL statement,
-//! driven by the index. Paging is keyset: results are ordered by the sort keys and then by
+//! becomes a subquery yielding the `rid`s (see `migrations/*/0008_search_rid.sql`: each
+//! resource's integer key, which index rows carry instead of its type and id) of one type
+//! that satisfy it, entirely from one index table (index rows exist only for current,
+//! non-deleted versions), and the search is `resource_current` restricted by
+//! `rid IN (…)` / `rid NOT IN (…)` — one SQL statement, driven by the index. Paging is keyset: results are ordered by the sort keys and then by
 //! id (stable: ids never change), and the next page starts strictly after the last row's
 //! (sort values, id), so pages stay right while others write.
 
@@ -360,6 +361,20 @@ impl Sql {
     }
 }
 
+/// SQLite's planner has no statistics: offered `resource_type = ?` (a prefix of an index)
+/// next to `rid IN (…)`, it may walk every resource of the type instead of looking up the
+/// few rids. A unary `+` keeps the comparison but takes it out of index selection.
+fn no_index(pg: bool) -> &'static str {
+    if pg { "" } else { "+" }
+}
+
+/// Does some filter hold only for rids its positive subqueries list (so those drive)?
+fn driven_by_index(filters: &[Filter]) -> bool {
+    filters
+        .iter()
+        .any(|f| !f.any_of.is_empty() && f.any_of.iter().all(|c| !negated(c)))
+}
+
 fn like_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     for c in s.chars() {
@@ -484,12 +499,12 @@ fn negated(c: &Condition) -> bool {
     )
 }
 
-/// `SELECT id FROM <table> WHERE resource_type = <ty> AND …`: the ids of `ty` the condition
-/// holds for — or, for a [`negated`] condition, the ids it does NOT hold for.
+/// `SELECT rid FROM <table> WHERE resource_type = <ty> AND …`: the rids of `ty` the
+/// condition holds for — or, for a [`negated`] condition, the rids it does NOT hold for.
 fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
     match c {
         Condition::Id { id } => {
-            b.push("SELECT x.id FROM resource_current x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM resource_current x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.id = ")
                 .text_arg(id)
@@ -500,7 +515,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             low_us,
             high_us,
         } => {
-            b.push("SELECT x.id FROM resource_current x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM resource_current x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND NOT x.deleted");
             range_cmp(
@@ -514,7 +529,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
         }
         Condition::Missing { param, table, .. } => {
             b.push(&format!(
-                "SELECT x.id FROM {} x WHERE x.resource_type = ",
+                "SELECT x.rid FROM {} x WHERE x.resource_type = ",
                 table.name()
             ))
             .text_arg(ty)
@@ -527,7 +542,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             code,
             ..
         } => {
-            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_token x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -537,7 +552,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             system_match(b, "x.system", system);
         }
         Condition::TokenText { param, text } => {
-            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_token x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param)
@@ -551,7 +566,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             type_code,
             value,
         } => {
-            b.push("SELECT x.id FROM index_token x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_token x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param)
@@ -563,7 +578,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
                 .text_arg(type_code);
         }
         Condition::String { param, value, mode } => {
-            b.push("SELECT x.id FROM index_string x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_string x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -590,7 +605,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             low_us,
             high_us,
         } => {
-            b.push("SELECT x.id FROM index_date x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_date x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -605,7 +620,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             system,
             code,
         } => {
-            b.push("SELECT x.id FROM index_number x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_number x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -628,7 +643,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             target_id,
             url,
         } => {
-            b.push("SELECT x.id FROM index_reference x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_reference x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -647,7 +662,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             system,
             value,
         } => {
-            b.push("SELECT x.id FROM index_reference x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_reference x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param)
@@ -656,7 +671,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             system_match(b, "x.identifier_system", system);
         }
         Condition::Uri { param, value, mode } => {
-            b.push("SELECT x.id FROM index_uri x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_uri x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param);
@@ -682,7 +697,7 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             code,
             second,
         } => {
-            b.push("SELECT x.id FROM index_composite x WHERE x.resource_type = ")
+            b.push("SELECT x.rid FROM index_composite x WHERE x.resource_type = ")
                 .text_arg(ty)
                 .push(" AND x.param = ")
                 .text_arg(param)
@@ -724,7 +739,8 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             target_types,
             inner,
         } => {
-            b.push("SELECT r.id FROM index_reference r WHERE r.resource_type = ")
+            // The targets' ids (from their rids), then the references to them.
+            b.push("SELECT r.rid FROM index_reference r WHERE r.resource_type = ")
                 .text_arg(ty)
                 .push(" AND r.param = ")
                 .text_arg(param)
@@ -734,9 +750,11 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
                     b.push(" OR ");
                 }
                 b.push("(r.target_type = ").text_arg(t);
-                b.push(" AND r.target_id IN (");
+                b.push(
+                    " AND r.target_id IN (SELECT ct.id FROM resource_current ct WHERE ct.rid IN (",
+                );
                 positive_ids(b, t, inner);
-                b.push("))");
+                b.push(")))");
             }
             if target_types.is_empty() {
                 b.push("1 = 0");
@@ -748,26 +766,38 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
             param,
             inner,
         } => {
-            b.push("SELECT r.target_id FROM index_reference r WHERE r.target_type = ")
+            // The ids the matching sources point at, as rids.
+            // Driven by the sources' rids (their rows by primary key / owner index).
+            let plus = no_index(b.pg);
+            b.push("SELECT h.rid FROM resource_current h WHERE h.resource_type = ")
                 .text_arg(ty)
-                .push(" AND r.resource_type = ")
+                .push(" AND NOT h.deleted AND h.id IN (")
+                .push("SELECT r.target_id FROM index_reference r WHERE ")
+                .push(plus)
+                .push("r.target_type = ")
+                .text_arg(ty)
+                .push(" AND ")
+                .push(plus)
+                .push("r.resource_type = ")
                 .text_arg(source_type)
-                .push(" AND r.param = ")
+                .push(" AND ")
+                .push(plus)
+                .push("r.param = ")
                 .text_arg(param)
-                .push(" AND r.id IN (");
+                .push(" AND r.rid IN (");
             positive_ids(b, source_type, inner);
-            b.push(")");
+            b.push("))");
         }
     }
 }
 
-/// The ids of current resources of `ty` the condition holds for (negations resolved
+/// The rids of current resources of `ty` the condition holds for (negations resolved
 /// against all current resources of the type).
 fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
     if negated(c) {
-        b.push("SELECT y.id FROM resource_current y WHERE y.resource_type = ")
+        b.push("SELECT y.rid FROM resource_current y WHERE y.resource_type = ")
             .text_arg(ty)
-            .push(" AND NOT y.deleted AND y.id NOT IN (");
+            .push(" AND NOT y.deleted AND y.rid NOT IN (");
         subquery(b, ty, c);
         b.push(")");
     } else {
@@ -775,7 +805,7 @@ fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
     }
 }
 
-/// ` AND (c.id IN (…) OR …)` for each filter.
+/// ` AND (c.rid IN (…) OR …)` for each filter.
 fn where_filters(b: &mut Sql, ty: &str, filters: &[Filter]) {
     for f in filters {
         if f.any_of.is_empty() {
@@ -787,9 +817,9 @@ fn where_filters(b: &mut Sql, ty: &str, filters: &[Filter]) {
                 b.push(" OR ");
             }
             b.push(if negated(c) {
-                "c.id NOT IN ("
+                "c.rid NOT IN ("
             } else {
-                "c.id IN ("
+                "c.rid IN ("
             });
             subquery(b, ty, c);
             b.push(")");
@@ -828,9 +858,12 @@ fn sort_expr(b: &mut Sql, key: &SortKey) {
                 (Table::Uri, _) => "s.value",
                 (Table::Composite, _) => "s.c1_code",
             };
-            b.push(&format!("(SELECT {agg}({col}) FROM {} s WHERE s.resource_type = c.resource_type AND s.id = c.id AND s.param = ", table.name()))
-                .text_arg(param)
-                .push(")");
+            b.push(&format!(
+                "(SELECT {agg}({col}) FROM {} s WHERE s.rid = c.rid AND s.param = ",
+                table.name()
+            ))
+            .text_arg(param)
+            .push(")");
         }
     }
 }
@@ -867,7 +900,14 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
         sort_expr(&mut b, k);
         b.push(&format!(" AS s{i}"));
     }
-    b.push(" FROM resource_current c WHERE c.resource_type = ")
+    let plus = if driven_by_index(&q.filters) {
+        no_index(pg)
+    } else {
+        ""
+    };
+    b.push(" FROM resource_current c WHERE ")
+        .push(plus)
+        .push("c.resource_type = ")
         .text_arg(ty)
         .push(" AND NOT c.deleted");
     where_filters(&mut b, ty, &q.filters);
@@ -946,7 +986,14 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
 pub(crate) fn count_sql(pg: bool, q: &SearchQuery) -> Sql {
     let mut b = Sql::new(pg);
     let ty = q.resource_type.as_str();
-    b.push("SELECT COUNT(*) FROM resource_current c WHERE c.resource_type = ")
+    let plus = if driven_by_index(&q.filters) {
+        no_index(pg)
+    } else {
+        ""
+    };
+    b.push("SELECT COUNT(*) FROM resource_current c WHERE ")
+        .push(plus)
+        .push("c.resource_type = ")
         .text_arg(ty)
         .push(" AND NOT c.deleted");
     where_filters(&mut b, ty, &q.filters);
@@ -968,11 +1015,12 @@ pub(crate) fn include_sql(
     let mut b = Sql::new(pg);
     b.push(
         "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
-         FROM (SELECT DISTINCT r.target_type, r.target_id FROM index_reference r \
-               WHERE r.resource_type = ",
+         FROM (SELECT DISTINCT r.target_type, r.target_id \
+               FROM resource_current s JOIN index_reference r ON r.rid = s.rid \
+               WHERE s.resource_type = ",
     )
     .text_arg(source_type)
-    .push(" AND r.id IN (");
+    .push(" AND s.id IN (");
     id_list(&mut b, ids);
     b.push(") AND r.target_type IS NOT NULL AND r.target_id IS NOT NULL");
     if let Some(p) = param {
@@ -998,14 +1046,11 @@ pub(crate) fn revinclude_sql(
     ids: &[String],
 ) -> Sql {
     let mut b = Sql::new(pg);
+    // Driven from the reference index (the targets' rows), joined by rid.
     b.push(
         "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
          FROM resource_current c JOIN resource_versions v ON v.seq = c.seq \
-         WHERE c.resource_type = ",
-    )
-    .text_arg(source_type)
-    .push(
-        " AND NOT c.deleted AND c.id IN (SELECT r.id FROM index_reference r WHERE r.target_type = ",
+         WHERE NOT c.deleted AND c.rid IN (SELECT r.rid FROM index_reference r WHERE r.target_type = ",
     )
     .text_arg(target_type)
     .push(" AND r.resource_type = ")
@@ -1039,14 +1084,13 @@ pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
     // the cost follows the size of this child's record, not of the database.
     b.push(
         "SELECT c.resource_type, c.id, v.version_id, v.last_updated_us, v.body \
-         FROM (SELECT 'Patient' AS rt, CAST(",
+         FROM (SELECT p.rid FROM resource_current p WHERE p.resource_type = 'Patient' AND p.id = ",
     )
-    .text_arg(&q.patient_id)
-    .push(" AS TEXT) AS rid");
+    .text_arg(&q.patient_id);
     let members: Vec<_> = q.members.iter().filter(|(_, p)| !p.is_empty()).collect();
     if !members.is_empty() {
         b.push(
-            " UNION SELECT r.resource_type, r.id FROM index_reference r \
+            " UNION SELECT r.rid FROM index_reference r \
              WHERE r.target_type = 'Patient' AND r.target_id = ",
         )
         .text_arg(&q.patient_id)
@@ -1069,7 +1113,7 @@ pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
         b.push(")");
     }
     b.push(
-        ") m JOIN resource_current c ON c.resource_type = m.rt AND c.id = m.rid \
+        ") m JOIN resource_current c ON c.rid = m.rid \
          JOIN resource_versions v ON v.seq = c.seq WHERE NOT c.deleted",
     );
     if let Some(since) = q.since_us {
@@ -1246,17 +1290,6 @@ pub(crate) fn rows(entries: &[IndexEntry]) -> Rows<'_> {
     r
 }
 
-/// The index tables, for deleting a resource's rows.
-pub(crate) const TABLES: &[&str] = &[
-    "index_token",
-    "index_string",
-    "index_date",
-    "index_reference",
-    "index_number",
-    "index_uri",
-    "index_composite",
-];
-
 // ---------------------------------------------------------------------------------------
 // The store's search interface
 
@@ -1379,6 +1412,200 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `EXPLAIN QUERY PLAN` of `q` on a fresh SQLite database with every migration: one
+    /// line per step.
+    fn sqlite_plan(q: &Sql) -> Vec<String> {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for m in crate::sqlite::MIGRATIONS {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text))
+            .unwrap();
+        let args: Vec<rusqlite::types::Value> = q
+            .args
+            .iter()
+            .map(|a| match a {
+                SArg::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                SArg::Int(i) => rusqlite::types::Value::Integer(*i),
+                SArg::Real(f) => rusqlite::types::Value::Real(*f),
+            })
+            .collect();
+        stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Every table is reached through an index (`SEARCH`); the only `SCAN`s are of
+    /// subquery results (`m`, `t`: already narrowed by an index).
+    fn assert_indexed(name: &str, q: &Sql) {
+        let plan = sqlite_plan(q);
+        for step in &plan {
+            if let Some(rest) = step.strip_prefix("SCAN ") {
+                let target = rest.split(' ').next().unwrap_or("");
+                assert!(
+                    matches!(target, "m" | "t"),
+                    "{name}: {step}\n{}\n{}",
+                    q.text,
+                    plan.join("\n")
+                );
+            }
+        }
+        println!("{name}:\n  {}", plan.join("\n  "));
+    }
+
+    fn token(param: &str, system: &str, code: &str) -> Condition {
+        Condition::Token {
+            param: param.into(),
+            system: SystemMatch::Is(system.into()),
+            code: Some(code.into()),
+            not: false,
+        }
+    }
+
+    fn query(ty: &str, any_of: Vec<Condition>) -> SearchQuery {
+        SearchQuery {
+            resource_type: ty.into(),
+            filters: vec![Filter { any_of }],
+            sort: Vec::new(),
+            count: 10,
+            after: None,
+            before: None,
+            total: false,
+        }
+    }
+
+    /// The plans (SQLite, no statistics, as a server runs) of the searches that must stay
+    /// index-driven. At the time of writing (SQLite 3.50, migration 8):
+    ///
+    /// ```text
+    /// Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009
+    ///   SEARCH c USING INTEGER PRIMARY KEY (rowid=?)
+    ///   LIST SUBQUERY 1
+    ///   SEARCH x USING COVERING INDEX index_token_lookup (resource_type=? AND param=? AND code=? AND system=?)
+    ///   SEARCH v USING INTEGER PRIMARY KEY (rowid=?)
+    ///   USE TEMP B-TREE FOR ORDER BY
+    /// Condition?subject=Patient/x
+    ///   SEARCH c USING INTEGER PRIMARY KEY (rowid=?)
+    ///   LIST SUBQUERY 1
+    ///   SEARCH x USING INDEX index_reference_url (resource_type=? AND param=?)
+    ///   …
+    /// ```
+    ///
+    /// (run `cargo test -p passport-store search_plans -- --nocapture` for all of them).
+    #[test]
+    fn search_plans_use_indexes() {
+        let nhs = token(
+            "identifier",
+            "https://fhir.nhs.uk/Id/nhs-number",
+            "9000000009",
+        );
+        assert_indexed(
+            "Patient?identifier=nhs|9000000009",
+            &search_sql(false, &query("Patient", vec![nhs.clone()])),
+        );
+        let mut counted = query("Patient", vec![nhs.clone()]);
+        counted.total = true;
+        assert_indexed("Patient?identifier=…&_total", &count_sql(false, &counted));
+        let subject = Condition::Reference {
+            param: "subject".into(),
+            target_type: Some("Patient".into()),
+            target_id: Some("x".into()),
+            url: None,
+        };
+        assert_indexed(
+            "Condition?subject=Patient/x",
+            &search_sql(false, &query("Condition", vec![subject.clone()])),
+        );
+        let mut sorted = query("Condition", vec![subject]);
+        sorted.sort = vec![SortKey {
+            by: SortBy::Param {
+                param: "onset-date".into(),
+                table: Table::Date,
+            },
+            descending: true,
+        }];
+        sorted.after = Some(Cursor {
+            values: vec![SortValue::Int(5)],
+            id: "a".into(),
+        });
+        assert_indexed(
+            "Condition?subject=Patient/x&_sort=-onset-date (next page)",
+            &search_sql(false, &sorted),
+        );
+        assert_indexed(
+            "Condition?subject:Patient.identifier=nhs|9000000009",
+            &search_sql(
+                false,
+                &query(
+                    "Condition",
+                    vec![Condition::Chain {
+                        param: "subject".into(),
+                        target_types: vec!["Patient".into()],
+                        inner: Box::new(nhs.clone()),
+                    }],
+                ),
+            ),
+        );
+        assert_indexed(
+            "Patient?_has:Condition:subject:code=sct|1",
+            &search_sql(
+                false,
+                &query(
+                    "Patient",
+                    vec![Condition::Has {
+                        source_type: "Condition".into(),
+                        param: "subject".into(),
+                        inner: Box::new(token("code", "sct", "1")),
+                    }],
+                ),
+            ),
+        );
+        let ids = vec!["a".to_owned(), "b".to_owned()];
+        assert_indexed(
+            "Condition?…&_include=Condition:subject",
+            &include_sql(false, "Condition", &ids, Some("subject"), None),
+        );
+        assert_indexed(
+            "Patient?…&_revinclude=Condition:subject",
+            &revinclude_sql(false, "Condition", Some("subject"), "Patient", &ids),
+        );
+        assert_indexed(
+            "Patient/x/$everything",
+            &everything_sql(
+                false,
+                &EverythingQuery {
+                    patient_id: "x".into(),
+                    members: vec![
+                        ("Condition".into(), vec!["subject".into(), "patient".into()]),
+                        ("Observation".into(), vec!["subject".into()]),
+                    ],
+                    since_us: None,
+                    count: 10,
+                    after: Some(("Condition".into(), "a".into())),
+                },
+            ),
+        );
+        let criteria = vec![crate::TokenCriterion {
+            param: "identifier".into(),
+            system: SystemMatch::Is("https://fhir.nhs.uk/Id/nhs-number".into()),
+            code: "9000000009".into(),
+        }];
+        let (text, args) =
+            crate::sql::find_by_tokens(crate::sql::Dialect::Sqlite, "Patient", &criteria);
+        let mut q = Sql::new(false);
+        q.text = text;
+        q.args = args
+            .iter()
+            .map(|a| match a {
+                crate::sql::Arg::Text(s) => SArg::Text((*s).to_owned()),
+                crate::sql::Arg::Int(i) => SArg::Int(*i),
+            })
+            .collect();
+        assert_indexed("find_by_tokens (conditional create)", &q);
+    }
 
     #[test]
     fn prefix_upper_bumps_last_char() {

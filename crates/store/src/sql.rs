@@ -120,18 +120,22 @@ pub(crate) fn find_by_tokens<'a>(
         b.push(" AND NOT c.deleted ORDER BY c.id");
         return (b.sql, b.args);
     };
-    b.push("SELECT DISTINCT t0.id FROM index_token t0 WHERE t0.resource_type = ");
+    // Index rows carry the resource's integer key (`rid`); its id is in resource_current.
+    b.push(
+        "SELECT DISTINCT c.id FROM index_token t0 JOIN resource_current c ON c.rid = t0.rid \
+         WHERE t0.resource_type = ",
+    );
     b.arg(Arg::Text(resource_type));
     criterion(&mut b, "t0", first);
     for (i, c) in rest.iter().enumerate() {
         let alias = format!("t{}", i + 1);
         b.push(&format!(
-            " AND EXISTS (SELECT 1 FROM index_token {alias} WHERE {alias}.resource_type = t0.resource_type AND {alias}.id = t0.id"
+            " AND EXISTS (SELECT 1 FROM index_token {alias} WHERE {alias}.rid = t0.rid"
         ));
         criterion(&mut b, &alias, c);
         b.push(")");
     }
-    b.push(" ORDER BY t0.id");
+    b.push(" ORDER BY c.id");
     (b.sql, b.args)
 }
 

@@ -23,7 +23,9 @@
 
 mod accounts;
 mod audit;
+mod identities;
 mod oauth;
+mod onboarding;
 mod search;
 mod writer;
 
@@ -78,6 +80,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "oauth",
         sql: include_str!("../migrations/sqlite/0005_oauth.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "external_identities",
+        sql: include_str!("../migrations/sqlite/0006_external_identities.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "onboarding",
+        sql: include_str!("../migrations/sqlite/0007_onboarding.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "search_rid",
+        sql: include_str!("../migrations/sqlite/0008_search_rid.sql"),
     },
 ];
 

@@ -6,6 +6,8 @@
 //! - [`session`]: session cookies, expiry, CSRF.
 //! - [`auth`]: argon2id, TOTP, tokens.
 //! - [`directory`]: organisations, staff and family accounts (for `passport admin`).
+//! - [`onboarding`]: family onboarding: invitations (`/join`), self-registration
+//!   (`/register`), staff pages under `/onboarding/`, the clinic-list import.
 //! - `pages`: the handlers.
 //!
 //! Every response of this surface carries a strict Content-Security-Policy (no inline
@@ -17,6 +19,8 @@
 pub mod assets;
 pub mod auth;
 pub mod directory;
+pub mod oidc;
+pub mod onboarding;
 mod pages;
 pub mod session;
 pub mod templates;
@@ -48,7 +52,9 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/reset-password/{token}",
             get(pages::reset_form).post(pages::reset),
         )
+        .merge(onboarding::routes())
         .route("/assets/{*path}", get(assets::serve))
+        .merge(oidc::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

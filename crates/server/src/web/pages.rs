@@ -121,7 +121,7 @@ fn sign_in_page(
     let resp = page(
         status,
         "sign_in.html",
-        json!({ "email": email, "errors": errors, "notice": notice, "locked": locked, "csrf_token": csrf }),
+        json!({ "email": email, "errors": errors, "notice": notice, "locked": locked, "csrf_token": csrf, "providers": super::oidc::buttons(st) }),
     );
     match new {
         Some(t) => with_cookie(
@@ -238,6 +238,10 @@ pub async fn sign_in(
         AccountKind::Staff => (SessionStage::Password, "/sign-in/code"),
         AccountKind::Family => {
             st.store.clear_login_failures(&login).await?;
+            if let Some(person) = &account.person_id {
+                // Family activity: feeds the passport states (web/onboarding.rs).
+                st.store.record_family_activity(person, now).await?;
+            }
             (SessionStage::Full, "/")
         }
     };
@@ -364,7 +368,8 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
     Ok(page(
         StatusCode::OK,
         "home.html",
-        json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token }),
+        json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token,
+                "no_child_access": !super::oidc::family_data_allowed(&st, &headers).await? }),
     ))
 }
 

@@ -18,6 +18,32 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("../../templates/home.html")),
     ("reset.html", include_str!("../../templates/reset.html")),
     ("message.html", include_str!("../../templates/message.html")),
+    ("radios.html", include_str!("../../templates/radios.html")),
+    (
+        "onboarding_invite.html",
+        include_str!("../../templates/onboarding_invite.html"),
+    ),
+    (
+        "onboarding_issued.html",
+        include_str!("../../templates/onboarding_issued.html"),
+    ),
+    (
+        "onboarding_requests.html",
+        include_str!("../../templates/onboarding_requests.html"),
+    ),
+    ("join.html", include_str!("../../templates/join.html")),
+    (
+        "join_code.html",
+        include_str!("../../templates/join_code.html"),
+    ),
+    (
+        "register.html",
+        include_str!("../../templates/register.html"),
+    ),
+    (
+        "oidc_signed_in.html",
+        include_str!("../../templates/oidc_signed_in.html"),
+    ),
 ];
 
 fn env() -> &'static Environment<'static> {

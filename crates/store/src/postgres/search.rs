@@ -8,38 +8,53 @@ use super::{PgStore, pg_error};
 use crate::search::{self, Match, SArg, SortValue, Sql};
 use crate::{Result, Write};
 
-/// Deletes the rows of every index table for (type, id) and inserts the new ones, in one
-/// round trip. Data-modifying CTEs share one snapshot, so the deletes cannot see (and so
-/// cannot remove) the rows being inserted.
-pub(super) const REPLACE_INDEXES_SQL: &str = "WITH \
- d1 AS (DELETE FROM index_token WHERE resource_type = $1 AND id = $2), \
- d2 AS (DELETE FROM index_string WHERE resource_type = $1 AND id = $2), \
- d3 AS (DELETE FROM index_date WHERE resource_type = $1 AND id = $2), \
- d4 AS (DELETE FROM index_reference WHERE resource_type = $1 AND id = $2), \
- d5 AS (DELETE FROM index_number WHERE resource_type = $1 AND id = $2), \
- d6 AS (DELETE FROM index_uri WHERE resource_type = $1 AND id = $2), \
- d7 AS (DELETE FROM index_composite WHERE resource_type = $1 AND id = $2), \
- i1 AS (INSERT INTO index_token (resource_type, id, param, system, code, text, type_system, type_code) \
+/// Inserts a resource's index rows into every table in one round trip: `$1` is its `rid`,
+/// `$2` its type, then one array per column (`UNNEST`: one bulk insert per table).
+macro_rules! insert_ctes {
+    () => {
+        "i1 AS (INSERT INTO index_token (rid, resource_type, param, system, code, text, type_system, type_code) \
    SELECT $1, $2, u.* FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) AS u), \
- i2 AS (INSERT INTO index_string (resource_type, id, param, normalized, exact) \
+ i2 AS (INSERT INTO index_string (rid, resource_type, param, normalized, exact) \
    SELECT $1, $2, u.* FROM unnest($9::text[], $10::text[], $11::text[]) AS u), \
- i3 AS (INSERT INTO index_date (resource_type, id, param, low_us, high_us) \
+ i3 AS (INSERT INTO index_date (rid, resource_type, param, low_us, high_us) \
    SELECT $1, $2, u.* FROM unnest($12::text[], $13::int8[], $14::int8[]) AS u), \
- i4 AS (INSERT INTO index_reference (resource_type, id, param, target_type, target_id, url, identifier_system, identifier_value) \
+ i4 AS (INSERT INTO index_reference (rid, resource_type, param, target_type, target_id, url, identifier_system, identifier_value) \
    SELECT $1, $2, u.* FROM unnest($15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[]) AS u), \
- i5 AS (INSERT INTO index_number (resource_type, id, param, value, low, high, system, code, unit) \
+ i5 AS (INSERT INTO index_number (rid, resource_type, param, value, low, high, system, code, unit) \
    SELECT $1, $2, u.* FROM unnest($21::text[], $22::float8[], $23::float8[], $24::float8[], $25::text[], $26::text[], $27::text[]) AS u), \
- i6 AS (INSERT INTO index_uri (resource_type, id, param, value) \
+ i6 AS (INSERT INTO index_uri (rid, resource_type, param, value) \
    SELECT $1, $2, u.* FROM unnest($28::text[], $29::text[]) AS u), \
- i7 AS (INSERT INTO index_composite (resource_type, id, param, c1_system, c1_code, c2_system, c2_code, c2_value, c2_low_us, c2_high_us, c2_string) \
+ i7 AS (INSERT INTO index_composite (rid, resource_type, param, c1_system, c1_code, c2_system, c2_code, c2_value, c2_low_us, c2_high_us, c2_string) \
    SELECT $1, $2, u.* FROM unnest($30::text[], $31::text[], $32::text[], $33::text[], $34::text[], $35::float8[], $36::int8[], $37::int8[], $38::text[]) AS u) \
- SELECT 1";
+ SELECT 1"
+    };
+}
 
-/// Runs [`REPLACE_INDEXES_SQL`] (prepared as `stmt`) for the write.
+/// A new resource's index rows (nothing to delete).
+pub(super) const INSERT_INDEXES_SQL: &str = concat!("WITH ", insert_ctes!());
+
+/// Deletes the rows of every index table for `rid` and inserts the new ones, in one round
+/// trip. Data-modifying CTEs share one snapshot, so the deletes cannot see (and so cannot
+/// remove) the rows being inserted.
+pub(super) const REPLACE_INDEXES_SQL: &str = concat!(
+    "WITH \
+ d1 AS (DELETE FROM index_token WHERE rid = $1), \
+ d2 AS (DELETE FROM index_string WHERE rid = $1), \
+ d3 AS (DELETE FROM index_date WHERE rid = $1), \
+ d4 AS (DELETE FROM index_reference WHERE rid = $1), \
+ d5 AS (DELETE FROM index_number WHERE rid = $1), \
+ d6 AS (DELETE FROM index_uri WHERE rid = $1), \
+ d7 AS (DELETE FROM index_composite WHERE rid = $1), ",
+    insert_ctes!()
+);
+
+/// Runs [`REPLACE_INDEXES_SQL`] or [`INSERT_INDEXES_SQL`] (prepared as `stmt`) for the
+/// write of resource `rid`.
 pub(super) async fn replace_indexes(
     tx: &tokio_postgres::Transaction<'_>,
     stmt: &tokio_postgres::Statement,
     w: &Write,
+    rid: i64,
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let empty: &[fhir::search::IndexEntry] = &[];
     let r = search::rows(if w.deleted { empty } else { &w.index });
@@ -81,8 +96,8 @@ pub(super) async fn replace_indexes(
     let c_2h: Vec<Option<i64>> = c.iter().map(|x| x.c2_high_us).collect();
     let c_2str: Vec<Option<&str>> = c.iter().map(|x| x.c2_string).collect();
     let params: [&(dyn ToSql + Sync); 38] = [
+        &rid,
         &w.resource_type,
-        &w.id,
         &t_param,
         &t_system,
         &t_code,

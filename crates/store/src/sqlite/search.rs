@@ -17,114 +17,210 @@ fn params(args: &[SArg]) -> Vec<rusqlite::types::Value> {
         .collect()
 }
 
-/// Replaces the index rows of (type, id) with those of the version just written (none for
-/// a deletion), in every index table.
-pub(super) fn replace_indexes(conn: &Connection, w: &Write, existed: bool) -> rusqlite::Result<()> {
-    let (t, id) = (&w.resource_type, &w.id);
+/// Rows per multi-row `INSERT` statement: a table's rows go in chunks of these sizes,
+/// largest first (so at most a few statements per table, each prepared once and cached).
+const CHUNKS: [usize; 3] = [16, 4, 1];
+
+/// One index table's insert statements, one per [`CHUNKS`] size, built once. Every row is
+/// `(?1 = rid, n, ?2 = resource_type, <cols>…)`; `n` and the columns are bound per row.
+struct InsertSql {
+    table: &'static str,
+    cols: &'static [&'static str],
+    sql: std::sync::OnceLock<[String; 3]>,
+}
+
+impl InsertSql {
+    const fn new(table: &'static str, cols: &'static [&'static str]) -> Self {
+        InsertSql {
+            table,
+            cols,
+            sql: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn sql(&self, chunk: usize) -> &str {
+        let all = self.sql.get_or_init(|| {
+            CHUNKS.map(|rows| {
+                let mut s = format!(
+                    "INSERT INTO {} (rid, n, resource_type, {}) VALUES ",
+                    self.table,
+                    self.cols.join(", ")
+                );
+                let mut p = 3;
+                for r in 0..rows {
+                    if r > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str("(?1, ?");
+                    s.push_str(&p.to_string());
+                    p += 1;
+                    s.push_str(", ?2");
+                    for _ in self.cols {
+                        s.push_str(", ?");
+                        s.push_str(&p.to_string());
+                        p += 1;
+                    }
+                    s.push(')');
+                }
+                s
+            })
+        });
+        let i = CHUNKS.iter().position(|&c| c == chunk).unwrap_or(2);
+        &all[i]
+    }
+
+    /// Inserts `rows` in chunks; `bind(stmt, first_param, row)` binds one row's columns.
+    fn insert<T>(
+        &self,
+        conn: &Connection,
+        rid: i64,
+        resource_type: &str,
+        rows: &[T],
+        bind: impl Fn(&mut rusqlite::Statement<'_>, usize, &T) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()> {
+        let per_row = 1 + self.cols.len();
+        let mut done = 0;
+        for chunk in CHUNKS {
+            while rows.len() - done >= chunk {
+                let mut s = conn.prepare_cached(self.sql(chunk))?;
+                s.raw_bind_parameter(1, rid)?;
+                s.raw_bind_parameter(2, resource_type)?;
+                for (k, row) in rows[done..done + chunk].iter().enumerate() {
+                    let first = 3 + k * per_row;
+                    s.raw_bind_parameter(first, (done + k) as i64)?;
+                    bind(&mut s, first + 1, row)?;
+                }
+                s.raw_execute()?;
+                done += chunk;
+            }
+        }
+        Ok(())
+    }
+}
+
+static TOKEN: InsertSql = InsertSql::new(
+    "index_token",
+    &[
+        "param",
+        "system",
+        "code",
+        "text",
+        "type_system",
+        "type_code",
+    ],
+);
+static STRING: InsertSql = InsertSql::new("index_string", &["param", "normalized", "exact"]);
+static DATE: InsertSql = InsertSql::new("index_date", &["param", "low_us", "high_us"]);
+static REFERENCE: InsertSql = InsertSql::new(
+    "index_reference",
+    &[
+        "param",
+        "target_type",
+        "target_id",
+        "url",
+        "identifier_system",
+        "identifier_value",
+    ],
+);
+static NUMBER: InsertSql = InsertSql::new(
+    "index_number",
+    &["param", "value", "low", "high", "system", "code", "unit"],
+);
+static URI: InsertSql = InsertSql::new("index_uri", &["param", "value"]);
+static COMPOSITE: InsertSql = InsertSql::new(
+    "index_composite",
+    &[
+        "param",
+        "c1_system",
+        "c1_code",
+        "c2_system",
+        "c2_code",
+        "c2_value",
+        "c2_low_us",
+        "c2_high_us",
+        "c2_string",
+    ],
+);
+
+/// Deletes a resource's rows: a range of each table's primary key `(rid, n)`.
+const DELETES: [&str; 7] = [
+    "DELETE FROM index_token WHERE rid = ?1",
+    "DELETE FROM index_string WHERE rid = ?1",
+    "DELETE FROM index_date WHERE rid = ?1",
+    "DELETE FROM index_reference WHERE rid = ?1",
+    "DELETE FROM index_number WHERE rid = ?1",
+    "DELETE FROM index_uri WHERE rid = ?1",
+    "DELETE FROM index_composite WHERE rid = ?1",
+];
+
+/// Replaces the index rows of the resource `rid` with those of the version just written
+/// (none for a deletion), in every index table: multi-row inserts, statements cached.
+pub(super) fn replace_indexes(
+    conn: &Connection,
+    w: &Write,
+    rid: i64,
+    existed: bool,
+) -> rusqlite::Result<()> {
     if existed {
-        for table in search::TABLES {
-            conn.prepare_cached(&format!(
-                "DELETE FROM {table} WHERE resource_type = ?1 AND id = ?2"
-            ))?
-            .execute((t, id))?;
+        for sql in DELETES {
+            conn.prepare_cached(sql)?.execute([rid])?;
         }
     }
     if w.deleted || w.index.is_empty() {
         return Ok(());
     }
+    let t = w.resource_type.as_str();
     let r = search::rows(&w.index);
-    if !r.token.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_token (resource_type, id, param, system, code, text, type_system, type_code) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for x in &r.token {
-            s.execute((
-                t,
-                id,
-                x.param,
-                x.system,
-                x.code,
-                &x.text,
-                x.type_system,
-                x.type_code,
-            ))?;
-        }
-    }
-    if !r.string.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_string (resource_type, id, param, normalized, exact) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (p, n, e) in &r.string {
-            s.execute((t, id, p, n, e))?;
-        }
-    }
-    if !r.date.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_date (resource_type, id, param, low_us, high_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (p, l, h) in &r.date {
-            s.execute((t, id, p, l, h))?;
-        }
-    }
-    if !r.reference.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_reference (resource_type, id, param, target_type, target_id, url, identifier_system, identifier_value) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for x in &r.reference {
-            s.execute((
-                t,
-                id,
-                x.param,
-                x.target_type,
-                x.target_id,
-                x.url,
-                x.identifier_system,
-                x.identifier_value,
-            ))?;
-        }
-    }
-    if !r.number.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_number (resource_type, id, param, value, low, high, system, code, unit) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        for x in &r.number {
-            s.execute((
-                t, id, x.param, x.value, x.low, x.high, x.system, x.code, x.unit,
-            ))?;
-        }
-    }
-    if !r.uri.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_uri (resource_type, id, param, value) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for (p, v) in &r.uri {
-            s.execute((t, id, p, v))?;
-        }
-    }
-    if !r.composite.is_empty() {
-        let mut s = conn.prepare_cached(
-            "INSERT INTO index_composite (resource_type, id, param, c1_system, c1_code, c2_system, c2_code, c2_value, c2_low_us, c2_high_us, c2_string) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?;
-        for x in &r.composite {
-            s.execute(rusqlite::params![
-                t,
-                id,
-                x.param,
-                x.c1_system,
-                x.c1_code,
-                x.c2_system,
-                x.c2_code,
-                x.c2_value,
-                x.c2_low_us,
-                x.c2_high_us,
-                x.c2_string
-            ])?;
-        }
-    }
+    TOKEN.insert(conn, rid, t, &r.token, |s, i, x| {
+        s.raw_bind_parameter(i, x.param)?;
+        s.raw_bind_parameter(i + 1, x.system)?;
+        s.raw_bind_parameter(i + 2, x.code)?;
+        s.raw_bind_parameter(i + 3, x.text.as_deref())?;
+        s.raw_bind_parameter(i + 4, x.type_system)?;
+        s.raw_bind_parameter(i + 5, x.type_code)
+    })?;
+    STRING.insert(conn, rid, t, &r.string, |s, i, (p, n, e)| {
+        s.raw_bind_parameter(i, p)?;
+        s.raw_bind_parameter(i + 1, n)?;
+        s.raw_bind_parameter(i + 2, e)
+    })?;
+    DATE.insert(conn, rid, t, &r.date, |s, i, (p, l, h)| {
+        s.raw_bind_parameter(i, p)?;
+        s.raw_bind_parameter(i + 1, l)?;
+        s.raw_bind_parameter(i + 2, h)
+    })?;
+    REFERENCE.insert(conn, rid, t, &r.reference, |s, i, x| {
+        s.raw_bind_parameter(i, x.param)?;
+        s.raw_bind_parameter(i + 1, x.target_type)?;
+        s.raw_bind_parameter(i + 2, x.target_id)?;
+        s.raw_bind_parameter(i + 3, x.url)?;
+        s.raw_bind_parameter(i + 4, x.identifier_system)?;
+        s.raw_bind_parameter(i + 5, x.identifier_value)
+    })?;
+    NUMBER.insert(conn, rid, t, &r.number, |s, i, x| {
+        s.raw_bind_parameter(i, x.param)?;
+        s.raw_bind_parameter(i + 1, x.value)?;
+        s.raw_bind_parameter(i + 2, x.low)?;
+        s.raw_bind_parameter(i + 3, x.high)?;
+        s.raw_bind_parameter(i + 4, x.system)?;
+        s.raw_bind_parameter(i + 5, x.code)?;
+        s.raw_bind_parameter(i + 6, x.unit)
+    })?;
+    URI.insert(conn, rid, t, &r.uri, |s, i, (p, v)| {
+        s.raw_bind_parameter(i, p)?;
+        s.raw_bind_parameter(i + 1, v)
+    })?;
+    COMPOSITE.insert(conn, rid, t, &r.composite, |s, i, x| {
+        s.raw_bind_parameter(i, x.param)?;
+        s.raw_bind_parameter(i + 1, x.c1_system)?;
+        s.raw_bind_parameter(i + 2, x.c1_code)?;
+        s.raw_bind_parameter(i + 3, x.c2_system)?;
+        s.raw_bind_parameter(i + 4, x.c2_code)?;
+        s.raw_bind_parameter(i + 5, x.c2_value)?;
+        s.raw_bind_parameter(i + 6, x.c2_low_us)?;
+        s.raw_bind_parameter(i + 7, x.c2_high_us)?;
+        s.raw_bind_parameter(i + 8, x.c2_string)
+    })?;
     Ok(())
 }
 

@@ -215,15 +215,17 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// One write inside the batch's transaction (in its own savepoint).
 fn apply(conn: &Connection, w: &Write) -> Result<()> {
-    let current: Option<i64> = conn
+    // (version_id, rid) of the current version.
+    let found: Option<(i64, i64)> = conn
         .prepare_cached(
-            "SELECT version_id FROM resource_current WHERE resource_type = ?1 AND id = ?2",
+            "SELECT version_id, rid FROM resource_current WHERE resource_type = ?1 AND id = ?2",
         )
         .and_then(|mut s| {
-            s.query_row((&w.resource_type, &w.id), |r| r.get(0))
+            s.query_row((&w.resource_type, &w.id), |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
         })
         .map_err(backend)?;
+    let current = found.map(|(v, _)| v);
     if current != w.replaces {
         return Err(StoreError::VersionConflict { current });
     }
@@ -243,24 +245,39 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
     })
     .map_err(backend)?;
     let seq = conn.last_insert_rowid();
-    conn.prepare_cached(
-        "INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (resource_type, id) DO UPDATE SET version_id = excluded.version_id, \
-         seq = excluded.seq, deleted = excluded.deleted, last_updated_us = excluded.last_updated_us",
-    )
-    .and_then(|mut s| {
-        s.execute((&w.resource_type, &w.id, w.version_id, seq, w.deleted, w.last_updated_us))
-    })
-    .map_err(backend)?;
-    replace_indexes(conn, w, current.is_some()).map_err(backend)
-}
-
-/// Replaces the index entries of (type, id) with those of the version just written (none
-/// for a deletion). Further index tables (string, date, reference…) belong here too, so
-/// they change in the same transaction as the version.
-fn replace_indexes(conn: &Connection, w: &Write, existed: bool) -> rusqlite::Result<()> {
-    super::search::replace_indexes(conn, w, existed)
+    // A resource's `rid` (its index rows' key) is the seq of its first version, for good.
+    let rid = match found {
+        Some((_, rid)) => {
+            conn.prepare_cached(
+                "UPDATE resource_current SET version_id = ?2, seq = ?3, deleted = ?4, \
+                 last_updated_us = ?5 WHERE rid = ?1",
+            )
+            .and_then(|mut s| s.execute((rid, w.version_id, seq, w.deleted, w.last_updated_us)))
+            .map_err(backend)?;
+            rid
+        }
+        None => {
+            conn.prepare_cached(
+                "INSERT INTO resource_current \
+                 (rid, resource_type, id, version_id, seq, deleted, last_updated_us) \
+                 VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute((
+                    seq,
+                    &w.resource_type,
+                    &w.id,
+                    w.version_id,
+                    w.deleted,
+                    w.last_updated_us,
+                ))
+            })
+            .map_err(backend)?;
+            seq
+        }
+    };
+    // The index tables change in the same transaction as the version.
+    super::search::replace_indexes(conn, w, rid, found.is_some()).map_err(backend)
 }
 
 pub(super) fn find_by_tokens(

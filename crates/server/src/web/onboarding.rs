@@ -1,0 +1,1711 @@
+//! Family onboarding: the ways a parent or carer gets into a child's passport.
+//!
+//! - **Clinic invitation** (`/onboarding/invite`, staff): find the child by NHS Number or
+//!   create their passport (a `Patient` and a `CareTeam` with the staff member's
+//!   organisation), then issue a one-time code (also a link and a QR code). The parent
+//!   redeems it at `/join` (or `/join/{code}`), creating a family sign-in or using their
+//!   existing one, and is bound to the child.
+//! - **Self-registration** (`/register`): the parent gives the child's NHS Number and date
+//!   of birth; if they match a passport, a *pending* link is made (`RelatedPerson.active =
+//!   false`), which a professional in the child's care team confirms or declines at
+//!   `/onboarding/requests`. The answer is the same whether or not the child exists.
+//! - **Bulk import**: `passport admin import-clinic-list` ([`import_clinic_list`]).
+//!
+//! The family link is FHIR (docs/DATA-MODEL.md): the adult's `Person.link[].target` names
+//! one `RelatedPerson` per child; `RelatedPerson.patient` is the child, `relationship` a
+//! v3-RoleCode, the [`PARENTAL_RESPONSIBILITY_EXTENSION`] a boolean. Everything is written
+//! through the validated, versioned, indexed resource path. Invitation codes and activity
+//! times are in the store ([`passport_store::onboarding`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use passport_store::accounts::{Account, AccountKind, SessionStage};
+use passport_store::onboarding::{Invitation, InvitationRefused};
+use passport_store::{Store, StoreError, Stored, SystemMatch, TokenCriterion, Write};
+use serde_json::{Value, json};
+
+use super::auth;
+use super::directory::{self, DirectoryError, LOGIN_SYSTEM};
+use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
+use super::templates::{FieldError, field_error, message, page};
+use crate::{AppState, clock};
+
+/// Whether the adult holds parental responsibility for the child (valueBoolean).
+pub const PARENTAL_RESPONSIBILITY_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility";
+/// HL7 v3 RoleCode (R4): the family relationship of a RelatedPerson.
+pub const ROLE_CODE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
+/// `meta.tag` of a self-registered link waiting for a professional (code `pending`).
+pub const LINK_STATUS_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-link-status";
+/// How long an invitation works unless told otherwise.
+pub const DEFAULT_INVITATION_SECS: i64 = 14 * 24 * 3600;
+/// Invitation codes: Crockford's base-32 alphabet (no I, L, O, U), 10 characters = 50 bits.
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub const CODE_CHARS: usize = 10;
+
+/// The relationships offered (v3-RoleCode code, label). Parental responsibility is
+/// recorded for all but foster parents and other family members (see docs/DATA-MODEL.md).
+pub const RELATIONSHIPS: &[(&str, &str)] = &[
+    ("MTH", "Mother"),
+    ("FTH", "Father"),
+    ("PRN", "Parent"),
+    ("GUARD", "Guardian"),
+    ("PRNFOST", "Foster parent"),
+    ("FAMMEMB", "Other family member"),
+];
+
+fn relationship_label(code: &str) -> Option<&'static str> {
+    RELATIONSHIPS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, l)| *l)
+}
+
+/// Parental responsibility implied by the relationship (a foster parent's sits with the
+/// local authority; another family member's needs a court order, recorded by staff).
+pub fn implies_parental_responsibility(code: &str) -> bool {
+    !matches!(code, "PRNFOST" | "FAMMEMB")
+}
+
+// ---------------------------------------------------------------------------------------
+// Codes
+
+/// A new random invitation code (10 characters of [`CODE_ALPHABET`]).
+pub fn new_code() -> String {
+    auth::random_bytes::<CODE_CHARS>()
+        .iter()
+        .map(|b| char::from(CODE_ALPHABET[usize::from(b & 31)]))
+        .collect()
+}
+
+/// A code as typed → its canonical form: case, spaces and hyphens ignored; O read as 0,
+/// I and L as 1. `None` if it cannot be a code.
+pub fn normalise_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect();
+    (code.len() == CODE_CHARS && code.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `ABCDE-FGHJK`, as shown to people.
+pub fn display_code(code: &str) -> String {
+    if code.len() == CODE_CHARS {
+        format!("{}-{}", &code[..5], &code[5..])
+    } else {
+        code.to_owned()
+    }
+}
+
+pub fn join_link(base_url: &str, code: &str) -> String {
+    format!("{}/join/{code}", base_url.trim_end_matches('/'))
+}
+
+/// The QR code of `text` as an inline SVG element with a text alternative.
+pub fn qr_svg(text: &str) -> String {
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return String::new();
+    };
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(200, 200)
+        .build();
+    let start = svg.find("<svg").unwrap_or(0);
+    svg[start..].replacen(
+        "<svg",
+        "<svg role=\"img\" aria-label=\"QR code of the invitation link\" focusable=\"false\"",
+        1,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Children (passports)
+
+/// A child's passport as onboarding sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub id: String,
+    pub nhs_number: String,
+    pub given: String,
+    pub family: String,
+    pub birth_date: String,
+}
+
+impl Child {
+    fn of(id: &str, body: &[u8]) -> Option<Child> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let nhs = v["identifier"]
+            .as_array()?
+            .iter()
+            .find(|i| i["system"] == fhir::nhs_number::SYSTEM)?["value"]
+            .as_str()?
+            .to_owned();
+        let name = &v["name"][0];
+        Some(Child {
+            id: id.to_owned(),
+            nhs_number: nhs,
+            given: name["given"][0].as_str().unwrap_or_default().to_owned(),
+            family: name["family"].as_str().unwrap_or_default().to_owned(),
+            birth_date: v["birthDate"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// An NHS Number as typed (spaces allowed) → 10 digits, if the modulus-11 check passes.
+pub fn parse_nhs_number(typed: &str) -> Option<String> {
+    let digits: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    fhir::nhs_number::NhsNumber::parse(&digits).ok()?;
+    Some(digits)
+}
+
+/// A date of birth as typed (`YYYY-MM-DD`, `D/M/YYYY` or `D M YYYY`) → `YYYY-MM-DD`, if it
+/// is a real date and not in the future.
+pub fn parse_birth_date(typed: &str) -> Option<String> {
+    let t = typed.trim();
+    let parts: Vec<&str> = if t.contains('-') {
+        t.split('-').collect()
+    } else {
+        let mut p: Vec<&str> = t.split(['/', ' ']).filter(|s| !s.is_empty()).collect();
+        p.reverse();
+        p
+    };
+    let [y, m, d] = parts.as_slice() else {
+        return None;
+    };
+    if y.len() != 4 {
+        return None;
+    }
+    let (y, m, d): (i32, u8, u8) = (y.parse().ok()?, m.parse().ok()?, d.parse().ok()?);
+    let date = time::Date::from_calendar_date(y, time::Month::try_from(m).ok()?, d).ok()?;
+    let today = time::OffsetDateTime::from_unix_timestamp(clock::now_us() / 1_000_000)
+        .ok()?
+        .date();
+    (date <= today && y >= 1900).then(|| format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// The child with this NHS Number (10 digits), if there is a passport.
+pub async fn find_child(store: &Store, nhs_number: &str) -> Result<Option<Child>, StoreError> {
+    let ids = store
+        .find_by_tokens(
+            "Patient",
+            &[TokenCriterion {
+                param: "identifier".into(),
+                system: SystemMatch::Is(fhir::nhs_number::SYSTEM.into()),
+                code: nhs_number.to_owned(),
+            }],
+        )
+        .await?;
+    for id in ids {
+        if let Some(s) = store.read("Patient", &id).await?.filter(|s| !s.deleted)
+            && let Some(c) = Child::of(&id, &s.body)
+        {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A validated, stamped, indexed write of a new version of `resource` (replacing
+/// `replaces`, or new).
+pub fn resource_write(
+    resource: Value,
+    replaces: Option<i64>,
+    now: i64,
+) -> Result<Write, DirectoryError> {
+    let issues = fhir::validate(&resource);
+    if !issues.is_empty() {
+        return Err(DirectoryError::Invalid(format!(
+            "the {} would not be valid FHIR: {issues:?}",
+            resource["resourceType"]
+        )));
+    }
+    let Value::Object(mut map) = resource else {
+        return Err(DirectoryError::Invalid("not a JSON object".into()));
+    };
+    let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
+    let id = map["id"].as_str().unwrap_or_default().to_owned();
+    let version = replaces.unwrap_or(0) + 1;
+    fhir::meta::stamp(&mut map, &id, version, &clock::instant(now));
+    let value = Value::Object(map);
+    Ok(Write {
+        index: fhir::search::extract(&value),
+        resource_type: rtype,
+        id,
+        replaces,
+        version_id: version,
+        last_updated_us: now,
+        deleted: false,
+        body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
+        unless_exists: None,
+        audit: Vec::new(),
+    })
+}
+
+fn delete_write(current: &Stored, now: i64) -> Write {
+    Write {
+        index: Vec::new(),
+        resource_type: current.resource_type.clone(),
+        id: current.id.clone(),
+        replaces: Some(current.version_id),
+        version_id: current.version_id + 1,
+        last_updated_us: now,
+        deleted: true,
+        body: Bytes::new(),
+        unless_exists: None,
+        audit: Vec::new(),
+    }
+}
+
+/// The writes that create a child's passport: the `Patient` (refused if a passport with
+/// this NHS Number appeared meanwhile) and an active `CareTeam` with `organisation_id`.
+pub fn new_child_writes(
+    child: &Child,
+    organisation_id: &str,
+    now: i64,
+) -> Result<Vec<Write>, DirectoryError> {
+    let mut patient = resource_write(
+        json!({
+            "resourceType": "Patient", "id": child.id,
+            "identifier": [{ "system": fhir::nhs_number::SYSTEM, "value": child.nhs_number }],
+            "name": [{ "use": "official", "family": child.family, "given": [child.given] }],
+            "birthDate": child.birth_date,
+        }),
+        None,
+        now,
+    )?;
+    patient.unless_exists = Some(vec![TokenCriterion {
+        param: "identifier".into(),
+        system: SystemMatch::Is(fhir::nhs_number::SYSTEM.into()),
+        code: child.nhs_number.clone(),
+    }]);
+    let team = resource_write(
+        json!({
+            "resourceType": "CareTeam", "id": new_id(), "status": "active",
+            "name": "Passport care team",
+            "subject": { "reference": format!("Patient/{}", child.id) },
+            "participant": [{ "member": { "reference": format!("Organization/{organisation_id}") } }],
+        }),
+        None,
+        now,
+    )?;
+    Ok(vec![patient, team])
+}
+
+/// A new invitation for `patient_id` and its code (shown once; only the hash is kept).
+pub fn new_invitation(
+    patient_id: &str,
+    issued_by: Option<&Account>,
+    organisation_id: Option<&str>,
+    parent_email: Option<&str>,
+    now: i64,
+    valid_secs: i64,
+) -> (Invitation, String) {
+    let code = new_code();
+    (
+        Invitation {
+            id: new_id(),
+            code_hash: auth::token_hash(&code),
+            patient_id: patient_id.to_owned(),
+            issued_by_account: issued_by.map(|a| a.id.clone()),
+            organisation_id: organisation_id.map(str::to_owned),
+            parent_email: parent_email.map(str::to_owned),
+            created_us: now,
+            expires_us: now + valid_secs * 1_000_000,
+            redeemed_us: None,
+            redeemed_by: None,
+            revoked_us: None,
+        },
+        code,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Family links
+
+/// Links the family account's `Person` to the child through a new `RelatedPerson`, in one
+/// transaction (RelatedPerson + the Person's next version with the new `link`). `active`
+/// false makes it a pending self-registration (tagged [`LINK_STATUS_SYSTEM`]`|pending`).
+/// Returns the RelatedPerson id.
+pub async fn bind(
+    store: &Store,
+    account: &Account,
+    patient_id: &str,
+    relationship: &str,
+    active: bool,
+) -> Result<String, DirectoryError> {
+    let person_id = account
+        .person_id
+        .clone()
+        .ok_or_else(|| DirectoryError::Invalid("not a family account".into()))?;
+    let rp_id = new_id();
+    let label = relationship_label(relationship).unwrap_or("Parent");
+    for _ in 0..3 {
+        let person = store
+            .read("Person", &person_id)
+            .await?
+            .filter(|s| !s.deleted)
+            .ok_or_else(|| DirectoryError::NotFound("the family member's Person".into()))?;
+        let mut pv: Value = serde_json::from_slice(&person.body)
+            .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+        let mut rp = json!({
+            "resourceType": "RelatedPerson", "id": rp_id,
+            "extension": [{ "url": PARENTAL_RESPONSIBILITY_EXTENSION,
+                            "valueBoolean": implies_parental_responsibility(relationship) }],
+            "identifier": [{ "system": LOGIN_SYSTEM, "value": account.login }],
+            "active": active,
+            "patient": { "reference": format!("Patient/{patient_id}") },
+            "relationship": [{ "coding": [{ "system": ROLE_CODE_SYSTEM, "code": relationship, "display": label }] }],
+            "telecom": [{ "system": "email", "value": account.login, "use": "home" }],
+        });
+        if !pv["name"].is_null() {
+            rp["name"] = pv["name"].clone();
+        }
+        if !active {
+            rp["meta"] = json!({ "tag": [{ "system": LINK_STATUS_SYSTEM, "code": "pending" }] });
+        }
+        let link = json!({ "target": { "reference": format!("RelatedPerson/{rp_id}") } });
+        match pv["link"].as_array_mut() {
+            Some(a) => a.push(link),
+            None => pv["link"] = json!([link]),
+        }
+        let now = clock::now_us();
+        let writes = vec![
+            resource_write(rp, None, now)?,
+            resource_write(pv, Some(person.version_id), now)?,
+        ];
+        match store.write_all(writes).await {
+            Ok(_) => return Ok(rp_id),
+            Err(e) if matches!(e.error, StoreError::VersionConflict { .. }) => continue,
+            Err(e) => return Err(DirectoryError::Store(e.error)),
+        }
+    }
+    Err(DirectoryError::Invalid(
+        "the family member's record kept changing; try again".into(),
+    ))
+}
+
+/// The children this Person is linked to (active or pending), as patient ids.
+async fn linked_patients(store: &Store, person_id: &str) -> Result<Vec<String>, StoreError> {
+    let Some(person) = store
+        .read("Person", person_id)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(Vec::new());
+    };
+    let pv: Value = serde_json::from_slice(&person.body).unwrap_or_default();
+    let mut out = Vec::new();
+    for l in pv["link"].as_array().into_iter().flatten() {
+        if let Some(rp) = l["target"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("RelatedPerson/"))
+            && let Some(s) = store
+                .read("RelatedPerson", rp)
+                .await?
+                .filter(|s| !s.deleted)
+        {
+            let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
+            if let Some(p) = v["patient"]["reference"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("Patient/"))
+            {
+                out.push(p.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The patient ids whose active care team includes this member of staff (their
+/// organisation, their Practitioner or their PractitionerRole).
+pub async fn care_team_patients(
+    store: &Store,
+    staff: &Account,
+) -> Result<HashSet<String>, StoreError> {
+    let mine: Vec<String> = [
+        staff
+            .organisation_id
+            .as_ref()
+            .map(|o| format!("Organization/{o}")),
+        staff
+            .practitioner_id
+            .as_ref()
+            .map(|p| format!("Practitioner/{p}")),
+        staff
+            .practitioner_role_id
+            .as_ref()
+            .map(|r| format!("PractitionerRole/{r}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let teams = store
+        .find_by_tokens(
+            "CareTeam",
+            &[TokenCriterion {
+                param: "status".into(),
+                system: SystemMatch::Any,
+                code: "active".into(),
+            }],
+        )
+        .await?;
+    let mut out = HashSet::new();
+    for id in teams {
+        let Some(s) = store.read("CareTeam", &id).await?.filter(|s| !s.deleted) else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
+        let member = v["participant"].as_array().into_iter().flatten().any(|p| {
+            p["member"]["reference"]
+                .as_str()
+                .is_some_and(|r| mine.iter().any(|m| m == r))
+        });
+        if member
+            && let Some(p) = v["subject"]["reference"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("Patient/"))
+        {
+            out.insert(p.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// A self-registration waiting for a professional.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingRequest {
+    pub related_person: String,
+    pub child_id: String,
+    pub child_name: String,
+    pub child_nhs_number: String,
+    pub adult_name: String,
+    pub adult_email: String,
+    pub relationship: String,
+}
+
+/// Pending requests for children in this member of staff's care teams.
+pub async fn pending_requests(
+    store: &Store,
+    staff: &Account,
+) -> Result<Vec<PendingRequest>, StoreError> {
+    let patients = care_team_patients(store, staff).await?;
+    let ids = store
+        .find_by_tokens(
+            "RelatedPerson",
+            &[TokenCriterion {
+                param: "_tag".into(),
+                system: SystemMatch::Is(LINK_STATUS_SYSTEM.into()),
+                code: "pending".into(),
+            }],
+        )
+        .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(s) = store
+            .read("RelatedPerson", &id)
+            .await?
+            .filter(|s| !s.deleted)
+        else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
+        let Some(child_id) = v["patient"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Patient/"))
+            .filter(|p| patients.contains(*p))
+        else {
+            continue;
+        };
+        let Some(child) = store
+            .read("Patient", child_id)
+            .await?
+            .filter(|s| !s.deleted)
+            .and_then(|s| Child::of(child_id, &s.body))
+        else {
+            continue;
+        };
+        let code = v["relationship"][0]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or_default();
+        out.push(PendingRequest {
+            related_person: id.clone(),
+            child_id: child.id.clone(),
+            child_name: format!("{} {}", child.given, child.family),
+            child_nhs_number: child.nhs_number.clone(),
+            adult_name: v["name"][0]["text"].as_str().unwrap_or_default().to_owned(),
+            adult_email: v["telecom"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            relationship: relationship_label(code).unwrap_or(code).to_owned(),
+        });
+    }
+    out.sort_by(|a, b| a.child_name.cmp(&b.child_name));
+    Ok(out)
+}
+
+/// Confirms (active = true, pending tag removed) or declines (the RelatedPerson deleted and
+/// the Person's link to it removed) a pending request; `false` if it is not pending for a
+/// child in this staff member's care teams.
+pub async fn decide(
+    store: &Store,
+    staff: &Account,
+    related_person: &str,
+    confirm: bool,
+) -> Result<bool, DirectoryError> {
+    let Some(req) = pending_requests(store, staff)
+        .await?
+        .into_iter()
+        .find(|r| r.related_person == related_person)
+    else {
+        return Ok(false);
+    };
+    let Some(rp) = store
+        .read("RelatedPerson", related_person)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(false);
+    };
+    let mut v: Value =
+        serde_json::from_slice(&rp.body).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+    let now = clock::now_us();
+    let account = store.account_by_login(&req.adult_email).await?;
+    if confirm {
+        v["active"] = json!(true);
+        // The pending tag goes; `meta` is stamped afresh.
+        if let Some(m) = v.as_object_mut() {
+            m.remove("meta");
+        }
+        store
+            .write(resource_write(v, Some(rp.version_id), now)?)
+            .await?;
+        if let Some(person) = account.and_then(|a| a.person_id) {
+            store
+                .record_family_link(&req.child_id, &person, related_person, now, false)
+                .await?;
+        }
+    } else {
+        let mut writes = vec![delete_write(&rp, now)];
+        if let Some(person_id) = account.and_then(|a| a.person_id)
+            && let Some(person) = store
+                .read("Person", &person_id)
+                .await?
+                .filter(|s| !s.deleted)
+        {
+            let mut pv: Value = serde_json::from_slice(&person.body)
+                .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
+            let target = format!("RelatedPerson/{related_person}");
+            if let Some(a) = pv["link"].as_array_mut() {
+                a.retain(|l| l["target"]["reference"] != target.as_str());
+                if a.is_empty() {
+                    pv.as_object_mut().map(|m| m.remove("link"));
+                }
+            }
+            writes.push(resource_write(pv, Some(person.version_id), now)?);
+        }
+        store
+            .write_all(writes)
+            .await
+            .map_err(|e| DirectoryError::Store(e.error))?;
+    }
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------------------
+// Bulk import (`passport admin import-clinic-list`)
+
+/// One issued invitation of an import.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub nhs_number: String,
+    pub patient_id: String,
+    pub created: bool,
+    pub code: String,
+    pub link: String,
+    pub parent_email: String,
+}
+
+/// Imports a clinic list (CSV with a header: `nhs_number, given, family, birth_date` and
+/// optionally `parent_email`): every row is checked first; any error (`line N: …`) and
+/// nothing is written. Otherwise the new children's Patients and CareTeams are written in
+/// ONE store transaction, then every row's invitation in one transaction.
+pub async fn import_clinic_list(
+    store: &Store,
+    organisation: &str,
+    csv: &str,
+    base_url: &str,
+    valid_secs: i64,
+) -> Result<Vec<Imported>, Vec<String>> {
+    let org = directory::find_organisation(store, organisation)
+        .await
+        .map_err(|e| vec![e.to_string()])?;
+    let mut lines = csv
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    let Some((_, head)) = lines.next() else {
+        return Err(vec!["the file is empty".into()]);
+    };
+    let cols: Vec<String> = head.split(',').map(|c| c.trim().to_lowercase()).collect();
+    let col = |name: &str| cols.iter().position(|c| c == name);
+    let (Some(c_nhs), Some(c_given), Some(c_family), Some(c_dob)) = (
+        col("nhs_number"),
+        col("given"),
+        col("family"),
+        col("birth_date"),
+    ) else {
+        return Err(vec![
+            "line 1: the header must name nhs_number, given, family, birth_date (and optionally parent_email)".into(),
+        ]);
+    };
+    let c_email = col("parent_email");
+    let mut errors = Vec::new();
+    let mut rows: Vec<(Child, bool, String)> = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, line) in lines {
+        let n = i + 1;
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let cell = |c: usize| cells.get(c).copied().unwrap_or_default();
+        let mut bad = Vec::new();
+        let nhs = parse_nhs_number(cell(c_nhs));
+        if nhs.is_none() {
+            bad.push(format!("NHS Number {:?} is not valid", cell(c_nhs)));
+        }
+        let dob = parse_birth_date(cell(c_dob));
+        if dob.is_none() {
+            bad.push(format!(
+                "date of birth {:?} is not a real past date",
+                cell(c_dob)
+            ));
+        }
+        if cell(c_given).is_empty() || cell(c_family).is_empty() {
+            bad.push("given and family names are needed".into());
+        }
+        let email = c_email.map(cell).unwrap_or_default().to_lowercase();
+        if !email.is_empty() && !email.contains('@') {
+            bad.push(format!("parent_email {email:?} is not an email address"));
+        }
+        if let Some(nhs) = &nhs
+            && !seen.insert(nhs.clone())
+        {
+            bad.push(format!("NHS Number {nhs} appears twice"));
+        }
+        if !bad.is_empty() {
+            errors.push(format!("line {n}: {}", bad.join("; ")));
+            continue;
+        }
+        let (nhs, dob) = (nhs.unwrap_or_default(), dob.unwrap_or_default());
+        let existing = find_child(store, &nhs)
+            .await
+            .map_err(|e| vec![e.to_string()])?;
+        match existing {
+            Some(c) if c.birth_date != dob => errors.push(format!(
+                "line {n}: a passport with NHS Number {nhs} has a different date of birth"
+            )),
+            Some(c) => rows.push((c, false, email)),
+            None => rows.push((
+                Child {
+                    id: new_id(),
+                    nhs_number: nhs,
+                    given: cell(c_given).to_owned(),
+                    family: cell(c_family).to_owned(),
+                    birth_date: dob,
+                },
+                true,
+                email,
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let now = clock::now_us();
+    let mut writes = Vec::new();
+    for (child, created, _) in &rows {
+        if *created {
+            writes.extend(new_child_writes(child, &org.id, now).map_err(|e| vec![e.to_string()])?);
+        }
+    }
+    store
+        .write_all(writes)
+        .await
+        .map_err(|e| vec![format!("nothing was written: {e}")])?;
+    let mut invitations = Vec::new();
+    let mut out = Vec::new();
+    for (child, created, email) in rows {
+        let (inv, code) = new_invitation(
+            &child.id,
+            None,
+            Some(&org.id),
+            Some(email.as_str()).filter(|e| !e.is_empty()),
+            now,
+            valid_secs,
+        );
+        invitations.push(inv);
+        out.push(Imported {
+            link: join_link(base_url, &code),
+            code: display_code(&code),
+            nhs_number: child.nhs_number,
+            patient_id: child.id,
+            created,
+            parent_email: email,
+        });
+    }
+    store
+        .create_invitations(invitations)
+        .await
+        .map_err(|e| vec![format!("the invitations were not stored: {e}")])?;
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/onboarding/invite", get(invite_form).post(invite))
+        .route("/onboarding/requests", get(requests))
+        .route("/onboarding/requests/{id}", post(decide_request))
+        .route("/join", get(join_form).post(join_lookup))
+        .route("/join/{code}", get(join_code_form).post(join_code))
+        .route("/register", get(register_form).post(register))
+}
+
+struct PageError(String);
+
+impl<E: std::fmt::Display> From<E> for PageError {
+    fn from(e: E) -> Self {
+        PageError(e.to_string())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "onboarding page failed");
+        message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Sorry, there is a problem with the service",
+            &["Try again later."],
+            None,
+        )
+    }
+}
+
+type PageResult = Result<Response, PageError>;
+
+fn form(body: &Bytes) -> HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
+    f.get(name).map(String::as_str).unwrap_or_default().trim()
+}
+
+fn see_other(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_str(to).expect("a path"))],
+    )
+        .into_response()
+}
+
+fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+fn csrf_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Your form could not be sent",
+        &[
+            "For your security, we could not accept this form. This can happen if the page was open for a long time, or if you signed in or out in another tab.",
+            "Nothing has been changed. Go back, reload the page and try again.",
+        ],
+        None,
+    )
+}
+
+/// The signed-in (fully) session, if any.
+async fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
+    Ok(session::current(st, headers)
+        .await?
+        .filter(Current::is_full))
+}
+
+/// A CSRF token for a form: the session's, or the anonymous double-submit cookie's (a new
+/// one to set when missing).
+fn csrf_for(cur: Option<&Current>, headers: &HeaderMap) -> (String, Option<String>) {
+    if let Some(c) = cur {
+        return (c.session.csrf_token.clone(), None);
+    }
+    match session::cookie(headers, CSRF_COOKIE).filter(|t| t.len() >= 32) {
+        Some(t) => (t, None),
+        None => {
+            let t = auth::random_token();
+            (t.clone(), Some(t))
+        }
+    }
+}
+
+fn csrf_ok(cur: Option<&Current>, headers: &HeaderMap, f: &HashMap<String, String>) -> bool {
+    let sent = f.get("csrf_token").map(String::as_str).unwrap_or_default();
+    match cur {
+        Some(c) => auth::same(&c.session.csrf_token, sent),
+        None => session::cookie(headers, CSRF_COOKIE)
+            .is_some_and(|c| c.len() >= 32 && auth::same(&c, sent)),
+    }
+}
+
+/// Renders a form page, adding the CSRF token (and its cookie when new).
+fn form_page(
+    st: &AppState,
+    status: StatusCode,
+    name: &str,
+    cur: Option<&Current>,
+    headers: &HeaderMap,
+    mut ctx: Value,
+) -> Response {
+    let (csrf, new) = csrf_for(cur, headers);
+    ctx["csrf_token"] = json!(csrf);
+    ctx["relationships"] = json!(
+        RELATIONSHIPS
+            .iter()
+            .map(|(c, l)| json!({ "code": c, "label": l }))
+            .collect::<Vec<_>>()
+    );
+    let resp = page(status, name, ctx);
+    match new {
+        Some(t) => with_cookie(
+            resp,
+            session::set_cookie(CSRF_COOKIE, &t, session::secure(st)),
+        ),
+        None => resp,
+    }
+}
+
+/// A signed-in member of staff who works with children's records, or the response to send.
+async fn staff(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Result<Current, Response>, StoreError> {
+    let Some(cur) = session::current(st, headers).await? else {
+        return Ok(Err(see_other("/sign-in")));
+    };
+    if !cur.is_full() {
+        return Ok(Err(see_other("/sign-in/code")));
+    }
+    let ok = cur.account.kind == AccountKind::Staff
+        && matches!(session::identity(st, &cur.account).await?,
+            access::Identity::Staff(s) if s.role.sees_child_records());
+    if !ok {
+        return Ok(Err(message(
+            StatusCode::FORBIDDEN,
+            "You cannot use this page",
+            &[
+                "Only staff who work with children's records can invite families or confirm their requests.",
+            ],
+            Some(("/", "Go to the home page")),
+        )));
+    }
+    Ok(Ok(cur))
+}
+
+/// `GET /onboarding/invite`
+async fn invite_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let cur = match staff(&st, &headers).await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    Ok(form_page(
+        &st,
+        StatusCode::OK,
+        "onboarding_invite.html",
+        Some(&cur),
+        &headers,
+        json!({ "errors": Vec::<FieldError>::new(), "v": {} }),
+    ))
+}
+
+/// `POST /onboarding/invite`: finds (in the staff member's care teams) or creates the
+/// child's passport, then issues an invitation.
+async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let cur = match staff(&st, &headers).await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !csrf_ok(Some(&cur), &headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let v = json!({
+        "nhs_number": field(&f, "nhs_number"), "given": field(&f, "given"),
+        "family": field(&f, "family"), "birth_date": field(&f, "birth_date"),
+        "parent_email": field(&f, "parent_email"),
+    });
+    let retry = |errors: Vec<FieldError>| {
+        form_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "onboarding_invite.html",
+            Some(&cur),
+            &headers,
+            json!({ "errors": errors, "v": v }),
+        )
+    };
+    let mut errors = Vec::new();
+    let nhs = parse_nhs_number(field(&f, "nhs_number"));
+    if field(&f, "nhs_number").is_empty() {
+        errors.push(field_error("nhs_number", "Enter the child's NHS Number"));
+    } else if nhs.is_none() {
+        errors.push(field_error(
+            "nhs_number",
+            "Enter a valid NHS Number, 10 digits like 999 123 4560",
+        ));
+    }
+    let dob_typed = field(&f, "birth_date");
+    let dob = parse_birth_date(dob_typed);
+    if !dob_typed.is_empty() && dob.is_none() {
+        errors.push(field_error(
+            "birth_date",
+            "Date of birth must be a real date in the past, like 27/03/2019",
+        ));
+    }
+    let email = field(&f, "parent_email").to_lowercase();
+    if !email.is_empty() && !email.contains('@') {
+        errors.push(field_error(
+            "parent_email",
+            "Enter an email address in the correct format, like name@example.com",
+        ));
+    }
+    if !errors.is_empty() {
+        return Ok(retry(errors));
+    }
+    let nhs = nhs.unwrap_or_default();
+    let org = cur.account.organisation_id.clone().unwrap_or_default();
+    let now = clock::now_us();
+    let child = match find_child(&st.store, &nhs).await? {
+        Some(c) => {
+            if !care_team_patients(&st.store, &cur.account)
+                .await?
+                .contains(&c.id)
+            {
+                return Ok(retry(vec![field_error(
+                    "nhs_number",
+                    "This child's passport exists, but your organisation is not in their care team. Ask their care team to invite the family",
+                )]));
+            }
+            if dob.as_ref().is_some_and(|d| *d != c.birth_date) {
+                return Ok(retry(vec![field_error(
+                    "birth_date",
+                    "The date of birth does not match this child's passport. Check the NHS Number and date of birth",
+                )]));
+            }
+            c
+        }
+        None => {
+            let mut errors = Vec::new();
+            if field(&f, "given").is_empty() {
+                errors.push(field_error("given", "Enter the child's first name"));
+            }
+            if field(&f, "family").is_empty() {
+                errors.push(field_error("family", "Enter the child's last name"));
+            }
+            if dob.is_none() {
+                errors.push(field_error("birth_date", "Enter the child's date of birth"));
+            }
+            if !errors.is_empty() {
+                return Ok(retry(errors));
+            }
+            let child = Child {
+                id: new_id(),
+                nhs_number: nhs.clone(),
+                given: field(&f, "given").to_owned(),
+                family: field(&f, "family").to_owned(),
+                birth_date: dob.clone().unwrap_or_default(),
+            };
+            match st
+                .store
+                .write_all(new_child_writes(&child, &org, now)?)
+                .await
+            {
+                Ok(_) => child,
+                Err(e) if matches!(e.error, StoreError::ConditionMatched(_)) => {
+                    return Ok(retry(vec![field_error(
+                        "nhs_number",
+                        "A passport with this NHS Number was created a moment ago. Try again",
+                    )]));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let (inv, code) = new_invitation(
+        &child.id,
+        Some(&cur.account),
+        Some(&org),
+        Some(email.as_str()).filter(|e| !e.is_empty()),
+        now,
+        DEFAULT_INVITATION_SECS,
+    );
+    let expires = clock::instant(inv.expires_us);
+    st.store.create_invitations(vec![inv]).await?;
+    let link = join_link(st.config.base(), &code);
+    Ok(page(
+        StatusCode::OK,
+        "onboarding_issued.html",
+        json!({
+            "child": format!("{} {}", child.given, child.family),
+            "code": display_code(&code), "link": link, "qr": qr_svg(&link),
+            "expires": &expires[..10], "email": email,
+        }),
+    ))
+}
+
+/// `GET /onboarding/requests`
+async fn requests(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let cur = match staff(&st, &headers).await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let pending = pending_requests(&st.store, &cur.account).await?;
+    Ok(page(
+        StatusCode::OK,
+        "onboarding_requests.html",
+        json!({ "requests": pending, "csrf_token": cur.session.csrf_token }),
+    ))
+}
+
+/// `POST /onboarding/requests/{id}`: `decision=confirm|decline`.
+async fn decide_request(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let cur = match staff(&st, &headers).await? {
+        Ok(c) => c,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !csrf_ok(Some(&cur), &headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let confirm = match field(&f, "decision") {
+        "confirm" => true,
+        "decline" => false,
+        _ => return Ok(see_other("/onboarding/requests")),
+    };
+    if !decide(&st.store, &cur.account, &id, confirm).await? {
+        return Ok(message(
+            StatusCode::NOT_FOUND,
+            "This request cannot be found",
+            &["It may have been confirmed or declined already by someone else in the care team."],
+            Some(("/onboarding/requests", "Back to requests")),
+        ));
+    }
+    Ok(message(
+        StatusCode::OK,
+        if confirm {
+            "Request confirmed"
+        } else {
+            "Request declined"
+        },
+        &[if confirm {
+            "The family member can now see the child's passport."
+        } else {
+            "The family member has not been given access."
+        }],
+        Some(("/onboarding/requests", "Back to requests")),
+    ))
+}
+
+fn invitation_refused(why: InvitationRefused) -> Response {
+    let (status, text) = match why {
+        InvitationRefused::Used => (
+            StatusCode::GONE,
+            "This invitation code has already been used. Each code works once.",
+        ),
+        InvitationRefused::Expired => (StatusCode::GONE, "This invitation code has expired."),
+        InvitationRefused::Revoked => {
+            (StatusCode::GONE, "This invitation code has been cancelled.")
+        }
+        InvitationRefused::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This invitation code is not valid. Check you typed all 10 characters.",
+        ),
+    };
+    message(
+        status,
+        "This invitation cannot be used",
+        &[text, "Ask the team that invited you for a new code."],
+        Some(("/join", "Enter a different code")),
+    )
+}
+
+/// `GET /join`
+async fn join_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    Ok(form_page(
+        &st,
+        StatusCode::OK,
+        "join.html",
+        cur.as_ref(),
+        &headers,
+        json!({ "errors": Vec::<FieldError>::new(), "code": "" }),
+    ))
+}
+
+/// `POST /join`: the code typed in → `/join/{code}`.
+async fn join_lookup(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    let f = form(&body);
+    if !csrf_ok(cur.as_ref(), &headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let typed = field(&f, "code");
+    match normalise_code(typed) {
+        Some(code) => Ok(see_other(&format!("/join/{code}"))),
+        None => Ok(form_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "join.html",
+            cur.as_ref(),
+            &headers,
+            json!({
+                "errors": [field_error("code", if typed.is_empty() {
+                    "Enter your invitation code"
+                } else {
+                    "Enter the 10-character invitation code, like 7K3M9-QX2PD"
+                })],
+                "code": typed,
+            }),
+        )),
+    }
+}
+
+/// The open invitation for a code in a URL, or the refusal page.
+async fn open_invitation(
+    st: &AppState,
+    typed: &str,
+) -> Result<Result<(Invitation, String), Response>, StoreError> {
+    let Some(code) = normalise_code(typed) else {
+        return Ok(Err(invitation_refused(InvitationRefused::Unknown)));
+    };
+    match st
+        .store
+        .invitation_by_code(&auth::token_hash(&code))
+        .await?
+    {
+        None => Ok(Err(invitation_refused(InvitationRefused::Unknown))),
+        Some(inv) => match inv.refusal(clock::now_us()) {
+            Some(why) => Ok(Err(invitation_refused(why))),
+            None => Ok(Ok((inv, code))),
+        },
+    }
+}
+
+async fn child_first_name(store: &Store, id: &str) -> Result<String, StoreError> {
+    Ok(store
+        .read("Patient", id)
+        .await?
+        .filter(|s| !s.deleted)
+        .and_then(|s| Child::of(id, &s.body))
+        .map(|c| c.given)
+        .unwrap_or_else(|| "your child".into()))
+}
+
+/// `GET /join/{code}`
+async fn join_code_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(typed): Path<String>,
+) -> PageResult {
+    let (inv, code) = match open_invitation(&st, &typed).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let cur = signed_in(&st, &headers).await?;
+    let child = child_first_name(&st.store, &inv.patient_id).await?;
+    Ok(join_code_page(
+        &st,
+        StatusCode::OK,
+        cur.as_ref(),
+        &headers,
+        &code,
+        &child,
+        Vec::new(),
+        json!({}),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn join_code_page(
+    st: &AppState,
+    status: StatusCode,
+    cur: Option<&Current>,
+    headers: &HeaderMap,
+    code: &str,
+    child: &str,
+    errors: Vec<FieldError>,
+    v: Value,
+) -> Response {
+    let family = cur
+        .filter(|c| c.account.kind == AccountKind::Family)
+        .map(|c| c.account.display_name.clone());
+    form_page(
+        st,
+        status,
+        "join_code.html",
+        cur,
+        headers,
+        json!({
+            "code": code, "shown_code": display_code(code), "child": child,
+            "family": family, "staff": cur.is_some() && family.is_none(),
+            "errors": errors, "v": v,
+        }),
+    )
+}
+
+/// Signs in an existing family account with email and password (throttled like
+/// `/sign-in`), or explains why not.
+async fn family_password(
+    st: &AppState,
+    email: &str,
+    password: &str,
+) -> Result<Result<Account, FieldError>, StoreError> {
+    let login = email.to_lowercase();
+    let now = clock::now_us();
+    if st.store.login_throttle(&login).await?.locked(now) {
+        return Ok(Err(field_error(
+            "email",
+            "There have been too many attempts to sign in with this email address. Try again later",
+        )));
+    }
+    let account = st.store.account_by_login(&login).await?;
+    let phc = account.as_ref().map(|a| a.password_hash.clone());
+    let typed = password.to_owned();
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&typed, phc.as_deref()))
+        .await
+        .unwrap_or(false);
+    match account.filter(|a| ok && a.active && a.kind == AccountKind::Family) {
+        Some(a) => {
+            st.store.clear_login_failures(&login).await?;
+            Ok(Ok(a))
+        }
+        None => {
+            st.store.record_login_failure(&login, now).await?;
+            Ok(Err(field_error(
+                "email",
+                "Enter the correct email address and password of your Passport family sign-in",
+            )))
+        }
+    }
+}
+
+/// `POST /join/{code}`: binds the signed-in family member, or signs in / creates a family
+/// account first, then redeems the code (once) and links them to the child.
+async fn join_code(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(typed): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    let f = form(&body);
+    if !csrf_ok(cur.as_ref(), &headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let (inv, code) = match open_invitation(&st, &typed).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let child = child_first_name(&st.store, &inv.patient_id).await?;
+    let relationship = field(&f, "relationship");
+    let v = json!({
+        "relationship": relationship, "has_account": field(&f, "has_account"),
+        "name": field(&f, "name"), "email": field(&f, "email"),
+    });
+    let mut errors = Vec::new();
+    if relationship_label(relationship).is_none() {
+        errors.push(field_error(
+            "relationship",
+            format!("Select how you are related to {child}"),
+        ));
+    }
+    let signed_family = cur
+        .as_ref()
+        .filter(|c| c.account.kind == AccountKind::Family)
+        .map(|c| c.account.clone());
+    let mut new_session = false;
+    let account = if let Some(a) = signed_family {
+        if !errors.is_empty() {
+            return Ok(join_code_page(
+                &st,
+                StatusCode::BAD_REQUEST,
+                cur.as_ref(),
+                &headers,
+                &code,
+                &child,
+                errors,
+                v,
+            ));
+        }
+        a
+    } else {
+        let (email, password, name) =
+            (field(&f, "email"), field(&f, "password"), field(&f, "name"));
+        let has = field(&f, "has_account");
+        if has != "yes" && has != "no" {
+            errors.push(field_error(
+                "has_account",
+                "Select whether you already have a Passport sign-in",
+            ));
+        }
+        if email.is_empty() {
+            errors.push(field_error("email", "Enter your email address"));
+        } else if !email.contains('@') {
+            errors.push(field_error(
+                "email",
+                "Enter an email address in the correct format, like name@example.com",
+            ));
+        }
+        if has == "no" && name.is_empty() {
+            errors.push(field_error("name", "Enter your full name"));
+        }
+        if password.is_empty() {
+            errors.push(field_error("password", "Enter a password"));
+        } else if has == "no" && password.chars().count() < auth::MIN_PASSWORD_CHARS {
+            errors.push(field_error(
+                "password",
+                format!(
+                    "Password must be {} characters or more",
+                    auth::MIN_PASSWORD_CHARS
+                ),
+            ));
+        }
+        if !errors.is_empty() {
+            return Ok(join_code_page(
+                &st,
+                StatusCode::BAD_REQUEST,
+                cur.as_ref(),
+                &headers,
+                &code,
+                &child,
+                errors,
+                v,
+            ));
+        }
+        let found = if has == "yes" {
+            family_password(&st, email, password).await?
+        } else {
+            match directory::create_family(
+                &st.store,
+                directory::NewFamily {
+                    email: email.into(),
+                    name: name.into(),
+                    password: password.into(),
+                },
+            )
+            .await
+            {
+                Ok(created) => match st.store.account(&created.account_id).await? {
+                    Some(a) => Ok(a),
+                    None => return Err(PageError("the new account vanished".into())),
+                },
+                Err(DirectoryError::Duplicate(_)) => Err(field_error(
+                    "email",
+                    "There is already a Passport sign-in with this email address. Select 'Yes' and enter its password",
+                )),
+                Err(DirectoryError::Invalid(_)) => Err(field_error(
+                    "email",
+                    "Enter an email address in the correct format, like name@example.com",
+                )),
+                Err(e) => return Err(e.into()),
+            }
+        };
+        match found {
+            Ok(a) => {
+                new_session = true;
+                a
+            }
+            Err(e) => {
+                return Ok(join_code_page(
+                    &st,
+                    StatusCode::BAD_REQUEST,
+                    cur.as_ref(),
+                    &headers,
+                    &code,
+                    &child,
+                    vec![e],
+                    v,
+                ));
+            }
+        }
+    };
+    let hash = auth::token_hash(&code);
+    let now = clock::now_us();
+    let inv = match st.store.redeem_invitation(&hash, &account.id, now).await? {
+        Ok(inv) => inv,
+        Err(why) => return Ok(invitation_refused(why)),
+    };
+    let rp = match bind(&st.store, &account, &inv.patient_id, relationship, true).await {
+        Ok(rp) => rp,
+        Err(e) => {
+            st.store.unredeem_invitation(&hash).await?;
+            return Err(e.into());
+        }
+    };
+    let person = account.person_id.clone().unwrap_or_default();
+    st.store
+        .record_family_link(&inv.patient_id, &person, &rp, now, true)
+        .await?;
+    let resp = message(
+        StatusCode::OK,
+        "You are now linked to the passport",
+        &[&format!(
+            "You can now see {child}'s passport when you sign in to Passport."
+        )],
+        Some(("/", "Continue to Passport")),
+    );
+    if new_session {
+        session::end(&st, &headers).await?;
+        let token = session::start(&st, &account, SessionStage::Full).await?;
+        return Ok(with_cookie(
+            resp,
+            session::set_cookie(SESSION_COOKIE, &token, session::secure(&st)),
+        ));
+    }
+    Ok(resp)
+}
+
+/// `GET /register`
+async fn register_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    if cur
+        .as_ref()
+        .is_some_and(|c| c.account.kind != AccountKind::Family)
+    {
+        return Ok(see_other("/"));
+    }
+    let family = cur.as_ref().map(|c| c.account.display_name.clone());
+    Ok(form_page(
+        &st,
+        StatusCode::OK,
+        "register.html",
+        cur.as_ref(),
+        &headers,
+        json!({ "errors": Vec::<FieldError>::new(), "v": {}, "family": family, "min_chars": auth::MIN_PASSWORD_CHARS }),
+    ))
+}
+
+/// `POST /register`: creates the family sign-in (unless signed in) and, if the NHS Number
+/// and date of birth match a passport, a pending link. The answer is the same either way.
+async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    if cur
+        .as_ref()
+        .is_some_and(|c| c.account.kind != AccountKind::Family)
+    {
+        return Ok(see_other("/"));
+    }
+    let f = form(&body);
+    if !csrf_ok(cur.as_ref(), &headers, &f) {
+        return Ok(csrf_refused());
+    }
+    let family = cur.as_ref().map(|c| c.account.display_name.clone());
+    let relationship = field(&f, "relationship");
+    let v = json!({
+        "relationship": relationship, "name": field(&f, "name"), "email": field(&f, "email"),
+        "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date"),
+    });
+    let mut errors = Vec::new();
+    if cur.is_none() {
+        if field(&f, "name").is_empty() {
+            errors.push(field_error("name", "Enter your full name"));
+        }
+        let email = field(&f, "email");
+        if email.is_empty() {
+            errors.push(field_error("email", "Enter your email address"));
+        } else if !email.contains('@') {
+            errors.push(field_error(
+                "email",
+                "Enter an email address in the correct format, like name@example.com",
+            ));
+        }
+        if field(&f, "password").chars().count() < auth::MIN_PASSWORD_CHARS {
+            errors.push(field_error(
+                "password",
+                format!(
+                    "Password must be {} characters or more",
+                    auth::MIN_PASSWORD_CHARS
+                ),
+            ));
+        }
+    }
+    if relationship_label(relationship).is_none() {
+        errors.push(field_error(
+            "relationship",
+            "Select how you are related to the child",
+        ));
+    }
+    let nhs = parse_nhs_number(field(&f, "nhs_number"));
+    if field(&f, "nhs_number").is_empty() {
+        errors.push(field_error("nhs_number", "Enter the child's NHS Number"));
+    } else if nhs.is_none() {
+        errors.push(field_error(
+            "nhs_number",
+            "Enter a valid NHS Number, 10 digits like 999 123 4560",
+        ));
+    }
+    let dob = parse_birth_date(field(&f, "birth_date"));
+    if field(&f, "birth_date").is_empty() {
+        errors.push(field_error("birth_date", "Enter the child's date of birth"));
+    } else if dob.is_none() {
+        errors.push(field_error(
+            "birth_date",
+            "Date of birth must be a real date in the past, like 27/03/2019",
+        ));
+    }
+    let retry = |errors: Vec<FieldError>| {
+        form_page(
+            &st,
+            StatusCode::BAD_REQUEST,
+            "register.html",
+            cur.as_ref(),
+            &headers,
+            json!({ "errors": errors, "v": v, "family": family, "min_chars": auth::MIN_PASSWORD_CHARS }),
+        )
+    };
+    if !errors.is_empty() {
+        return Ok(retry(errors));
+    }
+    let (account, new_session) = match &cur {
+        Some(c) => (c.account.clone(), false),
+        None => match directory::create_family(
+            &st.store,
+            directory::NewFamily {
+                email: field(&f, "email").into(),
+                name: field(&f, "name").into(),
+                password: field(&f, "password").into(),
+            },
+        )
+        .await
+        {
+            Ok(created) => match st.store.account(&created.account_id).await? {
+                Some(a) => (a, true),
+                None => return Err(PageError("the new account vanished".into())),
+            },
+            Err(DirectoryError::Duplicate(_)) => {
+                return Ok(retry(vec![field_error(
+                    "email",
+                    "There is already a Passport sign-in with this email address. Sign in first, then come back to this page",
+                )]));
+            }
+            Err(DirectoryError::Invalid(_)) => {
+                return Ok(retry(vec![field_error(
+                    "email",
+                    "Enter an email address in the correct format, like name@example.com",
+                )]));
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let (nhs, dob) = (nhs.unwrap_or_default(), dob.unwrap_or_default());
+    if let Some(child) = find_child(&st.store, &nhs).await?
+        && child.birth_date == dob
+    {
+        let person = account.person_id.clone().unwrap_or_default();
+        if !linked_patients(&st.store, &person)
+            .await?
+            .contains(&child.id)
+        {
+            bind(&st.store, &account, &child.id, relationship, false).await?;
+        }
+    }
+    let resp = message(
+        StatusCode::OK,
+        "Your request has been sent",
+        &[
+            "If the NHS Number and date of birth match a child's passport, a professional in the child's care team will check your request.",
+            "You will be able to see the passport once they confirm it. Until then, no information about the child is shown.",
+        ],
+        Some(("/", "Continue to Passport")),
+    );
+    if new_session {
+        session::end(&st, &headers).await?;
+        let token = session::start(&st, &account, SessionStage::Full).await?;
+        return Ok(with_cookie(
+            resp,
+            session::set_cookie(SESSION_COOKIE, &token, session::secure(&st)),
+        ));
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_typeable() {
+        let c = new_code();
+        assert_eq!(c.len(), CODE_CHARS);
+        assert_eq!(normalise_code(&c).as_deref(), Some(c.as_str()));
+        assert_eq!(
+            normalise_code(&display_code(&c).to_lowercase()).as_deref(),
+            Some(c.as_str())
+        );
+        assert_eq!(normalise_code("o1il2-34567").as_deref(), Some("0111234567"));
+        assert_eq!(normalise_code("UUUUU-UUUUU"), None);
+        assert_eq!(normalise_code("12345"), None);
+    }
+
+    #[test]
+    fn dates_and_nhs_numbers() {
+        assert_eq!(
+            parse_birth_date("2019-03-27").as_deref(),
+            Some("2019-03-27")
+        );
+        assert_eq!(parse_birth_date("27/3/2019").as_deref(), Some("2019-03-27"));
+        assert_eq!(
+            parse_birth_date("27 03 2019").as_deref(),
+            Some("2019-03-27")
+        );
+        assert_eq!(parse_birth_date("31/02/2019"), None);
+        assert_eq!(parse_birth_date("01/01/2999"), None);
+        assert_eq!(
+            parse_nhs_number("943 476 5919").as_deref(),
+            Some("9434765919")
+        );
+        assert_eq!(parse_nhs_number("9434765918"), None);
+    }
+
+    #[test]
+    fn qr_is_inline_svg_with_a_name() {
+        let svg = qr_svg("http://127.0.0.1/join/0123456789");
+        assert!(svg.starts_with("<svg role=\"img\" aria-label="), "{svg}");
+        assert!(!svg.contains("<?xml"));
+    }
+}

@@ -1,0 +1,682 @@
+//! Family onboarding over real HTTP, on SQLite and PostgreSQL: clinic invitations (issue,
+//! redeem, expired / reused / unknown codes), self-registration (pending, confirm, decline,
+//! the same answer for an unknown child), the clinic-list import (all or nothing), the
+//! passport states, and CSRF on every new form.
+
+mod common;
+
+use std::collections::HashMap;
+
+use access::{Role, Sector};
+use passport_server::web::{auth, directory, onboarding};
+use passport_store::onboarding::PassportState;
+use passport_store::{Store, SystemMatch, TokenCriterion};
+use reqwest::header::{LOCATION, SET_COOKIE};
+use serde_json::Value;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    jar: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl Page {
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf_token\" value=\"")
+            .expect("a CSRF field")
+            + 25;
+        self.body[at..at + self.body[at..].find('"').unwrap()].to_owned()
+    }
+    fn between(&self, start: &str, end: &str) -> String {
+        let s = self.body.find(start).expect(start) + start.len();
+        self.body[s..s + self.body[s..].find(end).unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            jar: HashMap::new(),
+        }
+    }
+
+    async fn take(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        for c in resp.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        Page {
+            status,
+            location,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    fn cookies(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookies())
+            .send()
+            .await
+            .unwrap();
+        self.take(resp).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookies())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.take(resp).await
+    }
+
+    /// GETs `form_path`, then POSTs `fields` plus its CSRF token to `to`.
+    async fn submit(&mut self, form_path: &str, to: &str, fields: &[(&str, &str)]) -> Page {
+        let form = self.get(form_path).await;
+        assert_eq!(form.status, 200, "{form_path}: {}", form.body);
+        let csrf = form.csrf();
+        let mut all = fields.to_vec();
+        all.push(("csrf_token", &csrf));
+        self.post(to, &all).await
+    }
+
+    async fn sign_in_staff(&mut self, email: &str, secret: &[u8]) {
+        let p = self
+            .submit(
+                "/sign-in",
+                "/sign-in",
+                &[("email", email), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(p.location, "/sign-in/code", "{}", p.body);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let code = auth::totp_code(secret, now);
+        let p = self
+            .submit("/sign-in/code", "/sign-in/code", &[("code", &code)])
+            .await;
+        assert_eq!(p.location, "/", "{}", p.body);
+    }
+}
+
+/// A valid NHS Number (modulus 11) made from `n`.
+fn nhs(n: u32) -> String {
+    (n..)
+        .find_map(|k| {
+            let s = format!("{:09}", 943_000_000 + k);
+            let first9: [u8; 9] = std::array::from_fn(|i| s.as_bytes()[i] - b'0');
+            fhir::nhs_number::NhsNumber::from_first9(first9)
+                .map(|n| n.digits().iter().map(|d| char::from(b'0' + d)).collect())
+        })
+        .unwrap()
+}
+
+struct Seeded {
+    store: Store,
+    org: String,
+    other_org: String,
+    staff: Vec<u8>,
+    outsider: Vec<u8>,
+}
+
+async fn seed(url: &str) -> Seeded {
+    let store = Store::open(url).await.unwrap();
+    let mut orgs = Vec::new();
+    for (name, ods) in [
+        ("Riverside Children's Hospital", "RXX"),
+        ("Hilltop GP", "G1"),
+    ] {
+        orgs.push(
+            directory::create_organisation(
+                &store,
+                directory::NewOrganisation {
+                    name: name.into(),
+                    sector: Sector::HospitalTrust,
+                    ods: Some(ods.into()),
+                    school_urn: None,
+                    region: "North".into(),
+                },
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let mut secrets = Vec::new();
+    for (org, email) in [
+        (&orgs[0], "ada@example.nhs.uk"),
+        (&orgs[1], "bob@example.nhs.uk"),
+    ] {
+        let s = directory::create_staff(
+            &store,
+            directory::NewStaff {
+                organisation: org.clone(),
+                role: Role::Clinician,
+                email: email.into(),
+                name: "A Clinician".into(),
+                password: PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap();
+        secrets.push(s.totp_secret.unwrap());
+    }
+    Seeded {
+        store,
+        org: orgs[0].clone(),
+        other_org: orgs[1].clone(),
+        outsider: secrets.pop().unwrap(),
+        staff: secrets.pop().unwrap(),
+    }
+}
+
+/// The current version, read from the history (this second handle's SQLite read cache
+/// does not see the server's writes).
+async fn read(store: &Store, t: &str, id: &str) -> Option<Value> {
+    let h = store
+        .history(&passport_store::HistoryQuery {
+            resource_type: Some(t.into()),
+            id: Some(id.into()),
+            count: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    h.first()
+        .map(|e| &e.version)
+        .filter(|s| !s.deleted)
+        .map(|s| serde_json::from_slice(&s.body).unwrap())
+}
+
+/// The RelatedPersons the Person of `login` links to.
+async fn links_of(store: &Store, login: &str) -> Vec<Value> {
+    let ids = store
+        .find_by_tokens(
+            "Person",
+            &[TokenCriterion {
+                param: "identifier".into(),
+                system: SystemMatch::Is(directory::LOGIN_SYSTEM.into()),
+                code: login.into(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1, "one Person for {login}");
+    let person = read(store, "Person", &ids[0]).await.unwrap();
+    let mut out = Vec::new();
+    for l in person["link"].as_array().into_iter().flatten() {
+        let rp = l["target"]["reference"].as_str().unwrap();
+        let rp = rp.strip_prefix("RelatedPerson/").unwrap();
+        if let Some(v) = read(store, "RelatedPerson", rp).await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+async fn issue(b: &mut Browser, nhs_number: &str) -> (String, Page) {
+    let p = b
+        .submit(
+            "/onboarding/invite",
+            "/onboarding/invite",
+            &[
+                ("nhs_number", nhs_number),
+                ("given", "Mia"),
+                ("family", "Jones"),
+                ("birth_date", "27/03/2019"),
+                ("parent_email", "parent@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    (p.between("id=\"invitation-code\">", "<"), p)
+}
+
+on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
+    let s = seed(&srv.database_url).await;
+    let mut staff = Browser::new(&srv.base);
+    // Signed out: the staff pages send you to sign in.
+    assert_eq!(staff.get("/onboarding/invite").await.location, "/sign-in");
+    staff.sign_in_staff("ada@example.nhs.uk", &s.staff).await;
+    // A bad NHS Number: an error summary linking to the field.
+    let p = staff
+        .submit(
+            "/onboarding/invite",
+            "/onboarding/invite",
+            &[("nhs_number", "1234567890")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("href=\"#nhs_number\""), "{}", p.body);
+    assert!(p.body.contains("<title>Error: "));
+
+    let nhs_number = nhs(1);
+    let (code, issued) = issue(&mut staff, &nhs_number).await;
+    assert_eq!(code.len(), 11, "{code}");
+    assert!(issued.body.contains("<svg role=\"img\""), "inline QR");
+    // The link is on the configured public base URL.
+    let link = format!("join&#x2f;{}\"", onboarding::normalise_code(&code).unwrap());
+    assert!(issued.body.contains(&link), "link shown: {}", issued.body);
+    let child = onboarding::find_child(&s.store, &nhs_number)
+        .await
+        .unwrap()
+        .expect("passport created");
+    assert_eq!(child.birth_date, "2019-03-27");
+    let states = s.store.passport_states(now_us()).await.unwrap();
+    assert_eq!(states, vec![(child.id.clone(), PassportState::Invited)]);
+
+    // The parent types the code at /join, then creates a sign-in.
+    let mut parent = Browser::new(&srv.base);
+    let p = parent
+        .submit("/join", "/join", &[("code", &code.to_lowercase())])
+        .await;
+    assert_eq!(p.status, 303);
+    let path = p.location.clone();
+    let page = parent.get(&path).await;
+    assert!(page.body.contains("Join Mia"), "{}", page.body);
+    let p = parent
+        .submit(
+            &path,
+            &path,
+            &[
+                ("relationship", "MTH"),
+                ("has_account", "no"),
+                ("name", "Sam Jones"),
+                ("email", "sam@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("You are now linked"));
+    assert!(parent.jar.contains_key("passport_session"), "signed in");
+    let home = parent.get("/").await;
+    assert!(home.body.contains("Sam Jones"), "{}", home.body);
+
+    let links = links_of(&s.store, "sam@example.com").await;
+    assert_eq!(links.len(), 1);
+    let rp = &links[0];
+    assert_eq!(rp["active"], true);
+    assert_eq!(rp["patient"]["reference"], format!("Patient/{}", child.id));
+    assert_eq!(rp["relationship"][0]["coding"][0]["code"], "MTH");
+    assert_eq!(
+        rp["relationship"][0]["coding"][0]["system"],
+        onboarding::ROLE_CODE_SYSTEM
+    );
+    assert_eq!(
+        rp["extension"][0]["url"],
+        onboarding::PARENTAL_RESPONSIBILITY_EXTENSION
+    );
+    assert_eq!(rp["extension"][0]["valueBoolean"], true);
+    let states = s.store.passport_states(now_us()).await.unwrap();
+    assert_eq!(states, vec![(child.id.clone(), PassportState::Active)]);
+
+    // The same code again, by someone else: refused.
+    let mut other = Browser::new(&srv.base);
+    let p = other.get(&path).await;
+    assert_eq!(p.status, 410);
+    assert!(p.body.contains("already been used"), "{}", p.body);
+
+    // An existing family sign-in redeems a second invitation for the same child.
+    let (code2, _) = issue(&mut staff, &nhs_number).await;
+    let path2 = format!("/join/{}", onboarding::normalise_code(&code2).unwrap());
+    directory::create_family(
+        &s.store,
+        directory::NewFamily {
+            email: "lee@example.com".into(),
+            name: "Lee Jones".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut lee = Browser::new(&srv.base);
+    let p = lee
+        .submit(
+            &path2,
+            &path2,
+            &[
+                ("relationship", "FTH"),
+                ("has_account", "yes"),
+                ("email", "lee@example.com"),
+                ("password", "not the password"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400, "wrong password refused");
+    let p = lee
+        .submit(
+            &path2,
+            &path2,
+            &[
+                ("relationship", "FTH"),
+                ("has_account", "yes"),
+                ("email", "lee@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(links_of(&s.store, "lee@example.com").await.len(), 1);
+
+    // Staff of another organisation cannot invite for this child.
+    let mut bob = Browser::new(&srv.base);
+    bob.sign_in_staff("bob@example.nhs.uk", &s.outsider).await;
+    let p = bob
+        .submit(
+            "/onboarding/invite",
+            "/onboarding/invite",
+            &[("nhs_number", &nhs_number)],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("not in their care team"), "{}", p.body);
+    let _ = &s.other_org;
+    s.store.close().await;
+});
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+on_both_databases!(expired_revoked_and_unknown_codes_are_refused, |srv| {
+    let s = seed(&srv.database_url).await;
+    let child = onboarding::Child {
+        id: uuid::Uuid::now_v7().to_string(),
+        nhs_number: nhs(2),
+        given: "Ola".into(),
+        family: "Smith".into(),
+        birth_date: "2018-01-02".into(),
+    };
+    s.store
+        .write_all(onboarding::new_child_writes(&child, &s.org, now_us()).unwrap())
+        .await
+        .unwrap();
+    let (expired, code) =
+        onboarding::new_invitation(&child.id, None, Some(&s.org), None, now_us(), -60);
+    let (revoked, code2) =
+        onboarding::new_invitation(&child.id, None, Some(&s.org), None, now_us(), 3600);
+    let revoked_id = revoked.id.clone();
+    s.store
+        .create_invitations(vec![expired, revoked])
+        .await
+        .unwrap();
+    assert!(
+        s.store
+            .revoke_invitation(&revoked_id, now_us())
+            .await
+            .unwrap()
+    );
+    let mut b = Browser::new(&srv.base);
+    let p = b.get(&format!("/join/{code}")).await;
+    assert_eq!(p.status, 410);
+    assert!(p.body.contains("has expired"), "{}", p.body);
+    let p = b.get(&format!("/join/{code2}")).await;
+    assert_eq!(p.status, 410);
+    assert!(p.body.contains("cancelled"), "{}", p.body);
+    let p = b.get("/join/ABCDE12345").await;
+    assert_eq!(p.status, 404);
+    let p = b.get("/join/not-a-code").await;
+    assert_eq!(p.status, 404);
+    // A bad code typed at /join: an error summary.
+    let p = b.submit("/join", "/join", &[("code", "123")]).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("href=\"#code\""), "{}", p.body);
+    s.store.close().await;
+});
+
+on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
+    let s = seed(&srv.database_url).await;
+    let child = onboarding::Child {
+        id: uuid::Uuid::now_v7().to_string(),
+        nhs_number: nhs(3),
+        given: "Kai".into(),
+        family: "Brown".into(),
+        birth_date: "2017-05-06".into(),
+    };
+    s.store
+        .write_all(onboarding::new_child_writes(&child, &s.org, now_us()).unwrap())
+        .await
+        .unwrap();
+    let register = |email: &'static str, nhs_number: String, dob: &'static str| {
+        let base = srv.base.clone();
+        async move {
+            let mut b = Browser::new(&base);
+            let p = b
+                .submit(
+                    "/register",
+                    "/register",
+                    &[
+                        ("name", "Alex Brown"),
+                        ("email", email),
+                        ("password", PASSWORD),
+                        ("relationship", "PRN"),
+                        ("nhs_number", &nhs_number),
+                        ("birth_date", dob),
+                    ],
+                )
+                .await;
+            assert_eq!(p.status, 200, "{}", p.body);
+            p.between("<main", "</main>")
+        }
+    };
+    // Matching child, wrong date of birth, unknown child: the same answer.
+    let matched = register("alex@example.com", nhs(3), "06/05/2017").await;
+    let wrong_dob = register("robin@example.com", nhs(3), "07/05/2017").await;
+    let unknown = register("jo@example.com", nhs(400), "06/05/2017").await;
+    assert_eq!(matched, wrong_dob);
+    assert_eq!(matched, unknown);
+    assert!(matched.contains("Your request has been sent"));
+    let pending = links_of(&s.store, "alex@example.com").await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["active"], false);
+    assert!(links_of(&s.store, "robin@example.com").await.is_empty());
+    assert!(links_of(&s.store, "jo@example.com").await.is_empty());
+    assert_eq!(s.store.passport_states(now_us()).await.unwrap(), vec![]);
+
+    // Staff of another organisation see nothing.
+    let mut bob = Browser::new(&srv.base);
+    bob.sign_in_staff("bob@example.nhs.uk", &s.outsider).await;
+    let p = bob.get("/onboarding/requests").await;
+    assert!(p.body.contains("id=\"no-requests\""), "{}", p.body);
+    let rp_id = pending[0]["id"].as_str().unwrap().to_owned();
+    let p = bob
+        .submit(
+            "/onboarding/invite",
+            &format!("/onboarding/requests/{rp_id}"),
+            &[("decision", "confirm")],
+        )
+        .await;
+    assert_eq!(p.status, 404);
+
+    // The care team's clinician confirms.
+    let mut ada = Browser::new(&srv.base);
+    ada.sign_in_staff("ada@example.nhs.uk", &s.staff).await;
+    let p = ada.get("/onboarding/requests").await;
+    assert!(p.body.contains("Alex Brown"), "{}", p.body);
+    assert!(p.body.contains("Kai Brown"));
+    let p = ada
+        .submit(
+            "/onboarding/requests",
+            &format!("/onboarding/requests/{rp_id}"),
+            &[("decision", "confirm")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let now = links_of(&s.store, "alex@example.com").await;
+    assert_eq!(now[0]["active"], true);
+    assert!(now[0]["meta"]["tag"].is_null());
+    assert_eq!(
+        s.store.passport_states(now_us()).await.unwrap(),
+        vec![(child.id.clone(), PassportState::Activated)]
+    );
+    // The parent signs in: family activity makes the passport active.
+    let mut alex = Browser::new(&srv.base);
+    let p = alex
+        .submit(
+            "/sign-in",
+            "/sign-in",
+            &[("email", "alex@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.location, "/");
+    assert_eq!(
+        s.store.passport_state_counts(now_us()).await.unwrap(),
+        vec![
+            (PassportState::Invited, 0),
+            (PassportState::Activated, 0),
+            (PassportState::Active, 1),
+            (PassportState::Dormant, 0)
+        ]
+    );
+
+    // A second request is declined: the RelatedPerson is gone.
+    register("casey@example.com", nhs(3), "2017-05-06").await;
+    let rp2 = links_of(&s.store, "casey@example.com").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let p = ada
+        .submit(
+            "/onboarding/requests",
+            &format!("/onboarding/requests/{rp2}"),
+            &[("decision", "decline")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(links_of(&s.store, "casey@example.com").await.is_empty());
+    assert!(read(&s.store, "RelatedPerson", &rp2).await.is_none());
+    let p = ada.get("/onboarding/requests").await;
+    assert!(p.body.contains("id=\"no-requests\""), "{}", p.body);
+    s.store.close().await;
+});
+
+on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
+    let s = seed(&srv.database_url).await;
+    let (a, b, c) = (nhs(10), nhs(20), nhs(30));
+    let bad = format!(
+        "nhs_number,given,family,birth_date,parent_email\n\
+         {a},Amy,Ray,2019-01-01,amy.parent@example.com\n\
+         1234567890,Ben,Ray,2019-01-01,\n\
+         {c},Cat,Ray,31/02/2019,\n"
+    );
+    let errors = onboarding::import_clinic_list(&s.store, "RXX", &bad, &srv.base, 3600)
+        .await
+        .unwrap_err();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].starts_with("line 3:"), "{errors:?}");
+    assert!(errors[1].starts_with("line 4:"), "{errors:?}");
+    assert!(
+        onboarding::find_child(&s.store, &a)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.store.passport_facts(now_us()).await.unwrap().is_empty());
+
+    let good = format!(
+        "nhs_number,given,family,birth_date,parent_email\n\
+         {a},Amy,Ray,2019-01-01,amy.parent@example.com\n\
+         {b},Ben,Ray,02/01/2019,\n"
+    );
+    let rows = onboarding::import_clinic_list(&s.store, "RXX", &good, &srv.base, 3600)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.created));
+    let ben = onboarding::find_child(&s.store, &b).await.unwrap().unwrap();
+    assert_eq!(ben.birth_date, "2019-01-02");
+    assert_eq!(
+        s.store.passport_state_counts(now_us()).await.unwrap()[0],
+        (PassportState::Invited, 2)
+    );
+    // The printed link works.
+    let mut parent = Browser::new(&srv.base);
+    let path = rows[1].link.strip_prefix(&srv.base).unwrap().to_owned();
+    let p = parent.get(&path).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("Join Ben"));
+    // Importing again finds the passports and issues new invitations.
+    let again = onboarding::import_clinic_list(&s.store, &s.org, &good, &srv.base, 3600)
+        .await
+        .unwrap();
+    assert!(again.iter().all(|r| !r.created));
+    assert_eq!(s.store.invitations_for(&ben.id).await.unwrap().len(), 2);
+    s.store.close().await;
+});
+
+on_both_databases!(csrf_is_checked_on_every_new_form, |srv| {
+    let s = seed(&srv.database_url).await;
+    let mut ada = Browser::new(&srv.base);
+    ada.sign_in_staff("ada@example.nhs.uk", &s.staff).await;
+    for path in ["/onboarding/invite", "/onboarding/requests/x"] {
+        let p = ada
+            .post(
+                path,
+                &[("nhs_number", "9434765919"), ("csrf_token", "forged")],
+            )
+            .await;
+        assert_eq!(p.status, 403, "{path}");
+        assert!(p.body.contains("Your form could not be sent"));
+    }
+    let mut anon = Browser::new(&srv.base);
+    anon.get("/join").await; // sets the anonymous CSRF cookie
+    for path in ["/join", "/join/ABCDE12345", "/register"] {
+        let p = anon
+            .post(path, &[("code", "ABCDE12345"), ("csrf_token", "forged")])
+            .await;
+        assert_eq!(p.status, 403, "{path}");
+        // No token at all.
+        let p = anon.post(path, &[("code", "ABCDE12345")]).await;
+        assert_eq!(p.status, 403, "{path}");
+    }
+    s.store.close().await;
+});
