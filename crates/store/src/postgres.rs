@@ -81,6 +81,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "search_rid",
         sql: include_str!("../migrations/postgres/0008_search_rid.sql"),
     },
+    Migration {
+        version: 9,
+        name: "partial_reference_url",
+        sql: include_str!("../migrations/postgres/0009_partial_reference_url.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

@@ -96,6 +96,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "search_rid",
         sql: include_str!("../migrations/sqlite/0008_search_rid.sql"),
     },
+    Migration {
+        version: 9,
+        name: "partial_reference_url",
+        sql: include_str!("../migrations/sqlite/0009_partial_reference_url.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \
