@@ -27,6 +27,7 @@ mod oauth;
 mod onboarding;
 mod pool;
 mod search;
+mod statistics;
 
 use tokio::sync::RwLock;
 use tokio_postgres::Config;
@@ -110,7 +111,9 @@ const INSERT_SQL: &str = "WITH v AS (\
        seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us \
      RETURNING rid";
 pub struct PgStore {
-    pool: Box<Pool>,
+    pool: std::sync::Arc<Pool>,
+    /// When to refresh the planner's statistics (see statistics.rs).
+    statistics: std::sync::Arc<statistics::Statistics>,
     /// `true` once closed. Writes hold a read guard while they run; `close` takes the
     /// write guard, so it waits for them, and writes arriving later see `true`.
     closed: RwLock<bool>,
@@ -128,9 +131,15 @@ impl PgStore {
             config.application_name("passport");
         }
         Ok(PgStore {
-            pool: Box::new(Pool::new(config, POOL_SIZE).await?),
+            pool: std::sync::Arc::new(Pool::new(config, POOL_SIZE).await?),
+            statistics: Default::default(),
             closed: RwLock::new(false),
         })
+    }
+
+    /// Refreshes the planner's statistics for the resource and index tables now.
+    pub async fn analyze(&self) -> Result<()> {
+        analyze(&self.pool).await
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -210,6 +219,7 @@ impl PgStore {
         }
         drop(conn);
         drop(closed);
+        self.wrote(1);
         Ok(Stored {
             body: if w.deleted { Bytes::new() } else { w.body },
             resource_type: w.resource_type,
@@ -254,7 +264,23 @@ impl PgStore {
         }
         drop(conn);
         drop(closed);
+        self.wrote(writes.len() as u64);
         Ok(writes.into_iter().map(stored_of).collect())
+    }
+
+    /// Counts written resources and, when the data has grown enough, refreshes the planner's
+    /// statistics in the background (statistics.rs says why).
+    fn wrote(&self, n: u64) {
+        if !self.statistics.wrote(n) {
+            return;
+        }
+        let (pool, statistics) = (self.pool.clone(), self.statistics.clone());
+        tokio::spawn(async move {
+            if let Err(e) = analyze(&pool).await {
+                tracing::warn!(error = %e, "refreshing PostgreSQL statistics failed");
+            }
+            statistics.analyzed();
+        });
     }
 
     pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
@@ -582,6 +608,14 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(describe(&e))
+}
+
+async fn analyze(pool: &Pool) -> Result<()> {
+    let conn = pool.get().await?;
+    conn.client
+        .batch_execute(statistics::ANALYZE_SQL)
+        .await
+        .map_err(pg_error)
 }
 
 #[cfg(test)]
