@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -34,7 +34,9 @@ use serde_json::{Value, json};
 use super::auth;
 use super::directory::{self, DirectoryError, LOGIN_SYSTEM};
 use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
-use super::templates::{FieldError, field_error, message, page};
+use super::templates::{
+    FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
+};
 use crate::{AppState, clock};
 
 /// Whether the adult holds parental responsibility for the child (valueBoolean).
@@ -818,31 +820,6 @@ fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
     f.get(name).map(String::as_str).unwrap_or_default().trim()
 }
 
-fn see_other(to: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_str(to).expect("a path"))],
-    )
-        .into_response()
-}
-
-fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
-    resp.headers_mut().append(header::SET_COOKIE, cookie);
-    resp
-}
-
-fn csrf_refused() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Your form could not be sent",
-        &[
-            "For your security, we could not accept this form. This can happen if the page was open for a long time, or if you signed in or out in another tab.",
-            "Nothing has been changed. Go back, reload the page and try again.",
-        ],
-        None,
-    )
-}
-
 /// The signed-in (fully) session, if any.
 async fn signed_in(st: &AppState, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
     Ok(session::current(st, headers)
@@ -953,7 +930,7 @@ async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     };
     let f = form(&body);
     if !csrf_ok(Some(&cur), &headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(None));
     }
     let v = json!({
         "nhs_number": field(&f, "nhs_number"), "given": field(&f, "given"),
@@ -1106,7 +1083,7 @@ async fn decide_request(
     };
     let f = form(&body);
     if !csrf_ok(Some(&cur), &headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(None));
     }
     let confirm = match field(&f, "decision") {
         "confirm" => true,
@@ -1182,7 +1159,7 @@ async fn join_lookup(
     let cur = signed_in(&st, &headers).await?;
     let f = form(&body);
     if !csrf_ok(cur.as_ref(), &headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(None));
     }
     let typed = field(&f, "code");
     match normalise_code(typed) {
@@ -1335,7 +1312,7 @@ async fn join_code(
     let cur = signed_in(&st, &headers).await?;
     let f = form(&body);
     if !csrf_ok(cur.as_ref(), &headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(None));
     }
     let (inv, code) = match open_invitation(&st, &typed).await? {
         Ok(x) => x,
@@ -1532,7 +1509,7 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     }
     let f = form(&body);
     if !csrf_ok(cur.as_ref(), &headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(None));
     }
     let family = cur.as_ref().map(|c| c.account.display_name.clone());
     let relationship = field(&f, "relationship");

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use passport_store::StoreError;
@@ -14,7 +14,9 @@ use serde_json::json;
 
 use super::auth;
 use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
-use super::templates::{FieldError, field_error, message, page};
+use super::templates::{
+    FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
+};
 use crate::{AppState, clock};
 
 /// What a page handler can fail with: the database. Shown as an error page, logged without
@@ -47,33 +49,6 @@ fn form(body: &Bytes) -> HashMap<String, String> {
 
 fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
     f.get(name).map(String::as_str).unwrap_or_default()
-}
-
-fn see_other(to: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [(header::LOCATION, HeaderValue::from_str(to).expect("a path"))],
-    )
-        .into_response()
-}
-
-fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
-    resp.headers_mut().append(header::SET_COOKIE, cookie);
-    resp
-}
-
-/// The refusal of a form whose CSRF token is missing or wrong: a 403 page that says what
-/// to do.
-fn csrf_refused() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Your form could not be sent",
-        &[
-            "For your security, we could not accept this form. This can happen if the page was open for a long time, or if you signed in or out in another tab.",
-            "Nothing has been changed. Go back, reload the page and try again.",
-        ],
-        Some(("/sign-in", "Go to the sign-in page")),
-    )
 }
 
 /// The anonymous CSRF token (double submit): the request's cookie, or a new one to set.
@@ -172,7 +147,7 @@ pub async fn sign_in(
 ) -> PageResult {
     let f = form(&body);
     if !anonymous_csrf_ok(&headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     let email = field(&f, "email").trim();
     let password = field(&f, "password");
@@ -285,7 +260,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         return Ok(see_other("/sign-in?expired"));
     };
     if !session_csrf_ok(&cur, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     if cur.is_full() {
         return Ok(see_other("/"));
@@ -384,7 +359,7 @@ pub async fn sign_out(
         return Ok(see_other("/sign-in"));
     };
     if !session_csrf_ok(&cur, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     session::end(&st, &headers).await?;
     Ok(with_cookie(
@@ -480,7 +455,7 @@ pub async fn reset(
 ) -> PageResult {
     let f = form(&body);
     if !anonymous_csrf_ok(&headers, &f) {
-        return Ok(csrf_refused());
+        return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     if !plausible_token(&token) {
         return Ok(reset_refused(ResetRefused::Unknown));

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
@@ -100,6 +100,35 @@ pub fn message(
         status,
         "message.html",
         json!({ "heading": heading, "paragraphs": paragraphs, "is_error": status.is_client_error() || status.is_server_error(), "link": link.map(|(href, text)| json!({ "href": href, "text": text })) }),
+    )
+}
+
+/// A 303 to `to` (after a form POST).
+pub fn see_other(to: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, HeaderValue::from_str(to).expect("a path"))],
+    )
+        .into_response()
+}
+
+/// `resp` with one more `Set-Cookie`.
+pub fn with_cookie(mut resp: Response, cookie: HeaderValue) -> Response {
+    resp.headers_mut().append(header::SET_COOKIE, cookie);
+    resp
+}
+
+/// The refusal of a form whose CSRF token is missing or wrong: a 403 page that says what
+/// to do, with an optional way on (`(href, text)`).
+pub fn csrf_refused(next: Option<(&str, &str)>) -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Your form could not be sent",
+        &[
+            "For your security, we could not accept this form. This can happen if the page was open for a long time, or if you signed in or out in another tab.",
+            "Nothing has been changed. Go back, reload the page and try again.",
+        ],
+        next,
     )
 }
 
