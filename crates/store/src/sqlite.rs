@@ -300,6 +300,20 @@ impl SqliteStore {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Runs `f` in a transaction of its own on the writer thread.
+    async fn in_transaction<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.call(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let out = f(&tx).map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+
     fn idle(&self) -> MutexGuard<'_, Vec<Connection>> {
         self.readers.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1,8 +1,8 @@
 //! External identities on SQLite (see `crate::identities`).
 
-use rusqlite::{Connection, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row};
 
-use super::{SqliteStore, backend};
+use super::SqliteStore;
 use crate::Result;
 use crate::identities::*;
 
@@ -23,21 +23,8 @@ fn identity(r: &Row<'_>) -> rusqlite::Result<ExternalIdentity> {
 }
 
 impl SqliteStore {
-    async fn id_write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let out = f(&tx).map_err(backend)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-    }
-
     pub(crate) async fn link_external_identity(&self, i: ExternalIdentity) -> Result<bool> {
-        self.id_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 &format!(
                     "INSERT OR IGNORE INTO external_identities ({ID_COLUMNS}) \
@@ -81,7 +68,7 @@ impl SqliteStore {
         level: Option<String>,
         now: i64,
     ) -> Result<()> {
-        self.id_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "UPDATE external_identities SET nhs_number = COALESCE(?3, nhs_number), \
                  identity_level = ?4, last_seen_us = ?5 WHERE provider = ?1 AND subject = ?2",
@@ -93,7 +80,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oidc_insert_pending(&self, p: OidcPending, now: i64) -> Result<()> {
-        self.id_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute("DELETE FROM oidc_pending WHERE expires_us <= ?1", [now])?;
             c.execute("DELETE FROM oidc_sessions WHERE expires_us <= ?1", [now])?;
             c.execute(
@@ -118,7 +105,7 @@ impl SqliteStore {
         state_hash: String,
         now: i64,
     ) -> Result<Option<OidcPending>> {
-        self.id_write(move |c| {
+        self.in_transaction(move |c| {
             c.query_row(
                 "DELETE FROM oidc_pending WHERE state_hash = ?1 RETURNING state_hash, \
                  provider, nonce, pkce_verifier, browser_hash, expires_us",
@@ -141,7 +128,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oidc_record_session(&self, o: OidcSession) -> Result<()> {
-        self.id_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "INSERT OR REPLACE INTO oidc_sessions (id_hash, provider, identity_level, \
                  family_data, expires_us) VALUES (?1, ?2, ?3, ?4, ?5)",

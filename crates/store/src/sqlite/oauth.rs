@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::{SqliteStore, backend};
+use super::SqliteStore;
 use crate::Result;
 use crate::oauth::*;
 
@@ -87,22 +87,8 @@ fn revoke_family(c: &Connection, family: &str, now: i64) -> rusqlite::Result<()>
 }
 
 impl SqliteStore {
-    /// Runs `f` in its own transaction on the writer thread.
-    async fn oauth_write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
-            let out = f(&tx).map_err(backend)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-    }
-
     pub(crate) async fn oauth_insert_client(&self, c: OAuthClient) -> Result<()> {
-        self.oauth_write(move |conn| {
+        self.in_transaction(move |conn| {
             conn.execute(
                 &format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
@@ -162,7 +148,7 @@ impl SqliteStore {
         k: SigningKey,
         drop_before: i64,
     ) -> Result<()> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "DELETE FROM oauth_signing_keys WHERE retired_us IS NOT NULL AND retired_us < ?1",
                 [drop_before],
@@ -195,7 +181,7 @@ impl SqliteStore {
         jti: String,
         exp: i64,
     ) -> Result<bool> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "INSERT OR IGNORE INTO oauth_assertion_jti (client_id, jti, expires_us) VALUES (?1, ?2, ?3)",
                 (&client_id, &jti, exp),
@@ -206,7 +192,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oauth_insert_code(&self, k: AuthCode) -> Result<()> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 &format!(
                     "INSERT INTO oauth_codes ({CODE_COLUMNS}) \
@@ -233,7 +219,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oauth_consume_code(&self, hash: String, now: i64) -> Result<CodeUse> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             let Some(found) = c
                 .query_row(
                     &format!("SELECT {CODE_COLUMNS} FROM oauth_codes WHERE code_hash = ?1"),
@@ -263,7 +249,7 @@ impl SqliteStore {
         jti: String,
         exp: i64,
     ) -> Result<()> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "UPDATE oauth_codes SET family = ?2, access_jti = ?3, access_expires_us = ?4 \
                  WHERE code_hash = ?1",
@@ -279,7 +265,7 @@ impl SqliteStore {
         t: RefreshToken,
         rotated_from: Option<String>,
     ) -> Result<bool> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             if let Some(old) = &rotated_from {
                 let alive = c
                     .query_row(
@@ -317,7 +303,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oauth_use_refresh(&self, hash: String, now: i64) -> Result<RefreshUse> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             let Some(found) = c
                 .query_row(
                     &format!(
@@ -357,12 +343,12 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oauth_revoke_family(&self, family: String, now: i64) -> Result<()> {
-        self.oauth_write(move |c| revoke_family(c, &family, now))
+        self.in_transaction(move |c| revoke_family(c, &family, now))
             .await
     }
 
     pub(crate) async fn oauth_revoke_access(&self, jti: String, exp: i64) -> Result<()> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "INSERT OR IGNORE INTO oauth_revoked (jti, expires_us) VALUES (?1, ?2)",
                 (&jti, exp),
@@ -382,7 +368,7 @@ impl SqliteStore {
     }
 
     pub(crate) async fn oauth_purge(&self, now: i64) -> Result<()> {
-        self.oauth_write(move |c| {
+        self.in_transaction(move |c| {
             c.execute(
                 "DELETE FROM oauth_assertion_jti WHERE expires_us <= ?1",
                 [now],
