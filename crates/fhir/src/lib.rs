@@ -14,7 +14,6 @@
 pub mod compartment;
 pub mod corpus;
 pub mod defs;
-pub mod index;
 pub mod meta;
 pub mod mutation;
 pub mod nhs_number;

@@ -25,7 +25,6 @@ pub mod testing;
 
 pub use audit::{AuditEntry, AuditQuery, AuditRecord, ChainHead, Sensitivity};
 use bytes::Bytes;
-pub use fhir::index::Token;
 
 /// One stored version of a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]

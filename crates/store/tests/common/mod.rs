@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use bytes::Bytes;
-use passport_store::{Store, StoreError, Stored, SystemMatch, Token, TokenCriterion, Write};
+use fhir::search::IndexEntry;
+use passport_store::{Store, StoreError, Stored, SystemMatch, TokenCriterion, Write};
 
 pub async fn sqlite() -> Store {
     let store = Store::open("sqlite::memory:").await.expect("open sqlite");
@@ -48,12 +49,9 @@ macro_rules! both_backends {
     )*};
 }
 
-pub fn ident(system: Option<&str>, code: &str) -> Token {
-    Token {
-        param: "identifier",
-        system: system.map(str::to_owned),
-        code: code.to_owned(),
-    }
+/// An `identifier` token index entry.
+pub fn ident(system: Option<&str>, code: &str) -> IndexEntry {
+    passport_store::search::token_entry("identifier", system, code)
 }
 
 pub fn criterion(system: SystemMatch, code: &str) -> TokenCriterion {
@@ -71,7 +69,7 @@ pub fn put(
     replaces: Option<i64>,
     at_us: i64,
     body: &str,
-    tokens: Vec<Token>,
+    index: Vec<IndexEntry>,
 ) -> Write {
     Write {
         resource_type: t.into(),
@@ -81,10 +79,7 @@ pub fn put(
         last_updated_us: at_us,
         deleted: false,
         body: Bytes::from(body.to_owned()),
-        index: tokens
-            .iter()
-            .map(|t| passport_store::search::token_entry(t.param, t.system.as_deref(), &t.code))
-            .collect(),
+        index,
         unless_exists: None,
         audit: Vec::new(),
     }
