@@ -272,6 +272,19 @@ fn system_access(
     child: &ChildFacts,
     now: Timestamp,
 ) -> Result<Access, Reason> {
+    if c.regional {
+        // Every section, read and write; security labels still need clearance.
+        return Ok(Access::Sections(SectionAccess {
+            read: SectionSet::ALL,
+            write: SectionSet::ALL,
+            by_choice: SectionSet::EMPTY,
+            cleared: c.cleared,
+            untagged: true,
+            untagged_write: true,
+            allowed: Reason::AllowedRegionalSystem,
+            not_visible: Reason::DeniedSectionNotShared,
+        }));
+    }
     let Some(org) = c
         .organisation
         .as_deref()
@@ -402,6 +415,7 @@ fn consent(
             {
                 Decision::allow(AllowedCareTeam)
             }
+            Identity::System(c) if c.regional => Decision::allow(AllowedRegionalSystem),
             Identity::System(c) if child.in_care_team(None, c.organisation.as_deref()) => {
                 Decision::allow(AllowedCareTeam)
             }
@@ -431,6 +445,8 @@ fn consent(
                     && l.role != FamilyRole::FosterCarer
             })
         }
+        // Migrating existing sharing choices from another system.
+        (_, Identity::System(c)) if c.regional => return Decision::allow(AllowedRegionalSystem),
         (Controller::Parents, Identity::Staff(s)) if child.looked_after => {
             s.role == Role::SocialWorker
                 && child.in_care_team(Some(&s.practitioner), Some(&s.organisation))
@@ -466,7 +482,9 @@ fn no_child(
                     || s.role == Role::SocialWorker
             }
             Identity::System(c) => {
-                c.organisation.is_some() && (c.sector.is_health() || c.sector == Sector::SocialCare)
+                c.regional
+                    || c.organisation.is_some()
+                        && (c.sector.is_health() || c.sector == Sector::SocialCare)
             }
             _ => false,
         };
@@ -475,6 +493,11 @@ fn no_child(
         } else {
             Decision::deny(DeniedRole)
         };
+    }
+    // A regional integration also loads what belongs to no child (or to a child not yet
+    // loaded: references may arrive before their target).
+    if matches!(identity, Identity::System(c) if c.regional) {
+        return Decision::allow(AllowedRegionalSystem);
     }
     if !r.sections.is_empty() || !REFERENCE_TYPES.contains(&ty) {
         return Decision::deny(DeniedMissingChildFacts);
@@ -491,7 +514,10 @@ fn no_child(
             }
             _ => false,
         },
-        Identity::System(c) => c.sector.is_health() && CLINICAL_REFERENCE_TYPES.contains(&ty),
+        // A regional integration loads the directory and reference data too.
+        Identity::System(c) => {
+            c.regional || c.sector.is_health() && CLINICAL_REFERENCE_TYPES.contains(&ty)
+        }
         _ => false,
     };
     if ok {

@@ -31,6 +31,8 @@ pub enum Reason {
     AllowedAuditReview,
     /// Creating a new child's Patient record.
     AllowedOnboarding,
+    /// A trusted regional integration (bulk load, regional sync).
+    AllowedRegionalSystem,
 
     // --- denied ---
     DeniedAnonymous,
@@ -99,6 +101,7 @@ impl Reason {
             AllowedAggregate => "AllowedAggregate",
             AllowedAuditReview => "AllowedAuditReview",
             AllowedOnboarding => "AllowedOnboarding",
+            AllowedRegionalSystem => "AllowedRegionalSystem",
             DeniedAnonymous => "DeniedAnonymous",
             DeniedCommissioner => "DeniedCommissioner",
             DeniedScope => "DeniedScope",
@@ -147,6 +150,9 @@ impl Reason {
             AllowedAggregate => "Aggregate figures that identify no child.",
             AllowedAuditReview => "Your role reviews the access log.",
             AllowedOnboarding => "Your role may start a new child's passport.",
+            AllowedRegionalSystem => {
+                "A regional system the operator trusts to load and sync every passport."
+            }
             DeniedAnonymous => "You need to sign in.",
             DeniedCommissioner => {
                 "Commissioners see aggregate figures only, never a child's record."

@@ -7,7 +7,7 @@
 //!
 //! | column | meaning |
 //! |---|---|
-//! | `who` | the signed-in subject: [`Who::Staff`]`(role, sector)`; [`Who::Cleared`]`(role, sector, label)` — staff cleared for one security label; [`Who::Family`] (an adult's sign-in); [`Who::YoungPerson`]; [`Who::System`]`(sector)` (backend client of an organisation); [`Who::Anonymous`] |
+//! | `who` | the signed-in subject: [`Who::Staff`]`(role, sector)`; [`Who::Cleared`]`(role, sector, label)` — staff cleared for one security label; [`Who::Family`] (an adult's sign-in); [`Who::YoungPerson`]; [`Who::System`]`(sector)` (backend client of an organisation); [`Who::Regional`] (a trusted regional integration client); [`Who::Anonymous`] |
 //! | `rel` | the subject's relationship to the child, see [`Rel`] ([`Rel::NoChild`]: the resource belongs to no child) |
 //! | `child` | the child's situation: age band, Gillick competence, lack of capacity, looked after ([`Child`]) |
 //! | `resource` | FHIR resource type, optionally `Type:status` (e.g. `MedicationStatement:stopped`) |
@@ -44,6 +44,8 @@ pub enum Who {
     Family,
     YoungPerson,
     System(Sector),
+    /// A trusted regional integration client (no organisation, no care team needed).
+    Regional,
     Anonymous,
 }
 
@@ -483,6 +485,19 @@ pub const MATRIX: &[Case] = &[
     c(Who::System(Education), CareTeamOrg, Under16, "Condition", "conditions", "", Read, D, Tok("system/*.*"), deny(DeniedSectionNotShared)),
     c(Who::System(Education), CareTeamOrg, Under16, QR, "education", "", Update, D, Tok("system/*.*"), allow(AllowedCareTeam)),
 
+    // ---- trusted regional integration (bulk load, regional sync) ----
+    c(Who::Regional, NOREL, Under16, "Condition", "conditions", "", Read, D, Tok("system/*.rs"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NOREL, Under16, "Condition", "conditions", "", Create, D, Tok("system/*.cruds"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NOREL, Under16, "Condition", "conditions", "", Update, D, Tok("system/*.rs"), deny(DeniedScope)),
+    c(Who::Regional, NOREL, Under16, "Observation", "", "", Update, D, Tok("system/*.cruds"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NOREL, Under16, "Condition", "conditions", "safeguarding", Read, D, Tok("system/*.rs"), deny(DeniedLabel)),
+    c(Who::Regional, NOREL, Under16, "Consent", "", "", Read, D, Tok("system/*.rs"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NOREL, Under16, "AuditEvent", "", "", Read, D, Tok("system/*.rs"), deny(DeniedRole)),
+    c(Who::Regional, NoChild, Under16, "Patient", "", "", Create, D, Tok("system/*.cruds"), allow(AllowedOnboarding)),
+    c(Who::Regional, NoChild, Under16, "Organization", "", "", Create, D, Tok("system/*.cruds"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NoChild, Under16, "Observation", "", "", Create, D, Tok("system/*.cruds"), allow(AllowedRegionalSystem)),
+    c(Who::Regional, NoChild, Under16, "Observation", "", "", Create, D, Tok("system/*.rs"), deny(DeniedScope)),
+
     // ---- anonymous ----
     c(ANON, NOREL, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedAnonymous)),
     c(ANON, NoChild, Under16, "Organization", "", "", Read, D, S, deny(DeniedAnonymous)),
@@ -712,6 +727,15 @@ impl Case {
                 sector: s,
                 region: "north".into(),
                 cleared: LabelSet::EMPTY,
+                regional: false,
+            }),
+            Who::Regional => Identity::System(SystemClient {
+                client_id: "regional-1".into(),
+                organisation: None,
+                sector: Sector::HospitalTrust,
+                region: "north".into(),
+                cleared: LabelSet::EMPTY,
+                regional: true,
             }),
             Who::Anonymous => Identity::Anonymous,
         };

@@ -154,6 +154,11 @@ pub struct SystemClient {
     pub sector: Sector,
     pub region: String,
     pub cleared: LabelSet,
+    /// A trusted regional integration (bulk load, EPR sync for the whole region): reaches
+    /// every child's record in the region, not only its organisation's care teams. Granted
+    /// only by an operator (`passport admin create-client --regional`), and every access is
+    /// audited like any other. See docs/SECURITY.md ("Trusted regional systems").
+    pub regional: bool,
 }
 
 /// Who is asking, without their token's limits.

@@ -45,6 +45,17 @@ pub struct CreateClientArgs {
     /// The URL of the client's JWKS (recorded; not fetched yet, so prefer --jwks-file).
     #[arg(long)]
     jwks_url: Option<String>,
+    /// The organisation a client_credentials client acts for (Organization id, ODS code or
+    /// school URN): it reaches the children whose care team includes that organisation.
+    #[arg(long)]
+    organisation: Option<String>,
+    /// A trusted regional integration (bulk load, regional sync): reaches every child's
+    /// record. Every access is audited. See docs/SECURITY.md, "Trusted regional systems".
+    #[arg(long)]
+    regional: bool,
+    /// Security labels the client may see (repeatable), e.g. safeguarding.
+    #[arg(long = "cleared")]
+    cleared: Vec<String>,
 }
 
 pub async fn run(cmd: OAuthAdmin) -> Result<(), Error> {
@@ -69,7 +80,19 @@ async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Er
                 ),
                 None => None,
             };
+            let organisation_id = match &a.organisation {
+                Some(key) => Some(
+                    passport_server::web::directory::find_organisation(store, key)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .id,
+                ),
+                None => None,
+            };
             let spec = oauth::ClientSpec {
+                organisation_id,
+                regional: a.regional,
+                cleared: a.cleared,
                 name: a.name,
                 grant_types: a.grants,
                 redirect_uris: a.redirect_uris,

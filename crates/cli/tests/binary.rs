@@ -52,6 +52,50 @@ fn get_ok(url: &str) -> bool {
     })
 }
 
+/// Registers a regional client with the real CLI and gets a token from the running server
+/// (`client_credentials`, HTTP Basic), as an operator's integration would.
+async fn operator_token(database: &str, base: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "admin",
+            "create-client",
+            "--database",
+            database,
+            "--name",
+            "loader",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "system/*.cruds",
+            "--regional",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(client["regional"], true);
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(
+            client["client_id"].as_str().unwrap(),
+            client["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "system/*.cruds"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 #[test]
 fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
     let (dir, url) = temp_db();
@@ -74,8 +118,18 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
     let rt = runtime();
     let (location, demo) = rt.block_on(async {
         let client = reqwest::Client::new();
+        // No token, no data.
+        let refused = client
+            .get(format!("{base}/fhir/Patient/demo-child-1"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+        assert!(refused.headers().contains_key("www-authenticate"));
+        let token = operator_token(&url, &base).await;
         let r = client
             .post(format!("{base}/fhir/Patient"))
+            .bearer_auth(&token)
             .header("content-type", "application/fhir+json")
             .header("host", "attacker.example")
             .body(r#"{"resourceType":"Patient","gender":"female"}"#)
@@ -86,6 +140,7 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
         let loc = r.headers()["location"].to_str().unwrap().to_owned();
         let demo = client
             .get(format!("{base}/fhir/Patient/demo-child-1"))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()

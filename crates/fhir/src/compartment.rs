@@ -23,11 +23,85 @@ pub fn patient_params(resource_type: &str) -> &'static [String] {
         .unwrap_or(&[])
 }
 
+/// The ids of the Patients whose compartment `resource` is in — whose record it is, for
+/// access decisions. A Patient is its own (its `link`s to other patients do not make it
+/// theirs). Evaluates only the compartment parameters' expressions, not every search
+/// parameter, since it runs for every resource a request returns. Relative references
+/// (`Patient/x`) and absolute ones ending in `/Patient/x` both count. Sorted, no repeats.
+pub fn patients_of(resource: &serde_json::Value) -> Vec<String> {
+    use crate::search::{IndexValue, ParamType, params_for};
+    let Some(rt) = resource
+        .get("resourceType")
+        .and_then(serde_json::Value::as_str)
+    else {
+        return Vec::new();
+    };
+    if rt == "Patient" {
+        return resource
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .map(|id| vec![id.to_owned()])
+            .unwrap_or_default();
+    }
+    let wanted = patient_params(rt);
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let root = crate::search::fhirpath::root_item(resource);
+    let mut items = Vec::new();
+    let mut vals = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    for p in params_for(rt) {
+        if p.kind != ParamType::Reference || !wanted.contains(&p.code) {
+            continue;
+        }
+        items.clear();
+        crate::search::fhirpath::eval(&p.expr, root, &mut items);
+        for it in &items {
+            crate::search::values::convert(ParamType::Reference, it, &mut vals);
+        }
+        for v in vals.drain(..) {
+            if let IndexValue::Reference {
+                target_type: Some(t),
+                target_id: Some(id),
+                ..
+            } = v
+                && t == "Patient"
+                && !out.contains(&id)
+            {
+                out.push(id);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::search::ParamType;
     use crate::search::param;
+
+    #[test]
+    fn the_patients_a_resource_belongs_to() {
+        use serde_json::json;
+        let obs = json!({"resourceType": "Observation", "status": "final",
+            "code": {"text": "x"},
+            "subject": {"reference": "Patient/child-1"},
+            "performer": [{"reference": "Patient/child-2"}, {"reference": "Practitioner/p"}]});
+        assert_eq!(patients_of(&obs), ["child-1", "child-2"]);
+        let abs = json!({"resourceType": "Condition",
+            "subject": {"reference": "https://example.org/fhir/Patient/c9"}});
+        assert_eq!(patients_of(&abs), ["c9"]);
+        let me = json!({"resourceType": "Patient", "id": "c1",
+            "link": [{"other": {"reference": "Patient/c2"}, "type": "seealso"}]});
+        assert_eq!(patients_of(&me), ["c1"]);
+        let org = json!({"resourceType": "Organization", "id": "o"});
+        assert!(patients_of(&org).is_empty());
+        let rp = json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/c3"}});
+        assert_eq!(patients_of(&rp), ["c3"]);
+    }
 
     #[test]
     fn compartment() {

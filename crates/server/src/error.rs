@@ -36,6 +36,14 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// No valid bearer token (401 with `WWW-Authenticate`); the text says why, never
+    /// who.
+    #[error("unauthorised: {message}")]
+    Unauthorized { message: String, token_given: bool },
+    /// Allowed to see it, not to do this to it (a refused *read* is [`ApiError::NotFound`],
+    /// so that nothing leaks).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
 }
@@ -71,6 +79,10 @@ impl ApiError {
                     &format!("the request body is larger than the limit of {limit} bytes"),
                 ),
             ),
+            Unauthorized { message, .. } => {
+                (StatusCode::UNAUTHORIZED, one(IssueType::Login, message))
+            }
+            Forbidden(m) => (StatusCode::FORBIDDEN, one(IssueType::Forbidden, m)),
             Unavailable(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 one(IssueType::Exception, m),
@@ -108,6 +120,18 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(etag)
         {
             resp.headers_mut().insert(header::ETAG, v);
+        }
+        if let ApiError::Unauthorized { token_given, .. } = &self {
+            // RFC 6750 §3: an error code only when a token was sent. The reason is in the
+            // OperationOutcome, not repeated here.
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(if *token_given {
+                    r#"Bearer realm="passport", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="passport""#
+                }),
+            );
         }
         resp
     }

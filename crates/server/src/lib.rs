@@ -2,6 +2,7 @@
 //! function: [`fhir_api`] (FHIR R4 REST) and the health checks here.
 
 pub mod audit;
+pub mod authz;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -35,6 +36,52 @@ pub struct AppState {
     pub audit: audit::Auditor,
     /// The OAuth / SMART authorisation server's keys (see [`oauth`]).
     pub oauth: oauth::OAuth,
+    /// Access enforcement: verified tokens, child facts, the regional policy.
+    pub authz: authz::Authz,
+}
+
+impl AppState {
+    /// Stores one version (see [`Store::write`]) and forgets child facts it may change.
+    /// Every write of FHIR data goes through here or [`AppState::write_all`].
+    pub async fn write(
+        &self,
+        write: passport_store::Write,
+    ) -> Result<passport_store::Stored, passport_store::StoreError> {
+        let (ty, id, replaced) = (
+            write.resource_type.clone(),
+            write.id.clone(),
+            write.replaces.is_some(),
+        );
+        let body = write.body.clone();
+        let stored = self.store.write(write).await?;
+        self.authz.facts.wrote(&ty, &id, replaced, &body);
+        Ok(stored)
+    }
+
+    /// Stores versions in one transaction (see [`Store::write_all`]) and forgets child
+    /// facts they may change.
+    pub async fn write_all(
+        &self,
+        writes: Vec<passport_store::Write>,
+    ) -> Result<Vec<passport_store::Stored>, passport_store::WriteAllError> {
+        let seen: Vec<(String, String, bool, Bytes)> = writes
+            .iter()
+            .filter(|w| authz::facts::FACT_TYPES.contains(&w.resource_type.as_str()))
+            .map(|w| {
+                (
+                    w.resource_type.clone(),
+                    w.id.clone(),
+                    w.replaces.is_some(),
+                    w.body.clone(),
+                )
+            })
+            .collect();
+        let stored = self.store.write_all(writes).await?;
+        for (ty, id, replaced, body) in seen {
+            self.authz.facts.wrote(&ty, &id, replaced, &body);
+        }
+        Ok(stored)
+    }
 }
 
 /// The whole application's routes.
@@ -42,7 +89,12 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(fhir_api::routes())
+        .merge(
+            fhir_api::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                authz::authenticate::layer,
+            )),
+        )
         .merge(oauth::routes())
         .merge(web::routes())
         .fallback(unknown_route)
@@ -82,6 +134,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         capability,
         audit: auditor,
         oauth: oauth::OAuth::default(),
+        authz: authz::Authz::default(),
     });
     state.audit.spawn(state.clone());
     oauth::start(&state).await?;
@@ -107,10 +160,41 @@ pub async fn serve(
     Ok(())
 }
 
+/// Registers a trusted regional integration client (every child's record, every security
+/// label, `system/*.cruds`) and returns its id and secret — what the integration tests and
+/// the benchmark use to get an access token through the real `client_credentials` flow. An
+/// operator does the same with `passport admin create-client --regional`.
+pub async fn register_regional_client(
+    state: &AppState,
+    name: &str,
+) -> Result<(String, String), String> {
+    let created = oauth::create_client(
+        &state.store,
+        oauth::ClientSpec {
+            name: name.to_owned(),
+            grant_types: vec!["client_credentials".into()],
+            scope: "system/*.cruds".into(),
+            regional: true,
+            cleared: access::SecurityLabel::ALL
+                .iter()
+                .map(|l| l.code().to_owned())
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let secret = created
+        .client_secret
+        .ok_or("a confidential client without keys gets a secret")?;
+    Ok((created.client.client_id, secret))
+}
+
 /// A server running in the background, for tests and the benchmark.
 pub struct Running {
     pub addr: SocketAddr,
     pub base_url: String,
+    /// The server's state (tests and the benchmark register clients through it).
+    pub state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -139,12 +223,13 @@ pub async fn start(
     let base_url = config.base().to_owned();
     let state = prepare(config).await?;
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(serve(state, listener, async {
+    let handle = tokio::spawn(serve(state.clone(), listener, async {
         let _ = rx.await;
     }));
     Ok(Running {
         addr,
         base_url,
+        state,
         stop: Some(tx),
         handle,
     })

@@ -678,7 +678,8 @@ async fn chunked_put(srv: &common::TestServer, path: &str, size: usize) -> u16 {
     let addr = srv.base.trim_start_matches("http://");
     let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
     let head = format!(
-        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        srv.token
     );
     sock.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b' '; 8 * 1024];

@@ -312,6 +312,7 @@ on_both!(backend_services_rs384_and_es384, |srv| {
                     sector: access::Sector::HospitalTrust,
                     region: "north".into(),
                     cleared: Default::default(),
+                    regional: false,
                 })
             },
             |_| None,

@@ -31,6 +31,13 @@ pub struct OAuthClient {
     pub jwks_url: Option<String>,
     pub active: bool,
     pub created_us: i64,
+    /// The Organization a backend-services client acts for (its care teams bound what it
+    /// reaches).
+    pub organisation_id: Option<String>,
+    /// A trusted regional integration: reaches every child's record (docs/SECURITY.md).
+    pub regional: bool,
+    /// Security-label codes the client is cleared to see.
+    pub cleared: Vec<String>,
 }
 
 /// A key that signs access and id tokens.
@@ -240,7 +247,7 @@ pub(crate) fn split(s: &str) -> Vec<String> {
 }
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, name, grant_types, redirect_uris, public_client, \
-     secret_hash, scope, jwks, jwks_url, active, created_us";
+     secret_hash, scope, jwks, jwks_url, active, created_us, organisation_id, regional, cleared";
 pub(crate) const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_us, retired_us";
 pub(crate) const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, scope, code_challenge, \
      subject, context, expires_us, used_us, family, access_jti, access_expires_us";
@@ -280,6 +287,9 @@ mod tests {
             jwks_url: None,
             active: true,
             created_us: 5,
+            organisation_id: Some("org-1".into()),
+            regional: true,
+            cleared: vec!["safeguarding".into(), "sexual-health".into()],
         };
         store.oauth_insert_client(&client).await.unwrap();
         assert!(store.oauth_insert_client(&client).await.is_err());

@@ -87,6 +87,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "partial_reference_url",
         sql: include_str!("../migrations/postgres/0009_partial_reference_url.sql"),
     },
+    Migration {
+        version: 10,
+        name: "client_organisation",
+        sql: include_str!("../migrations/postgres/0010_client_organisation.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

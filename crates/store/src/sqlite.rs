@@ -101,6 +101,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "partial_reference_url",
         sql: include_str!("../migrations/sqlite/0009_partial_reference_url.sql"),
     },
+    Migration {
+        version: 10,
+        name: "client_organisation",
+        sql: include_str!("../migrations/sqlite/0010_client_organisation.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \

@@ -32,6 +32,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -47,6 +48,8 @@ use super::history;
 use super::request::{self, JSON_PATCH};
 use super::response::{BundleWriter, Return, etag};
 use crate::AppState;
+use crate::audit::Interaction;
+use crate::authz::{Caller, Guard};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
@@ -146,6 +149,7 @@ impl Entry {
 /// `POST /fhir` with a Bundle of type `batch` or `transaction`.
 pub async fn process(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -171,8 +175,8 @@ pub async fn process(
     };
     let ret = Return::from_headers(&headers);
     match bundle.get("type").and_then(Value::as_str) {
-        Some("batch") => Ok(batch(&st, entries, ret).await),
-        Some("transaction") => transaction(&st, entries, ret).await,
+        Some("batch") => Ok(batch(&st, &caller, entries, ret).await),
+        Some("transaction") => transaction(&st, &caller, entries, ret).await,
         Some(other) => Err(ApiError::Unprocessable(vec![Issue::error(
             IssueType::NotSupported,
             "Bundle.type",
@@ -622,7 +626,7 @@ async fn entry_failure(index: usize, label: &str, err: ApiError) -> Response {
 // ---------------------------------------------------------------------------------------
 // Batch
 
-async fn batch(st: &Arc<AppState>, raw: &[Value], ret: Return) -> Response {
+async fn batch(st: &Arc<AppState>, caller: &Arc<Caller>, raw: &[Value], ret: Return) -> Response {
     let urns: HashSet<&str> = raw
         .iter()
         .filter_map(|e| e.get("fullUrl").and_then(Value::as_str))
@@ -633,7 +637,7 @@ async fn batch(st: &Arc<AppState>, raw: &[Value], ret: Return) -> Response {
         let (entry, resp) = match parse_entry(st, v) {
             Ok(mut e) => {
                 let resp = match refers_to_entries(&mut e, &urns) {
-                    Ok(()) => execute(st, &e, ret).await,
+                    Ok(()) => execute(st, caller, &e, ret).await,
                     Err(err) => err.into_response(),
                 };
                 (Some(e), resp)
@@ -668,14 +672,34 @@ fn refers_to_entries(e: &mut Entry, urns: &HashSet<&str>) -> ApiResult<()> {
     result
 }
 
-/// Runs one entry through the REST handlers.
-async fn execute(st: &Arc<AppState>, e: &Entry, ret: Return) -> Response {
-    execute_inner(st, e, ret)
+/// Runs one entry through the REST handlers, and records its AuditEvents as if it had
+/// been a request of its own.
+async fn execute(st: &Arc<AppState>, caller: &Arc<Caller>, e: &Entry, ret: Return) -> Response {
+    let resp = execute_inner(st, caller, e, ret)
         .await
-        .unwrap_or_else(IntoResponse::into_response)
+        .unwrap_or_else(IntoResponse::into_response);
+    let method = match e.method {
+        Method::Get | Method::Head => axum::http::Method::GET,
+        Method::Post => axum::http::Method::POST,
+        Method::Put => axum::http::Method::PUT,
+        Method::Patch => axum::http::Method::PATCH,
+        Method::Delete => axum::http::Method::DELETE,
+    };
+    let path = format!(
+        "/fhir/{}/{}",
+        e.target.resource_type,
+        e.target.path.join("/")
+    );
+    crate::authz::audit::record(st, caller, &method, &path, resp).await
 }
 
-async fn execute_inner(st: &Arc<AppState>, e: &Entry, ret: Return) -> ApiResult<Response> {
+async fn execute_inner(
+    st: &Arc<AppState>,
+    caller: &Arc<Caller>,
+    e: &Entry,
+    ret: Return,
+) -> ApiResult<Response> {
+    let caller = || Extension(caller.clone());
     let mut h = HeaderMap::new();
     h.insert(
         header::CONTENT_TYPE,
@@ -719,31 +743,52 @@ async fn execute_inner(st: &Arc<AppState>, e: &Entry, ret: Return) -> ApiResult<
     let path: Vec<&str> = e.target.path.iter().map(String::as_str).collect();
     match (e.method, path.as_slice()) {
         (Method::Get | Method::Head, []) => {
-            super::search::type_get(state(), Path(t), RawQuery(q), h).await
+            super::search::type_get(state(), caller(), Path(t), RawQuery(q), h).await
         }
         (Method::Get | Method::Head, ["_history"]) => {
-            history::type_level(state(), Path(t), RawQuery(q), h).await
+            history::type_level(state(), caller(), Path(t), RawQuery(q), h).await
         }
         (Method::Get | Method::Head, [id]) => {
-            crud::read(state(), Path((t, id.to_string())), h).await
+            crud::read(state(), caller(), Path((t, id.to_string())), h).await
         }
         (Method::Get | Method::Head, [id, "_history"]) => {
-            history::instance(state(), Path((t, id.to_string())), RawQuery(q), h).await
+            history::instance(state(), caller(), Path((t, id.to_string())), RawQuery(q), h).await
         }
         (Method::Get | Method::Head, [id, "_history", v]) => {
-            crud::vread(state(), Path((t, id.to_string(), v.to_string())), h).await
+            crud::vread(
+                state(),
+                caller(),
+                Path((t, id.to_string(), v.to_string())),
+                h,
+            )
+            .await
         }
-        (Method::Post, []) => crud::create(state(), Path(t), h, body()).await,
-        (Method::Put, [id]) => crud::update(state(), Path((t, id.to_string())), h, body()).await,
-        (Method::Put, []) => conditional::update(state(), Path(t), RawQuery(q), h, body()).await,
+        (Method::Post, []) => crud::create(state(), caller(), Path(t), h, body()).await,
+        (Method::Put, [id]) => {
+            crud::update(state(), caller(), Path((t, id.to_string())), h, body()).await
+        }
+        (Method::Put, []) => {
+            conditional::update(state(), caller(), Path(t), RawQuery(q), h, body()).await
+        }
         (Method::Patch, [id]) => {
             let ops = patch_document(e)?;
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_PATCH));
             let bytes = serde_json::to_vec(&ops).unwrap_or_default();
-            crud::patch(state(), Path((t, id.to_string())), h, Body::from(bytes)).await
+            crud::patch(
+                state(),
+                caller(),
+                Path((t, id.to_string())),
+                h,
+                Body::from(bytes),
+            )
+            .await
         }
-        (Method::Delete, [id]) => crud::delete(state(), Path((t, id.to_string())), h).await,
-        (Method::Delete, []) => conditional::delete(state(), Path(t), RawQuery(q), h).await,
+        (Method::Delete, [id]) => {
+            crud::delete(state(), caller(), Path((t, id.to_string())), h).await
+        }
+        (Method::Delete, []) => {
+            conditional::delete(state(), caller(), Path(t), RawQuery(q), h).await
+        }
         _ => Err(ApiError::bad_request(
             "request.url",
             format!("{} is not supported in a bundle", e.label()),
@@ -792,7 +837,12 @@ fn fail(index: usize, error: ApiError) -> Failed {
     }
 }
 
-async fn transaction(st: &Arc<AppState>, raw: &[Value], ret: Return) -> ApiResult<Response> {
+async fn transaction(
+    st: &Arc<AppState>,
+    caller: &Arc<Caller>,
+    raw: &[Value],
+    ret: Return,
+) -> ApiResult<Response> {
     let mut entries = Vec::with_capacity(raw.len());
     for (i, v) in raw.iter().enumerate() {
         match parse_entry(st, v) {
@@ -818,7 +868,7 @@ async fn transaction(st: &Arc<AppState>, raw: &[Value], ret: Return) -> ApiResul
             crud::backoff(attempt).await;
         }
         attempt += 1;
-        match attempt_transaction(st, &entries).await {
+        match attempt_transaction(st, caller, &entries).await {
             Ok(done) => break done,
             Err(f) if f.retry && attempt < MAX_TRANSACTION_RETRIES => continue,
             Err(f) if f.index == WHOLE => return Err(f.error),
@@ -855,7 +905,9 @@ async fn transaction(st: &Arc<AppState>, raw: &[Value], ret: Return) -> ApiResul
                     .then(|| outcome_bytes(&[Issue::information(message)])),
                 ..Default::default()
             },
-            Plan::Read => EntryOut::from_response(st, Some(e), execute(st, e, ret).await).await,
+            Plan::Read => {
+                EntryOut::from_response(st, Some(e), execute(st, caller, e, ret).await).await
+            }
         });
     }
     Ok(bundle_response("transaction-response", &out))
@@ -866,8 +918,10 @@ async fn transaction(st: &Arc<AppState>, raw: &[Value], ret: Return) -> ApiResul
 /// versions stored (in the order of the `Plan::Write`s among them).
 async fn attempt_transaction(
     st: &AppState,
+    caller: &Caller,
     entries: &[Entry],
 ) -> Result<(Vec<Plan>, Vec<Stored>), Failed> {
+    let mut guard = Guard::new(st, caller);
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| (entries[i].method.order(), i));
 
@@ -942,8 +996,24 @@ async fn attempt_transaction(
         else {
             continue;
         };
-        let write = match resource.take() {
-            None => crud::deletion(existing.as_ref().expect("a deletion replaces a version")),
+        // Each entry is decided on its own, and audited for its own children.
+        guard.patients.clear();
+        let live = existing.as_ref().filter(|x| !x.deleted);
+        let mut write = match resource.take() {
+            None => {
+                let old = existing.as_ref().expect("a deletion replaces a version");
+                guard
+                    .write(
+                        access::Action::Delete,
+                        resource_type,
+                        id,
+                        Some(&old.body),
+                        None,
+                    )
+                    .await
+                    .map_err(|e| fail(i, e))?;
+                crud::deletion(old)
+            }
             Some(map) => {
                 let mut v = Value::Object(map);
                 let mut refs = Vec::new();
@@ -991,6 +1061,28 @@ async fn attempt_transaction(
                     unreachable!()
                 };
                 let map = request::validate(map).map_err(|e| fail(i, e))?;
+                if let Some(l) = live
+                    && guard
+                        .readable(access::Action::Read, &l.body)
+                        .await
+                        .map_err(|e| fail(i, e.into()))?
+                        .is_none()
+                {
+                    return Err(fail(i, crate::authz::not_found(resource_type, id)));
+                }
+                let action = if live.is_some() {
+                    access::Action::Update
+                } else {
+                    access::Action::Create
+                };
+                let new = Value::Object(map);
+                guard
+                    .write(action, resource_type, id, live.map(|l| &l.body), Some(&new))
+                    .await
+                    .map_err(|e| fail(i, e))?;
+                let Value::Object(map) = new else {
+                    unreachable!()
+                };
                 let mut w = crud::prepare(resource_type, id, map, existing.as_ref());
                 w.unless_exists = unless_exists.clone();
                 // Keep a marker that this was not a deletion (for the response).
@@ -998,11 +1090,34 @@ async fn attempt_transaction(
                 w
             }
         };
+        let interaction = match (write.deleted, live.is_some()) {
+            (true, _) => Interaction::Delete,
+            (false, true) => Interaction::Update,
+            (false, false) => Interaction::Create,
+        };
+        let audit = crate::authz::audit::written(st, &guard, interaction, &write);
+        write.audit.extend(audit.records);
         writes.push(write);
         write_entries.push(i);
     }
+    // A conditional create that matched shows the match only to someone who may read it.
+    for (i, plan) in plans.iter().enumerate() {
+        if let Plan::Found(s, ..) = plan
+            && !s.deleted
+            && guard
+                .readable(access::Action::Read, &s.body)
+                .await
+                .map_err(|e| fail(i, e.into()))?
+                .is_none()
+        {
+            return Err(fail(
+                i,
+                ApiError::Forbidden("you may not create this resource here".into()),
+            ));
+        }
+    }
 
-    let stored = match st.store.write_all(writes).await {
+    let stored = match st.write_all(writes).await {
         Ok(s) => s,
         Err(WriteAllError {
             index: Some(k),

@@ -32,12 +32,16 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use passport_store::{StoreError, SystemMatch, TokenCriterion};
 use serde_json::Value;
+
+use crate::audit::Interaction;
+use crate::authz::{Caller, Guard};
 
 use super::crud::{self, require_supported};
 use super::request;
@@ -149,6 +153,7 @@ pub async fn matching_ids_up_to(
 /// `PUT /fhir/{type}?query`.
 pub async fn update(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -169,11 +174,13 @@ pub async fn update(
     let map = request::validate(map)?;
     let wanted = request::if_match(&headers)?;
     let ret = Return::from_headers(&headers);
+    let mut guard = Guard::new(&st, &caller);
     for attempt in 0..crud::MAX_RETRIES {
         if attempt > 0 {
             crud::backoff(attempt).await;
         }
         let ids = search::matching_ids(&st, &resource_type, &conditions, MATCH_LIMIT).await?;
+        let ids = visible(&mut guard, &resource_type, ids).await?;
         match ids.as_slice() {
             [] => {
                 if wanted.is_some() {
@@ -192,18 +199,30 @@ pub async fn update(
                     }
                     None => uuid::Uuid::now_v7().to_string(),
                 };
+                let new = Value::Object(map.clone());
+                guard
+                    .write(
+                        access::Action::Create,
+                        &resource_type,
+                        &id,
+                        None,
+                        Some(&new),
+                    )
+                    .await?;
                 let mut write = crud::prepare(&resource_type, &id, map.clone(), None);
                 write.unless_exists = tokens.clone();
-                match st.store.write(write).await {
+                let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);
+                write.audit.extend(audit.records);
+                match st.write(write).await {
                     Ok(stored) => {
                         let loc = crud::location(&st, &stored);
-                        return Ok(response::written(
+                        return Ok(audit.note.attach(response::written(
                             StatusCode::CREATED,
                             &stored,
                             Some(loc),
                             ret,
                             "created",
-                        ));
+                        )));
                     }
                     // A match (or the id) appeared meanwhile: decide again.
                     Err(StoreError::ConditionMatched(_) | StoreError::VersionConflict { .. }) => {}
@@ -223,9 +242,15 @@ pub async fn update(
                 }
                 let mut map = map.clone();
                 map.insert("id".into(), Value::String(id.clone()));
-                return crud::write_with_retry(&st, &resource_type, id, wanted, ret, |_| {
-                    Ok(map.clone())
-                })
+                return crud::write_with_retry(
+                    &mut guard,
+                    &resource_type,
+                    id,
+                    wanted,
+                    ret,
+                    Interaction::Update,
+                    |_| Ok(map.clone()),
+                )
                 .await;
             }
             many => {
@@ -244,6 +269,7 @@ pub async fn update(
 /// `DELETE /fhir/{type}?query`.
 pub async fn delete(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -251,11 +277,13 @@ pub async fn delete(
     require_supported(&resource_type)?;
     let query = require_query(query, "delete")?;
     let ids = matching_ids(&st, &resource_type, &query).await?;
+    let ids = visible(&mut Guard::new(&st, &caller), &resource_type, ids).await?;
     match ids.as_slice() {
         [] => Ok(StatusCode::NO_CONTENT.into_response()),
         [id] => {
             crud::delete(
                 State(st.clone()),
+                Extension(caller.clone()),
                 Path((resource_type, id.clone())),
                 headers,
             )
@@ -266,6 +294,28 @@ pub async fn delete(
             several(many.len())
         ))),
     }
+}
+
+/// The matches the caller may read: the others play no part (counting them would tell
+/// the caller they exist).
+async fn visible(
+    guard: &mut Guard<'_>,
+    resource_type: &str,
+    ids: Vec<String>,
+) -> ApiResult<Vec<String>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(s) = guard.st.store.read(resource_type, &id).await?
+            && !s.deleted
+            && guard
+                .readable(access::Action::Search, &s.body)
+                .await?
+                .is_some()
+        {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// "2 or more" when the search stopped at the limit.

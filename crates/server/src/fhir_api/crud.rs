@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,6 +15,8 @@ use serde_json::{Map, Value};
 use super::request::{self, JSON_PATCH};
 use super::response::{self, Return, etag};
 use crate::AppState;
+use crate::audit::Interaction;
+use crate::authz::{Caller, Guard};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
@@ -109,6 +112,7 @@ pub(crate) fn deletion(existing: &Stored) -> Write {
 
 pub async fn create(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -118,7 +122,17 @@ pub async fn create(
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
     request::require_type(&map, &resource_type)?;
-    let map = request::validate(map)?;
+    let mut map = request::validate(map)?;
+    // The server assigns ids: a client-sent one plays no part in the decision either.
+    map.remove("id");
+    let mut guard = Guard::new(&st, &caller);
+    let new = Value::Object(map);
+    guard
+        .write(access::Action::Create, &resource_type, "", None, Some(&new))
+        .await?;
+    let Value::Object(map) = new else {
+        unreachable!("built from a map above")
+    };
     let mut condition = None;
     if let Some(v) = headers.get("if-none-exist") {
         let query = v.to_str().unwrap_or("");
@@ -130,7 +144,7 @@ pub async fn create(
             None => {
                 let ids = super::conditional::matching_ids(&st, &resource_type, query).await?;
                 if !ids.is_empty() {
-                    return create_matched(&st, &resource_type, ids, &headers).await;
+                    return create_matched(&mut guard, &resource_type, ids, &headers).await;
                 }
             }
         }
@@ -140,17 +154,19 @@ pub async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     let mut write = prepare(&resource_type, &id, map, None);
     write.unless_exists = condition;
+    let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);
+    write.audit.extend(audit.records);
     let ret = Return::from_headers(&headers);
-    match st.store.write(write).await {
-        Ok(stored) => Ok(response::written(
+    match st.write(write).await {
+        Ok(stored) => Ok(audit.note.attach(response::written(
             StatusCode::CREATED,
             &stored,
             Some(location(&st, &stored)),
             ret,
             "created",
-        )),
+        ))),
         Err(StoreError::ConditionMatched(ids)) => {
-            create_matched(&st, &resource_type, ids, &headers).await
+            create_matched(&mut guard, &resource_type, ids, &headers).await
         }
         Err(e) => Err(e.into()),
     }
@@ -159,11 +175,12 @@ pub async fn create(
 /// The answer to an `If-None-Exist` that matched: one match is 200 with the existing
 /// resource (the spec's answer), several a 412.
 async fn create_matched(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     resource_type: &str,
     ids: Vec<String>,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    let st = guard.st;
     let [id] = ids.as_slice() else {
         return Err(ApiError::PreconditionFailed(format!(
             "If-None-Exist matched {} resources; it must match at most one",
@@ -176,37 +193,77 @@ async fn create_matched(
         .await?
         .filter(|s| !s.deleted)
         .ok_or_else(|| ApiError::Conflict("the matching resource vanished; retry".into()))?;
-    Ok(response::written(
-        StatusCode::OK,
-        &existing,
-        Some(location(st, &existing)),
-        Return::from_headers(headers),
-        "a matching resource already exists",
-    ))
+    // The match is shown only to someone who may read it; to anyone else the create is
+    // refused without saying why (a 412 would tell them something exists).
+    if guard
+        .readable(access::Action::Read, &existing.body)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::Forbidden(
+            "you may not create this resource here".into(),
+        ));
+    }
+    Ok(
+        crate::authz::audit::Note::read(guard, Interaction::Read, &existing).attach(
+            response::written(
+                StatusCode::OK,
+                &existing,
+                Some(location(st, &existing)),
+                Return::from_headers(headers),
+                "a matching resource already exists",
+            ),
+        ),
+    )
 }
 
 pub async fn read(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
-    let stored = current(&st, &resource_type, &id).await?;
+    let mut guard = Guard::new(&st, &caller);
+    let mut stored = current(&mut guard, &resource_type, &id).await?;
+    stored.body = guard
+        .read(access::Action::Read, &resource_type, &id, &stored.body)
+        .await?;
+    let note = crate::authz::audit::Note::read(&guard, Interaction::Read, &stored);
     if request::if_none_match(&headers)? == Some(stored.version_id) {
-        return Ok((StatusCode::NOT_MODIFIED, response::version_headers(&stored)).into_response());
+        return Ok(note.attach(
+            (StatusCode::NOT_MODIFIED, response::version_headers(&stored)).into_response(),
+        ));
     }
-    Ok(response::resource(StatusCode::OK, &stored))
+    Ok(note.attach(response::resource(StatusCode::OK, &stored)))
 }
 
-/// The current, non-deleted version (404 if never created, 410 if deleted).
-async fn current(st: &AppState, resource_type: &str, id: &str) -> ApiResult<Stored> {
+/// The current, non-deleted version (404 if never created, 410 if deleted). A deletion is
+/// reported only to someone who could read the version it deleted: to anyone else the
+/// resource never existed.
+async fn current(guard: &mut Guard<'_>, resource_type: &str, id: &str) -> ApiResult<Stored> {
+    let st = guard.st;
     match st.store.read(resource_type, id).await? {
         None => Err(not_found(resource_type, id)),
-        Some(s) if s.deleted => Err(ApiError::Gone {
-            message: format!("{resource_type}/{id} was deleted"),
-            etag: Some(etag(s.version_id)),
-        }),
+        Some(s) if s.deleted => {
+            let before = match s.version_id.checked_sub(1) {
+                Some(v) if v > 0 => st.store.vread(resource_type, id, v).await?,
+                _ => None,
+            };
+            match before {
+                Some(b) if !b.deleted => {
+                    guard
+                        .read(access::Action::Read, resource_type, id, &b.body)
+                        .await?;
+                }
+                _ => return Err(not_found(resource_type, id)),
+            }
+            Err(ApiError::Gone {
+                message: format!("{resource_type}/{id} was deleted"),
+                etag: Some(etag(s.version_id)),
+            })
+        }
         Some(s) => Ok(s),
     }
 }
@@ -217,6 +274,7 @@ pub(crate) fn not_found(resource_type: &str, id: &str) -> ApiError {
 
 pub async fn vread(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id, version)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -225,20 +283,47 @@ pub async fn vread(
     let version: i64 = version.parse().map_err(|_| {
         ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
     })?;
+    let mut guard = Guard::new(&st, &caller);
+    let missing = || ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"));
     match st.store.vread(&resource_type, &id, version).await? {
-        None => Err(ApiError::NotFound(format!(
-            "{resource_type}/{id} has no version {version}"
-        ))),
-        Some(s) if s.deleted => Err(ApiError::Gone {
-            message: format!("version {version} of {resource_type}/{id} is its deletion"),
-            etag: Some(etag(version)),
-        }),
-        Some(s) => Ok(response::resource(StatusCode::OK, &s)),
+        None => Err(missing()),
+        Some(s) if s.deleted => {
+            // Shown as a deletion only to someone who could read what it deleted.
+            let before = match version.checked_sub(1) {
+                Some(v) if v > 0 => st.store.vread(&resource_type, &id, v).await?,
+                _ => None,
+            };
+            match before {
+                Some(b) if !b.deleted => {
+                    if guard
+                        .readable(access::Action::Read, &b.body)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(missing());
+                    }
+                }
+                _ => return Err(missing()),
+            }
+            Err(ApiError::Gone {
+                message: format!("version {version} of {resource_type}/{id} is its deletion"),
+                etag: Some(etag(version)),
+            })
+        }
+        Some(mut s) => {
+            s.body = guard
+                .readable(access::Action::Read, &s.body)
+                .await?
+                .ok_or_else(missing)?;
+            let note = crate::authz::audit::Note::read(&guard, Interaction::Vread, &s);
+            Ok(note.attach(response::resource(StatusCode::OK, &s)))
+        }
     }
 }
 
 pub async fn update(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -267,14 +352,22 @@ pub async fn update(
     let map = request::validate(map)?;
     let wanted = request::if_match(&headers)?;
     let ret = Return::from_headers(&headers);
-    write_with_retry(&st, &resource_type, &id, wanted, ret, |_current| {
-        Ok(map.clone())
-    })
+    let mut guard = Guard::new(&st, &caller);
+    write_with_retry(
+        &mut guard,
+        &resource_type,
+        &id,
+        wanted,
+        ret,
+        Interaction::Update,
+        |_current| Ok(map.clone()),
+    )
     .await
 }
 
 pub async fn patch(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -288,38 +381,47 @@ pub async fn patch(
     let wanted = request::if_match(&headers)?;
     let ret = Return::from_headers(&headers);
     let (rt, rid) = (resource_type.clone(), id.clone());
-    write_with_retry(&st, &resource_type, &id, wanted, ret, move |current| {
-        let Some(current) = current else {
-            return Err(not_found(&rt, &rid));
-        };
-        let mut doc: Value = serde_json::from_slice(&current.body).map_err(|e| {
-            ApiError::Store(StoreError::Backend(format!("stored body unreadable: {e}")))
-        })?;
-        json_patch::patch(&mut doc, &ops).map_err(|e| {
-            ApiError::Unprocessable(vec![Issue::error(
-                IssueType::Processing,
-                "",
-                format!("the patch could not be applied: {e}"),
-            )])
-        })?;
-        let Value::Object(map) = doc else {
-            return Err(ApiError::Unprocessable(vec![Issue::error(
-                IssueType::Processing,
-                "",
-                "the patch must leave a resource (a JSON object)",
-            )]));
-        };
-        if map.get("resourceType").and_then(Value::as_str) != Some(rt.as_str())
-            || map.get("id").and_then(Value::as_str) != Some(rid.as_str())
-        {
-            return Err(ApiError::Unprocessable(vec![Issue::error(
-                IssueType::Processing,
-                "",
-                "a patch may not change the resource's type or id",
-            )]));
-        }
-        request::validate(map)
-    })
+    let mut guard = Guard::new(&st, &caller);
+    write_with_retry(
+        &mut guard,
+        &resource_type,
+        &id,
+        wanted,
+        ret,
+        Interaction::Patch,
+        move |current| {
+            let Some(current) = current else {
+                return Err(not_found(&rt, &rid));
+            };
+            let mut doc: Value = serde_json::from_slice(&current.body).map_err(|e| {
+                ApiError::Store(StoreError::Backend(format!("stored body unreadable: {e}")))
+            })?;
+            json_patch::patch(&mut doc, &ops).map_err(|e| {
+                ApiError::Unprocessable(vec![Issue::error(
+                    IssueType::Processing,
+                    "",
+                    format!("the patch could not be applied: {e}"),
+                )])
+            })?;
+            let Value::Object(map) = doc else {
+                return Err(ApiError::Unprocessable(vec![Issue::error(
+                    IssueType::Processing,
+                    "",
+                    "the patch must leave a resource (a JSON object)",
+                )]));
+            };
+            if map.get("resourceType").and_then(Value::as_str) != Some(rt.as_str())
+                || map.get("id").and_then(Value::as_str) != Some(rid.as_str())
+            {
+                return Err(ApiError::Unprocessable(vec![Issue::error(
+                    IssueType::Processing,
+                    "",
+                    "a patch may not change the resource's type or id",
+                )]));
+            }
+            request::validate(map)
+        },
+    )
     .await
 }
 
@@ -327,30 +429,61 @@ pub async fn patch(
 /// has never existed or is deleted), and writes it naming the version it replaces. With
 /// `If-Match`, a mismatch (now or at commit) is a 412; without it, a write that lost a race
 /// is rebuilt from the newer version and tried again.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn write_with_retry(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     resource_type: &str,
     id: &str,
     wanted: Option<i64>,
     ret: Return,
+    interaction: Interaction,
     next: impl Fn(Option<&Stored>) -> ApiResult<Map<String, Value>>,
 ) -> ApiResult<Response> {
+    let st = guard.st;
     for attempt in 0..MAX_RETRIES {
         if attempt > 0 {
             backoff(attempt).await;
         }
         let existing = st.store.read(resource_type, id).await?;
+        let live = existing.as_ref().filter(|s| !s.deleted);
+        // Refused before the version check: a 412 would tell that the resource exists.
+        if let Some(l) = live
+            && guard
+                .readable(access::Action::Read, &l.body)
+                .await?
+                .is_none()
+        {
+            return Err(crate::authz::not_found(resource_type, id));
+        }
         if let Some(w) = wanted {
             let current = existing.as_ref().map(|s| s.version_id);
             if current != Some(w) {
                 return Err(precondition_failed(resource_type, id, w, current));
             }
         }
-        let live = existing.as_ref().filter(|s| !s.deleted);
         let map = next(live)?;
-        let write = prepare(resource_type, id, map, existing.as_ref());
+        let new = Value::Object(map);
         let created = live.is_none();
-        match st.store.write(write).await {
+        let action = if created {
+            access::Action::Create
+        } else {
+            access::Action::Update
+        };
+        guard
+            .write(action, resource_type, id, live.map(|l| &l.body), Some(&new))
+            .await?;
+        let Value::Object(map) = new else {
+            unreachable!("built from a map above")
+        };
+        let mut write = prepare(resource_type, id, map, existing.as_ref());
+        let interaction = if created {
+            Interaction::Create
+        } else {
+            interaction
+        };
+        let audit = crate::authz::audit::written(st, guard, interaction, &write);
+        write.audit.extend(audit.records);
+        match st.write(write).await {
             Ok(stored) => {
                 let (status, message) = if created {
                     (StatusCode::CREATED, "created")
@@ -358,7 +491,9 @@ pub(crate) async fn write_with_retry(
                     (StatusCode::OK, "updated")
                 };
                 let loc = created.then(|| location(st, &stored));
-                return Ok(response::written(status, &stored, loc, ret, message));
+                return Ok(audit
+                    .note
+                    .attach(response::written(status, &stored, loc, ret, message)));
             }
             Err(StoreError::VersionConflict { current }) => {
                 if let Some(w) = wanted {
@@ -389,16 +524,37 @@ pub(crate) fn precondition_failed(
 
 pub async fn delete(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let wanted = request::if_match(&headers)?;
+    let mut guard = Guard::new(&st, &caller);
     for attempt in 0..MAX_RETRIES {
         if attempt > 0 {
             backoff(attempt).await;
         }
         let existing = st.store.read(&resource_type, &id).await?;
+        if let Some(e) = existing.as_ref().filter(|e| !e.deleted) {
+            guard
+                .write(
+                    access::Action::Delete,
+                    &resource_type,
+                    &id,
+                    Some(&e.body),
+                    None,
+                )
+                .await?;
+        } else if existing.is_some() {
+            // Already deleted: say so only to someone who could read what was deleted.
+            current(&mut guard, &resource_type, &id)
+                .await
+                .or_else(|e| match e {
+                    ApiError::Gone { .. } => Ok(existing.clone().expect("checked above")),
+                    other => Err(other),
+                })?;
+        }
         if let Some(w) = wanted
             && existing.as_ref().map(|s| s.version_id) != Some(w)
         {
@@ -422,16 +578,18 @@ pub async fn delete(
                 "already deleted",
             ));
         }
-        let write = deletion(&existing);
-        match st.store.write(write).await {
+        let mut write = deletion(&existing);
+        let audit = crate::authz::audit::written(&st, &guard, Interaction::Delete, &write);
+        write.audit.extend(audit.records);
+        match st.write(write).await {
             Ok(stored) => {
-                return Ok(response::written(
+                return Ok(audit.note.attach(response::written(
                     StatusCode::OK,
                     &stored,
                     None,
                     Return::OperationOutcome,
                     &format!("{resource_type}/{id} deleted"),
-                ));
+                )));
             }
             Err(StoreError::VersionConflict { current }) => {
                 if let Some(w) = wanted {

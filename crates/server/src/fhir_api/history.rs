@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -13,6 +14,8 @@ use super::crud::require_supported;
 use super::request;
 use super::response::{BundleWriter, etag};
 use crate::AppState;
+use crate::audit::Interaction;
+use crate::authz::{Caller, Guard};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
@@ -21,35 +24,69 @@ const MAX_COUNT: usize = 1000;
 
 pub async fn system(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    history(&st, None, None, q, &headers).await
+    let mut guard = Guard::new(&st, &caller);
+    history(&mut guard, None, None, q, &headers).await
 }
 
 pub async fn type_level(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
-    history(&st, Some(resource_type), None, q, &headers).await
+    let mut guard = Guard::new(&st, &caller);
+    history(&mut guard, Some(resource_type), None, q, &headers).await
 }
 
 pub async fn instance(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
-    if st.store.read(&resource_type, &id).await?.is_none() {
-        return Err(ApiError::NotFound(format!(
-            "{resource_type}/{id} does not exist"
-        )));
+    let mut guard = Guard::new(&st, &caller);
+    // The resource's history exists for the caller only if its latest content is theirs
+    // to see.
+    let visible = match latest_body(&st, &resource_type, &id).await? {
+        Some(body) => guard
+            .readable(access::Action::History, &body)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    if !visible {
+        return Err(crate::authz::not_found(&resource_type, &id));
     }
-    history(&st, Some(resource_type), Some(id), q, &headers).await
+    history(&mut guard, Some(resource_type), Some(id), q, &headers).await
+}
+
+/// The body of the latest version with content (the one before a deletion).
+async fn latest_body(
+    st: &AppState,
+    resource_type: &str,
+    id: &str,
+) -> ApiResult<Option<bytes::Bytes>> {
+    Ok(match st.store.read(resource_type, id).await? {
+        None => None,
+        Some(s) if !s.deleted => Some(s.body),
+        Some(s) => match s.version_id.checked_sub(1) {
+            Some(v) if v > 0 => st
+                .store
+                .vread(resource_type, id, v)
+                .await?
+                .filter(|b| !b.deleted)
+                .map(|b| b.body),
+            _ => None,
+        },
+    })
 }
 
 fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
@@ -88,12 +125,13 @@ fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
 }
 
 async fn history(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     resource_type: Option<String>,
     id: Option<String>,
     raw_query: Option<String>,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    let st = guard.st;
     request::check_accept(headers)?;
     let raw_query = raw_query.unwrap_or_default();
     let query = parse_query(
@@ -143,8 +181,22 @@ async fn history(
     }
     for e in &entries {
         let v = &e.version;
+        // Each version is shown only if the caller may see it; a deletion only if they
+        // could see what it deleted. Pages may hold fewer entries than asked for.
+        let shown = if v.deleted {
+            match latest_before(st, v).await? {
+                Some(b) => guard
+                    .readable(access::Action::History, &b)
+                    .await?
+                    .map(|_| bytes::Bytes::new()),
+                None => None,
+            }
+        } else {
+            guard.readable(access::Action::History, &v.body).await?
+        };
+        let Some(shown) = shown else { continue };
         let full_url = format!("{base}/fhir/{}/{}", v.resource_type, v.id);
-        let body = (!v.deleted).then_some(&v.body[..]);
+        let body = (!v.deleted).then_some(&shown[..]);
         let (method, url, status) = if v.deleted {
             ("DELETE", format!("{}/{}", v.resource_type, v.id), "204")
         } else if v.version_id == 1 {
@@ -166,5 +218,32 @@ async fn history(
                 .raw(b"}");
         });
     }
-    Ok(w.finish())
+    let interaction = match (&resource_type, &id) {
+        (Some(_), Some(_)) => Interaction::HistoryInstance,
+        (Some(_), None) => Interaction::HistoryType,
+        _ => Interaction::HistorySystem,
+    };
+    let note = crate::authz::audit::Note::search(
+        guard,
+        interaction,
+        resource_type.as_deref(),
+        Some(raw_query.clone()),
+    );
+    Ok(note.attach(w.finish()))
+}
+
+/// The body of the version a deletion deleted.
+async fn latest_before(
+    st: &AppState,
+    deletion: &passport_store::Stored,
+) -> ApiResult<Option<bytes::Bytes>> {
+    let Some(v) = deletion.version_id.checked_sub(1).filter(|v| *v > 0) else {
+        return Ok(None);
+    };
+    Ok(st
+        .store
+        .vread(&deletion.resource_type, &deletion.id, v)
+        .await?
+        .filter(|b| !b.deleted)
+        .map(|b| b.body))
 }

@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
@@ -35,6 +36,8 @@ use super::crud::require_supported;
 use super::request;
 use super::response::BundleWriter;
 use crate::AppState;
+use crate::audit::Interaction;
+use crate::authz::{Caller, Guard};
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
@@ -815,6 +818,7 @@ fn pairs_of(raw: &str) -> Vec<(String, String)> {
 
 pub async fn type_get(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -822,11 +826,13 @@ pub async fn type_get(
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
     let pairs = pairs_of(q.as_deref().unwrap_or(""));
-    run(&st, &resource_type, None, pairs, &headers).await
+    let mut guard = Guard::new(&st, &caller);
+    run(&mut guard, &resource_type, None, pairs, &headers).await
 }
 
 pub async fn type_post(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path(resource_type): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -838,12 +844,14 @@ pub async fn type_post(
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let mut pairs = pairs_of(q.as_deref().unwrap_or(""));
     pairs.extend(pairs_of(&String::from_utf8_lossy(&bytes)));
-    run(&st, &resource_type, None, pairs, &headers).await
+    let mut guard = Guard::new(&st, &caller);
+    run(&mut guard, &resource_type, None, pairs, &headers).await
 }
 
 /// `GET /fhir/Patient/{id}/{type}` (compartment search) and `…/$everything`.
 pub async fn compartment(
     State(st): State<Arc<AppState>>,
+    Extension(caller): Extension<Arc<Caller>>,
     Path((ctype, id, member)): Path<(String, String, String)>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
@@ -856,8 +864,9 @@ pub async fn compartment(
         )));
     }
     let pairs = pairs_of(q.as_deref().unwrap_or(""));
+    let mut guard = Guard::new(&st, &caller);
     if member == "$everything" {
-        return everything(&st, &id, pairs).await;
+        return everything(&mut guard, &id, pairs).await;
     }
     require_supported(&member)?;
     let params: Vec<&String> = fhir::compartment::patient_params(&member)
@@ -882,7 +891,7 @@ pub async fn compartment(
         )));
     }
     run(
-        &st,
+        &mut guard,
         &member,
         Some((format!("Patient/{id}/{member}"), Filter { any_of })),
         pairs,
@@ -894,12 +903,13 @@ pub async fn compartment(
 /// Parses, searches and writes the searchset bundle. `compartment`: the path (after
 /// `/fhir/`) and the extra filter of a compartment search.
 async fn run(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     ty: &str,
     compartment: Option<(String, Filter)>,
     pairs: Vec<(String, String)>,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
+    let st = guard.st;
     let base = st.config.base();
     let mut parsed = parse(base, ty, &pairs, strict(headers))?;
     let path = match &compartment {
@@ -910,20 +920,33 @@ async fn run(
         parsed.query.filters.push(f);
     }
     let count_only = parsed.summary == Summary::Count;
+    // Totals count only what the caller may see, so the store's own count is never used:
+    // an accurate total walks every match through the decision.
+    parsed.query.total = false;
+    let wants_total = count_only || parsed.total == Some(true);
+    let counted = if wants_total {
+        Some(count_visible(guard, &parsed.query).await?)
+    } else {
+        None
+    };
     if count_only {
         parsed.query.count = 0;
-        parsed.query.total = true;
-    } else {
-        parsed.query.total = parsed.total == Some(true);
     }
-    let result = st.store.search(&parsed.query).await?;
-    let mut total = result.total;
-    if total.is_none()
-        && parsed.query.after.is_none()
-        && parsed.query.before.is_none()
-        && result.next.is_none()
-        && parsed.total != Some(false)
-    {
+    let mut result = if count_only {
+        passport_store::search::SearchResult {
+            matches: Vec::new(),
+            total: None,
+            next: None,
+            previous: None,
+        }
+    } else {
+        st.store.search(&parsed.query).await?
+    };
+    let single_page =
+        parsed.query.after.is_none() && parsed.query.before.is_none() && result.next.is_none();
+    result.matches = visible(guard, result.matches).await?;
+    let mut total = counted;
+    if total.is_none() && single_page && !count_only && parsed.total != Some(false) {
         total = Some(result.matches.len() as u64);
     }
 
@@ -985,6 +1008,8 @@ async fn run(
             }
         }
         included.truncate(MAX_INCLUDED);
+        // Included resources pass the same decision as matches.
+        included = visible(guard, included).await?;
     }
 
     // Links: every parameter as given, but the page position.
@@ -1066,7 +1091,60 @@ async fn run(
             w.raw(br#","search":{"mode":"outcome"}"#);
         });
     }
-    Ok(w.finish())
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter())
+        .finish();
+    let note =
+        crate::authz::audit::Note::search(guard, Interaction::SearchType, Some(ty), Some(query));
+    Ok(note.attach(w.finish()))
+}
+
+/// The matches the caller may see, bodies redacted where an address is hidden from them.
+async fn visible(guard: &mut Guard<'_>, matches: Vec<Match>) -> ApiResult<Vec<Match>> {
+    let mut out = Vec::with_capacity(matches.len());
+    for mut m in matches {
+        if let Some(body) = guard.readable(access::Action::Search, &m.body).await? {
+            m.body = body;
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Pages counted at a time for an accurate total.
+const COUNT_PAGE: usize = 1000;
+
+/// How many matches of `query` the caller may see (every page, from the start).
+async fn count_visible(guard: &mut Guard<'_>, query: &SearchQuery) -> ApiResult<u64> {
+    let mut q = query.clone();
+    q.count = COUNT_PAGE;
+    q.after = None;
+    q.before = None;
+    q.total = false;
+    let mut n = 0u64;
+    loop {
+        let page = guard.st.store.search(&q).await?;
+        // Decisions only: the patients and flags of counted matches are not an access.
+        let (patients, bg, sg) = (
+            guard.patients.clone(),
+            guard.break_glass,
+            guard.safeguarding,
+        );
+        for m in &page.matches {
+            if guard
+                .readable(access::Action::Search, &m.body)
+                .await?
+                .is_some()
+            {
+                n += 1;
+            }
+        }
+        (guard.patients, guard.break_glass, guard.safeguarding) = (patients, bg, sg);
+        match page.next {
+            Some(c) => q.after = Some(c),
+            None => return Ok(n),
+        }
+    }
 }
 
 /// A subset of a stored body (`_summary`, `_elements`), tagged `SUBSETTED`. The one place
@@ -1114,15 +1192,24 @@ fn subset(body: &[u8], summary: Summary, elements: Option<&[String]>) -> Vec<u8>
 
 /// `GET /fhir/Patient/{id}/$everything`: the patient and every resource in its
 /// compartment, by (type, id), keyset-paged; `_count`, `_since`, `_type`.
-async fn everything(st: &AppState, id: &str, pairs: Vec<(String, String)>) -> ApiResult<Response> {
+async fn everything(
+    guard: &mut Guard<'_>,
+    id: &str,
+    pairs: Vec<(String, String)>,
+) -> ApiResult<Response> {
+    let st = guard.st;
     let base = st.config.base();
-    if st
-        .store
-        .read("Patient", id)
-        .await?
-        .is_none_or(|s| s.deleted)
-    {
-        return Err(ApiError::NotFound(format!("Patient/{id} does not exist")));
+    // The caller must be able to see the child's Patient record, or there is no child.
+    let patient = st.store.read("Patient", id).await?.filter(|s| !s.deleted);
+    let seen = match &patient {
+        Some(p) => guard
+            .readable(access::Action::Read, &p.body)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    if !seen {
+        return Err(crate::authz::not_found("Patient", id));
     }
     let mut count = DEFAULT_COUNT;
     let mut since_us = None;
@@ -1183,6 +1270,10 @@ async fn everything(st: &AppState, id: &str, pairs: Vec<(String, String)>) -> Ap
     }
     let more = rows.len() > count;
     rows.truncate(count);
+    // The page position comes from the unfiltered rows (so paging moves on), the entries
+    // from those the caller may see.
+    let last_row = rows.last().map(|m| (m.resource_type.clone(), m.id.clone()));
+    let rows = visible(guard, rows).await?;
     let path = format!("{base}/fhir/Patient/{id}/$everything");
     let kept: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "_cursor").collect();
     let link = |cursor: Option<String>| {
@@ -1209,13 +1300,8 @@ async fn everything(st: &AppState, id: &str, pairs: Vec<(String, String)>) -> Ap
                 .map(|(t, i)| serde_json::json!([t, i]).to_string()),
         ),
     );
-    if more && let Some(last) = rows.last() {
-        w.link(
-            "next",
-            &link(Some(
-                serde_json::json!([last.resource_type, last.id]).to_string(),
-            )),
-        );
+    if more && let Some((t, i)) = &last_row {
+        w.link("next", &link(Some(serde_json::json!([t, i]).to_string())));
     }
     for m in &rows {
         let full_url = format!("{base}/fhir/{}/{}", m.resource_type, m.id);
@@ -1223,7 +1309,9 @@ async fn everything(st: &AppState, id: &str, pairs: Vec<(String, String)>) -> Ap
             w.raw(br#","search":{"mode":"match"}"#);
         });
     }
-    Ok(w.finish())
+    let note =
+        crate::authz::audit::Note::search(guard, Interaction::Operation, Some("Patient"), None);
+    Ok(note.attach(w.finish()))
 }
 
 #[cfg(test)]

@@ -24,6 +24,13 @@ pub struct ClientSpec {
     /// Inline JWKS for `private_key_jwt` (JSON text).
     pub jwks: Option<String>,
     pub jwks_url: Option<String>,
+    /// The organisation (Organization id, ODS code or URN) a backend-services client acts
+    /// for. Checked to exist by the caller (`web::directory::find_organisation`).
+    pub organisation_id: Option<String>,
+    /// A trusted regional integration (reaches every child's record; docs/SECURITY.md).
+    pub regional: bool,
+    /// Security-label codes the client is cleared to see.
+    pub cleared: Vec<String>,
 }
 
 /// A newly registered client, and its secret if one was issued (shown once).
@@ -63,6 +70,9 @@ pub fn client_json(c: &OAuthClient) -> Value {
             .and_then(|j| j["keys"].as_array().map(Vec::len)),
         "active": c.active,
         "created": crate::clock::instant(c.created_us),
+        "organisation": c.organisation_id,
+        "regional": c.regional,
+        "cleared": c.cleared,
     })
 }
 
@@ -131,6 +141,21 @@ pub async fn create_client(store: &Store, spec: ClientSpec) -> Result<CreatedCli
             }
         }
     }
+    for code in &spec.cleared {
+        if access::SecurityLabel::from_code(code).is_none() {
+            return Err(format!(
+                "unknown security label {code:?} for --cleared (expected codes of {})",
+                access::LABEL_SYSTEM
+            ));
+        }
+    }
+    let system = has("client_credentials");
+    if (spec.regional || spec.organisation_id.is_some() || !spec.cleared.is_empty()) && !system {
+        return Err(
+            "--organisation, --regional and --cleared apply to client_credentials clients only"
+                .into(),
+        );
+    }
     let client_secret =
         (!spec.public && spec.jwks.is_none() && spec.jwks_url.is_none()).then(jwt::random_token);
     let client = OAuthClient {
@@ -145,6 +170,9 @@ pub async fn create_client(store: &Store, spec: ClientSpec) -> Result<CreatedCli
         jwks_url: spec.jwks_url,
         active: true,
         created_us: crate::clock::now_us(),
+        organisation_id: spec.organisation_id,
+        regional: spec.regional,
+        cleared: spec.cleared,
     };
     store
         .oauth_insert_client(&client)

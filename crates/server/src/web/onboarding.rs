@@ -1090,7 +1090,10 @@ async fn decide_request(
         "decline" => false,
         _ => return Ok(see_other("/onboarding/requests")),
     };
-    if !decide(&st.store, &cur.account, &id, confirm).await? {
+    let decided = decide(&st.store, &cur.account, &id, confirm).await?;
+    // The family link changed: access decisions must see it now, not after the cache ages.
+    st.authz.facts.forget_all();
+    if !decided {
         return Ok(message(
             StatusCode::NOT_FOUND,
             "This request cannot be found",
@@ -1447,7 +1450,9 @@ async fn join_code(
         Ok(inv) => inv,
         Err(why) => return Ok(invitation_refused(why)),
     };
-    let rp = match bind(&st.store, &account, &inv.patient_id, relationship, true).await {
+    let bound = bind(&st.store, &account, &inv.patient_id, relationship, true).await;
+    st.authz.facts.forget(&inv.patient_id);
+    let rp = match bound {
         Ok(rp) => rp,
         Err(e) => {
             st.store.unredeem_invitation(&hash).await?;

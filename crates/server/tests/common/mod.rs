@@ -17,7 +17,14 @@ pub enum Backend {
 
 pub struct TestServer {
     pub base: String,
+    /// Sends the harness's access token on every request (a trusted regional client:
+    /// every child, every label). Tests of access control build their own clients.
     pub client: Client,
+    /// The same client without any token.
+    pub anonymous: Client,
+    /// The access token `client` sends.
+    pub token: String,
+    pub state: std::sync::Arc<passport_server::AppState>,
     pub database_url: String,
     running: Option<Running>,
     dir: Option<PathBuf>,
@@ -55,13 +62,56 @@ pub async fn spawn_on(
     let running = passport_server::start(config, false)
         .await
         .expect("server starts");
+    let anonymous = Client::new();
+    let token = regional_token(&running, &anonymous).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
     TestServer {
         base: running.base_url.clone(),
-        client: Client::new(),
+        client: Client::builder().default_headers(headers).build().unwrap(),
+        anonymous,
+        token,
+        state: running.state.clone(),
         database_url,
         running: Some(running),
         dir,
     }
+}
+
+/// An access token for a newly registered regional client, by the real
+/// `client_credentials` grant at the token endpoint.
+pub async fn regional_token(running: &Running, http: &Client) -> String {
+    let (id, secret) = passport_server::register_regional_client(&running.state, "test-harness")
+        .await
+        .expect("client registered");
+    client_credentials(&running.base_url, http, &id, &secret, "system/*.cruds").await
+}
+
+/// `client_credentials` with `client_secret_basic`; panics unless a token comes back.
+pub async fn client_credentials(
+    base: &str,
+    http: &Client,
+    id: &str,
+    secret: &str,
+    scope: &str,
+) -> String {
+    let resp = http
+        .post(format!("{base}/oauth/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .expect("token request");
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("token JSON");
+    assert_eq!(status, StatusCode::OK, "token endpoint: {body}");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
 }
 
 impl TestServer {

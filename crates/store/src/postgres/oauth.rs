@@ -20,6 +20,9 @@ fn client(r: &Row) -> OAuthClient {
         jwks_url: r.get(8),
         active: r.get(9),
         created_us: r.get(10),
+        organisation_id: r.get(11),
+        regional: r.get(12),
+        cleared: split(r.get(13)),
     }
 }
 
@@ -96,7 +99,7 @@ impl PgStore {
             .execute(
                 &format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
                 ),
                 &[
                     &c.client_id,
@@ -110,6 +113,9 @@ impl PgStore {
                     &c.jwks_url,
                     &c.active,
                     &c.created_us,
+                    &c.organisation_id,
+                    &c.regional,
+                    &join(&c.cleared),
                 ],
             )
             .await

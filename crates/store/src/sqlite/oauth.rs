@@ -20,6 +20,9 @@ fn client(r: &Row<'_>) -> rusqlite::Result<OAuthClient> {
         jwks_url: r.get(8)?,
         active: r.get(9)?,
         created_us: r.get(10)?,
+        organisation_id: r.get(11)?,
+        regional: r.get(12)?,
+        cleared: split(&r.get::<_, String>(13)?),
     })
 }
 
@@ -92,7 +95,7 @@ impl SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
                 ),
                 rusqlite::params![
                     c.client_id,
@@ -105,7 +108,10 @@ impl SqliteStore {
                     c.jwks,
                     c.jwks_url,
                     c.active,
-                    c.created_us
+                    c.created_us,
+                    c.organisation_id,
+                    c.regional,
+                    join(&c.cleared)
                 ],
             )
             .map(|_| ())

@@ -1,0 +1,332 @@
+//! Facts about a child for `access::decide`, loaded from the FHIR data described in
+//! docs/DATA-MODEL.md and cached per child.
+//!
+//! | fact | from |
+//! |---|---|
+//! | birth date, hidden address | the `Patient` |
+//! | Gillick competence, lack of capacity, looked after | `Patient` extensions [`GILLICK_EXTENSION`], [`LACKS_CAPACITY_EXTENSION`], [`LOOKED_AFTER_EXTENSION`] (valueBoolean) |
+//! | family links | active `RelatedPerson`s of the child, each with the `Person` whose `link` names it |
+//! | court order, granted sections | `RelatedPerson` extensions [`COURT_ORDER_EXTENSION`], [`GRANTED_EXTENSION`] (valueCode: a section code, or `all`) |
+//! | care team | active `CareTeam`s of the child; `PractitionerRole` members resolve to their practitioner |
+//! | sharing choices | active `Consent`s of the child |
+//! | break-glass | `Store::break_glass_for_patient` |
+//!
+//! **Freshness.** A writer of any of those resources calls [`FactsCache::wrote`] (through
+//! `AppState::write` / `write_all`), which forgets the children concerned — or everything,
+//! for changes whose old version could have named another child (updates and deletes of
+//! RelatedPerson, CareTeam, Consent; any Person or PractitionerRole). Entries also expire
+//! after [`MAX_AGE_US`], so time-limited facts (a care team's `period`) and writes by other
+//! processes (`passport admin`) are seen within that time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use access::{
+    CareTeamMember, ChildFacts, Date, FamilyLink, FamilyRole, Section, SectionSet, SharingChoices,
+    Timestamp,
+};
+use passport_store::StoreError;
+use serde_json::Value;
+
+use crate::AppState;
+
+pub const GILLICK_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/gillick-competent";
+pub const LACKS_CAPACITY_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/lacks-capacity";
+pub const LOOKED_AFTER_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/looked-after";
+pub const PARENTAL_RESPONSIBILITY_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility";
+pub const COURT_ORDER_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/court-order-restricts";
+pub const GRANTED_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/granted-section";
+
+/// How long a child's facts are trusted without a reload.
+pub const MAX_AGE_US: i64 = 30_000_000;
+/// The most children whose facts are kept (the cache is emptied when it fills).
+const MAX_CHILDREN: usize = 50_000;
+/// The most related resources of one kind read for one child.
+const MAX_RELATED: usize = 1_000;
+
+/// Resource types whose writes change some child's facts.
+pub const FACT_TYPES: &[&str] = &[
+    "Patient",
+    "RelatedPerson",
+    "Person",
+    "CareTeam",
+    "Consent",
+    "PractitionerRole",
+];
+
+#[derive(Default)]
+pub struct FactsCache {
+    map: Mutex<HashMap<String, (i64, Arc<ChildFacts>)>>,
+}
+
+impl FactsCache {
+    fn get(&self, patient: &str, now_us: i64) -> Option<Arc<ChildFacts>> {
+        let m = self.map.lock().ok()?;
+        m.get(patient)
+            .filter(|(at, _)| now_us - at < MAX_AGE_US)
+            .map(|(_, f)| f.clone())
+    }
+
+    fn put(&self, patient: &str, now_us: i64, facts: Arc<ChildFacts>) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= MAX_CHILDREN {
+                m.clear();
+            }
+            m.insert(patient.to_owned(), (now_us, facts));
+        }
+    }
+
+    /// Forgets what a write may have changed: `resource_type`, whether it replaced an
+    /// earlier version, and the new body (empty for a deletion).
+    pub fn wrote(&self, resource_type: &str, id: &str, replaced: bool, body: &[u8]) {
+        if !FACT_TYPES.contains(&resource_type) {
+            return;
+        }
+        let Ok(mut m) = self.map.lock() else { return };
+        match resource_type {
+            "Patient" => {
+                m.remove(id);
+            }
+            "RelatedPerson" | "CareTeam" | "Consent" if !replaced => {
+                let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+                for p in fhir::compartment::patients_of(&v) {
+                    m.remove(&p);
+                }
+            }
+            _ => m.clear(),
+        }
+    }
+
+    /// Forgets one child's facts (after a change made outside [`AppState::write`], e.g. a
+    /// break-glass grant or a family link made by the onboarding pages).
+    pub fn forget(&self, patient: &str) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(patient);
+        }
+    }
+
+    /// Forgets every child's facts.
+    pub fn forget_all(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.clear();
+        }
+    }
+}
+
+/// The facts about `patient` (cached). A patient that does not exist has empty facts:
+/// no family, no care team — nobody but a regional system reaches its records.
+pub async fn child_facts(st: &AppState, patient: &str) -> Result<Arc<ChildFacts>, StoreError> {
+    let now_us = crate::clock::now_us();
+    if let Some(f) = st.authz.facts.get(patient, now_us) {
+        return Ok(f);
+    }
+    let facts = Arc::new(load(st, patient, now_us).await?);
+    st.authz.facts.put(patient, now_us, facts.clone());
+    Ok(facts)
+}
+
+fn flag(resource: &Value, url: &str) -> bool {
+    extensions(resource, url).any(|e| e.get("valueBoolean").and_then(Value::as_bool) == Some(true))
+}
+
+fn extensions<'a>(resource: &'a Value, url: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    resource
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(move |e| e.get("url").and_then(Value::as_str) == Some(url))
+}
+
+/// The sections named by `valueCode`s of the extension `url` (`all` = every section).
+fn sections(resource: &Value, url: &str) -> Option<SectionSet> {
+    let mut set = SectionSet::EMPTY;
+    let mut any = false;
+    for e in extensions(resource, url) {
+        any = true;
+        match e.get("valueCode").and_then(Value::as_str) {
+            Some("all") => set = SectionSet::ALL,
+            Some(code) => {
+                if let Some(s) = Section::from_code(code) {
+                    set.insert(s);
+                }
+            }
+            None => {}
+        }
+    }
+    any.then_some(set)
+}
+
+fn family_role(rp: &Value) -> FamilyRole {
+    let codes = rp
+        .get("relationship")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|cc| cc.get("coding").and_then(Value::as_array))
+        .flatten()
+        .filter_map(|c| c.get("code").and_then(Value::as_str));
+    let mut role = FamilyRole::Other;
+    for code in codes {
+        match code {
+            "MTH" | "FTH" | "PRN" | "NMTH" | "NFTH" => role = FamilyRole::Parent,
+            "PRNFOST" => return FamilyRole::FosterCarer,
+            _ => {}
+        }
+    }
+    role
+}
+
+/// Current resources of `ty` matching `criteria` (bodies parsed).
+async fn find(
+    st: &AppState,
+    ty: &str,
+    criteria: &[(&str, String)],
+) -> Result<Vec<Value>, StoreError> {
+    let pairs: Vec<(String, String)> = criteria
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let ids = match crate::fhir_api::search::matching_ids(st, ty, &pairs, MAX_RELATED).await {
+        Ok(ids) => ids,
+        Err(crate::error::ApiError::Store(e)) => return Err(e),
+        // The criteria are ours and valid; anything else is a bug worth seeing.
+        Err(e) => return Err(StoreError::Backend(format!("loading child facts: {e}"))),
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(s) = st.store.read(ty, &id).await?
+            && !s.deleted
+            && let Ok(v) = serde_json::from_slice::<Value>(&s.body)
+        {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, StoreError> {
+    let mut facts = ChildFacts::new(patient);
+    let Some(stored) = st
+        .store
+        .read("Patient", patient)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(facts);
+    };
+    let p: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
+    facts.birth_date = p
+        .get("birthDate")
+        .and_then(Value::as_str)
+        .and_then(|d| Date::parse(d).ok());
+    facts.gillick_competent = flag(&p, GILLICK_EXTENSION);
+    facts.lacks_capacity = flag(&p, LACKS_CAPACITY_EXTENSION);
+    facts.looked_after = flag(&p, LOOKED_AFTER_EXTENSION);
+    facts.address_hidden = access::address_hidden(&p);
+    let me = format!("Patient/{patient}");
+
+    // Family: active RelatedPersons, and the Person (sign-in) linking to each.
+    let related = find(st, "RelatedPerson", &[("patient", me.clone())]).await?;
+    let active: Vec<&Value> = related
+        .iter()
+        .filter(|rp| rp.get("active").and_then(Value::as_bool) == Some(true))
+        .collect();
+    if !active.is_empty() {
+        let targets: Vec<String> = active
+            .iter()
+            .filter_map(|rp| rp.get("id").and_then(Value::as_str))
+            .map(|id| format!("RelatedPerson/{id}"))
+            .collect();
+        let people = find(st, "Person", &[("link", targets.join(","))]).await?;
+        for rp in active {
+            let Some(rp_id) = rp.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let target = format!("RelatedPerson/{rp_id}");
+            let person = people.iter().find(|person| {
+                person.get("active").and_then(Value::as_bool) != Some(false)
+                    && person
+                        .get("link")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .any(|l| {
+                            l.pointer("/target/reference").and_then(Value::as_str)
+                                == Some(target.as_str())
+                        })
+            });
+            let Some(person_id) = person.and_then(|p| p.get("id")).and_then(Value::as_str) else {
+                continue;
+            };
+            let mut link = FamilyLink::new(
+                person_id,
+                rp_id,
+                family_role(rp),
+                flag(rp, PARENTAL_RESPONSIBILITY_EXTENSION),
+            );
+            link.court_order = sections(rp, COURT_ORDER_EXTENSION);
+            link.granted = sections(rp, GRANTED_EXTENSION).unwrap_or(SectionSet::EMPTY);
+            facts.family.push(link);
+        }
+    }
+
+    // Care team: active CareTeams; PractitionerRole members are their practitioner.
+    let now = Timestamp::from_unix(now_us.div_euclid(1_000_000));
+    let mut teams = find(
+        st,
+        "CareTeam",
+        &[("patient", me.clone()), ("status", "active".into())],
+    )
+    .await?;
+    for team in &mut teams {
+        resolve_practitioner_roles(st, team).await?;
+    }
+    facts.care_team = CareTeamMember::from_care_teams(&teams, now);
+
+    let consents = find(
+        st,
+        "Consent",
+        &[("patient", me), ("status", "active".into())],
+    )
+    .await?;
+    facts.sharing = SharingChoices::from_consents(&consents);
+    Ok(facts)
+}
+
+/// Rewrites `participant[].member` references to PractitionerRoles as the practitioner
+/// they name (a PractitionerRole member is one person, not their whole organisation).
+async fn resolve_practitioner_roles(st: &AppState, team: &mut Value) -> Result<(), StoreError> {
+    let Some(parts) = team.get_mut("participant").and_then(Value::as_array_mut) else {
+        return Ok(());
+    };
+    for p in parts {
+        let Some(id) = p
+            .pointer("/member/reference")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("PractitionerRole/"))
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        let practitioner = match st.store.read("PractitionerRole", &id).await? {
+            Some(s) if !s.deleted => serde_json::from_slice::<Value>(&s.body).ok().and_then(|r| {
+                r.pointer("/practitioner/reference")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }),
+            _ => None,
+        };
+        p["member"] = match practitioner {
+            Some(r) => serde_json::json!({ "reference": r }),
+            None => Value::Null,
+        };
+    }
+    Ok(())
+}

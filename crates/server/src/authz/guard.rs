@@ -1,0 +1,194 @@
+//! The decision applied to resources: one [`Guard`] per request remembers the child facts
+//! it loaded and which children the request touched (for its AuditEvent).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use access::{Action, ChildFacts, Decision, Reason, ResourceFacts, Timestamp};
+use bytes::Bytes;
+use passport_store::StoreError;
+use serde_json::Value;
+
+use super::Caller;
+use super::facts::child_facts;
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub struct Guard<'a> {
+    pub st: &'a AppState,
+    pub caller: &'a Caller,
+    now: Timestamp,
+    memo: HashMap<String, Arc<ChildFacts>>,
+    /// Children whose records this request was allowed to touch.
+    pub patients: BTreeSet<String>,
+    /// Some access relied on break-glass (the AuditEvent is an emergency one).
+    pub break_glass: bool,
+    /// Some resource was withheld (for the AuditEvent's description; never in responses).
+    pub withheld: usize,
+    /// Something labelled safeguarding was touched: the AuditEvent's purpose is
+    /// safeguarding, which only the privacy officer sees in the access log.
+    pub safeguarding: bool,
+}
+
+/// What a refused read looks like: exactly what a missing resource looks like.
+pub fn not_found(resource_type: &str, id: &str) -> ApiError {
+    ApiError::NotFound(format!("{resource_type}/{id} is not known"))
+}
+
+impl<'a> Guard<'a> {
+    pub fn new(st: &'a AppState, caller: &'a Caller) -> Guard<'a> {
+        Guard {
+            st,
+            caller,
+            now: Timestamp::from_unix(crate::clock::now_us().div_euclid(1_000_000)),
+            memo: HashMap::new(),
+            patients: BTreeSet::new(),
+            break_glass: false,
+            withheld: 0,
+            safeguarding: false,
+        }
+    }
+
+    async fn facts(&mut self, patient: &str) -> Result<Arc<ChildFacts>, StoreError> {
+        if let Some(f) = self.memo.get(patient) {
+            return Ok(f.clone());
+        }
+        let f = child_facts(self.st, patient).await?;
+        self.memo.insert(patient.to_owned(), f.clone());
+        Ok(f)
+    }
+
+    /// The decision for `action` on `resource`: allowed only if allowed for every child
+    /// whose record it is in (usually one). Remembers the children of allowed decisions.
+    pub async fn decide(
+        &mut self,
+        action: Action,
+        resource: &Value,
+    ) -> Result<Decision, StoreError> {
+        let facts = ResourceFacts::from_json(resource);
+        let patients = fhir::compartment::patients_of(resource);
+        let policy = &self.st.authz.policy;
+        if patients.is_empty() {
+            return Ok(access::decide(
+                policy,
+                &self.caller.subject,
+                action,
+                &facts,
+                None,
+                self.now,
+            ));
+        }
+        let mut last = None;
+        for p in &patients {
+            let child = self.facts(p).await?;
+            let d = access::decide(
+                policy,
+                &self.caller.subject,
+                action,
+                &facts,
+                Some(&child),
+                self.now,
+            );
+            if !d.allow {
+                self.withheld += 1;
+                return Ok(d);
+            }
+            last = Some(d);
+        }
+        let d = last.expect("at least one patient");
+        if facts.labels.contains(access::SecurityLabel::Safeguarding) {
+            self.safeguarding = true;
+        }
+        if d.reason == Reason::AllowedByBreakGlass {
+            self.break_glass = true;
+        }
+        self.patients.extend(patients);
+        Ok(d)
+    }
+
+    /// A stored body the caller may read (`action` Read, Search, History or Export),
+    /// redacted where the child's address is hidden from them; `None` if refused.
+    pub async fn readable(
+        &mut self,
+        action: Action,
+        body: &Bytes,
+    ) -> Result<Option<Bytes>, StoreError> {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return Ok(None);
+        };
+        if !self.decide(action, &v).await?.allow {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.redacted(&v).await?.unwrap_or_else(|| body.clone()),
+        ))
+    }
+
+    /// A redacted copy if the resource shows an address hidden from this caller.
+    async fn redacted(&mut self, v: &Value) -> Result<Option<Bytes>, StoreError> {
+        if !matches!(
+            v.get("resourceType").and_then(Value::as_str),
+            Some("Patient" | "RelatedPerson")
+        ) {
+            return Ok(None);
+        }
+        for p in fhir::compartment::patients_of(v) {
+            let child = self.facts(&p).await?;
+            if let Some(r) = access::redact(v, &self.caller.subject, &child) {
+                return Ok(Some(Bytes::from(
+                    serde_json::to_vec(&r).unwrap_or_default(),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks a read of one resource: `Ok(body to serve)`, or the not-found a missing
+    /// resource gets.
+    pub async fn read(
+        &mut self,
+        action: Action,
+        resource_type: &str,
+        id: &str,
+        body: &Bytes,
+    ) -> ApiResult<Bytes> {
+        self.readable(action, body)
+            .await?
+            .ok_or_else(|| not_found(resource_type, id))
+    }
+
+    /// Checks a write. `old`: the stored version it replaces or deletes (must be readable
+    /// by the caller, else the write answers not-found, and allowed for `action`); `new`:
+    /// the new body (create, update). A write the caller may see but not make is a 403
+    /// giving the plain-English reason.
+    pub async fn write(
+        &mut self,
+        action: Action,
+        resource_type: &str,
+        id: &str,
+        old: Option<&Bytes>,
+        new: Option<&Value>,
+    ) -> ApiResult<()> {
+        if let Some(old) = old {
+            let v: Value = serde_json::from_slice(old).unwrap_or(Value::Null);
+            if !self.decide(Action::Read, &v).await?.allow {
+                return Err(not_found(resource_type, id));
+            }
+            let d = self.decide(action, &v).await?;
+            if !d.allow {
+                return Err(forbidden(d));
+            }
+        }
+        if let Some(new) = new {
+            let d = self.decide(action, new).await?;
+            if !d.allow {
+                return Err(forbidden(d));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn forbidden(d: Decision) -> ApiError {
+    ApiError::Forbidden(format!("{} ({})", d.reason.message(), d.reason.code()))
+}
