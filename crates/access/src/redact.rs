@@ -31,14 +31,15 @@ pub fn address_hidden(patient: &Value) -> bool {
 }
 
 /// Whether this subject may see the child's hidden address: members of the child's care
-/// team (people, or backend clients of a care-team organisation) only.
+/// team (people, or backend clients of a care-team organisation), and trusted regional
+/// integrations (which carry the record between systems) only.
 pub fn sees_hidden_address(subject: &Subject, child: &ChildFacts) -> bool {
     match &subject.identity {
         Identity::Staff(s) => {
             s.role.sees_child_records()
                 && child.in_care_team(Some(&s.practitioner), Some(&s.organisation))
         }
-        Identity::System(c) => child.in_care_team(None, c.organisation.as_deref()),
+        Identity::System(c) => c.regional || child.in_care_team(None, c.organisation.as_deref()),
         _ => false,
     }
 }

@@ -1,0 +1,588 @@
+//! Enforcement through the real HTTP API: who is asking (tokens), facts about the child
+//! loaded from the FHIR data (and seen at once when they change), redaction, and the
+//! AuditEvent of every interaction. The hand-written matrix is in tests/matrix.rs.
+
+mod common;
+
+use base64::Engine;
+use common::{StatusCode, TestServer, Value, json};
+use passport_server::oauth::{self, CodeRequest};
+use passport_server::web::directory::{self, NewFamily, NewOrganisation, NewStaff};
+use sha2::Digest;
+
+const VERIFIER: &str = "a-verifier-long-enough-for-pkce-0123456789-abcdefgh";
+const REDIRECT: &str = "https://app.example/cb";
+const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
+
+fn challenge() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
+}
+
+async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
+    directory::create_organisation(
+        &srv.state.store,
+        NewOrganisation {
+            name: name.into(),
+            sector,
+            ods: None,
+            school_urn: None,
+            region: "north".into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A member of staff: (account id, Practitioner id).
+async fn staff(srv: &TestServer, org: &str, role: access::Role, email: &str) -> (String, String) {
+    let created = directory::create_staff(
+        &srv.state.store,
+        NewStaff {
+            organisation: org.into(),
+            role,
+            email: email.into(),
+            name: "Sam Carer".into(),
+            password: "correct horse battery staple".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let account = srv
+        .state
+        .store
+        .account(&created.account_id)
+        .await
+        .unwrap()
+        .unwrap();
+    (created.account_id, account.practitioner_id.unwrap())
+}
+
+/// A family sign-in: (account id, Person id).
+async fn family(srv: &TestServer, email: &str) -> (String, String) {
+    let created = directory::create_family(
+        &srv.state.store,
+        NewFamily {
+            email: email.into(),
+            name: "Alex Parent".into(),
+            password: "correct horse battery staple".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let account = srv
+        .state
+        .store
+        .account(&created.account_id)
+        .await
+        .unwrap()
+        .unwrap();
+    (created.account_id, account.person_id.unwrap())
+}
+
+/// A user's access token by the real code exchange (after what the consent page does).
+async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &str) -> String {
+    let app = oauth::create_client(
+        &srv.state.store,
+        oauth::ClientSpec {
+            name: "app".into(),
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![REDIRECT.into()],
+            public: true,
+            scope: scope.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .client
+    .client_id;
+    let code = oauth::issue_authorization_code(
+        &srv.state,
+        &CodeRequest {
+            client_id: app.clone(),
+            redirect_uri: REDIRECT.into(),
+            scope: scope.into(),
+            code_challenge: challenge(),
+            subject: account.into(),
+            fhir_user: Some(fhir_user.into()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
+    let resp = srv
+        .anonymous
+        .post(srv.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().expect("token").to_owned()
+}
+
+async fn get(srv: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = srv
+        .anonymous
+        .get(srv.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn put(srv: &TestServer, token: &str, resource: &Value) -> StatusCode {
+    let path = format!(
+        "/fhir/{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    );
+    srv.anonymous
+        .put(srv.url(&path))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(resource.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Reads as the harness's regional client (sees everything).
+async fn admin_read(srv: &TestServer, path: &str) -> Value {
+    let r = srv.get(path).await;
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    r.json().await.unwrap()
+}
+
+fn child(nhs_hidden: bool) -> Value {
+    let mut p = json!({
+        "resourceType": "Patient",
+        "birthDate": "2018-03-04",
+        "name": [{"family": "Child", "given": ["Casey"]}],
+        "address": [{"line": ["1 Secret Lane"], "postalCode": "LS1 1AA"}]
+    });
+    if nhs_hidden {
+        p["extension"] = json!([{
+            "url": "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden",
+            "valueBoolean": true
+        }]);
+    }
+    p
+}
+
+fn condition(patient: &str, section: &str) -> Value {
+    json!({
+        "resourceType": "Condition",
+        "meta": {"tag": [{"system": SECTION, "code": section}]},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "code": {"text": "Epilepsy"}
+    })
+}
+
+fn care_team(patient: &str, member: &str, status: &str) -> Value {
+    json!({
+        "resourceType": "CareTeam",
+        "status": status,
+        "subject": {"reference": format!("Patient/{patient}")},
+        "participant": [{"member": {"reference": member}}]
+    })
+}
+
+on_both_databases!(no_data_without_a_valid_token, |srv| {
+    let child = srv.create(&child(false)).await;
+    let path = format!("/fhir/Patient/{child}");
+    // No token: 401, WWW-Authenticate without an error code (RFC 6750 §3.1), nothing of
+    // the resource.
+    let r = srv.anonymous.get(srv.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="passport""#
+    );
+    let body = common::json_body(r).await;
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    assert!(!body.to_string().contains(&child));
+    // A malformed header, a forged token, a token for another server: 401 invalid_token.
+    for auth in ["Basic Zm9vOmJhcg==", "Bearer not-a-jwt", "Bearer a.b.c"] {
+        let r = srv
+            .anonymous
+            .get(srv.url(&path))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+    // Writes and searches too; only the CapabilityStatement is open.
+    let r = srv
+        .anonymous
+        .post(srv.url("/fhir/Patient"))
+        .header("content-type", "application/fhir+json")
+        .body(json!({"resourceType": "Patient"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = srv
+        .anonymous
+        .get(srv.url("/fhir/Patient"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = srv
+        .anonymous
+        .get(srv.url("/fhir/metadata"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // The harness's token works until it is revoked; then at once it does not.
+    assert_eq!(srv.get(&path).await.status(), StatusCode::OK);
+    let (id, secret) = passport_server::register_regional_client(&srv.state, "revoker")
+        .await
+        .unwrap();
+    let token =
+        common::client_credentials(&srv.base, &srv.anonymous, &id, &secret, "system/*.rs").await;
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::OK);
+    let r = srv
+        .anonymous
+        .post(srv.url("/oauth/revoke"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::UNAUTHORIZED);
+    // A read-only token cannot write.
+    let r = srv
+        .anonymous
+        .post(srv.url("/fhir/Observation"))
+        .bearer_auth(
+            common::client_credentials(&srv.base, &srv.anonymous, &id, &secret, "system/*.rs")
+                .await,
+        )
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                   "subject": {"reference": format!("Patient/{child}")}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+});
+
+on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
+    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let (account, practitioner) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "dr.who@example.nhs.uk",
+    )
+    .await;
+    let token = user_token(
+        &srv,
+        &account,
+        &format!("Practitioner/{practitioner}"),
+        "openid fhirUser user/*.cruds",
+    )
+    .await;
+    let kid = srv.create(&child(false)).await;
+    let cond = srv.create(&condition(&kid, "conditions")).await;
+    let path = format!("/fhir/Condition/{cond}");
+
+    // Not in the care team: as if it did not exist — the same answer as a missing id.
+    let (s, body) = get(&srv, &token, &path).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s2, missing) = get(&srv, &token, "/fhir/Condition/no-such-id").await;
+    assert_eq!(s2, StatusCode::NOT_FOUND);
+    assert_eq!(body["issue"][0]["code"], missing["issue"][0]["code"]);
+    assert!(!body.to_string().contains(&kid));
+    let (_, search) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}&_total=accurate"),
+    )
+    .await;
+    assert_eq!(search["total"], 0, "{search}");
+    assert!(
+        search["entry"].as_array().is_none_or(Vec::is_empty),
+        "{search}"
+    );
+    let (_, count) = get(&srv, &token, "/fhir/Condition?_summary=count").await;
+    assert_eq!(count["total"], 0);
+
+    // The organisation joins the care team: at once visible (the facts cache forgets).
+    let team = srv
+        .create(&care_team(
+            &kid,
+            &format!("Organization/{hospital}"),
+            "active",
+        ))
+        .await;
+    let (s, body) = get(&srv, &token, &path).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, search) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}&_total=accurate"),
+    )
+    .await;
+    assert_eq!(search["total"], 1);
+    let (_, count) = get(&srv, &token, "/fhir/Condition?_summary=count").await;
+    assert_eq!(count["total"], 1);
+    let (s, everything) = get(&srv, &token, &format!("/fhir/Patient/{kid}/$everything")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(everything["entry"].as_array().unwrap().len() >= 3);
+    // And may change it (a clinician writes conditions).
+    let mut changed = admin_read(&srv, &path).await;
+    changed["code"]["text"] = json!("Epilepsy, focal");
+    assert_eq!(put(&srv, &token, &changed).await, StatusCode::OK);
+
+    // The care team ends: at once gone again, reads and writes.
+    let mut ended = admin_read(&srv, &format!("/fhir/CareTeam/{team}")).await;
+    ended["status"] = json!("inactive");
+    assert_eq!(
+        srv.put(&format!("/fhir/CareTeam/{team}"), &ended)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(put(&srv, &token, &changed).await, StatusCode::NOT_FOUND);
+    let (s, _) = get(&srv, &token, &format!("/fhir/Patient/{kid}/$everything")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = get(&srv, &token, &format!("{path}/_history")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A PractitionerRole member is that one person.
+    let role_id = srv
+        .state
+        .store
+        .account(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .practitioner_role_id
+        .unwrap();
+    srv.create(&care_team(
+        &kid,
+        &format!("PractitionerRole/{role_id}"),
+        "active",
+    ))
+    .await;
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::OK);
+
+    // A deactivated account's token stops working at once.
+    srv.state
+        .store
+        .set_account_active(&account, false)
+        .await
+        .unwrap();
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::UNAUTHORIZED);
+});
+
+on_both_databases!(family_links_and_redaction, |srv| {
+    let (account, person) = family(&srv, "alex@example.com").await;
+    let token = user_token(
+        &srv,
+        &account,
+        &format!("Person/{person}"),
+        "openid fhirUser user/*.cruds",
+    )
+    .await;
+    let kid = srv.create(&child(true)).await;
+    let about = srv.create(&condition(&kid, "about-me")).await;
+    let path = format!("/fhir/Condition/{about}");
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::NOT_FOUND);
+
+    // A pending (inactive) link gives nothing.
+    let rp = srv
+        .create(&json!({
+            "resourceType": "RelatedPerson",
+            "active": false,
+            "patient": {"reference": format!("Patient/{kid}")},
+            "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
+            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]
+        }))
+        .await;
+    let mut p = admin_read(&srv, &format!("/fhir/Person/{person}")).await;
+    p["link"] = json!([{"target": {"reference": format!("RelatedPerson/{rp}")}}]);
+    assert_eq!(
+        srv.put(&format!("/fhir/Person/{person}"), &p)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::NOT_FOUND);
+
+    // Confirmed: a parent with parental responsibility sees the passport...
+    let mut link = admin_read(&srv, &format!("/fhir/RelatedPerson/{rp}")).await;
+    link["active"] = json!(true);
+    assert_eq!(
+        srv.put(&format!("/fhir/RelatedPerson/{rp}"), &link)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::OK);
+    // ...but not the hidden address, in a read or in a search.
+    let (s, patient) = get(&srv, &token, &format!("/fhir/Patient/{kid}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(patient.get("address").is_none(), "{patient}");
+    assert!(!patient.to_string().contains("Secret Lane"));
+    let (_, found) = get(&srv, &token, &format!("/fhir/Patient?_id={kid}")).await;
+    assert!(!found.to_string().contains("Secret Lane"), "{found}");
+    assert!(
+        admin_read(&srv, &format!("/fhir/Patient/{kid}"))
+            .await
+            .to_string()
+            .contains("Secret Lane")
+    );
+
+    // A court order withholding the whole passport: nothing again.
+    link["extension"] = json!([
+        {"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true},
+        {"url": "https://passport.nhs.uk/fhir/StructureDefinition/court-order-restricts", "valueCode": "all"}
+    ]);
+    assert_eq!(
+        srv.put(&format!("/fhir/RelatedPerson/{rp}"), &link)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(get(&srv, &token, &path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&srv, &token, &format!("/fhir/Patient/{kid}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+});
+
+on_both_databases!(every_interaction_is_audited_per_child, |srv| {
+    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let (account, practitioner) =
+        staff(&srv, &hospital, access::Role::Nurse, "nurse@example.nhs.uk").await;
+    let token = user_token(
+        &srv,
+        &account,
+        &format!("Practitioner/{practitioner}"),
+        "openid fhirUser user/*.cruds",
+    )
+    .await;
+    let a = srv.create(&child(false)).await;
+    let b = srv.create(&child(false)).await;
+    for kid in [&a, &b] {
+        srv.create(&care_team(
+            kid,
+            &format!("Organization/{hospital}"),
+            "active",
+        ))
+        .await;
+        srv.create(&condition(kid, "conditions")).await;
+    }
+    let audit_of = |patient: String| {
+        let state = srv.state.clone();
+        let practitioner = practitioner.clone();
+        async move {
+            state.audit.flush().await;
+            state
+                .store
+                .list_audit(&passport_store::audit::AuditQuery {
+                    patient_id: Some(patient),
+                    count: 100,
+                    include_safeguarding: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| serde_json::from_slice::<Value>(&e.record.event).unwrap())
+                .filter(|e| e.to_string().contains(&practitioner))
+                .collect::<Vec<Value>>()
+        }
+    };
+    // One search over both children: an AuditEvent in each child's log.
+    let (s, _) = get(&srv, &token, "/fhir/Condition").await;
+    assert_eq!(s, StatusCode::OK);
+    for kid in [&a, &b] {
+        let events = audit_of(kid.clone()).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["subtype"][0]["code"], "search-type");
+        assert_eq!(
+            events[0]["agent"][0]["who"]["reference"],
+            format!("Practitioner/{practitioner}")
+        );
+        assert_eq!(
+            events[0]["agent"][1]["who"]["reference"],
+            format!("Organization/{hospital}")
+        );
+        assert_eq!(events[0]["purposeOfEvent"][0]["coding"][0]["code"], "TREAT");
+    }
+    // A read, and a write (recorded in the write's own transaction).
+    let (s, _) = get(&srv, &token, &format!("/fhir/Patient/{a}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = srv
+        .anonymous
+        .post(srv.url("/fhir/Condition"))
+        .bearer_auth(&token)
+        .header("content-type", "application/fhir+json")
+        .body(condition(&a, "conditions").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let kinds: Vec<String> = audit_of(a.clone())
+        .await
+        .iter()
+        .map(|e| e["subtype"][0]["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "read").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "create").count(),
+        1,
+        "{kinds:?}"
+    );
+    // A refusal is audited too (with a failure outcome), without naming the child.
+    let outsider = srv.create(&child(false)).await;
+    let (s, _) = get(&srv, &token, &format!("/fhir/Patient/{outsider}")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(audit_of(outsider.clone()).await.is_empty());
+    srv.state.audit.flush().await;
+    let all = srv
+        .state
+        .store
+        .list_audit(&passport_store::audit::AuditQuery {
+            count: 1000,
+            include_safeguarding: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.iter().any(|e| {
+        let v: Value = serde_json::from_slice(&e.record.event).unwrap();
+        v["outcome"] == "4" && v.to_string().contains(&practitioner)
+    }));
+});
