@@ -149,9 +149,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    // The peer address goes into AuditEvents (`agent.network`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     // Queued audit records, then the final checkpoint, then the store.
     if let Err(e) = state.audit.close().await {
         tracing::error!(error = %e, "closing the audit recorder");

@@ -10,6 +10,7 @@ use access::{Role, Sector};
 use passport_server::web::{auth, directory};
 use passport_store::Store;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use serde_json::Value;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -584,3 +585,45 @@ async fn https_base_url_makes_cookies_secure() {
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+on_both_databases!(sign_ins_and_failures_are_audited, |srv| {
+    let seeded = seed(&srv.database_url).await;
+    let mut b = Browser::new(&srv.base);
+    let p = b.sign_in(&seeded.family_email, "not the password").await;
+    assert_eq!(p.status, 400);
+    let p = b.sign_in(&seeded.family_email, PASSWORD).await;
+    assert_eq!(p.status, 303);
+    let home = b.get("/").await;
+    let out = b.post("/sign-out", &[("csrf_token", &home.csrf())]).await;
+    assert_eq!(out.status, 303);
+    srv.state.audit.flush().await;
+    let events: Vec<Value> = srv
+        .state
+        .store
+        .list_audit(&passport_store::audit::AuditQuery {
+            count: 100,
+            include_safeguarding: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| serde_json::from_slice(&e.record.event).unwrap())
+        .collect();
+    let logins: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["subtype"][0]["code"] == "110122")
+        .collect();
+    // The failure names the login tried (never the password); the success the Person.
+    assert!(logins.iter().any(|e| e["outcome"] == "4"
+        && e["agent"][0]["who"]["display"] == "sam@example.com"
+        && !e.to_string().contains("not the password")));
+    assert!(logins.iter().any(|e| {
+        e["outcome"] == "0"
+            && e["agent"][0]["who"]["reference"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("Person/"))
+    }));
+    assert!(events.iter().any(|e| e["subtype"][0]["code"] == "110123"));
+    seeded.store.close().await;
+});

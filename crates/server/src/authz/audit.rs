@@ -147,6 +147,29 @@ fn specs(
     }
 }
 
+/// Records a sign-in, failed sign-in or sign-out (through the batching auditor).
+/// `who.person.display` for a failed attempt is the login tried — never the password.
+pub async fn sign_in_event(
+    st: &AppState,
+    kind: EventKind,
+    who: crate::audit::Who,
+    outcome: Outcome,
+    why: Option<&str>,
+) {
+    let mut spec = AuditEventSpec::new(kind, who);
+    spec.outcome = outcome;
+    spec.outcome_desc = why.map(str::to_owned);
+    spec.purpose = Purpose::Operations;
+    if st
+        .audit
+        .submit(spec.to_record(st.config.base()))
+        .await
+        .is_err()
+    {
+        tracing::error!("the auditor has stopped; a sign-in event could not be recorded");
+    }
+}
+
 /// The interaction a request was, when its handler left no note (it failed early).
 fn interaction_of(method: &Method, path: &str) -> Interaction {
     let segments: Vec<&str> = path

@@ -71,7 +71,8 @@ pub async fn layer(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     match caller(&st, req.headers()).await {
-        Ok(c) => {
+        Ok(mut c) => {
+            c.who.network_address = peer(&req);
             let c = Arc::new(c);
             req.extensions_mut().insert(c.clone());
             let response = next.run(req).await;
@@ -79,6 +80,13 @@ pub async fn layer(State(st): State<Arc<AppState>>, mut req: Request, next: Next
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// The address the request came from (for the AuditEvent).
+pub fn peer<B>(req: &axum::http::Request<B>) -> Option<String> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
 }
 
 fn unauthorized(message: &str, token_given: bool) -> ApiError {

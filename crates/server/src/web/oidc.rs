@@ -804,6 +804,14 @@ pub async fn callback(
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(provider = %p.name, error = %e, "OIDC sign-in refused");
+            crate::authz::audit::sign_in_event(
+                &st,
+                crate::audit::EventKind::Login,
+                super::pages::tried(&format!("({} sign-in)", p.label())),
+                crate::audit::Outcome::MinorFailure,
+                Some("the identity provider's answer was refused"),
+            )
+            .await;
             return Ok(match e {
                 OidcError::Provider(_) => unavailable(p.label()),
                 OidcError::IdToken(_) => refused(
@@ -836,6 +844,14 @@ pub async fn callback(
         }
     };
     let Some(account) = account.filter(|a| a.active && a.kind == kind) else {
+        crate::authz::audit::sign_in_event(
+            &st,
+            crate::audit::EventKind::Login,
+            super::pages::tried(&format!("({} sign-in)", p.label())),
+            crate::audit::Outcome::MinorFailure,
+            Some("no active Passport account is connected to this identity"),
+        )
+        .await;
         return Ok(message(
             StatusCode::FORBIDDEN,
             "You do not have a Passport account yet",
@@ -862,6 +878,15 @@ pub async fn callback(
     let family_data = p.kind != ProviderKind::NhsLogin || level.as_deref() == Some("P9");
     session::end(&st, &headers).await?;
     let token = session::start(&st, &account, SessionStage::Full).await?;
+    let who = super::pages::account_who(&st, &account).await;
+    crate::authz::audit::sign_in_event(
+        &st,
+        crate::audit::EventKind::Login,
+        who,
+        crate::audit::Outcome::Success,
+        None,
+    )
+    .await;
     st.store
         .oidc_record_session(&OidcSession {
             id_hash: auth::token_hash(&token),

@@ -17,6 +17,8 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
+use crate::audit::{EventKind, Named, Outcome, Who};
+use crate::authz::audit::sign_in_event;
 use crate::{AppState, clock};
 
 /// What a page handler can fail with: the database. Shown as an error page, logged without
@@ -188,6 +190,14 @@ pub async fn sign_in(
         .unwrap_or(false);
     let account = account.filter(|a| ok && a.active);
     let Some(account) = account else {
+        sign_in_event(
+            &st,
+            EventKind::Login,
+            tried(&login),
+            Outcome::MinorFailure,
+            Some("wrong email address or password, or the account is deactivated"),
+        )
+        .await;
         let after = st.store.record_login_failure(&login, now).await?;
         if after.locked(now) {
             return Ok(locked_page(&st, &headers, email, after, now));
@@ -217,6 +227,8 @@ pub async fn sign_in(
                 // Family activity: feeds the passport states (web/onboarding.rs).
                 st.store.record_family_activity(person, now).await?;
             }
+            let who = account_who(&st, &account).await;
+            sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
             (SessionStage::Full, "/")
         }
     };
@@ -225,6 +237,42 @@ pub async fn sign_in(
         see_other(to),
         session::set_cookie(SESSION_COOKIE, &token, secure),
     ))
+}
+
+/// The audit trail's name for an account.
+pub(crate) async fn account_who(st: &AppState, account: &passport_store::accounts::Account) -> Who {
+    let reference = match (&account.practitioner_id, &account.person_id) {
+        (Some(p), _) => Some(format!("Practitioner/{p}")),
+        (None, Some(p)) => Some(format!("Person/{p}")),
+        _ => None,
+    };
+    let organisation = match &account.organisation_id {
+        Some(id) => super::directory::organisation(&st.store, id)
+            .await
+            .ok()
+            .flatten()
+            .map(|o| Named::new(format!("Organization/{}", o.id), o.name)),
+        None => None,
+    };
+    Who {
+        person: Named {
+            reference,
+            display: account.display_name.clone(),
+        },
+        organisation,
+        ..Default::default()
+    }
+}
+
+/// A failed attempt names only the login tried.
+pub(crate) fn tried(login: &str) -> Who {
+    Who {
+        person: Named {
+            reference: None,
+            display: login.to_owned(),
+        },
+        ..Default::default()
+    }
 }
 
 fn locked_page(st: &AppState, headers: &HeaderMap, email: &str, t: Throttle, now: i64) -> Response {
@@ -286,6 +334,15 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         && !secret.is_empty()
         && auth::totp_ok(&secret, code, now / 1_000_000);
     if !ok {
+        let who = account_who(&st, &cur.account).await;
+        sign_in_event(
+            &st,
+            EventKind::Login,
+            who,
+            Outcome::MinorFailure,
+            Some("wrong security code"),
+        )
+        .await;
         let after = if throttle.locked(now) {
             throttle
         } else {
@@ -304,6 +361,8 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         ));
     }
     st.store.clear_login_failures(&login).await?;
+    let who = account_who(&st, &cur.account).await;
+    sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
     session::end(&st, &headers).await?;
     let token = session::start(&st, &cur.account, SessionStage::Full).await?;
     Ok(with_cookie(
@@ -362,6 +421,8 @@ pub async fn sign_out(
         return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     session::end(&st, &headers).await?;
+    let who = account_who(&st, &cur.account).await;
+    sign_in_event(&st, EventKind::Logout, who, Outcome::Success, None).await;
     Ok(with_cookie(
         see_other("/sign-in?signed-out"),
         session::clear_cookie(SESSION_COOKIE, session::secure(&st)),
