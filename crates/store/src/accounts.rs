@@ -194,6 +194,16 @@ impl Store {
         }
     }
 
+    /// Records that the TOTP code of time step `step` was used by `account_id`: `true` the
+    /// first time, `false` if that step (or a later one) was already used — a replayed
+    /// code. One conditional UPDATE, so two concurrent uses cannot both succeed.
+    pub async fn accept_totp_step(&self, account_id: &str, step: i64) -> Result<bool> {
+        match self {
+            Store::Sqlite(s) => s.accept_totp_step(account_id.to_owned(), step).await,
+            Store::Postgres(s) => s.accept_totp_step(account_id, step).await,
+        }
+    }
+
     /// The throttle state of `login` (default when it never failed).
     pub async fn login_throttle(&self, login: &str) -> Result<Throttle> {
         match self {

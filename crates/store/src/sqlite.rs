@@ -103,8 +103,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 10,
-        name: "client_organisation",
-        sql: include_str!("../migrations/sqlite/0010_client_organisation.sql"),
+        name: "access_enforcement",
+        sql: include_str!("../migrations/sqlite/0010_access_enforcement.sql"),
     },
 ];
 

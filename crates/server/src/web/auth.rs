@@ -85,15 +85,19 @@ pub fn totp_code(secret: &[u8], unix_secs: i64) -> String {
 
 /// Accepts the code of the current step or either neighbour (clock drift).
 pub fn totp_ok(secret: &[u8], code: &str, unix_secs: i64) -> bool {
+    totp_step(secret, code, unix_secs).is_some()
+}
+
+/// The time step whose code `code` is (the current step or either neighbour), if any. The
+/// caller refuses a step already used (`Store::accept_totp_step`).
+pub fn totp_step(secret: &[u8], code: &str, unix_secs: i64) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != TOTP_DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return false;
+        return None;
     }
-    [-1, 0, 1].iter().any(|d| {
-        same(
-            &totp_code(secret, unix_secs + d * TOTP_STEP_SECS),
-            code.as_str(),
-        )
+    [-1, 0, 1].into_iter().find_map(|d| {
+        let at = unix_secs + d * TOTP_STEP_SECS;
+        same(&totp_code(secret, at), code.as_str()).then_some(at.max(0) / TOTP_STEP_SECS)
     })
 }
 

@@ -330,9 +330,14 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     let login = cur.account.login.clone();
     let throttle = st.store.login_throttle(&login).await?;
     let secret = cur.account.totp_secret.clone().unwrap_or_default();
-    let ok = !throttle.locked(now)
-        && !secret.is_empty()
-        && auth::totp_ok(&secret, code, now / 1_000_000);
+    let step = (!throttle.locked(now) && !secret.is_empty())
+        .then(|| auth::totp_step(&secret, code, now / 1_000_000))
+        .flatten();
+    // A code works once: a replay within its window is a failure like a wrong code.
+    let ok = match step {
+        Some(step) => st.store.accept_totp_step(&cur.account.id, step).await?,
+        None => false,
+    };
     if !ok {
         let who = account_who(&st, &cur.account).await;
         sign_in_event(

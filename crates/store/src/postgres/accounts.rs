@@ -133,6 +133,20 @@ impl PgStore {
         Ok(rows.iter().map(account).collect())
     }
 
+    pub(crate) async fn accept_totp_step(&self, id: &str, step: i64) -> Result<bool> {
+        let _open = self.closed_check().await?;
+        let conn = self.pool.get().await?;
+        let n = conn
+            .client
+            .execute(
+                "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
+                &[&id, &step],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(n == 1)
+    }
+
     pub(crate) async fn set_account_active(&self, id: &str, active: bool) -> Result<bool> {
         let _open = self.closed_check().await?;
         let mut conn = self.pool.get().await?;

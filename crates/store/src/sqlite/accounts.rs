@@ -129,6 +129,19 @@ impl SqliteStore {
         })
     }
 
+    pub(crate) async fn accept_totp_step(&self, id: String, step: i64) -> Result<bool> {
+        self.call(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                    (&id, step),
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     pub(crate) async fn set_account_active(&self, id: String, active: bool) -> Result<bool> {
         self.call(move |c| {
             let tx = c.transaction().map_err(backend)?;

@@ -1,4 +1,6 @@
--- Passport store, SQLite, migration 10: whom a backend-services client acts for.
+-- Passport store, SQLite, migration 10: what access enforcement needs.
+--
+-- Whom a backend-services client acts for.
 --
 -- A system client reaches a child's record only while its organisation is in the child's
 -- care team; a `regional` client (a trusted regional integration: bulk load, regional
@@ -7,3 +9,7 @@
 ALTER TABLE oauth_clients ADD COLUMN organisation_id TEXT;
 ALTER TABLE oauth_clients ADD COLUMN regional INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE oauth_clients ADD COLUMN cleared TEXT NOT NULL DEFAULT '';
+
+-- The last TOTP time step accepted for each account: a code is accepted once, so a code
+-- seen over someone's shoulder (or replayed) within its 90-second window is refused.
+ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
