@@ -18,6 +18,8 @@ pub struct Response {
     pub status: u16,
     pub location: Option<String>,
     pub etag: Option<String>,
+    /// Every `Set-Cookie` header (only the web pages set cookies).
+    pub set_cookie: Vec<String>,
     pub body: Bytes,
 }
 
@@ -89,6 +91,13 @@ impl Client {
         };
         let location = header("location");
         let etag = header("etag");
+        let set_cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
         let body = match resp.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
@@ -100,6 +109,7 @@ impl Client {
             status,
             location,
             etag,
+            set_cookie,
             body,
         })
     }
@@ -108,6 +118,62 @@ impl Client {
         self.send(Method::GET, path, &[("accept", FHIR_JSON)], None)
             .await
     }
+}
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers.
+pub fn cookie_value<'a>(set_cookie: &'a [String], name: &str) -> Option<&'a str> {
+    set_cookie.iter().find_map(|c| {
+        let (k, v) = c.split(';').next()?.split_once('=')?;
+        (k.trim() == name).then(|| v.trim())
+    })
+}
+
+/// `application/x-www-form-urlencoded` of `pairs` (every byte but the unreserved ones
+/// percent-encoded).
+pub fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        percent_encode_into(&mut out, k);
+        out.push('=');
+        percent_encode_into(&mut out, v);
+    }
+    out
+}
+
+/// Percent-encodes `s` into `out`, keeping only `A-Z a-z 0-9 - . _ ~`.
+pub fn percent_encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), for HTTP Basic credentials.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(A[(n >> (18 - 6 * k)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// The logical id in a `Location` header `{base}/fhir/{Type}/{id}[/_history/{v}]`.
@@ -156,5 +222,29 @@ mod tests {
         assert_eq!(type_and_id_from_location("http://h/fhir//o1"), None);
         assert_eq!(version_from_etag("W/\"12\""), Some(12));
         assert_eq!(version_from_etag("\"12\""), None);
+    }
+
+    #[test]
+    fn encodings() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(
+            base64(b"Aladdin:open sesame"),
+            "QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(
+            form_encode(&[("scope", "system/*.cruds"), ("a b", "x&y=z~")]),
+            "scope=system%2F%2A.cruds&a%20b=x%26y%3Dz~"
+        );
+        let cookies = vec![
+            "passport_csrf=abc; Path=/; HttpOnly".to_owned(),
+            "passport_session=s1; Path=/".to_owned(),
+        ];
+        assert_eq!(cookie_value(&cookies, "passport_session"), Some("s1"));
+        assert_eq!(cookie_value(&cookies, "passport_csrf"), Some("abc"));
+        assert_eq!(cookie_value(&cookies, "other"), None);
     }
 }

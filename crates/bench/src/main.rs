@@ -5,6 +5,7 @@
 //! Exit codes: 0 all good; 1 unexpected errors in the load or a workload; 2 misuse (bad
 //! flags, server binary not found); 3 the server failed to start or died; 130 interrupted.
 
+mod auth;
 mod http;
 mod report;
 mod server;
@@ -33,8 +34,22 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
-transaction) and prints throughput and latency tables. `--compare A.json B.json` compares two \
-runs' results files instead."
+transaction, token, sign-in, sign-in-staff) and prints throughput and latency tables. \
+`--compare A.json B.json` compares two runs' results files instead.",
+    long_about = "Load benchmark for the Passport FHIR server: \
+starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
+(healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
+transaction, token, sign-in, sign-in-staff) and prints throughput and latency tables. \
+`--compare A.json B.json` compares two runs' results files instead.\n\n\
+Authentication, as an operator's integration would do it: once the server is up, the bench \
+registers an OAuth client with the real CLI (`passport admin create-client --database DB \
+--name passport-bench --grant client_credentials --scope system/*.cruds --regional --cleared \
+…` for every security label), gets an access token from POST /oauth/token (client_credentials, \
+HTTP Basic) and sends `Authorization: Bearer …` on every /fhir request (the load included); a \
+fresh token is fetched before each phase and whenever the one in use is 10 minutes old \
+(tokens live 15). /healthz is sent without one. The sign-in workloads sign in with accounts \
+made by `passport admin create-org` / `create-user --password-stdin` (random passwords, \
+unique logins per run). See docs/BENCHMARK.md."
 )]
 struct Args {
     /// The `passport` server binary [default: `passport` next to this executable].
@@ -69,6 +84,10 @@ struct Args {
     /// Concurrent HTTP clients (one keep-alive connection each) during the workloads.
     #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
+    /// Concurrent clients of the sign-in workloads (argon2id is memory-hard: ~19 MiB of
+    /// server memory per sign-in in flight).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    sign_in_concurrency: usize,
     /// Concurrent clients while loading [default: --concurrency].
     #[arg(long, value_name = "N")]
     load_concurrency: Option<usize>,
@@ -85,7 +104,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff"
     )]
     workloads: Vec<String>,
     /// Seed of the synthetic data and of the random choices.
@@ -101,8 +120,9 @@ struct Args {
     /// over latency at the smaller; target ≤ 1.5×). With --markdown, also as Markdown.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
-    /// Short CI run: 1,000 patients, 1 s warm-up + 4 s per workload, 1 repeat (about a
-    /// minute); exits non-zero on any unexpected error.
+    /// Short CI run: 1,000 patients, 1 s warm-up + 4 s per workload (every workload, the
+    /// authenticated load, `token` and the sign-ins included), 1 repeat (about a minute and
+    /// a half); exits non-zero on any unexpected error.
     #[arg(long)]
     smoke: bool,
     /// Seconds to wait for the server's first 200 on /healthz.
@@ -130,6 +150,7 @@ struct Config {
     synth: Synth,
     concurrency: usize,
     load_concurrency: usize,
+    sign_in_concurrency: usize,
     duration: Duration,
     warmup: Duration,
     repeat: usize,
@@ -211,8 +232,10 @@ fn resolve(args: &Args) -> Result<Config, String> {
     }
     let duration = args.duration.unwrap_or(d_duration);
     let warmup = args.warmup.unwrap_or(d_warmup);
-    if args.concurrency == 0 || args.load_concurrency == Some(0) {
-        return Err("--concurrency and --load-concurrency must be at least 1".into());
+    if args.concurrency == 0 || args.load_concurrency == Some(0) || args.sign_in_concurrency == 0 {
+        return Err(
+            "--concurrency, --load-concurrency and --sign-in-concurrency must be at least 1".into(),
+        );
     }
     if args.repeat == 0 {
         return Err("--repeat must be at least 1".into());
@@ -241,9 +264,15 @@ fn resolve(args: &Args) -> Result<Config, String> {
     }
     let needs_data = workloads.iter().any(|w| w.needs_data());
     if needs_data && patients == 0 {
-        return Err(
-            "--patients 0 only works with --workloads among healthz,create,transaction".into(),
-        );
+        let without: Vec<_> = Workload::ALL
+            .iter()
+            .filter(|w| !w.needs_data())
+            .map(|w| w.name())
+            .collect();
+        return Err(format!(
+            "--patients 0 only works with --workloads among {}",
+            without.join(",")
+        ));
     }
     if let Some(db) = &args.database
         && args.pg
@@ -260,6 +289,7 @@ fn resolve(args: &Args) -> Result<Config, String> {
         synth,
         concurrency: args.concurrency,
         load_concurrency: args.load_concurrency.unwrap_or(args.concurrency),
+        sign_in_concurrency: args.sign_in_concurrency,
         duration: Duration::from_secs_f64(duration),
         warmup: Duration::from_secs_f64(warmup),
         repeat: args.repeat,
@@ -426,6 +456,78 @@ async fn bench(
         cfg.profile
     );
 
+    // Authentication, as an operator would set it up (see auth.rs).
+    let setup = std::time::Instant::now();
+    let creds = auth::register_client(&cfg.server_bin, database)
+        .await
+        .map_err(|e| {
+            Failure::Other(format!(
+                "could not register the bench's OAuth client with the CLI: {e}"
+            ))
+        })?;
+    let auth = auth::Auth::obtain(server.addr, &creds).await.map_err(|e| {
+        Failure::Other(format!(
+            "could not get an access token for client {}: {e}\n{}",
+            creds.client_id,
+            server.log_tail(10)
+        ))
+    })?;
+    eprintln!(
+        "passport-bench: OAuth client {} registered with `passport admin create-client` (regional, scope {}), access token from POST /oauth/token ({:.0} ms)",
+        creds.client_id,
+        auth::SCOPE,
+        setup.elapsed().as_secs_f64() * 1000.0
+    );
+    let (want_family, want_staff) = (
+        cfg.workloads.contains(&Workload::SignIn),
+        cfg.workloads.contains(&Workload::SignInStaff),
+    );
+    let accounts = if want_family || want_staff {
+        let setup = std::time::Instant::now();
+        let tag = format!(
+            "{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+        );
+        let accounts =
+            auth::create_accounts(&cfg.server_bin, database, &tag, want_family, want_staff)
+                .await
+                .map_err(|e| {
+                    Failure::Other(format!(
+                        "could not create the sign-in accounts with the CLI: {e}"
+                    ))
+                })?;
+        for a in [&accounts.family, &accounts.staff].into_iter().flatten() {
+            auth::verify_sign_in(server.addr, a).await.map_err(|e| {
+                Failure::Other(format!("the sign-in of {} does not work: {e}", a.email))
+            })?;
+        }
+        let names: Vec<&str> = [&accounts.family, &accounts.staff]
+            .into_iter()
+            .flatten()
+            .map(|a| a.email.as_str())
+            .collect();
+        eprintln!(
+            "passport-bench: sign-in accounts {} created with `passport admin create-user` and checked ({:.0} ms)",
+            names.join(", "),
+            setup.elapsed().as_secs_f64() * 1000.0
+        );
+        accounts
+    } else {
+        auth::Accounts::default()
+    };
+    let fresh_token = |phase: String| {
+        let auth = auth.clone();
+        async move {
+            auth.refresh().await.map_err(|e| {
+                Failure::Other(format!("could not get a fresh access token {phase}: {e}"))
+            })
+        }
+    };
+
     let synth = cfg.synth.clone();
     let via = match args.load_via {
         LoadVia::Post => "POSTs".to_owned(),
@@ -435,13 +537,12 @@ async fn bench(
         "passport-bench: loading {} synthetic children ({} % complex) as {via} on {} clients…",
         cfg.patients, args.complex_percent, cfg.load_concurrency
     );
+    fresh_token("before the load".into()).await?;
     let (data, load_tally, load_time) = match args.load_via {
-        LoadVia::Post => {
-            workload::load(server.addr, &synth, cfg.patients, cfg.load_concurrency).await
-        }
+        LoadVia::Post => workload::load(&auth, &synth, cfg.patients, cfg.load_concurrency).await,
         LoadVia::Transactions => {
             let plan = synth.plan_bundles(cfg.patients, args.bundle_size);
-            workload::load_transactions(server.addr, &synth, plan, cfg.load_concurrency).await
+            workload::load_transactions(&auth, &synth, plan, cfg.load_concurrency).await
         }
     };
     server
@@ -472,6 +573,8 @@ async fn bench(
 
     let ctx = Arc::new(Ctx {
         addr: server.addr,
+        auth: auth.clone(),
+        accounts,
         synth: synth.clone(),
         next_index: AtomicU64::new(cfg.patients),
         data,
@@ -483,6 +586,7 @@ async fn bench(
     // Optional features (search, $everything, transactions): one probing request each; a
     // 404/405 marks the workload "not supported by this server" and skips it.
     let mut unsupported: Vec<(Workload, String)> = Vec::new();
+    fresh_token("before the probes".into()).await?;
     for w in cfg.workloads.iter().filter(|w| w.optional()) {
         let (verdict, t) = workload::probe(&ctx, *w, cfg.seed ^ 0x5EED).await;
         match verdict {
@@ -506,20 +610,26 @@ async fn bench(
                 continue;
             }
             let seed = cfg.seed ^ ((round as u64) << 48);
+            let concurrency = if w.is_sign_in() {
+                cfg.sign_in_concurrency
+            } else {
+                cfg.concurrency
+            };
             if !cfg.warmup.is_zero() {
+                fresh_token(format!("before {}", w.name())).await?;
                 let (t, _) =
-                    workload::run(ctx.clone(), *w, cfg.concurrency, cfg.warmup, seed ^ 0xA5A5)
-                        .await;
+                    workload::run(ctx.clone(), *w, concurrency, cfg.warmup, seed ^ 0xA5A5).await;
                 created += t.created;
                 unexpected += t.errors;
                 report_errors(&format!("{} warm-up", w.name()), &t);
             }
+            fresh_token(format!("before {}", w.name())).await?;
             let (server_cpu0, bench_cpu0) = (
                 server::cpu_seconds(server.pid),
                 server::cpu_seconds(std::process::id()),
             );
             let (t, elapsed) =
-                workload::run(ctx.clone(), *w, cfg.concurrency, cfg.duration, seed).await;
+                workload::run(ctx.clone(), *w, concurrency, cfg.duration, seed).await;
             let server_cpu = server::cpu_seconds(server.pid)
                 .zip(server_cpu0)
                 .map(|(b, a)| b - a);
@@ -558,7 +668,16 @@ async fn bench(
         }
     }
     let rss_end = server.rss_kib();
-    let stored_server = workload::server_count(server.addr).await;
+    let stored_server = match auth.refresh().await {
+        Ok(()) => workload::server_count(&auth).await,
+        Err(e) => {
+            eprintln!(
+                "passport-bench: could not get a fresh access token for the final count: {e}"
+            );
+            unexpected += 1;
+            None
+        }
+    };
     let stop_started = std::time::Instant::now();
     let exit = server.stop();
     let shutdown = stop_started.elapsed();
@@ -611,14 +730,28 @@ async fn bench(
         (
             "settings",
             format!(
-                "concurrency {} (load {}), {} s per workload after {} s warm-up, {} repeat(s){}, seed {}",
+                "concurrency {} (load {}, sign-in {}), {} s per workload after {} s warm-up, {} repeat(s){}, seed {}",
                 cfg.concurrency,
                 cfg.load_concurrency,
+                cfg.sign_in_concurrency,
                 cfg.duration.as_secs_f64(),
                 cfg.warmup.as_secs_f64(),
                 cfg.repeat,
                 if cfg.repeat > 1 { " (medians)" } else { "" },
                 cfg.seed
+            ),
+        ),
+        (
+            "auth",
+            format!(
+                "OAuth client_credentials (client {}, regional, scope {}, Basic auth); {} access tokens fetched outside the measurements{}",
+                auth.client_id,
+                auth::SCOPE,
+                auth.tokens_fetched(),
+                match (&ctx.accounts.family, &ctx.accounts.staff) {
+                    (None, None) => String::new(),
+                    _ => "; sign-in accounts made with passport admin create-user".to_owned(),
+                }
             ),
         ),
         (
@@ -696,6 +829,7 @@ async fn bench(
     if let Some(path) = &args.markdown {
         let notes: Vec<String> = cfg.workloads.iter().map(|w| format!("`{}`: {}", w.name(), w.describe())).chain([
             "\"entries\": mean entries per returned searchset Bundle. \"stored\": resources stored by the load (the scale the run is compared at; the workloads add more).".to_owned(),
+            "Every /fhir request carries an OAuth bearer token (client_credentials of a regional client registered with passport admin create-client; a fresh token before each workload, not timed); /healthz none.".to_owned(),
             "Every HTTP request is timed and counted on its own (update = GET + PUT; delete-then-recreate = DELETE + PUT). \"vs healthz\" is the workload's req/s over GET /healthz's in the same run. Latencies: nearest-rank percentiles of a log-linear histogram (< 0.8 % error). \"server CPU\" / \"bench CPU\": average cores busy in the server / the load generator during the measured window (same machine).".to_owned(),
         ]).collect();
         let md = report::markdown(&title, &meta, &scale, &rows, &notes);
@@ -723,6 +857,7 @@ async fn bench(
             "db_bytes_after_load": db_after_load,
             "db_bytes_end": db_end,
             "concurrency": cfg.concurrency,
+            "sign_in_concurrency": cfg.sign_in_concurrency,
             "duration_s": cfg.duration.as_secs_f64(),
             "repeat": cfg.repeat,
             "seed": cfg.seed,

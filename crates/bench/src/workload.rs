@@ -2,6 +2,7 @@
 //! in the throughput; a workload step that takes two requests (update: GET then PUT;
 //! delete-then-recreate: DELETE then PUT) counts two.
 
+use crate::auth::{self, Accounts, Auth};
 use crate::http::{self, Client, FHIR_JSON, Response};
 use crate::stats::Histogram;
 use crate::synth::{NHS_NUMBER_SYSTEM, Rng, Synth, TYPES};
@@ -25,13 +26,16 @@ pub enum Workload {
     SearchChain,
     Everything,
     Transaction,
+    Token,
+    SignIn,
+    SignInStaff,
 }
 
 /// Entries of the `transaction` workload's Bundle.
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
@@ -42,13 +46,21 @@ impl Workload {
         Workload::SearchChain,
         Workload::Everything,
         Workload::Transaction,
+        Workload::Token,
+        Workload::SignIn,
+        Workload::SignInStaff,
     ];
 
     /// Workloads that pick loaded children or resources.
     pub fn needs_data(self) -> bool {
         !matches!(
             self,
-            Workload::Healthz | Workload::Create | Workload::Transaction
+            Workload::Healthz
+                | Workload::Create
+                | Workload::Transaction
+                | Workload::Token
+                | Workload::SignIn
+                | Workload::SignInStaff
         )
     }
 
@@ -65,6 +77,11 @@ impl Workload {
         )
     }
 
+    /// The web sign-in workloads (argon2id: run on `--sign-in-concurrency` clients).
+    pub fn is_sign_in(self) -> bool {
+        matches!(self, Workload::SignIn | Workload::SignInStaff)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Workload::Healthz => "healthz",
@@ -77,6 +94,9 @@ impl Workload {
             Workload::SearchChain => "search-chain",
             Workload::Everything => "everything",
             Workload::Transaction => "transaction",
+            Workload::Token => "token",
+            Workload::SignIn => "sign-in",
+            Workload::SignInStaff => "sign-in-staff",
         }
     }
 
@@ -109,6 +129,15 @@ impl Workload {
             }
             Workload::Transaction => {
                 "POST /fhir: a 20-entry transaction Bundle (new Patient with fullUrl urn:uuid:… + 19 resources referring to it by that urn), Prefer: return=minimal; 200 and 20 × 201 expected"
+            }
+            Workload::Token => {
+                "POST /oauth/token grant_type=client_credentials scope=system/*.cruds with HTTP Basic client authentication (a new ES256-signed access token each time); 200 and a Bearer access_token expected"
+            }
+            Workload::SignIn => {
+                "full web sign-in of a family account (password only, argon2id): POST /sign-in form (email, password, csrf_token + the passport_csrf cookie); 303 to / with a session cookie expected"
+            }
+            Workload::SignInStaff => {
+                "sign-in (password step) of a staff account (argon2id): POST /sign-in as for sign-in; 303 to /sign-in/code (the TOTP step, not measured) with a session cookie expected"
             }
         }
     }
@@ -193,6 +222,10 @@ impl Dataset {
 
 pub struct Ctx {
     pub addr: SocketAddr,
+    /// The bench's OAuth client and access token (every `/fhir` request carries it).
+    pub auth: Arc<Auth>,
+    /// The accounts of the sign-in workloads.
+    pub accounts: Accounts,
     pub synth: Synth,
     pub data: Dataset,
     /// Synthetic child index for the next new Patient (so NHS numbers stay distinct).
@@ -213,6 +246,11 @@ struct Worker {
     tally: Tally,
     /// Resources this worker created in the current run: (type, id, body with id).
     own: Vec<(&'static str, String, Value)>,
+    /// Where `/fhir` requests get their bearer token (`None`: sent without).
+    auth: Option<Arc<Auth>>,
+    /// The sign-in post of this worker: (form body, `Cookie` header), once it has the
+    /// CSRF token from `GET /sign-in`.
+    sign_in: Option<(Bytes, String)>,
 }
 
 fn snippet(body: &Bytes) -> String {
@@ -222,12 +260,14 @@ fn snippet(body: &Bytes) -> String {
 }
 
 impl Worker {
-    fn new(addr: SocketAddr, seed: u64) -> Self {
+    fn new(addr: SocketAddr, seed: u64, auth: Option<Arc<Auth>>) -> Self {
         Worker {
             client: Client::new(addr),
             rng: Rng::new(seed),
             tally: Tally::default(),
             own: Vec::new(),
+            auth,
+            sign_in: None,
         }
     }
 
@@ -239,8 +279,26 @@ impl Worker {
         body: Option<Bytes>,
     ) -> Option<Response> {
         let what = format!("{method} {path}");
+        // Every FHIR request carries the bearer token (fetched anew when it gets old; that
+        // fetch is not part of the request's time).
+        let bearer = match &self.auth {
+            Some(a) if path.starts_with("/fhir") => match a.bearer().await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    self.tally
+                        .error(format!("{what}: no access token (refresh failed): {e}"));
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 1);
+        all.extend_from_slice(headers);
+        if let Some(b) = &bearer {
+            all.push(("authorization", b));
+        }
         let t = Instant::now();
-        let r = self.client.send(method, path, headers, body).await;
+        let r = self.client.send(method, path, &all, body).await;
         self.tally.requests += 1;
         match r {
             Ok(r) => {
@@ -485,6 +543,60 @@ impl Worker {
         }
     }
 
+    /// `POST /oauth/token` (client_credentials, HTTP Basic).
+    async fn token(&mut self, ctx: &Ctx) {
+        let headers = [
+            ("authorization", ctx.auth.basic.as_str()),
+            ("content-type", auth::FORM),
+            ("accept", "application/json"),
+        ];
+        let Some(r) = self
+            .call(
+                Method::POST,
+                "/oauth/token",
+                &headers,
+                Some(ctx.auth.form.clone()),
+            )
+            .await
+        else {
+            return;
+        };
+        if let Err(e) = auth::parse_token_response(&r) {
+            self.tally.error(format!("POST /oauth/token: {e}"));
+        }
+    }
+
+    /// `POST /sign-in` of `account` (the CSRF token is fetched once per worker, unmeasured).
+    async fn sign_in(&mut self, account: Option<&auth::Account>) {
+        let Some(account) = account else {
+            return self.tally.error("sign-in: no account was created".into());
+        };
+        if self.sign_in.is_none() {
+            match auth::csrf_token(&mut self.client).await {
+                Ok(t) => self.sign_in = Some(auth::sign_in_request(account, &t)),
+                Err(e) => return self.tally.error(e),
+            }
+        }
+        let Some((body, cookie)) = self.sign_in.clone() else {
+            return;
+        };
+        let headers = [
+            ("content-type", auth::FORM),
+            ("accept", "text/html"),
+            ("cookie", cookie.as_str()),
+        ];
+        let Some(r) = self
+            .call(Method::POST, "/sign-in", &headers, Some(body))
+            .await
+        else {
+            return;
+        };
+        if let Err(e) = auth::check_sign_in(&r, account) {
+            self.tally
+                .error(format!("POST /sign-in ({}): {e}", account.email));
+        }
+    }
+
     fn random_resource<'a>(&mut self, ctx: &'a Ctx) -> Option<&'a (&'static str, String)> {
         let all = &ctx.data.resources;
         (!all.is_empty()).then(|| &all[self.rng.below(all.len() as u64) as usize])
@@ -607,6 +719,9 @@ impl Worker {
                 .await
             }
             Workload::Transaction => self.transaction(ctx).await,
+            Workload::Token => self.token(ctx).await,
+            Workload::SignIn => self.sign_in(ctx.accounts.family.as_ref()).await,
+            Workload::SignInStaff => self.sign_in(ctx.accounts.staff.as_ref()).await,
         }
     }
 }
@@ -688,7 +803,7 @@ pub async fn run(
         let ctx = ctx.clone();
         let wseed = seed ^ ((i as u64 + 1) << 32) ^ (w as u64);
         tasks.push(tokio::spawn(async move {
-            let mut worker = Worker::new(ctx.addr, wseed);
+            let mut worker = Worker::new(ctx.addr, wseed, Some(ctx.auth.clone()));
             while Instant::now() < deadline {
                 worker.step(&ctx, w).await;
             }
@@ -708,7 +823,7 @@ pub async fn run(
 /// Loads `n` synthetic children (patient first, then its dependents, each POSTed with
 /// validation on) on `concurrency` workers.
 pub async fn load(
-    addr: SocketAddr,
+    auth: &Arc<Auth>,
     synth: &Synth,
     n: u64,
     concurrency: usize,
@@ -719,8 +834,9 @@ pub async fn load(
     for i in 0..concurrency {
         let next = next.clone();
         let synth = synth.clone();
+        let auth = auth.clone();
         tasks.push(tokio::spawn(async move {
-            let mut worker = Worker::new(addr, i as u64);
+            let mut worker = Worker::new(auth.addr, i as u64, Some(auth));
             let mut got: Vec<(u64, usize, &'static str, String)> = Vec::new();
             loop {
                 let index = next.fetch_add(1, Ordering::Relaxed);
@@ -764,7 +880,7 @@ pub async fn load(
 /// indexes, see [`Synth::plan_bundles`]) on `concurrency` workers, `Prefer: return=minimal`.
 /// Every Bundle counts as one request; a Bundle is all or nothing.
 pub async fn load_transactions(
-    addr: SocketAddr,
+    auth: &Arc<Auth>,
     synth: &Synth,
     plan: Vec<std::ops::Range<u64>>,
     concurrency: usize,
@@ -774,9 +890,9 @@ pub async fn load_transactions(
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(concurrency);
     for i in 0..concurrency {
-        let (next, plan, synth) = (next.clone(), plan.clone(), synth.clone());
+        let (next, plan, synth, auth) = (next.clone(), plan.clone(), synth.clone(), auth.clone());
         tasks.push(tokio::spawn(async move {
-            let mut worker = Worker::new(addr, i as u64);
+            let mut worker = Worker::new(auth.addr, i as u64, Some(auth));
             let mut got: Vec<(u64, usize, &'static str, String)> = Vec::new();
             loop {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
@@ -853,7 +969,7 @@ pub enum Probe {
 /// Runs one step of `w` and looks at the first response; also returns the step's tally
 /// (resources it created, errors other than "not supported").
 pub async fn probe(ctx: &Ctx, w: Workload, seed: u64) -> (Probe, Tally) {
-    let mut worker = Worker::new(ctx.addr, seed);
+    let mut worker = Worker::new(ctx.addr, seed, Some(ctx.auth.clone()));
     worker.step(ctx, w).await;
     let verdict = match worker.tally.first_status {
         Some(s @ (404 | 405)) if worker.tally.errors > 0 => Probe::Unsupported(
@@ -871,11 +987,20 @@ pub async fn probe(ctx: &Ctx, w: Workload, seed: u64) -> (Probe, Tally) {
 
 /// The number of stored (current, not deleted) resources of the generated types, as the
 /// server reports it via `GET /fhir/{type}?_summary=count`; `None` if it cannot say.
-pub async fn server_count(addr: SocketAddr) -> Option<u64> {
-    let mut c = Client::new(addr);
+pub async fn server_count(auth: &Auth) -> Option<u64> {
+    let mut c = Client::new(auth.addr);
     let mut sum = 0;
     for ty in TYPES {
-        let r = c.get(&format!("/fhir/{ty}?_summary=count")).await.ok()?;
+        let bearer = auth.bearer().await.ok()?;
+        let r = c
+            .send(
+                Method::GET,
+                &format!("/fhir/{ty}?_summary=count"),
+                &[("accept", FHIR_JSON), ("authorization", &bearer)],
+                None,
+            )
+            .await
+            .ok()?;
         if r.status != 200 {
             return None;
         }
@@ -934,10 +1059,68 @@ mod tests {
         );
         Ctx {
             addr,
+            auth: Auth::fixed(addr, "Bearer test-token"),
+            accounts: Accounts::default(),
             synth,
             data,
             next_index: AtomicU64::new(10),
         }
+    }
+
+    /// A server that answers 200 with an empty body and keeps every request's head.
+    async fn recording_server() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen_heads = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let heads = seen_heads.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                            seen.drain(..end + 4);
+                            heads.lock().unwrap().push(head);
+                            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if sock.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, heads)
+    }
+
+    #[tokio::test]
+    async fn fhir_requests_carry_the_bearer_token_and_healthz_does_not() {
+        let (addr, heads) = recording_server().await;
+        let ctx = ctx(addr);
+        let (_, t) = probe(&ctx, Workload::Read, 1).await;
+        assert_eq!(t.errors, 0, "{:?}", t.error_samples);
+        let (_, t) = probe(&ctx, Workload::Healthz, 1).await;
+        assert_eq!(t.errors, 0, "{:?}", t.error_samples);
+        let heads = heads.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2, "{heads:?}");
+        let has_bearer = |h: &str| {
+            h.lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer test-token"))
+        };
+        assert!(heads[0].starts_with("GET /fhir/Patient/p"), "{}", heads[0]);
+        assert!(has_bearer(&heads[0]), "{}", heads[0]);
+        assert!(heads[1].starts_with("GET /healthz"), "{}", heads[1]);
+        assert!(!heads[1].to_ascii_lowercase().contains("authorization"));
     }
 
     #[test]

@@ -1,0 +1,739 @@
+//! How the bench authenticates, the way an operator's integration would.
+//!
+//! * **FHIR API.** The real CLI registers a trusted regional OAuth client
+//!   (`passport admin create-client … --regional --cleared …`, see [`register_client`]); the
+//!   bench then gets an access token with a real `POST /oauth/token` (`client_credentials`,
+//!   HTTP Basic client authentication) and sends `Authorization: Bearer …` on every
+//!   `/fhir` request. Tokens live 15 minutes: [`Auth`] fetches a fresh one before each phase
+//!   and whenever the one in use is older than [`REFRESH_AFTER`], so long loads never meet a
+//!   401.
+//! * **Web sign-in.** The real CLI creates the accounts (`passport admin create-org`,
+//!   `create-user --password-stdin`, see [`create_accounts`]); the `sign-in` workloads post
+//!   the sign-in form with the anonymous CSRF token (double submit: the `passport_csrf`
+//!   cookie from `GET /sign-in` and the same value as the `csrf_token` field).
+
+use crate::http::{self, Client, Response};
+use bytes::Bytes;
+use hyper::Method;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The OAuth client's name (`client_name`).
+pub const CLIENT_NAME: &str = "passport-bench";
+/// The scope the client is registered with and asks for.
+pub const SCOPE: &str = "system/*.cruds";
+/// Every security label, so that the regional client sees every synthetic resource.
+pub const CLEARED: [&str; 5] = [
+    "safeguarding",
+    "social-care",
+    "sexual-health",
+    "mental-health",
+    "restricted",
+];
+/// A token older than this is replaced before its next use (the server's tokens live 15
+/// minutes; a shorter `expires_in` shortens this to two thirds of it).
+pub const REFRESH_AFTER: Duration = Duration::from_secs(600);
+/// The content type of the token request and of the sign-in form.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+/// The anonymous CSRF cookie and the session cookie of the web pages.
+pub const CSRF_COOKIE: &str = "passport_csrf";
+pub const SESSION_COOKIE: &str = "passport_session";
+
+/// An OAuth client's id and secret, as `passport admin create-client` prints them.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Runs `bin args…` (with `stdin` on its standard input) and returns its standard output;
+/// on failure, an error naming the command, its exit status and its standard error.
+fn run_cli(bin: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let shown = {
+        let mut words = vec![bin.display().to_string()];
+        let mut after_database = false;
+        for a in args {
+            // The database URL may hold a password.
+            words.push(if after_database {
+                crate::redact(a)
+            } else if a.contains(' ') || a.contains('*') {
+                format!("{a:?}")
+            } else {
+                (*a).to_owned()
+            });
+            after_database = *a == "--database";
+        }
+        words.join(" ")
+    };
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(format!("{text}\n").as_bytes())
+            .map_err(|e| format!("`{shown}`: cannot write its standard input: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("`{shown}`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "`{shown}` failed ({}); its standard error:\n{}",
+            out.status,
+            stderr.trim_end()
+        ));
+    }
+    Ok(stdout)
+}
+
+async fn run_cli_async(
+    bin: &Path,
+    args: Vec<String>,
+    stdin: Option<String>,
+) -> Result<String, String> {
+    let bin = bin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&bin, &args, stdin.as_deref())
+    })
+    .await
+    .map_err(|e| format!("CLI runner panicked: {e}"))?
+}
+
+/// The first JSON object in `text` (the CLI prints it pretty, on standard output).
+fn first_json_object(text: &str) -> Option<Value> {
+    let start = text.find('{')?;
+    serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<Value>()
+        .next()?
+        .ok()
+}
+
+/// Registers the bench's OAuth client with `passport admin create-client`: a trusted
+/// regional integration (every child's record) cleared for every security label,
+/// `client_credentials` with scope [`SCOPE`].
+pub async fn register_client(bin: &Path, database: &str) -> Result<Credentials, String> {
+    let mut args: Vec<String> = [
+        "admin",
+        "create-client",
+        "--database",
+        database,
+        "--name",
+        CLIENT_NAME,
+        "--grant",
+        "client_credentials",
+        "--scope",
+        SCOPE,
+        "--regional",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for label in CLEARED {
+        args.extend(["--cleared".to_owned(), label.to_owned()]);
+    }
+    let out = run_cli_async(bin, args, None).await?;
+    let v = first_json_object(&out)
+        .ok_or_else(|| format!("`passport admin create-client` printed no JSON object:\n{out}"))?;
+    let field = |k: &str| {
+        v[k].as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`passport admin create-client` printed no {k}:\n{out}"))
+    };
+    Ok(Credentials {
+        client_id: field("client_id")?,
+        client_secret: field("client_secret")?,
+    })
+}
+
+/// `Basic …` for client_secret_basic (RFC 6749 §2.3.1: id and secret form-urlencoded first).
+pub fn basic_header(c: &Credentials) -> String {
+    let mut user_pass = String::new();
+    http::percent_encode_into(&mut user_pass, &c.client_id);
+    user_pass.push(':');
+    http::percent_encode_into(&mut user_pass, &c.client_secret);
+    format!("Basic {}", http::base64(user_pass.as_bytes()))
+}
+
+/// Checks a token response; returns the access token and its `expires_in` (seconds).
+pub fn parse_token_response(r: &Response) -> Result<(String, u64), String> {
+    let snippet = || {
+        String::from_utf8_lossy(&r.body)
+            .chars()
+            .take(300)
+            .collect::<String>()
+    };
+    if r.status != 200 {
+        return Err(format!("HTTP {} {}", r.status, snippet()));
+    }
+    let v: Value = serde_json::from_slice(&r.body)
+        .map_err(|e| format!("token response is not JSON ({e}): {}", snippet()))?;
+    if !v["token_type"]
+        .as_str()
+        .is_some_and(|t| t.eq_ignore_ascii_case("bearer"))
+    {
+        return Err(format!("token_type is not Bearer: {}", snippet()));
+    }
+    let token = v["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("no access_token: {}", snippet()))?;
+    let expires_in = v["expires_in"].as_u64().unwrap_or(900);
+    Ok((token.to_owned(), expires_in))
+}
+
+#[derive(Clone)]
+struct Token {
+    /// `Bearer …`.
+    bearer: Arc<str>,
+    fetched: Instant,
+    refresh_after: Duration,
+}
+
+/// The bench's OAuth client and its current access token.
+pub struct Auth {
+    pub addr: SocketAddr,
+    pub client_id: String,
+    /// `Basic …` of the client's credentials.
+    pub basic: String,
+    /// The token request's body: `grant_type=client_credentials&scope=…`.
+    pub form: Bytes,
+    current: RwLock<Token>,
+    /// The connection tokens are fetched on (also makes refreshes one at a time).
+    fetcher: tokio::sync::Mutex<Client>,
+    /// Tokens fetched so far.
+    fetched: AtomicU64,
+}
+
+impl Auth {
+    /// Gets the first access token for `creds`.
+    pub async fn obtain(addr: SocketAddr, creds: &Credentials) -> Result<Arc<Auth>, String> {
+        let basic = basic_header(creds);
+        let form = Bytes::from(http::form_encode(&[
+            ("grant_type", "client_credentials"),
+            ("scope", SCOPE),
+        ]));
+        let mut client = Client::new(addr);
+        let token = fetch(&mut client, &basic, &form).await?;
+        Ok(Arc::new(Auth {
+            addr,
+            client_id: creds.client_id.clone(),
+            basic,
+            form,
+            current: RwLock::new(token),
+            fetcher: tokio::sync::Mutex::new(client),
+            fetched: AtomicU64::new(1),
+        }))
+    }
+
+    /// An `Auth` that always sends `bearer` (for tests against a fake server).
+    #[cfg(test)]
+    pub fn fixed(addr: SocketAddr, bearer: &str) -> Arc<Auth> {
+        Arc::new(Auth {
+            addr,
+            client_id: "test".into(),
+            basic: "Basic dGVzdDp0ZXN0".into(),
+            form: Bytes::from_static(b"grant_type=client_credentials"),
+            current: RwLock::new(Token {
+                bearer: bearer.into(),
+                fetched: Instant::now(),
+                refresh_after: Duration::from_secs(3600),
+            }),
+            fetcher: tokio::sync::Mutex::new(Client::new(addr)),
+            fetched: AtomicU64::new(0),
+        })
+    }
+
+    /// Replaces the token with a fresh one now (before each phase of the run).
+    pub async fn refresh(&self) -> Result<(), String> {
+        let mut client = self.fetcher.lock().await;
+        let token = fetch(&mut client, &self.basic, &self.form).await?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = token;
+        self.fetched.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn fresh(&self) -> Option<Arc<str>> {
+        let t = self.current.read().unwrap_or_else(|e| e.into_inner());
+        (t.fetched.elapsed() < t.refresh_after).then(|| t.bearer.clone())
+    }
+
+    /// `Bearer …` for the next request: the current token, or a new one when it is older
+    /// than [`REFRESH_AFTER`] (one fetch however many workers ask at once).
+    pub async fn bearer(&self) -> Result<Arc<str>, String> {
+        if let Some(b) = self.fresh() {
+            return Ok(b);
+        }
+        let mut client = self.fetcher.lock().await;
+        if let Some(b) = self.fresh() {
+            return Ok(b);
+        }
+        let token = fetch(&mut client, &self.basic, &self.form).await?;
+        let bearer = token.bearer.clone();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = token;
+        self.fetched.fetch_add(1, Ordering::Relaxed);
+        Ok(bearer)
+    }
+
+    /// Access tokens fetched so far (not counting the `token` workload's).
+    pub fn tokens_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+}
+
+async fn fetch(client: &mut Client, basic: &str, form: &Bytes) -> Result<Token, String> {
+    let r = client
+        .send(
+            Method::POST,
+            "/oauth/token",
+            &[
+                ("authorization", basic),
+                ("content-type", FORM),
+                ("accept", "application/json"),
+            ],
+            Some(form.clone()),
+        )
+        .await
+        .map_err(|e| format!("POST /oauth/token: transport error: {e}"))?;
+    let (token, expires_in) =
+        parse_token_response(&r).map_err(|e| format!("POST /oauth/token: {e}"))?;
+    Ok(Token {
+        bearer: format!("Bearer {token}").into(),
+        fetched: Instant::now(),
+        refresh_after: REFRESH_AFTER
+            .min(Duration::from_secs(expires_in * 2 / 3))
+            .max(Duration::from_secs(1)),
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Web sign-in
+
+/// A sign-in account the bench created, and where a correct password leads.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub email: String,
+    pub password: String,
+    /// The `Location` of a successful password step: `/` for a family account (signed in),
+    /// `/sign-in/code` for staff (the TOTP step comes next).
+    pub next: &'static str,
+}
+
+/// The accounts of the sign-in workloads (only those the run needs).
+#[derive(Debug, Clone, Default)]
+pub struct Accounts {
+    pub family: Option<Account>,
+    pub staff: Option<Account>,
+}
+
+/// A password nobody else knows: 128 random bits from the operating system, in hex.
+fn random_password() -> Result<String, String> {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(format!(
+        "bench-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ))
+}
+
+/// Creates the sign-in accounts with the real CLI: a family account (`create-user --role
+/// family`) and/or a clinician (`create-org`, then `create-user --org … --role clinician`),
+/// each with a random password given on standard input. `tag` makes the logins unique, so
+/// that a run against an existing `--database` does not meet the accounts of an earlier one.
+pub async fn create_accounts(
+    bin: &Path,
+    database: &str,
+    tag: &str,
+    family: bool,
+    staff: bool,
+) -> Result<Accounts, String> {
+    let mut accounts = Accounts::default();
+    let owned = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    if family {
+        let email = format!("passport-bench-family-{tag}@bench.example.org");
+        let password = random_password()?;
+        run_cli_async(
+            bin,
+            owned(&[
+                "admin",
+                "create-user",
+                "--database",
+                database,
+                "--role",
+                "family",
+                "--email",
+                &email,
+                "--name",
+                "Bench Family",
+                "--password-stdin",
+            ]),
+            Some(password.clone()),
+        )
+        .await?;
+        accounts.family = Some(Account {
+            email,
+            password,
+            next: "/",
+        });
+    }
+    if staff {
+        let out = run_cli_async(
+            bin,
+            owned(&[
+                "admin",
+                "create-org",
+                "--database",
+                database,
+                "--name",
+                &format!("Passport bench clinic {tag}"),
+                "--sector",
+                "hospital-trust",
+                "--region",
+                "Bench",
+            ]),
+            None,
+        )
+        .await?;
+        let org = out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("created organisation "))
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| format!("`passport admin create-org` did not print the new id:\n{out}"))?
+            .to_owned();
+        let email = format!("passport-bench-staff-{tag}@bench.example.org");
+        let password = random_password()?;
+        run_cli_async(
+            bin,
+            owned(&[
+                "admin",
+                "create-user",
+                "--database",
+                database,
+                "--org",
+                &org,
+                "--role",
+                "clinician",
+                "--email",
+                &email,
+                "--name",
+                "Bench Clinician",
+                "--password-stdin",
+            ]),
+            Some(password.clone()),
+        )
+        .await?;
+        accounts.staff = Some(Account {
+            email,
+            password,
+            next: "/sign-in/code",
+        });
+    }
+    Ok(accounts)
+}
+
+/// `GET /sign-in`: the anonymous CSRF token (its cookie; the form's hidden `csrf_token`
+/// field carries the same value).
+pub async fn csrf_token(client: &mut Client) -> Result<String, String> {
+    let r = client
+        .send(Method::GET, "/sign-in", &[("accept", "text/html")], None)
+        .await
+        .map_err(|e| format!("GET /sign-in: transport error: {e}"))?;
+    if r.status != 200 {
+        return Err(format!("GET /sign-in: HTTP {}", r.status));
+    }
+    let token = http::cookie_value(&r.set_cookie, CSRF_COOKIE)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| format!("GET /sign-in: no {CSRF_COOKIE} cookie set"))?;
+    let html = String::from_utf8_lossy(&r.body);
+    if !html.contains(token) {
+        return Err(format!(
+            "GET /sign-in: the form does not carry the {CSRF_COOKIE} cookie's token"
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+/// The sign-in form post for `account` with CSRF token `csrf`: (body, `Cookie` header).
+pub fn sign_in_request(account: &Account, csrf: &str) -> (Bytes, String) {
+    let body = http::form_encode(&[
+        ("csrf_token", csrf),
+        ("email", &account.email),
+        ("password", &account.password),
+    ]);
+    (Bytes::from(body), format!("{CSRF_COOKIE}={csrf}"))
+}
+
+/// Checks the answer to a sign-in post: `303 See Other` to `account.next` with a new
+/// session cookie (returned).
+pub fn check_sign_in(r: &Response, account: &Account) -> Result<String, String> {
+    match r.status {
+        303 => {}
+        429 => {
+            return Err(
+                "HTTP 429: sign-in with this login is paused (lockout after failed \
+                 attempts)"
+                    .into(),
+            );
+        }
+        s => {
+            let body = String::from_utf8_lossy(&r.body);
+            let why = if body.contains("Enter a correct email address and password") {
+                " (the password was refused)"
+            } else if s == 403 {
+                " (CSRF check refused)"
+            } else {
+                ""
+            };
+            return Err(format!("HTTP {s}{why}, expected 303"));
+        }
+    }
+    if r.location.as_deref() != Some(account.next) {
+        return Err(format!(
+            "303 to {:?}, expected {:?}",
+            r.location, account.next
+        ));
+    }
+    http::cookie_value(&r.set_cookie, SESSION_COOKIE)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("303 without a {SESSION_COOKIE} cookie"))
+}
+
+/// One complete, unmeasured sign-in of `account` (before the workload, so that a failure
+/// is reported clearly): the form, the password, then the page it leads to with the new
+/// session (the home page for family, the TOTP code form for staff) must answer 200.
+pub async fn verify_sign_in(addr: SocketAddr, account: &Account) -> Result<(), String> {
+    let mut c = Client::new(addr);
+    let csrf = csrf_token(&mut c).await?;
+    let (body, cookie) = sign_in_request(account, &csrf);
+    let r = c
+        .send(
+            Method::POST,
+            "/sign-in",
+            &[("content-type", FORM), ("cookie", &cookie)],
+            Some(body),
+        )
+        .await
+        .map_err(|e| format!("POST /sign-in: transport error: {e}"))?;
+    let session = check_sign_in(&r, account).map_err(|e| format!("POST /sign-in: {e}"))?;
+    let cookie = format!("{SESSION_COOKIE}={session}");
+    let r = c
+        .send(
+            Method::GET,
+            account.next,
+            &[("accept", "text/html"), ("cookie", &cookie)],
+            None,
+        )
+        .await
+        .map_err(|e| format!("GET {}: transport error: {e}", account.next))?;
+    if r.status != 200 {
+        return Err(format!(
+            "GET {} with the new session: HTTP {}, expected 200",
+            account.next, r.status
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, location: Option<&str>, cookies: &[&str], body: &str) -> Response {
+        Response {
+            status,
+            location: location.map(str::to_owned),
+            etag: None,
+            set_cookie: cookies.iter().map(|c| (*c).to_owned()).collect(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_then_base64() {
+        let c = Credentials {
+            client_id: "abc".into(),
+            client_secret: "s e/c".into(),
+        };
+        // "abc:s%20e%2Fc"
+        assert_eq!(basic_header(&c), "Basic YWJjOnMlMjBlJTJGYw==");
+    }
+
+    #[test]
+    fn token_responses_are_checked() {
+        let ok = response(
+            200,
+            None,
+            &[],
+            r#"{"access_token":"x.y.z","token_type":"Bearer","expires_in":900,"scope":"system/*.cruds"}"#,
+        );
+        assert_eq!(parse_token_response(&ok).unwrap(), ("x.y.z".into(), 900));
+        let bad = response(401, None, &[], r#"{"error":"invalid_client"}"#);
+        assert!(
+            parse_token_response(&bad)
+                .unwrap_err()
+                .contains("invalid_client")
+        );
+        let no_token = response(200, None, &[], r#"{"token_type":"Bearer"}"#);
+        assert!(parse_token_response(&no_token).is_err());
+        let wrong_type = response(200, None, &[], r#"{"access_token":"t","token_type":"mac"}"#);
+        assert!(parse_token_response(&wrong_type).is_err());
+    }
+
+    #[test]
+    fn sign_in_answers_are_checked() {
+        let family = Account {
+            email: "f@bench.example.org".into(),
+            password: "p".into(),
+            next: "/",
+        };
+        let (body, cookie) = sign_in_request(&family, "tok");
+        assert_eq!(
+            &body[..],
+            b"csrf_token=tok&email=f%40bench.example.org&password=p"
+        );
+        assert_eq!(cookie, "passport_csrf=tok");
+        let ok = response(
+            303,
+            Some("/"),
+            &["passport_session=s1; Path=/; HttpOnly; SameSite=Strict"],
+            "",
+        );
+        assert_eq!(check_sign_in(&ok, &family).unwrap(), "s1");
+        let staff = Account {
+            next: "/sign-in/code",
+            ..family.clone()
+        };
+        assert!(check_sign_in(&ok, &staff).unwrap_err().contains("expected"));
+        let no_cookie = response(303, Some("/"), &[], "");
+        assert!(check_sign_in(&no_cookie, &family).is_err());
+        let locked = response(429, None, &[], "paused");
+        assert!(
+            check_sign_in(&locked, &family)
+                .unwrap_err()
+                .contains("lockout")
+        );
+        let refused = response(400, None, &[], "Enter a correct email address and password");
+        assert!(
+            check_sign_in(&refused, &family)
+                .unwrap_err()
+                .contains("refused")
+        );
+    }
+
+    /// A token endpoint that answers every request with a new token `t1`, `t2`, … valid for
+    /// one second; returns its address and the number of tokens it issued.
+    async fn token_server() -> (SocketAddr, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let issued = Arc::new(AtomicU64::new(0));
+        let counter = issued.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    let mut seen = Vec::new();
+                    loop {
+                        let Ok(n) = sock.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        // The form bodies hold no blank line: one reply per request head.
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let k = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                            let body = format!(
+                                r#"{{"access_token":"t{k}","token_type":"Bearer","expires_in":1}}"#
+                            );
+                            let reply = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            );
+                            if sock.write_all(reply.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, issued)
+    }
+
+    #[tokio::test]
+    async fn old_tokens_are_replaced_once_however_many_ask() {
+        let (addr, issued) = token_server().await;
+        let creds = Credentials {
+            client_id: "c".into(),
+            client_secret: "s".into(),
+        };
+        let auth = Auth::obtain(addr, &creds).await.unwrap();
+        assert_eq!(&*auth.bearer().await.unwrap(), "Bearer t1");
+        auth.refresh().await.unwrap();
+        assert_eq!(&*auth.bearer().await.unwrap(), "Bearer t2");
+        // expires_in 1 s: the token is replaced after a second, by one fetch for all askers.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let askers: Vec<_> = (0..8)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.bearer().await.unwrap() })
+            })
+            .collect();
+        for a in askers {
+            assert_eq!(&*a.await.unwrap(), "Bearer t3");
+        }
+        assert_eq!(issued.load(Ordering::SeqCst), 3);
+        assert_eq!(auth.tokens_fetched(), 3);
+    }
+
+    #[test]
+    fn cli_output_parsing() {
+        let v = first_json_object("note\n{\n  \"client_id\": \"a\"\n}\ntrailing").unwrap();
+        assert_eq!(v["client_id"], "a");
+        assert!(first_json_object("no json").is_none());
+        let p = random_password().unwrap();
+        assert!(p.len() >= 12 && p != random_password().unwrap());
+    }
+
+    #[test]
+    fn cli_failures_show_stderr() {
+        let e = run_cli(
+            Path::new("/bin/sh"),
+            &[
+                "-c",
+                "echo oops >&2; exit 3",
+                "--database",
+                "postgres://u:pw@h/db",
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("oops"), "{e}");
+        assert!(!e.contains("pw@"), "{e}");
+        let out = run_cli(Path::new("/bin/sh"), &["-c", "cat"], Some("hello")).unwrap();
+        assert_eq!(out, "hello\n");
+    }
+}
