@@ -22,6 +22,7 @@
 
 mod accounts;
 mod audit;
+mod break_glass;
 mod identities;
 mod oauth;
 mod onboarding;
@@ -86,6 +87,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "partial_reference_url",
         sql: include_str!("../migrations/postgres/0009_partial_reference_url.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "break_glass",
+        sql: include_str!("../migrations/postgres/0011_break_glass.sql"),
     },
 ];
 

@@ -23,6 +23,7 @@
 
 mod accounts;
 mod audit;
+mod break_glass;
 mod identities;
 mod oauth;
 mod onboarding;
@@ -100,6 +101,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "partial_reference_url",
         sql: include_str!("../migrations/sqlite/0009_partial_reference_url.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "break_glass",
+        sql: include_str!("../migrations/sqlite/0011_break_glass.sql"),
     },
 ];
 
