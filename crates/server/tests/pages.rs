@@ -715,7 +715,12 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     assert_eq!(saved.location, format!("{path}?saved"));
     let consents = || async {
         w.store
-            .revinclude("Consent", Some("patient"), "Patient", &[w.child.clone()])
+            .revinclude(
+                "Consent",
+                Some("patient"),
+                "Patient",
+                std::slice::from_ref(&w.child),
+            )
             .await
             .unwrap()
     };

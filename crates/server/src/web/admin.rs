@@ -159,15 +159,16 @@ async fn create_organisation(
     if sector_code.is_none() {
         errors.push(field_error("sector", "Select the organisation's sector"));
     }
-    if !ods.is_empty() && !(3..=10).contains(&ods.len())
-        || !ods.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
+    // Both codes are optional; when given they must look right.
+    let ods_ok = (3..=10).contains(&ods.len()) && ods.bytes().all(|b| b.is_ascii_alphanumeric());
+    let urn_ok = urn.len() == 6 && urn.bytes().all(|b| b.is_ascii_digit());
+    if !ods.is_empty() && !ods_ok {
         errors.push(field_error(
             "ods",
             "ODS code must be 3 to 10 letters and numbers",
         ));
     }
-    if !urn.is_empty() && !(urn.len() == 6 && urn.bytes().all(|b| b.is_ascii_digit())) {
+    if !urn.is_empty() && !urn_ok {
         errors.push(field_error("urn", "School URN must be 6 digits"));
     }
     if region.is_empty() {
