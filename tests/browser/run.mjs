@@ -5,7 +5,7 @@
 //   node tests/browser/run.mjs <base-url> <fixture-json>
 //
 // fixture: { staff: { email, password, secretHex }, family: { email, password },
-//            resetPath, resetPath2 }
+//            resetPath, resetPath2, more: { regional, orgAdmin, erClinician, officer, parent, child } }
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -258,6 +258,111 @@ try {
   clean(p5, 'onboarding (staff)');
   clean(p6, 'onboarding (join)');
   clean(p7, 'onboarding (register)');
+
+  // Admin, emergency access, privacy review, sharing choices and the family's access log.
+  const more = fixture.more;
+  async function signInStaff(p, who) {
+    await p.goto(`${base}/sign-in`);
+    await p.fill('#email', who.email);
+    await p.fill('#password', who.password);
+    await p.click('button[type=submit]');
+    await p.waitForURL(`${base}/sign-in/code`);
+    await p.fill('#code', totp(who.secretHex));
+    await p.click('button[type=submit]');
+    await p.waitForURL(`${base}/`);
+  }
+  const p8 = await newPage();
+  await signInStaff(p8, more.regional);
+  await axe(p8, 'home (regional admin links)');
+  resp = await p8.goto(`${base}/admin/organisations`);
+  check(resp.status() === 200, 'organisations page loads');
+  await axe(p8, 'organisations');
+  await p8.click('form[action="/admin/organisations"] button[type=submit]');
+  await p8.waitForLoadState();
+  check(await p8.locator('.nhsuk-error-summary a[href="#name"]').count() === 1, 'organisation errors link to the field');
+  await axe(p8, 'organisations (with errors)');
+  resp = await p8.goto(`${base}/admin/clients`);
+  check(resp.status() === 200, 'connected systems page loads');
+  await axe(p8, 'connected systems');
+  await p8.fill('#name', 'GP system');
+  await p8.check('#grant-client_credentials');
+  await p8.fill('#scope', 'system/Patient.rs');
+  await p8.click('form[action="/admin/clients"] button[type=submit]');
+  await p8.waitForLoadState();
+  check(await p8.locator('#client-secret').count() === 1, 'client secret shown once');
+  await axe(p8, 'system registered');
+  resp = await p8.goto(`${base}/admin/clients`);
+  await axe(p8, 'connected systems (with a client)');
+  clean(p8, 'regional admin');
+
+  const p9 = await newPage();
+  await signInStaff(p9, more.orgAdmin);
+  resp = await p9.goto(`${base}/admin/staff`);
+  check(resp.status() === 200, 'staff page loads');
+  await axe(p9, 'staff');
+  await p9.click('form[action="/admin/staff"] button[type=submit]');
+  await p9.waitForLoadState();
+  await axe(p9, 'staff (with errors)');
+  await p9.fill('#name', 'Nia Nurse');
+  await p9.fill('#email', 'nia@example.nhs.uk');
+  await p9.selectOption('#role', 'nurse');
+  await p9.click('form[action="/admin/staff"] button[type=submit]');
+  await p9.waitForLoadState();
+  check(await p9.locator('#reset-link').count() === 1, 'staff account created with a reset link');
+  await axe(p9, 'staff account created');
+  clean(p9, 'organisation admin');
+
+  const p10 = await newPage();
+  await signInStaff(p10, more.erClinician);
+  resp = await p10.goto(`${base}/break-glass`);
+  check(resp.status() === 200, 'emergency access page loads');
+  await axe(p10, 'emergency access');
+  await p10.click('form[action="/break-glass"] button[type=submit]');
+  await p10.waitForLoadState();
+  check(await p10.locator('.nhsuk-error-summary a[href="#reason"]').count() === 1, 'emergency access needs a reason');
+  await axe(p10, 'emergency access (with errors)');
+  await p10.fill('#nhs_number', more.child.nhs);
+  await p10.fill('#birth_date', more.child.dob);
+  await p10.fill('#reason', 'Unconscious in A&E');
+  await p10.check('#confirm');
+  await p10.click('form[action="/break-glass"] button[type=submit]');
+  await p10.waitForLoadState();
+  check(await p10.locator('#expires').count() === 1, 'emergency information shown with its expiry');
+  await axe(p10, 'emergency information');
+  clean(p10, 'break-glass');
+
+  const p11 = await newPage();
+  await signInStaff(p11, more.officer);
+  resp = await p11.goto(`${base}/privacy`);
+  check(resp.status() === 200, 'privacy review loads');
+  check(await p11.locator('#grants').count() === 1, 'the emergency access is listed for review');
+  await axe(p11, 'privacy review');
+  resp = await p11.goto(`${base}/privacy?nhs_number=${more.child.nhs}`);
+  check(await p11.locator('#access-log').count() === 1, 'access log of the child');
+  await axe(p11, 'privacy review (access log)');
+  resp = await p11.goto(`${base}/privacy?nhs_number=123`);
+  await axe(p11, 'privacy review (with errors)');
+  clean(p11, 'privacy');
+
+  const p12 = await newPage();
+  await p12.goto(`${base}/sign-in`);
+  await p12.fill('#email', more.parent.email);
+  await p12.fill('#password', more.parent.password);
+  await p12.click('button[type=submit]');
+  await p12.waitForURL(`${base}/`);
+  await axe(p12, 'home (family links)');
+  resp = await p12.goto(`${base}/passport/${more.child.id}/sharing`);
+  check(resp.status() === 200, 'sharing choices load');
+  await axe(p12, 'sharing choices');
+  await p12.click('form button[type=submit]:has-text("Save choices")');
+  await p12.waitForLoadState();
+  check(await p12.locator('#saved').count() === 1, 'sharing choices saved');
+  await axe(p12, 'sharing choices (saved)');
+  resp = await p12.goto(`${base}/passport/${more.child.id}/access-log`);
+  check(resp.status() === 200, 'access log loads');
+  check(await p12.locator('.emergency-access').count() === 1, 'emergency access shown to the family');
+  await axe(p12, 'family access log');
+  clean(p12, 'family pages');
 } catch (e) {
   failures.push(String(e && e.stack || e));
   console.log(`FAIL ${e && e.stack || e}`);

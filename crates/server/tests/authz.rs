@@ -586,3 +586,101 @@ on_both_databases!(every_interaction_is_audited_per_child, |srv| {
         v["outcome"] == "4" && v.to_string().contains(&practitioner)
     }));
 });
+
+on_both_databases!(
+    break_glass_opens_emergency_content_only_until_it_expires,
+    |srv| {
+        let ambulance =
+            organisation(&srv, "Ambulance Trust", access::Sector::EmergencyServices).await;
+        let (account, practitioner) = staff(
+            &srv,
+            &ambulance,
+            access::Role::Clinician,
+            "para@example.nhs.uk",
+        )
+        .await;
+        let token = user_token(
+            &srv,
+            &account,
+            &format!("Practitioner/{practitioner}"),
+            "openid fhirUser user/*.cruds",
+        )
+        .await;
+        let kid = srv.create(&child(false)).await;
+        let emergency = srv.create(&condition(&kid, "emergency")).await;
+        let private = srv.create(&condition(&kid, "conditions")).await;
+        let e_path = format!("/fhir/Condition/{emergency}");
+        assert_eq!(get(&srv, &token, &e_path).await.0, StatusCode::NOT_FOUND);
+
+        let now = passport_server::clock::now_us();
+        let grant = |id: &str, starts_us: i64| passport_store::break_glass::BreakGlassRow {
+            id: id.into(),
+            patient_id: kid.clone(),
+            practitioner_id: practitioner.clone(),
+            account_id: account.clone(),
+            organisation_id: ambulance.clone(),
+            reason: "Seizure at the roadside".into(),
+            starts_us,
+            expires_us: starts_us + 4 * 3600 * 1_000_000,
+            reviewed_us: None,
+            reviewed_by: None,
+        };
+        // An expired grant opens nothing.
+        srv.state
+            .store
+            .create_break_glass(&grant("old", now - 5 * 3600 * 1_000_000))
+            .await
+            .unwrap();
+        srv.state.authz.facts.forget(&kid);
+        assert_eq!(get(&srv, &token, &e_path).await.0, StatusCode::NOT_FOUND);
+        // A current one opens the emergency content, for reading only, and nothing else.
+        srv.state
+            .store
+            .create_break_glass(&grant("now", now - 1_000_000))
+            .await
+            .unwrap();
+        srv.state.authz.facts.forget(&kid);
+        let (s, body) = get(&srv, &token, &e_path).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            get(&srv, &token, &format!("/fhir/Condition/{private}"))
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        let (_, found) = get(
+            &srv,
+            &token,
+            &format!("/fhir/Condition?subject=Patient/{kid}"),
+        )
+        .await;
+        let ids: Vec<&str> = found["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["resource"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [emergency.as_str()]);
+        let mut changed = body.clone();
+        changed["code"]["text"] = json!("changed");
+        assert_eq!(put(&srv, &token, &changed).await, StatusCode::FORBIDDEN);
+        // The read is audited as emergency treatment in the child's log.
+        srv.state.audit.flush().await;
+        let events = srv
+            .state
+            .store
+            .list_audit(&passport_store::audit::AuditQuery {
+                patient_id: Some(kid.clone()),
+                count: 100,
+                include_safeguarding: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(events.iter().any(|e| {
+            let v: Value = serde_json::from_slice(&e.record.event).unwrap();
+            v["subtype"][0]["code"] == "read"
+                && v["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT"
+        }));
+    }
+);

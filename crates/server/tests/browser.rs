@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use access::{Role, Sector};
-use passport_server::web::directory;
+use passport_server::web::{directory, onboarding};
 use passport_store::Store;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -44,6 +44,101 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// For the admin, privacy, break-glass, sharing and access-log pages: a regional admin and
+/// an organisation admin at `org`, an emergency department with a clinician and a privacy
+/// officer, and a child in `org`'s care team with a linked parent.
+async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
+    let er = directory::create_organisation(
+        store,
+        directory::NewOrganisation {
+            name: "Northgate Emergency Department".into(),
+            sector: Sector::HospitalTrust,
+            ods: Some("RYY".into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut people = serde_json::Map::new();
+    for (key, at, role, email) in [
+        ("regional", org, Role::RegionalAdmin, "rae@example.nhs.uk"),
+        (
+            "orgAdmin",
+            org,
+            Role::OrganisationAdmin,
+            "oli@example.nhs.uk",
+        ),
+        (
+            "erClinician",
+            er.as_str(),
+            Role::Clinician,
+            "erin@example.nhs.uk",
+        ),
+        (
+            "officer",
+            er.as_str(),
+            Role::PrivacyOfficer,
+            "pat@example.nhs.uk",
+        ),
+    ] {
+        let made = directory::create_staff(
+            store,
+            directory::NewStaff {
+                organisation: at.into(),
+                role,
+                email: email.into(),
+                name: format!("{key} person"),
+                password: PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap();
+        people.insert(
+            key.into(),
+            serde_json::json!({ "email": email, "password": PASSWORD,
+                                "secretHex": hex(&made.totp_secret.unwrap()) }),
+        );
+    }
+    let child = onboarding::Child {
+        id: uuid::Uuid::now_v7().to_string(),
+        nhs_number: "9000000009".into(),
+        given: "Leo".into(),
+        family: "Khan".into(),
+        birth_date: "2018-05-01".into(),
+    };
+    let now = passport_server::clock::now_us();
+    let writes = onboarding::new_child_writes(&child, org, now).unwrap();
+    store.write_all(writes).await.map_err(|e| e.error).unwrap();
+    directory::create_family(
+        store,
+        directory::NewFamily {
+            email: "kim@example.com".into(),
+            name: "Kim Khan".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    let kim = store
+        .account_by_login("kim@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    onboarding::bind(store, &kim, &child.id, "MTH", true)
+        .await
+        .unwrap();
+    people.insert(
+        "parent".into(),
+        serde_json::json!({ "email": "kim@example.com", "password": PASSWORD }),
+    );
+    people.insert(
+        "child".into(),
+        serde_json::json!({ "id": child.id, "nhs": child.nhs_number, "dob": "01/05/2018" }),
+    );
+    serde_json::Value::Object(people)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_in_a_real_browser() {
     if let Some(why) = missing() {
@@ -70,7 +165,7 @@ async fn pages_in_a_real_browser() {
     let staff = directory::create_staff(
         &store,
         directory::NewStaff {
-            organisation: org,
+            organisation: org.clone(),
             role: Role::Clinician,
             email: "ada@example.nhs.uk".into(),
             name: "Ada Clinician".into(),
@@ -92,7 +187,9 @@ async fn pages_in_a_real_browser() {
     let reset = directory::issue_password_reset(&store, "sam@example.com", &srv.base, 3600)
         .await
         .unwrap();
+    let more = seed_more(&store, &org).await;
     let fixture = serde_json::json!({
+        "more": more,
         "staff": { "email": "ada@example.nhs.uk", "password": PASSWORD,
                    "secretHex": hex(&staff.totp_secret.unwrap()) },
         "family": { "email": "sam@example.com", "password": PASSWORD },

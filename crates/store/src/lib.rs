@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod break_glass;
 mod cache;
 pub mod identities;
 pub mod oauth;

@@ -223,6 +223,24 @@ impl Store {
         both!(self, s => s.oauth_revoke_family(family.to_owned(), now_us).await)
     }
 
+    /// Revokes everything issued to one user (`subject`, their account id): every refresh
+    /// token family (with the unexpired access tokens issued in it) and every unused
+    /// authorisation code. For a deactivated account: at once, not at expiry.
+    pub async fn oauth_revoke_subject(&self, subject: &str, now_us: i64) -> Result<()> {
+        both!(self, s => s.oauth_revoke_where("subject", subject.to_owned(), now_us).await)
+    }
+
+    /// Activates or deactivates a client; deactivating also revokes every token and code
+    /// issued to it. `false` if there is no such client.
+    pub async fn oauth_set_client_active(
+        &self,
+        client_id: &str,
+        active: bool,
+        now_us: i64,
+    ) -> Result<bool> {
+        both!(self, s => s.oauth_set_client_active(client_id.to_owned(), active, now_us).await)
+    }
+
     /// Revokes an access token by `jti` until `expires_us`.
     pub async fn oauth_revoke_access(&self, jti: &str, expires_us: i64) -> Result<()> {
         both!(self, s => s.oauth_revoke_access(jti.to_owned(), expires_us).await)

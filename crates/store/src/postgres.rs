@@ -22,6 +22,7 @@
 
 mod accounts;
 mod audit;
+mod break_glass;
 mod identities;
 mod oauth;
 mod onboarding;
@@ -91,6 +92,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "access_enforcement",
         sql: include_str!("../migrations/postgres/0010_access_enforcement.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "break_glass",
+        sql: include_str!("../migrations/postgres/0011_break_glass.sql"),
     },
 ];
 

@@ -9,7 +9,7 @@
 //! | court order, granted sections | `RelatedPerson` extensions [`COURT_ORDER_EXTENSION`], [`GRANTED_EXTENSION`] (valueCode: a section code, or `all`) |
 //! | care team | active `CareTeam`s of the child; `PractitionerRole` members resolve to their practitioner |
 //! | sharing choices | active `Consent`s of the child |
-//! | break-glass | `Store::break_glass_for_patient` |
+//! | break-glass | `Store::break_glass_for_patient` (a new grant calls [`FactsCache::forget`]) |
 //!
 //! **Freshness.** A writer of any of those resources calls [`FactsCache::wrote`] (through
 //! `AppState::write` / `write_all`), which forgets the children concerned — or everything,
@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use access::{
-    CareTeamMember, ChildFacts, Date, FamilyLink, FamilyRole, Section, SectionSet, SharingChoices,
-    Timestamp,
+    BreakGlassGrant, CareTeamMember, ChildFacts, Date, FamilyLink, FamilyRole, Section, SectionSet,
+    SharingChoices, Timestamp,
 };
 use passport_store::StoreError;
 use serde_json::Value;
@@ -183,32 +183,27 @@ fn family_role(rp: &Value) -> FamilyRole {
     role
 }
 
-/// Current resources of `ty` matching `criteria` (bodies parsed).
-async fn find(
-    st: &AppState,
-    ty: &str,
-    criteria: &[(&str, String)],
+/// Current resources of `resource_type` whose reference parameter `param` names one of
+/// `targets` (of type `target_type`), bodies parsed: one indexed query (the store's
+/// `_revinclude`).
+pub async fn referring(
+    store: &passport_store::Store,
+    resource_type: &str,
+    param: &str,
+    target_type: &str,
+    targets: &[String],
 ) -> Result<Vec<Value>, StoreError> {
-    let pairs: Vec<(String, String)> = criteria
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let ids = match crate::fhir_api::search::matching_ids(st, ty, &pairs, MAX_RELATED).await {
-        Ok(ids) => ids,
-        Err(crate::error::ApiError::Store(e)) => return Err(e),
-        // The criteria are ours and valid; anything else is a bug worth seeing.
-        Err(e) => return Err(StoreError::Backend(format!("loading child facts: {e}"))),
-    };
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(s) = st.store.read(ty, &id).await?
-            && !s.deleted
-            && let Ok(v) = serde_json::from_slice::<Value>(&s.body)
-        {
-            out.push(v);
-        }
+    if targets.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut found = store
+        .revinclude(resource_type, Some(param), target_type, targets)
+        .await?;
+    found.truncate(MAX_RELATED);
+    Ok(found
+        .into_iter()
+        .filter_map(|m| serde_json::from_slice(&m.body).ok())
+        .collect())
 }
 
 async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, StoreError> {
@@ -230,74 +225,81 @@ async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, S
     facts.lacks_capacity = flag(&p, LACKS_CAPACITY_EXTENSION);
     facts.looked_after = flag(&p, LOOKED_AFTER_EXTENSION);
     facts.address_hidden = access::address_hidden(&p);
-    let me = format!("Patient/{patient}");
+    let me = [patient.to_owned()];
+    let store = &st.store;
 
     // Family: active RelatedPersons, and the Person (sign-in) linking to each.
-    let related = find(st, "RelatedPerson", &[("patient", me.clone())]).await?;
+    let related = referring(store, "RelatedPerson", "patient", "Patient", &me).await?;
     let active: Vec<&Value> = related
         .iter()
         .filter(|rp| rp.get("active").and_then(Value::as_bool) == Some(true))
         .collect();
-    if !active.is_empty() {
-        let targets: Vec<String> = active
-            .iter()
-            .filter_map(|rp| rp.get("id").and_then(Value::as_str))
-            .map(|id| format!("RelatedPerson/{id}"))
-            .collect();
-        let people = find(st, "Person", &[("link", targets.join(","))]).await?;
-        for rp in active {
-            let Some(rp_id) = rp.get("id").and_then(Value::as_str) else {
-                continue;
-            };
-            let target = format!("RelatedPerson/{rp_id}");
-            let person = people.iter().find(|person| {
-                person.get("active").and_then(Value::as_bool) != Some(false)
-                    && person
-                        .get("link")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .any(|l| {
-                            l.pointer("/target/reference").and_then(Value::as_str)
-                                == Some(target.as_str())
-                        })
-            });
-            let Some(person_id) = person.and_then(|p| p.get("id")).and_then(Value::as_str) else {
-                continue;
-            };
-            let mut link = FamilyLink::new(
-                person_id,
-                rp_id,
-                family_role(rp),
-                flag(rp, PARENTAL_RESPONSIBILITY_EXTENSION),
-            );
-            link.court_order = sections(rp, COURT_ORDER_EXTENSION);
-            link.granted = sections(rp, GRANTED_EXTENSION).unwrap_or(SectionSet::EMPTY);
-            facts.family.push(link);
-        }
+    let ids: Vec<String> = active
+        .iter()
+        .filter_map(|rp| rp.get("id").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
+    let people = referring(store, "Person", "link", "RelatedPerson", &ids).await?;
+    for rp in active {
+        let Some(rp_id) = rp.get("id").and_then(Value::as_str) else {
+            continue;
+        };
+        let target = format!("RelatedPerson/{rp_id}");
+        let person = people.iter().find(|person| {
+            person.get("active").and_then(Value::as_bool) != Some(false)
+                && person
+                    .get("link")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|l| {
+                        l.pointer("/target/reference").and_then(Value::as_str)
+                            == Some(target.as_str())
+                    })
+        });
+        let Some(person_id) = person.and_then(|p| p.get("id")).and_then(Value::as_str) else {
+            continue;
+        };
+        let mut link = FamilyLink::new(
+            person_id,
+            rp_id,
+            family_role(rp),
+            flag(rp, PARENTAL_RESPONSIBILITY_EXTENSION),
+        );
+        link.court_order = sections(rp, COURT_ORDER_EXTENSION);
+        link.granted = sections(rp, GRANTED_EXTENSION).unwrap_or(SectionSet::EMPTY);
+        facts.family.push(link);
     }
 
-    // Care team: active CareTeams; PractitionerRole members are their practitioner.
-    let now = Timestamp::from_unix(now_us.div_euclid(1_000_000));
-    let mut teams = find(
-        st,
-        "CareTeam",
-        &[("patient", me.clone()), ("status", "active".into())],
-    )
-    .await?;
+    // Care team: active CareTeams (filtered by `from_care_teams`); PractitionerRole
+    // members are their practitioner.
+    let now = timestamp(now_us);
+    let mut teams = referring(store, "CareTeam", "patient", "Patient", &me).await?;
     for team in &mut teams {
         resolve_practitioner_roles(st, team).await?;
     }
     facts.care_team = CareTeamMember::from_care_teams(&teams, now);
 
-    let consents = find(
-        st,
-        "Consent",
-        &[("patient", me), ("status", "active".into())],
-    )
-    .await?;
+    let consents = referring(store, "Consent", "patient", "Patient", &me).await?;
     facts.sharing = SharingChoices::from_consents(&consents);
+
+    facts.break_glass = store
+        .break_glass_for_patient(patient)
+        .await?
+        .into_iter()
+        .map(|g| BreakGlassGrant {
+            practitioner: g.practitioner_id,
+            reason: g.reason,
+            starts: timestamp(g.starts_us),
+            expires: timestamp(g.expires_us),
+        })
+        .collect();
     Ok(facts)
+}
+
+/// A store time (microseconds) as the decision's time (seconds).
+pub fn timestamp(us: i64) -> Timestamp {
+    Timestamp::from_unix(us.div_euclid(1_000_000))
 }
 
 /// Rewrites `participant[].member` references to PractitionerRoles as the practitioner

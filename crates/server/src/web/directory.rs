@@ -461,6 +461,20 @@ pub async fn set_active(store: &Store, login: &str, active: bool) -> Result<()> 
         .account_by_login(&login)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("no account {login}")))?;
-    store.set_account_active(&account.id, active).await?;
+    set_account_active(store, &account.id, active).await?;
     Ok(())
+}
+
+/// Activates or deactivates an account by id. Deactivating (a leaver) takes effect at once:
+/// its sessions are deleted with the change, then every refresh token and unused code
+/// issued to it is revoked (the API separately refuses access tokens of inactive
+/// accounts). `false` if there is no such account.
+pub async fn set_account_active(store: &Store, account_id: &str, active: bool) -> Result<bool> {
+    let found = store.set_account_active(account_id, active).await?;
+    if found && !active {
+        store
+            .oauth_revoke_subject(account_id, clock::now_us())
+            .await?;
+    }
+    Ok(found)
 }

@@ -8,7 +8,13 @@
 //! - [`directory`]: organisations, staff and family accounts (for `passport admin`).
 //! - [`onboarding`]: family onboarding: invitations (`/join`), self-registration
 //!   (`/register`), staff pages under `/onboarding/`, the clinic-list import.
-//! - `pages`: the handlers.
+//! - `pages`: the handlers of sign-in, the home page and password reset.
+//! - `admin`: organisations and OAuth clients (regional admin), staff (organisation admin).
+//! - `sharing`: the family's sharing choices (a Consent), `/passport/{id}/sharing`.
+//! - `access_log`: the family's access log, `/passport/{id}/access-log`.
+//! - `break_glass`: emergency access, `/break-glass`.
+//! - `privacy`: the privacy officer's review, `/privacy`.
+//! - [`child_facts`]: loads `access::ChildFacts` for a child; `guard`: shared page checks.
 //!
 //! Every response of this surface carries a strict Content-Security-Policy (no inline
 //! script or style, nothing from another host), `frame-ancestors 'none'` /
@@ -16,13 +22,20 @@
 //! their path), `X-Content-Type-Options: nosniff`, and `Cache-Control: no-store` on pages.
 //! Signing in is not yet required by the FHIR API (a later step).
 
+mod access_log;
+mod admin;
 pub mod assets;
 pub mod auth;
+mod break_glass;
+pub mod child_facts;
 pub mod directory;
+mod guard;
 pub mod oidc;
 pub mod onboarding;
 mod pages;
+mod privacy;
 pub mod session;
+mod sharing;
 pub mod templates;
 
 use std::sync::Arc;
@@ -53,6 +66,22 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(pages::reset_form).post(pages::reset),
         )
         .merge(onboarding::routes())
+        .merge(admin::routes())
+        .route(
+            "/passport/{patient}/sharing",
+            get(sharing::form_page).post(sharing::save),
+        )
+        .route("/passport/{patient}/access-log", get(access_log::view))
+        .route(
+            "/break-glass",
+            get(break_glass::start).post(break_glass::open),
+        )
+        .route("/break-glass/{grant}", get(break_glass::content))
+        .route("/privacy", get(privacy::view))
+        .route(
+            "/privacy/break-glass/{id}/reviewed",
+            axum::routing::post(privacy::reviewed),
+        )
         .route("/assets/{*path}", get(assets::serve))
         .merge(oidc::routes())
         .layer(axum::middleware::from_fn(security_headers))

@@ -384,6 +384,70 @@ fn describe_role(code: &str) -> String {
     s
 }
 
+/// The pages this person can use, as `{href, text}` links.
+async fn home_links(
+    st: &AppState,
+    identity: &access::Identity,
+) -> Result<Vec<serde_json::Value>, StoreError> {
+    use access::Role;
+    let mut links = Vec::new();
+    let mut add = |href: String, text: String| links.push(json!({ "href": href, "text": text }));
+    match identity {
+        access::Identity::Staff(s) => {
+            if s.role.sees_child_records() {
+                add(
+                    "/onboarding/invite".into(),
+                    "Invite a parent or carer".into(),
+                );
+                add(
+                    "/onboarding/requests".into(),
+                    "Requests from families".into(),
+                );
+            }
+            if access::break_glass_eligible(s) {
+                add(
+                    "/break-glass".into(),
+                    "Emergency access to a passport".into(),
+                );
+            }
+            if s.role == Role::OrganisationAdmin {
+                add("/admin/staff".into(), "Staff accounts".into());
+            }
+            if s.role == Role::RegionalAdmin {
+                add("/admin/organisations".into(), "Organisations".into());
+                add("/admin/clients".into(), "Connected systems".into());
+            }
+            if matches!(s.role, Role::PrivacyOfficer | Role::RegionalAdmin) {
+                add("/privacy".into(), "Privacy review".into());
+            }
+        }
+        access::Identity::Family { person } => {
+            for (id, name) in super::child_facts::family_children(&st.store, person).await? {
+                add(
+                    format!("/passport/{id}/sharing"),
+                    format!("Who can see {name}'s passport"),
+                );
+                add(
+                    format!("/passport/{id}/access-log"),
+                    format!("Who has seen {name}'s passport"),
+                );
+            }
+        }
+        access::Identity::YoungPerson { patient } => {
+            add(
+                format!("/passport/{patient}/sharing"),
+                "Who can see your passport".into(),
+            );
+            add(
+                format!("/passport/{patient}/access-log"),
+                "Who has seen your passport".into(),
+            );
+        }
+        _ => {}
+    }
+    Ok(links)
+}
+
 /// `GET /`: the signed-in home page.
 pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
     let cur = match session::current(&st, &headers).await? {
@@ -391,7 +455,9 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
         Some(_) => return Ok(see_other("/sign-in/code")),
         None => return Ok(see_other("/sign-in")),
     };
-    let describe = match session::identity(&st, &cur.account).await? {
+    let identity = session::identity(&st, &cur.account).await?;
+    let links = home_links(&st, &identity).await?;
+    let describe = match identity {
         access::Identity::Staff(staff) => {
             let org = super::directory::organisation(&st.store, &staff.organisation)
                 .await
@@ -407,7 +473,7 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
     Ok(page(
         StatusCode::OK,
         "home.html",
-        json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token,
+        json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token, "links": links,
                 "no_child_access": !super::oidc::family_data_allowed(&st, &headers).await? }),
     ))
 }

@@ -41,6 +41,40 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/register.html"),
     ),
     (
+        "admin_organisations.html",
+        include_str!("../../templates/admin_organisations.html"),
+    ),
+    (
+        "admin_clients.html",
+        include_str!("../../templates/admin_clients.html"),
+    ),
+    (
+        "admin_client_created.html",
+        include_str!("../../templates/admin_client_created.html"),
+    ),
+    (
+        "admin_staff.html",
+        include_str!("../../templates/admin_staff.html"),
+    ),
+    (
+        "admin_staff_created.html",
+        include_str!("../../templates/admin_staff_created.html"),
+    ),
+    ("sharing.html", include_str!("../../templates/sharing.html")),
+    (
+        "break_glass.html",
+        include_str!("../../templates/break_glass.html"),
+    ),
+    (
+        "break_glass_content.html",
+        include_str!("../../templates/break_glass_content.html"),
+    ),
+    ("privacy.html", include_str!("../../templates/privacy.html")),
+    (
+        "access_log.html",
+        include_str!("../../templates/access_log.html"),
+    ),
+    (
         "oidc_signed_in.html",
         include_str!("../../templates/oidc_signed_in.html"),
     ),

@@ -62,7 +62,7 @@ const THROTTLE_SQL: &str =
     "SELECT failures, lockouts, locked_until_us FROM login_throttle WHERE login = $1";
 
 impl PgStore {
-    async fn closed_check(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>> {
+    pub(crate) async fn closed_check(&self) -> Result<tokio::sync::RwLockReadGuard<'_, bool>> {
         let closed = self.closed.read().await;
         if *closed {
             return Err(StoreError::Closed);

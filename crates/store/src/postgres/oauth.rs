@@ -92,6 +92,31 @@ async fn revoke_family(c: &impl GenericClient, family: &str, now: i64) -> Result
     Ok(())
 }
 
+/// Revokes every family and unused code whose `column` (never user input) is `value`.
+async fn revoke_where(c: &impl GenericClient, column: &str, value: &str, now: i64) -> Result<()> {
+    let families = c
+        .query(
+            &format!(
+                "SELECT family FROM oauth_refresh_tokens WHERE {column} = $1 \
+                 UNION SELECT family FROM oauth_codes WHERE {column} = $1 AND family IS NOT NULL"
+            ),
+            &[&value],
+        )
+        .await
+        .map_err(pg_error)?;
+    for f in families {
+        let family: String = f.get(0);
+        revoke_family(c, &family, now).await?;
+    }
+    c.execute(
+        &format!("UPDATE oauth_codes SET used_us = $2 WHERE {column} = $1 AND used_us IS NULL"),
+        &[&value, &now],
+    )
+    .await
+    .map_err(pg_error)?;
+    Ok(())
+}
+
 impl PgStore {
     pub(crate) async fn oauth_insert_client(&self, c: OAuthClient) -> Result<()> {
         let conn = self.pool.get().await?;
@@ -399,6 +424,40 @@ impl PgStore {
         let tx = conn.client.transaction().await.map_err(pg_error)?;
         revoke_family(&tx, &family, now).await?;
         tx.commit().await.map_err(pg_error)
+    }
+
+    pub(crate) async fn oauth_revoke_where(
+        &self,
+        column: &'static str,
+        value: String,
+        now: i64,
+    ) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        let tx = conn.client.transaction().await.map_err(pg_error)?;
+        revoke_where(&tx, column, &value, now).await?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    pub(crate) async fn oauth_set_client_active(
+        &self,
+        client_id: String,
+        active: bool,
+        now: i64,
+    ) -> Result<bool> {
+        let mut conn = self.pool.get().await?;
+        let tx = conn.client.transaction().await.map_err(pg_error)?;
+        let n = tx
+            .execute(
+                "UPDATE oauth_clients SET active = $2 WHERE client_id = $1",
+                &[&client_id, &active],
+            )
+            .await
+            .map_err(pg_error)?;
+        if !active {
+            revoke_where(&tx, "client_id", &client_id, now).await?;
+        }
+        tx.commit().await.map_err(pg_error)?;
+        Ok(n == 1)
     }
 
     pub(crate) async fn oauth_revoke_access(&self, jti: String, exp: i64) -> Result<()> {

@@ -89,6 +89,25 @@ fn revoke_family(c: &Connection, family: &str, now: i64) -> rusqlite::Result<()>
     Ok(())
 }
 
+/// Revokes every family and unused code whose `column` (never user input) is `value`.
+fn revoke_where(c: &Connection, column: &str, value: &str, now: i64) -> rusqlite::Result<()> {
+    let families: Vec<String> = c
+        .prepare(&format!(
+            "SELECT family FROM oauth_refresh_tokens WHERE {column} = ?1 \
+             UNION SELECT family FROM oauth_codes WHERE {column} = ?1 AND family IS NOT NULL"
+        ))?
+        .query_map([value], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for f in families {
+        revoke_family(c, &f, now)?;
+    }
+    c.execute(
+        &format!("UPDATE oauth_codes SET used_us = ?2 WHERE {column} = ?1 AND used_us IS NULL"),
+        rusqlite::params![value, now],
+    )?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(crate) async fn oauth_insert_client(&self, c: OAuthClient) -> Result<()> {
         self.in_transaction(move |conn| {
@@ -351,6 +370,35 @@ impl SqliteStore {
     pub(crate) async fn oauth_revoke_family(&self, family: String, now: i64) -> Result<()> {
         self.in_transaction(move |c| revoke_family(c, &family, now))
             .await
+    }
+
+    pub(crate) async fn oauth_revoke_where(
+        &self,
+        column: &'static str,
+        value: String,
+        now: i64,
+    ) -> Result<()> {
+        self.in_transaction(move |c| revoke_where(c, column, &value, now))
+            .await
+    }
+
+    pub(crate) async fn oauth_set_client_active(
+        &self,
+        client_id: String,
+        active: bool,
+        now: i64,
+    ) -> Result<bool> {
+        self.in_transaction(move |c| {
+            let n = c.execute(
+                "UPDATE oauth_clients SET active = ?2 WHERE client_id = ?1",
+                rusqlite::params![client_id, active],
+            )?;
+            if !active {
+                revoke_where(c, "client_id", &client_id, now)?;
+            }
+            Ok(n == 1)
+        })
+        .await
     }
 
     pub(crate) async fn oauth_revoke_access(&self, jti: String, exp: i64) -> Result<()> {

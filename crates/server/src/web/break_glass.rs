@@ -1,0 +1,332 @@
+//! Break-glass, `/break-glass`: a clinician (or clinical emergency-services staff) with no
+//! relationship to a child opens the child's emergency content, stating a reason, for the
+//! policy's limited time (default 4 hours).
+//!
+//! The child is found by NHS Number AND date of birth (both must match: a number alone is
+//! not enough to open a record). The decision is `access::request_break_glass`; the grant
+//! is stored (`Store::create_break_glass`, flagged to the privacy officer of the user's
+//! organisation until reviewed) and an AuditEvent `BreakGlass` with purpose
+//! `EmergencyTreatment` is recorded; the family sees it in their access log. The content
+//! page (`/break-glass/{grant}`) shows only what `access::decide` allows under the grant:
+//! the emergency, allergies, communication and contacts sections and active medicines.
+
+use std::sync::Arc;
+
+use access::{Action, RegionalPolicy, ResourceFacts, Subject};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use passport_store::break_glass::BreakGlassRow;
+use passport_store::search::EverythingQuery;
+use serde_json::{Value, json};
+
+use super::child_facts;
+use super::guard::{self, PageResult, SignedIn, field, forbidden, form};
+use super::onboarding::{find_child, parse_birth_date, parse_nhs_number};
+use super::templates::{FieldError, csrf_refused, field_error, message, page, see_other};
+use crate::audit::{
+    AuditEventSpec, EventKind, Interaction, Named, Purpose, Who, plain_resource, uk_time,
+};
+use crate::{AppState, clock};
+
+/// The signed-in member of staff if they may use break-glass, else the response to send.
+async fn eligible(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Result<SignedIn, Response>, guard::WebError> {
+    let who = match guard::signed_in(st, headers).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(Err(r)),
+    };
+    if !who.staff().is_some_and(access::break_glass_eligible) {
+        return Ok(Err(forbidden(
+            "Emergency access is only for clinicians, and for nurses and paramedics of emergency services.",
+        )));
+    }
+    Ok(Ok(who))
+}
+
+fn form_view(who: &SignedIn, status: StatusCode, errors: Vec<FieldError>, v: Value) -> Response {
+    let hours = RegionalPolicy::default().break_glass_seconds / 3600;
+    page(
+        status,
+        "break_glass.html",
+        json!({ "errors": errors, "v": v, "hours": hours, "csrf_token": who.csrf_token() }),
+    )
+}
+
+/// `GET /break-glass`
+pub async fn start(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let who = match eligible(&st, &headers).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(r),
+    };
+    Ok(form_view(&who, StatusCode::OK, Vec::new(), json!({})))
+}
+
+/// The AuditEvent's "who": the person and their organisation, by name.
+async fn who_named(
+    st: &AppState,
+    who: &SignedIn,
+    staff: &access::Staff,
+) -> Result<Who, guard::WebError> {
+    let org = super::directory::organisation(&st.store, &staff.organisation)
+        .await?
+        .map(|o| o.name)
+        .unwrap_or_default();
+    Ok(Who {
+        person: Named::new(
+            format!("Practitioner/{}", staff.practitioner),
+            who.cur.account.display_name.clone(),
+        ),
+        organisation: Some(Named::new(
+            format!("Organization/{}", staff.organisation),
+            org,
+        )),
+        ..Who::default()
+    })
+}
+
+/// `POST /break-glass`: checks the form, finds the child, asks for the grant, stores it,
+/// audits it and sends the user to the content.
+pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let who = match eligible(&st, &headers).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some((
+            "/break-glass",
+            "Go back to emergency access",
+        ))));
+    }
+    let (nhs, dob, reason) = (
+        field(&f, "nhs_number"),
+        field(&f, "birth_date"),
+        field(&f, "reason"),
+    );
+    let confirmed = field(&f, "confirm") == "yes";
+    let v = json!({ "nhs_number": nhs, "birth_date": dob, "reason": reason, "confirm": confirmed });
+    let mut errors = Vec::new();
+    let nhs_number = parse_nhs_number(nhs);
+    if nhs.is_empty() {
+        errors.push(field_error("nhs_number", "Enter the child's NHS Number"));
+    } else if nhs_number.is_none() {
+        errors.push(field_error(
+            "nhs_number",
+            "Enter a valid 10-digit NHS Number",
+        ));
+    }
+    let birth_date = parse_birth_date(dob);
+    if dob.is_empty() {
+        errors.push(field_error("birth_date", "Enter the child's date of birth"));
+    } else if birth_date.is_none() {
+        errors.push(field_error(
+            "birth_date",
+            "Enter a real date of birth, like 27/03/2019",
+        ));
+    }
+    if reason.is_empty() {
+        errors.push(field_error("reason", "Enter why you need emergency access"));
+    }
+    if !confirmed {
+        errors.push(field_error(
+            "confirm",
+            "Confirm that you understand emergency access is recorded and reviewed",
+        ));
+    }
+    let child = match (&nhs_number, &birth_date) {
+        (Some(n), Some(d)) if errors.is_empty() => find_child(&st.store, n)
+            .await?
+            .filter(|c| &c.birth_date == d),
+        _ => None,
+    };
+    let Some(child) = child else {
+        if errors.is_empty() {
+            errors.push(field_error(
+                "nhs_number",
+                "No passport matches this NHS Number and date of birth. Check both",
+            ));
+        }
+        return Ok(form_view(&who, StatusCode::BAD_REQUEST, errors, v));
+    };
+    let now = clock::now_us();
+    let policy = RegionalPolicy::default();
+    let Some(p) = child_facts::load(&st, &child.id).await? else {
+        return Ok(guard::no_such_passport());
+    };
+    let subject = Subject::session(who.identity.clone());
+    let grant = match access::request_break_glass(
+        &policy,
+        &subject,
+        &p.facts,
+        reason,
+        guard::timestamp(now),
+    ) {
+        Ok(g) => g,
+        Err(access::Reason::DeniedBreakGlassNotNeeded) => {
+            return Ok(message(
+                StatusCode::CONFLICT,
+                "You do not need emergency access",
+                &["You are part of this child's care team, so you can already see their passport."],
+                Some(("/", "Go to the home page")),
+            ));
+        }
+        Err(access::Reason::DeniedBreakGlassNoReason) => {
+            let errors = vec![field_error("reason", "Enter why you need emergency access")];
+            return Ok(form_view(&who, StatusCode::BAD_REQUEST, errors, v));
+        }
+        Err(_) => return Ok(forbidden("You cannot use emergency access.")),
+    };
+    let staff = who.staff().expect("eligible staff").clone();
+    let row = BreakGlassRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        patient_id: child.id.clone(),
+        practitioner_id: grant.practitioner.clone(),
+        account_id: who.cur.account.id.clone(),
+        organisation_id: staff.organisation.clone(),
+        reason: grant.reason.clone(),
+        starts_us: now,
+        expires_us: now + (grant.expires.unix() - grant.starts.unix()) * 1_000_000,
+        reviewed_us: None,
+        reviewed_by: None,
+    };
+    st.store.create_break_glass(&row).await?;
+    // The grant changes what this clinician may see of the child: at once.
+    st.authz.facts.forget(&row.patient_id);
+    let mut spec = AuditEventSpec::new(EventKind::BreakGlass, who_named(&st, &who, &staff).await?);
+    spec.recorded_us = now;
+    spec.purpose = Purpose::EmergencyTreatment;
+    spec.patient_id = Some(child.id.clone());
+    spec.resource = Some(("Patient".into(), Some(child.id.clone()), None));
+    st.audit
+        .submit(spec.to_record(st.config.base()))
+        .await
+        .map_err(|_| "the auditor has stopped")?;
+    Ok(see_other(&format!("/break-glass/{}", row.id)))
+}
+
+/// A short label for an item of the record (its code's text or display, or its title).
+fn label(v: &Value) -> String {
+    for p in [
+        "/code/text",
+        "/code/coding/0/display",
+        "/medicationCodeableConcept/text",
+        "/medicationCodeableConcept/coding/0/display",
+        "/title",
+        "/description",
+        "/name/0/text",
+    ] {
+        if let Some(s) = v
+            .pointer(p)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return s.to_owned();
+        }
+    }
+    "No description recorded".to_owned()
+}
+
+/// `GET /break-glass/{grant}`: the emergency content, while the user's grant lasts.
+pub async fn content(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(grant_id): Path<String>,
+) -> PageResult {
+    let who = match eligible(&st, &headers).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(r),
+    };
+    // Find the grant among the user's organisation's grants; only its own user may use it.
+    let staff = who.staff().expect("eligible staff").clone();
+    let grant = st
+        .store
+        .break_glass_for_organisation(&staff.organisation, false)
+        .await?
+        .into_iter()
+        .find(|g| g.id == grant_id && g.account_id == who.cur.account.id);
+    let Some(grant) = grant else {
+        return Ok(guard::no_such_passport());
+    };
+    let now = clock::now_us();
+    if now >= grant.expires_us {
+        return Ok(message(
+            StatusCode::FORBIDDEN,
+            "Your emergency access has ended",
+            &[&format!(
+                "It ended on {}. If you still need it, ask again and give the reason.",
+                uk_time(grant.expires_us)
+            )],
+            Some(("/break-glass", "Ask for emergency access")),
+        ));
+    }
+    let Some(p) = child_facts::load(&st, &grant.patient_id).await? else {
+        return Ok(guard::no_such_passport());
+    };
+    let policy = RegionalPolicy::default();
+    let subject = Subject::session(who.identity.clone());
+    let members: Vec<(String, Vec<String>)> = fhir::types::SUPPORTED_TYPES
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                fhir::compartment::patient_params(t)
+                    .iter()
+                    .filter(|p| p.as_str() != fhir::compartment::SELF)
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .collect();
+    let rows = st
+        .store
+        .everything(&EverythingQuery {
+            patient_id: grant.patient_id.clone(),
+            members,
+            since_us: None,
+            count: 1000,
+            after: None,
+        })
+        .await?;
+    let mut items = Vec::new();
+    for m in rows {
+        let Ok(v) = serde_json::from_slice::<Value>(&m.body) else {
+            continue;
+        };
+        let d = access::decide(
+            &policy,
+            &subject,
+            Action::Read,
+            &ResourceFacts::from_json(&v),
+            Some(&p.facts),
+            guard::timestamp(now),
+        );
+        if d.allow {
+            let sections: Vec<&str> = access::Section::from_resource_meta(&v)
+                .iter()
+                .map(|s| s.display())
+                .collect();
+            items.push(json!({ "kind": plain_resource(&m.resource_type), "label": label(&v), "sections": sections.join(", ") }));
+        }
+    }
+    let mut spec = AuditEventSpec::new(
+        EventKind::Rest(Interaction::Read),
+        who_named(&st, &who, &staff).await?,
+    );
+    spec.recorded_us = now;
+    spec.purpose = Purpose::EmergencyTreatment;
+    spec.patient_id = Some(grant.patient_id.clone());
+    st.audit
+        .submit(spec.to_record(st.config.base()))
+        .await
+        .map_err(|_| "the auditor has stopped")?;
+    Ok(page(
+        StatusCode::OK,
+        "break_glass_content.html",
+        json!({ "child": p.name, "birth_date": p.birth_date, "nhs_number": p.nhs_number, "items": items,
+                "expires": uk_time(grant.expires_us), "reason": grant.reason }),
+    ))
+}

@@ -1,0 +1,136 @@
+//! A child's passport as the pages show it: the access facts (from `authz::facts`, the one
+//! loader) and the child's name, NHS Number and date of birth.
+
+use passport_store::{Store, StoreError};
+use serde_json::Value;
+
+use access::ChildFacts;
+
+use crate::AppState;
+
+/// A child's passport: the facts, and what pages show about the child.
+pub struct Passport {
+    pub facts: ChildFacts,
+    pub patient: Value,
+    pub name: String,
+    pub nhs_number: String,
+    pub birth_date: String,
+}
+
+/// Current, non-deleted resources of `resource_type` whose reference `param` names the
+/// child.
+pub async fn of_child(
+    store: &Store,
+    resource_type: &str,
+    param: &str,
+    patient_id: &str,
+) -> Result<Vec<(String, i64, Value)>, StoreError> {
+    Ok(store
+        .revinclude(
+            resource_type,
+            Some(param),
+            "Patient",
+            &[patient_id.to_owned()],
+        )
+        .await?
+        .into_iter()
+        .filter_map(|m| {
+            let v = serde_json::from_slice(&m.body).ok()?;
+            Some((m.id, m.version_id, v))
+        })
+        .collect())
+}
+
+/// The child's passport, or `None` if there is no such (non-deleted) Patient. The facts
+/// come from the one loader the API uses (`authz::facts`), cached and kept fresh there.
+pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, StoreError> {
+    let Some(stored) = st
+        .store
+        .read("Patient", patient_id)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(None);
+    };
+    let patient: Value = serde_json::from_slice(&stored.body).unwrap_or_default();
+    let facts = crate::authz::facts::child_facts(st, patient_id)
+        .await?
+        .as_ref()
+        .clone();
+    let birth_date = patient["birthDate"].as_str().unwrap_or_default().to_owned();
+    let name = &patient["name"][0];
+    let display = match name["text"].as_str() {
+        Some(t) => t.to_owned(),
+        None => format!(
+            "{} {}",
+            name["given"][0].as_str().unwrap_or_default(),
+            name["family"].as_str().unwrap_or_default()
+        )
+        .trim()
+        .to_owned(),
+    };
+    let nhs_number = patient["identifier"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["system"] == fhir::nhs_number::SYSTEM)
+        .and_then(|i| i["value"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Some(Passport {
+        facts,
+        patient,
+        name: display,
+        nhs_number,
+        birth_date,
+    }))
+}
+
+/// The children a family member's Person is actively linked to: `(patient id, name)`.
+pub async fn family_children(
+    store: &Store,
+    person_id: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let Some(person) = store
+        .read("Person", person_id)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(Vec::new());
+    };
+    let pv: Value = serde_json::from_slice(&person.body).unwrap_or_default();
+    let mut out = Vec::new();
+    for l in pv["link"].as_array().into_iter().flatten() {
+        let Some(rp) = l["target"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("RelatedPerson/"))
+        else {
+            continue;
+        };
+        let Some(s) = store
+            .read("RelatedPerson", rp)
+            .await?
+            .filter(|s| !s.deleted)
+        else {
+            continue;
+        };
+        let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
+        let Some(patient) = v["patient"]["reference"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("Patient/"))
+            .filter(|_| v["active"] == true)
+        else {
+            continue;
+        };
+        if let Some(c) = store.read("Patient", patient).await?.filter(|s| !s.deleted) {
+            let cv: Value = serde_json::from_slice(&c.body).unwrap_or_default();
+            let name = cv["name"][0]["given"][0]
+                .as_str()
+                .or(cv["name"][0]["text"].as_str())
+                .unwrap_or("your child")
+                .to_owned();
+            out.push((patient.to_owned(), name));
+        }
+    }
+    Ok(out)
+}

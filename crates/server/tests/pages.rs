@@ -1,0 +1,1092 @@
+//! The admin, sharing-choices, break-glass, privacy-review and family access-log pages over
+//! real HTTP, on SQLite and PostgreSQL: who may use each page and who is refused, CSRF
+//! refusal, the error summary on bad input, deactivation ending sessions and tokens at
+//! once, break-glass (reason required, emergency content only, expiry, review) and the
+//! family's access log (no safeguarding records; emergency access shown).
+
+mod common;
+
+use std::collections::HashMap;
+
+use access::{Role, Section, Sector, SharingChoices};
+use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use passport_server::web::onboarding::{self, Child};
+use passport_server::web::{auth, directory};
+use passport_store::break_glass::BreakGlassRow;
+use passport_store::oauth::RefreshToken;
+use passport_store::{AuditQuery, Store};
+use reqwest::header::{LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+const NHS: &str = "9434765919";
+const DOB: &str = "2019-03-27";
+
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    jar: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl Page {
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf_token\" value=\"")
+            .expect("a CSRF field")
+            + 25;
+        self.body[at..at + self.body[at..].find('"').unwrap()].to_owned()
+    }
+    fn has_error_summary_for(&self, field: &str) -> bool {
+        self.body.contains("nhsuk-error-summary")
+            && self.body.contains(&format!("href=\"#{field}\""))
+    }
+}
+
+impl Browser {
+    fn new(base: &str) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            jar: HashMap::new(),
+        }
+    }
+
+    async fn take(&mut self, resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        for c in resp.headers().get_all(SET_COOKIE) {
+            let c = c.to_str().unwrap();
+            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            if attrs.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        // minijinja escapes "/" in values as "&#x2f;" (harmless in HTML); read it back.
+        let body = resp.text().await.unwrap().replace("&#x2f;", "/");
+        Page {
+            status,
+            location,
+            body,
+        }
+    }
+
+    fn cookies(&self) -> String {
+        self.jar
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookies())
+            .send()
+            .await
+            .unwrap();
+        self.take(resp).await
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookies())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.take(resp).await
+    }
+
+    /// GETs `form_path`, then POSTs `fields` plus its CSRF token to `to`.
+    async fn submit(&mut self, form_path: &str, to: &str, fields: &[(&str, &str)]) -> Page {
+        let form = self.get(form_path).await;
+        assert_eq!(form.status, 200, "{form_path}: {}", form.body);
+        let csrf = form.csrf();
+        let mut all = fields.to_vec();
+        all.push(("csrf_token", &csrf));
+        self.post(to, &all).await
+    }
+
+    async fn sign_in(&mut self, email: &str, secret: Option<&[u8]>) {
+        let p = self
+            .submit(
+                "/sign-in",
+                "/sign-in",
+                &[("email", email), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        let Some(secret) = secret else {
+            assert_eq!(p.location, "/");
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let code = auth::totp_code(secret, now);
+        let p = self
+            .submit("/sign-in/code", "/sign-in/code", &[("code", &code)])
+            .await;
+        assert_eq!(p.location, "/", "{}", p.body);
+    }
+}
+
+async fn org(store: &Store, name: &str, sector: Sector, ods: &str) -> String {
+    directory::create_organisation(
+        store,
+        directory::NewOrganisation {
+            name: name.into(),
+            sector,
+            ods: Some(ods.into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A member of staff: (email, TOTP secret, account id).
+async fn staff(
+    store: &Store,
+    org: &str,
+    role: Role,
+    email: &str,
+    name: &str,
+) -> (String, Vec<u8>, String) {
+    let c = directory::create_staff(
+        store,
+        directory::NewStaff {
+            organisation: org.into(),
+            role,
+            email: email.into(),
+            name: name.into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    (email.to_owned(), c.totp_secret.unwrap(), c.account_id)
+}
+
+async fn family(store: &Store, email: &str, name: &str) -> String {
+    directory::create_family(
+        store,
+        directory::NewFamily {
+            email: email.into(),
+            name: name.into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
+    email.to_owned()
+}
+
+fn tagged(resource: Value, section: Section) -> Value {
+    let mut r = resource;
+    r["id"] = json!(uuid::Uuid::now_v7().to_string());
+    r["meta"] = json!({ "tag": [section.tag()] });
+    r
+}
+
+struct World {
+    store: Store,
+    child: String,
+    hospital: String,
+    er: String,
+    regional: (String, Vec<u8>, String),
+    org_admin: (String, Vec<u8>, String),
+    care_clinician: (String, Vec<u8>, String),
+    er_clinician: (String, Vec<u8>, String),
+    er_officer: (String, Vec<u8>, String),
+    teacher: (String, Vec<u8>, String),
+    parent: String,
+    relative: String,
+    stranger: String,
+}
+
+/// Two organisations, their staff, a child in the hospital's care team with a parent (with
+/// parental responsibility), a relative (without) and items in several sections.
+async fn world(url: &str) -> World {
+    let store = Store::open(url).await.unwrap();
+    let hospital = org(
+        &store,
+        "Riverside Children's Hospital",
+        Sector::HospitalTrust,
+        "RXX",
+    )
+    .await;
+    let er = org(
+        &store,
+        "Northgate Emergency Department",
+        Sector::HospitalTrust,
+        "RYY",
+    )
+    .await;
+    let school = org(&store, "Hill Primary", Sector::Education, "SCH1").await;
+    let regional = staff(
+        &store,
+        &hospital,
+        Role::RegionalAdmin,
+        "rae@example.nhs.uk",
+        "Rae Regional",
+    )
+    .await;
+    let org_admin = staff(
+        &store,
+        &hospital,
+        Role::OrganisationAdmin,
+        "oli@example.nhs.uk",
+        "Oli Admin",
+    )
+    .await;
+    let care_clinician = staff(
+        &store,
+        &hospital,
+        Role::Clinician,
+        "cara@example.nhs.uk",
+        "Cara Carer",
+    )
+    .await;
+    let er_clinician = staff(
+        &store,
+        &er,
+        Role::Clinician,
+        "erin@example.nhs.uk",
+        "Erin Medic",
+    )
+    .await;
+    let er_officer = staff(
+        &store,
+        &er,
+        Role::PrivacyOfficer,
+        "pat@example.nhs.uk",
+        "Pat Privacy",
+    )
+    .await;
+    let teacher = staff(
+        &store,
+        &school,
+        Role::SchoolStaff,
+        "tom@example.sch.uk",
+        "Tom Teacher",
+    )
+    .await;
+    let now = passport_server::clock::now_us();
+    let child = Child {
+        id: uuid::Uuid::now_v7().to_string(),
+        nhs_number: NHS.into(),
+        given: "Mia".into(),
+        family: "Jones".into(),
+        birth_date: DOB.into(),
+    };
+    let mut writes = onboarding::new_child_writes(&child, &hospital, now).unwrap();
+    let p = json!({ "reference": format!("Patient/{}", child.id) });
+    for r in [
+        tagged(
+            json!({ "resourceType": "AllergyIntolerance", "patient": p, "code": { "text": "Peanut allergy" } }),
+            Section::Allergies,
+        ),
+        tagged(
+            json!({ "resourceType": "Condition", "subject": p, "code": { "text": "Asthma diagnosis" } }),
+            Section::Conditions,
+        ),
+        tagged(
+            json!({ "resourceType": "MedicationStatement", "status": "active", "subject": p, "medicationCodeableConcept": { "text": "Salbutamol inhaler" } }),
+            Section::Medicines,
+        ),
+        tagged(
+            json!({ "resourceType": "MedicationStatement", "status": "completed", "subject": p, "medicationCodeableConcept": { "text": "Amoxicillin course" } }),
+            Section::Medicines,
+        ),
+    ] {
+        writes.push(onboarding::resource_write(r, None, now).unwrap());
+    }
+    store.write_all(writes).await.map_err(|e| e.error).unwrap();
+    let parent = family(&store, "sam@example.com", "Sam Jones").await;
+    let relative = family(&store, "gran@example.com", "Gran Jones").await;
+    let stranger = family(&store, "nosy@example.com", "Nosy Parker").await;
+    for (email, rel) in [(&parent, "MTH"), (&relative, "FAMMEMB")] {
+        let account = store.account_by_login(email).await.unwrap().unwrap();
+        onboarding::bind(&store, &account, &child.id, rel, true)
+            .await
+            .unwrap();
+    }
+    World {
+        store,
+        child: child.id,
+        hospital,
+        er,
+        regional,
+        org_admin,
+        care_clinician,
+        er_clinician,
+        er_officer,
+        teacher,
+        parent,
+        relative,
+        stranger,
+    }
+}
+
+async fn signed_in_staff(base: &str, who: &(String, Vec<u8>, String)) -> Browser {
+    let mut b = Browser::new(base);
+    b.sign_in(&who.0, Some(&who.1)).await;
+    b
+}
+
+async fn signed_in_family(base: &str, email: &str) -> Browser {
+    let mut b = Browser::new(base);
+    b.sign_in(email, None).await;
+    b
+}
+
+on_both_databases!(admin_pages, |srv| {
+    let w = world(&srv.database_url).await;
+    // Not signed in: to the sign-in page.
+    let mut anon = Browser::new(&srv.base);
+    assert_eq!(anon.get("/admin/organisations").await.location, "/sign-in");
+
+    let mut ra = signed_in_staff(&srv.base, &w.regional).await;
+    let home = ra.get("/").await;
+    assert!(
+        home.body.contains("href=\"/admin/organisations\""),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("href=\"/admin/clients\""));
+    let list = ra.get("/admin/organisations").await;
+    assert_eq!(list.status, 200);
+    assert!(list.body.contains("Northgate Emergency Department"));
+    // Bad input: the error summary links to each field.
+    let bad = ra
+        .submit(
+            "/admin/organisations",
+            "/admin/organisations",
+            &[("name", ""), ("sector", "castle"), ("region", "")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.has_error_summary_for("name")
+            && bad.has_error_summary_for("sector")
+            && bad.has_error_summary_for("region"),
+        "{}",
+        bad.body
+    );
+    // A duplicate ODS code.
+    let dup = ra
+        .submit(
+            "/admin/organisations",
+            "/admin/organisations",
+            &[
+                ("name", "Copy"),
+                ("sector", "gp-practice"),
+                ("ods", "RXX"),
+                ("region", "North"),
+            ],
+        )
+        .await;
+    assert_eq!(dup.status, 400);
+    assert!(dup.has_error_summary_for("ods"));
+    let ok = ra
+        .submit(
+            "/admin/organisations",
+            "/admin/organisations",
+            &[
+                ("name", "Elm Surgery"),
+                ("sector", "gp-practice"),
+                ("ods", "b81001"),
+                ("region", "North"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+    let made = directory::find_organisation(&w.store, "B81001")
+        .await
+        .unwrap();
+    assert_eq!(
+        (made.name.as_str(), made.sector),
+        ("Elm Surgery", Sector::GpPractice)
+    );
+    // CSRF.
+    let forged = ra
+        .post(
+            "/admin/organisations",
+            &[
+                ("name", "Forged"),
+                ("sector", "gp-practice"),
+                ("region", "North"),
+                ("csrf_token", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(
+        directory::list_organisations(&w.store)
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.name != "Forged")
+    );
+
+    // Clients: validation (shared with the command line), the secret shown once.
+    let bad = ra
+        .submit(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("name", "Ward app"),
+                ("grant", "authorization_code"),
+                ("scope", "user/Patient.rs"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.has_error_summary_for("redirect_uris"), "{}", bad.body);
+    let made = ra
+        .submit(
+            "/admin/clients",
+            "/admin/clients",
+            &[
+                ("name", "GP system"),
+                ("grant", "client_credentials"),
+                ("scope", "system/Patient.rs"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let between = |s: &str, a: &str, b: &str| {
+        let i = s.find(a).unwrap() + a.len();
+        s[i..i + s[i..].find(b).unwrap()].to_owned()
+    };
+    let client_id = between(&made.body, "<code id=\"client-id\">", "<");
+    let secret = between(&made.body, "<code id=\"client-secret\">", "<");
+    assert!(secret.len() >= 32);
+    let list = ra.get("/admin/clients").await;
+    assert!(list.body.contains(&client_id) && !list.body.contains(&secret));
+    let d = ra
+        .submit(
+            "/admin/clients",
+            &format!("/admin/clients/{client_id}/deactivate"),
+            &[],
+        )
+        .await;
+    assert_eq!(d.status, 303);
+    assert!(
+        !w.store
+            .oauth_client(&client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    // The regional admin does not manage an organisation's staff.
+    assert_eq!(ra.get("/admin/staff").await.status, 403);
+
+    // Everyone else is refused.
+    let mut oa = signed_in_staff(&srv.base, &w.org_admin).await;
+    assert_eq!(oa.get("/admin/organisations").await.status, 403);
+    assert_eq!(oa.get("/admin/clients").await.status, 403);
+    let mut fam = signed_in_family(&srv.base, &w.parent).await;
+    assert_eq!(fam.get("/admin/organisations").await.status, 403);
+    assert_eq!(fam.get("/admin/staff").await.status, 403);
+
+    // The organisation admin: their own staff only.
+    let staff_list = oa.get("/admin/staff").await;
+    assert_eq!(staff_list.status, 200);
+    assert!(staff_list.body.contains("Cara Carer") && !staff_list.body.contains("Erin Medic"));
+    let bad = oa
+        .submit(
+            "/admin/staff",
+            "/admin/staff",
+            &[
+                ("name", "New Nurse"),
+                ("email", "not-an-email"),
+                ("role", "nurse"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.has_error_summary_for("email"));
+    let bad = oa
+        .submit(
+            "/admin/staff",
+            "/admin/staff",
+            &[
+                ("name", "Boss"),
+                ("email", "boss@example.nhs.uk"),
+                ("role", "regional-admin"),
+            ],
+        )
+        .await;
+    assert!(
+        bad.has_error_summary_for("role"),
+        "an organisation admin cannot make a regional admin"
+    );
+    let made = oa
+        .submit(
+            "/admin/staff",
+            "/admin/staff",
+            &[
+                ("name", "Nia Nurse"),
+                ("email", "nia@example.nhs.uk"),
+                ("role", "nurse"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(made.body.contains("/reset-password/") && made.body.contains("otpauth://"));
+    let nia = w
+        .store
+        .account_by_login("nia@example.nhs.uk")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (nia.role.as_deref(), nia.organisation_id.as_deref()),
+        (Some("nurse"), Some(w.hospital.as_str()))
+    );
+    // Another organisation's member of staff cannot be changed from here.
+    let other = oa
+        .submit(
+            "/admin/staff",
+            &format!("/admin/staff/{}/deactivate", w.er_clinician.2),
+            &[],
+        )
+        .await;
+    assert_eq!(other.status, 404);
+    assert!(
+        w.store
+            .account(&w.er_clinician.2)
+            .await
+            .unwrap()
+            .unwrap()
+            .active
+    );
+    w.store.close().await;
+});
+
+on_both_databases!(deactivation_ends_sessions_and_tokens_at_once, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut leaver = signed_in_staff(&srv.base, &w.care_clinician).await;
+    assert_eq!(leaver.get("/").await.status, 200);
+    // A refresh token and its access token, issued to the leaver through an app.
+    let now = passport_server::clock::now_us();
+    let token = RefreshToken {
+        token_hash: "ab".repeat(32),
+        family: "family-1".into(),
+        client_id: "app".into(),
+        scope: "openid".into(),
+        subject: Some(w.care_clinician.2.clone()),
+        context: "{}".into(),
+        expires_us: now + 3_600_000_000,
+        used_us: None,
+        access_jti: Some("jti-1".into()),
+        access_expires_us: Some(now + 600_000_000),
+    };
+    w.store.oauth_insert_refresh(&token, None).await.unwrap();
+    let mut oa = signed_in_staff(&srv.base, &w.org_admin).await;
+    let forged = oa
+        .post(
+            &format!("/admin/staff/{}/deactivate", w.care_clinician.2),
+            &[("csrf_token", "nope")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(
+        leaver.get("/").await.status,
+        200,
+        "a refused form changes nothing"
+    );
+    let done = oa
+        .submit(
+            "/admin/staff",
+            &format!("/admin/staff/{}/deactivate", w.care_clinician.2),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // At once: the next request is signed out, the refresh token is gone, the access token revoked.
+    let after = leaver.get("/").await;
+    assert_eq!(after.location, "/sign-in");
+    assert!(
+        w.store
+            .oauth_refresh_token(&token.token_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(w.store.oauth_is_revoked("jti-1").await.unwrap());
+    let list = oa.get("/admin/staff").await;
+    assert!(
+        list.body
+            .contains("Reactivate<span class=\"nhsuk-u-visually-hidden\"> Cara Carer")
+    );
+    // Reactivated: they can sign in again.
+    let back = oa
+        .submit(
+            "/admin/staff",
+            &format!("/admin/staff/{}/reactivate", w.care_clinician.2),
+            &[],
+        )
+        .await;
+    assert_eq!(back.status, 303);
+    let mut again = Browser::new(&srv.base);
+    let p = again
+        .submit(
+            "/sign-in",
+            "/sign-in",
+            &[("email", &w.care_clinician.0), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.location, "/sign-in/code");
+    w.store.close().await;
+});
+
+on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
+    let w = world(&srv.database_url).await;
+    let path = format!("/passport/{}/sharing", w.child);
+    let mut parent = signed_in_family(&srv.base, &w.parent).await;
+    let home = parent.get("/").await;
+    assert!(
+        home.body.contains(&format!("href=\"{path}\"")),
+        "{}",
+        home.body
+    );
+    let form = parent.get(&path).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    // The regional default is shown ticked: schools see the emergency section.
+    assert!(form.body.contains("id=\"share-education-emergency\" name=\"share-education-emergency\" type=\"checkbox\" value=\"yes\" checked"));
+    assert!(!form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
+    // Keep every default except schools: no emergency, but allergies.
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let policy = access::RegionalPolicy::default();
+    for sector in Sector::ALL {
+        let mut wanted = policy.sector_default(sector);
+        if sector == Sector::Education {
+            wanted.remove(Section::Emergency);
+            wanted.insert(Section::Allergies);
+        }
+        for s in wanted.iter() {
+            fields.push((
+                format!("share-{}-{}", sector.code(), s.code()),
+                "yes".into(),
+            ));
+        }
+    }
+    let refs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let forged = parent
+        .post(&path, &[refs.clone(), vec![("csrf_token", "x")]].concat())
+        .await;
+    assert_eq!(forged.status, 403);
+    let saved = parent.submit(&path, &path, &refs).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(saved.location, format!("{path}?saved"));
+    let consents = || async {
+        w.store
+            .revinclude(
+                "Consent",
+                Some("patient"),
+                "Patient",
+                std::slice::from_ref(&w.child),
+            )
+            .await
+            .unwrap()
+    };
+    let found = consents().await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].version_id, 1);
+    let body: Value = serde_json::from_slice(&found[0].body).unwrap();
+    assert!(fhir::validate(&body).is_empty());
+    assert!(
+        body["performer"][0]["reference"]
+            .as_str()
+            .unwrap()
+            .starts_with("RelatedPerson/")
+    );
+    let view = SharingChoices::from_consents(&[body]).staff_view(
+        &policy,
+        "any",
+        Sector::Education,
+        access::Timestamp::from_unix(0),
+    );
+    let expected = policy
+        .sector_default(Sector::Education)
+        .minus(access::SectionSet::of(&[Section::Emergency]))
+        .union(access::SectionSet::of(&[Section::Allergies]));
+    assert_eq!(view.visible, expected);
+    assert_eq!(
+        SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()])
+            .staff_view(
+                &policy,
+                "any",
+                Sector::GpPractice,
+                access::Timestamp::from_unix(0)
+            )
+            .visible,
+        policy.sector_default(Sector::GpPractice)
+    );
+    // The page now shows the choice; saving again is a new version of the same Consent.
+    let form = parent.get(&format!("{path}?saved")).await;
+    assert!(form.body.contains("id=\"saved\""));
+    assert!(form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
+    let again = parent.submit(&path, &path, &refs[..refs.len() - 1]).await;
+    assert_eq!(again.status, 303);
+    let found = consents().await;
+    assert_eq!((found.len(), found[0].version_id), (1, 2));
+    // Both changes are in the audit log as consent changes.
+    let log = w
+        .store
+        .list_audit(&AuditQuery {
+            patient_id: Some(w.child.clone()),
+            count: 50,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let changes = log
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.record.event).contains("consent-change"))
+        .count();
+    assert_eq!(changes, 2);
+    // Refused: a relative without parental responsibility (403), anyone unlinked (404).
+    let mut relative = signed_in_family(&srv.base, &w.relative).await;
+    assert_eq!(relative.get(&path).await.status, 403);
+    let mut stranger = signed_in_family(&srv.base, &w.stranger).await;
+    assert_eq!(stranger.get(&path).await.status, 404);
+    let mut clinician = signed_in_staff(&srv.base, &w.care_clinician).await;
+    assert_eq!(clinician.get(&path).await.status, 404);
+    assert_eq!(
+        parent.get("/passport/no-such-child/sharing").await.status,
+        404
+    );
+    w.store.close().await;
+});
+
+async fn audit_settled(
+    store: &Store,
+    patient: &str,
+    needle: &str,
+) -> Vec<passport_store::AuditEntry> {
+    for _ in 0..50 {
+        let log = store
+            .list_audit(&AuditQuery {
+                patient_id: Some(patient.into()),
+                include_safeguarding: true,
+                count: 200,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        if log
+            .iter()
+            .any(|e| String::from_utf8_lossy(&e.record.event).contains(needle))
+        {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no audit record with {needle}");
+}
+
+on_both_databases!(break_glass_review_and_family_log, |srv| {
+    let w = world(&srv.database_url).await;
+    // Not eligible: school staff; privacy officers.
+    let mut teacher = signed_in_staff(&srv.base, &w.teacher).await;
+    assert_eq!(teacher.get("/break-glass").await.status, 403);
+    let mut er = signed_in_staff(&srv.base, &w.er_clinician).await;
+    assert!(er.get("/").await.body.contains("href=\"/break-glass\""));
+    // No reason: refused with the error summary, nothing stored.
+    let p = er
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", "943 476 5919"),
+                ("birth_date", "27/03/2019"),
+                ("reason", " "),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.has_error_summary_for("reason"), "{}", p.body);
+    // NHS Number right, date of birth wrong: no child found.
+    let p = er
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "28/03/2019"),
+                ("reason", "Unconscious in A&E"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    assert!(p.has_error_summary_for("nhs_number"));
+    let forged = er
+        .post(
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "27/03/2019"),
+                ("reason", "x"),
+                ("confirm", "yes"),
+                ("csrf_token", "bad"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(
+        w.store
+            .break_glass_for_patient(&w.child)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The care team does not need it.
+    let mut care = signed_in_staff(&srv.base, &w.care_clinician).await;
+    let p = care
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "27/03/2019"),
+                ("reason", "Clinic"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 409);
+    // With a reason: granted for four hours, audited, then the emergency content only.
+    let p = er
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "27/03/2019"),
+                ("reason", "Unconscious in A&E"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let grants = w.store.break_glass_for_patient(&w.child).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    let g = &grants[0];
+    assert_eq!(
+        (
+            g.reason.as_str(),
+            g.organisation_id.as_str(),
+            g.account_id.as_str()
+        ),
+        (
+            "Unconscious in A&E",
+            w.er.as_str(),
+            w.er_clinician.2.as_str()
+        )
+    );
+    assert_eq!(g.expires_us - g.starts_us, 4 * 3600 * 1_000_000);
+    assert_eq!(p.location, format!("/break-glass/{}", g.id));
+    let content = er.get(&p.location).await;
+    assert_eq!(content.status, 200, "{}", content.body);
+    assert!(
+        content.body.contains("Peanut allergy") && content.body.contains("Salbutamol inhaler"),
+        "{}",
+        content.body
+    );
+    assert!(
+        !content.body.contains("Asthma diagnosis") && !content.body.contains("Amoxicillin course")
+    );
+    assert!(content.body.contains("id=\"expires\""));
+    let log = audit_settled(&w.store, &w.child, "110127").await;
+    let bg = log
+        .iter()
+        .find(|e| String::from_utf8_lossy(&e.record.event).contains("110127"))
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bg.record.event).contains("ETREAT"));
+    // Someone else cannot use the grant.
+    assert_eq!(care.get(&p.location).await.status, 404);
+    // An expired grant opens nothing.
+    let now = passport_server::clock::now_us();
+    let old = BreakGlassRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        patient_id: w.child.clone(),
+        practitioner_id: g.practitioner_id.clone(),
+        account_id: g.account_id.clone(),
+        organisation_id: g.organisation_id.clone(),
+        reason: "Last night".into(),
+        starts_us: now - 6 * 3600 * 1_000_000,
+        expires_us: now - 2 * 3600 * 1_000_000,
+        reviewed_us: None,
+        reviewed_by: None,
+    };
+    w.store.create_break_glass(&old).await.unwrap();
+    let ended = er.get(&format!("/break-glass/{}", old.id)).await;
+    assert_eq!(ended.status, 403);
+    assert!(
+        ended.body.contains("Your emergency access has ended") && !ended.body.contains("Peanut")
+    );
+
+    // Two more records about the child: one ordinary, one for safeguarding.
+    let record = |name: &str, purpose: Purpose| {
+        let mut s = AuditEventSpec::new(
+            EventKind::Rest(Interaction::Read),
+            Who {
+                person: Named::new("Practitioner/x", name),
+                ..Who::default()
+            },
+        );
+        s.purpose = purpose;
+        s.patient_id = Some(w.child.clone());
+        s.resource = Some(("AllergyIntolerance".into(), Some("a1".into()), None));
+        s.to_record("http://passport.test")
+    };
+    w.store
+        .append_audit(vec![
+            record("Nina Normal", Purpose::Treatment),
+            record("Sally Safeguard", Purpose::Safeguarding),
+        ])
+        .await
+        .unwrap();
+
+    // The privacy officer of the clinician's organisation: unreviewed first, then reviewed.
+    let mut officer = signed_in_staff(&srv.base, &w.er_officer).await;
+    assert!(officer.get("/").await.body.contains("href=\"/privacy\""));
+    let review = officer.get("/privacy").await;
+    assert_eq!(review.status, 200);
+    assert!(
+        review.body.contains("Unconscious in A&amp;E") && review.body.contains("Erin Medic"),
+        "{}",
+        review.body
+    );
+    assert!(review.body.find("Unconscious").unwrap() < review.body.find("Last night").unwrap());
+    let forged = officer
+        .post(
+            &format!("/privacy/break-glass/{}/reviewed", g.id),
+            &[("csrf_token", "no")],
+        )
+        .await;
+    assert_eq!(forged.status, 403);
+    let done = officer
+        .submit(
+            "/privacy",
+            &format!("/privacy/break-glass/{}/reviewed", g.id),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    let open: Vec<String> = w
+        .store
+        .break_glass_for_organisation(&w.er, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(open, vec![old.id.clone()]);
+    assert!(officer.get("/privacy").await.body.contains("Reviewed on"));
+    // The access log of the child, with safeguarding records.
+    let log = officer.get(&format!("/privacy?nhs_number={NHS}")).await;
+    assert_eq!(log.status, 200);
+    assert!(log.body.contains("Sally Safeguard") && log.body.contains("Nina Normal"));
+    assert!(log.body.contains("nhsuk-tag--red"));
+    let bad = officer.get("/privacy?nhs_number=123").await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.has_error_summary_for("nhs_number"));
+    // Another organisation's officer cannot review this grant; clinicians cannot see the page.
+    assert_eq!(care.get("/privacy").await.status, 403);
+    let mut ra = signed_in_staff(&srv.base, &w.regional).await;
+    assert_eq!(
+        ra.submit(
+            "/admin/clients",
+            &format!("/privacy/break-glass/{}/reviewed", old.id),
+            &[]
+        )
+        .await
+        .status,
+        404
+    );
+
+    // The family: emergency access shown prominently, safeguarding never.
+    let path = format!("/passport/{}/access-log", w.child);
+    let mut parent = signed_in_family(&srv.base, &w.parent).await;
+    assert!(
+        parent
+            .get("/")
+            .await
+            .body
+            .contains(&format!("href=\"{path}\""))
+    );
+    let fam = parent.get(&path).await;
+    assert_eq!(fam.status, 200, "{}", fam.body);
+    assert!(fam.body.contains("Emergency access by Erin Medic (Northgate Emergency Department) because \"Unconscious in A&amp;E\""), "{}", fam.body);
+    assert!(fam.body.contains("Nina Normal"));
+    assert!(!fam.body.contains("Sally Safeguard"));
+    // Any linked family member may read it; nobody else.
+    let mut relative = signed_in_family(&srv.base, &w.relative).await;
+    assert_eq!(relative.get(&path).await.status, 200);
+    let mut stranger = signed_in_family(&srv.base, &w.stranger).await;
+    assert_eq!(stranger.get(&path).await.status, 404);
+    assert_eq!(er.get(&path).await.status, 404);
+
+    // Paging: newest first, 20 a page.
+    let many: Vec<_> = (0..25)
+        .map(|i| record(&format!("Reader {i:02}"), Purpose::Treatment))
+        .collect();
+    w.store.append_audit(many).await.unwrap();
+    let first = parent.get(&path).await;
+    assert!(first.body.contains("Reader 24") && !first.body.contains("Reader 04"));
+    let at = first
+        .body
+        .find("access-log?before=")
+        .expect("an older page")
+        + "access-log?before=".len();
+    let seq: String = first.body[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let second = parent.get(&format!("{path}?before={seq}")).await;
+    assert!(
+        second.body.contains("Reader 04") && !second.body.contains("Reader 24"),
+        "{}",
+        second.body
+    );
+    assert!(!second.body.contains("Sally Safeguard"));
+    w.store.close().await;
+});
