@@ -198,7 +198,7 @@ impl SharingChoices {
                 p
             })
             .collect();
-        json!({
+        let mut consent = json!({
             "resourceType": "Consent",
             "status": "active",
             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
@@ -207,8 +207,12 @@ impl SharingChoices {
             "dateTime": date_time,
             "performer": [{"reference": performer}],
             "policyRule": {"coding": [{"system": CONSENT_POLICY_SYSTEM, "code": "sharing"}]},
-            "provision": {"provision": provisions}
-        })
+        });
+        // No rules (the regional default): no provision at all — FHIR forbids empty arrays.
+        if !provisions.is_empty() {
+            consent["provision"] = json!({"provision": provisions});
+        }
+        consent
     }
 
     /// What an organisation of a sector sees: regional default, then the family's
@@ -369,6 +373,18 @@ fn instant(t: Timestamp) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+#[cfg(test)]
+mod no_rules_tests {
+    use super::*;
+
+    #[test]
+    fn no_choices_is_a_valid_consent_with_no_rules() {
+        let c = SharingChoices::new().to_consent("c1", "RelatedPerson/r1", "2026-01-01");
+        assert!(c.get("provision").is_none(), "{c}");
+        assert!(SharingChoices::from_consents(&[c]).rules.is_empty());
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct AppState {
     pub oauth: oauth::OAuth,
     /// Access enforcement: verified tokens, child facts, the regional policy.
     pub authz: authz::Authz,
+    /// Seals search and history page positions (see [`fhir_api::paging`]).
+    pub pages: fhir_api::paging::PageSealer,
 }
 
 impl AppState {
@@ -127,6 +129,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
                 config.audit_key_file.display()
             ))
         })?;
+    let pages = fhir_api::paging::PageSealer::new(key.derive(b"passport page positions v1"));
     let auditor = audit::Auditor::new(config.auditor(), Some(key));
     let state = Arc::new(AppState {
         store,
@@ -135,6 +138,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         audit: auditor,
         oauth: oauth::OAuth::default(),
         authz: authz::Authz::default(),
+        pages,
     });
     state.audit.spawn(state.clone());
     oauth::start(&state).await?;

@@ -281,6 +281,17 @@ impl AuditKey {
         Ok(AuditKey(SigningKey::from_bytes(&seed)))
     }
 
+    /// A 256-bit key for another purpose, derived from this one (SHA-256 of `context` and
+    /// the seed), so every process of one deployment derives the same key without another
+    /// secret to manage.
+    pub fn derive(&self, context: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(context);
+        h.update(self.0.to_bytes());
+        h.finalize().into()
+    }
+
     /// Reads the key file (64 hex digits: the Ed25519 seed).
     pub fn load(path: &Path) -> std::io::Result<AuditKey> {
         let text = std::fs::read_to_string(path)?;

@@ -30,9 +30,22 @@ pub struct Guard<'a> {
     pub safeguarding: bool,
 }
 
-/// What a refused read looks like: exactly what a missing resource looks like.
+/// What a refused read looks like: exactly what a missing resource looks like (the one
+/// not-found of the API, `crud` uses it too).
 pub fn not_found(resource_type: &str, id: &str) -> ApiError {
-    ApiError::NotFound(format!("{resource_type}/{id} is not known"))
+    ApiError::NotFound(format!("{resource_type}/{id} does not exist"))
+}
+
+/// Whether the caller may know that `body` exists, for a write with `action`: they may
+/// read it, or (a write-only token) make this change to it. Otherwise the write answers
+/// as if there were nothing there.
+pub async fn may_touch(
+    guard: &mut Guard<'_>,
+    action: Action,
+    body: &Bytes,
+) -> Result<bool, StoreError> {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    Ok(guard.decide(Action::Read, &v).await?.allow || guard.decide(action, &v).await?.allow)
 }
 
 impl<'a> Guard<'a> {
@@ -171,10 +184,10 @@ impl<'a> Guard<'a> {
     ) -> ApiResult<()> {
         if let Some(old) = old {
             let v: Value = serde_json::from_slice(old).unwrap_or(Value::Null);
-            if !self.decide(Action::Read, &v).await?.allow {
+            let d = self.decide(action, &v).await?;
+            if !d.allow && !self.decide(Action::Read, &v).await?.allow {
                 return Err(not_found(resource_type, id));
             }
-            let d = self.decide(action, &v).await?;
             if !d.allow {
                 return Err(forbidden(d));
             }

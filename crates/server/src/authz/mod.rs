@@ -14,7 +14,7 @@ mod guard;
 
 pub use authenticate::{Caller, TokenCache};
 pub use facts::FactsCache;
-pub use guard::{Guard, not_found};
+pub use guard::{Guard, may_touch, not_found};
 
 /// The enforcement state shared by every request.
 #[derive(Default)]

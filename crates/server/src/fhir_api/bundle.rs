@@ -934,7 +934,7 @@ async fn attempt_transaction(
 
     for &i in &order {
         let e = &entries[i];
-        let plan = plan_entry(st, e, &deleted)
+        let plan = plan_entry(&mut guard, e, &deleted)
             .await
             .map_err(|f| Failed { index: i, ..f })?;
         if let Plan::Write {
@@ -1041,7 +1041,8 @@ async fn attempt_transaction(
                         && !t.contains(':')
                         && !t.contains('/')
                     {
-                        let answer = resolve_conditional_reference(st, t, q, &deleted).await;
+                        let answer =
+                            resolve_conditional_reference(&mut guard, t, q, &deleted).await;
                         conditional_refs.insert(r.clone(), answer);
                     }
                 }
@@ -1062,11 +1063,9 @@ async fn attempt_transaction(
                 };
                 let map = request::validate(map).map_err(|e| fail(i, e))?;
                 if let Some(l) = live
-                    && guard
-                        .readable(access::Action::Read, &l.body)
+                    && !crate::authz::may_touch(&mut guard, access::Action::Update, &l.body)
                         .await
                         .map_err(|e| fail(i, e.into()))?
-                        .is_none()
                 {
                     return Err(fail(i, crate::authz::not_found(resource_type, id)));
                 }
@@ -1168,7 +1167,7 @@ fn clone_error(e: &ApiError) -> ApiError {
 
 /// `Type?query` in a `Reference.reference` → `Type/id` of its one match.
 async fn resolve_conditional_reference(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     resource_type: &str,
     query: &str,
     deleted: &HashSet<(String, String)>,
@@ -1176,7 +1175,9 @@ async fn resolve_conditional_reference(
     let r = format!("{resource_type}?{query}");
     require_supported(resource_type)
         .map_err(|_| ApiError::bad_request("resource", format!("'{r}': unknown resource type")))?;
-    let ids = live_matches(st, resource_type, query, deleted).await?;
+    let ids = live_matches(guard, resource_type, query, deleted)
+        .await?
+        .visible;
     match ids.as_slice() {
         [id] => Ok(format!("{resource_type}/{id}")),
         [] => Err(ApiError::NotFound(format!(
@@ -1189,26 +1190,27 @@ async fn resolve_conditional_reference(
     }
 }
 
-/// Matches of a condition, leaving out resources this transaction deletes.
+/// Matches of a condition the caller may see, leaving out resources this transaction
+/// deletes (see `conditional::visible_matches`).
 async fn live_matches(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     resource_type: &str,
     query: &str,
     deleted: &HashSet<(String, String)>,
-) -> ApiResult<Vec<String>> {
-    // Enough to still see "several" after leaving out the deleted ones.
-    let limit = conditional::MATCH_LIMIT + deleted.len();
-    let mut ids = conditional::matching_ids_up_to(st, resource_type, query, limit).await?;
-    ids.retain(|id| !deleted.contains(&(resource_type.to_owned(), id.clone())));
-    Ok(ids)
+) -> ApiResult<conditional::Matches> {
+    let criteria = conditional::criteria(query, "condition")?;
+    let m = conditional::visible_matches(guard, resource_type, &criteria, deleted).await?;
+    conditional::refuse_hidden_passport(resource_type, &m)?;
+    Ok(m)
 }
 
 /// What one entry comes to, from the state committed now (and the deletions planned).
 async fn plan_entry(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     e: &Entry,
     deleted: &HashSet<(String, String)>,
 ) -> Result<Plan, Failed> {
+    let st = guard.st;
     let f = |error: ApiError| fail(0, error);
     let t = e.target.resource_type.clone();
     let wanted = e.wanted().map_err(f)?;
@@ -1231,7 +1233,10 @@ async fn plan_entry(
             let id = match (&e.target.path[..], &e.target.query) {
                 ([id], None) => id.clone(),
                 (_, Some(q)) => {
-                    let ids = live_matches(st, &t, q, deleted).await.map_err(f)?;
+                    let ids = live_matches(guard, &t, q, deleted)
+                        .await
+                        .map_err(f)?
+                        .visible;
                     match ids.as_slice() {
                         [] => {
                             return Ok(Plan::Nothing(
@@ -1269,8 +1274,10 @@ async fn plan_entry(
             let mut unless_exists = None;
             if let Some(q) = &e.if_none_exist {
                 let criteria = conditional::criteria(q, "ifNoneExist").map_err(f)?;
-                let ids = live_matches(st, &t, q, deleted).await.map_err(f)?;
-                match ids.as_slice() {
+                let m = live_matches(guard, &t, q, deleted).await.map_err(f)?;
+                match m.visible.as_slice() {
+                    // A hidden match plays no part, so it must not trip the store's check.
+                    [] if m.hidden => {}
                     [] => unless_exists = conditional::race_check(&criteria),
                     [id] => {
                         return match read(id.clone()).await? {
@@ -1340,8 +1347,9 @@ async fn plan_entry(
                     if let Some(b) = &body_id {
                         crud::require_id(b).map_err(f)?;
                     }
-                    let ids = live_matches(st, &t, q, deleted).await.map_err(f)?;
-                    match ids.as_slice() {
+                    let m = live_matches(guard, &t, q, deleted).await.map_err(f)?;
+                    let hidden = m.hidden;
+                    match m.visible.as_slice() {
                         [] => {
                             if wanted.is_some() {
                                 return Err(f(ApiError::PreconditionFailed(format!(
@@ -1364,7 +1372,11 @@ async fn plan_entry(
                                 id,
                                 resource: Some(map),
                                 existing: None,
-                                unless_exists: conditional::race_check(&criteria),
+                                unless_exists: if hidden {
+                                    None
+                                } else {
+                                    conditional::race_check(&criteria)
+                                },
                             })
                         }
                         [id] => {

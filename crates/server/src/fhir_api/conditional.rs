@@ -179,8 +179,10 @@ pub async fn update(
         if attempt > 0 {
             crud::backoff(attempt).await;
         }
-        let ids = search::matching_ids(&st, &resource_type, &conditions, MATCH_LIMIT).await?;
-        let ids = visible(&mut guard, &resource_type, ids).await?;
+        let m =
+            visible_matches(&mut guard, &resource_type, &conditions, &Default::default()).await?;
+        refuse_hidden_passport(&resource_type, &m)?;
+        let ids = m.visible;
         match ids.as_slice() {
             [] => {
                 if wanted.is_some() {
@@ -210,7 +212,8 @@ pub async fn update(
                     )
                     .await?;
                 let mut write = crud::prepare(&resource_type, &id, map.clone(), None);
-                write.unless_exists = tokens.clone();
+                // A hidden match would trip the in-transaction check: it plays no part.
+                write.unless_exists = if m.hidden { None } else { tokens.clone() };
                 let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);
                 write.audit.extend(audit.records);
                 match st.write(write).await {
@@ -276,8 +279,11 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let query = require_query(query, "delete")?;
-    let ids = matching_ids(&st, &resource_type, &query).await?;
-    let ids = visible(&mut Guard::new(&st, &caller), &resource_type, ids).await?;
+    let conditions = criteria(&query, "conditional delete")?;
+    let mut guard = Guard::new(&st, &caller);
+    let ids = visible_matches(&mut guard, &resource_type, &conditions, &Default::default())
+        .await?
+        .visible;
     match ids.as_slice() {
         [] => Ok(StatusCode::NO_CONTENT.into_response()),
         [id] => {
@@ -296,26 +302,69 @@ pub async fn delete(
     }
 }
 
-/// The matches the caller may read: the others play no part (counting them would tell
-/// the caller they exist).
-async fn visible(
+/// Most matches of a condition looked at to find those the caller may see.
+pub const VISIBLE_SCAN: usize = 1000;
+
+/// The matches of a condition, as the caller sees them.
+pub struct Matches {
+    /// Those the caller may see (at most [`VISIBLE_SCAN`] looked at).
+    pub visible: Vec<String>,
+    /// Some matches were hidden from the caller.
+    pub hidden: bool,
+}
+
+/// Evaluates a condition for the caller: matches they may not see play no part — counting
+/// them, or refusing because of them, would tell the caller they exist. `excluded`:
+/// resources to leave out (those a transaction deletes).
+pub async fn visible_matches(
     guard: &mut Guard<'_>,
     resource_type: &str,
-    ids: Vec<String>,
-) -> ApiResult<Vec<String>> {
-    let mut out = Vec::with_capacity(ids.len());
+    criteria: &[(String, String)],
+    excluded: &std::collections::HashSet<(String, String)>,
+) -> ApiResult<Matches> {
+    let ids = search::matching_ids(guard.st, resource_type, criteria, VISIBLE_SCAN).await?;
+    let mut m = Matches {
+        visible: Vec::new(),
+        hidden: false,
+    };
     for id in ids {
-        if let Some(s) = guard.st.store.read(resource_type, &id).await?
-            && !s.deleted
-            && guard
-                .readable(access::Action::Search, &s.body)
-                .await?
-                .is_some()
+        if excluded.contains(&(resource_type.to_owned(), id.clone())) {
+            continue;
+        }
+        let Some(s) = guard
+            .st
+            .store
+            .read(resource_type, &id)
+            .await?
+            .filter(|s| !s.deleted)
+        else {
+            continue;
+        };
+        if guard
+            .readable(access::Action::Search, &s.body)
+            .await?
+            .is_some()
         {
-            out.push(id);
+            m.visible.push(id);
+        } else {
+            m.hidden = true;
         }
     }
-    Ok(out)
+    Ok(m)
+}
+
+/// The one deliberate exception to "hidden matches play no part": a passport (Patient)
+/// the caller cannot see that matches their condition (in practice its NHS Number). One
+/// passport per child is the point of Passport, so a second one is refused, saying only
+/// that one exists — never whose or where. The refusal is audited like any request.
+pub fn refuse_hidden_passport(resource_type: &str, m: &Matches) -> ApiResult<()> {
+    if resource_type == "Patient" && m.hidden && m.visible.is_empty() {
+        return Err(ApiError::Conflict(
+            "a passport for this child already exists; ask the child's care team to add you to it"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// "2 or more" when the search stopped at the limit.

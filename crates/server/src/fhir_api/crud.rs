@@ -137,16 +137,22 @@ pub async fn create(
     if let Some(v) = headers.get("if-none-exist") {
         let query = v.to_str().unwrap_or("");
         let criteria = super::conditional::criteria(query, "If-None-Exist")?;
-        match super::conditional::race_check(&criteria) {
-            // Simple tokens: the store checks them inside the write's transaction.
-            Some(tokens) => condition = Some(tokens),
-            // Anything else: a search first (see `conditional` for what that guarantees).
-            None => {
-                let ids = super::conditional::matching_ids(&st, &resource_type, query).await?;
-                if !ids.is_empty() {
-                    return create_matched(&mut guard, &resource_type, ids, &headers).await;
-                }
-            }
+        // A search first, as the caller sees it (see `conditional`); simple tokens are
+        // checked again inside the write's transaction, unless a hidden resource matches
+        // (it plays no part, so it must not trip the check either).
+        let m = super::conditional::visible_matches(
+            &mut guard,
+            &resource_type,
+            &criteria,
+            &Default::default(),
+        )
+        .await?;
+        if !m.visible.is_empty() {
+            return create_matched(&mut guard, &resource_type, m.visible, &headers).await;
+        }
+        super::conditional::refuse_hidden_passport(&resource_type, &m)?;
+        if !m.hidden {
+            condition = super::conditional::race_check(&criteria);
         }
     }
     // A client-sent id is ignored on create: the server assigns ids (time-ordered, so
@@ -165,6 +171,7 @@ pub async fn create(
             ret,
             "created",
         ))),
+        // A match committed meanwhile (it was visible to the search's caller or absent).
         Err(StoreError::ConditionMatched(ids)) => {
             create_matched(&mut guard, &resource_type, ids, &headers).await
         }
@@ -268,9 +275,7 @@ async fn current(guard: &mut Guard<'_>, resource_type: &str, id: &str) -> ApiRes
     }
 }
 
-pub(crate) fn not_found(resource_type: &str, id: &str) -> ApiError {
-    ApiError::NotFound(format!("{resource_type}/{id} does not exist"))
-}
+pub(crate) use crate::authz::not_found;
 
 pub async fn vread(
     State(st): State<Arc<AppState>>,
@@ -448,10 +453,7 @@ pub(crate) async fn write_with_retry(
         let live = existing.as_ref().filter(|s| !s.deleted);
         // Refused before the version check: a 412 would tell that the resource exists.
         if let Some(l) = live
-            && guard
-                .readable(access::Action::Read, &l.body)
-                .await?
-                .is_none()
+            && !crate::authz::may_touch(guard, access::Action::Update, &l.body).await?
         {
             return Err(crate::authz::not_found(resource_type, id));
         }

@@ -89,7 +89,7 @@ async fn latest_body(
     })
 }
 
-fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
+fn parse_query(st: &AppState, raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
     query.count = DEFAULT_COUNT;
     for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
         let bad = |what: &str| ApiError::bad_request("", format!("{name}: {what}"));
@@ -112,9 +112,10 @@ fn parse_query(raw: &str, mut query: HistoryQuery) -> ApiResult<HistoryQuery> {
             }
             "_before" => {
                 query.before_seq = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad("not a page position this server made"))?,
+                    st.pages
+                        .open(&value)
+                        .and_then(|v| v.parse().ok())
+                        .ok_or_else(|| bad("not a page position this server made"))?,
                 )
             }
             // Other parameters (e.g. _format) do not change a history listing.
@@ -135,6 +136,7 @@ async fn history(
     request::check_accept(headers)?;
     let raw_query = raw_query.unwrap_or_default();
     let query = parse_query(
+        st,
         &raw_query,
         HistoryQuery {
             resource_type: resource_type.clone(),
@@ -164,7 +166,7 @@ async fn history(
             ser.append_pair(k, v);
         }
         if let Some(b) = before {
-            ser.append_pair("_before", &b.to_string());
+            ser.append_pair("_before", &st.pages.seal(&b.to_string()));
         }
         let q = ser.finish();
         if q.is_empty() {

@@ -5,6 +5,7 @@ pub mod capability;
 pub mod conditional;
 pub mod crud;
 pub mod history;
+pub mod paging;
 pub mod request;
 pub mod response;
 pub mod search;

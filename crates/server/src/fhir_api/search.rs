@@ -33,6 +33,7 @@ use passport_store::search::{
 use serde_json::Value;
 
 use super::crud::require_supported;
+use super::paging::PageSealer;
 use super::request;
 use super::response::BundleWriter;
 use crate::AppState;
@@ -644,9 +645,12 @@ fn parse_include(ty: &str, v: &str, iterate: bool, reverse: bool) -> PResult<Inc
     })
 }
 
-fn decode_cursor(v: &str) -> PResult<Cursor> {
+fn decode_cursor(sealer: &PageSealer, v: &str) -> PResult<Cursor> {
     let err = || ParamError::Bad("_cursor: not a page position this server made".into());
-    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(v) else {
+    let Some(v) = sealer.open(v) else {
+        return Err(err());
+    };
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&v) else {
         return Err(err());
     };
     let Some((Value::String(id), values)) = items.split_last() else {
@@ -672,7 +676,7 @@ fn decode_cursor(v: &str) -> PResult<Cursor> {
     })
 }
 
-fn encode_cursor(c: &Cursor) -> String {
+fn encode_cursor(sealer: &PageSealer, c: &Cursor) -> String {
     let mut items: Vec<Value> = c
         .values
         .iter()
@@ -684,11 +688,12 @@ fn encode_cursor(c: &Cursor) -> String {
         })
         .collect();
     items.push(Value::from(c.id.as_str()));
-    Value::Array(items).to_string()
+    sealer.seal(&Value::Array(items).to_string())
 }
 
 /// Parses the search parameters (already split into pairs) for a search on `ty`.
-fn parse(base: &str, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiResult<Parsed> {
+fn parse(st: &AppState, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiResult<Parsed> {
+    let base = st.config.base();
     let mut parsed = Parsed {
         query: SearchQuery {
             resource_type: ty.to_owned(),
@@ -716,8 +721,8 @@ fn parse(base: &str, ty: &str, pairs: &[(String, String)], strict: bool) -> ApiR
                     parsed.query.count = n.min(MAX_COUNT);
                 }
                 "_sort" => parsed.query.sort = parse_sort(ty, value)?,
-                "_cursor" => parsed.query.after = Some(decode_cursor(value)?),
-                "_before" => parsed.query.before = Some(decode_cursor(value)?),
+                "_cursor" => parsed.query.after = Some(decode_cursor(&st.pages, value)?),
+                "_before" => parsed.query.before = Some(decode_cursor(&st.pages, value)?),
                 "_include" | "_include:iterate" | "_revinclude" | "_revinclude:iterate" => {
                     for v in value.split(',') {
                         parsed.includes.push(parse_include(
@@ -795,7 +800,7 @@ pub async fn matching_ids(
     criteria: &[(String, String)],
     limit: usize,
 ) -> ApiResult<Vec<String>> {
-    let mut parsed = parse(st.config.base(), ty, criteria, true)?;
+    let mut parsed = parse(st, ty, criteria, true)?;
     parsed.query.count = limit;
     let result = st.store.search(&parsed.query).await?;
     Ok(result.matches.into_iter().map(|m| m.id).collect())
@@ -911,7 +916,7 @@ async fn run(
 ) -> ApiResult<Response> {
     let st = guard.st;
     let base = st.config.base();
-    let mut parsed = parse(base, ty, &pairs, strict(headers))?;
+    let mut parsed = parse(st, ty, &pairs, strict(headers))?;
     let path = match &compartment {
         Some((p, _)) => format!("{base}/fhir/{p}"),
         None => format!("{base}/fhir/{ty}"),
@@ -1023,7 +1028,7 @@ async fn run(
             ser.append_pair(k, v);
         }
         if let Some((name, c)) = position {
-            ser.append_pair(name, &encode_cursor(c));
+            ser.append_pair(name, &encode_cursor(&st.pages, c));
         }
         let q = ser.finish();
         if q.is_empty() {
@@ -1231,7 +1236,10 @@ async fn everything(
             }
             "_type" => types = Some(v.split(',').map(str::to_owned).collect()),
             "_cursor" => {
-                let c: Vec<String> = serde_json::from_str(v).map_err(|_| {
+                let bad =
+                    || ApiError::bad_request("", "_cursor: not a page position this server made");
+                let v = st.pages.open(v).ok_or_else(bad)?;
+                let c: Vec<String> = serde_json::from_str(&v).map_err(|_| {
                     ApiError::bad_request("", "_cursor: not a page position this server made")
                 })?;
                 let [t, i] = <[String; 2]>::try_from(c).map_err(|_| {
@@ -1297,11 +1305,14 @@ async fn everything(
         &link(
             q.after
                 .as_ref()
-                .map(|(t, i)| serde_json::json!([t, i]).to_string()),
+                .map(|(t, i)| st.pages.seal(&serde_json::json!([t, i]).to_string())),
         ),
     );
     if more && let Some((t, i)) = &last_row {
-        w.link("next", &link(Some(serde_json::json!([t, i]).to_string())));
+        w.link(
+            "next",
+            &link(Some(st.pages.seal(&serde_json::json!([t, i]).to_string()))),
+        );
     }
     for m in &rows {
         let full_url = format!("{base}/fhir/{}/{}", m.resource_type, m.id);

@@ -72,7 +72,7 @@ async fn controller(
     now_us: i64,
 ) -> Result<Result<(Passport, String), axum::response::Response>, guard::WebError> {
     let policy = RegionalPolicy::default();
-    let Some(p) = child_facts::load(&st, patient).await? else {
+    let Some(p) = child_facts::load(st, patient).await? else {
         return Ok(Err(guard::no_such_passport()));
     };
     let linked = match &who.identity {
