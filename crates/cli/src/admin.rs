@@ -74,6 +74,10 @@ pub struct CreateUser {
     /// random password and a reset link is printed for them to choose their own.
     #[arg(long)]
     password_stdin: bool,
+    /// A security label this member of staff is cleared to see (repeatable): safeguarding,
+    /// social-care, sexual-health, mental-health, restricted. Staff only.
+    #[arg(long = "cleared")]
+    cleared: Vec<String>,
     #[command(flatten)]
     base: BaseUrl,
 }
@@ -231,6 +235,14 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
     } else {
         (passport_server::web::auth::random_token(), false)
     };
+    for code in &a.cleared {
+        if access::SecurityLabel::from_code(code).is_none() || a.role == "family" {
+            return Err(format!(
+                "--cleared takes a security label of a member of staff (safeguarding, social-care, sexual-health, mental-health, restricted), not {code:?}"
+            )
+            .into());
+        }
+    }
     let created = if a.role == "family" {
         directory::create_family(
             store,
@@ -263,6 +275,11 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
         )
         .await?
     };
+    if !a.cleared.is_empty() {
+        store
+            .set_account_cleared(&created.account_id, &a.cleared)
+            .await?;
+    }
     println!("created account {} for {}", created.account_id, a.email);
     if let Some(uri) = created.totp_uri {
         println!("TOTP enrolment (add to an authenticator app; shown once):\n{uri}");

@@ -183,11 +183,6 @@ async fn run(srv: TestServer, backend: &str) {
 
 /// Why a row cannot run over HTTP yet (`None`: it runs).
 fn skip_reason(case: &Case) -> Option<&'static str> {
-    if matches!(case.rel, Rel::BreakGlass | Rel::BreakGlassExpired) {
-        return Some(
-            "break-glass: no HTTP way to grant break-glass yet (its store table is being added)",
-        );
-    }
     if !fhir::types::is_supported(type_of(case.resource)) {
         return Some(
             "the resource type is not one this server supports (fhir::types::SUPPORTED_TYPES)",
@@ -203,11 +198,6 @@ fn skip_reason(case: &Case) -> Option<&'static str> {
     }
     if case.action == Action::Export {
         return Some("Action::Export: no export endpoint ($export / print / document) yet");
-    }
-    if matches!(case.who, Who::Cleared(..)) {
-        return Some(
-            "staff clearance: no way to record a member of staff's security-label clearance (accounts and PractitionerRole carry none; web::session::identity sets cleared = empty)",
-        );
     }
     if case.rel == Rel::NoChild && case.resource == "Condition" {
         return Some(
@@ -397,7 +387,12 @@ impl W<'_> {
     /// A member of staff, as `directory::create_staff` makes one (Practitioner +
     /// PractitionerRole over the FHIR API, then the account) without the password hash that
     /// no test here signs in with. Returns (practitioner id, account id).
-    async fn staff(&mut self, role: Role, org: &str) -> Result<(String, String), String> {
+    async fn staff(
+        &mut self,
+        role: Role,
+        org: &str,
+        cleared: Vec<String>,
+    ) -> Result<(String, String), String> {
         let login = format!("staff-{}@matrix.example", new_id());
         let practitioner = self
             .create(&json!({
@@ -428,6 +423,7 @@ impl W<'_> {
             display_name: "Matrix Staff".into(),
             active: true,
             created_us: passport_server::clock::now_us(),
+            cleared,
         };
         self.account(&account).await?;
         Ok((practitioner, account.id))
@@ -463,6 +459,7 @@ impl W<'_> {
             display_name: "Sam Matrix".into(),
             active: true,
             created_us: passport_server::clock::now_us(),
+            cleared: Vec::new(),
         };
         self.account(&account).await?;
         Ok((person, account.id))
@@ -810,7 +807,11 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
     let mut own_patient = child.clone();
     let subject = match case.who {
         Who::Staff(role, _) | Who::Cleared(role, _, _) => {
-            let (p, account) = w.staff(role, &org).await?;
+            let cleared = match case.who {
+                Who::Cleared(_, _, label) => vec![label.code().to_owned()],
+                _ => Vec::new(),
+            };
+            let (p, account) = w.staff(role, &org, cleared).await?;
             practitioner = Some(p.clone());
             Subj::User {
                 account,
@@ -856,6 +857,40 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
         }
         Who::Anonymous => Subj::Anonymous,
     };
+
+    // Break-glass, as the /break-glass page stores it: an hour ago for four hours, or
+    // (expired) five hours ago.
+    if matches!(case.rel, Rel::BreakGlass | Rel::BreakGlassExpired) {
+        let hour = 3_600_000_000i64;
+        let now = passport_server::clock::now_us();
+        let starts = if case.rel == Rel::BreakGlass {
+            now - hour
+        } else {
+            now - 5 * hour
+        };
+        let account = match &subject {
+            Subj::User { account, .. } => account.clone(),
+            _ => return Err("break-glass rows are for staff".into()),
+        };
+        w.srv
+            .state
+            .store
+            .create_break_glass(&passport_store::break_glass::BreakGlassRow {
+                id: new_id(),
+                patient_id: child.clone(),
+                practitioner_id: practitioner.clone().unwrap_or_default(),
+                account_id: account,
+                organisation_id: org.clone(),
+                reason: "Unconscious in A&E".into(),
+                starts_us: starts,
+                expires_us: starts + 4 * hour,
+                reviewed_us: None,
+                reviewed_by: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        w.srv.state.authz.facts.forget(&child);
+    }
 
     // Care team and sharing choices, from the row's facts with the real ids.
     if let Some(f) = &facts {

@@ -59,6 +59,9 @@ pub struct Account {
     pub display_name: String,
     pub active: bool,
     pub created_us: i64,
+    /// Security-label codes a member of staff is cleared to see (e.g. `safeguarding` for a
+    /// designated safeguarding lead), set by their organisation's admin. Empty for most.
+    pub cleared: Vec<String>,
 }
 
 /// Failed sign-ins for one login.
@@ -150,7 +153,7 @@ pub enum ResetRefused {
 }
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, login, kind, password_hash, totp_secret, role, \
-     organisation_id, practitioner_id, practitioner_role_id, person_id, display_name, active, created_us";
+     organisation_id, practitioner_id, practitioner_role_id, person_id, display_name, active, created_us, cleared";
 pub(crate) const SESSION_COLUMNS: &str =
     "id_hash, account_id, stage, csrf_token, created_us, last_seen_us, expires_us";
 
@@ -191,6 +194,16 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.set_account_active(id.to_owned(), active).await,
             Store::Postgres(s) => s.set_account_active(id, active).await,
+        }
+    }
+
+    /// Sets the security labels a member of staff is cleared to see (codes); `false` if no
+    /// such account.
+    pub async fn set_account_cleared(&self, id: &str, cleared: &[String]) -> Result<bool> {
+        let codes = cleared.join(" ");
+        match self {
+            Store::Sqlite(s) => s.set_account_cleared(id.to_owned(), codes).await,
+            Store::Postgres(s) => s.set_account_cleared(id, &codes).await,
         }
     }
 

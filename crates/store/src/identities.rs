@@ -134,6 +134,7 @@ mod tests {
             display_name: "P".into(),
             active: true,
             created_us: 1,
+            cleared: Vec::new(),
         };
         assert!(store.create_account(&account).await.unwrap());
         let id = ExternalIdentity {

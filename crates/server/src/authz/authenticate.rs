@@ -190,14 +190,7 @@ async fn system_caller(st: &AppState, claims: &TokenClaims) -> Result<Caller, Ap
         Some(id) => organisation_named(st, id).await?,
         None => None,
     };
-    let mut cleared = access::LabelSet::default();
-    for l in client
-        .cleared
-        .iter()
-        .filter_map(|c| access::SecurityLabel::from_code(c))
-    {
-        cleared.insert(l);
-    }
+    let cleared = crate::web::session::cleared(&client.cleared);
     let system = SystemClient {
         client_id: client.client_id.clone(),
         organisation: org.as_ref().map(|o| o.id.clone()),

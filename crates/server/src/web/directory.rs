@@ -354,6 +354,7 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
         display_name: new.name.trim().to_owned(),
         active: true,
         created_us: clock::now_us(),
+        cleared: Vec::new(),
     };
     if !store.create_account(&account).await? {
         return Err(DirectoryError::Duplicate(format!(
@@ -403,6 +404,7 @@ pub async fn create_family(store: &Store, new: NewFamily) -> Result<Created> {
         display_name: new.name.trim().to_owned(),
         active: true,
         created_us: clock::now_us(),
+        cleared: Vec::new(),
     };
     if !store.create_account(&account).await? {
         return Err(DirectoryError::Duplicate(format!(

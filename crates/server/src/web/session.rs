@@ -137,6 +137,18 @@ pub async fn end(st: &AppState, headers: &HeaderMap) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The labels in a list of security-label codes (unknown codes clear nothing).
+pub fn cleared(codes: &[String]) -> access::LabelSet {
+    let mut set = access::LabelSet::default();
+    for l in codes
+        .iter()
+        .filter_map(|c| access::SecurityLabel::from_code(c))
+    {
+        set.insert(l);
+    }
+    set
+}
+
 /// The access-control identity of a signed-in account (see `access::Identity`).
 pub async fn identity(st: &AppState, account: &Account) -> Result<access::Identity, StoreError> {
     Ok(match account.kind {
@@ -161,7 +173,7 @@ pub async fn identity(st: &AppState, account: &Account) -> Result<access::Identi
                     organisation: org.id,
                     sector: org.sector,
                     region: org.region,
-                    cleared: access::LabelSet::default(),
+                    cleared: cleared(&account.cleared),
                 }),
                 _ => access::Identity::Anonymous,
             }

@@ -13,3 +13,7 @@ ALTER TABLE oauth_clients ADD COLUMN cleared TEXT NOT NULL DEFAULT '';
 -- The last TOTP time step accepted for each account: a code is accepted once, so a code
 -- seen over someone's shoulder (or replayed) within its 90-second window is refused.
 ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+
+-- Security labels a member of staff is cleared to see (space-separated codes of the
+-- passport-security-label system), set by their organisation's admin.
+ALTER TABLE accounts ADD COLUMN cleared TEXT NOT NULL DEFAULT '';

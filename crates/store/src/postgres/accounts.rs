@@ -24,6 +24,11 @@ fn account(r: &Row) -> Account {
         display_name: r.get(10),
         active: r.get::<_, i64>(11) != 0,
         created_us: r.get(12),
+        cleared: r
+            .get::<_, String>(13)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     }
 }
 
@@ -84,7 +89,7 @@ impl PgStore {
             .change(
                 &format!(
                     "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                      ON CONFLICT (login) DO NOTHING"
                 ),
                 &[
@@ -101,6 +106,7 @@ impl PgStore {
                     &a.display_name,
                     &active,
                     &a.created_us,
+                    &a.cleared.join(" "),
                 ],
             )
             .await?;
@@ -131,6 +137,20 @@ impl PgStore {
             .await?;
         let rows = conn.client.query(&stmt, &[]).await.map_err(pg_error)?;
         Ok(rows.iter().map(account).collect())
+    }
+
+    pub(crate) async fn set_account_cleared(&self, id: &str, codes: &str) -> Result<bool> {
+        let _open = self.closed_check().await?;
+        let conn = self.pool.get().await?;
+        let n = conn
+            .client
+            .execute(
+                "UPDATE accounts SET cleared = $2 WHERE id = $1",
+                &[&id, &codes],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(n == 1)
     }
 
     pub(crate) async fn accept_totp_step(&self, id: &str, step: i64) -> Result<bool> {

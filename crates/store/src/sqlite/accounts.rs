@@ -23,7 +23,12 @@ fn account(r: &Row<'_>) -> rusqlite::Result<Account> {
         display_name: r.get(10)?,
         active: r.get::<_, i64>(11)? != 0,
         created_us: r.get(12)?,
+        cleared: split_codes(&r.get::<_, String>(13)?),
     })
+}
+
+fn split_codes(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_owned).collect()
 }
 
 fn session(r: &Row<'_>) -> rusqlite::Result<Session> {
@@ -83,7 +88,7 @@ impl SqliteStore {
                 .execute(
                     &format!(
                         "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES \
-                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+                         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
                          ON CONFLICT (login) DO NOTHING"
                     ),
                     rusqlite::params![
@@ -99,7 +104,8 @@ impl SqliteStore {
                         a.person_id,
                         a.display_name,
                         i64::from(a.active),
-                        a.created_us
+                        a.created_us,
+                        a.cleared.join(" ")
                     ],
                 )
                 .map_err(backend)?;
@@ -127,6 +133,19 @@ impl SqliteStore {
             .query_map([], account)?
             .collect()
         })
+    }
+
+    pub(crate) async fn set_account_cleared(&self, id: String, codes: String) -> Result<bool> {
+        self.call(move |c| {
+            let n = c
+                .execute(
+                    "UPDATE accounts SET cleared = ?2 WHERE id = ?1",
+                    (&id, &codes),
+                )
+                .map_err(backend)?;
+            Ok(n == 1)
+        })
+        .await
     }
 
     pub(crate) async fn accept_totp_step(&self, id: String, step: i64) -> Result<bool> {
