@@ -87,6 +87,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "partial_reference_url",
         sql: include_str!("../migrations/postgres/0009_partial_reference_url.sql"),
     },
+    // 10 and 11 are reserved for work on other branches.
+    Migration {
+        version: 12,
+        name: "launch",
+        sql: include_str!("../migrations/postgres/0012_launch.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

@@ -101,6 +101,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "partial_reference_url",
         sql: include_str!("../migrations/sqlite/0009_partial_reference_url.sql"),
     },
+    // 10 and 11 are reserved for work on other branches.
+    Migration {
+        version: 12,
+        name: "launch",
+        sql: include_str!("../migrations/sqlite/0012_launch.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \
