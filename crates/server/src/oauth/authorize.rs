@@ -62,8 +62,15 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// Why a handler stopped early: a response to send (an error page, a redirect), or the
 /// database failed (the pages' 500, logged without personal data).
 enum Stop {
-    Respond(Response),
+    // Boxed: a Response is large, and this travels in every Err.
+    Respond(Box<Response>),
     Store(StoreError),
+}
+
+impl Stop {
+    fn respond(r: Response) -> Stop {
+        Stop::Respond(Box::new(r))
+    }
 }
 
 impl From<StoreError> for Stop {
@@ -74,7 +81,8 @@ impl From<StoreError> for Stop {
 
 fn finish(r: Result<Response, Stop>) -> Response {
     match r {
-        Ok(r) | Err(Stop::Respond(r)) => r,
+        Ok(r) => r,
+        Err(Stop::Respond(r)) => *r,
         Err(Stop::Store(e)) => WebError::from(e).into_response(),
     }
 }
@@ -272,7 +280,7 @@ struct Checked {
 
 /// The error page for a request that must not be redirected (bad client or redirect URI).
 fn error_page(why: &str) -> Stop {
-    Stop::Respond(error_response(why))
+    Stop::respond(error_response(why))
 }
 
 fn error_response(why: &str) -> Response {
@@ -305,7 +313,7 @@ fn redirect_error(redirect_uri: &str, state: &str, error: &str, description: &st
     if !state.is_empty() {
         params.push(("state", state));
     }
-    Stop::Respond(redirect_with(redirect_uri, &params))
+    Stop::respond(redirect_with(redirect_uri, &params))
 }
 
 /// Checks the request in RFC 6749's order: the client and redirect URI first (an error
@@ -440,7 +448,7 @@ async fn signed_in(st: &AppState, headers: &HeaderMap, p: &Params) -> Result<Cur
                     .append_pair("next", &back)
                     .finish()
             );
-            Err(Stop::Respond(see_other(&to)))
+            Err(Stop::respond(see_other(&to)))
         }
     }
 }
@@ -800,13 +808,13 @@ async fn launchable(st: &AppState) -> Result<Vec<OAuthClient>, StoreError> {
 async fn signed_in_page(st: &AppState, headers: &HeaderMap) -> Result<Current, Stop> {
     match session::current(st, headers).await? {
         Some(cur) if cur.is_full() => Ok(cur),
-        Some(_) => Err(Stop::Respond(see_other("/sign-in/code"))),
-        None => Err(Stop::Respond(see_other("/sign-in"))),
+        Some(_) => Err(Stop::respond(see_other("/sign-in/code"))),
+        None => Err(Stop::respond(see_other("/sign-in"))),
     }
 }
 
 fn cannot_open() -> Stop {
-    Stop::Respond(message(
+    Stop::respond(message(
         StatusCode::NOT_FOUND,
         "You cannot open this child's record",
         &["The child's record was not found, or you do not have access to it."],
