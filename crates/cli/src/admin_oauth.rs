@@ -56,6 +56,10 @@ pub struct CreateClientArgs {
     /// Security labels the client may see (repeatable), e.g. safeguarding.
     #[arg(long = "cleared")]
     cleared: Vec<String>,
+    /// Where Passport opens the app for an EHR launch from a child's passport
+    /// (`?iss=…&launch=…` is added); needs the authorization_code grant.
+    #[arg(long)]
+    launch_uri: Option<String>,
 }
 
 pub async fn run(cmd: OAuthAdmin) -> Result<(), Error> {
@@ -100,6 +104,7 @@ async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Er
                 scope: a.scope,
                 jwks,
                 jwks_url: a.jwks_url,
+                launch_uri: a.launch_uri,
             };
             let created = oauth::create_client(store, spec).await?;
             println!("{:#}", created.to_json());

@@ -92,12 +92,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(
-            fhir_api::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                authz::authenticate::layer,
-            )),
+            fhir_api::routes()
+                // Every FHIR route needs a token (the layer lets `metadata` through).
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    authz::authenticate::layer,
+                ))
+                .merge(oauth::routes())
+                // Set before the layer, so that CORS also wraps it and answers preflight
+                // (OPTIONS) requests, which no route handles.
+                .method_not_allowed_fallback(method_not_allowed)
+                .layer(api_cors()),
         )
-        .merge(oauth::routes())
         .merge(web::routes())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -106,6 +112,42 @@ pub fn router(state: Arc<AppState>) -> Router {
             panic_response,
         ))
         .with_state(state)
+}
+
+/// CORS for the FHIR API and the OAuth endpoints, so that browser apps on other origins
+/// (SMART public clients) can discover, exchange codes and call the API. Any origin, but
+/// never credentials: these endpoints take bearer tokens and client credentials in the
+/// request, not cookies (the pages, which use cookies, get no CORS headers).
+fn api_cors() -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method, header};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            HeaderName::from_static("if-none-exist"),
+            HeaderName::from_static("prefer"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::CONTENT_LOCATION,
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// Opens the store, migrates it and builds the state.

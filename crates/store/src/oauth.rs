@@ -38,6 +38,8 @@ pub struct OAuthClient {
     pub regional: bool,
     /// Security-label codes the client is cleared to see.
     pub cleared: Vec<String>,
+    /// Where the app is opened for an EHR launch from Passport (`?iss=…&launch=…`).
+    pub launch_uri: Option<String>,
 }
 
 /// A key that signs access and id tokens.
@@ -96,6 +98,19 @@ pub enum CodeUse {
     Fresh(Box<AuthCode>),
     /// Used before: a replay (the caller revokes what the first use issued).
     Replayed(Box<AuthCode>),
+}
+
+/// An EHR launch: a signed-in user opened an app from a child's passport (migration 12).
+/// The `launch` value handed to the app is stored as its hex SHA-256; it works once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchContext {
+    pub launch_hash: String,
+    /// The account that opened the app: only the same account may complete the launch.
+    pub account_id: String,
+    pub patient_id: String,
+    pub client_id: String,
+    pub expires_us: i64,
+    pub used_us: Option<i64>,
 }
 
 /// A refresh token (stored by hash).
@@ -250,7 +265,27 @@ impl Store {
         both!(self, s => s.oauth_is_revoked(jti).await)
     }
 
-    /// Deletes expired jtis, codes, refresh tokens and revocations.
+    pub async fn oauth_insert_launch(&self, l: &LaunchContext) -> Result<()> {
+        both!(self, s => s.oauth_insert_launch(l.clone()).await)
+    }
+
+    /// The launch with this hash, whatever its state (to check an authorisation request
+    /// before the user decides).
+    pub async fn oauth_launch(&self, launch_hash: &str) -> Result<Option<LaunchContext>> {
+        both!(self, s => s.oauth_launch(launch_hash).await)
+    }
+
+    /// Uses a launch (atomically): if it is unused and unexpired at `now_us`, marks it used
+    /// and returns it; otherwise `None` (a second use, even racing, gets `None`).
+    pub async fn oauth_use_launch(
+        &self,
+        launch_hash: &str,
+        now_us: i64,
+    ) -> Result<Option<LaunchContext>> {
+        both!(self, s => s.oauth_use_launch(launch_hash.to_owned(), now_us).await)
+    }
+
+    /// Deletes expired jtis, codes, refresh tokens, revocations and launches.
     pub async fn oauth_purge(&self, now_us: i64) -> Result<()> {
         both!(self, s => s.oauth_purge(now_us).await)
     }
@@ -265,7 +300,9 @@ pub(crate) fn split(s: &str) -> Vec<String> {
 }
 
 pub(crate) const CLIENT_COLUMNS: &str = "client_id, name, grant_types, redirect_uris, public_client, \
-     secret_hash, scope, jwks, jwks_url, active, created_us, organisation_id, regional, cleared";
+     secret_hash, scope, jwks, jwks_url, active, created_us, organisation_id, regional, cleared, launch_uri";
+pub(crate) const LAUNCH_COLUMNS: &str =
+    "launch_hash, account_id, patient_id, client_id, expires_us, used_us";
 pub(crate) const KEY_COLUMNS: &str = "kid, alg, private_key, public_jwk, created_us, retired_us";
 pub(crate) const CODE_COLUMNS: &str = "code_hash, client_id, redirect_uri, scope, code_challenge, \
      subject, context, expires_us, used_us, family, access_jti, access_expires_us";
@@ -308,6 +345,7 @@ mod tests {
             organisation_id: Some("org-1".into()),
             regional: true,
             cleared: vec!["safeguarding".into(), "sexual-health".into()],
+            launch_uri: Some("https://app.example/launch".into()),
         };
         store.oauth_insert_client(&client).await.unwrap();
         assert!(store.oauth_insert_client(&client).await.is_err());
@@ -440,6 +478,30 @@ mod tests {
             RefreshUse::Expired
         );
 
+        // launches: peek any number of times, use once, not after expiry
+        let launch = |hash: &str| LaunchContext {
+            launch_hash: hash.into(),
+            account_id: "acc".into(),
+            patient_id: "child".into(),
+            client_id: "c".into(),
+            expires_us: 100,
+            used_us: None,
+        };
+        store.oauth_insert_launch(&launch("l1")).await.unwrap();
+        store.oauth_insert_launch(&launch("l2")).await.unwrap();
+        assert_eq!(store.oauth_launch("l1").await.unwrap(), Some(launch("l1")));
+        assert_eq!(
+            store.oauth_use_launch("l1", 10).await.unwrap(),
+            Some(launch("l1"))
+        );
+        assert_eq!(store.oauth_use_launch("l1", 11).await.unwrap(), None);
+        assert_eq!(
+            store.oauth_launch("l1").await.unwrap().unwrap().used_us,
+            Some(10)
+        );
+        assert_eq!(store.oauth_use_launch("l2", 100).await.unwrap(), None);
+        assert_eq!(store.oauth_use_launch("nope", 1).await.unwrap(), None);
+
         // revocation list
         assert!(!store.oauth_is_revoked("a9").await.unwrap());
         store.oauth_revoke_access("a9", 50).await.unwrap();
@@ -447,6 +509,7 @@ mod tests {
         assert!(store.oauth_is_revoked("a9").await.unwrap());
         store.oauth_purge(200).await.unwrap();
         assert!(!store.oauth_is_revoked("a9").await.unwrap());
+        assert_eq!(store.oauth_launch("l2").await.unwrap(), None);
         assert!(store.oauth_record_jti("c", "j1", 1000).await.unwrap());
         store.close().await;
     }

@@ -98,6 +98,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "break_glass",
         sql: include_str!("../migrations/postgres/0011_break_glass.sql"),
     },
+    Migration {
+        version: 12,
+        name: "launch",
+        sql: include_str!("../migrations/postgres/0012_launch.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

@@ -112,6 +112,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "break_glass",
         sql: include_str!("../migrations/sqlite/0011_break_glass.sql"),
     },
+    Migration {
+        version: 12,
+        name: "launch",
+        sql: include_str!("../migrations/sqlite/0012_launch.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \

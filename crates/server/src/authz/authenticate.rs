@@ -7,8 +7,11 @@
 //!
 //! Cost: the ES256 signature check is the expensive part (~100 µs), so verified claims are
 //! cached by token until they expire. Revocation, and whether the account or client is still
-//! active, are looked up on every request (primary-key reads) so that a revoked token or a
-//! deactivated leaver is refused at once, by every server process.
+//! active (and its role, organisation and clearance), are looked up again when the token's
+//! [`Caller`] is more than [`RECHECK_US`] old — two primary-key reads saved on most
+//! requests. Revocations and deactivations made by this process forget every cached
+//! caller at once ([`TokenCache::forget_callers`]); those made by another process (the
+//! CLI, another replica) take effect within [`RECHECK_US`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -28,6 +31,9 @@ use crate::oauth::{AuthError, TokenClaims};
 
 /// The most verified tokens remembered (the cache is emptied when it fills).
 const MAX_CACHED_TOKENS: usize = 20_000;
+/// How long a token's caller (revocation, account or client still active) is trusted
+/// without looking again.
+pub const RECHECK_US: i64 = 1_000_000;
 
 /// The subject of a request, and how the audit trail names them.
 #[derive(Debug, Clone)]
@@ -38,22 +44,39 @@ pub struct Caller {
     pub purpose: Purpose,
 }
 
-/// Verified token claims by token text.
+/// Verified token claims by token text, and the caller each was last checked as.
 #[derive(Default)]
 pub struct TokenCache {
-    map: RwLock<HashMap<String, Arc<TokenClaims>>>,
+    map: RwLock<HashMap<String, Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    claims: Arc<TokenClaims>,
+    /// The caller, and when it was checked (revocation, account or client active).
+    caller: Option<(i64, Arc<Caller>)>,
 }
 
 impl TokenCache {
-    fn get(&self, token: &str) -> Option<Arc<TokenClaims>> {
+    fn get(&self, token: &str) -> Option<Cached> {
         self.map.read().ok()?.get(token).cloned()
     }
-    fn put(&self, token: &str, claims: Arc<TokenClaims>) {
+    fn put(&self, token: &str, entry: Cached) {
         if let Ok(mut m) = self.map.write() {
             if m.len() >= MAX_CACHED_TOKENS {
                 m.clear();
             }
-            m.insert(token.to_owned(), claims);
+            m.insert(token.to_owned(), entry);
+        }
+    }
+
+    /// Makes every token's caller be checked again on its next use (after a revocation, a
+    /// deactivation, a client switched off).
+    pub fn forget_callers(&self) {
+        if let Ok(mut m) = self.map.write() {
+            for e in m.values_mut() {
+                e.caller = None;
+            }
         }
     }
 }
@@ -71,7 +94,9 @@ pub async fn layer(State(st): State<Arc<AppState>>, mut req: Request, next: Next
     }
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
     match caller(&st, req.headers()).await {
-        Ok(mut c) => {
+        Ok(c) => {
+            // The cached caller is shared by the token's requests; the address is this one's.
+            let mut c = (*c).clone();
             c.who.network_address = peer(&req);
             let c = Arc::new(c);
             req.extensions_mut().insert(c.clone());
@@ -116,32 +141,51 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Authenticates a request: the verified, unrevoked token of an active account or client.
-pub async fn caller(st: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub async fn caller(st: &AppState, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
     let Some(token) = bearer(headers)? else {
         return Err(unauthorized(
             "this endpoint needs an access token (see /fhir/.well-known/smart-configuration)",
             false,
         ));
     };
-    let claims = match st.authz.tokens.get(token) {
-        Some(c) if c.exp > crate::clock::now_us() / 1_000_000 => {
-            check_revoked(st, &c.jti).await?;
-            c
-        }
-        _ => {
-            let c = crate::oauth::verify_access_token(st, token)
-                .await
-                .map_err(refused)?;
-            let c = Arc::new(c);
-            st.authz.tokens.put(token, c.clone());
-            c
-        }
-    };
-    if claims.is_system() {
-        system_caller(st, &claims).await
-    } else {
-        user_caller(st, &claims).await
+    let now_us = crate::clock::now_us();
+    let cached = st
+        .authz
+        .tokens
+        .get(token)
+        .filter(|c| c.claims.exp > now_us / 1_000_000);
+    if let Some(Cached {
+        caller: Some((at, c)),
+        ..
+    }) = &cached
+        && now_us - at < RECHECK_US
+    {
+        return Ok(c.clone());
     }
+    let claims = match cached {
+        Some(c) => {
+            check_revoked(st, &c.claims.jti).await?;
+            c.claims
+        }
+        None => Arc::new(
+            crate::oauth::verify_access_token(st, token)
+                .await
+                .map_err(refused)?,
+        ),
+    };
+    let caller = Arc::new(if claims.is_system() {
+        system_caller(st, &claims).await?
+    } else {
+        user_caller(st, &claims).await?
+    });
+    st.authz.tokens.put(
+        token,
+        Cached {
+            claims,
+            caller: Some((now_us, caller.clone())),
+        },
+    );
+    Ok(caller)
 }
 
 fn refused(e: AuthError) -> ApiError {

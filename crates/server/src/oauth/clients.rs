@@ -31,6 +31,8 @@ pub struct ClientSpec {
     pub regional: bool,
     /// Security-label codes the client is cleared to see.
     pub cleared: Vec<String>,
+    /// Where Passport opens the app for an EHR launch (`?iss=…&launch=…` is added).
+    pub launch_uri: Option<String>,
 }
 
 /// A newly registered client, and its secret if one was issued (shown once).
@@ -68,6 +70,7 @@ pub fn client_json(c: &OAuthClient) -> Value {
         "jwks_uri": c.jwks_url,
         "jwks_keys": c.jwks.as_deref().and_then(|j| serde_json::from_str::<Value>(j).ok())
             .and_then(|j| j["keys"].as_array().map(Vec::len)),
+        "launch_uri": c.launch_uri,
         "active": c.active,
         "created": crate::clock::instant(c.created_us),
         "organisation": c.organisation_id,
@@ -79,6 +82,12 @@ pub fn client_json(c: &OAuthClient) -> Value {
 /// A JSON array (for the CLI, which has no JSON dependency of its own).
 pub fn json_array(items: Vec<Value>) -> Value {
     Value::Array(items)
+}
+
+/// An absolute http(s) URI without a fragment (the query is ours to add to).
+fn absolute_http(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        && !uri.contains('#')
 }
 
 /// Validates `spec`, registers the client and returns it (with a secret for a confidential
@@ -103,10 +112,20 @@ pub async fn create_client(store: &Store, spec: ClientSpec) -> Result<CreatedCli
         return Err("the authorization_code grant needs at least one --redirect-uri".into());
     }
     for uri in &spec.redirect_uris {
-        if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains('#') {
+        if !absolute_http(uri) {
             return Err(format!(
                 "redirect URI {uri:?} must be an absolute http(s) URI without a fragment"
             ));
+        }
+    }
+    if let Some(uri) = &spec.launch_uri {
+        if !absolute_http(uri) {
+            return Err(format!(
+                "launch URI {uri:?} must be an absolute http(s) URI without a fragment"
+            ));
+        }
+        if !has("authorization_code") {
+            return Err("an EHR launch (--launch-uri) needs the authorization_code grant".into());
         }
     }
     if spec.public && (spec.jwks.is_some() || spec.jwks_url.is_some()) {
@@ -173,6 +192,7 @@ pub async fn create_client(store: &Store, spec: ClientSpec) -> Result<CreatedCli
         organisation_id: spec.organisation_id,
         regional: spec.regional,
         cleared: spec.cleared,
+        launch_uri: spec.launch_uri,
     };
     store
         .oauth_insert_client(&client)

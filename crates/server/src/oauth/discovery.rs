@@ -73,6 +73,7 @@ fn smart(config: &Config) -> Value {
         "capabilities": [
             "launch-ehr",
             "launch-standalone",
+            "authorize-post",
             "client-public",
             "client-confidential-symmetric",
             "client-confidential-asymmetric",

@@ -578,6 +578,7 @@ async fn authorization_code(
         CodeUse::Replayed(c) => {
             if let Some(family) = &c.family {
                 st.store.oauth_revoke_family(family, now).await?;
+                st.authz.tokens.forget_callers();
             }
             if let (Some(jti), Some(exp)) = (&c.access_jti, c.access_expires_us) {
                 st.store.oauth_revoke_access(jti, exp).await?;
@@ -780,6 +781,8 @@ pub async fn revoke(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
         {
             st.store.oauth_revoke_family(&r.family, now).await?;
         }
+        // The API checks revoked tokens again at once.
+        st.authz.tokens.forget_callers();
         Ok::<_, OAuthError>(())
     }
     .await;

@@ -312,6 +312,7 @@ async fn create_client(
             organisation_id,
             regional: false,
             cleared: Vec::new(),
+            launch_uri: None,
         };
         match clients::create_client(&st.store, spec).await {
             Ok(made) => {
@@ -367,6 +368,7 @@ async fn deactivate_client(
     {
         return Ok(guard::not_found());
     }
+    st.authz.tokens.forget_callers();
     Ok(see_other("/admin/clients"))
 }
 
@@ -532,5 +534,6 @@ async fn change_staff(
         ));
     }
     directory::set_account_active(&st.store, &target.id, active).await?;
+    st.authz.tokens.forget_callers();
     Ok(see_other("/admin/staff"))
 }

@@ -38,6 +38,8 @@ pub mod session;
 mod sharing;
 pub mod templates;
 
+pub(crate) use pages::WebError;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -84,7 +86,27 @@ pub fn routes() -> Router<Arc<AppState>> {
         )
         .route("/assets/{*path}", get(assets::serve))
         .merge(oidc::routes())
+        // The authorisation pages (OAuth, but pages: they get this surface's headers).
+        .merge(crate::oauth::authorize::routes())
         .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// The Content-Security-Policy of a page whose forms lead (through a redirect) to other
+/// origins: the OAuth approval page (to the app's redirect URI) and the app-launch page (to
+/// apps' launch URIs). Browsers apply `form-action` to the redirects that follow a form,
+/// so without this, "Allow" would be blocked. `origins` are ASCII-serialised URL origins.
+pub fn csp_with_form_targets<'a>(origins: impl IntoIterator<Item = &'a str>) -> HeaderValue {
+    let mut targets = String::from("'self'");
+    for o in origins {
+        // An origin as serialised by the url crate: scheme://host[:port], no spaces or ';'.
+        if !o.contains([' ', ';', ',', '\'']) && !targets.split(' ').any(|t| t == o) {
+            targets.push(' ');
+            targets.push_str(o);
+        }
+    }
+    let csp =
+        CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action {targets}"));
+    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CONTENT_SECURITY_POLICY))
 }
 
 /// Adds the security headers to every response of the pages.
@@ -92,10 +114,15 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().starts_with("/assets/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
+    // A handler may have widened form-action (see `csp_with_form_targets`); otherwise the
+    // strict policy.
+    let own_csp = h.contains_key(header::CONTENT_SECURITY_POLICY);
     let mut set = |name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set("content-security-policy", CONTENT_SECURITY_POLICY);
+    if !own_csp {
+        set("content-security-policy", CONTENT_SECURITY_POLICY);
+    }
     set("x-frame-options", "DENY");
     set("referrer-policy", "no-referrer");
     set("x-content-type-options", "nosniff");

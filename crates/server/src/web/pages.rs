@@ -84,6 +84,45 @@ fn minutes(us: i64) -> String {
     }
 }
 
+/// Where to go after signing in, if `next` is a safe one: only a local path to the OAuth
+/// authorisation endpoint (so an app's sign-in request can resume), in visible ASCII (it
+/// goes into a `Location` header), never another site.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let rest = next.strip_prefix("/oauth/authorize")?;
+    let ok = (rest.is_empty() || rest.starts_with('?'))
+        && next.len() <= 8192
+        && next.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    ok.then_some(next)
+}
+
+/// The safe `next` of a query string or form, if any.
+fn next_of<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Option<String> {
+    pairs
+        .into_iter()
+        .find(|(k, _)| *k == "next")
+        .and_then(|(_, v)| safe_next(v).map(str::to_owned))
+}
+
+fn query_next(query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    next_of(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// `path` with `?next=…` when there is somewhere to go back to.
+fn with_next(path: &str, next: Option<&str>) -> String {
+    match next {
+        Some(n) => format!(
+            "{path}?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", n)
+                .finish()
+        ),
+        None => path.to_owned(),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn sign_in_page(
     st: &AppState,
@@ -93,12 +132,13 @@ fn sign_in_page(
     errors: Vec<FieldError>,
     notice: Option<&str>,
     locked: Option<String>,
+    next: Option<&str>,
 ) -> Response {
     let (csrf, new) = anonymous_csrf(headers);
     let resp = page(
         status,
         "sign_in.html",
-        json!({ "email": email, "errors": errors, "notice": notice, "locked": locked, "csrf_token": csrf, "providers": super::oidc::buttons(st) }),
+        json!({ "email": email, "errors": errors, "notice": notice, "locked": locked, "csrf_token": csrf, "providers": super::oidc::buttons(st), "next": next }),
     );
     match new {
         Some(t) => with_cookie(
@@ -115,10 +155,11 @@ pub async fn sign_in_form(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> PageResult {
+    let next = query_next(query.as_deref());
     if let Some(cur) = session::current(&st, &headers).await?
         && cur.is_full()
     {
-        return Ok(see_other("/"));
+        return Ok(see_other(next.as_deref().unwrap_or("/")));
     }
     let notice = match query.as_deref() {
         Some("signed-out") => Some("You have signed out."),
@@ -138,6 +179,7 @@ pub async fn sign_in_form(
         Vec::new(),
         notice,
         None,
+        next.as_deref(),
     ))
 }
 
@@ -151,6 +193,8 @@ pub async fn sign_in(
     if !anonymous_csrf_ok(&headers, &f) {
         return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
+    let next = next_of(f.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let next = next.as_deref();
     let email = field(&f, "email").trim();
     let password = field(&f, "password");
     let mut errors = Vec::new();
@@ -174,13 +218,14 @@ pub async fn sign_in(
             errors,
             None,
             None,
+            next,
         ));
     }
     let login = email.to_lowercase();
     let now = clock::now_us();
     let throttle = st.store.login_throttle(&login).await?;
     if throttle.locked(now) {
-        return Ok(locked_page(&st, &headers, email, throttle, now));
+        return Ok(locked_page(&st, &headers, email, throttle, now, next));
     }
     let account = st.store.account_by_login(&login).await?;
     let phc = account.as_ref().map(|a| a.password_hash.clone());
@@ -200,7 +245,7 @@ pub async fn sign_in(
         .await;
         let after = st.store.record_login_failure(&login, now).await?;
         if after.locked(now) {
-            return Ok(locked_page(&st, &headers, email, after, now));
+            return Ok(locked_page(&st, &headers, email, after, now, next));
         }
         let errors = vec![
             field_error("email", "Enter a correct email address and password"),
@@ -214,13 +259,14 @@ pub async fn sign_in(
             errors,
             None,
             None,
+            next,
         ));
     };
     // A new session either way (never reuse one the browser already had).
     session::end(&st, &headers).await?;
     let secure = session::secure(&st);
     let (stage, to) = match account.kind {
-        AccountKind::Staff => (SessionStage::Password, "/sign-in/code"),
+        AccountKind::Staff => (SessionStage::Password, with_next("/sign-in/code", next)),
         AccountKind::Family => {
             st.store.clear_login_failures(&login).await?;
             if let Some(person) = &account.person_id {
@@ -229,12 +275,12 @@ pub async fn sign_in(
             }
             let who = account_who(&st, &account).await;
             sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
-            (SessionStage::Full, "/")
+            (SessionStage::Full, next.unwrap_or("/").to_owned())
         }
     };
     let token = session::start(&st, &account, stage).await?;
     Ok(with_cookie(
-        see_other(to),
+        see_other(&to),
         session::set_cookie(SESSION_COOKIE, &token, secure),
     ))
 }
@@ -275,7 +321,14 @@ pub(crate) fn tried(login: &str) -> Who {
     }
 }
 
-fn locked_page(st: &AppState, headers: &HeaderMap, email: &str, t: Throttle, now: i64) -> Response {
+fn locked_page(
+    st: &AppState,
+    headers: &HeaderMap,
+    email: &str,
+    t: Throttle,
+    now: i64,
+    next: Option<&str>,
+) -> Response {
     sign_in_page(
         st,
         StatusCode::TOO_MANY_REQUESTS,
@@ -284,17 +337,23 @@ fn locked_page(st: &AppState, headers: &HeaderMap, email: &str, t: Throttle, now
         Vec::new(),
         None,
         Some(minutes(t.locked_until_us - now)),
+        next,
     )
 }
 
 /// `GET /sign-in/code`
-pub async fn code_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+pub async fn code_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> PageResult {
+    let next = query_next(query.as_deref());
     match session::current(&st, &headers).await? {
-        Some(cur) if cur.is_full() => Ok(see_other("/")),
+        Some(cur) if cur.is_full() => Ok(see_other(next.as_deref().unwrap_or("/"))),
         Some(cur) => Ok(page(
             StatusCode::OK,
             "totp.html",
-            json!({ "errors": Vec::<FieldError>::new(), "csrf_token": cur.session.csrf_token }),
+            json!({ "errors": Vec::<FieldError>::new(), "csrf_token": cur.session.csrf_token, "next": next }),
         )),
         None => Ok(see_other("/sign-in?expired")),
     }
@@ -310,15 +369,17 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     if !session_csrf_ok(&cur, &f) {
         return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
+    let next = next_of(f.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let next = next.as_deref();
     if cur.is_full() {
-        return Ok(see_other("/"));
+        return Ok(see_other(next.unwrap_or("/")));
     }
     let code = field(&f, "code").trim();
     let retry = |text: &str| {
         page(
             StatusCode::BAD_REQUEST,
             "totp.html",
-            json!({ "errors": vec![field_error("code", text)], "csrf_token": cur.session.csrf_token.clone() }),
+            json!({ "errors": vec![field_error("code", text)], "csrf_token": cur.session.csrf_token.clone(), "next": next }),
         )
     };
     if code.is_empty() {
@@ -355,7 +416,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         };
         if after.locked(now) {
             session::end(&st, &headers).await?;
-            let resp = locked_page(&st, &headers, "", after, now);
+            let resp = locked_page(&st, &headers, "", after, now, next);
             return Ok(with_cookie(
                 resp,
                 session::clear_cookie(SESSION_COOKIE, session::secure(&st)),
@@ -371,7 +432,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     session::end(&st, &headers).await?;
     let token = session::start(&st, &cur.account, SessionStage::Full).await?;
     Ok(with_cookie(
-        see_other("/"),
+        see_other(next.unwrap_or("/")),
         session::set_cookie(SESSION_COOKIE, &token, session::secure(&st)),
     ))
 }

@@ -75,6 +75,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/access_log.html"),
     ),
     (
+        "authorize_pick.html",
+        include_str!("../../templates/authorize_pick.html"),
+    ),
+    (
+        "authorize_approve.html",
+        include_str!("../../templates/authorize_approve.html"),
+    ),
+    ("launch.html", include_str!("../../templates/launch.html")),
+    (
         "oidc_signed_in.html",
         include_str!("../../templates/oidc_signed_in.html"),
     ),

@@ -23,6 +23,18 @@ fn client(r: &Row) -> OAuthClient {
         organisation_id: r.get(11),
         regional: r.get(12),
         cleared: split(r.get(13)),
+        launch_uri: r.get(14),
+    }
+}
+
+fn launch(r: &Row) -> LaunchContext {
+    LaunchContext {
+        launch_hash: r.get(0),
+        account_id: r.get(1),
+        patient_id: r.get(2),
+        client_id: r.get(3),
+        expires_us: r.get(4),
+        used_us: r.get(5),
     }
 }
 
@@ -124,7 +136,7 @@ impl PgStore {
             .execute(
                 &format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
                 ),
                 &[
                     &c.client_id,
@@ -141,6 +153,7 @@ impl PgStore {
                     &c.organisation_id,
                     &c.regional,
                     &join(&c.cleared),
+                    &c.launch_uri,
                 ],
             )
             .await
@@ -486,8 +499,77 @@ impl PgStore {
         Ok(row.is_some())
     }
 
+    pub(crate) async fn oauth_insert_launch(&self, l: LaunchContext) -> Result<()> {
+        let conn = self.pool.get().await?;
+        conn.client
+            .execute(
+                &format!(
+                    "INSERT INTO oauth_launch_contexts ({LAUNCH_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6)"
+                ),
+                &[
+                    &l.launch_hash,
+                    &l.account_id,
+                    &l.patient_id,
+                    &l.client_id,
+                    &l.expires_us,
+                    &l.used_us,
+                ],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(())
+    }
+
+    pub(crate) async fn oauth_launch(&self, hash: &str) -> Result<Option<LaunchContext>> {
+        let conn = self.pool.get().await?;
+        let row = conn
+            .client
+            .query_opt(
+                &format!(
+                    "SELECT {LAUNCH_COLUMNS} FROM oauth_launch_contexts WHERE launch_hash = $1"
+                ),
+                &[&hash],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row.as_ref().map(launch))
+    }
+
+    pub(crate) async fn oauth_use_launch(
+        &self,
+        hash: String,
+        now: i64,
+    ) -> Result<Option<LaunchContext>> {
+        // One conditional UPDATE: of racing callers, exactly one gets the row back.
+        let conn = self.pool.get().await?;
+        let row = conn
+            .client
+            .query_opt(
+                &format!(
+                    "UPDATE oauth_launch_contexts SET used_us = $2 \
+                     WHERE launch_hash = $1 AND used_us IS NULL AND expires_us > $2 \
+                     RETURNING {LAUNCH_COLUMNS}"
+                ),
+                &[&hash, &now],
+            )
+            .await
+            .map_err(pg_error)?;
+        Ok(row
+            .as_ref()
+            .map(launch)
+            .map(|l| LaunchContext { used_us: None, ..l }))
+    }
+
     pub(crate) async fn oauth_purge(&self, now: i64) -> Result<()> {
         let conn = self.pool.get().await?;
+        conn.client
+            .execute(
+                "DELETE FROM oauth_launch_contexts WHERE expires_us <= $1",
+                &[&now],
+            )
+            .await
+            .map_err(pg_error)?;
         let code_cutoff = now - 86_400_000_000;
         conn.client
             .execute(

@@ -23,6 +23,18 @@ fn client(r: &Row<'_>) -> rusqlite::Result<OAuthClient> {
         organisation_id: r.get(11)?,
         regional: r.get(12)?,
         cleared: split(&r.get::<_, String>(13)?),
+        launch_uri: r.get(14)?,
+    })
+}
+
+fn launch(r: &Row<'_>) -> rusqlite::Result<LaunchContext> {
+    Ok(LaunchContext {
+        launch_hash: r.get(0)?,
+        account_id: r.get(1)?,
+        patient_id: r.get(2)?,
+        client_id: r.get(3)?,
+        expires_us: r.get(4)?,
+        used_us: r.get(5)?,
     })
 }
 
@@ -114,7 +126,7 @@ impl SqliteStore {
             conn.execute(
                 &format!(
                     "INSERT INTO oauth_clients ({CLIENT_COLUMNS}) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
                 ),
                 rusqlite::params![
                     c.client_id,
@@ -130,7 +142,8 @@ impl SqliteStore {
                     c.created_us,
                     c.organisation_id,
                     c.regional,
-                    join(&c.cleared)
+                    join(&c.cleared),
+                    c.launch_uri
                 ],
             )
             .map(|_| ())
@@ -421,8 +434,67 @@ impl SqliteStore {
         })
     }
 
+    pub(crate) async fn oauth_insert_launch(&self, l: LaunchContext) -> Result<()> {
+        self.in_transaction(move |c| {
+            c.execute(
+                &format!("INSERT INTO oauth_launch_contexts ({LAUNCH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                rusqlite::params![
+                    l.launch_hash,
+                    l.account_id,
+                    l.patient_id,
+                    l.client_id,
+                    l.expires_us,
+                    l.used_us
+                ],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    pub(crate) async fn oauth_launch(&self, hash: &str) -> Result<Option<LaunchContext>> {
+        self.with_reader(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {LAUNCH_COLUMNS} FROM oauth_launch_contexts WHERE launch_hash = ?1"
+            ))?
+            .query_row([hash], launch)
+            .optional()
+        })
+    }
+
+    pub(crate) async fn oauth_use_launch(
+        &self,
+        hash: String,
+        now: i64,
+    ) -> Result<Option<LaunchContext>> {
+        // One conditional UPDATE on the single writer: only one caller can see it change.
+        self.in_transaction(move |c| {
+            let changed = c.execute(
+                "UPDATE oauth_launch_contexts SET used_us = ?2 \
+                 WHERE launch_hash = ?1 AND used_us IS NULL AND expires_us > ?2",
+                (&hash, now),
+            )?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            c.query_row(
+                &format!(
+                    "SELECT {LAUNCH_COLUMNS} FROM oauth_launch_contexts WHERE launch_hash = ?1"
+                ),
+                [&hash],
+                launch,
+            )
+            .map(|l| Some(LaunchContext { used_us: None, ..l }))
+        })
+        .await
+    }
+
     pub(crate) async fn oauth_purge(&self, now: i64) -> Result<()> {
         self.in_transaction(move |c| {
+            c.execute(
+                "DELETE FROM oauth_launch_contexts WHERE expires_us <= ?1",
+                [now],
+            )?;
             c.execute(
                 "DELETE FROM oauth_assertion_jti WHERE expires_us <= ?1",
                 [now],
