@@ -583,8 +583,9 @@ on_both_databases!(
                 &[("accept", "application/fhir+xml")],
                 StatusCode::NOT_ACCEPTABLE,
             ),
+            // (OPTIONS is answered for CORS preflight: tests/authorize.rs.)
             (
-                Method::OPTIONS,
+                Method::TRACE,
                 "/fhir/Patient/x",
                 None,
                 "",
