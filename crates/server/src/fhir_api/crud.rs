@@ -254,17 +254,8 @@ async fn current(guard: &mut Guard<'_>, resource_type: &str, id: &str) -> ApiRes
     match st.store.read(resource_type, id).await? {
         None => Err(not_found(resource_type, id)),
         Some(s) if s.deleted => {
-            let before = match s.version_id.checked_sub(1) {
-                Some(v) if v > 0 => st.store.vread(resource_type, id, v).await?,
-                _ => None,
-            };
-            match before {
-                Some(b) if !b.deleted => {
-                    guard
-                        .read(access::Action::Read, resource_type, id, &b.body)
-                        .await?;
-                }
-                _ => return Err(not_found(resource_type, id)),
+            if !deletion_visible(guard, &s).await? {
+                return Err(not_found(resource_type, id));
             }
             Err(ApiError::Gone {
                 message: format!("{resource_type}/{id} was deleted"),
@@ -276,6 +267,28 @@ async fn current(guard: &mut Guard<'_>, resource_type: &str, id: &str) -> ApiRes
 }
 
 pub(crate) use crate::authz::not_found;
+
+/// The body of the version a deletion deleted (the one before it), if any.
+pub(crate) async fn deleted_body(st: &AppState, deletion: &Stored) -> ApiResult<Option<Bytes>> {
+    let Some(v) = deletion.version_id.checked_sub(1).filter(|v| *v > 0) else {
+        return Ok(None);
+    };
+    Ok(st
+        .store
+        .vread(&deletion.resource_type, &deletion.id, v)
+        .await?
+        .filter(|b| !b.deleted)
+        .map(|b| b.body))
+}
+
+/// A deletion is shown (as 410 Gone, or in a history) only to someone who could read
+/// what it deleted; to anyone else the resource never existed.
+pub(crate) async fn deletion_visible(guard: &mut Guard<'_>, deletion: &Stored) -> ApiResult<bool> {
+    Ok(match deleted_body(guard.st, deletion).await? {
+        Some(b) => guard.readable(access::Action::Read, &b).await?.is_some(),
+        None => false,
+    })
+}
 
 pub async fn vread(
     State(st): State<Arc<AppState>>,
@@ -293,22 +306,8 @@ pub async fn vread(
     match st.store.vread(&resource_type, &id, version).await? {
         None => Err(missing()),
         Some(s) if s.deleted => {
-            // Shown as a deletion only to someone who could read what it deleted.
-            let before = match version.checked_sub(1) {
-                Some(v) if v > 0 => st.store.vread(&resource_type, &id, v).await?,
-                _ => None,
-            };
-            match before {
-                Some(b) if !b.deleted => {
-                    if guard
-                        .readable(access::Action::Read, &b.body)
-                        .await?
-                        .is_none()
-                    {
-                        return Err(missing());
-                    }
-                }
-                _ => return Err(missing()),
+            if !deletion_visible(&mut guard, &s).await? {
+                return Err(missing());
             }
             Err(ApiError::Gone {
                 message: format!("version {version} of {resource_type}/{id} is its deletion"),

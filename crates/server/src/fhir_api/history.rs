@@ -77,15 +77,7 @@ async fn latest_body(
     Ok(match st.store.read(resource_type, id).await? {
         None => None,
         Some(s) if !s.deleted => Some(s.body),
-        Some(s) => match s.version_id.checked_sub(1) {
-            Some(v) if v > 0 => st
-                .store
-                .vread(resource_type, id, v)
-                .await?
-                .filter(|b| !b.deleted)
-                .map(|b| b.body),
-            _ => None,
-        },
+        Some(s) => super::crud::deleted_body(st, &s).await?,
     })
 }
 
@@ -186,13 +178,9 @@ async fn history(
         // Each version is shown only if the caller may see it; a deletion only if they
         // could see what it deleted. Pages may hold fewer entries than asked for.
         let shown = if v.deleted {
-            match latest_before(st, v).await? {
-                Some(b) => guard
-                    .readable(access::Action::History, &b)
-                    .await?
-                    .map(|_| bytes::Bytes::new()),
-                None => None,
-            }
+            super::crud::deletion_visible(guard, v)
+                .await?
+                .then(bytes::Bytes::new)
         } else {
             guard.readable(access::Action::History, &v.body).await?
         };
@@ -232,20 +220,4 @@ async fn history(
         Some(raw_query.clone()),
     );
     Ok(note.attach(w.finish()))
-}
-
-/// The body of the version a deletion deleted.
-async fn latest_before(
-    st: &AppState,
-    deletion: &passport_store::Stored,
-) -> ApiResult<Option<bytes::Bytes>> {
-    let Some(v) = deletion.version_id.checked_sub(1).filter(|v| *v > 0) else {
-        return Ok(None);
-    };
-    Ok(st
-        .store
-        .vread(&deletion.resource_type, &deletion.id, v)
-        .await?
-        .filter(|b| !b.deleted)
-        .map(|b| b.body))
 }

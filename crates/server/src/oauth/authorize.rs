@@ -138,47 +138,10 @@ pub async fn children_visible_to(
 }
 
 async fn active_family_links(st: &AppState, account: &Account) -> Result<Vec<String>, StoreError> {
-    let Some(person_id) = &account.person_id else {
-        return Ok(Vec::new());
-    };
-    let Some(person) = st
-        .store
-        .read("Person", person_id)
-        .await?
-        .filter(|s| !s.deleted)
-    else {
-        return Ok(Vec::new());
-    };
-    let pv: Value = serde_json::from_slice(&person.body).unwrap_or_default();
-    let mut out = Vec::new();
-    for l in pv["link"].as_array().into_iter().flatten() {
-        let Some(rp) = l["target"]["reference"]
-            .as_str()
-            .and_then(|r| r.strip_prefix("RelatedPerson/"))
-        else {
-            continue;
-        };
-        let Some(s) = st
-            .store
-            .read("RelatedPerson", rp)
-            .await?
-            .filter(|s| !s.deleted)
-        else {
-            continue;
-        };
-        let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
-        // `active = false` (e.g. waiting for a professional) is no access.
-        if v["active"] != Value::Bool(true) {
-            continue;
-        }
-        if let Some(p) = v["patient"]["reference"]
-            .as_str()
-            .and_then(|r| r.strip_prefix("Patient/"))
-        {
-            out.push(p.to_owned());
-        }
+    match &account.person_id {
+        Some(person) => crate::web::onboarding::linked_patients(&st.store, person, true).await,
+        None => Ok(Vec::new()),
     }
-    Ok(out)
 }
 
 /// "Mia Jones (born 27 March 2019)": the date tells apart children with the same name.

@@ -91,37 +91,9 @@ pub async fn family_children(
     store: &Store,
     person_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
-    let Some(person) = store
-        .read("Person", person_id)
-        .await?
-        .filter(|s| !s.deleted)
-    else {
-        return Ok(Vec::new());
-    };
-    let pv: Value = serde_json::from_slice(&person.body).unwrap_or_default();
     let mut out = Vec::new();
-    for l in pv["link"].as_array().into_iter().flatten() {
-        let Some(rp) = l["target"]["reference"]
-            .as_str()
-            .and_then(|r| r.strip_prefix("RelatedPerson/"))
-        else {
-            continue;
-        };
-        let Some(s) = store
-            .read("RelatedPerson", rp)
-            .await?
-            .filter(|s| !s.deleted)
-        else {
-            continue;
-        };
-        let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
-        let Some(patient) = v["patient"]["reference"]
-            .as_str()
-            .and_then(|r| r.strip_prefix("Patient/"))
-            .filter(|_| v["active"] == true)
-        else {
-            continue;
-        };
+    for patient in super::onboarding::linked_patients(store, person_id, true).await? {
+        let patient = patient.as_str();
         if let Some(c) = store.read("Patient", patient).await?.filter(|s| !s.deleted) {
             let cv: Value = serde_json::from_slice(&c.body).unwrap_or_default();
             let name = cv["name"][0]["given"][0]

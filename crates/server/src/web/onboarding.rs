@@ -402,8 +402,15 @@ pub async fn bind(
     ))
 }
 
-/// The children this Person is linked to (active or pending), as patient ids.
-async fn linked_patients(store: &Store, person_id: &str) -> Result<Vec<String>, StoreError> {
+/// The children this Person is linked to, as patient ids: every link (active or waiting
+/// for a professional), or with `active_only` just those in force. The one reading of
+/// family links from `Person.link` (docs/DATA-MODEL.md); access decisions read them from
+/// the child's side (`authz::facts`).
+pub async fn linked_patients(
+    store: &Store,
+    person_id: &str,
+    active_only: bool,
+) -> Result<Vec<String>, StoreError> {
     let Some(person) = store
         .read("Person", person_id)
         .await?
@@ -423,6 +430,10 @@ async fn linked_patients(store: &Store, person_id: &str) -> Result<Vec<String>, 
                 .filter(|s| !s.deleted)
         {
             let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
+            // `active = false` (e.g. waiting for a professional) is no access.
+            if active_only && v["active"] != Value::Bool(true) {
+                continue;
+            }
             if let Some(p) = v["patient"]["reference"]
                 .as_str()
                 .and_then(|r| r.strip_prefix("Patient/"))
@@ -1619,7 +1630,7 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         && child.birth_date == dob
     {
         let person = account.person_id.clone().unwrap_or_default();
-        if !linked_patients(&st.store, &person)
+        if !linked_patients(&st.store, &person, false)
             .await?
             .contains(&child.id)
         {
