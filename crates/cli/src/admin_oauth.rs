@@ -12,7 +12,7 @@ use crate::{DatabaseArgs, Error};
 pub enum OAuthAdmin {
     /// Register an OAuth client; prints it as JSON (with `client_secret` when one is issued:
     /// it is shown only this once).
-    CreateClient(CreateClientArgs),
+    CreateClient(Box<CreateClientArgs>),
     /// List the registered OAuth clients as JSON.
     ListClients(DatabaseArgs),
     /// Make a new token-signing key current now (the old one stays published until its
