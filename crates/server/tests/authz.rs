@@ -701,3 +701,94 @@ on_both_databases!(
         }));
     }
 );
+
+on_both_databases!(
+    the_privacy_officer_searches_the_access_log_others_find_nothing,
+    |srv| {
+        let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let (nurse, nurse_p) =
+            staff(&srv, &hospital, access::Role::Nurse, "n@example.nhs.uk").await;
+        let (po, po_p) = staff(
+            &srv,
+            &hospital,
+            access::Role::PrivacyOfficer,
+            "po@example.nhs.uk",
+        )
+        .await;
+        let nurse_token = user_token(
+            &srv,
+            &nurse,
+            &format!("Practitioner/{nurse_p}"),
+            "openid fhirUser user/*.rs",
+        )
+        .await;
+        let po_token = user_token(
+            &srv,
+            &po,
+            &format!("Practitioner/{po_p}"),
+            "openid fhirUser user/*.rs",
+        )
+        .await;
+        let kid = srv.create(&child(false)).await;
+        srv.create(&care_team(
+            &kid,
+            &format!("Organization/{hospital}"),
+            "active",
+        ))
+        .await;
+        let cond = srv.create(&condition(&kid, "conditions")).await;
+        assert_eq!(
+            get(&srv, &nurse_token, &format!("/fhir/Condition/{cond}"))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        srv.state.audit.flush().await;
+
+        let path = format!("/fhir/AuditEvent?patient=Patient/{kid}&_count=2");
+        let (s, page) = get(&srv, &po_token, &path).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let entries = page["entry"].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["resource"]["resourceType"] == "AuditEvent")
+        );
+        // Newest first; the nurse's read of the condition is among this child's records.
+        let next = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next");
+        let mut all: Vec<Value> = entries.iter().map(|e| e["resource"].clone()).collect();
+        let mut next = next.map(|l| l["url"].as_str().unwrap().to_owned());
+        while let Some(url) = next {
+            let (_, p) = get(&srv, &po_token, url.trim_start_matches(&srv.base)).await;
+            all.extend(
+                p["entry"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["resource"].clone()),
+            );
+            next = p["link"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["relation"] == "next")
+                .map(|l| l["url"].as_str().unwrap().to_owned());
+        }
+        assert!(all.iter().any(|e| e["subtype"][0]["code"] == "read"
+            && e["agent"][0]["who"]["reference"] == format!("Practitioner/{nurse_p}")));
+        // A clinician or nurse finds nothing — the same answer as no records.
+        let (s, none) = get(&srv, &nurse_token, &path).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(none["total"], 0, "{none}");
+        // Writing AuditEvents through the API is refused for everyone.
+        let r = srv
+            .post("/fhir/AuditEvent", &json!({"resourceType": "AuditEvent"}))
+            .await;
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+);

@@ -1,5 +1,6 @@
 //! The FHIR R4 REST API at `/fhir`. Every route of this surface is in [`routes`].
 
+pub mod audit_search;
 pub mod bundle;
 pub mod capability;
 pub mod conditional;

@@ -832,6 +832,9 @@ pub async fn type_get(
     request::check_accept(&headers)?;
     let pairs = pairs_of(q.as_deref().unwrap_or(""));
     let mut guard = Guard::new(&st, &caller);
+    if resource_type == "AuditEvent" {
+        return super::audit_search::search(&mut guard, &pairs).await;
+    }
     run(&mut guard, &resource_type, None, pairs, &headers).await
 }
 
@@ -850,6 +853,9 @@ pub async fn type_post(
     let mut pairs = pairs_of(q.as_deref().unwrap_or(""));
     pairs.extend(pairs_of(&String::from_utf8_lossy(&bytes)));
     let mut guard = Guard::new(&st, &caller);
+    if resource_type == "AuditEvent" {
+        return super::audit_search::search(&mut guard, &pairs).await;
+    }
     run(&mut guard, &resource_type, None, pairs, &headers).await
 }
 
