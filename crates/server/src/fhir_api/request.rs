@@ -78,12 +78,21 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> ApiResu
         .and_then(|v| v.parse::<usize>().ok())
         && len > limit
     {
+        // Read (and drop) a moderately oversized body before answering, so the client,
+        // still sending, receives the 413 rather than a reset connection; a huge one is
+        // refused at once (the connection then closes).
+        if len <= DRAIN_LIMIT {
+            let _ = axum::body::to_bytes(body, DRAIN_LIMIT).await;
+        }
         return Err(ApiError::PayloadTooLarge(limit));
     }
     axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(limit))
 }
+
+/// The most of an oversized body read and dropped before its 413 (see [`read_body`]).
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Parses a resource body (400 if it is not a JSON object with a string `resourceType`).
 pub fn parse_resource(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
