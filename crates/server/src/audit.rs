@@ -3,7 +3,13 @@
 //!
 //! * **Writes** attach their AuditEvent to the [`passport_store::Write`] (`Write::audit`), so
 //!   it commits in the same transaction as the resource (and vanishes with it if the write
-//!   is refused — record the refusal with [`Auditor::submit`]).
+//!   is refused — record the refusal with [`Auditor::submit`]). On SQLite it is chained in
+//!   that transaction; on PostgreSQL it commits into the audit outbox and this module's task
+//!   chains it ([`passport_store::Store::drain_audit_outbox`]) on its next flush tick (every
+//!   `flush_interval`, even with nothing queued), with its next batch, on
+//!   [`Auditor::flush`] and at [`Auditor::close`] (before the final checkpoint): within about
+//!   `flush_interval`, well within a second. The record keeps its `recorded` time; its place
+//!   in the chain is when it was chained ([`passport_store::audit`], "The outbox").
 //! * **Everything else** (reads, searches, sign-ins, exports…) goes through the [`Auditor`]:
 //!   a bounded queue in front of one background task that appends batches to the store's
 //!   hash chain ([`passport_store::Store::append_audit`]; on SQLite through the writer thread,
@@ -160,7 +166,8 @@ impl Auditor {
             })
     }
 
-    /// Waits until every record submitted before this call is durable.
+    /// Waits until every record submitted before this call is durable and chained, and
+    /// every write's record committed before it is chained (the PostgreSQL outbox drained).
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
@@ -168,8 +175,8 @@ impl Auditor {
         }
     }
 
-    /// Appends whatever is queued, writes a final checkpoint, and stops taking records
-    /// (later submissions get [`AuditClosed`]). Idempotent.
+    /// Appends whatever is queued, drains the audit outbox, writes a final checkpoint, and
+    /// stops taking records (later submissions get [`AuditClosed`]). Idempotent.
     pub async fn close(&self) -> Result<(), String> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Close(tx)).await.is_err() {
@@ -202,10 +209,19 @@ impl Task {
         let mut checkpoint_tick = tokio::time::interval(self.config.checkpoint_interval);
         checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checkpoint_tick.tick().await;
+        // Writes' records wait in PostgreSQL's audit outbox until chained: at least this
+        // often, even with nothing queued here (every appended batch chains them too).
+        let mut drain_tick = tokio::time::interval(self.config.flush_interval);
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        drain_tick.tick().await;
         loop {
             // Wait for a first record (or a tick).
             let first = tokio::select! {
                 m = rx.recv() => m,
+                _ = drain_tick.tick() => {
+                    self.drain(store).await;
+                    continue;
+                }
                 _ = checkpoint_tick.tick() => {
                     self.checkpoint(store).await;
                     continue;
@@ -225,6 +241,7 @@ impl Task {
                     }
                     Msg::Flush(done) => {
                         self.append(store, false).await;
+                        self.drain(store).await;
                         let _ = done.send(());
                     }
                     Msg::Close(done) => {
@@ -288,14 +305,34 @@ impl Task {
         }
         let n = self.batch.len();
         let appended = self.append(store, true).await;
+        // Chain the writes' records too, so the final checkpoint covers them.
+        let drained = self.drain(store).await;
         for done in waiting {
             let _ = done.send(());
         }
         self.checkpoint(store).await;
-        if appended {
-            Ok(())
-        } else {
+        if !appended {
             Err(format!("{n} audit records could not be stored at shutdown"))
+        } else if !drained {
+            Err(
+                "the audit outbox could not be chained at shutdown (its records are stored; \
+                 the next drain chains them)"
+                    .into(),
+            )
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Chains the writes' records waiting in the audit outbox (PostgreSQL; nothing on
+    /// SQLite). A failure is logged; the rows stay and the next tick tries again.
+    async fn drain(&mut self, store: &Store) -> bool {
+        match store.drain_audit_outbox().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot chain the audit outbox; will retry");
+                false
+            }
         }
     }
 

@@ -90,6 +90,42 @@ async fn durable_within_a_second(backend: Backend) {
     store.close().await;
 }
 
+/// A write's AuditEvent is in the chain within a second with no flush asked for (on
+/// PostgreSQL it waits in the outbox until the auditor's next tick).
+async fn write_chained_within_a_second(backend: Backend) {
+    let Some(server) = spawn(backend).await else {
+        return;
+    };
+    let id = server
+        .create(&json!({"resourceType": "Patient", "name": [{"family": "Outbox"}]}))
+        .await;
+    let start = Instant::now();
+    let needle = format!("Patient/{id}");
+    loop {
+        let chain = server.state.store.audit_chain(0, 10_000).await.unwrap();
+        let found = chain
+            .iter()
+            .filter(|e| {
+                let event = String::from_utf8_lossy(&e.record.event);
+                event.contains(&needle) && event.contains("\"create\"")
+            })
+            .count();
+        assert!(found <= 1, "the create's record chained twice");
+        if found == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "the write's record not chained in 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    passport_store::audit::verify(&server.state.store, &[], None)
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
 /// Closing appends what is queued, however long the flush interval, then refuses more.
 async fn close_flushes(backend: Backend) {
     let Some(store) = store_for(backend).await else {
@@ -243,6 +279,7 @@ macro_rules! both {
 both!(
     never_drops_under_pressure,
     durable_within_a_second,
+    write_chained_within_a_second,
     close_flushes,
     shutdown_writes_a_checkpoint,
     audit_event_writes_are_405,

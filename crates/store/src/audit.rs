@@ -20,8 +20,27 @@
 //! chain is computed by the one appender: on SQLite inside the writer thread (so the chain has
 //! the writer's single order, and an audit record attached to a [`crate::Write`] is appended
 //! in that write's savepoint); on PostgreSQL inside the appending transaction, after a
-//! transaction-scoped advisory lock keyed by the schema (taken last, after any resource
-//! locks, so it cannot deadlock with them), reading the head under the lock.
+//! transaction-scoped advisory lock keyed by the schema, reading the head under the lock.
+//!
+//! # The outbox (PostgreSQL)
+//!
+//! On PostgreSQL a write does not take the chain lock: holding it until commit serialised
+//! every write transaction behind the others' commits. Instead the records attached to a
+//! [`crate::Write`] are inserted into `audit_outbox` (migration 13) in the write's own
+//! transaction — stored if and only if the write is, exactly as before — and chained later
+//! by the appender: [`crate::Store::append_audit`] first moves up to 5,000 outbox rows (in
+//! `id` order) into the chain, then its own records, in one transaction under the lock;
+//! [`crate::Store::drain_audit_outbox`] moves all of them. The server's audit task drains on
+//! every flush tick (200 ms by default) and at close, [`crate::Store::list_audit`] drains
+//! before listing (so the family's log shows a write as soon as it committed), and closing
+//! the store drains last. So a write's record takes its **place** in the chain when it is
+//! drained, not when the write committed (a record chained later may have an earlier
+//! `recorded_us`, and outbox ids, taken at insert, need not follow commit order); its
+//! `recorded` time is unchanged, and from the moment it is chained the chain proves it was
+//! not changed, removed or reordered. Before that it is as protected as the write itself.
+//! [`verify`], [`crate::Store::audit_head`] and [`crate::Store::audit_chain`] see the chain
+//! only; checkpoints sign the chain head. SQLite has no outbox (its writer thread already
+//! appends everything in one order): its migration 13 is a comment.
 //!
 //! # Checkpoints
 //!

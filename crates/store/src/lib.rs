@@ -81,8 +81,10 @@ pub struct Write {
     /// [`StoreError::ConditionMatched`] if any current, non-deleted resource of this type
     /// matches every criterion. Checked in the same transaction as the insert.
     pub unless_exists: Option<Vec<TokenCriterion>>,
-    /// AuditEvents appended to the audit log in the same transaction as this version: stored
-    /// if and only if the write is (usually empty; see [`audit`]).
+    /// AuditEvents stored in the same transaction as this version: stored if and only if
+    /// the write is (usually empty; see [`audit`]). On SQLite they are chained in that
+    /// transaction; on PostgreSQL they go to the audit outbox and are chained moments later
+    /// ([`Store::drain_audit_outbox`]).
     pub audit: Vec<AuditRecord>,
 }
 
@@ -293,7 +295,8 @@ impl Store {
     /// Appends AuditEvents to the audit log, numbered and hash-chained by the one appender
     /// (see [`audit`]), durably before returning, all or nothing. On SQLite they travel to the
     /// writer thread (group-committed with whatever else is queued); on PostgreSQL they are
-    /// one transaction under the chain's advisory lock.
+    /// one transaction under the chain's advisory lock, chained after the oldest rows of the
+    /// audit outbox (up to 5,000; see [`Store::drain_audit_outbox`]).
     pub async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
@@ -307,6 +310,17 @@ impl Store {
         }
     }
 
+    /// Chains the AuditEvents that writes left in PostgreSQL's audit outbox (every row
+    /// committed before the call), returning how many; the server's audit task calls it on
+    /// every flush tick. SQLite has no outbox (its writer thread chains a write's records in
+    /// the write's own savepoint): 0.
+    pub async fn drain_audit_outbox(&self) -> Result<usize> {
+        match self {
+            Store::Sqlite(_) => Ok(0),
+            Store::Postgres(s) => s.drain_audit_outbox().await,
+        }
+    }
+
     /// The audit log's last record (seq and hash), or `None` while it is empty.
     pub async fn audit_head(&self) -> Result<Option<ChainHead>> {
         match self {
@@ -316,7 +330,9 @@ impl Store {
     }
 
     /// Audit records, newest first (the family's access log by `patient_id`; a time range).
-    /// Safeguarding records only with `include_safeguarding` (the privacy officer).
+    /// Safeguarding records only with `include_safeguarding` (the privacy officer). On
+    /// PostgreSQL the audit outbox is drained first, so every committed write's record is
+    /// listed.
     pub async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         match self {
             Store::Sqlite(s) => s.list_audit(query).await,

@@ -103,6 +103,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "launch",
         sql: include_str!("../migrations/postgres/0012_launch.sql"),
     },
+    Migration {
+        version: 13,
+        name: "audit_outbox",
+        sql: include_str!("../migrations/postgres/0013_audit_outbox.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).
@@ -335,8 +340,14 @@ impl PgStore {
 
     /// Waits for the writes in progress, then refuses new ones with
     /// [`StoreError::Closed`]. Reads keep working. Idempotent.
+    ///
+    /// Then chains whatever writes left in the audit outbox, so a closed store's outbox is
+    /// empty (a failure is logged: the rows stay, and the next drain chains them).
     pub async fn close(&self) {
         *self.closed.write().await = true;
+        if let Err(e) = self.drain_audit_outbox().await {
+            tracing::error!(error = %e, "cannot chain the audit outbox at close");
+        }
     }
 }
 
@@ -367,13 +378,20 @@ async fn write_in(conn: &mut Conn, w: &Write) -> Result<(), WriteError> {
     } else {
         Some(conn.prepare(LOCK_SQL).await?)
     };
+    let outbox = if w.audit.is_empty() {
+        None
+    } else {
+        Some(conn.prepare(audit::OUTBOX_SQL).await?)
+    };
     let tx = conn.client.transaction().await.map_err(pg_error)?;
     if let Some(lock) = &lock {
         tx.execute(lock, &[&p.keys]).await.map_err(pg_error)?;
     }
     apply_in(&tx, w, p).await?;
-    // The audit chain's lock is taken last (see `audit::append`).
-    audit::append(&tx, &w.audit).await?;
+    // The AuditEvents commit with the write, in the outbox: no chain lock (`audit`).
+    if let Some(outbox) = &outbox {
+        audit::to_outbox(&tx, outbox, &w.audit).await?;
+    }
     tx.commit().await.map_err(write_error)
 }
 
@@ -397,6 +415,16 @@ async fn write_all_in(
     keys.sort_unstable();
     keys.dedup();
     let lock = conn.prepare(LOCK_SQL).await.map_err(|e| whole(e.into()))?;
+    let records: Vec<AuditRecord> = writes.iter().flat_map(|w| w.audit.clone()).collect();
+    let outbox = if records.is_empty() {
+        None
+    } else {
+        Some(
+            conn.prepare(audit::OUTBOX_SQL)
+                .await
+                .map_err(|e| whole(e.into()))?,
+        )
+    };
     let tx = conn
         .client
         .transaction()
@@ -408,11 +436,12 @@ async fn write_all_in(
     for (i, (w, p)) in writes.iter().zip(prepared).enumerate() {
         apply_in(&tx, w, p).await.map_err(|e| (Some(i), e))?;
     }
-    // The audit chain's lock is taken last (see `audit::append`).
-    let records: Vec<AuditRecord> = writes.iter().flat_map(|w| w.audit.clone()).collect();
-    audit::append(&tx, &records)
-        .await
-        .map_err(|e| whole(e.into()))?;
+    // The AuditEvents commit with the writes, in the outbox: no chain lock (`audit`).
+    if let Some(outbox) = &outbox {
+        audit::to_outbox(&tx, outbox, &records)
+            .await
+            .map_err(|e| whole(e.into()))?;
+    }
     tx.commit().await.map_err(|e| whole(write_error(e)))
 }
 

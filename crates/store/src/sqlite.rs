@@ -117,6 +117,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "launch",
         sql: include_str!("../migrations/sqlite/0012_launch.sql"),
     },
+    Migration {
+        version: 13,
+        name: "audit_outbox",
+        sql: include_str!("../migrations/sqlite/0013_audit_outbox.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \

@@ -17,6 +17,9 @@ both_backends!(
     concurrent_appends_make_one_chain,
     audit_commits_with_its_write,
     family_listing_hides_safeguarding,
+    concurrent_writes_chain_each_record_once,
+    listing_shows_a_write_at_once,
+    close_chains_the_writes,
 );
 
 fn rec(patient: Option<&str>, at_us: i64, sensitivity: Sensitivity, what: &str) -> AuditRecord {
@@ -109,12 +112,18 @@ async fn audit_commits_with_its_write(store: &Store) {
     );
     w.audit = vec![normal("p1", 10, "create p1")];
     must(store, w).await;
+    // PostgreSQL: the record waits in the outbox until drained (SQLite chained it already).
+    assert_eq!(
+        store.drain_audit_outbox().await.unwrap(),
+        outboxed(store, 1)
+    );
     assert_eq!(store.audit_head().await.unwrap().unwrap().seq, 1);
 
-    // A refused write (stale version) takes its AuditEvent with it.
+    // A refused write (stale version) takes its AuditEvent with it: no outbox row either.
     let mut stale = put("Patient", "p1", None, 11, r#"{"x":1}"#, vec![]);
     stale.audit = vec![normal("p1", 11, "refused")];
     conflict(store.write(stale).await);
+    assert_eq!(store.drain_audit_outbox().await.unwrap(), 0);
     assert_eq!(store.audit_head().await.unwrap().unwrap().seq, 1);
 
     // A transaction: all writes' records, or none.
@@ -124,10 +133,15 @@ async fn audit_commits_with_its_write(store: &Store) {
     b.audit = vec![normal("p1", 12, "tx b")];
     let err = store.write_all(vec![a.clone(), b]).await.unwrap_err();
     assert_eq!(err.index, Some(1));
+    assert_eq!(store.drain_audit_outbox().await.unwrap(), 0);
     assert_eq!(store.audit_head().await.unwrap().unwrap().seq, 1);
     let mut b = put("Patient", "p1", Some(1), 12, r#"{"v":2}"#, vec![]);
     b.audit = vec![normal("p1", 12, "tx b1"), normal("p1", 12, "tx b2")];
     store.write_all(vec![a, b]).await.unwrap();
+    assert_eq!(
+        store.drain_audit_outbox().await.unwrap(),
+        outboxed(store, 3)
+    );
     let chain = store.audit_chain(0, 10).await.unwrap();
     let whats: Vec<String> = chain
         .iter()
@@ -136,6 +150,133 @@ async fn audit_commits_with_its_write(store: &Store) {
     assert_eq!(chain.len(), 4, "{whats:?}");
     assert!(whats[1].contains("tx a") && whats[3].contains("tx b2"));
     audit::verify(store, &[], None).await.unwrap();
+}
+
+/// How many records `drain_audit_outbox` finds after writes carrying `n`: all of them on
+/// PostgreSQL (they wait in the outbox), none on SQLite (chained in the write).
+fn outboxed(store: &Store, n: usize) -> usize {
+    match store {
+        Store::Sqlite(_) => 0,
+        Store::Postgres(_) => n,
+    }
+}
+
+/// Concurrent writes (single and transactions) and audit batches: once drained, every
+/// write's record is in one valid chain exactly once, and the outbox is empty.
+async fn concurrent_writes_chain_each_record_once(store: &Store) {
+    let writers: Vec<Pin<Box<dyn Future<Output = ()> + Send + '_>>> = (0..8)
+        .map(|t| {
+            Box::pin(async move {
+                for i in 0..10 {
+                    let id = format!("w{t}-{i}");
+                    let mut w = put(
+                        "Patient",
+                        &id,
+                        None,
+                        i,
+                        r#"{"resourceType":"Patient"}"#,
+                        vec![],
+                    );
+                    w.audit = vec![normal(&id, i, &format!("write {id}"))];
+                    if i % 3 == 0 {
+                        // A transaction of two writes, two records each.
+                        let other = format!("{id}-tx");
+                        let mut w2 = put("Patient", &other, None, i, r#"{"v":1}"#, vec![]);
+                        w2.audit = vec![
+                            normal(&other, i, &format!("write {other} 1")),
+                            normal(&other, i, &format!("write {other} 2")),
+                        ];
+                        store.write_all(vec![w, w2]).await.unwrap();
+                    } else {
+                        must(store, w).await;
+                    }
+                    if i % 4 == 0 {
+                        store
+                            .append_audit(vec![normal("c", i, &format!("read {t}-{i}"))])
+                            .await
+                            .unwrap();
+                    }
+                }
+            }) as Pin<Box<dyn Future<Output = ()> + Send + '_>>
+        })
+        .collect();
+    join_all(writers).await;
+    store.drain_audit_outbox().await.unwrap();
+    assert_eq!(store.drain_audit_outbox().await.unwrap(), 0);
+    // 80 writes, 32 of them with a second resource of two records; 24 reads.
+    let expected = 80 + 32 * 2 + 24;
+    let v = audit::verify(store, &[], None).await.unwrap();
+    assert_eq!(v.records, expected);
+    let chain = store.audit_chain(0, 1000).await.unwrap();
+    let mut whats: Vec<String> = chain
+        .iter()
+        .map(|e| String::from_utf8(e.record.event.to_vec()).unwrap())
+        .collect();
+    whats.sort();
+    let n = whats.len();
+    whats.dedup();
+    assert_eq!(whats.len(), n, "a record chained twice");
+    assert_eq!(n as i64, expected);
+    // A transaction's records keep their order in the chain.
+    let pos = |what: &str| {
+        chain
+            .iter()
+            .position(|e| {
+                e.record
+                    .event
+                    .windows(what.len())
+                    .any(|w| w == what.as_bytes())
+            })
+            .unwrap()
+    };
+    assert!(
+        pos("write w0-0\"") < pos("write w0-0-tx 1")
+            && pos("write w0-0-tx 1") < pos("write w0-0-tx 2")
+    );
+}
+
+/// The family's listing shows a write's record as soon as the write returns.
+async fn listing_shows_a_write_at_once(store: &Store) {
+    let mut w = put(
+        "Patient",
+        "kid",
+        None,
+        5,
+        r#"{"resourceType":"Patient"}"#,
+        vec![],
+    );
+    w.audit = vec![normal("kid", 5, "created kid")];
+    must(store, w).await;
+    let family = AuditQuery {
+        patient_id: Some("kid".into()),
+        count: 10,
+        ..Default::default()
+    };
+    let listed = store.list_audit(&family).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].seq, 1);
+    assert!(String::from_utf8_lossy(&listed[0].record.event).contains("created kid"));
+    audit::verify(store, &[], None).await.unwrap();
+}
+
+/// Closing the store chains what writes left in the outbox.
+async fn close_chains_the_writes(store: &Store) {
+    for i in 0..3 {
+        let id = format!("c{i}");
+        let mut w = put(
+            "Patient",
+            &id,
+            None,
+            i,
+            r#"{"resourceType":"Patient"}"#,
+            vec![],
+        );
+        w.audit = vec![normal(&id, i, "closing")];
+        must(store, w).await;
+    }
+    store.close().await;
+    assert_eq!(store.drain_audit_outbox().await.unwrap(), 0);
+    assert_eq!(audit::verify(store, &[], None).await.unwrap().records, 3);
 }
 
 async fn family_listing_hides_safeguarding(store: &Store) {

@@ -1,0 +1,7 @@
+-- Passport store, SQLite, migration 13: nothing to do.
+--
+-- PostgreSQL's migration 13 adds `audit_outbox`, where writes leave their AuditEvents for
+-- the chain's one appender, so that concurrent write transactions do not serialise on the
+-- chain's lock. SQLite needs no outbox: its single writer thread applies every write and
+-- appends its AuditEvents to the chain in the same order, in the write's savepoint.
+-- (This file keeps the two backends' migration numbers in step.)
