@@ -18,6 +18,25 @@ use crate::error::{ApiError, ApiResult};
 const DEFAULT_COUNT: usize = 20;
 const MAX_COUNT: usize = 100;
 
+/// Every record the query matches, counted a page at a time from the newest.
+async fn count_all(
+    st: &crate::AppState,
+    query: &passport_store::audit::AuditQuery,
+) -> ApiResult<u64> {
+    let mut q = query.clone();
+    q.before_seq = None;
+    q.count = 1000;
+    let mut n = 0u64;
+    loop {
+        let page = st.store.list_audit(&q).await?;
+        n += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == q.count => q.before_seq = Some(last.seq),
+            _ => return Ok(n),
+        }
+    }
+}
+
 pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiResult<Response> {
     let st = guard.st;
     let base = st.config.base();
@@ -25,6 +44,7 @@ pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiRes
         count: DEFAULT_COUNT,
         ..Default::default()
     };
+    let (mut accurate, mut count_only, mut has_patient) = (false, false, false);
     for (k, v) in pairs {
         let bad = |what: &str| ApiError::bad_request("", format!("{k}: {what}"));
         match k.as_str() {
@@ -49,16 +69,28 @@ pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiRes
                         .ok_or_else(|| bad("not a page position this server made"))?,
                 )
             }
+            "_total" if matches!(v.as_str(), "none" | "estimate" | "accurate") => {
+                accurate = v == "accurate"
+            }
+            "_summary" if v == "count" => count_only = true,
+            // "has a child": true of every match once a child is named (checked below).
+            "patient:missing" | "entity:missing" if v == "false" => has_patient = true,
             "_format" => {}
             _ => {
                 return Err(ApiError::bad_request(
                     "",
                     format!(
-                        "{k}: AuditEvent searches support patient (or entity), _count and paging"
+                        "{k}: AuditEvent searches support patient (or entity), _count, _total, _summary=count and paging"
                     ),
                 ));
             }
         }
+    }
+    if has_patient && query.patient_id.is_none() {
+        return Err(ApiError::bad_request(
+            "",
+            ":missing=false is supported only together with patient (or entity)",
+        ));
     }
     let allowed = guard
         .decide(Action::Search, &json!({"resourceType": "AuditEvent"}))
@@ -76,6 +108,17 @@ pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiRes
     };
     let more = rows.len() > query.count;
     rows.truncate(query.count);
+    // A total only when it is known: one page from the start, or counted on request.
+    let total = if allowed && (accurate || count_only) && (more || query.before_seq.is_some()) {
+        Some(count_all(st, &query).await?)
+    } else if !more && query.before_seq.is_none() || !allowed {
+        Some(rows.len() as u64)
+    } else {
+        None
+    };
+    if count_only {
+        rows.clear();
+    }
     let path = format!("{base}/fhir/AuditEvent");
     let link = |cursor: Option<i64>| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -92,12 +135,12 @@ pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiRes
             format!("{path}?{q}")
         }
     };
-    let mut w = BundleWriter::new(
-        "searchset",
-        (!more && query.before_seq.is_none()).then_some(rows.len() as u64),
-    );
+    let mut w = BundleWriter::new("searchset", total);
     w.link("self", &link(query.before_seq));
-    if more && let Some(last) = rows.last() {
+    if more
+        && !count_only
+        && let Some(last) = rows.last()
+    {
         w.link("next", &link(Some(last.seq)));
     }
     for e in &rows {

@@ -68,10 +68,32 @@ fn revincludes(t: &str) -> Vec<String> {
     out
 }
 
+/// AuditEvents are written by the server only (405 to clients) and searched in the audit
+/// chain by child (`fhir_api::audit_search`), by those who review the log.
+fn audit_event_resource() -> Value {
+    let param = |name: &str| {
+        json!({
+            "name": name,
+            "definition": format!("http://hl7.org/fhir/SearchParameter/AuditEvent-{name}"),
+            "type": "reference",
+        })
+    };
+    json!({
+        "type": "AuditEvent",
+        "profile": "http://hl7.org/fhir/StructureDefinition/AuditEvent",
+        "documentation": "The access log: searched by privacy officers and the regional admin; written only by the server.",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [param("patient"), param("entity")],
+    })
+}
+
 pub fn capability_statement(config: &Config, software_started: &str) -> Value {
     let resources: Vec<Value> = fhir::types::SUPPORTED_TYPES
         .iter()
         .map(|t| {
+            if *t == "AuditEvent" {
+                return audit_event_resource();
+            }
             json!({
                 "type": t,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{t}"),
