@@ -7,22 +7,20 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use access::{Role, Sector};
 use base64::Engine;
+use common::browser::{Browser, PASSWORD, Page, now_secs};
 use passport_server::oauth::{self, ClientSpec};
 use passport_server::web::{auth, directory, onboarding};
 use passport_server::{AppState, Config};
 use passport_store::accounts::Account;
-use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::Value;
 use sha2::Digest;
 
-const PASSWORD: &str = "correct horse battery staple";
 const APP: &str = "http://app.example";
 
 /// A server whose state the test can reach (its own store handle, so no cache is stale).
@@ -94,178 +92,6 @@ macro_rules! on_both {
     };
 }
 
-/// A browser without redirects followed: cookies by hand.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    jar: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Page {
-    fn csrf(&self) -> String {
-        self.hidden("csrf_token")
-    }
-    /// The value of the first hidden field `name`.
-    fn hidden(&self, name: &str) -> String {
-        let needle = format!("name=\"{name}\" value=\"");
-        let at = self
-            .body
-            .find(&needle)
-            .unwrap_or_else(|| panic!("{name}: {}", self.body))
-            + needle.len();
-        let raw = &self.body[at..at + self.body[at..].find('"').unwrap()];
-        raw.replace("&#x2f;", "/")
-            .replace("&amp;", "&")
-            .replace("&#x27;", "'")
-            .replace("&quot;", "\"")
-    }
-    /// Every hidden field of the first form, as form pairs.
-    fn hidden_fields(&self) -> Vec<(String, String)> {
-        let form = &self.body[self.body.find("<form").unwrap()..];
-        let form = &form[..form.find("</form>").unwrap()];
-        let mut out = Vec::new();
-        for part in form.split("<input type=\"hidden\" name=\"").skip(1) {
-            let name = &part[..part.find('"').unwrap()];
-            let v = &part[part.find("value=\"").unwrap() + 7..];
-            let v = &v[..v.find('"').unwrap()];
-            out.push((
-                name.to_owned(),
-                v.replace("&#x2f;", "/")
-                    .replace("&amp;", "&")
-                    .replace("&#x27;", "'")
-                    .replace("&quot;", "\""),
-            ));
-        }
-        out
-    }
-    /// The query parameters of the redirect.
-    fn query(&self) -> HashMap<String, String> {
-        let q = self.location.split_once('?').map(|x| x.1).unwrap_or("");
-        form_urlencoded::parse(q.as_bytes()).into_owned().collect()
-    }
-}
-
-impl Browser {
-    fn new(base: &str) -> Browser {
-        Browser {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: base.to_owned(),
-            jar: HashMap::new(),
-        }
-    }
-
-    async fn take(&mut self, resp: reqwest::Response) -> Page {
-        let status = resp.status().as_u16();
-        for c in resp.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        Page {
-            status,
-            location,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    fn cookies(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let resp = self
-            .client
-            .get(self.url(path))
-            .header("cookie", self.cookies())
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    async fn post<K: AsRef<str>, V: AsRef<str>>(&mut self, path: &str, fields: &[(K, V)]) -> Page {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
-            .finish();
-        let resp = self
-            .client
-            .post(self.url(path))
-            .header("cookie", self.cookies())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    /// Signs in (a family member; staff with `totp`), optionally returning to `next`.
-    async fn sign_in(&mut self, email: &str, totp: Option<&[u8]>) -> Page {
-        let form = self.get("/sign-in").await;
-        let p = self
-            .post(
-                "/sign-in",
-                &[
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("csrf_token", &form.csrf()),
-                ],
-            )
-            .await;
-        match totp {
-            None => p,
-            Some(secret) => {
-                assert_eq!(p.location, "/sign-in/code", "{}", p.body);
-                let form = self.get("/sign-in/code").await;
-                let code = auth::totp_code(secret, now_s());
-                self.post(
-                    "/sign-in/code",
-                    &[("code", code.as_str()), ("csrf_token", &form.csrf())],
-                )
-                .await
-            }
-        }
-    }
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// A PKCE verifier and its S256 challenge.
 fn pkce() -> (String, String) {
     let verifier = format!(
@@ -297,7 +123,7 @@ async fn child(st: &AppState, org: &str, given: &str, n: u32) -> String {
         family: "Jones".into(),
         birth_date: "2019-03-27".into(),
     };
-    let writes = onboarding::new_child_writes(&c, org, now_s() * 1_000_000).unwrap();
+    let writes = onboarding::new_child_writes(&c, org, now_secs() * 1_000_000).unwrap();
     st.store.write_all(writes).await.unwrap();
     c.id
 }
@@ -633,7 +459,10 @@ on_both!(sign_in_and_come_back, |srv| {
         .post(
             "/sign-in/code",
             &[
-                ("code", auth::totp_code(&w.staff_secret, now_s()).as_str()),
+                (
+                    "code",
+                    auth::totp_code(&w.staff_secret, now_secs()).as_str(),
+                ),
                 ("csrf_token", &code_form.csrf()),
                 ("next", &next),
             ],
@@ -690,7 +519,7 @@ on_both!(standalone_picker_lists_only_the_users_children, |srv| {
     let w = world(&srv).await;
     let (verifier, ch) = pkce();
     let mut b = Browser::new(&srv.base);
-    assert_eq!(b.sign_in("sam@example.com", None).await.location, "/");
+    assert_eq!(b.sign_in("sam@example.com", PASSWORD).await.location, "/");
     let picker = b.get(&authorize_query(&srv, &w, &ch, &[])).await;
     assert_eq!(picker.status, 200);
     assert!(
@@ -790,7 +619,7 @@ on_both!(deny_sends_access_denied, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut b = Browser::new(&srv.base);
-    b.sign_in("kim@example.com", None).await;
+    b.sign_in("kim@example.com", PASSWORD).await;
     let picker = b.get(&authorize_query(&srv, &w, &ch, &[])).await;
     // One child: still chosen, then confirmed on the approval page.
     assert!(picker.body.contains(&w.zoe));
@@ -853,7 +682,7 @@ on_both!(ehr_launch_gives_the_patient, |srv| {
     let w = world(&srv).await;
     let (verifier, ch) = pkce();
     let mut b = Browser::new(&srv.base);
-    b.sign_in("sam@example.com", None).await;
+    b.sign_in("sam@example.com", PASSWORD).await;
     let launch = open_app(&mut b, &srv, &w, &w.mia).await;
     let scope = "openid fhirUser launch patient/*.rs offline_access";
     let q = authorize_query(
@@ -885,7 +714,7 @@ on_both!(launch_is_the_launching_accounts_only, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut sam = Browser::new(&srv.base);
-    sam.sign_in("sam@example.com", None).await;
+    sam.sign_in("sam@example.com", PASSWORD).await;
     let launch = open_app(&mut sam, &srv, &w, &w.leo).await;
     let q = authorize_query(
         &srv,
@@ -898,7 +727,7 @@ on_both!(launch_is_the_launching_accounts_only, |srv| {
     );
     // Kim cannot use Sam's launch.
     let mut kim = Browser::new(&srv.base);
-    kim.sign_in("kim@example.com", None).await;
+    kim.sign_in("kim@example.com", PASSWORD).await;
     let p = kim.get(&q).await;
     assert_redirect_error(&p, "invalid_request");
     // Nor open an app with a child she cannot see, nor see the child's apps page.

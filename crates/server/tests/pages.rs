@@ -6,156 +6,18 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use access::{Role, Section, Sector, SharingChoices};
+use common::browser::{Browser, PASSWORD};
 use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use passport_server::web::directory;
 use passport_server::web::onboarding::{self, Child};
-use passport_server::web::{auth, directory};
 use passport_store::break_glass::BreakGlassRow;
 use passport_store::oauth::RefreshToken;
 use passport_store::{AuditQuery, Store};
-use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
 const NHS: &str = "9434765919";
 const DOB: &str = "2019-03-27";
-
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    jar: HashMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-impl Page {
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf_token\" value=\"")
-            .expect("a CSRF field")
-            + 25;
-        self.body[at..at + self.body[at..].find('"').unwrap()].to_owned()
-    }
-    fn has_error_summary_for(&self, field: &str) -> bool {
-        self.body.contains("nhsuk-error-summary")
-            && self.body.contains(&format!("href=\"#{field}\""))
-    }
-}
-
-impl Browser {
-    fn new(base: &str) -> Browser {
-        Browser {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: base.to_owned(),
-            jar: HashMap::new(),
-        }
-    }
-
-    async fn take(&mut self, resp: reqwest::Response) -> Page {
-        let status = resp.status().as_u16();
-        for c in resp.headers().get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        // minijinja escapes "/" in values as "&#x2f;" (harmless in HTML); read it back.
-        let body = resp.text().await.unwrap().replace("&#x2f;", "/");
-        Page {
-            status,
-            location,
-            body,
-        }
-    }
-
-    fn cookies(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookies())
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookies())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    /// GETs `form_path`, then POSTs `fields` plus its CSRF token to `to`.
-    async fn submit(&mut self, form_path: &str, to: &str, fields: &[(&str, &str)]) -> Page {
-        let form = self.get(form_path).await;
-        assert_eq!(form.status, 200, "{form_path}: {}", form.body);
-        let csrf = form.csrf();
-        let mut all = fields.to_vec();
-        all.push(("csrf_token", &csrf));
-        self.post(to, &all).await
-    }
-
-    async fn sign_in(&mut self, email: &str, secret: Option<&[u8]>) {
-        let p = self
-            .submit(
-                "/sign-in",
-                "/sign-in",
-                &[("email", email), ("password", PASSWORD)],
-            )
-            .await;
-        assert_eq!(p.status, 303, "{}", p.body);
-        let Some(secret) = secret else {
-            assert_eq!(p.location, "/");
-            return;
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let code = auth::totp_code(secret, now);
-        let p = self
-            .submit("/sign-in/code", "/sign-in/code", &[("code", &code)])
-            .await;
-        assert_eq!(p.location, "/", "{}", p.body);
-    }
-}
 
 async fn org(store: &Store, name: &str, sector: Sector, ods: &str) -> String {
     directory::create_organisation(
@@ -357,21 +219,29 @@ async fn world(url: &str) -> World {
 }
 
 async fn signed_in_staff(base: &str, who: &(String, Vec<u8>, String)) -> Browser {
-    let mut b = Browser::new(base);
-    b.sign_in(&who.0, Some(&who.1)).await;
+    let mut b = Browser::new(base).unescaping_slashes();
+    b.sign_in_staff(&who.0, &who.1).await;
     b
 }
 
 async fn signed_in_family(base: &str, email: &str) -> Browser {
-    let mut b = Browser::new(base);
-    b.sign_in(email, None).await;
+    let mut b = Browser::new(base).unescaping_slashes();
+    let p = b
+        .submit(
+            "/sign-in",
+            "/sign-in",
+            &[("email", email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location, "/");
     b
 }
 
 on_both_databases!(admin_pages, |srv| {
     let w = world(&srv.database_url).await;
     // Not signed in: to the sign-in page.
-    let mut anon = Browser::new(&srv.base);
+    let mut anon = Browser::new(&srv.base).unescaping_slashes();
     assert_eq!(anon.get("/admin/organisations").await.location, "/sign-in");
 
     let mut ra = signed_in_staff(&srv.base, &w.regional).await;
@@ -659,7 +529,7 @@ on_both_databases!(deactivation_ends_sessions_and_tokens_at_once, |srv| {
         )
         .await;
     assert_eq!(back.status, 303);
-    let mut again = Browser::new(&srv.base);
+    let mut again = Browser::new(&srv.base).unescaping_slashes();
     let p = again
         .submit(
             "/sign-in",

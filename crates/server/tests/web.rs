@@ -4,171 +4,11 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use access::{Role, Sector};
+use common::browser::{Browser, PASSWORD, Page, now_secs};
 use passport_server::web::{auth, directory};
 use passport_store::Store;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::Value;
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// A tiny browser: keeps cookies, never follows redirects.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
-    jar: HashMap<String, String>,
-}
-
-struct Page {
-    status: reqwest::StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_default()
-    }
-    fn csrf(&self) -> String {
-        let at = self
-            .body
-            .find("name=\"csrf_token\" value=\"")
-            .expect("a CSRF field")
-            + 25;
-        self.body[at..at + self.body[at..].find('"').unwrap()].to_owned()
-    }
-    fn set_cookies(&self) -> Vec<String> {
-        self.headers
-            .get_all(SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .collect()
-    }
-    fn title(&self) -> &str {
-        let s = self.body.find("<title>").unwrap() + 7;
-        &self.body[s..s + self.body[s..].find("</title>").unwrap()]
-    }
-}
-
-impl Browser {
-    fn new(base: &str) -> Browser {
-        Browser {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: base.trim_end_matches('/').to_owned(),
-            jar: HashMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.jar
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn take(&mut self, resp: reqwest::Response) -> Page {
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        for c in headers.get_all(SET_COOKIE) {
-            let c = c.to_str().unwrap();
-            let (kv, attrs) = c.split_once(';').unwrap_or((c, ""));
-            let (k, v) = kv.split_once('=').unwrap();
-            if attrs.contains("Max-Age=0") {
-                self.jar.remove(k);
-            } else {
-                self.jar.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        Page {
-            status,
-            headers,
-            body: resp.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields)
-            .finish();
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("cookie", self.cookie_header())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        self.take(resp).await
-    }
-
-    /// Password step: returns the response to the POST.
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
-        let form = self.get("/sign-in").await;
-        let csrf = form.csrf();
-        self.post(
-            "/sign-in",
-            &[
-                ("email", email),
-                ("password", password),
-                ("csrf_token", &csrf),
-            ],
-        )
-        .await
-    }
-
-    /// Both steps for staff.
-    async fn sign_in_staff(&mut self, email: &str, secret: &[u8]) {
-        let p = self.sign_in(email, PASSWORD).await;
-        assert_eq!(p.status, 303, "{}", p.body);
-        assert_eq!(p.location(), "/sign-in/code");
-        // A code works once, so repeated sign-ins of one account within a step use the
-        // codes the server accepts for clock drift, oldest first.
-        for offset in [-30, 0, 30] {
-            let form = self.get("/sign-in/code").await;
-            let code = auth::totp_code(secret, now_secs() + offset);
-            let p = self
-                .post(
-                    "/sign-in/code",
-                    &[("code", &code), ("csrf_token", &form.csrf())],
-                )
-                .await;
-            if p.status == 303 {
-                assert_eq!(p.location(), "/");
-                return;
-            }
-            assert_eq!(p.status, 400, "{}", p.body);
-        }
-        panic!("no security code was accepted");
-    }
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 struct Seeded {
     store: Store,
@@ -246,7 +86,7 @@ on_both_databases!(staff_need_password_and_totp, |srv| {
     let mut b = Browser::new(&srv.base);
     let p = b.sign_in(&seeded.staff_email, PASSWORD).await;
     assert_eq!(p.status, 303);
-    assert_eq!(p.location(), "/sign-in/code");
+    assert_eq!(p.location, "/sign-in/code");
     // The session cookie's flags (http base URL: no Secure).
     let cookie = p
         .set_cookies()
@@ -260,7 +100,7 @@ on_both_databases!(staff_need_password_and_totp, |srv| {
     // Half signed in: the home page sends them back to the code step.
     let home = b.get("/").await;
     assert_eq!(home.status, 303);
-    assert_eq!(home.location(), "/sign-in/code");
+    assert_eq!(home.location, "/sign-in/code");
     // A wrong code.
     let form = b.get("/sign-in/code").await;
     assert_eq!(form.status, 200);
@@ -295,7 +135,7 @@ on_both_databases!(staff_need_password_and_totp, |srv| {
     let mut f = Browser::new(&srv.base);
     let p = f.sign_in("Sam@Example.com", PASSWORD).await;
     assert_eq!(p.status, 303);
-    assert_eq!(p.location(), "/");
+    assert_eq!(p.location, "/");
     let home = f.get("/").await;
     assert!(home.body.contains("(family member)"), "{}", home.body);
     seeded.store.close().await;
@@ -365,7 +205,10 @@ on_both_databases!(csrf_is_checked_on_every_form, |srv| {
     let missing = b
         .post(
             "/sign-in",
-            &[("email", &seeded.family_email), ("password", PASSWORD)],
+            &[
+                ("email", seeded.family_email.as_str()),
+                ("password", PASSWORD),
+            ],
         )
         .await;
     assert_eq!(missing.status, 403);
@@ -375,7 +218,7 @@ on_both_databases!(csrf_is_checked_on_every_form, |srv| {
         .post(
             "/sign-in",
             &[
-                ("email", &seeded.family_email),
+                ("email", seeded.family_email.as_str()),
                 ("password", PASSWORD),
                 ("csrf_token", "x".repeat(43).as_str()),
             ],
@@ -403,13 +246,13 @@ on_both_databases!(sign_out_and_deactivation_end_sessions, |srv| {
     let home = b.get("/").await;
     let out = b.post("/sign-out", &[("csrf_token", &home.csrf())]).await;
     assert_eq!(out.status, 303);
-    assert_eq!(out.location(), "/sign-in?signed-out");
+    assert_eq!(out.location, "/sign-in?signed-out");
     assert!(!b.jar.contains_key("passport_session"));
     // Replaying the old cookie does not work.
     b.jar.insert("passport_session".into(), session);
     let p = b.get("/").await;
     assert_eq!(p.status, 303);
-    assert_eq!(p.location(), "/sign-in");
+    assert_eq!(p.location, "/sign-in");
     // Two live sessions; deactivating the account ends both at once.
     let mut one = Browser::new(&srv.base);
     let mut two = Browser::new(&srv.base);
@@ -425,8 +268,8 @@ on_both_databases!(sign_out_and_deactivation_end_sessions, |srv| {
     directory::set_active(&seeded.store, &seeded.staff_email, false)
         .await
         .unwrap();
-    assert_eq!(one.get("/").await.location(), "/sign-in");
-    assert_eq!(three.get("/").await.location(), "/sign-in");
+    assert_eq!(one.get("/").await.location, "/sign-in");
+    assert_eq!(three.get("/").await.location, "/sign-in");
     assert_eq!(two.get("/").await.status, 200, "other accounts unaffected");
     // And a deactivated account cannot sign in.
     let p = Browser::new(&srv.base)
@@ -486,7 +329,7 @@ on_both_databases!(reset_links_work_once_and_expire, |srv| {
         )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
-    assert_eq!(done.location(), "/sign-in?password-changed");
+    assert_eq!(done.location, "/sign-in?password-changed");
     // Single use.
     let again = b.get(&path).await;
     assert_eq!(again.status, 410);
@@ -503,7 +346,7 @@ on_both_databases!(reset_links_work_once_and_expire, |srv| {
         .await;
     assert_eq!(replay.status, 410);
     // The reset ended the old session; the new password works, the old one does not.
-    assert_eq!(signed_in.get("/").await.location(), "/sign-in");
+    assert_eq!(signed_in.get("/").await.location, "/sign-in");
     assert_eq!(
         Browser::new(&srv.base)
             .sign_in(&seeded.family_email, PASSWORD)
@@ -549,7 +392,7 @@ on_both_databases!(security_headers_on_every_page, |srv| {
         let p = b.get(path).await;
         assert_security_headers(&p, path);
     }
-    let refused = b.post("/sign-in", &[]).await;
+    let refused = b.post::<&str, &str>("/sign-in", &[]).await;
     assert_security_headers(&refused, "CSRF refusal");
     b.sign_in_staff(&seeded.staff_email, &seeded.secret).await;
     let home = b.get("/").await;
@@ -643,7 +486,7 @@ on_both_databases!(a_security_code_works_once, |srv| {
     let mut replay = Browser::new(&srv.base);
     for (b, expect) in [(&mut first, 303), (&mut replay, 400)] {
         let p = b.sign_in(&seeded.staff_email, PASSWORD).await;
-        assert_eq!(p.location(), "/sign-in/code");
+        assert_eq!(p.location, "/sign-in/code");
         let form = b.get("/sign-in/code").await;
         let p = b
             .post(

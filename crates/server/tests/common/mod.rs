@@ -2,6 +2,8 @@
 //! SQLite file or a fresh PostgreSQL schema, and talks HTTP to it.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 use passport_server::{Config, Running};
