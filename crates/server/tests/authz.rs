@@ -792,3 +792,57 @@ on_both_databases!(
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 );
+
+on_both_databases!(families_are_reminded_before_the_hand_over, |srv| {
+    let (_account, person) = family(&srv, "pat@example.com").await;
+    // One child turns 16 in 30 days, another in several years.
+    let now_s = passport_server::clock::now_us() / 1_000_000;
+    let soon = access::Timestamp::from_unix(now_s + 30 * 86_400)
+        .date()
+        .add_years(-16)
+        .to_string();
+    let mut links = Vec::new();
+    let mut kids = Vec::new();
+    for (given, birth) in [("Robin", soon.as_str()), ("Kit", "2020-01-01")] {
+        let mut c = child(false);
+        c["birthDate"] = json!(birth);
+        c["name"] = json!([{"text": given}]);
+        let kid = srv.create(&c).await;
+        let rp = srv
+            .create(&json!({
+                "resourceType": "RelatedPerson", "active": true,
+                "patient": {"reference": format!("Patient/{kid}")},
+                "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "FTH"}]}]
+            }))
+            .await;
+        links.push(json!({"target": {"reference": format!("RelatedPerson/{rp}")}}));
+        kids.push(kid);
+    }
+    let mut p = admin_read(&srv, &format!("/fhir/Person/{person}")).await;
+    p["link"] = json!(links);
+    assert_eq!(
+        srv.put(&format!("/fhir/Person/{person}"), &p)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let mut b = common::browser::Browser::new(&srv.base);
+    let signed = b
+        .sign_in("pat@example.com", common::browser::PASSWORD)
+        .await;
+    assert_eq!(signed.status, 303);
+    let home = b.get("/").await;
+    assert!(home.body.contains("Robin turns 16 on"), "{}", home.body);
+    assert!(!home.body.contains("Kit turns"), "{}", home.body);
+    let sharing = b.get(&format!("/passport/{}/sharing", kids[0])).await;
+    assert_eq!(sharing.status, 200);
+    assert!(
+        sharing.body.contains("id=\"handover-reminder\""),
+        "{}",
+        sharing.body
+    );
+    let other = b.get(&format!("/passport/{}/sharing", kids[1])).await;
+    assert!(!other.body.contains("handover-reminder"));
+});

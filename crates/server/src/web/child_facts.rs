@@ -106,3 +106,25 @@ pub async fn family_children(
     }
     Ok(out)
 }
+
+/// How long before the hand-over the family and the young person are reminded.
+pub const HANDOVER_REMINDER_DAYS: u32 = 90;
+
+/// The reminder to show while the young person's hand-over is near (growing up:
+/// `access::handover_reminder_due`), in plain words; `None` otherwise.
+pub fn handover_reminder(p: &Passport, now_us: i64) -> Option<String> {
+    let policy = access::RegionalPolicy::default();
+    let now = crate::authz::facts::timestamp(now_us);
+    if !access::handover_reminder_due(&p.facts, &policy, now, HANDOVER_REMINDER_DAYS) {
+        return None;
+    }
+    let date = access::handover_date(&p.facts, &policy)?;
+    let day = crate::audit::uk_time(date.start().unix() * 1_000_000);
+    let day = day.split(" at ").next().unwrap_or(&day);
+    Some(format!(
+        "{name} turns {age} on {day}. From that day {name} decides who can see the passport, \
+         including what you see. Talk to {name} about it before then.",
+        name = p.name,
+        age = policy.handover_age,
+    ))
+}

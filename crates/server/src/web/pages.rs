@@ -518,6 +518,17 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
     };
     let identity = session::identity(&st, &cur.account).await?;
     let links = home_links(&st, &identity).await?;
+    // Growing up: remind the family before each child's hand-over.
+    let mut reminders = Vec::new();
+    if let access::Identity::Family { person } = &identity {
+        for (id, _) in super::child_facts::family_children(&st.store, person).await? {
+            if let Some(p) = super::child_facts::load(&st, &id).await?
+                && let Some(r) = super::child_facts::handover_reminder(&p, clock::now_us())
+            {
+                reminders.push(r);
+            }
+        }
+    }
     let describe = match identity {
         access::Identity::Staff(staff) => {
             let org = super::directory::organisation(&st.store, &staff.organisation)
@@ -535,6 +546,7 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
         StatusCode::OK,
         "home.html",
         json!({ "name": cur.account.display_name, "describe": describe, "csrf_token": cur.session.csrf_token, "links": links,
+                "reminders": reminders,
                 "no_child_access": !super::oidc::family_data_allowed(&st, &headers).await? }),
     ))
 }

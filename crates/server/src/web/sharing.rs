@@ -131,6 +131,7 @@ pub async fn form_page(
         StatusCode::OK,
         "sharing.html",
         json!({ "child": p.name, "patient": patient, "rows": rows(&p.facts.sharing, &RegionalPolicy::default(), now),
+                "handover": child_facts::handover_reminder(&p, now),
                 "saved": query.0.as_deref() == Some("saved"), "csrf_token": who.csrf_token() }),
     ))
 }
