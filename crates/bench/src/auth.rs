@@ -642,44 +642,17 @@ mod tests {
     /// A token endpoint that answers every request with a new token `t1`, `t2`, … valid for
     /// one second; returns its address and the number of tokens it issued.
     async fn token_server() -> (SocketAddr, Arc<AtomicU64>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let issued = Arc::new(AtomicU64::new(0));
         let counter = issued.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = sock.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        // The form bodies hold no blank line: one reply per request head.
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let k = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                            let body = format!(
-                                r#"{{"access_token":"t{k}","token_type":"Bearer","expires_in":1}}"#
-                            );
-                            let reply = format!(
-                                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                                body.len()
-                            );
-                            if sock.write_all(reply.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let addr = crate::test_server::serve(move |_head| {
+            let k = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            let body = format!(r#"{{"access_token":"t{k}","token_type":"Bearer","expires_in":1}}"#);
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        })
+        .await;
         (addr, issued)
     }
 

@@ -11,6 +11,8 @@ mod report;
 mod server;
 mod stats;
 mod synth;
+#[cfg(test)]
+mod test_server;
 mod workload;
 
 use clap::{Parser, ValueEnum};

@@ -1013,38 +1013,13 @@ pub async fn server_count(auth: &Auth) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A server that answers every request with `status` and an empty body.
     async fn fake_server(status: &'static str) -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = sock.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        // Requests without a body (GET) end at the blank line; good enough.
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            seen.drain(..end + 4);
-                            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
-                            if sock.write_all(reply.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        addr
+        crate::test_server::serve(move |_head| {
+            format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n")
+        })
+        .await
     }
 
     fn ctx(addr: SocketAddr) -> Ctx {
@@ -1069,37 +1044,13 @@ mod tests {
 
     /// A server that answers 200 with an empty body and keeps every request's head.
     async fn recording_server() -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen_heads = heads.clone();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let heads = seen_heads.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    let mut seen = Vec::new();
-                    loop {
-                        let Ok(n) = sock.read(&mut buf).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        seen.extend_from_slice(&buf[..n]);
-                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&seen[..end]).into_owned();
-                            seen.drain(..end + 4);
-                            heads.lock().unwrap().push(head);
-                            let reply = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
-                            if sock.write_all(reply.as_bytes()).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let addr = crate::test_server::serve(move |head| {
+            seen_heads.lock().unwrap().push(head.to_owned());
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_owned()
+        })
+        .await;
         (addr, heads)
     }
 
