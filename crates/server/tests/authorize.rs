@@ -9,88 +9,20 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
 use access::{Role, Sector};
 use base64::Engine;
 use common::browser::{Browser, PASSWORD, Page, now_secs};
+use passport_server::AppState;
 use passport_server::oauth::{self, ClientSpec};
 use passport_server::web::{auth, directory, onboarding};
-use passport_server::{AppState, Config};
 use passport_store::accounts::Account;
 use serde_json::Value;
 use sha2::Digest;
 
 const APP: &str = "http://app.example";
 
-/// A server whose state the test can reach (its own store handle, so no cache is stale).
-struct Srv {
-    base: String,
-    state: Arc<AppState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
-    _dir: Option<PathBuf>,
-}
-
-impl Srv {
-    async fn start(backend: common::Backend) -> Option<Srv> {
-        let (url, dir) = common::fresh_database(backend)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut config = Config::new(addr, url);
-        config.base_url = format!("http://{addr}");
-        let state = passport_server::prepare(config).await.expect("prepare");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(passport_server::serve(state.clone(), listener, async {
-            let _ = rx.await;
-        }));
-        Some(Srv {
-            base: format!("http://{addr}"),
-            state,
-            stop: Some(tx),
-            task: Some(task),
-            _dir: dir,
-        })
-    }
-
-    fn fhir_base(&self) -> String {
-        format!("{}/fhir", self.base)
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await.unwrap().unwrap();
-        }
-    }
-}
-
-macro_rules! on_both {
-    ($name:ident, |$srv:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let $srv = Srv::start(common::Backend::Sqlite).await.expect("sqlite");
-                $body
-                $srv.shutdown().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some($srv) = Srv::start(common::Backend::Postgres).await else {
-                    return;
-                };
-                $body
-                $srv.shutdown().await;
-            }
-        }
-    };
-}
+type Srv = common::TestServer;
 
 /// A PKCE verifier and its S256 challenge.
 fn pkce() -> (String, String) {
@@ -300,7 +232,7 @@ fn assert_redirect_error(p: &Page, error: &str) {
     assert_eq!(q.get("state").map(String::as_str), Some("st4te"));
 }
 
-on_both!(bad_client_or_redirect_uri_shows_a_page, |srv| {
+on_both_databases!(bad_client_or_redirect_uri_shows_a_page, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut b = Browser::new(&srv.base);
@@ -326,7 +258,7 @@ on_both!(bad_client_or_redirect_uri_shows_a_page, |srv| {
     assert_eq!((p.status, p.location.as_str()), (400, ""));
 });
 
-on_both!(errors_go_back_to_the_app, |srv| {
+on_both_databases!(errors_go_back_to_the_app, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut b = Browser::new(&srv.base);
@@ -402,7 +334,7 @@ on_both!(errors_go_back_to_the_app, |srv| {
     assert_eq!(p.query()["error"], "invalid_request");
 });
 
-on_both!(sign_in_and_come_back, |srv| {
+on_both_databases!(sign_in_and_come_back, |srv| {
     let w = world(&srv).await;
     let (verifier, ch) = pkce();
     let q = authorize_query(&srv, &w, &ch, &[]);
@@ -515,7 +447,7 @@ on_both!(sign_in_and_come_back, |srv| {
     }
 });
 
-on_both!(standalone_picker_lists_only_the_users_children, |srv| {
+on_both_databases!(standalone_picker_lists_only_the_users_children, |srv| {
     let w = world(&srv).await;
     let (verifier, ch) = pkce();
     let mut b = Browser::new(&srv.base);
@@ -615,7 +547,7 @@ on_both!(standalone_picker_lists_only_the_users_children, |srv| {
     );
 });
 
-on_both!(deny_sends_access_denied, |srv| {
+on_both_databases!(deny_sends_access_denied, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut b = Browser::new(&srv.base);
@@ -678,7 +610,7 @@ async fn open_app(b: &mut Browser, srv: &Srv, w: &World, patient: &str) -> Strin
     q["launch"].clone()
 }
 
-on_both!(ehr_launch_gives_the_patient, |srv| {
+on_both_databases!(ehr_launch_gives_the_patient, |srv| {
     let w = world(&srv).await;
     let (verifier, ch) = pkce();
     let mut b = Browser::new(&srv.base);
@@ -710,7 +642,7 @@ on_both!(ehr_launch_gives_the_patient, |srv| {
     assert_redirect_error(&p, "invalid_request");
 });
 
-on_both!(launch_is_the_launching_accounts_only, |srv| {
+on_both_databases!(launch_is_the_launching_accounts_only, |srv| {
     let w = world(&srv).await;
     let (_, ch) = pkce();
     let mut sam = Browser::new(&srv.base);
@@ -784,7 +716,7 @@ on_both!(launch_is_the_launching_accounts_only, |srv| {
     );
 });
 
-on_both!(discovery_and_cors_for_browser_apps, |srv| {
+on_both_databases!(discovery_and_cors_for_browser_apps, |srv| {
     let http = reqwest::Client::new();
     let smart: Value = http
         .get(format!("{}/fhir/.well-known/smart-configuration", srv.base))
@@ -872,7 +804,7 @@ async fn smart_in_a_real_browser() {
         eprintln!("SMART browser test skipped: {why}");
         return;
     }
-    let srv = Srv::start(common::Backend::Sqlite).await.unwrap();
+    let srv = common::spawn(common::Backend::Sqlite).await.unwrap();
     let w = world(&srv).await;
     // The test app's origin: a free port for tests/browser/smart.mjs's static server.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -930,5 +862,5 @@ async fn smart_in_a_real_browser() {
         stdout.contains(&format!("standalone patient {}", w.leo)),
         "{stdout}"
     );
-    srv.shutdown().await;
+    srv.stop().await;
 }

@@ -117,6 +117,11 @@ pub async fn client_credentials(
 }
 
 impl TestServer {
+    /// The FHIR base URL (`aud` of this server's tokens, `iss` of its launches).
+    pub fn fhir_base(&self) -> String {
+        format!("{}/fhir", self.base)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
