@@ -53,7 +53,7 @@ impl<'a> Guard<'a> {
         Guard {
             st,
             caller,
-            now: Timestamp::from_unix(crate::clock::now_us().div_euclid(1_000_000)),
+            now: super::facts::timestamp(crate::clock::now_us()),
             memo: HashMap::new(),
             patients: BTreeSet::new(),
             break_glass: false,

@@ -125,31 +125,6 @@ pub fn race_check(criteria: &[(String, String)]) -> Option<Vec<TokenCriterion>> 
     Some(out)
 }
 
-/// Most matches a condition is evaluated to: one decides, two are already "several".
-pub const MATCH_LIMIT: usize = 2;
-
-/// Ids of the current, non-deleted resources of `resource_type` matching `query` (every
-/// criterion, full search semantics); at most two, as one or several is all a condition
-/// needs to know. 400 for criteria this server cannot evaluate.
-pub async fn matching_ids(
-    st: &AppState,
-    resource_type: &str,
-    query: &str,
-) -> ApiResult<Vec<String>> {
-    matching_ids_up_to(st, resource_type, query, MATCH_LIMIT).await
-}
-
-/// [`matching_ids`], evaluated to at most `limit` ids (for a caller that discards some).
-pub async fn matching_ids_up_to(
-    st: &AppState,
-    resource_type: &str,
-    query: &str,
-    limit: usize,
-) -> ApiResult<Vec<String>> {
-    let c = criteria(query, "condition")?;
-    search::matching_ids(st, resource_type, &c, limit).await
-}
-
 /// `PUT /fhir/{type}?query`.
 pub async fn update(
     State(st): State<Arc<AppState>>,
@@ -367,9 +342,9 @@ pub fn refuse_hidden_passport(resource_type: &str, m: &Matches) -> ApiResult<()>
     Ok(())
 }
 
-/// "2 or more" when the search stopped at the limit.
+/// "1000 or more" when the search stopped at its limit ([`VISIBLE_SCAN`]).
 pub fn several(n: usize) -> String {
-    if n >= MATCH_LIMIT {
+    if n >= VISIBLE_SCAN {
         format!("{n} or more")
     } else {
         n.to_string()

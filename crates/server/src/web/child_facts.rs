@@ -17,30 +17,6 @@ pub struct Passport {
     pub birth_date: String,
 }
 
-/// Current, non-deleted resources of `resource_type` whose reference `param` names the
-/// child.
-pub async fn of_child(
-    store: &Store,
-    resource_type: &str,
-    param: &str,
-    patient_id: &str,
-) -> Result<Vec<(String, i64, Value)>, StoreError> {
-    Ok(store
-        .revinclude(
-            resource_type,
-            Some(param),
-            "Patient",
-            &[patient_id.to_owned()],
-        )
-        .await?
-        .into_iter()
-        .filter_map(|m| {
-            let v = serde_json::from_slice(&m.body).ok()?;
-            Some((m.id, m.version_id, v))
-        })
-        .collect())
-}
-
 /// The child's passport, or `None` if there is no such (non-deleted) Patient. The facts
 /// come from the one loader the API uses (`authz::facts`), cached and kept fresh there.
 pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, StoreError> {

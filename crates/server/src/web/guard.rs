@@ -123,7 +123,4 @@ pub fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> &'a str {
     f.get(name).map(String::as_str).unwrap_or_default().trim()
 }
 
-/// Access-library time from microseconds.
-pub fn timestamp(us: i64) -> access::Timestamp {
-    access::Timestamp::from_unix(us.div_euclid(1_000_000))
-}
+pub use crate::authz::facts::timestamp;

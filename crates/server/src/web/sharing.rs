@@ -184,13 +184,23 @@ pub async fn save(
             choices = choices.deny(Actor::Sector(sector), fewer);
         }
     }
-    let existing = child_facts::of_child(&st.store, "Consent", "patient", &patient)
-        .await?
-        .into_iter()
-        .find(|(_, _, v)| is_sharing(v));
+    let existing = crate::authz::facts::referring(
+        &st.store,
+        "Consent",
+        "patient",
+        "Patient",
+        std::slice::from_ref(&patient),
+    )
+    .await?
+    .into_iter()
+    .find(is_sharing)
+    .and_then(|v| {
+        let version = v["meta"]["versionId"].as_str()?.parse::<i64>().ok()?;
+        Some((v["id"].as_str()?.to_owned(), version))
+    });
     let mut consent = choices.to_consent(&patient, &performer, &clock::instant(now));
     let (id, replaces) = match &existing {
-        Some((id, version, _)) => (id.clone(), Some(*version)),
+        Some((id, version)) => (id.clone(), Some(*version)),
         None => (uuid::Uuid::now_v7().to_string(), None),
     };
     consent["id"] = json!(id);
