@@ -26,7 +26,7 @@ use crate::subject::{Identity, Role, Sector, Staff, Subject, SystemClient};
 use crate::time::Timestamp;
 
 /// Types that belong to no child: readable by anyone signed in.
-const REFERENCE_TYPES: &[&str] = &[
+pub(crate) const REFERENCE_TYPES: &[&str] = &[
     "Organization",
     "Practitioner",
     "PractitionerRole",
@@ -125,32 +125,41 @@ pub fn decide(
     if resource.resource_type == "Consent" {
         return consent(policy, identity, action, child, now);
     }
-    let access = match identity {
-        Identity::Staff(s) => staff_access(policy, s, child, now),
-        Identity::System(c) => system_access(policy, c, child, now),
-        Identity::YoungPerson { patient } => young_person_access(policy, patient, child, now),
-        Identity::Family { person } => match child.family_link(person) {
-            Some(link) => family_access(policy, link, child, now),
-            None => Err(DeniedNoRelationship),
-        },
-        Identity::Anonymous => Err(DeniedAnonymous),
-    };
-    match access {
+    match relationship(policy, identity, child, now) {
         Ok(Access::BreakGlass) => break_glass(action, resource),
         Ok(Access::Sections(a)) => sections(&a, action, resource),
         Err(reason) => Decision::deny(reason),
     }
 }
 
+/// Step 6: the subject's relationship to the child, and what it opens.
+pub(crate) fn relationship(
+    policy: &RegionalPolicy,
+    identity: &Identity,
+    child: &ChildFacts,
+    now: Timestamp,
+) -> Result<Access, Reason> {
+    match identity {
+        Identity::Staff(s) => staff_access(policy, s, child, now),
+        Identity::System(c) => system_access(policy, c, child, now),
+        Identity::YoungPerson { patient } => young_person_access(policy, patient, child, now),
+        Identity::Family { person } => match child.family_link(person) {
+            Some(link) => family_access(policy, link, child, now),
+            None => Err(Reason::DeniedNoRelationship),
+        },
+        Identity::Anonymous => Err(Reason::DeniedAnonymous),
+    }
+}
+
 /// What a related subject may do with the child's record.
-struct SectionAccess {
-    read: SectionSet,
+pub(crate) struct SectionAccess {
+    pub(crate) read: SectionSet,
     write: SectionSet,
     /// Sections read only because of a sharing choice (for the reason code).
     by_choice: SectionSet,
-    cleared: LabelSet,
+    pub(crate) cleared: LabelSet,
     /// May see items without a section tag.
-    untagged: bool,
+    pub(crate) untagged: bool,
     /// May change items without a section tag.
     untagged_write: bool,
     allowed: Reason,
@@ -158,7 +167,7 @@ struct SectionAccess {
     not_visible: Reason,
 }
 
-enum Access {
+pub(crate) enum Access {
     Sections(SectionAccess),
     BreakGlass,
 }
@@ -245,19 +254,22 @@ pub fn break_glass_eligible(s: &Staff) -> bool {
             && matches!(s.role, Role::Nurse | Role::AlliedHealthProfessional))
 }
 
+/// What break-glass opens: these sections, and current medicines (read only, never an
+/// item with a security label).
+pub(crate) const BREAK_GLASS_OPENS: SectionSet = SectionSet::of(&[
+    Section::Emergency,
+    Section::Allergies,
+    Section::Communication,
+    Section::Contacts,
+]);
+
 fn break_glass(action: Action, r: &ResourceFacts) -> Decision {
     use Reason::*;
     if !matches!(action, Action::Read | Action::Search) {
         return Decision::deny(DeniedBreakGlassAction);
     }
-    let open = SectionSet::of(&[
-        Section::Emergency,
-        Section::Allergies,
-        Section::Communication,
-        Section::Contacts,
-    ]);
     let current_medicine = r.sections.contains(Section::Medicines) && r.active_medication;
-    if !r.sections.intersects(open) && !current_medicine {
+    if !r.sections.intersects(BREAK_GLASS_OPENS) && !current_medicine {
         return Decision::deny(DeniedBreakGlassSection);
     }
     if !r.labels.is_empty() {
@@ -395,7 +407,7 @@ fn family_access(
     Ok(a)
 }
 
-fn consent(
+pub(crate) fn consent(
     policy: &RegionalPolicy,
     identity: &Identity,
     action: Action,

@@ -121,6 +121,14 @@ impl LabelSet {
     pub fn insert(&mut self, l: SecurityLabel) {
         self.0 |= l.bit();
     }
+    /// The set as a bit mask (see [`crate::SectionSet::bits`]).
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+    /// The set from [`LabelSet::bits`] (unknown bits dropped).
+    pub const fn from_bits(bits: u8) -> LabelSet {
+        LabelSet(bits & LabelSet::ALL.0)
+    }
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

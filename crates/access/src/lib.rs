@@ -33,6 +33,7 @@ mod scopes;
 mod section;
 mod subject;
 mod time;
+mod view;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod matrix;
@@ -54,6 +55,7 @@ pub use scopes::{Permissions, ResourceScope, ScopeCheck, ScopeContext, Scopes};
 pub use section::{SECTION_SYSTEM, Section, SectionSet};
 pub use subject::{Identity, Role, SECTOR_SYSTEM, Sector, Staff, Subject, SystemClient};
 pub use time::{Date, Timestamp};
+pub use view::{Children, Grant, Reach, Rule, TypeView, reach, redacted_param, search_view};
 
 /// Errors from parsing inputs (the decision itself never fails).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

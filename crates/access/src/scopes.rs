@@ -22,7 +22,7 @@
 
 use crate::AccessError;
 use crate::resource::{Action, ResourceFacts};
-use crate::section::{SECTION_SYSTEM, Section};
+use crate::section::{SECTION_SYSTEM, Section, SectionSet};
 
 /// The compartment a resource scope applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -301,6 +301,84 @@ impl Scopes {
         } else {
             ScopeCheck::NotCovered
         }
+    }
+}
+
+/// One way a token's scopes let a search see resources of one type: the search form of
+/// [`Scopes::check`] for [`Action::Search`], used by [`crate::search_view`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SearchScope {
+    /// Resources in a child's record: of any child (`Some(None)`), only of the launch
+    /// patient (`Some(Some(id))`), or none (`None`).
+    pub child: Option<Option<String>>,
+    /// Resources that belong to no child.
+    pub no_child: bool,
+    /// Section tags the resource must carry: one of each set (a granular `_tag` query).
+    pub tags: Vec<SectionSet>,
+}
+
+impl Scopes {
+    /// The scopes that let a search see resources of `resource_type` at all, each as a
+    /// [`SearchScope`]; empty when none does. Mirrors [`Scopes::check`] exactly.
+    pub(crate) fn search_scopes(&self, resource_type: &str, is_system: bool) -> Vec<SearchScope> {
+        if self.unrestricted {
+            return vec![SearchScope {
+                child: Some(None),
+                no_child: true,
+                tags: Vec::new(),
+            }];
+        }
+        let needed = Permissions::for_action(Action::Search);
+        let mut out = Vec::new();
+        for s in &self.resources {
+            if !s.covers_type(resource_type) || !s.permissions.contains(needed) {
+                continue;
+            }
+            let Some(tags) = s.tag_requirements() else {
+                continue;
+            };
+            let (child, no_child) = match s.context {
+                ScopeContext::System => (is_system.then_some(None), is_system),
+                ScopeContext::User => ((!is_system).then_some(None), !is_system),
+                ScopeContext::Patient => (self.patient.clone().map(Some), self.patient.is_some()),
+            };
+            if child.is_some() || no_child {
+                out.push(SearchScope {
+                    child,
+                    no_child,
+                    tags,
+                });
+            }
+        }
+        out
+    }
+}
+
+impl ResourceScope {
+    /// The granular query as section-tag requirements (one of each set), or `None` if it
+    /// can match nothing (another parameter, or no known section) — as [`Self::query_matches`].
+    fn tag_requirements(&self) -> Option<Vec<SectionSet>> {
+        let mut out = Vec::new();
+        for (k, v) in &self.query {
+            if k != "_tag" {
+                return None;
+            }
+            let mut set = SectionSet::EMPTY;
+            for alt in v.split(',') {
+                if let Some(s) = alt
+                    .split_once('|')
+                    .filter(|(sys, _)| *sys == SECTION_SYSTEM)
+                    .and_then(|(_, code)| Section::from_code(code))
+                {
+                    set.insert(s);
+                }
+            }
+            if set.is_empty() {
+                return None;
+            }
+            out.push(set);
+        }
+        Some(out)
     }
 }
 

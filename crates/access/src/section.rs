@@ -135,6 +135,15 @@ impl SectionSet {
     pub fn remove(&mut self, s: Section) {
         self.0 &= !s.bit();
     }
+    /// The set as a bit mask (bit `n` = the `n`th of [`Section::ALL`]): what the store
+    /// keeps per resource so searches can apply the decision inside their queries.
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+    /// The set from [`SectionSet::bits`] (unknown bits dropped).
+    pub const fn from_bits(bits: u16) -> SectionSet {
+        SectionSet(bits & SectionSet::ALL.0)
+    }
     pub const fn is_empty(self) -> bool {
         self.0 == 0
     }

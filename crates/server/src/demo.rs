@@ -97,6 +97,7 @@ pub async fn load(store: &Store) -> Result<usize, StoreError> {
         let value = Value::Object(map);
         let write = Write {
             index: fhir::search::extract(&value),
+            access: crate::authz::access_inputs(&value),
             resource_type: rtype,
             id,
             replaces: None,

@@ -157,6 +157,19 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
     web::assets::preload();
     let store = Store::open(&config.database_url).await?;
     store.migrate().await?;
+    // Versions stored before the access inputs were kept (migration 14) get them now,
+    // computed from their bodies, before any search runs.
+    let filled = store
+        .fill_access_inputs(|body| {
+            authz::access_inputs(&serde_json::from_slice(body).unwrap_or(serde_json::Value::Null))
+        })
+        .await?;
+    if filled > 0 {
+        tracing::info!(
+            versions = filled,
+            "filled in the access inputs of stored versions"
+        );
+    }
     let started = clock::instant(clock::now_us());
     let capability = Bytes::from(
         serde_json::to_vec(&fhir_api::capability::capability_statement(

@@ -9,6 +9,7 @@
 //! the store refuses it ([`StoreError::VersionConflict`]) if that is no longer current.
 //! That is what turns `If-Match` into a 412 and makes a lost update impossible.
 
+mod access_inputs;
 pub mod accounts;
 pub mod audit;
 pub mod break_glass;
@@ -59,6 +60,48 @@ pub struct TokenCriterion {
     pub code: String,
 }
 
+/// The access decision's inputs for one version, kept beside it so a search can apply the
+/// caller's visibility inside its query (see `search::Visibility`). The store does not
+/// interpret them beyond comparing bits; the server computes them from the resource with
+/// the `access` crate's own readers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessInputs {
+    /// The children whose records hold the resource (empty: it belongs to no child).
+    pub patients: Vec<String>,
+    /// Passport sections, as `access::SectionSet::bits`.
+    pub sections: u16,
+    /// Security labels, as `access::LabelSet::bits`.
+    pub labels: u8,
+    /// An active MedicationStatement.
+    pub active_medication: bool,
+}
+
+/// `acc_flags` bits (migration 14).
+pub(crate) mod acc_flags {
+    pub const ACTIVE_MEDICATION: i64 = 1;
+    pub const MORE_CHILDREN: i64 = 2;
+    pub const COMPUTED: i64 = 4;
+}
+
+impl AccessInputs {
+    /// `(acc_patient, acc_sections, acc_labels, acc_flags)` for a version row.
+    pub(crate) fn columns(&self) -> (Option<&str>, i64, i64, i64) {
+        let mut flags = acc_flags::COMPUTED;
+        if self.active_medication {
+            flags |= acc_flags::ACTIVE_MEDICATION;
+        }
+        if self.patients.len() > 1 {
+            flags |= acc_flags::MORE_CHILDREN;
+        }
+        (
+            self.patients.first().map(String::as_str),
+            i64::from(self.sections),
+            i64::from(self.labels),
+            flags,
+        )
+    }
+}
+
 /// A new version to store.
 #[derive(Debug, Clone)]
 pub struct Write {
@@ -77,6 +120,9 @@ pub struct Write {
     /// ignored for a deletion). Conditional create looks up the `identifier` and `_id`
     /// token entries, so writers include an `_id` token.
     pub index: Vec<fhir::search::IndexEntry>,
+    /// The access decision's inputs for this version (ignored for a deletion, which keeps
+    /// those of the version it deletes).
+    pub access: AccessInputs,
     /// Conditional create (`If-None-Exist`): the write is refused with
     /// [`StoreError::ConditionMatched`] if any current, non-deleted resource of this type
     /// matches every criterion. Checked in the same transaction as the insert.
@@ -269,14 +315,6 @@ impl Store {
                 Ok(stored)
             }
             Store::Postgres(s) => s.write_all(writes).await,
-        }
-    }
-
-    /// History, newest first.
-    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
-        match self {
-            Store::Sqlite(s) => s.history(query).await,
-            Store::Postgres(s) => s.history(query).await,
         }
     }
 

@@ -20,6 +20,7 @@
 //!   while it applies what `schema_migrations` lacks, so concurrent migrators wait.
 //! * **close()**: waits for the writes in progress, then refuses new ones. Reads keep working.
 
+mod access_inputs;
 mod accounts;
 mod audit;
 mod break_glass;
@@ -108,6 +109,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "audit_outbox",
         sql: include_str!("../migrations/postgres/0013_audit_outbox.sql"),
     },
+    Migration {
+        version: 14,
+        name: "access_inputs",
+        sql: include_str!("../migrations/postgres/0014_access_inputs.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).
@@ -123,14 +129,36 @@ const CURRENT_SQL: &str =
 const CURRENT_FOR_UPDATE_SQL: &str =
     "SELECT version_id FROM resource_current WHERE resource_type = $1 AND id = $2 FOR UPDATE";
 const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k";
-const INSERT_SQL: &str = "WITH v AS (\
-       INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body) \
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq) \
-     INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us, rid) \
-     SELECT $1, $2, $3, v.seq, $5, $4, v.seq FROM v \
+/// Inserts a version and makes it current: `rid, seq, previous seq`. The access inputs
+/// (`$7..$10`) are the write's own, or for a deletion (`$5`) those of the version it deletes.
+const INSERT_SQL: &str = "WITH prev AS (\
+       SELECT seq, acc_patient, acc_sections, acc_labels, acc_flags FROM resource_current \
+       WHERE resource_type = $1 AND id = $2), \
+     acc AS (\
+       SELECT p.acc_patient, p.acc_sections, p.acc_labels, p.acc_flags FROM prev p WHERE $5 \
+       UNION ALL SELECT $7::text, $8::int4, $9::int4, $10::int4 \
+       WHERE NOT ($5 AND EXISTS (SELECT 1 FROM prev))), \
+     v AS (\
+       INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body, \
+         acc_patient, acc_sections, acc_labels, acc_flags) \
+       SELECT $1, $2, $3, $4, $5, $6, acc.acc_patient, acc.acc_sections, acc.acc_labels, \
+         acc.acc_flags FROM acc \
+       RETURNING seq, acc_patient, acc_sections, acc_labels, acc_flags) \
+     INSERT INTO resource_current (resource_type, id, version_id, seq, deleted, last_updated_us, rid, \
+       acc_patient, acc_sections, acc_labels, acc_flags) \
+     SELECT $1, $2, $3, v.seq, $5, $4, v.seq, v.acc_patient, v.acc_sections, v.acc_labels, \
+       v.acc_flags FROM v \
      ON CONFLICT (resource_type, id) DO UPDATE SET version_id = EXCLUDED.version_id, \
-       seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us \
-     RETURNING rid";
+       seq = EXCLUDED.seq, deleted = EXCLUDED.deleted, last_updated_us = EXCLUDED.last_updated_us, \
+       acc_patient = EXCLUDED.acc_patient, acc_sections = EXCLUDED.acc_sections, \
+       acc_labels = EXCLUDED.acc_labels, acc_flags = EXCLUDED.acc_flags \
+     RETURNING rid, seq, acc_flags, (SELECT seq FROM prev)";
+/// The further children of a version (several children's records hold it).
+const ACCESS_CHILD_SQL: &str = "INSERT INTO access_child (seq, patient) \
+     SELECT $1, p FROM unnest($2::text[]) AS p ON CONFLICT DO NOTHING";
+/// A deletion's further children: those of the version it deletes.
+const ACCESS_CHILD_COPY_SQL: &str = "INSERT INTO access_child (seq, patient) \
+     SELECT $1, patient FROM access_child WHERE seq = $2 ON CONFLICT DO NOTHING";
 pub struct PgStore {
     pool: std::sync::Arc<Pool>,
     /// When to refresh the planner's statistics (see statistics.rs).
@@ -302,28 +330,6 @@ impl PgStore {
             }
             statistics.analyzed();
         });
-    }
-
-    pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
-        let (text, args) = sql::history(Dialect::Postgres, q);
-        let mut conn = self.pool.get().await?;
-        let stmt = conn.prepare(&text).await?;
-        let params = to_sql(&args);
-        let rows = conn.client.query(&stmt, &params).await.map_err(pg_error)?;
-        Ok(rows
-            .iter()
-            .map(|r| HistoryEntry {
-                seq: r.get(0),
-                version: Stored {
-                    resource_type: r.get(1),
-                    id: r.get(2),
-                    version_id: r.get(3),
-                    last_updated_us: r.get(4),
-                    deleted: r.get(5),
-                    body: Bytes::copy_from_slice(r.get::<_, &[u8]>(6)),
-                },
-            })
-            .collect())
     }
 
     pub async fn find_by_tokens(&self, t: &str, c: &[TokenCriterion]) -> Result<Vec<String>> {
@@ -535,8 +541,10 @@ async fn apply_in(
         }
     }
     let body: &[u8] = if w.deleted { &[] } else { &w.body };
+    let (patient, sections, labels, flags) = w.access.columns();
+    let (sections, labels, flags) = (sections as i32, labels as i32, flags as i32);
     // The resource's `rid` (its index rows' key): the seq of its first version, kept.
-    let rid: i64 = tx
+    let row = tx
         .query_one(
             &insert,
             &[
@@ -546,11 +554,34 @@ async fn apply_in(
                 &w.last_updated_us,
                 &w.deleted,
                 &body,
+                &patient,
+                &sections,
+                &labels,
+                &flags,
             ],
         )
         .await
-        .map_err(write_error)?
-        .get(0);
+        .map_err(write_error)?;
+    let rid: i64 = row.get(0);
+    let seq: i64 = row.get(1);
+    let stored_flags: i32 = row.get(2);
+    let previous: Option<i64> = row.get(3);
+    if i64::from(stored_flags) & crate::acc_flags::MORE_CHILDREN != 0 {
+        match (w.deleted, previous) {
+            (true, Some(old)) => tx.execute(ACCESS_CHILD_COPY_SQL, &[&seq, &old]).await,
+            _ => {
+                let more: Vec<&str> = w
+                    .access
+                    .patients
+                    .iter()
+                    .skip(1)
+                    .map(String::as_str)
+                    .collect();
+                tx.execute(ACCESS_CHILD_SQL, &[&seq, &more]).await
+            }
+        }
+        .map_err(pg_error)?;
+    }
     // Index tables: replaced with the entries of the version just written (none for a
     // deletion), every table in one statement (see `search::REPLACE_INDEXES_SQL`).
     if current.is_some() || (!w.deleted && !w.index.is_empty()) {

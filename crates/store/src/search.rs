@@ -296,6 +296,76 @@ pub struct EverythingQuery {
     pub after: Option<(String, String)>,
 }
 
+/// A caller's visibility, applied inside every statement a search builds (the main query,
+/// each chain and `_has` subquery, criteria and sort keys on redacted elements, totals,
+/// `$everything` and history), so hidden rows never take part: the answer is the one it
+/// would be if the hidden data did not exist. The server builds each [`View`] from
+/// `access::search_view`, the decision's only author; the store only compares bits.
+#[derive(Clone, Copy)]
+pub enum Visibility<'a> {
+    /// The domain's own system reads (child facts, token checks), which are not a caller's
+    /// search and are not audited per read.
+    System,
+    /// What this caller may see.
+    Caller(&'a dyn Views),
+}
+
+/// The views of one caller, per resource type.
+pub trait Views: Send + Sync {
+    /// The view of `resource_type` (the same answer every time within one search).
+    fn view(&self, resource_type: &str) -> std::sync::Arc<View>;
+    /// Is `param` of `resource_type` a search parameter on elements hidden from this caller
+    /// where a grant's `address` is false? Criteria and sort keys on it then match nothing.
+    fn redacted(&self, resource_type: &str, param: &str) -> bool;
+}
+
+/// What one caller may see among resources of one type (`access::TypeView`, as bits).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct View {
+    /// Rows that belong to no child: visible if one of these admits them.
+    pub no_child: Vec<RowRule>,
+    /// Rows in children's records: visible if, for each child holding it, a grant naming
+    /// that child admits it.
+    pub grants: Vec<RowGrant>,
+}
+
+/// A test on a row's `acc_sections`, `acc_labels` and `acc_flags`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowRule {
+    /// Visible if it carries one of these sections (a bit mask)...
+    pub sections: i64,
+    /// ...or no section at all...
+    pub untagged: bool,
+    /// ...or (`Some(medicines bit)`) is an active MedicationStatement in that section.
+    pub current_medicines: Option<i64>,
+    /// And one section of each of these masks.
+    pub tags: Vec<i64>,
+    /// And none of these labels (the complement of the caller's clearance).
+    pub not_cleared: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowGrant {
+    /// The children it applies to; `None`: every child.
+    pub children: Option<Vec<String>>,
+    pub rule: RowRule,
+    /// The caller may see these children's addresses.
+    pub address: bool,
+}
+
+/// Which children a caller may relate to (a superset; the view decides per child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildrenQuery {
+    /// Children whose CareTeam names this organisation, this practitioner or one of their
+    /// PractitionerRoles, and children with a break-glass grant for the practitioner.
+    CareTeam {
+        practitioner: Option<String>,
+        organisation: Option<String>,
+    },
+    /// Children of the RelatedPersons this Person (a family sign-in) links to.
+    Family { person: String },
+}
+
 /// The index entry of a token (conditional create's `identifier`, `_id`).
 pub fn token_entry(param: &str, system: Option<&str>, code: &str) -> IndexEntry {
     IndexEntry {
@@ -320,20 +390,31 @@ pub(crate) enum SArg {
     Text(String),
     Int(i64),
     Real(f64),
+    /// A list of texts (PostgreSQL `text[]`; SQLite a JSON array read by `json_each`).
+    TextList(Vec<String>),
 }
 
-pub(crate) struct Sql {
+pub(crate) struct Sql<'v> {
     pg: bool,
     pub text: String,
     pub args: Vec<SArg>,
+    vis: Visibility<'v>,
+    /// Placeholder numbers of child lists already bound (by the grant's address), so a
+    /// list used by several subqueries is sent once.
+    lists: std::collections::HashMap<usize, usize>,
 }
 
-impl Sql {
+impl<'v> Sql<'v> {
     pub(crate) fn new(pg: bool) -> Self {
+        Sql::with(pg, Visibility::System)
+    }
+    pub(crate) fn with(pg: bool, vis: Visibility<'v>) -> Self {
         Sql {
             pg,
             text: String::with_capacity(512),
             args: Vec::new(),
+            vis,
+            lists: std::collections::HashMap::new(),
         }
     }
     fn push(&mut self, s: &str) -> &mut Self {
@@ -358,6 +439,161 @@ impl Sql {
     }
     fn real(&mut self, f: f64) -> &mut Self {
         self.arg(SArg::Real(f))
+    }
+
+    /// ` AND <alias's row is visible>`, for a row of `ty` (`address`: the criterion or sort
+    /// key reads an element hidden where a grant's `address` is false).
+    fn visible(&mut self, alias: &str, ty: &str, address: bool) {
+        let Visibility::Caller(views) = self.vis else {
+            return;
+        };
+        let view = views.view(ty);
+        self.push(" AND ");
+        self.view_pred(alias, &view, address);
+    }
+
+    /// ` AND <visible>` for rows whose type is one of `types`, each under its own view
+    /// (types with equal views share one test).
+    fn visible_types(&mut self, alias: &str, types: &[&str]) {
+        let Visibility::Caller(views) = self.vis else {
+            return;
+        };
+        let mut groups: Vec<(Vec<&str>, std::sync::Arc<View>)> = Vec::new();
+        for t in types {
+            let v = views.view(t);
+            match groups.iter_mut().find(|(_, g)| **g == *v) {
+                Some((ts, _)) => ts.push(t),
+                None => groups.push((vec![t], v)),
+            }
+        }
+        groups.retain(|(_, v)| !v.no_child.is_empty() || !v.grants.is_empty());
+        self.push(" AND (");
+        if groups.is_empty() {
+            self.push("1 = 0");
+        }
+        for (i, (ts, view)) in groups.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push(&format!("({alias}.resource_type IN ("));
+            for (j, t) in ts.iter().enumerate() {
+                if j > 0 {
+                    self.push(", ");
+                }
+                self.text_arg(t);
+            }
+            self.push(") AND ");
+            self.view_pred(alias, view, false);
+            self.push(")");
+        }
+        self.push(")");
+    }
+
+    /// The view as a condition on `alias`'s access columns (see migration 14).
+    fn view_pred(&mut self, alias: &str, view: &View, address: bool) {
+        self.push(&format!("(({alias}.acc_patient IS NULL AND ("));
+        if view.no_child.is_empty() {
+            self.push("1 = 0");
+        }
+        for (i, r) in view.no_child.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.rule(alias, r);
+        }
+        self.push("))");
+        let grants: Vec<&RowGrant> = view
+            .grants
+            .iter()
+            .filter(|g| g.address || !address)
+            .collect();
+        if !grants.is_empty() {
+            self.push(&format!(" OR ({alias}.acc_patient IS NOT NULL AND ("));
+            self.grants(&format!("{alias}.acc_patient"), alias, &grants);
+            // A row in several children's records: every one of them must admit it.
+            self.push(&format!(
+                ") AND (({alias}.acc_flags & {}) = 0 OR NOT EXISTS (SELECT 1 FROM access_child e \
+                 WHERE e.seq = {alias}.seq AND NOT (",
+                crate::acc_flags::MORE_CHILDREN
+            ));
+            self.grants("e.patient", alias, &grants);
+            self.push("))))");
+        }
+        self.push(")");
+    }
+
+    /// Some grant names the child `patient` and admits the row `alias`.
+    fn grants(&mut self, patient: &str, alias: &str, grants: &[&RowGrant]) {
+        for (i, g) in grants.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push("(");
+            if let Some(children) = &g.children {
+                let key = std::ptr::from_ref::<Vec<String>>(children) as usize;
+                let n = match self.lists.get(&key) {
+                    Some(n) => *n,
+                    None => {
+                        self.args.push(SArg::TextList(children.clone()));
+                        let n = self.args.len();
+                        self.lists.insert(key, n);
+                        n
+                    }
+                };
+                if self.pg {
+                    self.push(&format!("{patient} = ANY(${n}) AND "));
+                } else {
+                    self.push(&format!(
+                        "{patient} IN (SELECT value FROM json_each(?{n})) AND "
+                    ));
+                }
+            }
+            self.rule(alias, &g.rule);
+            self.push(")");
+        }
+    }
+
+    fn rule(&mut self, a: &str, r: &RowRule) {
+        let mut alts = Vec::new();
+        if r.sections != 0 {
+            alts.push(format!("({a}.acc_sections & {}) <> 0", r.sections));
+        }
+        if r.untagged {
+            alts.push(format!("{a}.acc_sections = 0"));
+        }
+        if let Some(med) = r.current_medicines {
+            alts.push(format!(
+                "(({a}.acc_flags & {}) <> 0 AND ({a}.acc_sections & {med}) <> 0)",
+                crate::acc_flags::ACTIVE_MEDICATION
+            ));
+        }
+        if alts.is_empty() {
+            alts.push("1 = 0".to_owned());
+        }
+        self.push(&format!(
+            "(({}) AND ({a}.acc_labels & {}) = 0",
+            alts.join(" OR "),
+            r.not_cleared
+        ));
+        for t in &r.tags {
+            self.push(&format!(" AND ({a}.acc_sections & {t}) <> 0"));
+        }
+        self.push(")");
+    }
+
+    /// ` AND <the row x.rid of ty may show this parameter>` for criteria on elements
+    /// redacted for this caller.
+    fn redacted_guard(&mut self, x: &str, ty: &str, param: &str) {
+        let Visibility::Caller(views) = self.vis else {
+            return;
+        };
+        if views.redacted(ty, param) {
+            self.push(&format!(
+                " AND EXISTS (SELECT 1 FROM resource_current a WHERE a.rid = {x}.rid"
+            ));
+            self.visible("a", ty, true);
+            self.push(")");
+        }
     }
 }
 
@@ -501,7 +737,36 @@ fn negated(c: &Condition) -> bool {
 
 /// `SELECT rid FROM <table> WHERE resource_type = <ty> AND …`: the rids of `ty` the
 /// condition holds for — or, for a [`negated`] condition, the rids it does NOT hold for.
+/// A criterion on an element redacted for the caller holds only where they may see it.
 fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
+    subquery_rows(b, ty, c);
+    if let Some(param) = index_param(c) {
+        b.redacted_guard("x", ty, param);
+    }
+}
+
+/// The parameter of a criterion read from an index table under the alias `x`.
+fn index_param(c: &Condition) -> Option<&str> {
+    match c {
+        Condition::Missing { param, .. }
+        | Condition::Token { param, .. }
+        | Condition::TokenText { param, .. }
+        | Condition::TokenOfType { param, .. }
+        | Condition::String { param, .. }
+        | Condition::Date { param, .. }
+        | Condition::Number { param, .. }
+        | Condition::Reference { param, .. }
+        | Condition::ReferenceIdentifier { param, .. }
+        | Condition::Uri { param, .. }
+        | Condition::Composite { param, .. } => Some(param),
+        Condition::Id { .. }
+        | Condition::LastUpdated { .. }
+        | Condition::Chain { .. }
+        | Condition::Has { .. } => None,
+    }
+}
+
+fn subquery_rows(b: &mut Sql, ty: &str, c: &Condition) {
     match c {
         Condition::Id { id } => {
             b.push("SELECT x.rid FROM resource_current x WHERE x.resource_type = ")
@@ -792,8 +1057,13 @@ fn subquery(b: &mut Sql, ty: &str, c: &Condition) {
 }
 
 /// The rids of current resources of `ty` the condition holds for (negations resolved
-/// against all current resources of the type).
+/// against all current resources of the type) that the caller may see: the other end of a
+/// chain or `_has` takes part only if it is visible.
 fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
+    let caller = matches!(b.vis, Visibility::Caller(_));
+    if caller {
+        b.push("SELECT s.rid FROM resource_current s WHERE s.rid IN (");
+    }
     if negated(c) {
         b.push("SELECT y.rid FROM resource_current y WHERE y.resource_type = ")
             .text_arg(ty)
@@ -802,6 +1072,10 @@ fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
         b.push(")");
     } else {
         subquery(b, ty, c);
+    }
+    if caller {
+        b.push(")");
+        b.visible("s", ty, false);
     }
 }
 
@@ -838,7 +1112,7 @@ fn is_text(key: &SortKey) -> bool {
 }
 
 /// The expression giving a row's value for a sort key.
-fn sort_expr(b: &mut Sql, key: &SortKey) {
+fn sort_expr(b: &mut Sql, ty: &str, key: &SortKey) {
     let agg = if key.descending { "MAX" } else { "MIN" };
     match &key.by {
         SortBy::Id => {
@@ -862,8 +1136,10 @@ fn sort_expr(b: &mut Sql, key: &SortKey) {
                 "(SELECT {agg}({col}) FROM {} s WHERE s.rid = c.rid AND s.param = ",
                 table.name()
             ))
-            .text_arg(param)
-            .push(")");
+            .text_arg(param);
+            // A sort key on an element redacted for the caller is no value at all.
+            b.redacted_guard("s", ty, param);
+            b.push(")");
         }
     }
 }
@@ -886,8 +1162,8 @@ fn sort_value_arg(b: &mut Sql, v: &SortValue) {
 }
 
 /// The page query: `id, version_id, last_updated_us, body, s0, s1, …`.
-pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
-    let mut b = Sql::new(pg);
+pub(crate) fn search_sql<'v>(pg: bool, q: &SearchQuery, vis: Visibility<'v>) -> Sql<'v> {
+    let mut b = Sql::with(pg, vis);
     let ty = q.resource_type.as_str();
     let collate = if pg { " COLLATE \"C\"" } else { "" };
     b.push("SELECT m.id, v.version_id, v.last_updated_us, v.body");
@@ -897,7 +1173,7 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
     b.push(" FROM (SELECT c.id, c.seq");
     for (i, k) in q.sort.iter().enumerate() {
         b.push(", ");
-        sort_expr(&mut b, k);
+        sort_expr(&mut b, ty, k);
         b.push(&format!(" AS s{i}"));
     }
     let plus = if driven_by_index(&q.filters) {
@@ -910,6 +1186,7 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
         .push("c.resource_type = ")
         .text_arg(ty)
         .push(" AND NOT c.deleted");
+    b.visible("c", ty, false);
     where_filters(&mut b, ty, &q.filters);
     b.push(") m JOIN resource_versions v ON v.seq = m.seq WHERE 1 = 1");
     let backward = q.before.is_some();
@@ -983,8 +1260,8 @@ pub(crate) fn search_sql(pg: bool, q: &SearchQuery) -> Sql {
 }
 
 /// `SELECT COUNT(*)` of every match.
-pub(crate) fn count_sql(pg: bool, q: &SearchQuery) -> Sql {
-    let mut b = Sql::new(pg);
+pub(crate) fn count_sql<'v>(pg: bool, q: &SearchQuery, vis: Visibility<'v>) -> Sql<'v> {
+    let mut b = Sql::with(pg, vis);
     let ty = q.resource_type.as_str();
     let plus = if driven_by_index(&q.filters) {
         no_index(pg)
@@ -996,6 +1273,7 @@ pub(crate) fn count_sql(pg: bool, q: &SearchQuery) -> Sql {
         .push("c.resource_type = ")
         .text_arg(ty)
         .push(" AND NOT c.deleted");
+    b.visible("c", ty, false);
     where_filters(&mut b, ty, &q.filters);
     b
 }
@@ -1009,7 +1287,7 @@ pub(crate) fn include_sql(
     ids: &[String],
     param: Option<&str>,
     target_type: Option<&str>,
-) -> Sql {
+) -> Sql<'static> {
     // Driven from the source resources' own reference rows (the owner index), then joined
     // to their targets: cost grows with the page, not with the database.
     let mut b = Sql::new(pg);
@@ -1044,7 +1322,7 @@ pub(crate) fn revinclude_sql(
     param: Option<&str>,
     target_type: &str,
     ids: &[String],
-) -> Sql {
+) -> Sql<'static> {
     let mut b = Sql::new(pg);
     // Driven from the reference index (the targets' rows), joined by rid.
     b.push(
@@ -1077,8 +1355,8 @@ fn id_list(b: &mut Sql, ids: &[String]) {
 }
 
 /// `$everything`: `resource_type, id, version_id, last_updated_us, body`, by (type, id).
-pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
-    let mut b = Sql::new(pg);
+pub(crate) fn everything_sql<'v>(pg: bool, q: &EverythingQuery, vis: Visibility<'v>) -> Sql<'v> {
+    let mut b = Sql::with(pg, vis);
     let collate = if pg { " COLLATE \"C\"" } else { "" };
     // The members come from the reference index (patient → resources pointing at it), so
     // the cost follows the size of this child's record, not of the database.
@@ -1116,6 +1394,14 @@ pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
         ") m JOIN resource_current c ON c.rid = m.rid \
          JOIN resource_versions v ON v.seq = c.seq WHERE NOT c.deleted",
     );
+    let mut types: Vec<&str> = vec!["Patient"];
+    types.extend(
+        members
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .filter(|t| *t != "Patient"),
+    );
+    b.visible_types("c", &types);
     if let Some(since) = q.since_us {
         b.push(" AND c.last_updated_us >= ").int(since);
     }
@@ -1131,6 +1417,104 @@ pub(crate) fn everything_sql(pg: bool, q: &EverythingQuery) -> Sql {
         " ORDER BY c.resource_type{collate}, c.id{collate} LIMIT "
     ));
     b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    b
+}
+
+/// History, newest first: `seq, resource_type, id, version_id, last_updated_us, deleted,
+/// body`, each version shown only if the caller may see it (a deletion carries the inputs
+/// of what it deleted), so pages and `next` links count nothing hidden.
+pub(crate) fn history_sql<'v>(pg: bool, q: &crate::HistoryQuery, vis: Visibility<'v>) -> Sql<'v> {
+    let mut b = Sql::with(pg, vis);
+    b.push(
+        "SELECT v.seq, v.resource_type, v.id, v.version_id, v.last_updated_us, v.deleted, v.body \
+         FROM resource_versions v WHERE 1 = 1",
+    );
+    if let Some(t) = &q.resource_type {
+        b.push(" AND v.resource_type = ").text_arg(t);
+    }
+    if let Some(id) = &q.id {
+        b.push(" AND v.id = ").text_arg(id);
+    }
+    if let Some(since) = q.since_us {
+        b.push(" AND v.last_updated_us >= ").int(since);
+    }
+    if let Some(before) = q.before_seq {
+        b.push(" AND v.seq < ").int(before);
+    }
+    if let Some(at) = q.at_us {
+        // The version current at `at`: written no later than `at`, and no later version of
+        // the same resource was written by then either.
+        b.push(" AND v.last_updated_us <= ").int(at);
+        b.push(
+            " AND NOT EXISTS (SELECT 1 FROM resource_versions w \
+             WHERE w.resource_type = v.resource_type AND w.id = v.id \
+             AND w.version_id > v.version_id AND w.last_updated_us <= ",
+        )
+        .int(at)
+        .push(")");
+    }
+    match &q.resource_type {
+        Some(t) => b.visible("v", t, false),
+        None => b.visible_types("v", fhir::types::SUPPORTED_TYPES),
+    }
+    b.push(" ORDER BY v.seq DESC LIMIT ")
+        .int(i64::try_from(q.count).unwrap_or(i64::MAX));
+    b
+}
+
+/// Children a caller may relate to (see [`ChildrenQuery`]): distinct Patient ids.
+pub(crate) fn children_sql(pg: bool, q: &ChildrenQuery) -> Sql<'static> {
+    let mut b = Sql::new(pg);
+    match q {
+        ChildrenQuery::CareTeam {
+            practitioner,
+            organisation,
+        } => {
+            b.push(
+                "SELECT DISTINCT p.target_id FROM index_reference m \
+                 JOIN index_reference p ON p.rid = m.rid \
+                 WHERE m.resource_type = 'CareTeam' AND m.param = 'participant' \
+                 AND p.param = 'patient' AND p.target_type = 'Patient' AND (1 = 0",
+            );
+            if let Some(o) = organisation {
+                b.push(" OR (m.target_type = 'Organization' AND m.target_id = ")
+                    .text_arg(o)
+                    .push(")");
+            }
+            if let Some(pr) = practitioner {
+                b.push(" OR (m.target_type = 'Practitioner' AND m.target_id = ")
+                    .text_arg(pr)
+                    .push(")");
+                b.push(
+                    " OR (m.target_type = 'PractitionerRole' AND m.target_id IN (\
+                     SELECT r.id FROM index_reference x JOIN resource_current r ON r.rid = x.rid \
+                     WHERE x.resource_type = 'PractitionerRole' AND x.param = 'practitioner' \
+                     AND x.target_type = 'Practitioner' AND x.target_id = ",
+                )
+                .text_arg(pr)
+                .push("))");
+            }
+            b.push(")");
+            if let Some(pr) = practitioner {
+                b.push(" UNION SELECT g.patient_id FROM break_glass_grants g WHERE g.practitioner_id = ")
+                    .text_arg(pr);
+            }
+        }
+        ChildrenQuery::Family { person } => {
+            b.push(
+                "SELECT DISTINCT p.target_id FROM resource_current per \
+                 JOIN index_reference l ON l.rid = per.rid \
+                 JOIN resource_current rp ON rp.resource_type = 'RelatedPerson' AND rp.id = l.target_id \
+                 JOIN index_reference p ON p.rid = rp.rid \
+                 WHERE per.resource_type = 'Person' AND per.id = ",
+            )
+            .text_arg(person)
+            .push(
+                " AND l.param = 'link' AND l.target_type = 'RelatedPerson' \
+                 AND p.param = 'patient' AND p.target_type = 'Patient'",
+            );
+        }
+    }
     b
 }
 
@@ -1300,7 +1684,7 @@ impl Store {
         matches!(self, Store::Postgres(_))
     }
 
-    async fn rows(&self, q: &Sql) -> Result<Vec<Match>> {
+    async fn rows(&self, q: &Sql<'_>) -> Result<Vec<Match>> {
         match self {
             Store::Sqlite(s) => s.search_rows(q),
             Store::Postgres(s) => s.search_rows(q).await,
@@ -1309,8 +1693,8 @@ impl Store {
 
     /// One page of current, non-deleted matches (one SQL statement), the next page's
     /// cursor, and the number of all matches if asked for.
-    pub async fn search(&self, q: &SearchQuery) -> Result<SearchResult> {
-        let sql = search_sql(self.is_pg(), q);
+    pub async fn search(&self, q: &SearchQuery, vis: Visibility<'_>) -> Result<SearchResult> {
+        let sql = search_sql(self.is_pg(), q, vis);
         let mut matches = match self {
             Store::Sqlite(s) => s.search_page(&sql, &q.resource_type, q.sort.len())?,
             Store::Postgres(s) => s.search_page(&sql, &q.resource_type, q.sort.len()).await?,
@@ -1343,7 +1727,7 @@ impl Store {
             )
         };
         let total = if q.total {
-            let c = count_sql(self.is_pg(), q);
+            let c = count_sql(self.is_pg(), q, vis);
             Some(match self {
                 Store::Sqlite(s) => s.search_count(&c)?,
                 Store::Postgres(s) => s.search_count(&c).await?,
@@ -1404,8 +1788,30 @@ impl Store {
     }
 
     /// One page of `$everything` (up to `count + 1` rows: one more means another page).
-    pub async fn everything(&self, q: &EverythingQuery) -> Result<Vec<Match>> {
-        self.rows(&everything_sql(self.is_pg(), q)).await
+    pub async fn everything(&self, q: &EverythingQuery, vis: Visibility<'_>) -> Result<Vec<Match>> {
+        self.rows(&everything_sql(self.is_pg(), q, vis)).await
+    }
+
+    /// History, newest first, as `vis` may see it.
+    pub async fn history(
+        &self,
+        q: &crate::HistoryQuery,
+        vis: Visibility<'_>,
+    ) -> Result<Vec<crate::HistoryEntry>> {
+        let sql = history_sql(self.is_pg(), q, vis);
+        match self {
+            Store::Sqlite(s) => s.history_rows(&sql),
+            Store::Postgres(s) => s.history_rows(&sql).await,
+        }
+    }
+
+    /// The children a caller may relate to (a superset: see [`ChildrenQuery`]).
+    pub async fn related_children(&self, q: &ChildrenQuery) -> Result<Vec<String>> {
+        let sql = children_sql(self.is_pg(), q);
+        match self {
+            Store::Sqlite(s) => s.text_rows(&sql),
+            Store::Postgres(s) => s.text_rows(&sql).await,
+        }
     }
 }
 
@@ -1415,7 +1821,7 @@ mod tests {
 
     /// `EXPLAIN QUERY PLAN` of `q` on a fresh SQLite database with every migration: one
     /// line per step.
-    fn sqlite_plan(q: &Sql) -> Vec<String> {
+    fn sqlite_plan(q: &Sql<'_>) -> Vec<String> {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         for m in crate::sqlite::MIGRATIONS {
             conn.execute_batch(m.sql).unwrap();
@@ -1440,7 +1846,7 @@ mod tests {
 
     /// Every table is reached through an index (`SEARCH`); the only `SCAN`s are of
     /// subquery results (`m`, `t`: already narrowed by an index).
-    fn assert_indexed(name: &str, q: &Sql) {
+    fn assert_indexed(name: &str, q: &Sql<'_>) {
         let plan = sqlite_plan(q);
         for step in &plan {
             if let Some(rest) = step.strip_prefix("SCAN ") {

@@ -1,8 +1,8 @@
 //! SQL shared by both backends: migrations, and the text of the queries whose shape depends
-//! on their arguments (history filters, token criteria). Placeholders are numbered (`?1` for
+//! on their arguments (token criteria). Placeholders are numbered (`?1` for
 //! SQLite, `$1` for PostgreSQL), and the arguments are returned alongside the text, in order.
 
-use crate::{HistoryQuery, StoreError, SystemMatch, TokenCriterion, Write};
+use crate::{StoreError, SystemMatch, TokenCriterion, Write};
 
 /// One numbered schema migration (`migrations/<backend>/NNNN_name.sql`).
 pub(crate) struct Migration {
@@ -57,50 +57,6 @@ impl<'a> Builder<'a> {
         let p = self.dialect.placeholder(self.args.len());
         self.sql.push_str(&p);
     }
-}
-
-/// The columns every history query returns, in this order.
-pub(crate) const HISTORY_COLUMNS: &str =
-    "v.seq, v.resource_type, v.id, v.version_id, v.last_updated_us, v.deleted, v.body";
-
-/// `SELECT HISTORY_COLUMNS FROM resource_versions v …`, newest first.
-pub(crate) fn history(dialect: Dialect, q: &HistoryQuery) -> (String, Vec<Arg<'_>>) {
-    let mut b = Builder::new(dialect);
-    b.push("SELECT ");
-    b.push(HISTORY_COLUMNS);
-    b.push(" FROM resource_versions v WHERE 1 = 1");
-    if let Some(t) = &q.resource_type {
-        b.push(" AND v.resource_type = ");
-        b.arg(Arg::Text(t));
-    }
-    if let Some(id) = &q.id {
-        b.push(" AND v.id = ");
-        b.arg(Arg::Text(id));
-    }
-    if let Some(since) = q.since_us {
-        b.push(" AND v.last_updated_us >= ");
-        b.arg(Arg::Int(since));
-    }
-    if let Some(before) = q.before_seq {
-        b.push(" AND v.seq < ");
-        b.arg(Arg::Int(before));
-    }
-    if let Some(at) = q.at_us {
-        // The version current at `at`: written no later than `at`, and no later version of
-        // the same resource was written by then either.
-        b.push(" AND v.last_updated_us <= ");
-        b.arg(Arg::Int(at));
-        b.push(
-            " AND NOT EXISTS (SELECT 1 FROM resource_versions w \
-             WHERE w.resource_type = v.resource_type AND w.id = v.id \
-             AND w.version_id > v.version_id AND w.last_updated_us <= ",
-        );
-        b.arg(Arg::Int(at));
-        b.push(")");
-    }
-    b.push(" ORDER BY v.seq DESC LIMIT ");
-    b.arg(Arg::Int(i64::try_from(q.count).unwrap_or(i64::MAX)));
-    (b.sql, b.args)
 }
 
 /// Ids (ascending, distinct) of current non-deleted resources of `resource_type` matching
@@ -196,24 +152,6 @@ pub(crate) fn stable_hash(parts: &[&str]) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_sql_numbers_placeholders_in_order() {
-        let q = HistoryQuery {
-            resource_type: Some("Patient".into()),
-            id: Some("a".into()),
-            since_us: Some(5),
-            at_us: Some(9),
-            before_seq: Some(100),
-            count: 10,
-        };
-        let (sql, args) = history(Dialect::Postgres, &q);
-        assert_eq!(args.len(), 7);
-        for n in 1..=7 {
-            assert!(sql.contains(&format!("${n}")), "{sql}");
-        }
-        assert!(!sql.contains("$8"));
-    }
 
     #[test]
     fn token_sql_handles_system_variants() {

@@ -39,7 +39,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::sql::{self, Arg, Dialect, Migration};
+use crate::sql::{self, Arg, Migration};
 use crate::*;
 
 /// The read cache's budget for stored bodies: enough for the hot set of a busy clinic day,
@@ -121,6 +121,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "audit_outbox",
         sql: include_str!("../migrations/sqlite/0013_audit_outbox.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "access_inputs",
+        sql: include_str!("../migrations/sqlite/0014_access_inputs.sql"),
     },
 ];
 
@@ -243,28 +248,6 @@ impl SqliteStore {
             .map_err(|_| WriteAllError::whole(StoreError::Closed))?
     }
 
-    pub async fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryEntry>> {
-        let (text, args) = sql::history(Dialect::Sqlite, q);
-        self.with_reader(|c| {
-            let mut stmt = c.prepare_cached(&text)?;
-            let rows =
-                stmt.query_map(rusqlite::params_from_iter(args.iter().map(to_sql)), |r| {
-                    Ok(HistoryEntry {
-                        seq: r.get(0)?,
-                        version: Stored {
-                            resource_type: r.get(1)?,
-                            id: r.get(2)?,
-                            version_id: r.get(3)?,
-                            last_updated_us: r.get(4)?,
-                            deleted: r.get(5)?,
-                            body: Bytes::from(r.get::<_, Vec<u8>>(6)?),
-                        },
-                    })
-                })?;
-            rows.collect()
-        })
-    }
-
     pub async fn find_by_tokens(&self, t: &str, c: &[TokenCriterion]) -> Result<Vec<String>> {
         self.with_reader(|conn| writer::find_by_tokens(conn, t, c))
     }
@@ -322,7 +305,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` in a transaction of its own on the writer thread.
-    async fn in_transaction<T: Send + 'static>(
+    pub(crate) async fn in_transaction<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
@@ -340,7 +323,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a reader connection, inline on this thread.
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+    pub(crate) fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         let pooled = self.idle().pop();
         let conn = match pooled {
             Some(c) => c,

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::Caller;
 use super::facts::child_facts;
+use super::views::CallerViews;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -28,6 +29,7 @@ pub struct Guard<'a> {
     /// Something labelled safeguarding was touched: the AuditEvent's purpose is
     /// safeguarding, which only the privacy officer sees in the access log.
     pub safeguarding: bool,
+    views: Option<Arc<CallerViews>>,
 }
 
 /// What a refused read looks like: exactly what a missing resource looks like (the one
@@ -59,7 +61,21 @@ impl<'a> Guard<'a> {
             break_glass: false,
             withheld: 0,
             safeguarding: false,
+            views: None,
         }
+    }
+
+    /// What this caller's searches may see, applied inside the store's queries (loaded
+    /// once per request).
+    pub async fn views(&mut self) -> Result<Arc<CallerViews>, StoreError> {
+        if let Some(v) = &self.views {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(
+            CallerViews::load(self.st, &self.caller.subject, self.now, &mut self.memo).await?,
+        );
+        self.views = Some(v.clone());
+        Ok(v)
     }
 
     async fn facts(&mut self, patient: &str) -> Result<Arc<ChildFacts>, StoreError> {

@@ -11,10 +11,12 @@ pub mod audit;
 pub mod authenticate;
 pub mod facts;
 mod guard;
+pub mod views;
 
 pub use authenticate::{Caller, TokenCache};
 pub use facts::FactsCache;
 pub use guard::{Guard, may_touch, not_found};
+pub use views::{CallerViews, access_inputs};
 
 /// The enforcement state shared by every request.
 #[derive(Default)]

@@ -288,16 +288,19 @@ pub struct Matches {
     pub hidden: bool,
 }
 
-/// Evaluates a condition for the caller: matches they may not see play no part — counting
-/// them, or refusing because of them, would tell the caller they exist. `excluded`:
-/// resources to leave out (those a transaction deletes).
+/// Evaluates a condition for the caller: matches they may not see play no part — the
+/// search runs inside the caller's view, so hidden resources neither match nor help
+/// anything else match. `hidden` says whether a resource the caller cannot see has the
+/// same identifier (only for conditions made of identifier / `_id` tokens: what the
+/// store re-checks inside a create's transaction, and what one-passport-per-child needs).
+/// `excluded`: resources to leave out (those a transaction deletes).
 pub async fn visible_matches(
     guard: &mut Guard<'_>,
     resource_type: &str,
     criteria: &[(String, String)],
     excluded: &std::collections::HashSet<(String, String)>,
 ) -> ApiResult<Matches> {
-    let ids = search::matching_ids(guard.st, resource_type, criteria, VISIBLE_SCAN).await?;
+    let ids = search::matching_ids(guard, resource_type, criteria, VISIBLE_SCAN).await?;
     let mut m = Matches {
         visible: Vec::new(),
         hidden: false,
@@ -321,9 +324,19 @@ pub async fn visible_matches(
             .is_some()
         {
             m.visible.push(id);
-        } else {
-            m.hidden = true;
         }
+    }
+    if let Some(tokens) = race_check(criteria).filter(|t| !t.is_empty()) {
+        m.hidden = guard
+            .st
+            .store
+            .find_by_tokens(resource_type, &tokens)
+            .await?
+            .into_iter()
+            .any(|id| {
+                !m.visible.contains(&id)
+                    && !excluded.contains(&(resource_type.to_owned(), id.clone()))
+            });
     }
     Ok(m)
 }

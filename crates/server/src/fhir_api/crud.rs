@@ -79,6 +79,7 @@ pub(crate) fn prepare(
     let value = Value::Object(map);
     // Extracted here, on the request's task, not on the store's single writer thread.
     let index = fhir::search::extract(&value);
+    let access = crate::authz::access_inputs(&value);
     let body = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serialises"));
     Write {
         resource_type: resource_type.to_owned(),
@@ -89,6 +90,7 @@ pub(crate) fn prepare(
         deleted: false,
         body,
         index,
+        access,
         unless_exists: None,
         audit: Vec::new(),
     }
@@ -105,6 +107,7 @@ pub(crate) fn deletion(existing: &Stored) -> Write {
         deleted: true,
         body: Bytes::new(),
         index: Vec::new(),
+        access: Default::default(),
         unless_exists: None,
         audit: Vec::new(),
     }

@@ -138,7 +138,12 @@ async fn history(
     )?;
     let mut fetch = query.clone();
     fetch.count = query.count + 1;
-    let mut entries = st.store.history(&fetch).await?;
+    // Only versions the caller may see are listed (and counted for paging).
+    let views = guard.views().await?;
+    let mut entries = st
+        .store
+        .history(&fetch, passport_store::search::Visibility::Caller(&*views))
+        .await?;
     let more = entries.len() > query.count;
     entries.truncate(query.count);
 

@@ -28,7 +28,7 @@ use fhir::search::{ParamType, SearchParam};
 use passport_store::SystemMatch;
 use passport_store::search::{
     Condition, Cursor, EverythingQuery, Filter, Match, Prefix, SearchQuery, Second, SortBy,
-    SortKey, SortValue, StringMode, Table, UriMode,
+    SortKey, SortValue, StringMode, Table, UriMode, Visibility,
 };
 use serde_json::Value;
 
@@ -795,14 +795,19 @@ fn parse(st: &AppState, ty: &str, pairs: &[(String, String)], strict: bool) -> A
 /// update, delete and transaction conditional references): the same parsing and SQL as a
 /// search, strictly (an unknown parameter is a 400, never ignored), at most `limit` ids.
 pub async fn matching_ids(
-    st: &AppState,
+    guard: &mut Guard<'_>,
     ty: &str,
     criteria: &[(String, String)],
     limit: usize,
 ) -> ApiResult<Vec<String>> {
+    let st = guard.st;
     let mut parsed = parse(st, ty, criteria, true)?;
     parsed.query.count = limit;
-    let result = st.store.search(&parsed.query).await?;
+    let views = guard.views().await?;
+    let result = st
+        .store
+        .search(&parsed.query, Visibility::Caller(&*views))
+        .await?;
     Ok(result.matches.into_iter().map(|m| m.id).collect())
 }
 
@@ -931,32 +936,27 @@ async fn run(
         parsed.query.filters.push(f);
     }
     let count_only = parsed.summary == Summary::Count;
-    // Totals count only what the caller may see, so the store's own count is never used:
-    // an accurate total walks every match through the decision.
-    parsed.query.total = false;
-    let wants_total = count_only || parsed.total == Some(true);
-    let counted = if wants_total {
-        Some(count_visible(guard, &parsed.query).await?)
-    } else {
-        None
-    };
+    // Every statement runs inside the caller's view (criteria, chains, `_has`, sort keys,
+    // paging and totals see only what the caller may see); the decision then checks each
+    // match again and redacts it.
+    parsed.query.total = count_only || parsed.total == Some(true);
     if count_only {
         parsed.query.count = 0;
     }
-    let mut result = if count_only {
-        passport_store::search::SearchResult {
-            matches: Vec::new(),
-            total: None,
-            next: None,
-            previous: None,
-        }
-    } else {
-        st.store.search(&parsed.query).await?
-    };
+    let views = guard.views().await?;
+    let mut result = st
+        .store
+        .search(&parsed.query, Visibility::Caller(&*views))
+        .await?;
+    if count_only {
+        result.matches.clear();
+        result.next = None;
+        result.previous = None;
+    }
     let single_page =
         parsed.query.after.is_none() && parsed.query.before.is_none() && result.next.is_none();
     result.matches = visible(guard, result.matches).await?;
-    let mut total = counted;
+    let mut total = result.total;
     if total.is_none() && single_page && !count_only && parsed.total != Some(false) {
         total = Some(result.matches.len() as u64);
     }
@@ -1009,18 +1009,19 @@ async fn run(
                     );
                 }
             }
-            frontier = found
+            // Included resources pass the same decision as matches, in every round: a
+            // hidden resource never leads an iteration on to others.
+            let fresh = found
                 .into_iter()
                 .filter(|m| seen.insert((m.resource_type.clone(), m.id.clone())))
                 .collect();
+            frontier = visible(guard, fresh).await?;
             included.extend(frontier.iter().cloned());
             if frontier.is_empty() || included.len() >= MAX_INCLUDED {
                 break;
             }
         }
         included.truncate(MAX_INCLUDED);
-        // Included resources pass the same decision as matches.
-        included = visible(guard, included).await?;
     }
 
     // Links: every parameter as given, but the page position.
@@ -1111,6 +1112,8 @@ async fn run(
 }
 
 /// The matches the caller may see, bodies redacted where an address is hidden from them.
+/// Matches the store found inside the caller's view pass (the view is the decision); for
+/// `_include`d resources this is where the decision is made.
 async fn visible(guard: &mut Guard<'_>, matches: Vec<Match>) -> ApiResult<Vec<Match>> {
     let mut out = Vec::with_capacity(matches.len());
     for mut m in matches {
@@ -1120,42 +1123,6 @@ async fn visible(guard: &mut Guard<'_>, matches: Vec<Match>) -> ApiResult<Vec<Ma
         }
     }
     Ok(out)
-}
-
-/// Pages counted at a time for an accurate total.
-const COUNT_PAGE: usize = 1000;
-
-/// How many matches of `query` the caller may see (every page, from the start).
-async fn count_visible(guard: &mut Guard<'_>, query: &SearchQuery) -> ApiResult<u64> {
-    let mut q = query.clone();
-    q.count = COUNT_PAGE;
-    q.after = None;
-    q.before = None;
-    q.total = false;
-    let mut n = 0u64;
-    loop {
-        let page = guard.st.store.search(&q).await?;
-        // Decisions only: the patients and flags of counted matches are not an access.
-        let (patients, bg, sg) = (
-            guard.patients.clone(),
-            guard.break_glass,
-            guard.safeguarding,
-        );
-        for m in &page.matches {
-            if guard
-                .readable(access::Action::Search, &m.body)
-                .await?
-                .is_some()
-            {
-                n += 1;
-            }
-        }
-        (guard.patients, guard.break_glass, guard.safeguarding) = (patients, bg, sg);
-        match page.next {
-            Some(c) => q.after = Some(c),
-            None => return Ok(n),
-        }
-    }
 }
 
 /// A subset of a stored body (`_summary`, `_elements`), tagged `SUBSETTED`. The one place
@@ -1278,14 +1245,14 @@ async fn everything(
         count,
         after,
     };
-    let mut rows = st.store.everything(&q).await?;
+    let views = guard.views().await?;
+    let mut rows = st.store.everything(&q, Visibility::Caller(&*views)).await?;
     if !wanted("Patient") {
         rows.retain(|m| !(m.resource_type == "Patient" && m.id == id));
     }
     let more = rows.len() > count;
     rows.truncate(count);
-    // The page position comes from the unfiltered rows (so paging moves on), the entries
-    // from those the caller may see.
+    // The rows are the caller's view already; the decision checks and redacts each.
     let last_row = rows.last().map(|m| (m.resource_type.clone(), m.id.clone()));
     let rows = visible(guard, rows).await?;
     let path = format!("{base}/fhir/Patient/{id}/$everything");

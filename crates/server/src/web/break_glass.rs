@@ -283,13 +283,17 @@ pub async fn content(
         .collect();
     let rows = st
         .store
-        .everything(&EverythingQuery {
-            patient_id: grant.patient_id.clone(),
-            members,
-            since_us: None,
-            count: 1000,
-            after: None,
-        })
+        .everything(
+            &EverythingQuery {
+                patient_id: grant.patient_id.clone(),
+                members,
+                since_us: None,
+                count: 1000,
+                after: None,
+            },
+            // Each row is decided below, for this grant's holder.
+            passport_store::search::Visibility::System,
+        )
         .await?;
     let mut items = Vec::new();
     for m in rows {

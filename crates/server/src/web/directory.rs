@@ -114,6 +114,7 @@ async fn write_new(store: &Store, resource: Value) -> Result<String> {
     store
         .write(Write {
             index: fhir::search::extract(&value),
+            access: crate::authz::access_inputs(&value),
             resource_type: rtype,
             id: id.clone(),
             replaces: None,

@@ -247,6 +247,7 @@ pub fn resource_write(
     let value = Value::Object(map);
     Ok(Write {
         index: fhir::search::extract(&value),
+        access: crate::authz::access_inputs(&value),
         resource_type: rtype,
         id,
         replaces,
@@ -262,6 +263,7 @@ pub fn resource_write(
 fn delete_write(current: &Stored, now: i64) -> Write {
     Write {
         index: Vec::new(),
+        access: Default::default(),
         resource_type: current.resource_type.clone(),
         id: current.id.clone(),
         replaces: Some(current.version_id),

@@ -144,6 +144,7 @@ fn to_sql(args: &[SArg]) -> Vec<&(dyn ToSql + Sync)> {
             SArg::Text(s) => s as &(dyn ToSql + Sync),
             SArg::Int(i) => i as &(dyn ToSql + Sync),
             SArg::Real(f) => f as &(dyn ToSql + Sync),
+            SArg::TextList(l) => l as &(dyn ToSql + Sync),
         })
         .collect()
 }
@@ -164,7 +165,7 @@ fn sort_value(r: &tokio_postgres::Row, i: usize) -> SortValue {
 }
 
 impl PgStore {
-    async fn query(&self, q: &Sql) -> Result<Vec<tokio_postgres::Row>> {
+    async fn query(&self, q: &Sql<'_>) -> Result<Vec<tokio_postgres::Row>> {
         let mut conn = self.pool.get().await?;
         let stmt = conn.prepare(&q.text).await?;
         conn.client
@@ -175,7 +176,7 @@ impl PgStore {
 
     pub(crate) async fn search_page(
         &self,
-        q: &Sql,
+        q: &Sql<'_>,
         resource_type: &str,
         sort_keys: usize,
     ) -> Result<Vec<Match>> {
@@ -193,7 +194,31 @@ impl PgStore {
             .collect())
     }
 
-    pub(crate) async fn search_rows(&self, q: &Sql) -> Result<Vec<Match>> {
+    /// Rows of [`search::history_sql`].
+    pub(crate) async fn history_rows(&self, q: &Sql<'_>) -> Result<Vec<crate::HistoryEntry>> {
+        let rows = self.query(q).await?;
+        Ok(rows
+            .iter()
+            .map(|r| crate::HistoryEntry {
+                seq: r.get(0),
+                version: crate::Stored {
+                    resource_type: r.get(1),
+                    id: r.get(2),
+                    version_id: r.get(3),
+                    last_updated_us: r.get(4),
+                    deleted: r.get(5),
+                    body: Bytes::copy_from_slice(r.get::<_, &[u8]>(6)),
+                },
+            })
+            .collect())
+    }
+
+    /// The first column of every row, as text.
+    pub(crate) async fn text_rows(&self, q: &Sql<'_>) -> Result<Vec<String>> {
+        Ok(self.query(q).await?.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub(crate) async fn search_rows(&self, q: &Sql<'_>) -> Result<Vec<Match>> {
         let rows = self.query(q).await?;
         Ok(rows
             .iter()
@@ -208,7 +233,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(crate) async fn search_count(&self, q: &Sql) -> Result<u64> {
+    pub(crate) async fn search_count(&self, q: &Sql<'_>) -> Result<u64> {
         let rows = self.query(q).await?;
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }

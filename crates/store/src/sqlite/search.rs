@@ -13,6 +13,9 @@ fn params(args: &[SArg]) -> Vec<rusqlite::types::Value> {
             SArg::Text(s) => rusqlite::types::Value::Text(s.clone()),
             SArg::Int(i) => rusqlite::types::Value::Integer(*i),
             SArg::Real(f) => rusqlite::types::Value::Real(*f),
+            SArg::TextList(l) => rusqlite::types::Value::Text(
+                serde_json::to_string(l).expect("a list of strings serialises"),
+            ),
         })
         .collect()
 }
@@ -239,7 +242,7 @@ fn sort_value(v: rusqlite::types::ValueRef<'_>) -> SortValue {
 /// The page rows of [`search::search_sql`].
 pub(super) fn page(
     conn: &Connection,
-    q: &Sql,
+    q: &Sql<'_>,
     resource_type: &str,
     sort_keys: usize,
 ) -> rusqlite::Result<Vec<Match>> {
@@ -260,7 +263,7 @@ pub(super) fn page(
 }
 
 /// Rows of `resource_type, id, version_id, last_updated_us, body`.
-pub(super) fn typed_rows(conn: &Connection, q: &Sql) -> rusqlite::Result<Vec<Match>> {
+pub(super) fn typed_rows(conn: &Connection, q: &Sql<'_>) -> rusqlite::Result<Vec<Match>> {
     let mut stmt = conn.prepare_cached(&q.text)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(params(&q.args)), |r| {
         Ok(Match {
@@ -275,7 +278,7 @@ pub(super) fn typed_rows(conn: &Connection, q: &Sql) -> rusqlite::Result<Vec<Mat
     rows.collect()
 }
 
-pub(super) fn count(conn: &Connection, q: &Sql) -> rusqlite::Result<u64> {
+pub(super) fn count(conn: &Connection, q: &Sql<'_>) -> rusqlite::Result<u64> {
     conn.prepare_cached(&q.text)?
         .query_row(rusqlite::params_from_iter(params(&q.args)), |r| {
             r.get::<_, i64>(0)
@@ -286,18 +289,48 @@ pub(super) fn count(conn: &Connection, q: &Sql) -> rusqlite::Result<u64> {
 impl super::SqliteStore {
     pub(crate) fn search_page(
         &self,
-        q: &Sql,
+        q: &Sql<'_>,
         resource_type: &str,
         sort_keys: usize,
     ) -> crate::Result<Vec<Match>> {
         self.with_reader(|c| page(c, q, resource_type, sort_keys))
     }
 
-    pub(crate) fn search_rows(&self, q: &Sql) -> crate::Result<Vec<Match>> {
+    pub(crate) fn search_rows(&self, q: &Sql<'_>) -> crate::Result<Vec<Match>> {
         self.with_reader(|c| typed_rows(c, q))
     }
 
-    pub(crate) fn search_count(&self, q: &Sql) -> crate::Result<u64> {
+    pub(crate) fn search_count(&self, q: &Sql<'_>) -> crate::Result<u64> {
         self.with_reader(|c| count(c, q))
+    }
+
+    /// Rows of [`search::history_sql`].
+    pub(crate) fn history_rows(&self, q: &Sql<'_>) -> crate::Result<Vec<crate::HistoryEntry>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&q.text)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(params(&q.args)), |r| {
+                Ok(crate::HistoryEntry {
+                    seq: r.get(0)?,
+                    version: crate::Stored {
+                        resource_type: r.get(1)?,
+                        id: r.get(2)?,
+                        version_id: r.get(3)?,
+                        last_updated_us: r.get(4)?,
+                        deleted: r.get(5)?,
+                        body: Bytes::from(r.get::<_, Vec<u8>>(6)?),
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The first column of every row, as text.
+    pub(crate) fn text_rows(&self, q: &Sql<'_>) -> crate::Result<Vec<String>> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(&q.text)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(params(&q.args)), |r| r.get(0))?;
+            rows.collect()
+        })
     }
 }

@@ -215,17 +215,19 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 
 /// One write inside the batch's transaction (in its own savepoint).
 fn apply(conn: &Connection, w: &Write) -> Result<()> {
-    // (version_id, rid) of the current version.
-    let found: Option<(i64, i64)> = conn
+    // (version_id, rid, seq) of the current version.
+    let found: Option<(i64, i64, i64)> = conn
         .prepare_cached(
-            "SELECT version_id, rid FROM resource_current WHERE resource_type = ?1 AND id = ?2",
+            "SELECT version_id, rid, seq FROM resource_current WHERE resource_type = ?1 AND id = ?2",
         )
         .and_then(|mut s| {
-            s.query_row((&w.resource_type, &w.id), |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            s.query_row((&w.resource_type, &w.id), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
         })
         .map_err(backend)?;
-    let current = found.map(|(v, _)| v);
+    let current = found.map(|(v, _, _)| v);
     if current != w.replaces {
         return Err(StoreError::VersionConflict { current });
     }
@@ -236,41 +238,114 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
         }
     }
     let body: &[u8] = if w.deleted { &[] } else { &w.body };
+    // The access decision's inputs: a deletion keeps those of the version it deletes.
+    let (patient, sections, labels, flags) = match (w.deleted, found) {
+        (true, Some((_, _, old))) => conn
+            .prepare_cached(
+                "SELECT acc_patient, acc_sections, acc_labels, acc_flags \
+                 FROM resource_versions WHERE seq = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([old], |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
+                })
+            })
+            .map_err(backend)?,
+        _ => {
+            let (p, s, l, f) = w.access.columns();
+            (p.map(str::to_owned), s, l, f)
+        }
+    };
     conn.prepare_cached(
-        "INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, body) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO resource_versions (resource_type, id, version_id, last_updated_us, deleted, \
+         body, acc_patient, acc_sections, acc_labels, acc_flags) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
-        s.execute((&w.resource_type, &w.id, w.version_id, w.last_updated_us, w.deleted, body))
+        s.execute(rusqlite::params![
+            &w.resource_type,
+            &w.id,
+            w.version_id,
+            w.last_updated_us,
+            w.deleted,
+            body,
+            patient,
+            sections,
+            labels,
+            flags
+        ])
     })
     .map_err(backend)?;
     let seq = conn.last_insert_rowid();
+    if flags & crate::acc_flags::MORE_CHILDREN != 0 {
+        let mut insert = conn
+            .prepare_cached("INSERT OR IGNORE INTO access_child (seq, patient) VALUES (?1, ?2)")
+            .map_err(backend)?;
+        match (w.deleted, found) {
+            (true, Some((_, _, old))) => {
+                conn.prepare_cached(
+                    "INSERT INTO access_child (seq, patient) \
+                     SELECT ?1, patient FROM access_child WHERE seq = ?2",
+                )
+                .and_then(|mut s| s.execute([seq, old]))
+                .map_err(backend)?;
+            }
+            _ => {
+                for p in w.access.patients.iter().skip(1) {
+                    insert.execute((seq, p)).map_err(backend)?;
+                }
+            }
+        }
+    }
     // A resource's `rid` (its index rows' key) is the seq of its first version, for good.
     let rid = match found {
-        Some((_, rid)) => {
+        Some((_, rid, _)) => {
             conn.prepare_cached(
                 "UPDATE resource_current SET version_id = ?2, seq = ?3, deleted = ?4, \
-                 last_updated_us = ?5 WHERE rid = ?1",
+                 last_updated_us = ?5, acc_patient = ?6, acc_sections = ?7, acc_labels = ?8, \
+                 acc_flags = ?9 WHERE rid = ?1",
             )
-            .and_then(|mut s| s.execute((rid, w.version_id, seq, w.deleted, w.last_updated_us)))
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![
+                    rid,
+                    w.version_id,
+                    seq,
+                    w.deleted,
+                    w.last_updated_us,
+                    patient,
+                    sections,
+                    labels,
+                    flags
+                ])
+            })
             .map_err(backend)?;
             rid
         }
         None => {
             conn.prepare_cached(
                 "INSERT INTO resource_current \
-                 (rid, resource_type, id, version_id, seq, deleted, last_updated_us) \
-                 VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6)",
+                 (rid, resource_type, id, version_id, seq, deleted, last_updated_us, \
+                  acc_patient, acc_sections, acc_labels, acc_flags) \
+                 VALUES (?1, ?2, ?3, ?4, ?1, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut s| {
-                s.execute((
+                s.execute(rusqlite::params![
                     seq,
                     &w.resource_type,
                     &w.id,
                     w.version_id,
                     w.deleted,
                     w.last_updated_us,
-                ))
+                    patient,
+                    sections,
+                    labels,
+                    flags
+                ])
             })
             .map_err(backend)?;
             seq

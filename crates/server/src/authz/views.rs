@@ -1,0 +1,143 @@
+//! What a caller's search may see, applied inside the store's SQL (docs/SECURITY.md §5.4).
+//!
+//! [`CallerViews`] holds the facts of the children the caller may relate to
+//! (`access::reach`, answered by one indexed query) and turns them, per resource type and
+//! on demand, into the store's [`View`] with `access::search_view` — the decision's own
+//! steps as data. The store only compares the bits it keeps per version.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use access::{ChildFacts, Children, Reach, Rule, Section, Subject, Timestamp, TypeView};
+use passport_store::search::{ChildrenQuery, RowGrant, RowRule, View, Views};
+use passport_store::{AccessInputs, StoreError};
+use serde_json::Value;
+
+use crate::AppState;
+
+/// The decision's inputs the store keeps beside a version: its children (compartment),
+/// sections, labels and current-medicine flag, read by the `access` crate's own readers.
+pub fn access_inputs(resource: &Value) -> AccessInputs {
+    let facts = access::ResourceFacts::from_json(resource);
+    AccessInputs {
+        patients: fhir::compartment::patients_of(resource),
+        sections: facts.sections.bits(),
+        labels: facts.labels.bits(),
+        active_medication: facts.active_medication,
+    }
+}
+
+/// One caller's views, per resource type, for one request.
+pub struct CallerViews {
+    policy: access::RegionalPolicy,
+    subject: Subject,
+    children: Vec<Arc<ChildFacts>>,
+    now: Timestamp,
+    memo: Mutex<HashMap<String, Arc<View>>>,
+}
+
+impl CallerViews {
+    /// Loads the facts of every child in the caller's reach (cached per child).
+    pub async fn load(
+        st: &AppState,
+        subject: &Subject,
+        now: Timestamp,
+        memo: &mut HashMap<String, Arc<ChildFacts>>,
+    ) -> Result<CallerViews, StoreError> {
+        let ids = match access::reach(subject) {
+            Reach::Nothing | Reach::Everyone => Vec::new(),
+            Reach::Listed(ids) => ids,
+            Reach::CareTeam {
+                practitioner,
+                organisation,
+            } => {
+                st.store
+                    .related_children(&ChildrenQuery::CareTeam {
+                        practitioner,
+                        organisation,
+                    })
+                    .await?
+            }
+            Reach::Family { person } => {
+                st.store
+                    .related_children(&ChildrenQuery::Family { person })
+                    .await?
+            }
+        };
+        let mut children = Vec::with_capacity(ids.len());
+        for id in ids {
+            let facts = match memo.get(&id) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = super::facts::child_facts(st, &id).await?;
+                    memo.insert(id, f.clone());
+                    f
+                }
+            };
+            children.push(facts);
+        }
+        Ok(CallerViews {
+            policy: st.authz.policy.clone(),
+            subject: subject.clone(),
+            children,
+            now,
+            memo: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The `access` view of one type (for tests and the pages).
+    pub fn type_view(&self, resource_type: &str) -> TypeView {
+        access::search_view(
+            &self.policy,
+            &self.subject,
+            resource_type,
+            self.children.iter().map(|c| &**c),
+            self.now,
+        )
+    }
+}
+
+impl Views for CallerViews {
+    fn view(&self, resource_type: &str) -> Arc<View> {
+        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = memo.get(resource_type) {
+            return v.clone();
+        }
+        let v = Arc::new(to_store(&self.type_view(resource_type)));
+        memo.insert(resource_type.to_owned(), v.clone());
+        v
+    }
+
+    fn redacted(&self, resource_type: &str, param: &str) -> bool {
+        access::redacted_param(resource_type, param)
+    }
+}
+
+fn to_store(v: &TypeView) -> View {
+    View {
+        no_child: v.no_child.iter().map(row_rule).collect(),
+        grants: v
+            .grants
+            .iter()
+            .map(|g| RowGrant {
+                children: match &g.children {
+                    Children::All => None,
+                    Children::Listed(ids) => Some(ids.clone()),
+                },
+                rule: row_rule(&g.rule),
+                address: g.address,
+            })
+            .collect(),
+    }
+}
+
+fn row_rule(r: &Rule) -> RowRule {
+    let medicines = access::SectionSet::of(&[Section::Medicines]).bits();
+    RowRule {
+        sections: i64::from(r.sections.bits()),
+        untagged: r.untagged,
+        current_medicines: r.current_medicines.then_some(i64::from(medicines)),
+        tags: r.tags.iter().map(|t| i64::from(t.bits())).collect(),
+        not_cleared: i64::from(access::LabelSet::ALL.bits() & !r.cleared.bits()),
+    }
+}
