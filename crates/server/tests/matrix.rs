@@ -950,23 +950,9 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
     let id = if patient_is_row {
         Some(child.clone())
     } else if ty == "AuditEvent" {
-        // AuditEvents are written by the server only: one about this child's record.
-        w.create(&json!({"resourceType": "Observation", "status": "final",
-            "code": {"text": "audit me"}, "subject": {"reference": format!("Patient/{child}")}}))
-            .await?;
-        let ids = passport_server::fhir_api::search::matching_ids(
-            &w.srv.state,
-            "AuditEvent",
-            &[("entity".into(), format!("Patient/{child}"))],
-            1,
-        )
-        .await
-        .map_err(|e| format!("finding an AuditEvent: {e:?}"))?;
-        Some(
-            ids.into_iter()
-                .next()
-                .ok_or("no AuditEvent about the child")?,
-        )
+        // AuditEvents are written by the server only. They live in the hash-chained audit log, never among the resources a row
+        // could name by id (and the API has no read of one by id).
+        return Err("AuditEvents are kept in the audit chain, not as resources with ids".into());
     } else if case.action == Action::Create {
         None
     } else {

@@ -86,12 +86,15 @@ async fn seed(url: &str) -> Seeded {
 /// does not see the server's writes).
 async fn read(store: &Store, t: &str, id: &str) -> Option<Value> {
     let h = store
-        .history(&passport_store::HistoryQuery {
-            resource_type: Some(t.into()),
-            id: Some(id.into()),
-            count: 1,
-            ..Default::default()
-        })
+        .history(
+            &passport_store::HistoryQuery {
+                resource_type: Some(t.into()),
+                id: Some(id.into()),
+                count: 1,
+                ..Default::default()
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     h.first()

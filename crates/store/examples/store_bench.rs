@@ -85,6 +85,7 @@ fn create_patient(t: &Template, i: u64) -> Write {
         last_updated_us: i as i64,
         deleted: false,
         index,
+        access: Default::default(),
         unless_exists: None,
         audit: Vec::new(),
     }
@@ -99,6 +100,7 @@ fn create(i: u64) -> Write {
         last_updated_us: i as i64,
         deleted: false,
         body: body(i),
+        access: Default::default(),
         index: vec![passport_store::search::token_entry(
             "identifier",
             Some("https://fhir.nhs.uk/Id/nhs-number"),

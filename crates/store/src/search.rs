@@ -1829,15 +1829,7 @@ mod tests {
         let mut stmt = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text))
             .unwrap();
-        let args: Vec<rusqlite::types::Value> = q
-            .args
-            .iter()
-            .map(|a| match a {
-                SArg::Text(s) => rusqlite::types::Value::Text(s.clone()),
-                SArg::Int(i) => rusqlite::types::Value::Integer(*i),
-                SArg::Real(f) => rusqlite::types::Value::Real(*f),
-            })
-            .collect();
+        let args = crate::sqlite::search::params(&q.args);
         stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
@@ -1910,11 +1902,11 @@ mod tests {
         );
         assert_indexed(
             "Patient?identifier=nhs|9000000009",
-            &search_sql(false, &query("Patient", vec![nhs.clone()])),
+            &search_sql(false, &query("Patient", vec![nhs.clone()]), Visibility::System),
         );
         let mut counted = query("Patient", vec![nhs.clone()]);
         counted.total = true;
-        assert_indexed("Patient?identifier=…&_total", &count_sql(false, &counted));
+        assert_indexed("Patient?identifier=…&_total", &count_sql(false, &counted, Visibility::System));
         let subject = Condition::Reference {
             param: "subject".into(),
             target_type: Some("Patient".into()),
@@ -1923,7 +1915,7 @@ mod tests {
         };
         assert_indexed(
             "Condition?subject=Patient/x",
-            &search_sql(false, &query("Condition", vec![subject.clone()])),
+            &search_sql(false, &query("Condition", vec![subject.clone()]), Visibility::System),
         );
         let mut sorted = query("Condition", vec![subject]);
         sorted.sort = vec![SortKey {
@@ -1939,7 +1931,7 @@ mod tests {
         });
         assert_indexed(
             "Condition?subject=Patient/x&_sort=-onset-date (next page)",
-            &search_sql(false, &sorted),
+            &search_sql(false, &sorted, Visibility::System),
         );
         assert_indexed(
             "Condition?subject:Patient.identifier=nhs|9000000009",
@@ -1952,8 +1944,7 @@ mod tests {
                         target_types: vec!["Patient".into()],
                         inner: Box::new(nhs.clone()),
                     }],
-                ),
-            ),
+                ), Visibility::System),
         );
         assert_indexed(
             "Patient?_has:Condition:subject:code=sct|1",
@@ -1966,8 +1957,7 @@ mod tests {
                         param: "subject".into(),
                         inner: Box::new(token("code", "sct", "1")),
                     }],
-                ),
-            ),
+                ), Visibility::System),
         );
         let ids = vec!["a".to_owned(), "b".to_owned()];
         assert_indexed(
@@ -1991,8 +1981,7 @@ mod tests {
                     since_us: None,
                     count: 10,
                     after: Some(("Condition".into(), "a".into())),
-                },
-            ),
+                }, Visibility::System),
         );
         let criteria = vec![crate::TokenCriterion {
             param: "identifier".into(),
@@ -2050,7 +2039,7 @@ mod tests {
             before: None,
             total: false,
         };
-        let s = search_sql(true, &q);
+        let s = search_sql(true, &q, Visibility::System);
         for n in 1..=s.args.len() {
             assert!(s.text.contains(&format!("${n}")), "{}", s.text);
         }

@@ -27,7 +27,7 @@ mod break_glass;
 mod identities;
 mod oauth;
 mod onboarding;
-mod search;
+pub(crate) mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};

@@ -46,10 +46,13 @@ async fn group_commit_batches_concurrent_writes() {
     );
     assert_eq!(
         store
-            .history(&passport_store::HistoryQuery {
-                count: 1000,
-                ..Default::default()
-            })
+            .history(
+                &passport_store::HistoryQuery {
+                    count: 1000,
+                    ..Default::default()
+                },
+                passport_store::search::Visibility::System
+            )
             .await
             .unwrap()
             .len(),

@@ -86,12 +86,15 @@ async fn bytes_returned_unchanged(store: &Store) {
         let read = store.read("Binary", id).await.unwrap().unwrap();
         assert_eq!(read.body.as_ref(), body.as_slice());
         let h = store
-            .history(&HistoryQuery {
-                resource_type: Some("Binary".into()),
-                id: Some(id.into()),
-                count: 10,
-                ..Default::default()
-            })
+            .history(
+                &HistoryQuery {
+                    resource_type: Some("Binary".into()),
+                    id: Some(id.into()),
+                    count: 10,
+                    ..Default::default()
+                },
+                passport_store::search::Visibility::System,
+            )
             .await
             .unwrap();
         assert_eq!(h[0].version.body.as_ref(), body.as_slice());
@@ -225,7 +228,10 @@ async fn history_levels_since_at_paging(store: &Store) {
     must(store, delete("Patient", "a", 2, 500)).await;
     must(store, put("Patient", "b", Some(1), 600, "b2", vec![])).await;
 
-    let all = store.history(&hq(None, None)).await.unwrap();
+    let all = store
+        .history(&hq(None, None), passport_store::search::Visibility::System)
+        .await
+        .unwrap();
     assert_eq!(
         labels(&all),
         [
@@ -244,7 +250,13 @@ async fn history_levels_since_at_paging(store: &Store) {
     assert_eq!(all[2].version.body, Bytes::from("a2"));
     assert!(all[1].version.body.is_empty());
 
-    let patients = store.history(&hq(Some("Patient"), None)).await.unwrap();
+    let patients = store
+        .history(
+            &hq(Some("Patient"), None),
+            passport_store::search::Visibility::System,
+        )
+        .await
+        .unwrap();
     assert_eq!(
         labels(&patients),
         [
@@ -257,23 +269,32 @@ async fn history_levels_since_at_paging(store: &Store) {
     );
 
     let a = store
-        .history(&hq(Some("Patient"), Some("a")))
+        .history(
+            &hq(Some("Patient"), Some("a")),
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(labels(&a), ["Patient/a/3D", "Patient/a/2", "Patient/a/1"]);
     assert_eq!(
         store
-            .history(&hq(Some("Patient"), Some("zz")))
+            .history(
+                &hq(Some("Patient"), Some("zz")),
+                passport_store::search::Visibility::System
+            )
             .await
             .unwrap(),
         vec![]
     );
 
     let since = store
-        .history(&HistoryQuery {
-            since_us: Some(400),
-            ..hq(None, None)
-        })
+        .history(
+            &HistoryQuery {
+                since_us: Some(400),
+                ..hq(None, None)
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -282,10 +303,13 @@ async fn history_levels_since_at_paging(store: &Store) {
     );
 
     let at = store
-        .history(&HistoryQuery {
-            at_us: Some(450),
-            ..hq(None, None)
-        })
+        .history(
+            &HistoryQuery {
+                at_us: Some(450),
+                ..hq(None, None)
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -293,35 +317,47 @@ async fn history_levels_since_at_paging(store: &Store) {
         ["Patient/a/2", "Observation/o/1", "Patient/b/1"]
     );
     let at = store
-        .history(&HistoryQuery {
-            at_us: Some(550),
-            ..hq(Some("Patient"), None)
-        })
+        .history(
+            &HistoryQuery {
+                at_us: Some(550),
+                ..hq(Some("Patient"), None)
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(labels(&at), ["Patient/a/3D", "Patient/b/1"]);
     let at = store
-        .history(&HistoryQuery {
-            at_us: Some(400),
-            ..hq(Some("Patient"), Some("a"))
-        })
+        .history(
+            &HistoryQuery {
+                at_us: Some(400),
+                ..hq(Some("Patient"), Some("a"))
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(labels(&at), ["Patient/a/2"]);
     let at = store
-        .history(&HistoryQuery {
-            at_us: Some(50),
-            ..hq(None, None)
-        })
+        .history(
+            &HistoryQuery {
+                at_us: Some(50),
+                ..hq(None, None)
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert!(at.is_empty());
     let both = store
-        .history(&HistoryQuery {
-            at_us: Some(450),
-            since_us: Some(250),
-            ..hq(None, None)
-        })
+        .history(
+            &HistoryQuery {
+                at_us: Some(450),
+                since_us: Some(250),
+                ..hq(None, None)
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(labels(&both), ["Patient/a/2", "Observation/o/1"]);
@@ -331,11 +367,14 @@ async fn history_levels_since_at_paging(store: &Store) {
     let mut before = None;
     loop {
         let page = store
-            .history(&HistoryQuery {
-                count: 2,
-                before_seq: before,
-                ..Default::default()
-            })
+            .history(
+                &HistoryQuery {
+                    count: 2,
+                    before_seq: before,
+                    ..Default::default()
+                },
+                passport_store::search::Visibility::System,
+            )
             .await
             .unwrap();
         if page.is_empty() {
@@ -354,11 +393,14 @@ async fn history_levels_since_at_paging(store: &Store) {
         ]
     );
     let page = store
-        .history(&HistoryQuery {
-            count: 1,
-            before_seq: Some(all[0].seq),
-            ..hq(Some("Patient"), Some("b"))
-        })
+        .history(
+            &HistoryQuery {
+                count: 1,
+                before_seq: Some(all[0].seq),
+                ..hq(Some("Patient"), Some("b"))
+            },
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(labels(&page), ["Patient/b/1"]);
@@ -586,7 +628,10 @@ async fn failed_writes_leave_no_trace(store: &Store) {
         put("Patient", "a", None, 1, "a", vec![ident(None, "t1")]),
     )
     .await;
-    let before = store.history(&hq(None, None)).await.unwrap();
+    let before = store
+        .history(&hq(None, None), passport_store::search::Visibility::System)
+        .await
+        .unwrap();
     let _ = conflict(
         store
             .write(put("Patient", "a", None, 2, "x", vec![ident(None, "t2")]))
@@ -610,7 +655,13 @@ async fn failed_writes_leave_no_trace(store: &Store) {
         store.write(w).await,
         Err(StoreError::ConditionMatched(_))
     ));
-    assert_eq!(store.history(&hq(None, None)).await.unwrap(), before);
+    assert_eq!(
+        store
+            .history(&hq(None, None), passport_store::search::Visibility::System)
+            .await
+            .unwrap(),
+        before
+    );
     for code in ["t2", "t3", "t4"] {
         assert!(
             store
@@ -707,7 +758,10 @@ async fn concurrent_increments_lose_nothing(store: &Store) {
     assert_eq!(last.version_id, 51);
     assert_eq!(last.body, Bytes::from("50"));
     let h = store
-        .history(&hq(Some("Basic"), Some("counter")))
+        .history(
+            &hq(Some("Basic"), Some("counter")),
+            passport_store::search::Visibility::System,
+        )
         .await
         .unwrap();
     assert_eq!(h.len(), 51);
@@ -831,7 +885,14 @@ async fn close_drains_then_refuses(store: &Store) {
     ));
     store.close().await; // idempotent
     assert_eq!(store.read("Patient", "late").await.unwrap(), None);
-    assert_eq!(store.history(&hq(None, None)).await.unwrap().len(), 100);
+    assert_eq!(
+        store
+            .history(&hq(None, None), passport_store::search::Visibility::System)
+            .await
+            .unwrap()
+            .len(),
+        100
+    );
 }
 
 async fn migrate_is_idempotent(store: &Store) {

@@ -104,7 +104,14 @@ async fn a_refused_write_rolls_back_everything(store: &Store) {
     assert_eq!(keep.version_id, 1);
     assert_eq!(keep.body, Bytes::from("{\"v\":1}"));
     assert_eq!(
-        store.history(&type_history("Basic")).await.unwrap().len(),
+        store
+            .history(
+                &type_history("Basic"),
+                passport_store::search::Visibility::System
+            )
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(
@@ -142,12 +149,15 @@ async fn later_writes_see_earlier_ones(store: &Store) {
     );
     assert_eq!(
         store
-            .history(&HistoryQuery {
-                resource_type: Some("Basic".into()),
-                id: Some("x".into()),
-                count: 10,
-                ..Default::default()
-            })
+            .history(
+                &HistoryQuery {
+                    resource_type: Some("Basic".into()),
+                    id: Some("x".into()),
+                    count: 10,
+                    ..Default::default()
+                },
+                passport_store::search::Visibility::System
+            )
             .await
             .unwrap()
             .len(),
@@ -264,7 +274,14 @@ async fn concurrent_transactions_lose_no_update(store: &Store) {
     }
     // Every version of every resource: 2 creates + 2·N increments + N own creates.
     assert_eq!(
-        store.history(&type_history("Basic")).await.unwrap().len(),
+        store
+            .history(
+                &type_history("Basic"),
+                passport_store::search::Visibility::System
+            )
+            .await
+            .unwrap()
+            .len(),
         2 + 3 * N
     );
     eprintln!(

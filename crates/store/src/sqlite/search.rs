@@ -7,7 +7,7 @@ use rusqlite::Connection;
 use crate::Write;
 use crate::search::{self, Match, SArg, SortValue, Sql};
 
-fn params(args: &[SArg]) -> Vec<rusqlite::types::Value> {
+pub(crate) fn params(args: &[SArg]) -> Vec<rusqlite::types::Value> {
     args.iter()
         .map(|a| match a {
             SArg::Text(s) => rusqlite::types::Value::Text(s.clone()),

@@ -80,6 +80,7 @@ pub fn put(
         deleted: false,
         body: Bytes::from(body.to_owned()),
         index,
+        access: Default::default(),
         unless_exists: None,
         audit: Vec::new(),
     }
@@ -95,6 +96,7 @@ pub fn delete(t: &str, id: &str, replaces: i64, at_us: i64) -> Write {
         deleted: true,
         body: Bytes::new(),
         index: vec![],
+        access: Default::default(),
         unless_exists: None,
         audit: Vec::new(),
     }
