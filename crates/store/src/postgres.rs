@@ -108,6 +108,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "audit_outbox",
         sql: include_str!("../migrations/postgres/0013_audit_outbox.sql"),
     },
+    Migration {
+        version: 14,
+        name: "email_verification",
+        sql: include_str!("../migrations/postgres/0014_email_verification.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

@@ -122,6 +122,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "audit_outbox",
         sql: include_str!("../migrations/sqlite/0013_audit_outbox.sql"),
     },
+    Migration {
+        version: 14,
+        name: "email_verification",
+        sql: include_str!("../migrations/sqlite/0014_email_verification.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \
