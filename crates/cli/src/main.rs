@@ -124,6 +124,20 @@ struct ServeArgs {
     /// others); see crates/server/src/web/oidc.rs.
     #[arg(long, env = "PASSPORT_OIDC_PROVIDERS")]
     oidc_providers: Option<std::path::PathBuf>,
+    /// Outgoing email (verification links): smtps://[USER:PASS@]HOST[:PORT] (TLS) or
+    /// smtp://HOST[:PORT]?tls=required (STARTTLS); plain smtp:// only to localhost. Without
+    /// it nothing is sent (with --demo, links are printed on stdout).
+    #[arg(long, env = "PASSPORT_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The From address of every email, like "Passport <no-reply@passport.example.nhs.uk>".
+    #[arg(long, env = "PASSPORT_MAIL_FROM")]
+    mail_from: Option<String>,
+    /// Self-registrations accepted per email address per hour.
+    #[arg(long, env = "PASSPORT_REGISTER_LIMIT_PER_ADDRESS", default_value_t = Config::DEFAULT_REGISTER_LIMIT_PER_ADDRESS)]
+    register_limit_per_address: u32,
+    /// Self-registrations accepted per client IP address (IPv6: per /64) per hour.
+    #[arg(long, env = "PASSPORT_REGISTER_LIMIT_PER_IP", default_value_t = Config::DEFAULT_REGISTER_LIMIT_PER_IP)]
+    register_limit_per_ip: u32,
 }
 
 fn main() -> ExitCode {
@@ -226,6 +240,11 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
     if let Some(path) = &args.oidc_providers {
         config.oidc_providers = passport_server::web::oidc::load_providers(path)?;
     }
+    config.demo = args.demo;
+    config.smtp_url = args.smtp_url;
+    config.mail_from = args.mail_from;
+    config.register_limit_per_address = args.register_limit_per_address;
+    config.register_limit_per_ip = args.register_limit_per_ip;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

@@ -204,3 +204,106 @@ fn migrate_runs_twice_and_bad_input_exits_non_zero() {
     assert!(!out.status.success());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `POST /register` as a signed-out parent (fetching the form's CSRF token and cookie first).
+async fn register(base: &str, email: &str) -> u16 {
+    let client = reqwest::Client::new();
+    let form = client.get(format!("{base}/register")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let html = form.text().await.unwrap();
+    let at = html.find("name=\"csrf_token\" value=\"").unwrap() + 25;
+    let csrf = &html[at..at + html[at..].find('"').unwrap()];
+    client
+        .post(format!("{base}/register"))
+        .header("cookie", cookie)
+        .form(&[
+            ("name", "Alex Brown"),
+            ("email", email),
+            ("password", "correct horse battery staple"),
+            ("relationship", "PRN"),
+            ("nhs_number", "9434765919"),
+            ("birth_date", "06/05/2017"),
+            ("csrf_token", csrf),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Without SMTP, `--demo` prints a verification link on stdout, one marked line with no
+/// address; without `--demo` nothing is printed and the log warns that email is not
+/// configured (without the address). A bad `--smtp-url` stops the server at start.
+#[test]
+fn without_smtp_only_demo_prints_links() {
+    use std::io::{BufRead, BufReader};
+    for demo in [true, false] {
+        let (dir, url) = temp_db();
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut args = vec!["serve", "--database", &url];
+        if demo {
+            args.push("--demo");
+        }
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .env("PASSPORT_ADDR", format!("127.0.0.1:{port}"))
+            .env_remove("PASSPORT_SMTP_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        wait_healthy(&base, &mut child);
+        let status = runtime().block_on(register(&base, "alex.brown@example.com"));
+        assert_eq!(status, 200);
+        let line = rx.recv_timeout(Duration::from_secs(if demo { 15 } else { 2 }));
+        if demo {
+            let line = line.expect("the demo prints the link");
+            assert!(
+                line.starts_with("PASSPORT DEMO EMAIL (not sent: no --smtp-url): "),
+                "{line}"
+            );
+            assert!(line.contains(&format!("{base}/verify-email/")), "{line}");
+            assert!(!line.contains("alex"), "no address: {line}");
+        } else {
+            assert!(line.is_err(), "nothing printed without --demo: {line:?}");
+        }
+        let kill = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(!log.contains("alex"), "no address in the log: {log}");
+        assert!(!log.contains("verify-email"), "no link in the log: {log}");
+        assert_eq!(
+            log.contains("email is not configured"),
+            !demo,
+            "the warning: {log}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    let (dir, url) = temp_db();
+    let out = Command::new(BIN)
+        .args(["serve", "--database", &url, "--addr", "127.0.0.1:0"])
+        .env("PASSPORT_SMTP_URL", "smtp://smtp.example.org")
+        .env("PASSPORT_MAIL_FROM", "no-reply@example.org")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tls=required"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

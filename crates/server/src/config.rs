@@ -32,6 +32,19 @@ pub struct Config {
     pub oauth: crate::oauth::OAuthConfig,
     /// External OpenID Connect providers for signing in (see `web::oidc`).
     pub oidc_providers: Vec<crate::web::oidc::ProviderConfig>,
+    /// Demo mode (`--demo`): without SMTP, emailed links are printed on stdout instead.
+    pub demo: bool,
+    /// Outgoing email (see [`crate::mail`]): `smtps://HOST`, `smtp://HOST?tls=required`,
+    /// or plain `smtp://` to this machine only. `None`: nothing is sent.
+    pub smtp_url: Option<String>,
+    /// The `From` of every message, like `Passport <no-reply@passport.example.nhs.uk>`
+    /// (required with `smtp_url`).
+    pub mail_from: Option<String>,
+    /// Self-registrations (`/register`, and new sign-ins at `/join/{code}`) accepted per email
+    /// address per hour; more get 429.
+    pub register_limit_per_address: u32,
+    /// The same per client IP address (IPv6: per /64) per hour.
+    pub register_limit_per_ip: u32,
 }
 
 impl Config {
@@ -39,6 +52,8 @@ impl Config {
     pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
     pub const DEFAULT_AUDIT_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
     pub const DEFAULT_AUDIT_QUEUE: usize = 1024;
+    pub const DEFAULT_REGISTER_LIMIT_PER_ADDRESS: u32 = 5;
+    pub const DEFAULT_REGISTER_LIMIT_PER_IP: u32 = 20;
 
     /// A configuration for `addr` and `database_url` with defaults elsewhere.
     pub fn new(addr: SocketAddr, database_url: impl Into<String>) -> Self {
@@ -55,6 +70,11 @@ impl Config {
             audit_queue: Self::DEFAULT_AUDIT_QUEUE,
             oauth: crate::oauth::OAuthConfig::default(),
             oidc_providers: Vec::new(),
+            demo: false,
+            smtp_url: None,
+            mail_from: None,
+            register_limit_per_address: Self::DEFAULT_REGISTER_LIMIT_PER_ADDRESS,
+            register_limit_per_ip: Self::DEFAULT_REGISTER_LIMIT_PER_IP,
             database_url,
         }
     }

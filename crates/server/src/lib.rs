@@ -8,7 +8,9 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fhir_api;
+pub mod mail;
 pub mod oauth;
+pub mod rate_limit;
 pub mod web;
 
 use std::future::Future;
@@ -40,6 +42,10 @@ pub struct AppState {
     pub authz: authz::Authz,
     /// Seals search and history page positions (see [`fhir_api::paging`]).
     pub pages: fhir_api::paging::PageSealer,
+    /// Outgoing email (see [`mail`]).
+    pub mail: mail::Mailer,
+    /// Self-registrations per email address and per client IP (see [`rate_limit`]).
+    pub registrations: rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -186,6 +192,13 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         })?;
     let pages = fhir_api::paging::PageSealer::new(key.derive(b"passport page positions v1"));
     let auditor = audit::Auditor::new(config.auditor(), Some(key));
+    let mail = mail::Mailer::from_config(&config).map_err(passport_store::StoreError::Backend)?;
+    if !mail.sends() && !config.demo {
+        tracing::warn!(
+            "email is not configured (--smtp-url): people who register cannot verify their \
+             address, so self-registration cannot finish"
+        );
+    }
     let state = Arc::new(AppState {
         store,
         config,
@@ -194,6 +207,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         oauth: oauth::OAuth::default(),
         authz: authz::Authz::default(),
         pages,
+        mail,
+        registrations: rate_limit::RateLimiter::new(3600 * 1_000_000),
     });
     state.audit.spawn(state.clone());
     oauth::start(&state).await?;

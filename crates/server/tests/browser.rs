@@ -184,6 +184,17 @@ async fn pages_in_a_real_browser() {
     )
     .await
     .unwrap();
+    // Asks to join a child's passport while signed in (/register).
+    directory::create_family(
+        &store,
+        directory::NewFamily {
+            email: "alex.jones@example.com".into(),
+            name: "Alex Jones".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
     let reset = directory::issue_password_reset(&store, "sam@example.com", &srv.base, 3600)
         .await
         .unwrap();
@@ -193,6 +204,7 @@ async fn pages_in_a_real_browser() {
         "staff": { "email": "ada@example.nhs.uk", "password": PASSWORD,
                    "secretHex": hex(&staff.totp_secret.unwrap()) },
         "family": { "email": "sam@example.com", "password": PASSWORD },
+        "asker": { "email": "alex.jones@example.com", "password": PASSWORD },
         "resetPath": reset.strip_prefix(&srv.base).unwrap(),
     })
     .to_string();

@@ -180,7 +180,18 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
     let states = s.store.passport_states(now_us()).await.unwrap();
     assert_eq!(states, vec![(child.id.clone(), PassportState::Invited)]);
 
-    // The parent types the code at /join, then creates a sign-in.
+    // The parent types the code at /join, then signs in. (A new sign-in made here waits for
+    // its email address to be verified: tests/mail.rs.)
+    directory::create_family(
+        &s.store,
+        directory::NewFamily {
+            email: "sam@example.com".into(),
+            name: "Sam Jones".into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .unwrap();
     let mut parent = Browser::new(&srv.base);
     let p = parent
         .submit("/join", "/join", &[("code", &code.to_lowercase())])
@@ -195,8 +206,7 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
             &path,
             &[
                 ("relationship", "MTH"),
-                ("has_account", "no"),
-                ("name", "Sam Jones"),
+                ("has_account", "yes"),
                 ("email", "sam@example.com"),
                 ("password", PASSWORD),
             ],
@@ -356,18 +366,29 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         .write_all(onboarding::new_child_writes(&child, &s.org, now_us()).unwrap())
         .await
         .unwrap();
+    // Signed-in family members ask (a new sign-in first verifies its email address, then
+    // asks the same way: tests/mail.rs).
     let register = |email: &'static str, nhs_number: String, dob: &'static str| {
         let base = srv.base.clone();
+        let store = &s.store;
         async move {
+            directory::create_family(
+                store,
+                directory::NewFamily {
+                    email: email.into(),
+                    name: "Alex Brown".into(),
+                    password: PASSWORD.into(),
+                },
+            )
+            .await
+            .unwrap();
             let mut b = Browser::new(&base);
+            assert_eq!(b.sign_in(email, PASSWORD).await.location, "/");
             let p = b
                 .submit(
                     "/register",
                     "/register",
                     &[
-                        ("name", "Alex Brown"),
-                        ("email", email),
-                        ("password", PASSWORD),
                         ("relationship", "PRN"),
                         ("nhs_number", &nhs_number),
                         ("birth_date", dob),
@@ -539,7 +560,12 @@ on_both_databases!(csrf_is_checked_on_every_new_form, |srv| {
     }
     let mut anon = Browser::new(&srv.base);
     anon.get("/join").await; // sets the anonymous CSRF cookie
-    for path in ["/join", "/join/ABCDE12345", "/register"] {
+    for path in [
+        "/join",
+        "/join/ABCDE12345",
+        "/register",
+        "/verify-email/ABCDE12345",
+    ] {
         let p = anon
             .post(path, &[("code", "ABCDE12345"), ("csrf_token", "forged")])
             .await;

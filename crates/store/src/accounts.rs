@@ -1,5 +1,6 @@
 //! Built-in sign-in: accounts, sessions, sign-in throttling and admin-issued password
-//! resets (migration 4).
+//! resets (migration 4); self-registrations waiting for their email address to be verified
+//! (migration 15, [`Registration`]).
 //!
 //! The store keeps what signing in needs and nothing of who a person is: that is FHIR
 //! (Organization, Practitioner + PractitionerRole, Person), written through the ordinary
@@ -151,6 +152,55 @@ pub enum ResetRefused {
     /// The account has been deactivated since.
     Inactive,
 }
+
+/// A self-registration waiting for its email address to be verified (migration 15). It is
+/// not an account: nothing signs in with it. Following the emailed link claims it (once),
+/// and only then is the account made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// SHA-256 of the link's token.
+    pub token_hash: Vec<u8>,
+    /// Lower-cased email address.
+    pub login: String,
+    pub display_name: String,
+    /// argon2id PHC string of the chosen password.
+    pub password_hash: String,
+    /// What to do once verified (the server's JSON).
+    pub request: String,
+    pub created_us: i64,
+    pub expires_us: i64,
+}
+
+/// Why a verification link was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationRefused {
+    /// No such token (never issued, or long expired and deleted).
+    Unknown,
+    Used,
+    Expired,
+}
+
+/// Used and expired registrations are kept this long past their expiry (so that a late
+/// click still says "expired" or "used"), then deleted.
+pub const REGISTRATION_KEEP_US: i64 = 7 * 24 * 3600 * 1_000_000;
+
+/// Whether a registration row (its `used_us`, `expires_us`) can be claimed at `now_us`.
+pub(crate) fn registration_refusal(
+    used_us: Option<i64>,
+    expires_us: i64,
+    now_us: i64,
+) -> Option<RegistrationRefused> {
+    if used_us.is_some() {
+        Some(RegistrationRefused::Used)
+    } else if expires_us <= now_us {
+        Some(RegistrationRefused::Expired)
+    } else {
+        None
+    }
+}
+
+pub(crate) const REGISTRATION_COLUMNS: &str = "token_hash, login, display_name, password_hash, \
+     request, created_us, expires_us, used_us";
 
 pub(crate) const ACCOUNT_COLUMNS: &str = "id, login, kind, password_hash, totp_secret, role, \
      organisation_id, practitioner_id, practitioner_role_id, person_id, display_name, active, created_us, cleared";
@@ -327,6 +377,57 @@ impl Store {
                 s.redeem_password_reset(token_hash, now_us, password_hash)
                     .await
             }
+        }
+    }
+    /// Stores a registration waiting for verification, and deletes those that expired more
+    /// than [`REGISTRATION_KEEP_US`] ago.
+    pub async fn create_registration(&self, r: &Registration) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.create_registration(r.clone()).await,
+            Store::Postgres(s) => s.create_registration(r).await,
+        }
+    }
+
+    /// Whether the registration with this token hash could be claimed at `now_us` (the
+    /// verification page shows its button only then).
+    pub async fn check_registration(
+        &self,
+        token_hash: &[u8],
+        now_us: i64,
+    ) -> Result<std::result::Result<(), RegistrationRefused>> {
+        let found = match self {
+            Store::Sqlite(s) => s.registration(token_hash)?,
+            Store::Postgres(s) => s.registration(token_hash).await?,
+        };
+        Ok(match found {
+            None => Err(RegistrationRefused::Unknown),
+            Some((_, used, expires)) => match registration_refusal(used, expires, now_us) {
+                Some(why) => Err(why),
+                None => Ok(()),
+            },
+        })
+    }
+
+    /// Claims a registration: in ONE transaction checks it is unused and unexpired, marks
+    /// it used and blanks its personal columns. Returns what it held, or why not (then
+    /// nothing changed). Two concurrent claims cannot both succeed.
+    pub async fn claim_registration(
+        &self,
+        token_hash: &[u8],
+        now_us: i64,
+    ) -> Result<std::result::Result<Registration, RegistrationRefused>> {
+        match self {
+            Store::Sqlite(s) => s.claim_registration(token_hash.to_vec(), now_us).await,
+            Store::Postgres(s) => s.claim_registration(token_hash, now_us).await,
+        }
+    }
+
+    /// Deletes a registration (the server does, when the address already has an account:
+    /// its link is never sent, so the row would only hold a password hash for nothing).
+    pub async fn delete_registration(&self, token_hash: &[u8]) -> Result<()> {
+        match self {
+            Store::Sqlite(s) => s.delete_registration(token_hash.to_vec()).await,
+            Store::Postgres(s) => s.delete_registration(token_hash).await,
         }
     }
 }

@@ -114,6 +114,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "access_inputs",
         sql: include_str!("../migrations/postgres/0014_access_inputs.sql"),
     },
+    Migration {
+        version: 15,
+        name: "email_verification",
+        sql: include_str!("../migrations/postgres/0015_email_verification.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).

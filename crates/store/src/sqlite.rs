@@ -127,6 +127,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "access_inputs",
         sql: include_str!("../migrations/sqlite/0014_access_inputs.sql"),
     },
+    Migration {
+        version: 15,
+        name: "email_verification",
+        sql: include_str!("../migrations/sqlite/0015_email_verification.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \

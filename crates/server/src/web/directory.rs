@@ -129,7 +129,8 @@ async fn write_new(store: &Store, resource: Value) -> Result<String> {
     Ok(id)
 }
 
-fn normalise_login(email: &str) -> Result<String> {
+/// The login of a typed email address (trimmed, lower-cased), if it looks like one.
+pub fn normalise_login(email: &str) -> Result<String> {
     let login = email.trim().to_lowercase();
     let ok = login.len() <= 254
         && login
@@ -371,9 +372,24 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
 
 /// A family member: a Person and an account (password only; NHS login comes later).
 pub async fn create_family(store: &Store, new: NewFamily) -> Result<Created> {
-    let login = normalise_login(&new.email)?;
     check_password(&new.password)?;
-    if new.name.trim().is_empty() {
+    let password = new.password;
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .expect("hashing does not panic");
+    create_family_hashed(store, &new.email, &new.name, hash).await
+}
+
+/// A family member whose password was hashed earlier (a self-registration, hashed when it
+/// was made and kept only as the hash until the email address was verified).
+pub async fn create_family_hashed(
+    store: &Store,
+    email: &str,
+    name: &str,
+    password_hash: String,
+) -> Result<Created> {
+    let login = normalise_login(email)?;
+    if name.trim().is_empty() {
         return Err(DirectoryError::Invalid("a name is needed".into()));
     }
     login_free(store, &login).await?;
@@ -382,27 +398,23 @@ pub async fn create_family(store: &Store, new: NewFamily) -> Result<Created> {
         json!({
             "resourceType": "Person", "id": new_id(), "active": true,
             "identifier": [{ "system": LOGIN_SYSTEM, "value": login }],
-            "name": human_name(&new.name),
+            "name": human_name(name),
             "telecom": [{ "system": "email", "value": login, "use": "home" }],
         }),
     )
     .await?;
-    let password = new.password;
-    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
-        .await
-        .expect("hashing does not panic");
     let account = Account {
         id: new_id(),
         login: login.clone(),
         kind: AccountKind::Family,
-        password_hash: hash,
+        password_hash,
         totp_secret: None,
         role: None,
         organisation_id: None,
         practitioner_id: None,
         practitioner_role_id: None,
         person_id: Some(person),
-        display_name: new.name.trim().to_owned(),
+        display_name: name.trim().to_owned(),
         active: true,
         created_us: clock::now_us(),
         cleared: Vec::new(),

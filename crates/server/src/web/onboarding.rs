@@ -3,12 +3,16 @@
 //! - **Clinic invitation** (`/onboarding/invite`, staff): find the child by NHS Number or
 //!   create their passport (a `Patient` and a `CareTeam` with the staff member's
 //!   organisation), then issue a one-time code (also a link and a QR code). The parent
-//!   redeems it at `/join` (or `/join/{code}`), creating a family sign-in or using their
-//!   existing one, and is bound to the child.
+//!   redeems it at `/join` (or `/join/{code}`), using their family sign-in or asking for a
+//!   new one (verified by email, below), and is bound to the child.
 //! - **Self-registration** (`/register`): the parent gives the child's NHS Number and date
 //!   of birth; if they match a passport, a *pending* link is made (`RelatedPerson.active =
 //!   false`), which a professional in the child's care team confirms or declines at
 //!   `/onboarding/requests`. The answer is the same whether or not the child exists.
+//! - **New sign-ins wait for their email address to be verified** ([`begin_registration`],
+//!   `/verify-email/{token}`): the same "check your email" page whether or not the address
+//!   already has a sign-in, rate limits per address and per client IP, and the sign-in is
+//!   made only when the emailed link is followed (docs/SECURITY.md, "Self-registration").
 //! - **Bulk import**: `passport admin import-clinic-list` ([`import_clinic_list`]).
 //!
 //! The family link is FHIR (docs/DATA-MODEL.md): the adult's `Person.link[].target` names
@@ -18,15 +22,18 @@
 //! times are in the store ([`passport_store::onboarding`]).
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use passport_store::accounts::{Account, AccountKind, SessionStage};
+use passport_store::accounts::{
+    Account, AccountKind, Registration, RegistrationRefused, SessionStage,
+};
 use passport_store::onboarding::{Invitation, InvitationRefused};
 use passport_store::{Store, StoreError, Stored, SystemMatch, TokenCriterion, Write};
 use serde_json::{Value, json};
@@ -37,6 +44,7 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
+use crate::rate_limit::{self, Limit};
 use crate::{AppState, clock};
 
 /// Whether the adult holds parental responsibility for the child (valueBoolean).
@@ -801,6 +809,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/join", get(join_form).post(join_lookup))
         .route("/join/{code}", get(join_code_form).post(join_code))
         .route("/register", get(register_form).post(register))
+        .route("/verify-email/{token}", get(verify_form).post(verify))
 }
 
 struct PageError(String);
@@ -1321,6 +1330,7 @@ async fn family_password(
 /// account first, then redeems the code (once) and links them to the child.
 async fn join_code(
     State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(typed): Path<String>,
     body: Bytes,
@@ -1410,35 +1420,39 @@ async fn join_code(
                 v,
             ));
         }
-        let found = if has == "yes" {
-            family_password(&st, email, password).await?
-        } else {
-            match directory::create_family(
-                &st.store,
-                directory::NewFamily {
-                    email: email.into(),
-                    name: name.into(),
-                    password: password.into(),
+        if has == "no" {
+            // A new sign-in waits for its email address to be verified; the invitation is
+            // redeemed when the emailed link is followed. The answer is the same whether or
+            // not the address already has a sign-in (that is told only by email).
+            let Ok(login) = directory::normalise_login(email) else {
+                return Ok(join_code_page(
+                    &st,
+                    StatusCode::BAD_REQUEST,
+                    cur.as_ref(),
+                    &headers,
+                    &code,
+                    &child,
+                    vec![field_error("email", BAD_EMAIL)],
+                    v,
+                ));
+            };
+            return begin_registration(
+                &st,
+                peer,
+                login,
+                name.to_owned(),
+                password.to_owned(),
+                AfterVerify::Join {
+                    code: code.clone(),
+                    relationship: relationship.to_owned(),
                 },
+                &format!(
+                    "Once you confirm it, your sign-in is made and you are linked to {child}'s passport."
+                ),
             )
-            .await
-            {
-                Ok(created) => match st.store.account(&created.account_id).await? {
-                    Some(a) => Ok(a),
-                    None => return Err(PageError("the new account vanished".into())),
-                },
-                Err(DirectoryError::Duplicate(_)) => Err(field_error(
-                    "email",
-                    "There is already a Passport sign-in with this email address. Select 'Yes' and enter its password",
-                )),
-                Err(DirectoryError::Invalid(_)) => Err(field_error(
-                    "email",
-                    "Enter an email address in the correct format, like name@example.com",
-                )),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        match found {
+            .await;
+        }
+        match family_password(&st, email, password).await? {
             Ok(a) => {
                 new_session = true;
                 a
@@ -1457,25 +1471,9 @@ async fn join_code(
             }
         }
     };
-    let hash = auth::token_hash(&code);
-    let now = clock::now_us();
-    let inv = match st.store.redeem_invitation(&hash, &account.id, now).await? {
-        Ok(inv) => inv,
-        Err(why) => return Ok(invitation_refused(why)),
-    };
-    let bound = bind(&st.store, &account, &inv.patient_id, relationship, true).await;
-    st.authz.facts.forget(&inv.patient_id);
-    let rp = match bound {
-        Ok(rp) => rp,
-        Err(e) => {
-            st.store.unredeem_invitation(&hash).await?;
-            return Err(e.into());
-        }
-    };
-    let person = account.person_id.clone().unwrap_or_default();
-    st.store
-        .record_family_link(&inv.patient_id, &person, &rp, now, true)
-        .await?;
+    if let Err(why) = redeem(&st, &account, &code, relationship).await? {
+        return Ok(invitation_refused(why));
+    }
     let resp = message(
         StatusCode::OK,
         "You are now linked to the passport",
@@ -1493,6 +1491,36 @@ async fn join_code(
         ));
     }
     Ok(resp)
+}
+
+/// Redeems the invitation `code` (once) for `account` and links it to the child; or why
+/// the code cannot be used (then nothing changed).
+async fn redeem(
+    st: &AppState,
+    account: &Account,
+    code: &str,
+    relationship: &str,
+) -> Result<Result<(), InvitationRefused>, PageError> {
+    let hash = auth::token_hash(code);
+    let now = clock::now_us();
+    let inv = match st.store.redeem_invitation(&hash, &account.id, now).await? {
+        Ok(inv) => inv,
+        Err(why) => return Ok(Err(why)),
+    };
+    let bound = bind(&st.store, account, &inv.patient_id, relationship, true).await;
+    st.authz.facts.forget(&inv.patient_id);
+    let rp = match bound {
+        Ok(rp) => rp,
+        Err(e) => {
+            st.store.unredeem_invitation(&hash).await?;
+            return Err(e.into());
+        }
+    };
+    let person = account.person_id.clone().unwrap_or_default();
+    st.store
+        .record_family_link(&inv.patient_id, &person, &rp, now, true)
+        .await?;
+    Ok(Ok(()))
 }
 
 /// `GET /register`
@@ -1515,9 +1543,19 @@ async fn register_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> P
     ))
 }
 
-/// `POST /register`: creates the family sign-in (unless signed in) and, if the NHS Number
-/// and date of birth match a passport, a pending link. The answer is the same either way.
-async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+/// `POST /register`: asks to be linked to a child by NHS Number and date of birth; if
+/// they match a passport, a pending link is made. The answer is the same either way.
+///
+/// Signed in as a family member, the request is made at once. Otherwise a new sign-in is
+/// needed first: the request waits, with the new sign-in, for the email address to be
+/// verified ([`begin_registration`]), and the answer is the same "check your email" page
+/// whether or not the address already has a sign-in.
+async fn register(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> PageResult {
     let cur = signed_in(&st, &headers).await?;
     if cur
         .as_ref()
@@ -1536,6 +1574,7 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date"),
     });
     let mut errors = Vec::new();
+    let mut login = None;
     if cur.is_none() {
         if field(&f, "name").is_empty() {
             errors.push(field_error("name", "Enter your full name"));
@@ -1543,11 +1582,11 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         let email = field(&f, "email");
         if email.is_empty() {
             errors.push(field_error("email", "Enter your email address"));
-        } else if !email.contains('@') {
-            errors.push(field_error(
-                "email",
-                "Enter an email address in the correct format, like name@example.com",
-            ));
+        } else {
+            match directory::normalise_login(email) {
+                Ok(l) => login = Some(l),
+                Err(_) => errors.push(field_error("email", BAD_EMAIL)),
+            }
         }
         if field(&f, "password").chars().count() < auth::MIN_PASSWORD_CHARS {
             errors.push(field_error(
@@ -1583,52 +1622,62 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             "Date of birth must be a real date in the past, like 27/03/2019",
         ));
     }
-    let retry = |errors: Vec<FieldError>| {
-        form_page(
+    if !errors.is_empty() {
+        return Ok(form_page(
             &st,
             StatusCode::BAD_REQUEST,
             "register.html",
             cur.as_ref(),
             &headers,
             json!({ "errors": errors, "v": v, "family": family, "min_chars": auth::MIN_PASSWORD_CHARS }),
-        )
-    };
-    if !errors.is_empty() {
-        return Ok(retry(errors));
+        ));
     }
-    let (account, new_session) = match &cur {
-        Some(c) => (c.account.clone(), false),
-        None => match directory::create_family(
-            &st.store,
-            directory::NewFamily {
-                email: field(&f, "email").into(),
-                name: field(&f, "name").into(),
-                password: field(&f, "password").into(),
-            },
-        )
-        .await
-        {
-            Ok(created) => match st.store.account(&created.account_id).await? {
-                Some(a) => (a, true),
-                None => return Err(PageError("the new account vanished".into())),
-            },
-            Err(DirectoryError::Duplicate(_)) => {
-                return Ok(retry(vec![field_error(
-                    "email",
-                    "There is already a Passport sign-in with this email address. Sign in first, then come back to this page",
-                )]));
-            }
-            Err(DirectoryError::Invalid(_)) => {
-                return Ok(retry(vec![field_error(
-                    "email",
-                    "Enter an email address in the correct format, like name@example.com",
-                )]));
-            }
-            Err(e) => return Err(e.into()),
-        },
-    };
     let (nhs, dob) = (nhs.unwrap_or_default(), dob.unwrap_or_default());
-    if let Some(child) = find_child(&st.store, &nhs).await?
+    let Some(cur) = cur else {
+        return begin_registration(
+            &st,
+            peer,
+            login.unwrap_or_default(),
+            field(&f, "name").to_owned(),
+            field(&f, "password").to_owned(),
+            AfterVerify::Link {
+                relationship: relationship.to_owned(),
+                nhs_number: nhs,
+                birth_date: dob,
+            },
+            "Once you confirm it, your request is sent. If the NHS Number and date of birth match a child's passport, a professional in the child's care team will check it.",
+        )
+        .await;
+    };
+    request_link(&st, &cur.account, relationship, &nhs, &dob).await?;
+    Ok(request_sent(&[]))
+}
+
+/// The answer to a link request (the same whether or not the child was found).
+fn request_sent(first: &[&str]) -> Response {
+    let mut paragraphs = first.to_vec();
+    paragraphs.extend([
+        "If the NHS Number and date of birth match a child's passport, a professional in the child's care team will check your request.",
+        "You will be able to see the passport once they confirm it. Until then, no information about the child is shown.",
+    ]);
+    message(
+        StatusCode::OK,
+        "Your request has been sent",
+        &paragraphs,
+        Some(("/", "Continue to Passport")),
+    )
+}
+
+/// Makes a pending link from `account` to the child with this NHS Number, if the date of
+/// birth matches and no link exists yet; otherwise nothing (the caller answers the same).
+async fn request_link(
+    st: &AppState,
+    account: &Account,
+    relationship: &str,
+    nhs: &str,
+    dob: &str,
+) -> Result<(), PageError> {
+    if let Some(child) = find_child(&st.store, nhs).await?
         && child.birth_date == dob
     {
         let person = account.person_id.clone().unwrap_or_default();
@@ -1636,27 +1685,308 @@ async fn register(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             .await?
             .contains(&child.id)
         {
-            bind(&st.store, &account, &child.id, relationship, false).await?;
+            bind(&st.store, account, &child.id, relationship, false).await?;
         }
     }
-    let resp = message(
-        StatusCode::OK,
-        "Your request has been sent",
-        &[
-            "If the NHS Number and date of birth match a child's passport, a professional in the child's care team will check your request.",
-            "You will be able to see the passport once they confirm it. Until then, no information about the child is shown.",
-        ],
-        Some(("/", "Continue to Passport")),
-    );
-    if new_session {
-        session::end(&st, &headers).await?;
-        let token = session::start(&st, &account, SessionStage::Full).await?;
-        return Ok(with_cookie(
-            resp,
-            session::set_cookie(SESSION_COOKIE, &token, session::secure(&st)),
-        ));
+    Ok(())
+}
+
+const BAD_EMAIL: &str = "Enter an email address in the correct format, like name@example.com";
+
+/// How long an emailed verification link works.
+pub const VERIFY_LINK_SECS: i64 = 24 * 3600;
+
+/// What a self-registration does once its email address is verified (stored with it, as
+/// JSON, in the `registrations` table).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum AfterVerify {
+    /// From `/register`: ask to be linked to the child with this NHS Number and date of birth.
+    Link {
+        relationship: String,
+        nhs_number: String,
+        birth_date: String,
+    },
+    /// From `/join/{code}`: redeem this invitation.
+    Join { code: String, relationship: String },
+}
+
+/// Starts a self-registration for `login` (already validated) that waits for its email
+/// address to be verified, and answers the one "check your email" page.
+///
+/// Whether the address already has a sign-in must not show, in the answer or in how long
+/// it takes: so the work before answering is the same either way (the rate limits, hashing
+/// the password, storing the registration), and the lookup happens afterwards, in the task
+/// that sends the email — the verification link, or a note that the address already has a
+/// sign-in (and the stored registration is then deleted). Sending is never awaited: the
+/// SMTP server's speed does not show either.
+async fn begin_registration(
+    st: &Arc<AppState>,
+    peer: SocketAddr,
+    login: String,
+    name: String,
+    password: String,
+    after: AfterVerify,
+    what_next: &str,
+) -> PageResult {
+    let now = clock::now_us();
+    let ip = rate_limit::client_key(peer.ip());
+    let limits = [
+        Limit {
+            kind: "register-address",
+            key: &login,
+            max: st.config.register_limit_per_address,
+        },
+        Limit {
+            kind: "register-ip",
+            key: &ip,
+            max: st.config.register_limit_per_ip,
+        },
+    ];
+    if !st.registrations.allow(&limits, now) {
+        return Ok(too_many_registrations());
     }
-    Ok(resp)
+    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|_| PageError("hashing failed".into()))?;
+    let token = auth::random_token();
+    let joining = matches!(after, AfterVerify::Join { .. });
+    st.store
+        .create_registration(&Registration {
+            token_hash: auth::token_hash(&token),
+            login: login.clone(),
+            display_name: name.trim().to_owned(),
+            password_hash,
+            request: serde_json::to_string(&after)?,
+            created_us: now,
+            expires_us: now + VERIFY_LINK_SECS * 1_000_000,
+        })
+        .await?;
+    let task_state = st.clone();
+    tokio::spawn(async move {
+        send_registration_email(&task_state, &login, &token, joining).await;
+    });
+    Ok(message(
+        StatusCode::OK,
+        "Check your email",
+        &[
+            "We have sent an email to the address you gave. Open the link in it within 24 hours to confirm your email address.",
+            what_next,
+            "Nothing is set up until you confirm. If no email arrives within a few minutes, check your spam or junk folder.",
+        ],
+        None,
+    ))
+}
+
+/// The 429 page when a rate limit of [`begin_registration`] is reached.
+fn too_many_registrations() -> Response {
+    let mut resp = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many requests",
+        &[
+            "There have been too many requests to set up a Passport sign-in from this email address or this network.",
+            "Nothing has been changed. Wait an hour, then try again.",
+        ],
+        Some(("/", "Go to the Passport home page")),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("3600"),
+    );
+    resp
+}
+
+/// The email of a registration: the verification link, or (when the address already has a
+/// sign-in) a note saying so, with no link. Never includes anything the registrant typed
+/// (their name, the child's details): anyone can make Passport email any address, so what
+/// it sends must be ours alone. Nothing about the address or the token is logged.
+async fn send_registration_email(st: &AppState, login: &str, token: &str, joining: bool) {
+    let base = st.config.base();
+    let known = match st.store.account_by_login(login).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::error!(error = %e, "registration email: looking up the sign-in failed");
+            return;
+        }
+    };
+    let (subject, text) = if known {
+        if let Err(e) = st.store.delete_registration(&auth::token_hash(token)).await {
+            tracing::error!(error = %e, "registration email: deleting the registration failed");
+        }
+        let then = if joining {
+            ", then open your invitation link again and choose \"Yes\" when asked if you have a Passport sign-in"
+        } else {
+            ""
+        };
+        (
+            "You already have a Passport sign-in",
+            format!(
+                "Hello,\n\n\
+                 Someone asked to set up a new Passport sign-in with this email address. \
+                 This address already has a Passport sign-in, so nothing has been changed.\n\n\
+                 If it was you, sign in at {base}/sign-in{then}. If you have forgotten your \
+                 password, ask the team who look after your child, or your organisation's \
+                 administrator, for a password reset link.\n\n\
+                 If it was not you, you do not need to do anything.\n\n\
+                 Passport\n"
+            ),
+        )
+    } else {
+        (
+            "Confirm your email address for Passport",
+            format!(
+                "Hello,\n\n\
+                 Someone, we hope you, asked to set up a Passport sign-in with this email \
+                 address. To confirm it, open this link within 24 hours:\n\n\
+                 {base}/verify-email/{token}\n\n\
+                 If it was not you, ignore this email: nothing is set up unless the link is \
+                 opened.\n\n\
+                 Passport\n"
+            ),
+        )
+    };
+    if let Err(e) = st.mail.send(login, subject, &text).await {
+        tracing::warn!(error = %e, "a registration email was not delivered");
+    }
+}
+
+/// The page of a verification link that cannot be used.
+fn verification_refused(why: RegistrationRefused) -> Response {
+    let (status, text) = match why {
+        RegistrationRefused::Used => (
+            StatusCode::GONE,
+            "This link has already been used. Each link works once.",
+        ),
+        RegistrationRefused::Expired => (
+            StatusCode::GONE,
+            "This link has expired. Links work for 24 hours.",
+        ),
+        RegistrationRefused::Unknown => (
+            StatusCode::NOT_FOUND,
+            "This link is not valid. Check you copied all of it from the email.",
+        ),
+    };
+    message(
+        status,
+        "This link cannot be used",
+        &[
+            text,
+            "If you have already confirmed your email address, sign in. Otherwise, start again to get a new link.",
+        ],
+        Some(("/sign-in", "Sign in")),
+    )
+}
+
+/// `GET /verify-email/{token}`: a button that confirms (a GET changes nothing, so mail
+/// scanners that open links do not use them up).
+async fn verify_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> PageResult {
+    let hash = auth::token_hash(&token);
+    if let Err(why) = st.store.check_registration(&hash, clock::now_us()).await? {
+        return Ok(verification_refused(why));
+    }
+    let cur = signed_in(&st, &headers).await?;
+    Ok(form_page(
+        &st,
+        StatusCode::OK,
+        "verify_email.html",
+        cur.as_ref(),
+        &headers,
+        json!({ "token": token }),
+    ))
+}
+
+/// `POST /verify-email/{token}`: uses the link up, makes the family sign-in, signs it in
+/// and does what the registration asked for (a link request, or redeeming an invitation).
+async fn verify(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let cur = signed_in(&st, &headers).await?;
+    let f = form(&body);
+    if !csrf_ok(cur.as_ref(), &headers, &f) {
+        return Ok(csrf_refused(None));
+    }
+    let reg = match st
+        .store
+        .claim_registration(&auth::token_hash(&token), clock::now_us())
+        .await?
+    {
+        Ok(reg) => reg,
+        Err(why) => return Ok(verification_refused(why)),
+    };
+    let after: AfterVerify = serde_json::from_str(&reg.request)?;
+    let account = match directory::create_family_hashed(
+        &st.store,
+        &reg.login,
+        &reg.display_name,
+        reg.password_hash,
+    )
+    .await
+    {
+        Ok(created) => match st.store.account(&created.account_id).await? {
+            Some(a) => a,
+            None => return Err(PageError("the new account vanished".into())),
+        },
+        // Made since the registration (whoever follows the link owns the address, so
+        // saying so here reveals nothing to anyone else).
+        Err(DirectoryError::Duplicate(_)) => {
+            return Ok(message(
+                StatusCode::CONFLICT,
+                "You already have a Passport sign-in",
+                &[
+                    "This email address already has a Passport sign-in, so no new one was made.",
+                    "Sign in with it. If you have forgotten the password, ask the team who look after your child for a password reset link.",
+                ],
+                Some(("/sign-in", "Sign in")),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let confirmed = "Your email address is confirmed and you are signed in to Passport.";
+    let resp = match after {
+        AfterVerify::Link {
+            relationship,
+            nhs_number,
+            birth_date,
+        } => {
+            request_link(&st, &account, &relationship, &nhs_number, &birth_date).await?;
+            request_sent(&[confirmed])
+        }
+        AfterVerify::Join { code, relationship } => {
+            match redeem(&st, &account, &code, &relationship).await? {
+                Ok(()) => message(
+                    StatusCode::OK,
+                    "You are now linked to the passport",
+                    &[
+                        confirmed,
+                        "You can now see your child's passport when you sign in to Passport.",
+                    ],
+                    Some(("/", "Continue to Passport")),
+                ),
+                Err(_) => message(
+                    StatusCode::OK,
+                    "Your sign-in is ready, but the invitation cannot be used",
+                    &[
+                        confirmed,
+                        "The invitation code has been used, cancelled or has expired since you asked. Ask the team that invited you for a new code.",
+                    ],
+                    Some(("/", "Continue to Passport")),
+                ),
+            }
+        }
+    };
+    session::end(&st, &headers).await?;
+    let session_token = session::start(&st, &account, SessionStage::Full).await?;
+    Ok(with_cookie(
+        resp,
+        session::set_cookie(SESSION_COOKIE, &session_token, session::secure(&st)),
+    ))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod browser;
+pub mod mail;
 
 use std::path::PathBuf;
 
@@ -47,8 +48,15 @@ pub fn fresh_database(backend: Backend) -> Option<(String, Option<PathBuf>)> {
 }
 
 pub async fn spawn(backend: Backend) -> Option<TestServer> {
+    spawn_with(backend, |_| {}).await
+}
+
+/// [`spawn`] with changes to the configuration (e.g. the SMTP server, rate limits).
+pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Option<TestServer> {
     let (url, dir) = fresh_database(backend)?;
-    Some(spawn_on(url, dir, None).await)
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), url);
+    tweak(&mut config);
+    Some(spawn_config(config, dir).await)
 }
 
 /// Starts a server on an existing database (e.g. to restart on the same one).
@@ -57,10 +65,15 @@ pub async fn spawn_on(
     dir: Option<PathBuf>,
     max_body: Option<usize>,
 ) -> TestServer {
-    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), database_url.clone());
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), database_url);
     if let Some(m) = max_body {
         config.max_body_bytes = m;
     }
+    spawn_config(config, dir).await
+}
+
+async fn spawn_config(config: Config, dir: Option<PathBuf>) -> TestServer {
+    let database_url = config.database_url.clone();
     let running = passport_server::start(config, false)
         .await
         .expect("server starts");

@@ -368,4 +368,104 @@ impl PgStore {
         tx.commit().await.map_err(pg_error)?;
         Ok(Ok(account))
     }
+
+    pub(crate) async fn create_registration(&self, r: &Registration) -> Result<()> {
+        let _open = self.closed_check().await?;
+        let mut conn = self.pool.get().await?;
+        let tx = conn.client.transaction().await.map_err(pg_error)?;
+        tx.execute(
+            "DELETE FROM registrations WHERE expires_us < $1",
+            &[&(r.created_us - REGISTRATION_KEEP_US)],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO registrations ({REGISTRATION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)"
+            ),
+            &[
+                &r.token_hash,
+                &r.login,
+                &r.display_name,
+                &r.password_hash,
+                &r.request,
+                &r.created_us,
+                &r.expires_us,
+            ],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)
+    }
+
+    /// (login, used_us, expires_us) of a registration.
+    pub(crate) async fn registration(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(String, Option<i64>, i64)>> {
+        let mut conn = self.pool.get().await?;
+        let stmt = conn
+            .prepare("SELECT login, used_us, expires_us FROM registrations WHERE token_hash = $1")
+            .await?;
+        let row = conn
+            .client
+            .query_opt(&stmt, &[&token_hash])
+            .await
+            .map_err(pg_error)?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    pub(crate) async fn claim_registration(
+        &self,
+        token_hash: &[u8],
+        now_us: i64,
+    ) -> Result<std::result::Result<Registration, RegistrationRefused>> {
+        let _open = self.closed_check().await?;
+        let mut conn = self.pool.get().await?;
+        let tx = conn.client.transaction().await.map_err(pg_error)?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE token_hash = $1 \
+                     FOR UPDATE"
+                ),
+                &[&token_hash],
+            )
+            .await
+            .map_err(pg_error)?;
+        let Some(r) = row else {
+            return Ok(Err(RegistrationRefused::Unknown));
+        };
+        let reg = Registration {
+            token_hash: r.get(0),
+            login: r.get(1),
+            display_name: r.get(2),
+            password_hash: r.get(3),
+            request: r.get(4),
+            created_us: r.get(5),
+            expires_us: r.get(6),
+        };
+        if let Some(why) = registration_refusal(r.get(7), reg.expires_us, now_us) {
+            return Ok(Err(why));
+        }
+        tx.execute(
+            "UPDATE registrations SET used_us = $2, display_name = '', password_hash = '', \
+             request = '' WHERE token_hash = $1",
+            &[&token_hash, &now_us],
+        )
+        .await
+        .map_err(pg_error)?;
+        tx.commit().await.map_err(pg_error)?;
+        Ok(Ok(reg))
+    }
+
+    pub(crate) async fn delete_registration(&self, token_hash: &[u8]) -> Result<()> {
+        self.change(
+            "DELETE FROM registrations WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await
+        .map(|_| ())
+    }
 }

@@ -330,4 +330,107 @@ impl SqliteStore {
         })
         .await
     }
+
+    pub(crate) async fn create_registration(&self, r: Registration) -> Result<()> {
+        self.call(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            tx.execute(
+                "DELETE FROM registrations WHERE expires_us < ?1",
+                [r.created_us - REGISTRATION_KEEP_US],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO registrations ({REGISTRATION_COLUMNS}) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)"
+                ),
+                rusqlite::params![
+                    r.token_hash,
+                    r.login,
+                    r.display_name,
+                    r.password_hash,
+                    r.request,
+                    r.created_us,
+                    r.expires_us
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    /// (login, used_us, expires_us) of a registration.
+    pub(crate) fn registration(
+        &self,
+        token_hash: &[u8],
+    ) -> Result<Option<(String, Option<i64>, i64)>> {
+        self.with_reader(|c| {
+            c.prepare_cached(
+                "SELECT login, used_us, expires_us FROM registrations WHERE token_hash = ?1",
+            )?
+            .query_row([token_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+        })
+    }
+
+    pub(crate) async fn claim_registration(
+        &self,
+        token_hash: Vec<u8>,
+        now_us: i64,
+    ) -> Result<std::result::Result<Registration, RegistrationRefused>> {
+        self.call(move |c| {
+            let tx = c.transaction().map_err(backend)?;
+            let found = tx
+                .query_row(
+                    &format!(
+                        "SELECT {REGISTRATION_COLUMNS} FROM registrations WHERE token_hash = ?1"
+                    ),
+                    [&token_hash],
+                    |r| {
+                        Ok((
+                            Registration {
+                                token_hash: r.get(0)?,
+                                login: r.get(1)?,
+                                display_name: r.get(2)?,
+                                password_hash: r.get(3)?,
+                                request: r.get(4)?,
+                                created_us: r.get(5)?,
+                                expires_us: r.get(6)?,
+                            },
+                            r.get::<_, Option<i64>>(7)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some((reg, used)) = found else {
+                return Ok(Err(RegistrationRefused::Unknown));
+            };
+            if let Some(why) = registration_refusal(used, reg.expires_us, now_us) {
+                return Ok(Err(why));
+            }
+            tx.execute(
+                "UPDATE registrations SET used_us = ?2, display_name = '', password_hash = '', \
+                 request = '' WHERE token_hash = ?1",
+                (&token_hash, now_us),
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Ok(reg))
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_registration(&self, token_hash: Vec<u8>) -> Result<()> {
+        self.call(move |c| {
+            c.execute(
+                "DELETE FROM registrations WHERE token_hash = ?1",
+                [&token_hash],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
 }
