@@ -9,6 +9,7 @@ pub mod demo;
 pub mod error;
 pub mod fhir_api;
 pub mod oauth;
+pub mod startup;
 pub mod web;
 
 use std::future::Future;
@@ -184,6 +185,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
     });
     state.audit.spawn(state.clone());
     oauth::start(&state).await?;
+    // After the SQL migrations: bring stored data in line with the rules (see `startup`).
+    startup::run(&state).await?;
     Ok(state)
 }
 

@@ -113,9 +113,22 @@ async fn world(url: &str) -> World {
     )
     .await;
     let school = org(&store, "Hill Primary", Sector::Education, "SCH1").await;
+    // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
+    let region = directory::create_regional_organisation(
+        &store,
+        directory::NewOrganisation {
+            name: "North Children's Passport".into(),
+            sector: Sector::CommunityHealth,
+            ods: Some("QNN".into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap();
     let regional = staff(
         &store,
-        &hospital,
+        &region,
         Role::RegionalAdmin,
         "rae@example.nhs.uk",
         "Rae Regional",
