@@ -913,9 +913,10 @@ fn child_marked_on_address() -> Value {
 }
 
 fn has_marker_on_patient(p: &Value) -> bool {
-    p["extension"]
-        .as_array()
-        .is_some_and(|a| a.iter().any(|e| e["url"] == HIDDEN && e["valueBoolean"] == true))
+    p["extension"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["url"] == HIDDEN && e["valueBoolean"] == true)
+    })
 }
 
 // Item 2: the marker on an address hides every address from a parent outside the care
@@ -974,7 +975,13 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     // honoured at once, and moved to the Patient by the next start, audited.
     let old = srv.create(&child(false)).await;
     link_parent(&srv, &person, &old).await;
-    let current = srv.state.store.read("Patient", &old).await.unwrap().unwrap();
+    let current = srv
+        .state
+        .store
+        .read("Patient", &old)
+        .await
+        .unwrap()
+        .unwrap();
     let mut legacy = child_marked_on_address();
     legacy["id"] = json!(old);
     let write = passport_server::web::onboarding::resource_write(
@@ -986,7 +993,10 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     srv.state.store.write(write).await.unwrap();
     srv.state.authz.facts.forget(&old);
     let raw = admin_read(&srv, &format!("/fhir/Patient/{old}")).await;
-    assert!(!has_marker_on_patient(&raw), "planted in the old form: {raw}");
+    assert!(
+        !has_marker_on_patient(&raw),
+        "planted in the old form: {raw}"
+    );
     let seen = parent_sees(old.clone(), token.clone()).await;
     assert!(
         !seen.contains("Secret Lane") && !seen.contains("Hidden Row"),
@@ -999,7 +1009,10 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     assert!(has_marker_on_patient(&moved), "{moved}");
     assert!(moved["address"][0].get("extension").is_none(), "{moved}");
     assert_eq!(moved["meta"]["versionId"], "3", "a new version: {moved}");
-    assert!(moved.to_string().contains("Secret Lane"), "nothing else changed");
+    assert!(
+        moved.to_string().contains("Secret Lane"),
+        "nothing else changed"
+    );
     // Only that Patient got a new version (the others were already in the right form).
     let again = admin_read(&srv, &format!("/fhir/Patient/{kid}")).await;
     assert_eq!(again["meta"]["versionId"], "1");
@@ -1062,8 +1075,20 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
             .is_none()
     );
     // One made before this fix (straight into the store, as the old code allowed).
-    let (good, _) = staff(&srv, &school, access::Role::SchoolStaff, "tom@example.sch.uk").await;
-    let (doc, _) = staff(&srv, &hospital, access::Role::Clinician, "ada@example.nhs.uk").await;
+    let (good, _) = staff(
+        &srv,
+        &school,
+        access::Role::SchoolStaff,
+        "tom@example.sch.uk",
+    )
+    .await;
+    let (doc, _) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "ada@example.nhs.uk",
+    )
+    .await;
     let mut fake = srv.state.store.account(&good).await.unwrap().unwrap();
     fake.id = uuid::Uuid::now_v7().to_string();
     fake.login = "minted@example.sch.uk".into();
@@ -1117,7 +1142,10 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
             },
         )
         .await;
-        assert!(matches!(r, Err(directory::DirectoryError::Invalid(_))), "{r:?}");
+        assert!(
+            matches!(r, Err(directory::DirectoryError::Invalid(_))),
+            "{r:?}"
+        );
     }
     let region = directory::create_regional_organisation(
         &srv.state.store,
@@ -1132,7 +1160,13 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
     .await
     .unwrap();
     for role in [access::Role::RegionalAdmin, access::Role::Commissioner] {
-        staff(&srv, &region, role, &format!("{}@example.nhs.uk", role.code())).await;
+        staff(
+            &srv,
+            &region,
+            role,
+            &format!("{}@example.nhs.uk", role.code()),
+        )
+        .await;
     }
 });
 
@@ -1153,18 +1187,19 @@ async fn passport_probes(srv: &TestServer, token: &str, nhs: &str) -> Vec<(Statu
         "identifier": [{"system": NHS_SYSTEM, "value": nhs}],
         "birthDate": "2018-03-04"
     });
-    let send = |method: reqwest::Method, path: String, body: Value, header: Option<(&str, String)>| {
-        let mut req = srv
-            .anonymous
-            .request(method, srv.url(&path))
-            .bearer_auth(token)
-            .header("content-type", "application/fhir+json")
-            .body(body.to_string());
-        if let Some((k, v)) = header {
-            req = req.header(k, v);
-        }
-        req.send()
-    };
+    let send =
+        |method: reqwest::Method, path: String, body: Value, header: Option<(&str, String)>| {
+            let mut req = srv
+                .anonymous
+                .request(method, srv.url(&path))
+                .bearer_auth(token)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+            if let Some((k, v)) = header {
+                req = req.header(k, v);
+            }
+            req.send()
+        };
     let mut out = Vec::new();
     let r = send(
         reqwest::Method::PUT,
@@ -1219,44 +1254,57 @@ async fn passport_probes(srv: &TestServer, token: &str, nhs: &str) -> Vec<(Statu
 // Item 5: "a passport already exists" is told only to those whose role may create
 // passports; a school's system and a family's app get for a used NHS Number exactly the
 // answer an unused one gets.
-on_both_databases!(a_used_nhs_number_looks_unused_to_those_who_cannot_create_passports, |srv| {
-    const USED: &str = "9434765919";
-    const UNUSED: &str = "9990000018";
-    let mut used = child(false);
-    used["identifier"] = json!([{"system": NHS_SYSTEM, "value": USED}]);
-    srv.create(&used).await;
+on_both_databases!(
+    a_used_nhs_number_looks_unused_to_those_who_cannot_create_passports,
+    |srv| {
+        const USED: &str = "9434765919";
+        const UNUSED: &str = "9990000018";
+        let mut used = child(false);
+        used["identifier"] = json!([{"system": NHS_SYSTEM, "value": USED}]);
+        srv.create(&used).await;
 
-    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
-    let (account, person) = family(&srv, "probe@example.com").await;
-    let callers = [
-        ("school system, read only", system_token(&srv, &school, "system/*.rs").await),
-        ("school system, read and write", system_token(&srv, &school, "system/*.cruds").await),
-        (
-            "family app",
-            user_token(
-                &srv,
-                &account,
-                &format!("Person/{person}"),
-                "openid fhirUser user/*.cruds",
-            )
-            .await,
-        ),
-    ];
-    for (who, token) in &callers {
-        let a = passport_probes(&srv, token, USED).await;
-        let b = passport_probes(&srv, token, UNUSED).await;
-        for (i, (used, unused)) in a.iter().zip(&b).enumerate() {
-            assert_eq!(used, unused, "{who}, probe {i}: used vs unused NHS Number");
-            assert!(!used.1.contains("already exists"), "{who}, probe {i}: {}", used.1);
+        let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+        let (account, person) = family(&srv, "probe@example.com").await;
+        let callers = [
+            (
+                "school system, read only",
+                system_token(&srv, &school, "system/*.rs").await,
+            ),
+            (
+                "school system, read and write",
+                system_token(&srv, &school, "system/*.cruds").await,
+            ),
+            (
+                "family app",
+                user_token(
+                    &srv,
+                    &account,
+                    &format!("Person/{person}"),
+                    "openid fhirUser user/*.cruds",
+                )
+                .await,
+            ),
+        ];
+        for (who, token) in &callers {
+            let a = passport_probes(&srv, token, USED).await;
+            let b = passport_probes(&srv, token, UNUSED).await;
+            for (i, (used, unused)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(used, unused, "{who}, probe {i}: used vs unused NHS Number");
+                assert!(
+                    !used.1.contains("already exists"),
+                    "{who}, probe {i}: {}",
+                    used.1
+                );
+            }
         }
+        // Those who may create passports are still told, so there is one passport per child.
+        let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let token = system_token(&srv, &hospital, "system/*.cruds").await;
+        let told = passport_probes(&srv, &token, USED).await;
+        assert_eq!(told[0].0, StatusCode::CONFLICT, "{}", told[0].1);
+        assert!(told[0].1.contains("already exists"), "{}", told[0].1);
     }
-    // Those who may create passports are still told, so there is one passport per child.
-    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
-    let token = system_token(&srv, &hospital, "system/*.cruds").await;
-    let told = passport_probes(&srv, &token, USED).await;
-    assert_eq!(told[0].0, StatusCode::CONFLICT, "{}", told[0].1);
-    assert!(told[0].1.contains("already exists"), "{}", told[0].1);
-});
+);
 
 fn education_allergy(patient: &str) -> Value {
     json!({
@@ -1293,7 +1341,11 @@ async fn put_via(
 }
 
 /// The same PUT as the one entry of a transaction: (status, body with `id` replaced).
-async fn put_in_transaction(srv: &TestServer, token: &str, resource: &Value) -> (StatusCode, String) {
+async fn put_in_transaction(
+    srv: &TestServer,
+    token: &str,
+    resource: &Value,
+) -> (StatusCode, String) {
     let id = resource["id"].as_str().unwrap();
     let r = srv
         .anonymous
@@ -1356,7 +1408,11 @@ on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
         let live = put_via(&srv, &token, &onto_live, tx).await;
         assert_eq!(deleted.0, StatusCode::NOT_FOUND, "{}", deleted.1);
         assert_eq!(deleted, live);
-        assert_eq!(history_of(y_gone.clone()).await, 2, "Y's history is untouched");
+        assert_eq!(
+            history_of(y_gone.clone()).await,
+            2,
+            "Y's history is untouched"
+        );
         assert_eq!(history_of(y_live.clone()).await, 1);
     }
 
@@ -1385,13 +1441,22 @@ on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(put_via(&srv, &token, &mine, false).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        put_via(&srv, &token, &mine, false).await.0,
+        StatusCode::CONFLICT
+    );
     mine["patient"] = json!({"reference": format!("Patient/{x}")});
-    assert_eq!(put_via(&srv, &token, &mine, false).await.0, StatusCode::CREATED);
+    assert_eq!(
+        put_via(&srv, &token, &mine, false).await.0,
+        StatusCode::CREATED
+    );
     // An id never used is still created by update.
     let mut fresh = education_allergy(&x);
     fresh["id"] = json!(uuid::Uuid::now_v7().to_string());
-    assert_eq!(put_via(&srv, &token, &fresh, false).await.0, StatusCode::CREATED);
+    assert_eq!(
+        put_via(&srv, &token, &fresh, false).await.0,
+        StatusCode::CREATED
+    );
     let mut fresh = education_allergy(&x);
     fresh["id"] = json!(uuid::Uuid::now_v7().to_string());
     assert_eq!(
