@@ -247,11 +247,16 @@ fn staff_access(
     }))
 }
 
-/// Who may use break-glass: clinicians anywhere, and clinical staff of emergency services.
+/// Who may use break-glass: clinicians, nurses and allied health professionals
+/// (paramedics are AHPs) of hospital trusts and emergency services — the people who meet a
+/// child they do not know in an emergency. GP and community staff work through the
+/// child's care team instead, and no other sector's role is clinical (a role is assignable
+/// only in its sectors, [`Role::allowed_in`], so a school cannot mint a clinician).
 pub fn break_glass_eligible(s: &Staff) -> bool {
-    s.role == Role::Clinician
-        || (s.sector == Sector::EmergencyServices
-            && matches!(s.role, Role::Nurse | Role::AlliedHealthProfessional))
+    matches!(
+        s.role,
+        Role::Clinician | Role::Nurse | Role::AlliedHealthProfessional
+    ) && matches!(s.sector, Sector::HospitalTrust | Sector::EmergencyServices)
 }
 
 /// What break-glass opens: these sections, and current medicines (read only, never an
@@ -577,11 +582,22 @@ mod tests {
             request_break_glass(&policy, &who, &child, "  ", now),
             Err(Reason::DeniedBreakGlassNoReason)
         );
+        // GP and community clinicians use their care-team relationship; other sectors
+        // have no clinical roles.
+        for (role, sector) in [
+            (Role::Clinician, Sector::GpPractice),
+            (Role::Nurse, Sector::CommunityHealth),
+            (Role::Clinician, Sector::Education),
+            (Role::ClinicalAdmin, Sector::HospitalTrust),
+        ] {
+            assert_eq!(
+                request_break_glass(&policy, &clinician(role, sector), &child, "collapsed", now),
+                Err(Reason::DeniedBreakGlassNotEligible),
+                "{role:?} in {sector:?}"
+            );
+        }
         let nurse = clinician(Role::Nurse, Sector::HospitalTrust);
-        assert_eq!(
-            request_break_glass(&policy, &nurse, &child, "collapsed", now),
-            Err(Reason::DeniedBreakGlassNotEligible)
-        );
+        assert!(request_break_glass(&policy, &nurse, &child, "collapsed", now).is_ok());
         let grant = request_break_glass(&policy, &who, &child, "collapsed at school", now).unwrap();
         assert_eq!(grant.expires.unix() - grant.starts.unix(), 4 * 3600);
         child.break_glass.push(grant);

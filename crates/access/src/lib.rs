@@ -48,7 +48,8 @@ pub use decision::{Decision, Reason};
 pub use label::{LABEL_SYSTEM, LabelSet, SecurityLabel, V3_ACT_CODE, V3_CONFIDENTIALITY};
 pub use policy::RegionalPolicy;
 pub use redact::{
-    ADDRESS_HIDDEN_EXTENSION, REDACTED_SYSTEM, address_hidden, redact, sees_hidden_address,
+    ADDRESS_HIDDEN_EXTENSION, REDACTED_SYSTEM, address_hidden, has_per_address_marker,
+    normalise_hidden_address, redact, sees_hidden_address,
 };
 pub use resource::{Action, ResourceFacts};
 pub use scopes::{Permissions, ResourceScope, ScopeCheck, ScopeContext, Scopes};

@@ -422,11 +422,17 @@ pub const MATRIX: &[Case] = &[
     c(st(Clinician, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, Tok("user/CarePlan.rs"), allow(AllowedByBreakGlass)),
     c(st(Clinician, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, Tok("user/Condition.rs"), deny(DeniedScope)),
     c(st(Clinician, HospitalTrust), BreakGlassExpired, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassExpired)),
-    c(st(Clinician, GpPractice), BreakGlassExpired, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, deny(DeniedBreakGlassExpired)),
+    // GP and community clinicians are not eligible (they use their care-team relationship).
+    c(st(Clinician, GpPractice), BreakGlassExpired, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
+    c(st(Clinician, GpPractice), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
+    c(st(Nurse, CommunityHealth), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
+    c(st(AlliedHealthProfessional, CommunityHealth), BreakGlass, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
     c(st(AlliedHealthProfessional, EmergencyServices), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, allow(AllowedByBreakGlass)),
     c(st(Nurse, EmergencyServices), BreakGlass, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, allow(AllowedByBreakGlass)),
     c(st(Clinician, EmergencyServices), BreakGlass, Under16, MS, "medicines", "", Read, D, S, allow(AllowedByBreakGlass)),
-    c(st(Nurse, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
+    // Hospital nurses and allied health professionals (emergency departments) are eligible.
+    c(st(Nurse, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, allow(AllowedByBreakGlass)),
+    c(st(AlliedHealthProfessional, HospitalTrust), BreakGlass, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, allow(AllowedByBreakGlass)),
     c(st(ClinicalAdmin, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
     c(st(SchoolStaff, Education), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
     c(st(SocialWorker, SocialCare), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedBreakGlassNotEligible)),
@@ -815,6 +821,11 @@ mod tests {
                 "{}",
                 case.describe()
             );
+            // Every row is a situation that can exist: the role is one its organisation's
+            // sector may have (the regional roles sit in the region's own organisation).
+            if let Who::Staff(r, s) | Who::Cleared(r, s, _) = case.who {
+                assert!(r.allowed_in(s, true), "{}", case.describe());
+            }
         }
         for role in Role::ALL {
             let rows: Vec<_> = MATRIX

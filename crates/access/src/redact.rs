@@ -3,8 +3,15 @@
 //! the child's care team — including family members and break-glass users.
 //!
 //! A Patient is marked with the extension [`ADDRESS_HIDDEN_EXTENSION`]
-//! (`valueBoolean: true`); callers copy that into [`ChildFacts::address_hidden`] with
+//! (`valueBoolean: true`) on the Patient itself (`Patient.extension`): it hides every
+//! address of the child. Callers copy that into [`ChildFacts::address_hidden`] with
 //! [`address_hidden`].
+//!
+//! The same extension on one address (`Patient.address.extension`, which an earlier
+//! version of docs/DATA-MODEL.md described) is moved to the Patient on every write
+//! ([`normalise_hidden_address`]) and by a start-up step for data stored before; it is
+//! also honoured when reading (an old version in a history), so no form of the marker
+//! is ever ignored.
 
 use serde_json::{Value, json};
 
@@ -17,17 +24,82 @@ pub const ADDRESS_HIDDEN_EXTENSION: &str =
 /// The `meta.security` coding added to a redacted copy (HL7's "redacted" marker).
 pub const REDACTED_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
 
-/// Whether a Patient resource carries the hidden-address extension.
+/// Whether `extensions` (a JSON `extension` list) holds the marker set to true.
+fn marked(extensions: Option<&Value>) -> bool {
+    extensions.and_then(Value::as_array).is_some_and(|exts| {
+        exts.iter().any(|e| {
+            e.get("url").and_then(Value::as_str) == Some(ADDRESS_HIDDEN_EXTENSION)
+                && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
+        })
+    })
+}
+
+/// Whether a Patient resource carries the hidden-address marker: on the Patient, or (the
+/// older form) on any of its addresses.
 pub fn address_hidden(patient: &Value) -> bool {
+    marked(patient.get("extension"))
+        || patient
+            .get("address")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|addr| marked(addr.get("extension"))))
+}
+
+/// Whether a Patient carries the marker on one of its addresses (the form
+/// [`normalise_hidden_address`] moves).
+pub fn has_per_address_marker(patient: &Value) -> bool {
     patient
-        .get("extension")
+        .get("address")
         .and_then(Value::as_array)
-        .is_some_and(|exts| {
-            exts.iter().any(|e| {
-                e.get("url").and_then(Value::as_str) == Some(ADDRESS_HIDDEN_EXTENSION)
-                    && e.get("valueBoolean").and_then(Value::as_bool) == Some(true)
+        .is_some_and(|a| {
+            a.iter().any(|addr| {
+                addr.get("extension")
+                    .and_then(Value::as_array)
+                    .is_some_and(|exts| {
+                        exts.iter().any(|e| {
+                            e.get("url").and_then(Value::as_str) == Some(ADDRESS_HIDDEN_EXTENSION)
+                        })
+                    })
             })
         })
+}
+
+/// Moves a hidden-address marker from a Patient's addresses to the Patient itself, where
+/// it hides every address of the child. A marker set to true on any address sets the
+/// Patient's (replacing a `false` one there); markers on addresses are removed either way,
+/// and an address's `extension` list left empty is removed. Returns whether anything
+/// changed. Leaves anything that is not a Patient alone.
+pub fn normalise_hidden_address(resource: &mut serde_json::Map<String, Value>) -> bool {
+    if resource.get("resourceType").and_then(Value::as_str) != Some("Patient") {
+        return false;
+    }
+    let mut moved = false;
+    let mut hide = false;
+    if let Some(addresses) = resource.get_mut("address").and_then(Value::as_array_mut) {
+        for addr in addresses.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(exts) = addr.get_mut("extension").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            let before = exts.len();
+            hide |= marked(Some(&Value::Array(exts.clone())));
+            exts.retain(|e| e.get("url").and_then(Value::as_str) != Some(ADDRESS_HIDDEN_EXTENSION));
+            moved |= exts.len() != before;
+            if exts.is_empty() {
+                addr.remove("extension");
+            }
+        }
+    }
+    if hide && !marked(resource.get("extension")) {
+        let exts = resource
+            .entry("extension")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(list) = exts.as_array_mut() {
+            list.retain(|e| e.get("url").and_then(Value::as_str) != Some(ADDRESS_HIDDEN_EXTENSION));
+            list.push(json!({"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": true}));
+        } else {
+            *exts = json!([{"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": true}]);
+        }
+    }
+    moved
 }
 
 /// Whether this subject may see the child's hidden address: members of the child's care
@@ -142,5 +214,54 @@ mod tests {
         assert_eq!(redact(&cond, &staff("dr", "elsewhere"), &child), None);
         child.address_hidden = false;
         assert_eq!(redact(&rp, &staff("dr", "elsewhere"), &child), None);
+    }
+
+    #[test]
+    fn a_marker_on_one_address_hides_them_all_and_moves_to_the_patient() {
+        let mut patient = json!({"resourceType": "Patient", "id": "p1",
+        "extension": [{"url": "https://example.org/other", "valueBoolean": true},
+                      {"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": false}],
+        "address": [
+            {"line": ["1 Secret Street"], "extension": [
+                {"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": true}]},
+            {"line": ["2 Other Street"], "extension": [
+                {"url": "https://example.org/keep", "valueString": "x"}]}
+        ]});
+        // Honoured as it is (an old version read back)...
+        assert!(address_hidden(&patient));
+        let mut child = ChildFacts::new("p1");
+        child.address_hidden = address_hidden(&patient);
+        let r = redact(&patient, &staff("dr", "elsewhere"), &child).expect("redacted");
+        assert!(r.get("address").is_none());
+        // ...and moved to the Patient on write.
+        let Value::Object(map) = &mut patient else {
+            unreachable!()
+        };
+        assert!(has_per_address_marker(&Value::Object(map.clone())));
+        assert!(normalise_hidden_address(map));
+        let v = Value::Object(map.clone());
+        assert!(!has_per_address_marker(&v));
+        assert!(address_hidden(&v));
+        assert_eq!(
+            v["extension"],
+            json!([{"url": "https://example.org/other", "valueBoolean": true},
+                   {"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": true}])
+        );
+        assert!(v["address"][0].get("extension").is_none());
+        assert_eq!(
+            v["address"][1]["extension"][0]["url"],
+            "https://example.org/keep"
+        );
+        assert!(!normalise_hidden_address(map), "idempotent");
+
+        // A false marker on an address is dropped without hiding anything.
+        let mut open = json!({"resourceType": "Patient", "address": [{"line": ["x"],
+            "extension": [{"url": ADDRESS_HIDDEN_EXTENSION, "valueBoolean": false}]}]});
+        let Value::Object(map) = &mut open else {
+            unreachable!()
+        };
+        assert!(normalise_hidden_address(map));
+        assert!(!address_hidden(&Value::Object(map.clone())));
+        assert!(map.get("extension").is_none());
     }
 }

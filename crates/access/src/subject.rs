@@ -117,6 +117,32 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.code() == code)
     }
 
+    /// Whether this role may be given to staff of an organisation in `sector`
+    /// (docs/SECURITY.md §3). `regional_organisation`: the organisation is the region's
+    /// own (flagged as such in the directory), the only place for the regional admin and
+    /// the commissioner. Checked wherever accounts are made or reactivated (the command
+    /// line, the admin pages), and at start-up against every existing account, so that a
+    /// school cannot mint a clinician (who could then use break-glass).
+    pub const fn allowed_in(self, sector: Sector, regional_organisation: bool) -> bool {
+        use Sector::*;
+        match self {
+            Role::Clinician
+            | Role::Nurse
+            | Role::AlliedHealthProfessional
+            | Role::ClinicalAdmin => {
+                matches!(
+                    sector,
+                    HospitalTrust | GpPractice | CommunityHealth | EmergencyServices
+                )
+            }
+            Role::SocialWorker => matches!(sector, SocialCare),
+            Role::SchoolStaff => matches!(sector, Education),
+            Role::LeisureStaff => matches!(sector, Leisure),
+            Role::OrganisationAdmin | Role::PrivacyOfficer => true,
+            Role::RegionalAdmin | Role::Commissioner => regional_organisation,
+        }
+    }
+
     /// Roles that work with individual children's records (given a relationship).
     pub const fn sees_child_records(self) -> bool {
         !matches!(
@@ -199,5 +225,46 @@ impl Subject {
     }
     pub fn anonymous() -> Subject {
         Subject::session(Identity::Anonymous)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_assignable_only_in_their_sectors() {
+        use Sector::*;
+        let clinical = [
+            Role::Clinician,
+            Role::Nurse,
+            Role::AlliedHealthProfessional,
+            Role::ClinicalAdmin,
+        ];
+        for r in clinical {
+            for s in [
+                HospitalTrust,
+                GpPractice,
+                CommunityHealth,
+                EmergencyServices,
+            ] {
+                assert!(r.allowed_in(s, false), "{r:?} in {s:?}");
+            }
+            for s in [SocialCare, Education, Leisure] {
+                assert!(!r.allowed_in(s, false), "{r:?} in {s:?}");
+                assert!(!r.allowed_in(s, true), "{r:?} in {s:?}");
+            }
+        }
+        for s in Sector::ALL {
+            assert_eq!(Role::SocialWorker.allowed_in(s, false), s == SocialCare);
+            assert_eq!(Role::SchoolStaff.allowed_in(s, false), s == Education);
+            assert_eq!(Role::LeisureStaff.allowed_in(s, false), s == Leisure);
+            assert!(Role::OrganisationAdmin.allowed_in(s, false));
+            assert!(Role::PrivacyOfficer.allowed_in(s, false));
+            for r in [Role::RegionalAdmin, Role::Commissioner] {
+                assert!(!r.allowed_in(s, false));
+                assert!(r.allowed_in(s, true));
+            }
+        }
     }
 }

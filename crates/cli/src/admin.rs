@@ -53,6 +53,10 @@ pub struct CreateOrg {
     urn: Option<String>,
     #[arg(long)]
     region: String,
+    /// The region's own organisation (the one that runs the passport for the region): the
+    /// only place for regional-admin and commissioner accounts.
+    #[arg(long)]
+    regional: bool,
 }
 
 #[derive(Args)]
@@ -139,17 +143,18 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
         AdminCommand::ImportClinicList(a) => import_clinic_list(a).await?,
         AdminCommand::CreateOrg(a) => {
             let store = open(&a.database).await?;
-            let r = directory::create_organisation(
-                &store,
-                NewOrganisation {
-                    name: a.name,
-                    sector: a.sector,
-                    ods: a.ods,
-                    school_urn: a.urn,
-                    region: a.region,
-                },
-            )
-            .await;
+            let org = NewOrganisation {
+                name: a.name,
+                sector: a.sector,
+                ods: a.ods,
+                school_urn: a.urn,
+                region: a.region,
+            };
+            let r = if a.regional {
+                directory::create_regional_organisation(&store, org).await
+            } else {
+                directory::create_organisation(&store, org).await
+            };
             store.close().await;
             println!("created organisation {}", r?);
         }
@@ -163,16 +168,17 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
             let store = open(&db).await?;
             let r = directory::list_organisations(&store).await;
             store.close().await;
-            println!("id\tname\tsector\tods\turn\tregion");
+            println!("id\tname\tsector\tods\turn\tregion\tregional");
             for o in r? {
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     o.id,
                     o.name,
                     o.sector.code(),
                     o.ods.unwrap_or_default(),
                     o.school_urn.unwrap_or_default(),
-                    o.region
+                    o.region,
+                    if o.regional { "yes" } else { "no" }
                 );
             }
         }

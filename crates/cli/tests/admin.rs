@@ -180,3 +180,83 @@ fn organisations_and_users() {
     assert!(out.contains("sam@example.com\tfamily\t\t\tno\t"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Roles are given only in their sectors (docs/SECURITY.md §3): a school cannot have a
+/// clinician, and regional roles belong to the region's own organisation.
+#[test]
+fn roles_only_in_their_sectors() {
+    let dir = std::env::temp_dir().join(format!("passport-admin-{}", uuid::Uuid::new_v4()));
+    let db = format!("sqlite://{}/p.db", dir.display());
+    let db = db.as_str();
+    let org = |name: &str, sector: &str, ods: &str, regional: bool| {
+        let mut args = vec![
+            "admin",
+            "create-org",
+            "--database",
+            db,
+            "--name",
+            name,
+            "--sector",
+            sector,
+            "--ods",
+            ods,
+            "--region",
+            "North",
+        ];
+        if regional {
+            args.push("--regional");
+        }
+        let (ok, _, err) = passport(&args, None);
+        assert!(ok, "{err}");
+    };
+    org("Hill Primary", "education", "SCH1", false);
+    org(
+        "Riverside Children's Hospital",
+        "hospital-trust",
+        "RXX",
+        false,
+    );
+    org("North Children's Passport", "community-health", "QNN", true);
+    let user = |org: &str, role: &str, email: &str| {
+        passport(
+            &[
+                "admin",
+                "create-user",
+                "--database",
+                db,
+                "--org",
+                org,
+                "--role",
+                role,
+                "--email",
+                email,
+                "--password-stdin",
+            ],
+            Some("a long passphrase\n"),
+        )
+    };
+    let (ok, _, err) = user("SCH1", "clinician", "fake@example.sch.uk");
+    assert!(!ok && err.contains("cannot be given"), "{err}");
+    let (ok, _, err) = user("SCH1", "nurse", "fake2@example.sch.uk");
+    assert!(!ok && err.contains("cannot be given"), "{err}");
+    let (ok, _, err) = user("RXX", "regional-admin", "boss@example.nhs.uk");
+    assert!(!ok && err.contains("region's own organisation"), "{err}");
+    let (ok, _, err) = user("RXX", "school-staff", "tt@example.nhs.uk");
+    assert!(!ok && err.contains("cannot be given"), "{err}");
+    for (org, role, email) in [
+        ("SCH1", "school-staff", "tom@example.sch.uk"),
+        ("SCH1", "organisation-admin", "oli@example.sch.uk"),
+        ("RXX", "clinician", "ada@example.nhs.uk"),
+        ("QNN", "regional-admin", "rae@example.nhs.uk"),
+        ("QNN", "commissioner", "cam@example.nhs.uk"),
+    ] {
+        let (ok, _, err) = user(org, role, email);
+        assert!(ok, "{role} at {org}: {err}");
+    }
+    let (ok, out, _) = passport(&["admin", "list-users", "--database", db], None);
+    assert!(ok);
+    assert!(!out.contains("fake"), "{out}");
+    let (ok, out, _) = passport(&["admin", "list-orgs", "--database", db], None);
+    assert!(ok && out.contains("QNN\t\tNorth\tyes"), "{out}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -11,6 +11,7 @@ pub mod fhir_api;
 pub mod mail;
 pub mod oauth;
 pub mod rate_limit;
+pub mod startup;
 pub mod web;
 
 use std::future::Future;
@@ -212,6 +213,8 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
     });
     state.audit.spawn(state.clone());
     oauth::start(&state).await?;
+    // After the SQL migrations: bring stored data in line with the rules (see `startup`).
+    startup::run(&state).await?;
     Ok(state)
 }
 

@@ -846,3 +846,621 @@ on_both_databases!(families_are_reminded_before_the_hand_over, |srv| {
     let other = b.get(&format!("/passport/{}/sharing", kids[1])).await;
     assert!(!other.body.contains("handover-reminder"));
 });
+
+// ---------------------------------------------------------------------------------------
+// Issue 8: an outside probe's findings (items 2, 3, 5, 6)
+
+const HIDDEN: &str = "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden";
+const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
+
+/// A backend client of `org` with `scope`, and its access token by `client_credentials`.
+async fn system_token(srv: &TestServer, org: &str, scope: &str) -> String {
+    let made = oauth::create_client(
+        &srv.state.store,
+        oauth::ClientSpec {
+            name: "org system".into(),
+            grant_types: vec!["client_credentials".into()],
+            scope: scope.into(),
+            organisation_id: Some(org.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    common::client_credentials(
+        &srv.base,
+        &srv.anonymous,
+        &made.client.client_id,
+        &made.client_secret.unwrap(),
+        scope,
+    )
+    .await
+}
+
+/// Links `person` to `kid` as a mother with parental responsibility.
+async fn link_parent(srv: &TestServer, person: &str, kid: &str) {
+    let rp = srv
+        .create(&json!({
+            "resourceType": "RelatedPerson", "active": true,
+            "patient": {"reference": format!("Patient/{kid}")},
+            "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
+            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]
+        }))
+        .await;
+    let mut p = admin_read(srv, &format!("/fhir/Person/{person}")).await;
+    p["link"] = json!([{"target": {"reference": format!("RelatedPerson/{rp}")}}]);
+    assert_eq!(
+        srv.put(&format!("/fhir/Person/{person}"), &p)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// A child whose first address carries the hidden-address marker (the form an earlier
+/// docs/DATA-MODEL.md gave), with a second address that must be hidden too.
+fn child_marked_on_address() -> Value {
+    json!({
+        "resourceType": "Patient",
+        "birthDate": "2018-03-04",
+        "name": [{"family": "Child", "given": ["Casey"]}],
+        "address": [
+            {"line": ["1 Secret Lane"], "postalCode": "LS1 1AA",
+             "extension": [{"url": HIDDEN, "valueBoolean": true}]},
+            {"line": ["2 Hidden Row"], "postalCode": "LS2 2BB"}
+        ]
+    })
+}
+
+fn has_marker_on_patient(p: &Value) -> bool {
+    p["extension"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["url"] == HIDDEN && e["valueBoolean"] == true)
+    })
+}
+
+// Item 2: the marker on an address hides every address from a parent outside the care
+// team; every write moves it to the Patient; data stored before is moved at start-up.
+on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
+    let (account, person) = family(&srv, "hid@example.com").await;
+    let token = user_token(
+        &srv,
+        &account,
+        &format!("Person/{person}"),
+        "openid fhirUser user/*.cruds",
+    )
+    .await;
+    let parent_sees = |kid: String, token: String| {
+        let srv = &srv;
+        async move {
+            let (s, p) = get(srv, &token, &format!("/fhir/Patient/{kid}")).await;
+            assert_eq!(s, StatusCode::OK, "{p}");
+            let (_, found) = get(srv, &token, &format!("/fhir/Patient?_id={kid}")).await;
+            format!("{p}{found}")
+        }
+    };
+
+    // Written through the API (a create, and an update in a transaction): stored with the
+    // marker on the Patient, and every address hidden from the parent.
+    let kid = srv.create(&child_marked_on_address()).await;
+    let stored = admin_read(&srv, &format!("/fhir/Patient/{kid}")).await;
+    assert!(has_marker_on_patient(&stored), "{stored}");
+    assert!(stored["address"][0].get("extension").is_none(), "{stored}");
+    assert!(stored.to_string().contains("Secret Lane"));
+    link_parent(&srv, &person, &kid).await;
+    let seen = parent_sees(kid.clone(), token.clone()).await;
+    assert!(
+        !seen.contains("Secret Lane") && !seen.contains("Hidden Row"),
+        "{seen}"
+    );
+
+    let other = srv.create(&child(false)).await;
+    let mut body = child_marked_on_address();
+    body["id"] = json!(other);
+    let r = srv
+        .post(
+            "/fhir",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+                "resource": body,
+                "request": {"method": "PUT", "url": format!("Patient/{other}")}
+            }]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let stored = admin_read(&srv, &format!("/fhir/Patient/{other}")).await;
+    assert!(has_marker_on_patient(&stored), "{stored}");
+    assert!(stored["address"][0].get("extension").is_none(), "{stored}");
+
+    // Stored before this fix (written straight to the store, as the old code kept it):
+    // honoured at once, and moved to the Patient by the next start, audited.
+    let old = srv.create(&child(false)).await;
+    link_parent(&srv, &person, &old).await;
+    let current = srv
+        .state
+        .store
+        .read("Patient", &old)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut legacy = child_marked_on_address();
+    legacy["id"] = json!(old);
+    let write = passport_server::web::onboarding::resource_write(
+        legacy,
+        Some(current.version_id),
+        passport_server::clock::now_us(),
+    )
+    .unwrap();
+    srv.state.store.write(write).await.unwrap();
+    srv.state.authz.facts.forget(&old);
+    let raw = admin_read(&srv, &format!("/fhir/Patient/{old}")).await;
+    assert!(
+        !has_marker_on_patient(&raw),
+        "planted in the old form: {raw}"
+    );
+    let seen = parent_sees(old.clone(), token.clone()).await;
+    assert!(
+        !seen.contains("Secret Lane") && !seen.contains("Hidden Row"),
+        "{seen}"
+    );
+
+    let (url, dir) = srv.stop().await;
+    let srv = common::spawn_on(url, dir, None).await;
+    let moved = admin_read(&srv, &format!("/fhir/Patient/{old}")).await;
+    assert!(has_marker_on_patient(&moved), "{moved}");
+    assert!(moved["address"][0].get("extension").is_none(), "{moved}");
+    assert_eq!(moved["meta"]["versionId"], "3", "a new version: {moved}");
+    assert!(
+        moved.to_string().contains("Secret Lane"),
+        "nothing else changed"
+    );
+    // Only that Patient got a new version (the others were already in the right form).
+    let again = admin_read(&srv, &format!("/fhir/Patient/{kid}")).await;
+    assert_eq!(again["meta"]["versionId"], "1");
+    srv.state.audit.flush().await;
+    let events = srv
+        .state
+        .store
+        .list_audit(&passport_store::audit::AuditQuery {
+            patient_id: Some(old.clone()),
+            count: 100,
+            include_safeguarding: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| {
+            let v: Value = serde_json::from_slice(&e.record.event).unwrap();
+            v["subtype"][0]["code"] == "update"
+                && v["agent"][0]["who"]["display"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("operator"))
+                && v["entity"]
+                    .to_string()
+                    .contains(&format!("Patient/{old}/_history/3"))
+        }),
+        "the start-up change is audited as the operator"
+    );
+    // A second start changes nothing.
+    let report = passport_server::startup::run(&srv.state).await.unwrap();
+    assert!(report.markers_moved.is_empty(), "{report:?}");
+});
+
+// Item 3: a role its organisation's sector may not have is refused when the account is
+// made, deactivated at start-up if it exists already, and stays deactivated.
+on_both_databases!(roles_belong_to_their_sectors, |srv| {
+    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let refused = directory::create_staff(
+        &srv.state.store,
+        NewStaff {
+            organisation: school.clone(),
+            role: access::Role::Clinician,
+            email: "fake.doctor@example.sch.uk".into(),
+            name: "Fake Doctor".into(),
+            password: "correct horse battery staple".into(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(directory::DirectoryError::Invalid(ref m)) if m.contains("cannot be given")),
+        "{refused:?}"
+    );
+    assert!(
+        srv.state
+            .store
+            .account_by_login("fake.doctor@example.sch.uk")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // One made before this fix (straight into the store, as the old code allowed).
+    let (good, _) = staff(
+        &srv,
+        &school,
+        access::Role::SchoolStaff,
+        "tom@example.sch.uk",
+    )
+    .await;
+    let (doc, _) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "ada@example.nhs.uk",
+    )
+    .await;
+    let mut fake = srv.state.store.account(&good).await.unwrap().unwrap();
+    fake.id = uuid::Uuid::now_v7().to_string();
+    fake.login = "minted@example.sch.uk".into();
+    fake.role = Some("clinician".into());
+    assert!(srv.state.store.create_account(&fake).await.unwrap());
+
+    let (url, dir) = srv.stop().await;
+    let srv = common::spawn_on(url, dir, None).await;
+    let active = |id: String| {
+        let srv = &srv;
+        async move { srv.state.store.account(&id).await.unwrap().unwrap().active }
+    };
+    assert!(!active(fake.id.clone()).await, "deactivated at start-up");
+    assert!(active(good.clone()).await && active(doc.clone()).await);
+    // It stays deactivated: reactivation is refused.
+    assert!(matches!(
+        directory::set_account_active(&srv.state.store, &fake.id, true).await,
+        Err(directory::DirectoryError::Invalid(_))
+    ));
+    assert!(!active(fake.id.clone()).await);
+    // The deactivation is in the audit log, as the operator's.
+    srv.state.audit.flush().await;
+    let all = srv
+        .state
+        .store
+        .list_audit(&passport_store::audit::AuditQuery {
+            count: 1000,
+            include_safeguarding: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let role_ref = format!(
+        "PractitionerRole/{}",
+        fake.practitioner_role_id.clone().unwrap()
+    );
+    assert!(all.iter().any(|e| {
+        let v: Value = serde_json::from_slice(&e.record.event).unwrap();
+        v.to_string().contains(&role_ref) && v.to_string().contains("operator")
+    }));
+    // The regional roles belong to the region's own organisation only.
+    for org in [&school, &hospital] {
+        let r = directory::create_staff(
+            &srv.state.store,
+            NewStaff {
+                organisation: org.to_string(),
+                role: access::Role::RegionalAdmin,
+                email: format!("boss-{org}@example.nhs.uk"),
+                name: "Boss".into(),
+                password: "correct horse battery staple".into(),
+            },
+        )
+        .await;
+        assert!(
+            matches!(r, Err(directory::DirectoryError::Invalid(_))),
+            "{r:?}"
+        );
+    }
+    let region = directory::create_regional_organisation(
+        &srv.state.store,
+        NewOrganisation {
+            name: "North Children's Passport".into(),
+            sector: access::Sector::CommunityHealth,
+            ods: None,
+            school_urn: None,
+            region: "north".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for role in [access::Role::RegionalAdmin, access::Role::Commissioner] {
+        staff(
+            &srv,
+            &region,
+            role,
+            &format!("{}@example.nhs.uk", role.code()),
+        )
+        .await;
+    }
+});
+
+/// The answer to one probe, with the NHS Number tried replaced by `N` (a refusal may
+/// repeat what the caller sent; it must say nothing else).
+async fn probe_answer(r: reqwest::Response, nhs: &str) -> (StatusCode, String) {
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    (status, body.replace(nhs, "N"))
+}
+
+/// Conditional update, conditional create, transaction `ifNoneExist` and a conditional
+/// reference in a transaction, for one NHS Number, as `token`.
+async fn passport_probes(srv: &TestServer, token: &str, nhs: &str) -> Vec<(StatusCode, String)> {
+    let ident = format!("{NHS_SYSTEM}|{nhs}");
+    let patient = json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": NHS_SYSTEM, "value": nhs}],
+        "birthDate": "2018-03-04"
+    });
+    let send =
+        |method: reqwest::Method, path: String, body: Value, header: Option<(&str, String)>| {
+            let mut req = srv
+                .anonymous
+                .request(method, srv.url(&path))
+                .bearer_auth(token)
+                .header("content-type", "application/fhir+json")
+                .body(body.to_string());
+            if let Some((k, v)) = header {
+                req = req.header(k, v);
+            }
+            req.send()
+        };
+    let mut out = Vec::new();
+    let r = send(
+        reqwest::Method::PUT,
+        format!("/fhir/Patient?identifier={}", ident.replace('|', "%7C")),
+        patient.clone(),
+        None,
+    )
+    .await
+    .unwrap();
+    out.push(probe_answer(r, nhs).await);
+    let r = send(
+        reqwest::Method::POST,
+        "/fhir/Patient".into(),
+        patient.clone(),
+        Some(("if-none-exist", format!("identifier={ident}"))),
+    )
+    .await
+    .unwrap();
+    out.push(probe_answer(r, nhs).await);
+    let r = send(
+        reqwest::Method::POST,
+        "/fhir".into(),
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": patient,
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": format!("identifier={ident}")}
+        }]}),
+        None,
+    )
+    .await
+    .unwrap();
+    out.push(probe_answer(r, nhs).await);
+    let r = send(
+        reqwest::Method::POST,
+        "/fhir".into(),
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": {
+                "resourceType": "Observation", "status": "final",
+                "meta": {"tag": [{"system": SECTION, "code": "education"}]},
+                "code": {"text": "Reading age"},
+                "subject": {"reference": format!("Patient?identifier={ident}")}
+            },
+            "request": {"method": "POST", "url": "Observation"}
+        }]}),
+        None,
+    )
+    .await
+    .unwrap();
+    out.push(probe_answer(r, nhs).await);
+    out
+}
+
+// Item 5: "a passport already exists" is told only to those whose role may create
+// passports; a school's system and a family's app get for a used NHS Number exactly the
+// answer an unused one gets.
+on_both_databases!(
+    a_used_nhs_number_looks_unused_to_those_who_cannot_create_passports,
+    |srv| {
+        const USED: &str = "9434765919";
+        const UNUSED: &str = "9990000018";
+        let mut used = child(false);
+        used["identifier"] = json!([{"system": NHS_SYSTEM, "value": USED}]);
+        srv.create(&used).await;
+
+        let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+        let (account, person) = family(&srv, "probe@example.com").await;
+        let callers = [
+            (
+                "school system, read only",
+                system_token(&srv, &school, "system/*.rs").await,
+            ),
+            (
+                "school system, read and write",
+                system_token(&srv, &school, "system/*.cruds").await,
+            ),
+            (
+                "family app",
+                user_token(
+                    &srv,
+                    &account,
+                    &format!("Person/{person}"),
+                    "openid fhirUser user/*.cruds",
+                )
+                .await,
+            ),
+        ];
+        for (who, token) in &callers {
+            let a = passport_probes(&srv, token, USED).await;
+            let b = passport_probes(&srv, token, UNUSED).await;
+            for (i, (used, unused)) in a.iter().zip(&b).enumerate() {
+                assert_eq!(used, unused, "{who}, probe {i}: used vs unused NHS Number");
+                assert!(
+                    !used.1.contains("already exists"),
+                    "{who}, probe {i}: {}",
+                    used.1
+                );
+            }
+        }
+        // Those who may create passports are still told, so there is one passport per child.
+        let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let token = system_token(&srv, &hospital, "system/*.cruds").await;
+        let told = passport_probes(&srv, &token, USED).await;
+        assert_eq!(told[0].0, StatusCode::CONFLICT, "{}", told[0].1);
+        assert!(told[0].1.contains("already exists"), "{}", told[0].1);
+    }
+);
+
+fn education_allergy(patient: &str) -> Value {
+    json!({
+        "resourceType": "AllergyIntolerance",
+        "meta": {"tag": [{"system": SECTION, "code": "education"}]},
+        "patient": {"reference": format!("Patient/{patient}")},
+        "code": {"text": "Peanut"}
+    })
+}
+
+/// A PUT of `resource` as `token`, alone or as the one entry of a transaction: (status,
+/// body with `id` replaced by `ID`).
+async fn put_via(
+    srv: &TestServer,
+    token: &str,
+    resource: &Value,
+    in_transaction: bool,
+) -> (StatusCode, String) {
+    if in_transaction {
+        return put_in_transaction(srv, token, resource).await;
+    }
+    let id = resource["id"].as_str().unwrap();
+    let r = srv
+        .anonymous
+        .put(srv.url(&format!("/fhir/AllergyIntolerance/{id}")))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(resource.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.text().await.unwrap().replace(id, "ID"))
+}
+
+/// The same PUT as the one entry of a transaction: (status, body with `id` replaced).
+async fn put_in_transaction(
+    srv: &TestServer,
+    token: &str,
+    resource: &Value,
+) -> (StatusCode, String) {
+    let id = resource["id"].as_str().unwrap();
+    let r = srv
+        .anonymous
+        .post(srv.url("/fhir"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+                "resource": resource,
+                "request": {"method": "PUT", "url": format!("AllergyIntolerance/{id}")}
+            }]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.text().await.unwrap().replace(id, "ID"))
+}
+
+// Item 6: an update never moves a resource to another child; an id whose history the
+// caller cannot see answers as a hidden live id does; a deleted id is restored only by
+// someone who may see what it held; unused ids may still be created by update.
+on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
+    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let token = system_token(&srv, &school, "system/*.cruds").await;
+    let x = srv.create(&child(false)).await;
+    let z = srv.create(&child(false)).await;
+    let y = srv.create(&child(false)).await;
+    for kid in [&x, &z] {
+        srv.create(&care_team(kid, &format!("Organization/{school}"), "active"))
+            .await;
+    }
+    // Child Y (not the school's): one live allergy, one deleted.
+    let y_live = srv.create(&education_allergy(&y)).await;
+    let y_gone = srv.create(&education_allergy(&y)).await;
+    assert_eq!(
+        srv.delete(&format!("/fhir/AllergyIntolerance/{y_gone}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let history_of = |id: String| {
+        let srv = &srv;
+        async move {
+            admin_read(srv, &format!("/fhir/AllergyIntolerance/{id}/_history")).await["entry"]
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+    };
+
+    for tx in [false, true] {
+        // Y's deleted record, written with content about X: refused exactly as Y's live
+        // (hidden) record is.
+        let mut onto_deleted = education_allergy(&x);
+        onto_deleted["id"] = json!(y_gone);
+        let mut onto_live = education_allergy(&x);
+        onto_live["id"] = json!(y_live);
+        let deleted = put_via(&srv, &token, &onto_deleted, tx).await;
+        let live = put_via(&srv, &token, &onto_live, tx).await;
+        assert_eq!(deleted.0, StatusCode::NOT_FOUND, "{}", deleted.1);
+        assert_eq!(deleted, live);
+        assert_eq!(
+            history_of(y_gone.clone()).await,
+            2,
+            "Y's history is untouched"
+        );
+        assert_eq!(history_of(y_live.clone()).await, 1);
+    }
+
+    // The school's own (visible) record of X cannot be moved to Z: told so (409).
+    let mut mine = admin_read(
+        &srv,
+        &format!(
+            "/fhir/AllergyIntolerance/{}",
+            srv.create(&education_allergy(&x)).await
+        ),
+    )
+    .await;
+    mine["patient"] = json!({"reference": format!("Patient/{z}")});
+    for tx in [false, true] {
+        let (s, body) = put_via(&srv, &token, &mine, tx).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        assert!(body.contains("another child"), "{body}");
+    }
+    // Deleted by the school: not movable either, but restored for the same child.
+    let id = mine["id"].as_str().unwrap().to_owned();
+    let r = srv
+        .anonymous
+        .delete(srv.url(&format!("/fhir/AllergyIntolerance/{id}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        put_via(&srv, &token, &mine, false).await.0,
+        StatusCode::CONFLICT
+    );
+    mine["patient"] = json!({"reference": format!("Patient/{x}")});
+    assert_eq!(
+        put_via(&srv, &token, &mine, false).await.0,
+        StatusCode::CREATED
+    );
+    // An id never used is still created by update.
+    let mut fresh = education_allergy(&x);
+    fresh["id"] = json!(uuid::Uuid::now_v7().to_string());
+    assert_eq!(
+        put_via(&srv, &token, &fresh, false).await.0,
+        StatusCode::CREATED
+    );
+    let mut fresh = education_allergy(&x);
+    fresh["id"] = json!(uuid::Uuid::now_v7().to_string());
+    assert_eq!(
+        put_in_transaction(&srv, &token, &fresh).await.0,
+        StatusCode::OK
+    );
+});

@@ -44,8 +44,8 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// For the admin, privacy, break-glass, sharing and access-log pages: a regional admin and
-/// an organisation admin at `org`, an emergency department with a clinician and a privacy
+/// For the admin, privacy, break-glass, sharing and access-log pages: a regional admin (of
+/// the region's own organisation), an organisation admin at `org`, an emergency department with a clinician and a privacy
 /// officer, and a child in `org`'s care team with a linked parent.
 async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
     let er = directory::create_organisation(
@@ -60,9 +60,27 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
     )
     .await
     .unwrap();
+    // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
+    let region = directory::create_regional_organisation(
+        store,
+        directory::NewOrganisation {
+            name: "North Children's Passport".into(),
+            sector: Sector::CommunityHealth,
+            ods: Some("QNN".into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap();
     let mut people = serde_json::Map::new();
     for (key, at, role, email) in [
-        ("regional", org, Role::RegionalAdmin, "rae@example.nhs.uk"),
+        (
+            "regional",
+            region.as_str(),
+            Role::RegionalAdmin,
+            "rae@example.nhs.uk",
+        ),
         (
             "orgAdmin",
             org,

@@ -370,17 +370,29 @@ impl W<'_> {
     }
 
     async fn organisation(&mut self, sector: Sector) -> Result<String, String> {
-        directory::create_organisation(
-            &self.srv.state.store,
-            NewOrganisation {
-                name: format!("{} {}", sector.code(), &new_id()[24..]),
-                sector,
-                ods: None,
-                school_urn: None,
-                region: "north".into(),
-            },
-        )
-        .await
+        self.organisation_for(None, sector).await
+    }
+
+    /// The organisation a member of staff with `role` works for: the region's own one for
+    /// the regional roles (the only place they may be given, docs/SECURITY.md §3).
+    async fn organisation_for(
+        &mut self,
+        role: Option<Role>,
+        sector: Sector,
+    ) -> Result<String, String> {
+        let org = NewOrganisation {
+            name: format!("{} {}", sector.code(), &new_id()[24..]),
+            sector,
+            ods: None,
+            school_urn: None,
+            region: "north".into(),
+        };
+        let store = &self.srv.state.store;
+        if matches!(role, Some(Role::RegionalAdmin | Role::Commissioner)) {
+            directory::create_regional_organisation(store, org).await
+        } else {
+            directory::create_organisation(store, org).await
+        }
         .map_err(|e| e.to_string())
     }
 
@@ -771,11 +783,12 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
     let ctx = format!("row {i}: {}", case.describe());
     let ty = type_of(case.resource);
     let facts = case.child_facts();
-    let sector = match case.who {
-        Who::Staff(_, s) | Who::Cleared(_, s, _) | Who::System(s) => s,
-        _ => Sector::HospitalTrust,
+    let (role, sector) = match case.who {
+        Who::Staff(r, s) | Who::Cleared(r, s, _) => (Some(r), s),
+        Who::System(s) => (None, s),
+        _ => (None, Sector::HospitalTrust),
     };
-    let org = w.organisation(sector).await?;
+    let org = w.organisation_for(role, sector).await?;
     let other_org = match case.sharing {
         Sharing::OtherOrgPermits(_) => Some(w.organisation(sector).await?),
         _ => None,
@@ -1207,7 +1220,7 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
     let password = "correct horse battery staple".to_owned();
     let token = match kind {
         Who::Staff(role, sector) => {
-            let org = w.organisation(sector).await.expect("org");
+            let org = w.organisation_for(Some(role), sector).await.expect("org");
             let created = directory::create_staff(
                 store,
                 directory::NewStaff {

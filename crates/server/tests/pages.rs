@@ -113,9 +113,22 @@ async fn world(url: &str) -> World {
     )
     .await;
     let school = org(&store, "Hill Primary", Sector::Education, "SCH1").await;
+    // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
+    let region = directory::create_regional_organisation(
+        &store,
+        directory::NewOrganisation {
+            name: "North Children's Passport".into(),
+            sector: Sector::CommunityHealth,
+            ods: Some("QNN".into()),
+            school_urn: None,
+            region: "North".into(),
+        },
+    )
+    .await
+    .unwrap();
     let regional = staff(
         &store,
-        &hospital,
+        &region,
         Role::RegionalAdmin,
         "rae@example.nhs.uk",
         "Rae Regional",
@@ -461,6 +474,76 @@ on_both_databases!(admin_pages, |srv| {
             .unwrap()
             .active
     );
+    w.store.close().await;
+});
+
+// Issue 8, item 3: a school's organisation admin can give only the roles a school may
+// have; clinical roles (and with them break-glass) are for health organisations.
+on_both_databases!(a_school_cannot_mint_a_clinician, |srv| {
+    let w = world(&srv.database_url).await;
+    let school = w
+        .store
+        .account_by_login(&w.teacher.0)
+        .await
+        .unwrap()
+        .unwrap()
+        .organisation_id
+        .unwrap();
+    let head = staff(
+        &w.store,
+        &school,
+        Role::OrganisationAdmin,
+        "head@example.sch.uk",
+        "Hana Head",
+    )
+    .await;
+    let mut oa = signed_in_staff(&srv.base, &head).await;
+    let list = oa.get("/admin/staff").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("value=\"school-staff\"") && !list.body.contains("value=\"clinician\""),
+        "{}",
+        list.body
+    );
+    for role in [
+        "clinician",
+        "nurse",
+        "allied-health-professional",
+        "social-worker",
+    ] {
+        let bad = oa
+            .submit(
+                "/admin/staff",
+                "/admin/staff",
+                &[
+                    ("name", "Fake Doctor"),
+                    ("email", "fake@example.sch.uk"),
+                    ("role", role),
+                ],
+            )
+            .await;
+        assert_eq!(bad.status, 400, "{role}");
+        assert!(bad.has_error_summary_for("role"), "{role}: {}", bad.body);
+    }
+    assert!(
+        w.store
+            .account_by_login("fake@example.sch.uk")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ok = oa
+        .submit(
+            "/admin/staff",
+            "/admin/staff",
+            &[
+                ("name", "Tess Teacher"),
+                ("email", "tess@example.sch.uk"),
+                ("role", "school-staff"),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
     w.store.close().await;
 });
 
@@ -911,6 +994,44 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         .await
         .status,
         404
+    );
+    // A grant of an organisation without a privacy officer (the hospital) is the regional
+    // admin's to review; the emergency department's officer does not see it.
+    let orphan = BreakGlassRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        organisation_id: w.hospital.clone(),
+        reason: "Collapsed on the ward".into(),
+        ..old.clone()
+    };
+    w.store.create_break_glass(&orphan).await.unwrap();
+    let review = ra.get("/privacy").await;
+    assert_eq!(review.status, 200);
+    assert!(
+        review.body.contains("Collapsed on the ward") && !review.body.contains("Last night"),
+        "{}",
+        review.body
+    );
+    assert!(
+        !officer
+            .get("/privacy")
+            .await
+            .body
+            .contains("Collapsed on the ward")
+    );
+    let done = ra
+        .submit(
+            "/privacy",
+            &format!("/privacy/break-glass/{}/reviewed", orphan.id),
+            &[],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert!(
+        w.store
+            .break_glass_for_organisation(&w.hospital, true)
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     // The family: emergency access shown prominently, safeguarding never.

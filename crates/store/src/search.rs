@@ -1902,11 +1902,18 @@ mod tests {
         );
         assert_indexed(
             "Patient?identifier=nhs|9000000009",
-            &search_sql(false, &query("Patient", vec![nhs.clone()]), Visibility::System),
+            &search_sql(
+                false,
+                &query("Patient", vec![nhs.clone()]),
+                Visibility::System,
+            ),
         );
         let mut counted = query("Patient", vec![nhs.clone()]);
         counted.total = true;
-        assert_indexed("Patient?identifier=…&_total", &count_sql(false, &counted, Visibility::System));
+        assert_indexed(
+            "Patient?identifier=…&_total",
+            &count_sql(false, &counted, Visibility::System),
+        );
         let subject = Condition::Reference {
             param: "subject".into(),
             target_type: Some("Patient".into()),
@@ -1915,7 +1922,11 @@ mod tests {
         };
         assert_indexed(
             "Condition?subject=Patient/x",
-            &search_sql(false, &query("Condition", vec![subject.clone()]), Visibility::System),
+            &search_sql(
+                false,
+                &query("Condition", vec![subject.clone()]),
+                Visibility::System,
+            ),
         );
         let mut sorted = query("Condition", vec![subject]);
         sorted.sort = vec![SortKey {
@@ -1944,7 +1955,9 @@ mod tests {
                         target_types: vec!["Patient".into()],
                         inner: Box::new(nhs.clone()),
                     }],
-                ), Visibility::System),
+                ),
+                Visibility::System,
+            ),
         );
         assert_indexed(
             "Patient?_has:Condition:subject:code=sct|1",
@@ -1957,7 +1970,9 @@ mod tests {
                         param: "subject".into(),
                         inner: Box::new(token("code", "sct", "1")),
                     }],
-                ), Visibility::System),
+                ),
+                Visibility::System,
+            ),
         );
         let ids = vec!["a".to_owned(), "b".to_owned()];
         assert_indexed(
@@ -1981,7 +1996,9 @@ mod tests {
                     since_us: None,
                     count: 10,
                     after: Some(("Condition".into(), "a".into())),
-                }, Visibility::System),
+                },
+                Visibility::System,
+            ),
         );
         let criteria = vec![crate::TokenCriterion {
             param: "identifier".into(),

@@ -135,6 +135,22 @@ impl<'a> Guard<'a> {
         Ok(d)
     }
 
+    /// Whether the caller's role may create passports: the decision allows them to
+    /// create a Patient that is no child's yet (the onboarding roles and systems, whose
+    /// token's scopes allow it).
+    pub fn may_create_passport(&self) -> bool {
+        let facts = ResourceFacts::from_json(&serde_json::json!({"resourceType": "Patient"}));
+        access::decide(
+            &self.st.authz.policy,
+            &self.caller.subject,
+            Action::Create,
+            &facts,
+            None,
+            self.now,
+        )
+        .allow
+    }
+
     /// A stored body the caller may read (`action` Read, Search, History or Export),
     /// redacted where the child's address is hidden from them; `None` if refused.
     pub async fn readable(

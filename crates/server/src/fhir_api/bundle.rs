@@ -1069,12 +1069,18 @@ async fn attempt_transaction(
                 {
                     return Err(fail(i, crate::authz::not_found(resource_type, id)));
                 }
+                crud::refuse_hidden_history(&mut guard, existing.as_ref())
+                    .await
+                    .map_err(|e| fail(i, e))?;
                 let action = if live.is_some() {
                     access::Action::Update
                 } else {
                     access::Action::Create
                 };
                 let new = Value::Object(map);
+                crud::refuse_other_child(&mut guard, existing.as_ref(), &new)
+                    .await
+                    .map_err(|e| fail(i, e))?;
                 guard
                     .write(action, resource_type, id, live.map(|l| &l.body), Some(&new))
                     .await
@@ -1200,7 +1206,7 @@ async fn live_matches(
 ) -> ApiResult<conditional::Matches> {
     let criteria = conditional::criteria(query, "condition")?;
     let m = conditional::visible_matches(guard, resource_type, &criteria, deleted).await?;
-    conditional::refuse_hidden_passport(resource_type, &m)?;
+    conditional::refuse_hidden_passport(guard, resource_type, &m)?;
     Ok(m)
 }
 

@@ -156,7 +156,7 @@ pub async fn update(
         }
         let m =
             visible_matches(&mut guard, &resource_type, &conditions, &Default::default()).await?;
-        refuse_hidden_passport(&resource_type, &m)?;
+        refuse_hidden_passport(&guard, &resource_type, &m)?;
         let ids = m.visible;
         match ids.as_slice() {
             [] => {
@@ -345,8 +345,17 @@ pub async fn visible_matches(
 /// the caller cannot see that matches their condition (in practice its NHS Number). One
 /// passport per child is the point of Passport, so a second one is refused, saying only
 /// that one exists — never whose or where. The refusal is audited like any request.
-pub fn refuse_hidden_passport(resource_type: &str, m: &Matches) -> ApiResult<()> {
-    if resource_type == "Patient" && m.hidden && m.visible.is_empty() {
+///
+/// Only for callers whose role may create passports ([`Guard::may_create_passport`]):
+/// to anyone else (a school's system, a family's app) the hidden match plays no part, so
+/// a used NHS Number gets exactly the answer an unused one gets.
+pub fn refuse_hidden_passport(
+    guard: &Guard<'_>,
+    resource_type: &str,
+    m: &Matches,
+) -> ApiResult<()> {
+    if resource_type == "Patient" && m.hidden && m.visible.is_empty() && guard.may_create_passport()
+    {
         return Err(ApiError::Conflict(
             "a passport for this child already exists; ask the child's care team to add you to it"
                 .into(),

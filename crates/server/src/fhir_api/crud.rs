@@ -153,7 +153,7 @@ pub async fn create(
         if !m.visible.is_empty() {
             return create_matched(&mut guard, &resource_type, m.visible, &headers).await;
         }
-        super::conditional::refuse_hidden_passport(&resource_type, &m)?;
+        super::conditional::refuse_hidden_passport(&guard, &resource_type, &m)?;
         if !m.hidden {
             condition = super::conditional::race_check(&criteria);
         }
@@ -282,6 +282,56 @@ pub(crate) async fn deleted_body(st: &AppState, deletion: &Stored) -> ApiResult<
         .await?
         .filter(|b| !b.deleted)
         .map(|b| b.body))
+}
+
+/// Refuses a write over a deleted id whose history the caller may not see: exactly the
+/// not-found a hidden live resource gets. A deleted id is restored (updated again) only by
+/// someone who may read what it last held; an id never used may still be created by
+/// update (ids are UUIDs, not guessable: docs/SECURITY.md §15).
+pub(crate) async fn refuse_hidden_history(
+    guard: &mut Guard<'_>,
+    existing: Option<&Stored>,
+) -> ApiResult<()> {
+    if let Some(e) = existing.filter(|e| e.deleted)
+        && !deletion_visible(guard, e).await?
+    {
+        return Err(not_found(&e.resource_type, &e.id));
+    }
+    Ok(())
+}
+
+/// Refuses a new version that would put a resource in another child's record than its
+/// earlier versions (`existing`: the current version, or a deletion, whose deleted content
+/// is compared): every version of a resource belongs to the same children. Someone who may
+/// read the old content is told (409); anyone else gets the not-found a hidden resource
+/// gets, so the refusal says nothing about whose it was.
+pub(crate) async fn refuse_other_child(
+    guard: &mut Guard<'_>,
+    existing: Option<&Stored>,
+    new: &Value,
+) -> ApiResult<()> {
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    let old = if existing.deleted {
+        deleted_body(guard.st, existing).await?
+    } else {
+        Some(existing.body.clone())
+    };
+    let Some(old) = old else {
+        return Ok(());
+    };
+    let old_value: Value = serde_json::from_slice(&old).unwrap_or(Value::Null);
+    if fhir::compartment::patients_of(&old_value) == fhir::compartment::patients_of(new) {
+        return Ok(());
+    }
+    if guard.readable(access::Action::Read, &old).await?.is_none() {
+        return Err(not_found(&existing.resource_type, &existing.id));
+    }
+    Err(ApiError::Conflict(format!(
+        "{}/{} belongs to another child's record (its subject or patient differs); an update cannot move it — create a new resource instead",
+        existing.resource_type, existing.id
+    )))
 }
 
 /// A deletion is shown (as 410 Gone, or in a history) only to someone who could read
@@ -459,6 +509,7 @@ pub(crate) async fn write_with_retry(
         {
             return Err(crate::authz::not_found(resource_type, id));
         }
+        refuse_hidden_history(guard, existing.as_ref()).await?;
         if let Some(w) = wanted {
             let current = existing.as_ref().map(|s| s.version_id);
             if current != Some(w) {
@@ -467,6 +518,7 @@ pub(crate) async fn write_with_retry(
         }
         let map = next(live)?;
         let new = Value::Object(map);
+        refuse_other_child(guard, existing.as_ref(), &new).await?;
         let created = live.is_none();
         let action = if created {
             access::Action::Create

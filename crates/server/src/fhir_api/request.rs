@@ -134,8 +134,13 @@ pub fn require_type(map: &Map<String, Value>, resource_type: &str) -> ApiResult<
     }
 }
 
-/// Validates against the R4 definitions (422 with every problem found).
-pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+/// Normalises, then validates against the R4 definitions (422 with every problem found).
+/// Every FHIR API write (create, update, patch, conditional update, batch and transaction
+/// entries) passes through here before its access decision and stamping, so this is the
+/// one place a body is normalised: a hidden-address marker on one of a Patient's addresses
+/// moves to the Patient itself, where it hides every address (`access::redact`).
+pub fn validate(mut map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    access::normalise_hidden_address(&mut map);
     let value = Value::Object(map);
     let issues: Vec<Issue> = fhir::validate(&value)
         .into_iter()

@@ -375,11 +375,14 @@ async fn deactivate_client(
 // ---------------------------------------------------------------------------------------
 // Staff (organisation admin, own organisation only)
 
-/// Roles an organisation admin may give: every role but the regional ones.
-fn assignable() -> impl Iterator<Item = Role> {
-    Role::ALL
-        .into_iter()
-        .filter(|r| !matches!(r, Role::RegionalAdmin | Role::Commissioner))
+/// Roles an organisation admin may give: those their organisation's sector may have
+/// (`Role::allowed_in`, docs/SECURITY.md §3), never the regional ones (the operator gives
+/// those, on the command line).
+fn assignable(org: Option<&directory::Organisation>) -> impl Iterator<Item = Role> + '_ {
+    Role::ALL.into_iter().filter(move |r| {
+        !matches!(r, Role::RegionalAdmin | Role::Commissioner)
+            && org.is_some_and(|o| r.allowed_in(o.sector, o.regional))
+    })
 }
 
 async fn staff_page(
@@ -393,9 +396,10 @@ async fn staff_page(
         .staff()
         .map(|s| s.organisation.clone())
         .unwrap_or_default();
-    let org_name = directory::organisation(&st.store, &org)
-        .await?
-        .map(|o| o.name)
+    let organisation = directory::organisation(&st.store, &org).await?;
+    let org_name = organisation
+        .as_ref()
+        .map(|o| o.name.clone())
         .unwrap_or_default();
     let staff: Vec<Value> = st
         .store
@@ -409,7 +413,7 @@ async fn staff_page(
                     "active": a.active, "me": a.id == who.cur.account.id })
         })
         .collect();
-    let roles: Vec<Value> = assignable()
+    let roles: Vec<Value> = assignable(organisation.as_ref())
         .map(|r| json!({ "code": r.code(), "label": role_name(r) }))
         .collect();
     Ok(page(
@@ -458,9 +462,18 @@ async fn create_staff(
             "Enter an email address in the correct format, like name@example.nhs.uk",
         ));
     }
-    let role_code = Role::from_code(role).filter(|r| assignable().any(|a| a == *r));
+    let org = match who.staff() {
+        Some(s) => directory::organisation(&st.store, &s.organisation).await?,
+        None => None,
+    };
+    let role_code = Role::from_code(role);
     if role_code.is_none() {
         errors.push(field_error("role", "Select their role"));
+    } else if !role_code.is_some_and(|r| assignable(org.as_ref()).any(|a| a == r)) {
+        errors.push(field_error(
+            "role",
+            "Select a role your organisation can have (clinical roles are for health organisations only)",
+        ));
     }
     if let (true, Some(role), Some(staff)) = (errors.is_empty(), role_code, who.staff()) {
         let made = directory::create_staff(
@@ -533,7 +546,15 @@ async fn change_staff(
             "You cannot deactivate your own account. Ask another administrator.",
         ));
     }
-    directory::set_account_active(&st.store, &target.id, active).await?;
+    match directory::set_account_active(&st.store, &target.id, active).await {
+        Ok(_) => {}
+        Err(DirectoryError::Invalid(_)) => {
+            return Ok(forbidden(
+                "This account's role cannot be given in your organisation, so it stays deactivated.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     st.authz.tokens.forget_callers();
     Ok(see_other("/admin/staff"))
 }

@@ -1,4 +1,5 @@
-//! Break-glass, `/break-glass`: a clinician (or clinical emergency-services staff) with no
+//! Break-glass, `/break-glass`: a clinician, nurse or allied health professional of a
+//! hospital trust or emergency service (`access::break_glass_eligible`) with no
 //! relationship to a child opens the child's emergency content, stating a reason, for the
 //! policy's limited time (default 4 hours).
 //!
@@ -41,7 +42,7 @@ async fn eligible(
     };
     if !who.staff().is_some_and(access::break_glass_eligible) {
         return Ok(Err(forbidden(
-            "Emergency access is only for clinicians, and for nurses and paramedics of emergency services.",
+            "Emergency access is only for clinicians, nurses and allied health professionals (such as paramedics) of hospitals and emergency services. GP and community staff use their care-team relationship.",
         )));
     }
     Ok(Ok(who))

@@ -29,6 +29,11 @@ pub const REGION_EXTENSION: &str = "https://passport.nhs.uk/fhir/StructureDefini
 pub const ODS_SYSTEM: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 /// School unique reference numbers (DfE "Get Information about Schools").
 pub const SCHOOL_URN_SYSTEM: &str = "https://passport.nhs.uk/fhir/Id/school-urn";
+/// Marks an Organization as the region's own (valueBoolean true): the organisation that
+/// runs the passport for the region, and the only one whose staff may be regional admins
+/// or commissioners (`access::Role::allowed_in`, docs/SECURITY.md §3).
+pub const REGIONAL_ORGANISATION_EXTENSION: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/regional-organisation";
 /// Sign-in logins on Practitioner / Person resources.
 pub const LOGIN_SYSTEM: &str = "https://passport.nhs.uk/fhir/Id/login";
 
@@ -63,6 +68,8 @@ pub struct Organisation {
     pub ods: Option<String>,
     pub school_urn: Option<String>,
     pub region: String,
+    /// The region's own organisation ([`REGIONAL_ORGANISATION_EXTENSION`]).
+    pub regional: bool,
 }
 
 pub struct NewStaff {
@@ -167,6 +174,20 @@ fn human_name(name: &str) -> Value {
 }
 
 pub async fn create_organisation(store: &Store, org: NewOrganisation) -> Result<String> {
+    create_organisation_as(store, org, false).await
+}
+
+/// The region's own organisation (`passport admin create-org --regional`): where the
+/// regional admin and commissioners work.
+pub async fn create_regional_organisation(store: &Store, org: NewOrganisation) -> Result<String> {
+    create_organisation_as(store, org, true).await
+}
+
+async fn create_organisation_as(
+    store: &Store,
+    org: NewOrganisation,
+    regional: bool,
+) -> Result<String> {
     if org.name.trim().is_empty() || org.region.trim().is_empty() {
         return Err(DirectoryError::Invalid(
             "an organisation needs a name and a region".into(),
@@ -204,6 +225,12 @@ pub async fn create_organisation(store: &Store, org: NewOrganisation) -> Result<
     if !identifiers.is_empty() {
         resource["identifier"] = Value::Array(identifiers);
     }
+    if regional {
+        resource["extension"]
+            .as_array_mut()
+            .expect("built above")
+            .push(json!({ "url": REGIONAL_ORGANISATION_EXTENSION, "valueBoolean": true }));
+    }
     write_new(store, resource).await
 }
 
@@ -229,6 +256,10 @@ fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
         .and_then(|e| e["valueString"].as_str())
         .unwrap_or_default()
         .to_owned();
+    let regional = v["extension"].as_array().is_some_and(|a| {
+        a.iter()
+            .any(|e| e["url"] == REGIONAL_ORGANISATION_EXTENSION && e["valueBoolean"] == true)
+    });
     Some(Organisation {
         id: id.to_owned(),
         name: v["name"].as_str().unwrap_or_default().to_owned(),
@@ -236,6 +267,7 @@ fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
         ods: ident(ODS_SYSTEM),
         school_urn: ident(SCHOOL_URN_SYSTEM),
         region,
+        regional,
     })
 }
 
@@ -308,6 +340,42 @@ async fn login_free(store: &Store, login: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a role its organisation may not have (docs/SECURITY.md §3): the one check the
+/// command line and the admin pages share, for new accounts and reactivated ones.
+pub fn check_role(role: Role, org: &Organisation) -> Result<()> {
+    if role.allowed_in(org.sector, org.regional) {
+        return Ok(());
+    }
+    Err(DirectoryError::Invalid(
+        if org.regional || !matches!(role, Role::RegionalAdmin | Role::Commissioner) {
+            format!(
+                "the role {} cannot be given in an organisation of the sector {}",
+                role.code(),
+                org.sector.code()
+            )
+        } else {
+            format!(
+                "the role {} belongs to the region's own organisation only",
+                role.code()
+            )
+        },
+    ))
+}
+
+/// Whether an account's role is one its organisation may have: `None` when it cannot be
+/// told (not staff, an unknown role code, or the organisation is gone).
+pub async fn account_role_allowed(store: &Store, account: &Account) -> Result<Option<bool>> {
+    let (Some(role), Some(org)) = (
+        account.role.as_deref().and_then(Role::from_code),
+        account.organisation_id.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    Ok(organisation(store, org)
+        .await?
+        .map(|o| role.allowed_in(o.sector, o.regional)))
+}
+
 /// A member of staff: Practitioner + PractitionerRole, and an account with a new TOTP secret.
 pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
     let login = normalise_login(&new.email)?;
@@ -316,6 +384,7 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
         return Err(DirectoryError::Invalid("a name is needed".into()));
     }
     let org = find_organisation(store, &new.organisation).await?;
+    check_role(new.role, &org)?;
     login_free(store, &login).await?;
     let practitioner = write_new(
         store,
@@ -485,6 +554,16 @@ pub async fn set_active(store: &Store, login: &str, active: bool) -> Result<()> 
 /// issued to it is revoked (the API separately refuses access tokens of inactive
 /// accounts). `false` if there is no such account.
 pub async fn set_account_active(store: &Store, account_id: &str, active: bool) -> Result<bool> {
+    // An account deactivated because its role does not fit its organisation stays so.
+    if active
+        && let Some(account) = store.account(account_id).await?
+        && account_role_allowed(store, &account).await? == Some(false)
+    {
+        return Err(DirectoryError::Invalid(format!(
+            "the account's role {} cannot be given in its organisation; it stays deactivated",
+            account.role.as_deref().unwrap_or_default()
+        )));
+    }
     let found = store.set_account_active(account_id, active).await?;
     if found && !active {
         store

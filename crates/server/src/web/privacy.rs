@@ -1,6 +1,7 @@
 //! The privacy officer's view, `/privacy` (privacy officers and the regional admin): the
 //! break-glass grants made by staff of their organisation (unreviewed first) with a form to
-//! mark each reviewed, and the access log of one child found by NHS Number — including
+//! mark each reviewed — for the regional admin also those of every organisation of the
+//! region that has no active privacy officer — and the access log of one child found by NHS Number — including
 //! the safeguarding records the family never sees.
 
 use std::collections::HashMap;
@@ -39,9 +40,42 @@ async fn officer(
     Ok(Ok(who))
 }
 
+/// The organisations whose break-glass grants this reviewer reviews: a privacy officer,
+/// their own; the regional admin, their own and those of every organisation of their
+/// region that has no active privacy officer (someone must review every grant).
+async fn reviewed_organisations(
+    st: &AppState,
+    who: &SignedIn,
+) -> Result<Vec<String>, guard::WebError> {
+    let Some(staff) = who.staff() else {
+        return Ok(Vec::new());
+    };
+    let mut orgs = vec![staff.organisation.clone()];
+    if staff.role != Role::RegionalAdmin {
+        return Ok(orgs);
+    }
+    let with_officer: std::collections::HashSet<String> = st
+        .store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.active && a.role.as_deref() == Some(Role::PrivacyOfficer.code()))
+        .filter_map(|a| a.organisation_id)
+        .collect();
+    for o in super::directory::list_organisations(&st.store).await? {
+        if o.region == staff.region && o.id != staff.organisation && !with_officer.contains(&o.id) {
+            orgs.push(o.id);
+        }
+    }
+    Ok(orgs)
+}
+
 /// Display names of accounts and children, looked up once each.
-async fn grants_view(st: &AppState, org: &str) -> Result<Vec<Value>, guard::WebError> {
-    let mut grants = st.store.break_glass_for_organisation(org, false).await?;
+async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard::WebError> {
+    let mut grants = Vec::new();
+    for org in orgs {
+        grants.extend(st.store.break_glass_for_organisation(org, false).await?);
+    }
     // Unreviewed first; newest first within each.
     grants.sort_by_key(|g| (g.reviewed_us.is_some(), std::cmp::Reverse(g.starts_us)));
     let mut names: HashMap<String, String> = HashMap::new();
@@ -105,11 +139,7 @@ pub async fn view(
         Ok(w) => w,
         Err(r) => return Ok(r),
     };
-    let org = who
-        .staff()
-        .map(|s| s.organisation.clone())
-        .unwrap_or_default();
-    let grants = grants_view(&st, &org).await?;
+    let grants = grants_view(&st, &reviewed_organisations(&st, &who).await?).await?;
     let query: HashMap<String, String> = form_urlencoded::parse(q.unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
@@ -178,16 +208,15 @@ pub async fn reviewed(
             "Go back to the privacy page",
         ))));
     }
-    let org = who
-        .staff()
-        .map(|s| s.organisation.clone())
-        .unwrap_or_default();
-    let ours = st
-        .store
-        .break_glass_for_organisation(&org, false)
-        .await?
-        .iter()
-        .any(|g| g.id == id);
+    let mut ours = false;
+    for org in reviewed_organisations(&st, &who).await? {
+        ours |= st
+            .store
+            .break_glass_for_organisation(&org, false)
+            .await?
+            .iter()
+            .any(|g| g.id == id);
+    }
     if !ours {
         return Ok(guard::not_found());
     }

@@ -1,0 +1,218 @@
+//! Start-up steps that bring stored data in line with the rules, run after the SQL
+//! migrations on every start (both are cheap when there is nothing to do, and each is safe
+//! to run again or from two servers at once). Each change is made the ordinary way — a
+//! new, validated version through the write path, or the directory's deactivation — and
+//! audited as the operator. What they changed is reported in the log by ids, role codes
+//! and organisation codes only (never names, email addresses or other personal data).
+//!
+//! 1. **Hidden-address markers** ([`move_hidden_address_markers`]): a Patient carrying
+//!    the marker on one of its addresses (the form an earlier docs/DATA-MODEL.md gave)
+//!    gets a new version with the marker on the Patient (`access::normalise_hidden_address`,
+//!    the same step every API write takes).
+//! 2. **Roles outside their sectors** ([`deactivate_misassigned_accounts`]): a staff
+//!    account whose role its organisation may not have (`access::Role::allowed_in`, e.g. a
+//!    "clinician" of a school) is deactivated: signed out everywhere, its tokens revoked.
+
+use passport_store::{HistoryQuery, StoreError};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use crate::web::directory;
+
+/// What the start-up steps changed (ids only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Patients given a new version with the marker moved: (id, new version).
+    pub markers_moved: Vec<(String, i64)>,
+    /// Accounts deactivated: (account id, role code, organisation code).
+    pub accounts_deactivated: Vec<(String, String, String)>,
+}
+
+/// Runs every step and logs what changed.
+pub async fn run(st: &AppState) -> Result<Report, StoreError> {
+    let report = Report {
+        markers_moved: move_hidden_address_markers(st).await?,
+        accounts_deactivated: deactivate_misassigned_accounts(st).await?,
+    };
+    for (id, version) in &report.markers_moved {
+        tracing::warn!(
+            patient = %id, version,
+            "start-up: moved a hidden-address marker from an address to the Patient"
+        );
+    }
+    for (account, role, org) in &report.accounts_deactivated {
+        tracing::warn!(
+            %account, %role, organisation = %org,
+            "start-up: deactivated an account whose role its organisation's sector may not have"
+        );
+    }
+    Ok(report)
+}
+
+/// The operator, as the agent of start-up changes.
+fn operator() -> Who {
+    Who {
+        person: Named {
+            reference: None,
+            display: "Passport operator (start-up data check)".into(),
+        },
+        ..Who::default()
+    }
+}
+
+fn operator_event(
+    st: &AppState,
+    interaction: Interaction,
+    patient: Option<&str>,
+    resource: (&str, &str, Option<i64>),
+) -> passport_store::AuditRecord {
+    let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), operator());
+    spec.purpose = Purpose::Operations;
+    spec.patient_id = patient.map(str::to_owned);
+    spec.resource = Some((
+        resource.0.to_owned(),
+        Some(resource.1.to_owned()),
+        resource.2,
+    ));
+    spec.to_record(st.config.base())
+}
+
+/// How many versions one history page reads.
+const PAGE: usize = 500;
+
+/// Finds current Patients carrying the hidden-address marker on an address and writes a
+/// new version of each with the marker on the Patient. Returns (id, new version).
+pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i64)>, StoreError> {
+    // Every Patient version, newest first, looked at without parsing unless it mentions
+    // the marker at all; the current version of each candidate is then read and checked.
+    let mut candidates = std::collections::BTreeSet::new();
+    let mut before = None;
+    loop {
+        let page = st
+            .store
+            .history(
+                &HistoryQuery {
+                    resource_type: Some("Patient".into()),
+                    before_seq: before,
+                    count: PAGE,
+                    ..Default::default()
+                },
+                // The operator's own start-up step, not a caller's read.
+                passport_store::search::Visibility::System,
+            )
+            .await?;
+        for e in &page {
+            let body = &e.version.body;
+            if !e.version.deleted
+                && memchr_contains(body, access::ADDRESS_HIDDEN_EXTENSION.as_bytes())
+            {
+                candidates.insert(e.version.id.clone());
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE => before = Some(last.seq),
+            _ => break,
+        }
+    }
+    let mut moved = Vec::new();
+    for id in candidates {
+        // A concurrent writer (another server starting) may get there first: read again.
+        for _ in 0..crate::fhir_api::crud::MAX_RETRIES {
+            let Some(current) = st.store.read("Patient", &id).await?.filter(|s| !s.deleted) else {
+                break;
+            };
+            let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&current.body) else {
+                break;
+            };
+            if !access::has_per_address_marker(&Value::Object(map.clone())) {
+                break;
+            }
+            // The write path's own normalisation and validation.
+            let map = match crate::fhir_api::request::validate(map) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(patient = %id, error = %e, "start-up: a Patient with a hidden-address marker on an address is not valid; left as it is");
+                    break;
+                }
+            };
+            let mut write = crate::fhir_api::crud::prepare("Patient", &id, map, Some(&current));
+            write.audit.push(operator_event(
+                st,
+                Interaction::Update,
+                Some(&id),
+                ("Patient", &id, Some(write.version_id)),
+            ));
+            match st.write(write).await {
+                Ok(stored) => {
+                    moved.push((id.clone(), stored.version_id));
+                    break;
+                }
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(moved)
+}
+
+fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Deactivates every active staff account whose role its organisation may not have.
+/// Returns (account id, role code, organisation code: ODS, URN or id).
+pub async fn deactivate_misassigned_accounts(
+    st: &AppState,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for account in st.store.list_accounts().await? {
+        if !account.active {
+            continue;
+        }
+        let allowed = directory::account_role_allowed(&st.store, &account)
+            .await
+            .map_err(directory_error)?;
+        if allowed != Some(false) {
+            continue;
+        }
+        directory::set_account_active(&st.store, &account.id, false)
+            .await
+            .map_err(directory_error)?;
+        let org_id = account.organisation_id.clone().unwrap_or_default();
+        let org = directory::organisation(&st.store, &org_id)
+            .await
+            .map_err(directory_error)?;
+        let code = org
+            .and_then(|o| o.ods.or(o.school_urn))
+            .unwrap_or_else(|| org_id.clone());
+        let role_resource = account
+            .practitioner_role_id
+            .clone()
+            .unwrap_or_else(|| account.id.clone());
+        st.store
+            .append_audit(vec![operator_event(
+                st,
+                Interaction::Update,
+                None,
+                ("PractitionerRole", &role_resource, None),
+            )])
+            .await?;
+        out.push((
+            account.id.clone(),
+            account.role.clone().unwrap_or_default(),
+            code,
+        ));
+    }
+    if !out.is_empty() {
+        st.authz.tokens.forget_callers();
+    }
+    Ok(out)
+}
+
+fn directory_error(e: directory::DirectoryError) -> StoreError {
+    match e {
+        directory::DirectoryError::Store(e) => e,
+        other => StoreError::Backend(other.to_string()),
+    }
+}
