@@ -63,6 +63,9 @@ pub const FACT_TYPES: &[&str] = &[
 #[derive(Default)]
 pub struct FactsCache {
     map: Mutex<HashMap<String, (i64, Arc<ChildFacts>)>>,
+    /// Moves on every change that may alter some child's facts, so what was built from
+    /// them (a caller's search views) is rebuilt.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl FactsCache {
@@ -84,10 +87,18 @@ impl FactsCache {
 
     /// Forgets what a write may have changed: `resource_type`, whether it replaced an
     /// earlier version, and the new body (empty for a deletion).
+    /// The current generation (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub fn wrote(&self, resource_type: &str, id: &str, replaced: bool, body: &[u8]) {
         if !FACT_TYPES.contains(&resource_type) {
             return;
         }
+        // Forget first, then move the generation: a view built in between sees the old
+        // generation and is not kept.
+        let _moved = Moved(self);
         let Ok(mut m) = self.map.lock() else { return };
         match resource_type {
             "Patient" => {
@@ -106,6 +117,7 @@ impl FactsCache {
     /// Forgets one child's facts (after a change made outside [`AppState::write`], e.g. a
     /// break-glass grant or a family link made by the onboarding pages).
     pub fn forget(&self, patient: &str) {
+        let _moved = Moved(self);
         if let Ok(mut m) = self.map.lock() {
             m.remove(patient);
         }
@@ -113,9 +125,21 @@ impl FactsCache {
 
     /// Forgets every child's facts.
     pub fn forget_all(&self) {
+        let _moved = Moved(self);
         if let Ok(mut m) = self.map.lock() {
             m.clear();
         }
+    }
+}
+
+/// Moves the generation when dropped, i.e. after the forgetting it guards.
+struct Moved<'a>(&'a FactsCache);
+
+impl Drop for Moved<'_> {
+    fn drop(&mut self) {
+        self.0
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

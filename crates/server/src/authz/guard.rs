@@ -71,9 +71,17 @@ impl<'a> Guard<'a> {
         if let Some(v) = &self.views {
             return Ok(v.clone());
         }
-        let v = Arc::new(
-            CallerViews::load(self.st, &self.caller.subject, self.now, &mut self.memo).await?,
-        );
+        let v = self
+            .st
+            .authz
+            .views
+            .get(
+                self.st,
+                &self.caller.subject,
+                crate::clock::now_us(),
+                &mut self.memo,
+            )
+            .await?;
         self.views = Some(v.clone());
         Ok(v)
     }

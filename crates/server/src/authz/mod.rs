@@ -23,5 +23,6 @@ pub use views::{CallerViews, access_inputs};
 pub struct Authz {
     pub tokens: TokenCache,
     pub facts: FactsCache,
+    pub views: views::ViewCache,
     pub policy: access::RegionalPolicy,
 }

@@ -27,7 +27,54 @@ pub fn access_inputs(resource: &Value) -> AccessInputs {
     }
 }
 
-/// One caller's views, per resource type, for one request.
+/// How long a caller's views are reused (time-limited rules — a break-glass grant's
+/// expiry, a sharing choice's end date — are seen within this).
+const MAX_AGE_US: i64 = 1_000_000;
+/// The most callers whose views are kept (emptied when full).
+const MAX_CALLERS: usize = 10_000;
+
+/// Callers' views, reused for a second and only while no child's facts have changed (see
+/// `FactsCache::generation`), so a burst of searches by one caller loads the facts of the
+/// children it relates to once.
+#[derive(Default)]
+pub struct ViewCache {
+    map: Mutex<HashMap<String, (i64, u64, Arc<CallerViews>)>>,
+}
+
+impl ViewCache {
+    /// The views of `subject`: reused, or loaded (and kept).
+    pub async fn get(
+        &self,
+        st: &AppState,
+        subject: &Subject,
+        now_us: i64,
+        memo: &mut HashMap<String, Arc<ChildFacts>>,
+    ) -> Result<Arc<CallerViews>, StoreError> {
+        let key = format!("{subject:?}");
+        // Read before loading: a change while loading leaves the new views unkept.
+        let generation = st.authz.facts.generation();
+        if let Some((at, g, v)) = self.lock().get(&key)
+            && *g == generation
+            && now_us - *at < MAX_AGE_US
+        {
+            return Ok(v.clone());
+        }
+        let now = super::facts::timestamp(now_us);
+        let v = Arc::new(CallerViews::load(st, subject, now, memo).await?);
+        let mut map = self.lock();
+        if map.len() >= MAX_CALLERS {
+            map.clear();
+        }
+        map.insert(key, (now_us, generation, v.clone()));
+        Ok(v)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, u64, Arc<CallerViews>)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One caller's views, per resource type.
 pub struct CallerViews {
     policy: access::RegionalPolicy,
     subject: Subject,
@@ -38,7 +85,7 @@ pub struct CallerViews {
 
 impl CallerViews {
     /// Loads the facts of every child in the caller's reach (cached per child).
-    pub async fn load(
+    async fn load(
         st: &AppState,
         subject: &Subject,
         now: Timestamp,
