@@ -38,8 +38,11 @@ const MAX_CALLERS: usize = 10_000;
 /// children it relates to once.
 #[derive(Default)]
 pub struct ViewCache {
-    map: Mutex<HashMap<String, (i64, u64, Arc<CallerViews>)>>,
+    map: Mutex<HashMap<String, Kept>>,
 }
+
+/// Views kept: when built (µs), the facts generation they were built from, the views.
+type Kept = (i64, u64, Arc<CallerViews>);
 
 impl ViewCache {
     /// The views of `subject`: reused, or loaded (and kept).
@@ -69,7 +72,7 @@ impl ViewCache {
         Ok(v)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, u64, Arc<CallerViews>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
