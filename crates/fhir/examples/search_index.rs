@@ -1,13 +1,13 @@
 //! Shows and times search-index extraction.
 //! `cargo run --release -p passport-fhir --example search_index [file.json …]`
 //! With files: prints each file's index entries. Without: times `extract` on a few typical
-//! examples from shared/fhir-examples.
+//! examples from testdata/fhir-examples.
 
 use std::time::Instant;
 
 const EXAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fhir-examples/"
+    "/../../testdata/fhir-examples/"
 );
 
 fn load(path: &str) -> serde_json::Value {

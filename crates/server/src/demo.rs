@@ -1,6 +1,6 @@
 //! Demo data for a first look at a fresh install: two entirely fictitious children with a
 //! few records each. Loaded through the same validation as the API, with fixed ids so that
-//! loading twice changes nothing. Codes come from `shared/clinical/terminology.csv`.
+//! loading twice changes nothing. Codes come from `testdata/clinical/terminology.csv`.
 
 use bytes::Bytes;
 use passport_store::{Store, StoreError, Write};

@@ -277,9 +277,9 @@ pub fn etag(resp: &Response) -> String {
         .to_owned()
 }
 
-/// The shared example corpus, beside the repository.
+/// The example corpus in the repository (`testdata/fhir-examples`).
 pub fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fhir-examples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/fhir-examples")
 }
 
 /// Defines one test per backend: `NAME::sqlite` and `NAME::postgres`.
