@@ -5,10 +5,7 @@
 
 use std::time::Instant;
 
-const EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../testdata/fhir-examples/"
-);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fhir-examples/");
 
 fn load(path: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON")
