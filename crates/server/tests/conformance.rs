@@ -120,7 +120,7 @@ on_both_databases!(known_invalid_examples_are_refused, |srv| {
     }
     assert_eq!(n, 3);
     let h = json_body(srv.get("/fhir/_history").await).await;
-    assert_eq!(h["entry"].as_array().unwrap().len(), 0);
+    assert!(h.get("entry").is_none(), "{h}");
 });
 
 on_both_databases!(every_mutant_is_refused_at_the_broken_element, |srv| {
@@ -169,9 +169,5 @@ on_both_databases!(every_mutant_is_refused_at_the_broken_element, |srv| {
     }
     assert!(checked > 500, "only {checked} mutants");
     let h = json_body(srv.get("/fhir/_history?_count=1").await).await;
-    assert_eq!(
-        h["entry"].as_array().unwrap().len(),
-        0,
-        "no mutant was stored"
-    );
+    assert!(h.get("entry").is_none(), "no mutant was stored: {h}");
 });
