@@ -128,15 +128,22 @@ async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &st
 }
 
 async fn get(srv: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
-    let r = srv
-        .anonymous
-        .get(srv.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = get_response(srv, token, path).await;
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A GET with `token`, its FHIR body checked by the harness.
+async fn get_response(srv: &TestServer, token: &str, path: &str) -> reqwest::Response {
+    common::checked(
+        srv.anonymous
+            .get(srv.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn put(srv: &TestServer, token: &str, resource: &Value) -> StatusCode {
@@ -1462,5 +1469,269 @@ on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
     assert_eq!(
         put_in_transaction(&srv, &token, &fresh).await.0,
         StatusCode::OK
+    );
+});
+
+fn tagged(mut resource: Value, section: &str) -> Value {
+    resource["meta"] = json!({"tag": [{"system": SECTION, "code": section}]});
+    resource
+}
+
+/// Asserts a 403 `insufficient_scope` naming `scope`, in the header and the outcome.
+async fn assert_insufficient_scope(srv: &TestServer, token: &str, path: &str, scope: &str) {
+    let r = get_response(srv, token, path).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "GET {path}");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!(r#"Bearer realm="passport", error="insufficient_scope", scope="{scope}""#),
+        "GET {path}"
+    );
+    let oo = common::json_body(r).await;
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    assert_eq!(oo["issue"][0]["code"], "forbidden");
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains(scope),
+        "GET {path}: {oo}"
+    );
+}
+
+// Issue 9: a token whose scopes do not cover a type at all is told so (403
+// insufficient_scope), never given an empty Bundle an app would read as "no allergies".
+// Granular scopes cover their type; `_include`, `_revinclude` and `$everything` leave
+// uncovered types out; resources of a covered type the caller may not see stay hidden.
+on_both_databases!(a_type_the_scopes_do_not_cover_is_refused_not_empty, |srv| {
+    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let (account, practitioner) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "dr.scope@example.nhs.uk",
+    )
+    .await;
+    let kid = srv.create(&child(false)).await;
+    srv.create(&care_team(
+        &kid,
+        &format!("Organization/{hospital}"),
+        "active",
+    ))
+    .await;
+    let subject = json!({"reference": format!("Patient/{kid}")});
+    let allergy = srv
+        .create(&tagged(
+            json!({"resourceType": "AllergyIntolerance", "patient": subject,
+                   "code": {"text": "Peanut"}}),
+            "allergies",
+        ))
+        .await;
+    let cond = srv.create(&condition(&kid, "conditions")).await;
+    let obs = srv
+        .create(&tagged(
+            json!({"resourceType": "Observation", "status": "final", "subject": subject,
+                   "code": {"text": "Seizure diary"}}),
+            "conditions",
+        ))
+        .await;
+    let as_user = |scope: &'static str| {
+        let (srv, account, practitioner) = (&srv, &account, &practitioner);
+        async move {
+            user_token(
+                srv,
+                account,
+                &format!("Practitioner/{practitioner}"),
+                &format!("openid fhirUser {scope}"),
+            )
+            .await
+        }
+    };
+
+    // Conditions only.
+    let token = as_user("user/Condition.rs").await;
+    for (path, scope) in [
+        (
+            format!("/fhir/AllergyIntolerance?patient=Patient/{kid}"),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            "/fhir/AllergyIntolerance".to_owned(),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            format!("/fhir/Patient/{kid}/AllergyIntolerance"),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}"),
+            "user/AllergyIntolerance.r",
+        ),
+        // Even an id that does not exist: the answer is about the type.
+        (
+            "/fhir/AllergyIntolerance/no-such-id".to_owned(),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}/_history/1"),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}/_history"),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            "/fhir/AllergyIntolerance/_history".to_owned(),
+            "user/AllergyIntolerance.r",
+        ),
+        (format!("/fhir/Patient/{kid}"), "user/Patient.r"),
+        (format!("/fhir/Patient/{kid}/$everything"), "user/Patient.r"),
+    ] {
+        assert_insufficient_scope(&srv, &token, &path, scope).await;
+    }
+    // The covered type answers; its `_include` of the (uncovered) Patient is left out.
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}&_include=Condition:subject"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Condition"], "{b}");
+    assert_eq!(
+        get(&srv, &token, &format!("/fhir/Condition/{cond}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // A batch's entries answer each as its own request would.
+    let r = common::checked(
+        srv.anonymous
+            .post(srv.url("/fhir"))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Bundle", "type": "batch", "entry": [
+                    {"request": {"method": "GET", "url": format!("AllergyIntolerance?patient=Patient/{kid}")}},
+                    {"request": {"method": "GET", "url": format!("Condition/{cond}")}}
+                ]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let b = common::json_body(r).await;
+    assert_eq!(b["entry"][0]["response"]["status"], "403 Forbidden", "{b}");
+    assert!(
+        b["entry"][1]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("200"),
+        "{b}"
+    );
+
+    // Patient and conditions: `$everything` works and leaves the allergy out;
+    // `_revinclude` of allergies is left out too.
+    let token = as_user("user/Patient.rs user/Condition.rs").await;
+    let (s, b) = get(&srv, &token, &format!("/fhir/Patient/{kid}/$everything")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Condition", "Patient"], "{b}");
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Patient?_id={kid}&_revinclude=AllergyIntolerance:patient&_revinclude=Condition:subject"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Condition", "Patient"], "{b}");
+
+    // A granular scope covers its type: what it does not reach is simply not there.
+    for scope in [
+        "user/Observation.rs?category=laboratory",
+        "user/Observation.rs?_tag=https://passport.nhs.uk/fhir/CodeSystem/passport-section|education",
+    ] {
+        let token = as_user(scope).await;
+        let (s, b) = get(
+            &srv,
+            &token,
+            &format!("/fhir/Observation?subject=Patient/{kid}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{scope}: {b}");
+        assert!(b.get("entry").is_none(), "{scope}: {b}");
+        assert_eq!(
+            get(&srv, &token, &format!("/fhir/Observation/{obs}"))
+                .await
+                .0,
+            StatusCode::NOT_FOUND,
+            "{scope}"
+        );
+        assert_insufficient_scope(&srv, &token, "/fhir/Condition", "user/Condition.s").await;
+    }
+    let token = as_user(
+        "user/Observation.rs?_tag=https://passport.nhs.uk/fhir/CodeSystem/passport-section|conditions",
+    )
+    .await;
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Observation?subject=Patient/{kid}"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["entry"][0]["resource"]["id"].as_str()),
+        (StatusCode::OK, Some(obs.as_str())),
+        "{b}"
+    );
+
+    // Read without search, and search without read.
+    let token = as_user("user/AllergyIntolerance.r").await;
+    assert_eq!(
+        get(&srv, &token, &format!("/fhir/AllergyIntolerance/{allergy}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_insufficient_scope(
+        &srv,
+        &token,
+        "/fhir/AllergyIntolerance",
+        "user/AllergyIntolerance.s",
+    )
+    .await;
+
+    // A backend client is named system/ scopes; covered but hidden stays 404.
+    let token = system_token(&srv, &hospital, "system/Condition.rs").await;
+    assert_insufficient_scope(
+        &srv,
+        &token,
+        &format!("/fhir/AllergyIntolerance/{allergy}"),
+        "system/AllergyIntolerance.r",
+    )
+    .await;
+    assert_eq!(
+        get(&srv, &token, "/fhir/Condition/no-such-id").await.0,
+        StatusCode::NOT_FOUND
     );
 });

@@ -236,6 +236,7 @@ pub async fn read(
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Read)?;
     let mut stored = current(&mut guard, &resource_type, &id).await?;
     stored.body = guard
         .read(access::Action::Read, &resource_type, &id, &stored.body)
@@ -355,6 +356,7 @@ pub async fn vread(
         ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
     })?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Read)?;
     let missing = || ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"));
     match st.store.vread(&resource_type, &id, version).await? {
         None => Err(missing()),
