@@ -209,7 +209,7 @@ pub const MATRIX: &[Case] = &[
     // ---- health staff in the care team (child aged 12, no sharing choices, pages) ----
     c(st(Clinician, HospitalTrust), CareTeam, Under16, "Condition", "conditions", "", Read, D, S, allow(AllowedCareTeam)),
     c(st(Clinician, HospitalTrust), CareTeam, Under16, "Condition", "conditions", "", Update, D, S, allow(AllowedCareTeam)),
-    c(st(Clinician, HospitalTrust), CareTeam, Under16, QR, "education", "", Read, D, S, deny(DeniedSectionNotShared)),
+    c(st(Clinician, HospitalTrust), CareTeam, Under16, QR, "education", "", Read, D, S, allow(AllowedCareTeam)),
     c(st(Clinician, HospitalTrust), CareTeam, Under16, "CarePlan", "social-care", "", Read, D, S, deny(DeniedSectionNotShared)),
     c(st(Clinician, HospitalTrust), CareTeam, Under16, "CarePlan", "emergency", "", Update, D, S, allow(AllowedCareTeam)),
     c(st(Clinician, HospitalTrust), CareTeam, Over16, "Condition", "conditions", "", Read, D, S, allow(AllowedCareTeam)),
@@ -218,7 +218,7 @@ pub const MATRIX: &[Case] = &[
     c(st(Clinician, GpPractice), NOREL, Under16, "Condition", "conditions", "", Read, D, S, deny(DeniedNoRelationship)),
     c(st(Nurse, CommunityHealth), CareTeam, Under16, MS, "medicines", "", Update, D, S, allow(AllowedCareTeam)),
     c(st(Nurse, CommunityHealth), CareTeam, Under16, QR, "about-me", "", Read, D, S, allow(AllowedCareTeam)),
-    c(st(Nurse, HospitalTrust), CareTeam, Under16, QR, "education", "", Update, D, S, deny(DeniedSectionNotShared)),
+    c(st(Nurse, HospitalTrust), CareTeam, Under16, QR, "education", "", Update, D, S, deny(DeniedReadOnly)),
     c(st(Nurse, HospitalTrust), NOREL, Under16, "Condition", "conditions", "", Read, D, S, deny(DeniedNoRelationship)),
     c(st(AlliedHealthProfessional, CommunityHealth), CareTeam, Under16, "DeviceUseStatement", "equipment", "", Update, D, S, allow(AllowedCareTeam)),
     c(st(AlliedHealthProfessional, CommunityHealth), CareTeam, Under16, "Observation", "communication", "", Read, D, S, allow(AllowedCareTeam)),
@@ -245,8 +245,8 @@ pub const MATRIX: &[Case] = &[
     c(st(SchoolStaff, Education), CareTeam, Under16, QR, "education", "", Read, D, S, allow(AllowedCareTeam)),
     c(st(SchoolStaff, Education), CareTeam, Under16, QR, "education", "", Update, D, S, allow(AllowedCareTeam)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "Condition", "conditions", "", Read, D, S, deny(DeniedSectionNotShared)),
-    c(st(SchoolStaff, Education), CareTeam, Under16, MS, "medicines", "", Read, D, S, deny(DeniedSectionNotShared)),
-    c(st(SchoolStaff, Education), CareTeam, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, deny(DeniedSectionNotShared)),
+    c(st(SchoolStaff, Education), CareTeam, Under16, MS, "medicines", "", Read, D, S, allow(AllowedCareTeam)),
+    c(st(SchoolStaff, Education), CareTeam, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, allow(AllowedCareTeam)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "CarePlan", "social-care", "", Read, D, S, deny(DeniedSectionNotShared)),
     c(st(SchoolStaff, Education), CareTeam, Under16, QR, "about-me", "", Update, D, S, deny(DeniedReadOnly)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "CarePlan", "emergency", "", Update, D, S, deny(DeniedReadOnly)),
@@ -440,7 +440,7 @@ pub const MATRIX: &[Case] = &[
     c(st(OrganisationAdmin, HospitalTrust), BreakGlass, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedRole)),
 
     // ---- sharing choices over the regional default ----
-    c(st(SchoolStaff, Education), CareTeam, Under16, "AllergyIntolerance", "allergies", "", Read, SectorPermits("allergies"), S, allow(AllowedBySharingChoice)),
+    c(st(SchoolStaff, Education), CareTeam, Under16, "AllergyIntolerance", "allergies", "", Read, SectorDenies("allergies"), S, deny(DeniedSectionNotShared)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "AllergyIntolerance", "allergies", "", Update, SectorPermits("allergies"), S, deny(DeniedReadOnly)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "CarePlan", "emergency", "", Read, SectorDenies("emergency"), S, deny(DeniedSectionNotShared)),
     c(st(SchoolStaff, Education), CareTeam, Under16, "CarePlan", "emergency", "", Read, OrgPermitsOverSectorDeny("emergency"), S, allow(AllowedCareTeam)),
@@ -450,7 +450,7 @@ pub const MATRIX: &[Case] = &[
     c(st(LeisureStaff, Leisure), CareTeam, Under16, MS, "medicines", "", Read, SectorPermits("medicines"), S, allow(AllowedBySharingChoice)),
     c(st(LeisureStaff, Leisure), CareTeam, Under16, MS, "medicines", "mental-health", Read, SectorPermits("medicines"), S, deny(DeniedLabel)),
     c(st(Clinician, HospitalTrust), CareTeam, Under16, MS, "medicines", "", Read, SectorDenies("medicines"), S, deny(DeniedSectionNotShared)),
-    c(st(Clinician, HospitalTrust), CareTeam, Under16, QR, "education", "", Read, SectorPermits("education"), S, allow(AllowedBySharingChoice)),
+    c(st(Clinician, HospitalTrust), CareTeam, Under16, QR, "education", "", Read, SectorDenies("education"), S, deny(DeniedSectionNotShared)),
     c(st(SocialWorker, SocialCare), CareTeam, Under16, "CarePlan", "social-care", "", Read, SectorDenies("social-care"), S, deny(DeniedSectionNotShared)),
 
     // ---- SMART scopes only narrow ----

@@ -638,15 +638,15 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     assert_eq!(form.status, 200, "{}", form.body);
     // The regional default is shown ticked: schools see the emergency section.
     assert!(form.body.contains("id=\"share-education-emergency\" name=\"share-education-emergency\" type=\"checkbox\" value=\"yes\" checked"));
-    assert!(!form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
-    // Keep every default except schools: no emergency, but allergies.
+    assert!(!form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
+    // Keep every default except schools: no emergency, but conditions.
     let mut fields: Vec<(String, String)> = Vec::new();
     let policy = access::RegionalPolicy::default();
     for sector in Sector::ALL {
         let mut wanted = policy.sector_default(sector);
         if sector == Sector::Education {
             wanted.remove(Section::Emergency);
-            wanted.insert(Section::Allergies);
+            wanted.insert(Section::Conditions);
         }
         for s in wanted.iter() {
             fields.push((
@@ -697,7 +697,7 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     let expected = policy
         .sector_default(Sector::Education)
         .minus(access::SectionSet::of(&[Section::Emergency]))
-        .union(access::SectionSet::of(&[Section::Allergies]));
+        .union(access::SectionSet::of(&[Section::Conditions]));
     assert_eq!(view.visible, expected);
     assert_eq!(
         SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()])
@@ -713,7 +713,7 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     // The page now shows the choice; saving again is a new version of the same Consent.
     let form = parent.get(&format!("{path}?saved")).await;
     assert!(form.body.contains("id=\"saved\""));
-    assert!(form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
+    assert!(form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
     let again = parent.submit(&path, &path, &refs[..refs.len() - 1]).await;
     assert_eq!(again.status, 303);
     let found = consents().await;
