@@ -13,7 +13,9 @@
 //! 7. the resource's section tags: reading needs *any* tagged section visible, writing
 //!    needs *every* tagged section writable; untagged items only for the care team and
 //!    the controller;
-//! 8. security labels.
+//! 8. security labels;
+//! 9. a family member or the young person never changes the records the decision rests
+//!    on ([`FACT_TYPES`]: Patient, RelatedPerson, CareTeam).
 
 use crate::child::{ChildFacts, Controller, FamilyLink, FamilyRole, controller};
 use crate::decision::{Decision, Reason};
@@ -127,10 +129,32 @@ pub fn decide(
     }
     match relationship(policy, identity, child, now) {
         Ok(Access::BreakGlass) => break_glass(action, resource),
-        Ok(Access::Sections(a)) => sections(&a, action, resource),
+        Ok(Access::Sections(a)) => {
+            let d = sections(&a, action, resource);
+            // The records the decision itself rests on are changed by professionals only.
+            if d.allow
+                && action.is_write()
+                && matches!(
+                    identity,
+                    Identity::Family { .. } | Identity::YoungPerson { .. }
+                )
+                && FACT_TYPES.contains(&resource.resource_type.as_str())
+            {
+                return Decision::deny(Reason::DeniedReadOnly);
+            }
+            d
+        }
         Err(reason) => Decision::deny(reason),
     }
 }
+
+/// Types whose content the decision reads about the child and the family (Gillick
+/// competence, capacity, looked-after, hidden address; parental responsibility, court
+/// orders, grants, whether a link is in force; the care team). A family member or the
+/// young person reads them as their sections allow but never changes them through the API:
+/// a parent must not be able to lift a court order or an address hidden from them. (Before
+/// every item had a section, these were untagged, which families could not change either.)
+const FACT_TYPES: &[&str] = &["Patient", "RelatedPerson", "CareTeam"];
 
 /// Step 6: the subject's relationship to the child, and what it opens.
 pub(crate) fn relationship(

@@ -25,6 +25,7 @@ mod child;
 pub mod consent;
 mod decide;
 mod decision;
+mod default_section;
 mod label;
 mod policy;
 mod redact;
@@ -45,6 +46,7 @@ pub use child::{
 pub use consent::{Actor, SharingChoices, SharingRule};
 pub use decide::{break_glass_eligible, decide};
 pub use decision::{Decision, Reason};
+pub use default_section::{default_sections, ensure_sections};
 pub use label::{LABEL_SYSTEM, LabelSet, SecurityLabel, V3_ACT_CODE, V3_CONFIDENTIALITY};
 pub use policy::RegionalPolicy;
 pub use redact::{

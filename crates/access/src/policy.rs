@@ -6,9 +6,9 @@
 //!
 //! | sector | sees by default |
 //! |---|---|
-//! | hospital trust, GP practice, community health | about me, communication, what matters, conditions, allergies, medicines, equipment, contacts, emergency |
+//! | hospital trust, GP practice, community health | about me, communication, what matters, conditions, allergies, medicines, equipment, contacts, emergency, education |
 //! | social care | all eleven sections |
-//! | education | about me, communication, emergency, education |
+//! | education | about me, communication, allergies, medicines, emergency, education |
 //! | leisure / voluntary | about me, communication, emergency |
 //! | emergency services | about me, communication, conditions, allergies, medicines, equipment, contacts, emergency |
 //!
@@ -73,15 +73,29 @@ impl Default for RegionalPolicy {
             Emergency,
         ]);
         let clinical = HEALTH;
+        // Health services see the child's education too (how a condition affects school,
+        // support plans); a product decision (issue 9), reading only: clinical roles
+        // still write only `clinical`.
+        let health = HEALTH.union(SectionSet::of(&[Education]));
+        // Schools see allergies and medicines: staff give medicines and manage allergies
+        // at school (issue 9); school staff still write only education.
+        let education = SectionSet::of(&[
+            AboutMe,
+            Communication,
+            Allergies,
+            Medicines,
+            Emergency,
+            Education,
+        ]);
         RegionalPolicy {
             sector_defaults: [
-                HEALTH,                                                          // hospital trust
-                HEALTH,                                                          // GP practice
-                HEALTH,                                                          // community health
-                SectionSet::ALL,                                                 // social care
-                SectionSet::of(&[AboutMe, Communication, Emergency, Education]), // education
-                SectionSet::of(&[AboutMe, Communication, Emergency]),            // leisure
-                emergency_services, // emergency services
+                health,                                               // hospital trust
+                health,                                               // GP practice
+                health,                                               // community health
+                SectionSet::ALL,                                      // social care
+                education,                                            // education
+                SectionSet::of(&[AboutMe, Communication, Emergency]), // leisure
+                emergency_services,                                   // emergency services
             ],
             role_writes: [
                 clinical,                                                      // clinician

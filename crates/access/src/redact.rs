@@ -133,10 +133,16 @@ pub fn redact(resource: &Value, subject: &Subject, child: &ChildFacts) -> Option
         "Patient" => {
             removed |= obj.remove("address").is_some();
             if let Some(contacts) = obj.get_mut("contact").and_then(Value::as_array_mut) {
-                for c in contacts {
+                for c in contacts.iter_mut() {
                     removed |= c
                         .as_object_mut()
                         .is_some_and(|c| c.remove("address").is_some());
+                }
+                // A contact that held only an address is left out, not shown as `{}`
+                // (FHIR JSON has no empty objects or arrays).
+                contacts.retain(|c| c.as_object().is_none_or(|c| !c.is_empty()));
+                if contacts.is_empty() {
+                    obj.remove("contact");
                 }
             }
         }
@@ -203,6 +209,15 @@ mod tests {
             assert_eq!(r["contact"][0]["name"]["text"], "Gran");
             assert_eq!(r["meta"]["security"][0]["code"], "REDACTED");
         }
+        // A contact that held only an address goes; no empty object or array is left.
+        let only = json!({"resourceType": "Patient", "id": "p1",
+            "contact": [{"address": {"line": ["1 Secret Street"]}}]});
+        let r = redact(&only, &staff("dr", "elsewhere"), &child).expect("redacted");
+        assert!(r.get("contact").is_none(), "{r}");
+        let two = json!({"resourceType": "Patient", "id": "p1",
+            "contact": [{"address": {"line": ["x"]}}, {"name": {"text": "Gran"}}]});
+        let r = redact(&two, &staff("dr", "elsewhere"), &child).expect("redacted");
+        assert_eq!(r["contact"], json!([{"name": {"text": "Gran"}}]));
         let rp = json!({"resourceType": "RelatedPerson", "address": [{"line": ["x"]}]});
         assert!(
             redact(&rp, &staff("dr", "elsewhere"), &child)

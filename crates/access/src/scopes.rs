@@ -255,6 +255,56 @@ impl Scopes {
             })
     }
 
+    /// Does any scope cover `action` on `resource_type` at all — granular or not, for any
+    /// patient? `is_system` as in [`Scopes::check`]. When this is false the token was
+    /// never given this type, and reading or searching it is refused as such (403
+    /// `insufficient_scope`) rather than answered as if there were nothing there: for an
+    /// app, an empty list of allergies must mean "none recorded", never "not asked for".
+    /// When it is true, individual resources the scopes do not reach (another patient's,
+    /// outside a granular query) are still hidden exactly as missing ones are.
+    pub fn covers(&self, resource_type: &str, action: Action, is_system: bool) -> bool {
+        if self.unrestricted {
+            return true;
+        }
+        let needed = Permissions::for_action(action);
+        self.resources.iter().any(|s| {
+            s.covers_type(resource_type)
+                && s.permissions.contains(needed)
+                && match s.context {
+                    ScopeContext::System => is_system,
+                    ScopeContext::User => !is_system,
+                    ScopeContext::Patient => self.patient.is_some(),
+                }
+        })
+    }
+
+    /// The scope a token would need for `action` on `resource_type`, to name in an
+    /// `insufficient_scope` answer: `system/` for a backend client, `patient/` for an app
+    /// launched with a patient whose token has patient scopes, `user/` otherwise; the
+    /// letters the action needs (`r` to read or see history, `s` to search…).
+    pub fn needed_scope(&self, resource_type: &str, action: Action, is_system: bool) -> String {
+        let context = if is_system {
+            "system"
+        } else if self.patient.is_some()
+            && self
+                .resources
+                .iter()
+                .any(|s| s.context == ScopeContext::Patient)
+        {
+            "patient"
+        } else {
+            "user"
+        };
+        let needed = Permissions::for_action(action);
+        let letters: String = "cruds"
+            .chars()
+            .enumerate()
+            .filter(|(i, _)| needed.contains(Permissions(1 << i)))
+            .map(|(_, c)| c)
+            .collect();
+        format!("{context}/{resource_type}.{letters}")
+    }
+
     /// The full check used by [`crate::decide`]: `is_system` says whether the subject is a
     /// backend client (`system/` scopes) or a person (`user/` scopes); `child_patient` is
     /// the logical id of the child whose compartment the resource is in (`None` for
@@ -427,6 +477,51 @@ mod tests {
                 ("category".into(), "laboratory".into()),
                 ("code".into(), "x".into())
             ]
+        );
+    }
+
+    #[test]
+    fn covers_counts_granular_scopes_and_the_context() {
+        let s = Scopes::parse(
+            "user/Condition.rs user/Observation.rs?category=vital-signs user/MedicationStatement.rs?_tag=x",
+        )
+        .unwrap();
+        for ty in ["Condition", "Observation", "MedicationStatement"] {
+            assert!(s.covers(ty, Action::Read, false), "{ty}");
+            assert!(s.covers(ty, Action::Search, false), "{ty}");
+            // user/ scopes do nothing for a backend client.
+            assert!(!s.covers(ty, Action::Read, true), "{ty}");
+        }
+        assert!(!s.covers("AllergyIntolerance", Action::Search, false));
+        assert!(!s.covers("Condition", Action::Update, false));
+        assert_eq!(
+            s.needed_scope("AllergyIntolerance", Action::Search, false),
+            "user/AllergyIntolerance.s"
+        );
+        let read_only = Scopes::parse("user/AllergyIntolerance.r").unwrap();
+        assert!(read_only.covers("AllergyIntolerance", Action::Read, false));
+        assert!(!read_only.covers("AllergyIntolerance", Action::Search, false));
+        // patient/ scopes cover their types once a patient is in context.
+        let p = Scopes::parse("launch/patient patient/Observation.rs?_tag=x").unwrap();
+        assert!(!p.covers("Observation", Action::Search, false));
+        let p = p.with_patient("child-1");
+        assert!(p.covers("Observation", Action::Search, false));
+        assert!(!p.covers("Condition", Action::Read, false));
+        assert_eq!(
+            p.needed_scope("Condition", Action::Read, false),
+            "patient/Condition.r"
+        );
+        let sys = Scopes::parse("system/Patient.rs").unwrap();
+        assert!(sys.covers("Patient", Action::Read, true));
+        assert_eq!(
+            sys.needed_scope("Condition", Action::History, true),
+            "system/Condition.r"
+        );
+        assert!(Scopes::unrestricted().covers("Anything", Action::Search, false));
+        assert!(
+            !Scopes::parse("openid fhirUser")
+                .unwrap()
+                .covers("Patient", Action::Read, false)
         );
     }
 

@@ -7,7 +7,7 @@
 //! seed on the same day post byte-identical bodies.
 //!
 //! Clinical codes: every SNOMED CT and dm+d code below is taken from
-//! `/work/shared/clinical/terminology.csv` (see its README for the sources of each row).
+//! `testdata/clinical/terminology.csv` (see its README for the sources of each row).
 //! Medicines that README lists as *not confirmed* in dm+d (e.g. buccal midazolam) are sent as
 //! `CodeableConcept.text` only, as the README asks. The one LOINC code (29463-7, body weight)
 //! is the code fixed by the FHIR R4 vital-signs body-weight profile, not from that file.
@@ -169,7 +169,7 @@ pub fn today_days() -> i64 {
 }
 
 // ---------------------------------------------------------------------------------------
-// Vocabulary (made-up names; codes from /work/shared/clinical/terminology.csv)
+// Vocabulary (made-up names; codes from testdata/clinical/terminology.csv)
 
 const GIVEN_FEMALE: &[&str] = &[
     "Amelie", "Brynna", "Calla", "Delphine", "Elowen", "Fern", "Isla", "Juniper", "Maren", "Nell",
@@ -214,7 +214,7 @@ struct ConditionGroup {
     plan_title: &'static str,
 }
 
-// SNOMED CT condition codes and dm+d medicine codes: /work/shared/clinical/terminology.csv.
+// SNOMED CT condition codes and dm+d medicine codes: testdata/clinical/terminology.csv.
 const GROUPS: &[ConditionGroup] = &[
     ConditionGroup {
         codes: &[
@@ -287,7 +287,7 @@ struct Allergen {
     anaphylaxis: bool,
 }
 
-// SNOMED CT substance codes: /work/shared/clinical/terminology.csv.
+// SNOMED CT substance codes: testdata/clinical/terminology.csv.
 const ALLERGENS: &[Allergen] = &[
     Allergen {
         substance: ("762952008", "Peanut"),

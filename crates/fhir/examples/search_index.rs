@@ -1,14 +1,11 @@
 //! Shows and times search-index extraction.
 //! `cargo run --release -p passport-fhir --example search_index [file.json …]`
 //! With files: prints each file's index entries. Without: times `extract` on a few typical
-//! examples from shared/fhir-examples.
+//! examples from testdata/fhir-examples.
 
 use std::time::Instant;
 
-const EXAMPLES: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fhir-examples/"
-);
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/fhir-examples/");
 
 fn load(path: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("file")).expect("JSON")

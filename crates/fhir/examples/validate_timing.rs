@@ -7,7 +7,7 @@ fn main() {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json"
+            "/../../testdata/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json"
         )
         .to_owned()
     });

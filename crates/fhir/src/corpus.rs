@@ -1,9 +1,9 @@
-//! Facts about the shared example corpus (`shared/fhir-examples`) for tests here and in the
+//! Facts about the shared example corpus (`testdata/fhir-examples`) for tests here and in the
 //! server: published examples of supported types that are genuinely invalid per the R4
 //! specification, so the validator is right to refuse them. (The files in
 //! `known-invalid/` are listed in that folder's SOURCES.md and are not repeated here.)
 
-/// `(path under shared/fhir-examples, expression of the one error, reason)`.
+/// `(path under testdata/fhir-examples, expression of the one error, reason)`.
 pub const GENUINELY_INVALID_EXAMPLES: &[(&str, &str, &str)] = &[
     (
         "hl7-r4-core/Observation/Observation-clinical-gender.json",
@@ -33,7 +33,7 @@ mod tests {
     #[test]
     fn matches_by_suffix() {
         assert!(super::is_genuinely_invalid(
-            "/x/shared/fhir-examples/hl7-r4-core/Observation/Observation-clinical-gender.json"
+            "/x/testdata/fhir-examples/hl7-r4-core/Observation/Observation-clinical-gender.json"
         ));
         assert!(!super::is_genuinely_invalid(
             "hl7-r4-core/Observation/Observation-example.json"

@@ -116,21 +116,49 @@ impl Issue {
     }
 }
 
-/// An `OperationOutcome` resource holding `issues`.
+/// An `OperationOutcome` resource holding `issues`. FHIR JSON has no empty strings or
+/// arrays, so an empty expression or diagnostics is left out, and with no issues at all
+/// the outcome says "informational" (`issue` is required).
 pub fn operation_outcome(issues: &[Issue]) -> Value {
-    let issues: Vec<Value> = issues
+    let mut issues: Vec<Value> = issues
         .iter()
         .map(|i| {
             let mut v = json!({
                 "severity": i.severity.code(),
                 "code": i.code.code(),
-                "diagnostics": i.diagnostics,
             });
+            if !i.diagnostics.is_empty() {
+                v["diagnostics"] = json!(i.diagnostics);
+            }
             if !i.expression.is_empty() {
                 v["expression"] = json!([i.expression]);
             }
             v
         })
         .collect();
+    if issues.is_empty() {
+        issues.push(json!({ "severity": "information", "code": "informational" }));
+    }
     json!({ "resourceType": "OperationOutcome", "issue": issues })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_empty_strings_or_arrays() {
+        let oo = operation_outcome(&[Issue::information(""), Issue::information("done")]);
+        assert_eq!(
+            oo,
+            json!({ "resourceType": "OperationOutcome", "issue": [
+                { "severity": "information", "code": "informational" },
+                { "severity": "information", "code": "informational", "diagnostics": "done" },
+            ]})
+        );
+        assert_eq!(
+            operation_outcome(&[])["issue"],
+            json!([{ "severity": "information", "code": "informational" }])
+        );
+    }
 }

@@ -44,6 +44,11 @@ pub enum ApiError {
     /// so that nothing leaks).
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The token's scopes do not cover this type at all (403 with `WWW-Authenticate:
+    /// Bearer error="insufficient_scope"`, RFC 6750 §3.1): `scope` is the one it would
+    /// need, `message` says so in words.
+    #[error("insufficient scope: {scope}")]
+    InsufficientScope { scope: String, message: String },
     #[error("storage: {0}")]
     Store(#[from] StoreError),
 }
@@ -83,6 +88,9 @@ impl ApiError {
                 (StatusCode::UNAUTHORIZED, one(IssueType::Login, message))
             }
             Forbidden(m) => (StatusCode::FORBIDDEN, one(IssueType::Forbidden, m)),
+            InsufficientScope { message, .. } => {
+                (StatusCode::FORBIDDEN, one(IssueType::Forbidden, message))
+            }
             Unavailable(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 one(IssueType::Exception, m),
@@ -120,6 +128,13 @@ impl IntoResponse for ApiError {
             && let Ok(v) = HeaderValue::from_str(etag)
         {
             resp.headers_mut().insert(header::ETAG, v);
+        }
+        if let ApiError::InsufficientScope { scope, .. } = &self
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                r#"Bearer realm="passport", error="insufficient_scope", scope="{scope}""#
+            ))
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
         }
         if let ApiError::Unauthorized { token_given, .. } = &self {
             // RFC 6750 §3: an error code only when a token was sent. The reason is in the

@@ -9,7 +9,11 @@
 //!    the marker on one of its addresses (the form an earlier docs/DATA-MODEL.md gave)
 //!    gets a new version with the marker on the Patient (`access::normalise_hidden_address`,
 //!    the same step every API write takes).
-//! 2. **Roles outside their sectors** ([`deactivate_misassigned_accounts`]): a staff
+//! 2. **Items without a section** ([`give_sections`]): a current item of a type with a
+//!    default section (`access::default_sections`: allergies, medicines, conditions, care
+//!    plans, flags, the Patient, related people) stored without any section tag gets a
+//!    new version with its default, as every write now gives it (docs/SECURITY.md §5).
+//! 3. **Roles outside their sectors** ([`deactivate_misassigned_accounts`]): a staff
 //!    account whose role its organisation may not have (`access::Role::allowed_in`, e.g. a
 //!    "clinician" of a school) is deactivated: signed out everywhere, its tokens revoked.
 
@@ -25,6 +29,8 @@ use crate::web::directory;
 pub struct Report {
     /// Patients given a new version with the marker moved: (id, new version).
     pub markers_moved: Vec<(String, i64)>,
+    /// Items given their default sections: (type, id, new version).
+    pub sections_given: Vec<(String, String, i64)>,
     /// Accounts deactivated: (account id, role code, organisation code).
     pub accounts_deactivated: Vec<(String, String, String)>,
 }
@@ -33,12 +39,19 @@ pub struct Report {
 pub async fn run(st: &AppState) -> Result<Report, StoreError> {
     let report = Report {
         markers_moved: move_hidden_address_markers(st).await?,
+        sections_given: give_sections(st).await?,
         accounts_deactivated: deactivate_misassigned_accounts(st).await?,
     };
     for (id, version) in &report.markers_moved {
         tracing::warn!(
             patient = %id, version,
             "start-up: moved a hidden-address marker from an address to the Patient"
+        );
+    }
+    for (resource_type, id, version) in &report.sections_given {
+        tracing::warn!(
+            %resource_type, %id, version,
+            "start-up: gave an item stored without a section its default section"
         );
     }
     for (account, role, org) in &report.accounts_deactivated {
@@ -130,7 +143,7 @@ pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i
             }
             // The write path's own normalisation and validation.
             let map = match crate::fhir_api::request::validate(map) {
-                Ok(m) => m,
+                Ok(m) => crate::fhir_api::request::with_sections(m, Some(&current)),
                 Err(e) => {
                     tracing::error!(patient = %id, error = %e, "start-up: a Patient with a hidden-address marker on an address is not valid; left as it is");
                     break;
@@ -154,6 +167,101 @@ pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i
         }
     }
     Ok(moved)
+}
+
+/// The types [`give_sections`] looks at: those with a default section.
+const SECTIONED_TYPES: &[&str] = &[
+    "AllergyIntolerance",
+    "CarePlan",
+    "Condition",
+    "Flag",
+    "MedicationStatement",
+    "Patient",
+    "RelatedPerson",
+];
+
+/// Finds current items of [`SECTIONED_TYPES`] stored without any section tag and writes a
+/// new version of each with its default section, through the write path (validation,
+/// `request::with_sections`, stamping, indexing), audited as the operator. Stored bytes
+/// are never edited. Returns (type, id, new version).
+pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, StoreError> {
+    let mut given = Vec::new();
+    for ty in SECTIONED_TYPES {
+        // Every version, newest first; only those that mention no section at all are
+        // candidates (the current version of each is then read and checked).
+        let mut candidates = std::collections::BTreeSet::new();
+        let mut before = None;
+        loop {
+            let page = st
+                .store
+                .history(
+                    &HistoryQuery {
+                        resource_type: Some((*ty).into()),
+                        before_seq: before,
+                        count: PAGE,
+                        ..Default::default()
+                    },
+                    passport_store::search::Visibility::System,
+                )
+                .await?;
+            for e in &page {
+                if !e.version.deleted
+                    && !memchr_contains(&e.version.body, access::SECTION_SYSTEM.as_bytes())
+                {
+                    candidates.insert(e.version.id.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => before = Some(last.seq),
+                _ => break,
+            }
+        }
+        for id in candidates {
+            // A concurrent writer (another server starting) may get there first: read again.
+            for _ in 0..crate::fhir_api::crud::MAX_RETRIES {
+                let Some(current) = st.store.read(ty, &id).await?.filter(|s| !s.deleted) else {
+                    break;
+                };
+                let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&current.body) else {
+                    break;
+                };
+                if !access::Section::from_resource_meta(&Value::Object(map.clone())).is_empty() {
+                    break;
+                }
+                let map = match crate::fhir_api::request::validate(map) {
+                    Ok(m) => crate::fhir_api::request::with_sections(m, Some(&current)),
+                    Err(e) => {
+                        tracing::error!(resource_type = %ty, %id, error = %e, "start-up: an item without a section is not valid; left as it is");
+                        break;
+                    }
+                };
+                let value = Value::Object(map);
+                if access::Section::from_resource_meta(&value).is_empty() {
+                    break;
+                }
+                let patient = fhir::compartment::patients_of(&value).into_iter().next();
+                let Value::Object(map) = value else {
+                    unreachable!()
+                };
+                let mut write = crate::fhir_api::crud::prepare(ty, &id, map, Some(&current));
+                write.audit.push(operator_event(
+                    st,
+                    Interaction::Update,
+                    patient.as_deref(),
+                    (ty, &id, Some(write.version_id)),
+                ));
+                match st.write(write).await {
+                    Ok(stored) => {
+                        given.push((ty.to_string(), id.clone(), stored.version_id));
+                        break;
+                    }
+                    Err(StoreError::VersionConflict { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(given)
 }
 
 fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -214,5 +322,19 @@ fn directory_error(e: directory::DirectoryError) -> StoreError {
     match e {
         directory::DirectoryError::Store(e) => e,
         other => StoreError::Backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The start-up step looks at every supported type that has a default section.
+    #[test]
+    fn sectioned_types_are_those_with_a_default() {
+        let with_default: Vec<&str> = fhir::types::SUPPORTED_TYPES
+            .iter()
+            .copied()
+            .filter(|t| !access::default_sections(t, &serde_json::json!({})).is_empty())
+            .collect();
+        assert_eq!(with_default, super::SECTIONED_TYPES);
     }
 }

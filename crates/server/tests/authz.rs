@@ -128,15 +128,22 @@ async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &st
 }
 
 async fn get(srv: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
-    let r = srv
-        .anonymous
-        .get(srv.url(path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = get_response(srv, token, path).await;
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A GET with `token`, its FHIR body checked by the harness.
+async fn get_response(srv: &TestServer, token: &str, path: &str) -> reqwest::Response {
+    common::checked(
+        srv.anonymous
+            .get(srv.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn put(srv: &TestServer, token: &str, resource: &Value) -> StatusCode {
@@ -1463,4 +1470,579 @@ on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
         put_in_transaction(&srv, &token, &fresh).await.0,
         StatusCode::OK
     );
+});
+
+fn tagged(mut resource: Value, section: &str) -> Value {
+    resource["meta"] = json!({"tag": [{"system": SECTION, "code": section}]});
+    resource
+}
+
+/// Asserts a 403 `insufficient_scope` naming `scope`, in the header and the outcome.
+async fn assert_insufficient_scope(srv: &TestServer, token: &str, path: &str, scope: &str) {
+    let r = get_response(srv, token, path).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "GET {path}");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!(r#"Bearer realm="passport", error="insufficient_scope", scope="{scope}""#),
+        "GET {path}"
+    );
+    let oo = common::json_body(r).await;
+    assert_eq!(oo["resourceType"], "OperationOutcome");
+    assert_eq!(oo["issue"][0]["code"], "forbidden");
+    assert!(
+        oo["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains(scope),
+        "GET {path}: {oo}"
+    );
+}
+
+// Issue 9: a token whose scopes do not cover a type at all is told so (403
+// insufficient_scope), never given an empty Bundle an app would read as "no allergies".
+// Granular scopes cover their type; `_include`, `_revinclude` and `$everything` leave
+// uncovered types out; resources of a covered type the caller may not see stay hidden.
+on_both_databases!(a_type_the_scopes_do_not_cover_is_refused_not_empty, |srv| {
+    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let (account, practitioner) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "dr.scope@example.nhs.uk",
+    )
+    .await;
+    let kid = srv.create(&child(false)).await;
+    srv.create(&care_team(
+        &kid,
+        &format!("Organization/{hospital}"),
+        "active",
+    ))
+    .await;
+    let subject = json!({"reference": format!("Patient/{kid}")});
+    let allergy = srv
+        .create(&tagged(
+            json!({"resourceType": "AllergyIntolerance", "patient": subject,
+                   "code": {"text": "Peanut"}}),
+            "allergies",
+        ))
+        .await;
+    let cond = srv.create(&condition(&kid, "conditions")).await;
+    let obs = srv
+        .create(&tagged(
+            json!({"resourceType": "Observation", "status": "final", "subject": subject,
+                   "code": {"text": "Seizure diary"}}),
+            "conditions",
+        ))
+        .await;
+    let as_user = |scope: &'static str| {
+        let (srv, account, practitioner) = (&srv, &account, &practitioner);
+        async move {
+            user_token(
+                srv,
+                account,
+                &format!("Practitioner/{practitioner}"),
+                &format!("openid fhirUser {scope}"),
+            )
+            .await
+        }
+    };
+
+    // Conditions only.
+    let token = as_user("user/Condition.rs").await;
+    for (path, scope) in [
+        (
+            format!("/fhir/AllergyIntolerance?patient=Patient/{kid}"),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            "/fhir/AllergyIntolerance".to_owned(),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            format!("/fhir/Patient/{kid}/AllergyIntolerance"),
+            "user/AllergyIntolerance.s",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}"),
+            "user/AllergyIntolerance.r",
+        ),
+        // Even an id that does not exist: the answer is about the type.
+        (
+            "/fhir/AllergyIntolerance/no-such-id".to_owned(),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}/_history/1"),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            format!("/fhir/AllergyIntolerance/{allergy}/_history"),
+            "user/AllergyIntolerance.r",
+        ),
+        (
+            "/fhir/AllergyIntolerance/_history".to_owned(),
+            "user/AllergyIntolerance.r",
+        ),
+        (format!("/fhir/Patient/{kid}"), "user/Patient.r"),
+        (format!("/fhir/Patient/{kid}/$everything"), "user/Patient.r"),
+    ] {
+        assert_insufficient_scope(&srv, &token, &path, scope).await;
+    }
+    // The covered type answers; its `_include` of the (uncovered) Patient is left out.
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}&_include=Condition:subject"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Condition"], "{b}");
+    assert_eq!(
+        get(&srv, &token, &format!("/fhir/Condition/{cond}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // A batch's entries answer each as its own request would.
+    let r = common::checked(
+        srv.anonymous
+            .post(srv.url("/fhir"))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(
+                json!({"resourceType": "Bundle", "type": "batch", "entry": [
+                    {"request": {"method": "GET", "url": format!("AllergyIntolerance?patient=Patient/{kid}")}},
+                    {"request": {"method": "GET", "url": format!("Condition/{cond}")}}
+                ]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let b = common::json_body(r).await;
+    assert_eq!(b["entry"][0]["response"]["status"], "403 Forbidden", "{b}");
+    assert!(
+        b["entry"][1]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("200"),
+        "{b}"
+    );
+
+    // Patient and conditions: `$everything` works and leaves the allergy out;
+    // `_revinclude` of allergies is left out too.
+    let token = as_user("user/Patient.rs user/Condition.rs").await;
+    let (s, b) = get(&srv, &token, &format!("/fhir/Patient/{kid}/$everything")).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Condition", "Patient"], "{b}");
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Patient?_id={kid}&_revinclude=AllergyIntolerance:patient&_revinclude=Condition:subject"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let mut types: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(types, ["Condition", "Patient"], "{b}");
+
+    // A granular scope covers its type: what it does not reach is simply not there.
+    for scope in [
+        "user/Observation.rs?category=laboratory",
+        "user/Observation.rs?_tag=https://passport.nhs.uk/fhir/CodeSystem/passport-section|education",
+    ] {
+        let token = as_user(scope).await;
+        let (s, b) = get(
+            &srv,
+            &token,
+            &format!("/fhir/Observation?subject=Patient/{kid}"),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{scope}: {b}");
+        assert!(b.get("entry").is_none(), "{scope}: {b}");
+        assert_eq!(
+            get(&srv, &token, &format!("/fhir/Observation/{obs}"))
+                .await
+                .0,
+            StatusCode::NOT_FOUND,
+            "{scope}"
+        );
+        assert_insufficient_scope(&srv, &token, "/fhir/Condition", "user/Condition.s").await;
+    }
+    let token = as_user(
+        "user/Observation.rs?_tag=https://passport.nhs.uk/fhir/CodeSystem/passport-section|conditions",
+    )
+    .await;
+    let (s, b) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Observation?subject=Patient/{kid}"),
+    )
+    .await;
+    assert_eq!(
+        (s, b["entry"][0]["resource"]["id"].as_str()),
+        (StatusCode::OK, Some(obs.as_str())),
+        "{b}"
+    );
+
+    // Read without search, and search without read.
+    let token = as_user("user/AllergyIntolerance.r").await;
+    assert_eq!(
+        get(&srv, &token, &format!("/fhir/AllergyIntolerance/{allergy}"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_insufficient_scope(
+        &srv,
+        &token,
+        "/fhir/AllergyIntolerance",
+        "user/AllergyIntolerance.s",
+    )
+    .await;
+
+    // A backend client is named system/ scopes; covered but hidden stays 404.
+    let token = system_token(&srv, &hospital, "system/Condition.rs").await;
+    assert_insufficient_scope(
+        &srv,
+        &token,
+        &format!("/fhir/AllergyIntolerance/{allergy}"),
+        "system/AllergyIntolerance.r",
+    )
+    .await;
+    assert_eq!(
+        get(&srv, &token, "/fhir/Condition/no-such-id").await.0,
+        StatusCode::NOT_FOUND
+    );
+});
+
+/// A version written straight to the store, as code before issue 9 kept it (no section
+/// is added): `resource` must carry its `id`.
+fn stored_as_before(resource: Value, version: i64) -> passport_store::Write {
+    let Value::Object(mut map) = resource else {
+        unreachable!()
+    };
+    let rtype = map["resourceType"].as_str().unwrap().to_owned();
+    let id = map["id"].as_str().unwrap().to_owned();
+    let now = passport_server::clock::now_us();
+    fhir::meta::stamp(
+        &mut map,
+        &id,
+        version,
+        &passport_server::clock::instant(now),
+    );
+    let value = Value::Object(map);
+    passport_store::Write {
+        index: fhir::search::extract(&value),
+        access: passport_server::authz::access_inputs(&value),
+        resource_type: rtype,
+        id,
+        replaces: (version > 1).then_some(version - 1),
+        version_id: version,
+        last_updated_us: now,
+        deleted: false,
+        body: serde_json::to_vec(&value).unwrap().into(),
+        unless_exists: None,
+        audit: Vec::new(),
+    }
+}
+
+fn sections_of(v: &Value) -> Vec<&'static str> {
+    access::Section::from_resource_meta(v)
+        .iter()
+        .map(|s| s.code())
+        .collect()
+}
+
+// Issue 9 item 5: every item has a section. A write without one gets the previous
+// version's or its type's default (recorded in meta.tag); items stored before get theirs
+// at start-up; so an emergency-services clinician sees an allergy written without a tag.
+on_both_databases!(every_item_has_a_section, |srv| {
+    let ambulance = organisation(&srv, "North Ambulance", access::Sector::EmergencyServices).await;
+    let club = organisation(&srv, "Riverside Swimming Club", access::Sector::Leisure).await;
+    let (paramedic, paramedic_practitioner) = staff(
+        &srv,
+        &ambulance,
+        access::Role::Clinician,
+        "para@example.nhs.uk",
+    )
+    .await;
+    let (coach, coach_practitioner) =
+        staff(&srv, &club, access::Role::LeisureStaff, "coach@example.org").await;
+    let kid = srv.create(&child(false)).await;
+    for org in [&ambulance, &club] {
+        srv.create(&care_team(&kid, &format!("Organization/{org}"), "active"))
+            .await;
+    }
+    let subject = json!({"reference": format!("Patient/{kid}")});
+
+    // Creates without a section: the type's default, in meta.tag.
+    let patient = admin_read(&srv, &format!("/fhir/Patient/{kid}")).await;
+    assert_eq!(sections_of(&patient), ["about-me"], "{patient}");
+    let allergy = srv
+        .create(
+            &json!({"resourceType": "AllergyIntolerance", "patient": subject,
+                        "code": {"text": "Peanut"}}),
+        )
+        .await;
+    let stored = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{allergy}")).await;
+    assert_eq!(sections_of(&stored), ["allergies"], "{stored}");
+    for (resource, expected) in [
+        (
+            json!({"resourceType": "MedicationStatement", "status": "active", "subject": subject,
+                   "medicationCodeableConcept": {"text": "Adrenaline auto-injector"}}),
+            "medicines",
+        ),
+        (
+            json!({"resourceType": "Condition", "subject": subject, "code": {"text": "Epilepsy"}}),
+            "conditions",
+        ),
+        (
+            json!({"resourceType": "CarePlan", "status": "active", "intent": "plan", "subject": subject,
+                   "category": [{"text": "Emergency protocol"}]}),
+            "emergency",
+        ),
+        (
+            json!({"resourceType": "RelatedPerson", "patient": subject, "name": [{"family": "Jones"}]}),
+            "contacts",
+        ),
+    ] {
+        let ty = resource["resourceType"].as_str().unwrap().to_owned();
+        let id = srv.create(&resource).await;
+        let stored = admin_read(&srv, &format!("/fhir/{ty}/{id}")).await;
+        assert_eq!(sections_of(&stored), [expected], "{stored}");
+    }
+    // In a transaction too; an Observation has no default (its content decides).
+    let r = srv
+        .post(
+            "/fhir",
+            &json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:0b4c3f44-5b7e-4f1c-9a55-3d2c1e0f9a01",
+                 "resource": {"resourceType": "AllergyIntolerance", "patient": subject, "code": {"text": "Latex"}},
+                 "request": {"method": "POST", "url": "AllergyIntolerance"}},
+                {"resource": {"resourceType": "Observation", "status": "final", "subject": subject, "code": {"text": "Weight"}},
+                 "request": {"method": "POST", "url": "Observation"}}
+            ]}),
+        )
+        .await;
+    let b = common::json_body(r).await;
+    let loc = |i: usize| {
+        b["entry"][i]["response"]["location"]
+            .as_str()
+            .unwrap()
+            .split("/_history")
+            .next()
+            .unwrap()
+            .trim_start_matches(&format!("{}/", srv.fhir_base()))
+            .to_owned()
+    };
+    let latex = admin_read(&srv, &format!("/fhir/{}", loc(0))).await;
+    assert_eq!(sections_of(&latex), ["allergies"], "{latex}");
+    let weight = admin_read(&srv, &format!("/fhir/{}", loc(1))).await;
+    assert!(sections_of(&weight).is_empty(), "{weight}");
+
+    // An update without a section keeps the previous version's (not the default).
+    let mut tagged = json!({"resourceType": "AllergyIntolerance", "patient": subject,
+        "code": {"text": "Egg"}, "meta": {"tag": [{"system": SECTION, "code": "education"}]}});
+    let egg = srv.create(&tagged).await;
+    tagged["id"] = json!(egg);
+    tagged.as_object_mut().unwrap().remove("meta");
+    tagged["code"]["text"] = json!("Egg (baked egg tolerated)");
+    let r = srv
+        .put(&format!("/fhir/AllergyIntolerance/{egg}"), &tagged)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let updated = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{egg}")).await;
+    assert_eq!(
+        (updated["meta"]["versionId"].as_str(), sections_of(&updated)),
+        (Some("2"), vec!["education"]),
+        "{updated}"
+    );
+    // A patch that removes the tags: the previous version's again.
+    let r = srv
+        .client
+        .patch(srv.url(&format!("/fhir/AllergyIntolerance/{egg}")))
+        .header("content-type", "application/json-patch+json")
+        .body(json!([{"op": "remove", "path": "/meta/tag"}]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let patched = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{egg}")).await;
+    assert_eq!(sections_of(&patched), ["education"], "{patched}");
+
+    // The emergency-services clinician sees the allergy written without a tag; the club
+    // sees the child's Patient (about me) but not the allergy.
+    let para = user_token(
+        &srv,
+        &paramedic,
+        &format!("Practitioner/{paramedic_practitioner}"),
+        "openid fhirUser user/*.rs",
+    )
+    .await;
+    let (s, found) = get(
+        &srv,
+        &para,
+        &format!("/fhir/AllergyIntolerance?patient=Patient/{kid}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<&str> = found["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["id"].as_str())
+        .collect();
+    assert!(ids.contains(&allergy.as_str()), "{found}");
+    let leisure = user_token(
+        &srv,
+        &coach,
+        &format!("Practitioner/{coach_practitioner}"),
+        "openid fhirUser user/*.rs",
+    )
+    .await;
+    assert_eq!(
+        get(&srv, &leisure, &format!("/fhir/Patient/{kid}")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(
+            &srv,
+            &leisure,
+            &format!("/fhir/AllergyIntolerance/{allergy}")
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Stored before this change, without any section: invisible to the ambulance crew
+    // until the next start gives it its default (a new version, audited as the operator).
+    let old_allergy = uuid::Uuid::now_v7().to_string();
+    let old_rp = uuid::Uuid::now_v7().to_string();
+    let old_kid = uuid::Uuid::now_v7().to_string();
+    srv.state
+        .store
+        .write_all(vec![
+            stored_as_before(
+                json!({"resourceType": "Patient", "id": old_kid, "birthDate": "2016-05-06",
+                       "name": [{"family": "Old", "given": ["Olly"]}]}),
+                1,
+            ),
+            stored_as_before(
+                json!({"resourceType": "AllergyIntolerance", "id": old_allergy,
+                       "patient": {"reference": format!("Patient/{old_kid}")},
+                       "code": {"text": "Peanut"}}),
+                1,
+            ),
+            stored_as_before(
+                json!({"resourceType": "RelatedPerson", "id": old_rp,
+                       "patient": {"reference": format!("Patient/{old_kid}")},
+                       "name": [{"family": "Old"}]}),
+                1,
+            ),
+        ])
+        .await
+        .map_err(|e| e.error)
+        .unwrap();
+    srv.create(&care_team(
+        &old_kid,
+        &format!("Organization/{ambulance}"),
+        "active",
+    ))
+    .await;
+    assert_eq!(
+        get(
+            &srv,
+            &para,
+            &format!("/fhir/AllergyIntolerance/{old_allergy}")
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND,
+        "untagged: only health and social care"
+    );
+    let (url, dir) = srv.stop().await;
+    let srv = common::spawn_on(url, dir, None).await;
+    for (path, expected) in [
+        (
+            format!("/fhir/AllergyIntolerance/{old_allergy}"),
+            "allergies",
+        ),
+        (format!("/fhir/RelatedPerson/{old_rp}"), "contacts"),
+        (format!("/fhir/Patient/{old_kid}"), "about-me"),
+    ] {
+        let v = admin_read(&srv, &path).await;
+        assert_eq!(
+            (v["meta"]["versionId"].as_str(), sections_of(&v)),
+            (Some("2"), vec![expected]),
+            "{v}"
+        );
+    }
+    // Nothing else changed: items that had sections keep their version.
+    let v = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{allergy}")).await;
+    assert_eq!(v["meta"]["versionId"], "1");
+    let v = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{egg}")).await;
+    assert_eq!(v["meta"]["versionId"], "3");
+    let para = user_token(
+        &srv,
+        &paramedic,
+        &format!("Practitioner/{paramedic_practitioner}"),
+        "openid fhirUser user/*.rs",
+    )
+    .await;
+    let (s, v) = get(
+        &srv,
+        &para,
+        &format!("/fhir/AllergyIntolerance/{old_allergy}"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    srv.state.audit.flush().await;
+    let events = srv
+        .state
+        .store
+        .list_audit(&passport_store::audit::AuditQuery {
+            patient_id: Some(old_kid.clone()),
+            count: 100,
+            include_safeguarding: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        events.iter().any(|e| {
+            let v: Value = serde_json::from_slice(&e.record.event).unwrap();
+            v["agent"][0]["who"]["display"]
+                .as_str()
+                .is_some_and(|d| d.contains("operator"))
+                && v["entity"]
+                    .to_string()
+                    .contains(&format!("AllergyIntolerance/{old_allergy}/_history/2"))
+        }),
+        "the start-up change is audited as the operator"
+    );
+    // A second start changes nothing.
+    let report = passport_server::startup::run(&srv.state).await.unwrap();
+    assert!(report.sections_given.is_empty(), "{report:?}");
 });

@@ -88,8 +88,14 @@ on_both_databases!(
                     .unwrap(),
             )
             .unwrap();
+            // An example without a section gets its type's default (docs/SECURITY.md §5),
+            // appended to meta.tag; everything else reads back as sent.
+            let mut expected = example.clone();
+            if let Value::Object(m) = &mut expected {
+                access::ensure_sections(m, None);
+            }
             // serde_json with arbitrary_precision compares numbers by their text: 1.50 != 1.5.
-            if comparable(read) != comparable(example) {
+            if comparable(read) != comparable(expected) {
                 failures.push(format!("{}: read back differs", path.display()));
             }
         }
@@ -120,7 +126,7 @@ on_both_databases!(known_invalid_examples_are_refused, |srv| {
     }
     assert_eq!(n, 3);
     let h = json_body(srv.get("/fhir/_history").await).await;
-    assert_eq!(h["entry"].as_array().unwrap().len(), 0);
+    assert!(h.get("entry").is_none(), "{h}");
 });
 
 on_both_databases!(every_mutant_is_refused_at_the_broken_element, |srv| {
@@ -169,9 +175,5 @@ on_both_databases!(every_mutant_is_refused_at_the_broken_element, |srv| {
     }
     assert!(checked > 500, "only {checked} mutants");
     let h = json_body(srv.get("/fhir/_history?_count=1").await).await;
-    assert_eq!(
-        h["entry"].as_array().unwrap().len(),
-        0,
-        "no mutant was stored"
-    );
+    assert!(h.get("entry").is_none(), "no mutant was stored: {h}");
 });

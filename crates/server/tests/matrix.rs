@@ -1041,7 +1041,24 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
     };
     let expect = case.expect;
     let v = r.json();
+    // A read, history or search of a type the token's scopes do not cover at all (granular
+    // scopes count as covering their type) is refused as such: 403 insufficient_scope, not
+    // the 404 or empty searchset of a hidden resource (issue 9).
+    let mut scopes = access::Scopes::parse(scope).expect("the row's scopes parse");
+    if let Some(p) = &launch {
+        scopes = scopes.with_patient(p.clone());
+    }
+    let uncovered = matches!(case.action, Action::Read | Action::Search | Action::History)
+        && !scopes.covers(ty, case.action, matches!(subject, Subj::System { .. }));
     let problem: Option<String> = match (case.action, expect.allow) {
+        _ if uncovered => (expect.allow
+            || r.status != StatusCode::FORBIDDEN
+            || v["resourceType"] != "OperationOutcome"
+            || !r
+                .www_authenticate
+                .as_deref()
+                .is_some_and(|h| h.contains(r#"error="insufficient_scope""#)))
+        .then(|| "expected 403 insufficient_scope (the scopes do not cover the type)".into()),
         (Action::Read, true) => (r.status != StatusCode::OK || v["id"] != json!(path_id))
             .then(|| "expected 200 with the resource".into()),
         (Action::Read, false) | (Action::History, false) => {

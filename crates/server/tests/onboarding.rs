@@ -444,7 +444,13 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
     assert_eq!(p.status, 200, "{}", p.body);
     let now = links_of(&s.store, "alex@example.com").await;
     assert_eq!(now[0]["active"], true);
-    assert!(now[0]["meta"]["tag"].is_null());
+    // The pending tag is gone; its section (contacts, given when it was written) stays.
+    assert_eq!(
+        now[0]["meta"]["tag"],
+        serde_json::json!([access::Section::Contacts.tag()]),
+        "{}",
+        now[0]
+    );
     assert_eq!(
         s.store.passport_states(now_us()).await.unwrap(),
         vec![(child.id.clone(), PassportState::Activated)]

@@ -638,15 +638,15 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     assert_eq!(form.status, 200, "{}", form.body);
     // The regional default is shown ticked: schools see the emergency section.
     assert!(form.body.contains("id=\"share-education-emergency\" name=\"share-education-emergency\" type=\"checkbox\" value=\"yes\" checked"));
-    assert!(!form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
-    // Keep every default except schools: no emergency, but allergies.
+    assert!(!form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
+    // Keep every default except schools: no emergency, but conditions.
     let mut fields: Vec<(String, String)> = Vec::new();
     let policy = access::RegionalPolicy::default();
     for sector in Sector::ALL {
         let mut wanted = policy.sector_default(sector);
         if sector == Sector::Education {
             wanted.remove(Section::Emergency);
-            wanted.insert(Section::Allergies);
+            wanted.insert(Section::Conditions);
         }
         for s in wanted.iter() {
             fields.push((
@@ -697,7 +697,7 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     let expected = policy
         .sector_default(Sector::Education)
         .minus(access::SectionSet::of(&[Section::Emergency]))
-        .union(access::SectionSet::of(&[Section::Allergies]));
+        .union(access::SectionSet::of(&[Section::Conditions]));
     assert_eq!(view.visible, expected);
     assert_eq!(
         SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()])
@@ -713,7 +713,7 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     // The page now shows the choice; saving again is a new version of the same Consent.
     let form = parent.get(&format!("{path}?saved")).await;
     assert!(form.body.contains("id=\"saved\""));
-    assert!(form.body.contains("id=\"share-education-allergies\" name=\"share-education-allergies\" type=\"checkbox\" value=\"yes\" checked"));
+    assert!(form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
     let again = parent.submit(&path, &path, &refs[..refs.len() - 1]).await;
     assert_eq!(again.status, 303);
     let found = consents().await;
@@ -1079,5 +1079,233 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         second.body
     );
     assert!(!second.body.contains("Sally Safeguard"));
+    w.store.close().await;
+});
+
+/// The GET paths the web router serves, read from its source (`web::routes` and every
+/// router it merges), so a new page is covered without editing this list. `{*path}`
+/// (the static assets) is left out: those are not pages.
+fn page_routes() -> Vec<String> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+    let read = |rel: &str| {
+        std::fs::read_to_string(format!("{src}{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
+    let web = read("web/mod.rs");
+    let mut files = vec![web.clone()];
+    // `.merge(onboarding::routes())`, `.merge(crate::oauth::authorize::routes())`…
+    for part in web.split(".merge(").skip(1) {
+        let module = part[..part.find("::routes()").expect("a merged routes()")]
+            .trim_start_matches("crate::");
+        let rel = if module.contains("::") {
+            format!("{}.rs", module.replace("::", "/"))
+        } else {
+            format!("web/{module}.rs")
+        };
+        files.push(read(&rel));
+    }
+    let mut out = Vec::new();
+    for file in &files {
+        let routes = &file[file.find("fn routes()").expect("fn routes()")..];
+        let routes = &routes[..routes.find("\n}").unwrap()];
+        for call in routes.split(".route(").skip(1) {
+            let call = call.trim_start();
+            let path = &call[1..call[1..].find('"').unwrap() + 1];
+            let handlers = &call[..call.find(".route(").unwrap_or(call.len())];
+            if handlers.contains("get(") && !path.contains("{*") {
+                out.push(path.to_owned());
+            }
+        }
+    }
+    assert!(out.len() > 15, "the routes were not found: {out:?}");
+    out
+}
+
+/// The text a person sees: the page without tags, scripts, styles and comments.
+fn visible_text(html: &str) -> String {
+    let mut s = html.to_owned();
+    for (open, close) in [
+        ("<script", "</script>"),
+        ("<style", "</style>"),
+        ("<!--", "-->"),
+    ] {
+        while let Some(a) = s.find(open) {
+            let b = s[a..].find(close).map_or(s.len(), |b| a + b + close.len());
+            s.replace_range(a..b, " ");
+        }
+    }
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Whether `text` has a date written as `YYYY-MM-DD` (pages write dates for people).
+fn iso_date(text: &str) -> Option<&str> {
+    let b = text.as_bytes();
+    (0..b.len().saturating_sub(9)).find_map(|i| {
+        let w = &b[i..i + 10];
+        let digits = |r: std::ops::Range<usize>| w[r].iter().all(u8::is_ascii_digit);
+        let edge = |j: Option<usize>| j.is_none_or(|j| !b[j].is_ascii_digit());
+        (digits(0..4)
+            && w[4] == b'-'
+            && digits(5..7)
+            && w[7] == b'-'
+            && digits(8..10)
+            && edge(i.checked_sub(1))
+            && edge(Some(i + 10).filter(|j| *j < b.len())))
+        .then(|| &text[i..i + 10])
+    })
+}
+
+/// What no page may show: template syntax, serde_json internals or an ISO date.
+fn render_faults(text: &str) -> Vec<String> {
+    let mut faults: Vec<String> = ["$serde_json", "serde_json::", "{{", "}}", "{%", "%}"]
+        .iter()
+        .filter(|n| text.contains(*n))
+        .map(|n| format!("shows {n:?}"))
+        .collect();
+    if let Some(d) = iso_date(text) {
+        faults.push(format!("shows the ISO date {d}"));
+    }
+    faults
+}
+
+#[test]
+fn render_faults_are_found() {
+    assert!(render_faults("for 4 hours, born 27 March 2019").is_empty());
+    for bad in [
+        "for {'$serde_json::private::Number': '4'} hours",
+        "Hello {{ name }}",
+        "{% if x %}",
+        "born 2019-03-27.",
+    ] {
+        assert!(!render_faults(bad).is_empty(), "{bad}");
+    }
+    assert!(render_faults("NHS Number 943 476 5919, code 12345-67-890").is_empty());
+    assert_eq!(
+        visible_text("<p title=\"2019-03-27\">a<script>{{x}}</script> &amp; b</p>").trim(),
+        "a  & b"
+    );
+}
+
+// Every page the web router serves, GET for a signed-out visitor, family members, a
+// clinician in the care team, one on break-glass, school staff, an organisation admin, a
+// privacy officer and the regional admin: no page shows template syntax, serde_json's
+// internals (`{'$serde_json::private::Number': '4'}`, issue 9) or an ISO date.
+on_both_databases!(every_page_renders_for_everyone, |srv| {
+    let w = world(&srv.database_url).await;
+    // A break-glass grant (its page), an invitation (its code) and a reset link.
+    let mut er = signed_in_staff(&srv.base, &w.er_clinician).await;
+    let p = er
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "27/03/2019"),
+                ("reason", "Unconscious in A&E"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let grant = p.location.trim_start_matches("/break-glass/").to_owned();
+    let (invitation, code) = onboarding::new_invitation(
+        &w.child,
+        None,
+        Some(&w.hospital),
+        None,
+        passport_server::clock::now_us(),
+        3600,
+    );
+    w.store.create_invitations(vec![invitation]).await.unwrap();
+    let reset = directory::issue_password_reset(&w.store, &w.stranger, &srv.base, 3600)
+        .await
+        .unwrap();
+    let reset_token = reset.rsplit('/').next().unwrap().to_owned();
+    let fill = |route: &str| -> String {
+        let mut path = route.to_owned();
+        for (param, value) in [
+            ("{patient}", w.child.as_str()),
+            ("{grant}", grant.as_str()),
+            ("{code}", code.as_str()),
+            ("{token}", reset_token.as_str()),
+            ("{provider}", "nhs-login"),
+        ] {
+            path = path.replace(param, value);
+        }
+        assert!(!path.contains('{'), "no value for a parameter of {route}");
+        path
+    };
+    let routes = page_routes();
+    for must in ["/break-glass", "/register", "/reset-password/{token}"] {
+        assert!(routes.iter().any(|r| r == must), "{must} not in {routes:?}");
+    }
+
+    let mut visitors = vec![
+        ("signed out", Browser::new(&srv.base)),
+        ("parent", signed_in_family(&srv.base, &w.parent).await),
+        ("relative", signed_in_family(&srv.base, &w.relative).await),
+        (
+            "care clinician",
+            signed_in_staff(&srv.base, &w.care_clinician).await,
+        ),
+        ("break-glass clinician", er),
+        ("teacher", signed_in_staff(&srv.base, &w.teacher).await),
+        ("org admin", signed_in_staff(&srv.base, &w.org_admin).await),
+        (
+            "privacy officer",
+            signed_in_staff(&srv.base, &w.er_officer).await,
+        ),
+        (
+            "regional admin",
+            signed_in_staff(&srv.base, &w.regional).await,
+        ),
+    ];
+    let mut faults = Vec::new();
+    let mut pages = 0;
+    for (who, browser) in &mut visitors {
+        for route in &routes {
+            let path = fill(route);
+            let page = browser.get(&path).await;
+            assert!(page.status < 500, "{who} GET {path}: {}", page.status);
+            let html = page
+                .headers
+                .get("content-type")
+                .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+            if !html {
+                continue;
+            }
+            pages += 1;
+            for f in render_faults(&visible_text(&page.body)) {
+                faults.push(format!("{who} GET {path} ({}): {f}", page.status));
+            }
+        }
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+    assert!(pages > routes.len() * 5, "only {pages} pages were seen");
+
+    // The pages that showed issue 9's numbers, with the numbers right.
+    let mut signed_out = Browser::new(&srv.base);
+    let register = visible_text(&signed_out.get("/register").await.body);
+    assert!(register.contains("12 characters"), "{register}");
+    let reset_page = visible_text(&signed_out.get(&fill("/reset-password/{token}")).await.body);
+    assert!(reset_page.contains("12 characters"), "{reset_page}");
+    let (_, er) = &mut visitors[4];
+    let bg = visible_text(&er.get("/break-glass").await.body);
+    assert!(bg.contains("for 4 hours"), "{bg}");
     w.store.close().await;
 });

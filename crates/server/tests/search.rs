@@ -66,6 +66,43 @@ fn observation(subject: &str, code: &str, when: &str, value: f64) -> Value {
     })
 }
 
+/// The harness's check finds what FHIR JSON forbids.
+#[test]
+fn the_fhir_json_check_finds_empty_values() {
+    assert!(
+        fhir_json_faults(&json!({"resourceType": "Bundle", "total": 0, "entry": [{"a": 1}]}))
+            .is_empty()
+    );
+    assert_eq!(
+        fhir_json_faults(&json!({"entry": [], "meta": {}, "id": "", "x": [{"y": [""]}]})),
+        vec![
+            "$.entry: []",
+            "$.meta: {}",
+            "$.id: \"\"",
+            "$.x[0].y[0]: \"\""
+        ]
+    );
+}
+
+// An empty result is a Bundle without `entry` (never `"entry": []`), with or without a
+// total, searching a type, a compartment, `_history` or through `_search`.
+on_both_databases!(empty_results_have_no_empty_entry, |srv| {
+    for path in [
+        "/fhir/Patient?family=nobody-at-all",
+        "/fhir/Observation?code=none&_total=accurate",
+        "/fhir/Patient/none/Observation",
+        "/fhir/Condition/_history",
+        "/fhir/Patient?family=nobody-at-all&_summary=count",
+    ] {
+        let resp = srv.client.get(srv.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["resourceType"], "Bundle", "{path}: {body}");
+        assert!(body.get("entry").is_none(), "{path}: {body}");
+        assert!(fhir_json_faults(&body).is_empty(), "{path}: {body}");
+    }
+});
+
 // For each case: two resources that differ in one parameter's value, and a query that must
 // find exactly the first. All failures are reported together.
 on_both_databases!(each_parameter_matches_and_excludes, |srv| {
@@ -776,13 +813,15 @@ on_both_databases!(every_declared_parameter_is_accepted, |srv| {
             let mut ser = form_urlencoded_like(chunk);
             ser.insert(0, '?');
             let path = format!("/fhir/{ty}{ser}");
-            let resp = srv
-                .client
-                .get(srv.url(&path))
-                .header("prefer", "handling=strict")
-                .send()
-                .await
-                .unwrap();
+            let resp = common::checked(
+                srv.client
+                    .get(srv.url(&path))
+                    .header("prefer", "handling=strict")
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             checked += chunk.len();
             if resp.status() != StatusCode::OK {
                 failures.push(format!(

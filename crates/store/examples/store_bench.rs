@@ -10,7 +10,7 @@
 //!
 //! MODE is `token` (default: ~1 KiB bodies with one identifier token each) or `patient`:
 //! the UK Core example Patient (`PASSPORT_BENCH_PATIENT`, default
-//! /work/shared/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json)
+//! testdata/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json)
 //! with a fresh UUIDv7 id each time and its real index entries (`fhir::search::extract`,
 //! run once on the template; each write substitutes its id). After the writes it prints the database's
 //! size per resource (for `sqlite://PATH` and PostgreSQL; not for `sqlite::memory:`).
@@ -46,8 +46,11 @@ const PLACEHOLDER: &str = "00000000-0000-7000-8000-000000000000";
 
 fn patient_template() -> Template {
     let path = std::env::var("PASSPORT_BENCH_PATIENT").unwrap_or_else(|_| {
-        "/work/shared/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json"
-            .into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/fhir-examples/uk-core-stu2/Patient/UKCore-Patient-RichardSmith-Example.json"
+        )
+        .into()
     });
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut v: serde_json::Value =

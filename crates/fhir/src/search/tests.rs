@@ -1,4 +1,4 @@
-//! Extraction over the shared example corpus, and the definitions as a whole.
+//! Extraction over the example corpus (`testdata/fhir-examples`), and the definitions as a whole.
 
 use super::*;
 use serde_json::Value;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fhir-examples"
+        "/../../testdata/fhir-examples"
     ))
 }
 

@@ -1,4 +1,4 @@
-//! Shared helpers: the example corpus in `shared/fhir-examples` beside the repository.
+//! Shared helpers: the example corpus in `testdata/fhir-examples` (in the repository).
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 pub fn examples_dir() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fhir-examples"
+        "/../../testdata/fhir-examples"
     ))
 }
 

@@ -143,6 +143,34 @@ impl<'a> Guard<'a> {
         Ok(d)
     }
 
+    /// Refuses `action` (read, history or search) on a type the token's scopes do not
+    /// cover at all, granular scopes included: 403 `insufficient_scope` naming the scope
+    /// it would need. An app must be able to tell "nothing recorded" from "not allowed to
+    /// ask". Resources of a covered type that the caller may not see stay hidden exactly
+    /// as missing ones are (the decision, per resource); `_include`, `_revinclude`,
+    /// `$everything` and system-wide history leave uncovered types out instead.
+    pub fn require_scope(&self, resource_type: &str, action: Action) -> ApiResult<()> {
+        let subject = &self.caller.subject;
+        let is_system = matches!(subject.identity, access::Identity::System(_));
+        if subject.scopes.covers(resource_type, action, is_system) {
+            return Ok(());
+        }
+        let scope = subject
+            .scopes
+            .needed_scope(resource_type, action, is_system);
+        let verb = match action {
+            Action::Search => "search",
+            Action::History => "read the history of",
+            _ => "read",
+        };
+        Err(ApiError::InsufficientScope {
+            message: format!(
+                "this access token's scopes do not allow it to {verb} {resource_type} resources; it needs the scope {scope}"
+            ),
+            scope,
+        })
+    }
+
     /// Whether the caller's role may create passports: the decision allows them to
     /// create a Patient that is no child's yet (the onboarding roles and systems, whose
     /// token's scopes allow it).

@@ -1062,6 +1062,7 @@ async fn attempt_transaction(
                     unreachable!()
                 };
                 let map = request::validate(map).map_err(|e| fail(i, e))?;
+                let map = request::with_sections(map, live);
                 if let Some(l) = live
                     && !crate::authz::may_touch(&mut guard, access::Action::Update, &l.body)
                         .await

@@ -176,7 +176,8 @@ pub async fn update(
                     }
                     None => uuid::Uuid::now_v7().to_string(),
                 };
-                let new = Value::Object(map.clone());
+                let created = request::with_sections(map.clone(), None);
+                let new = Value::Object(created.clone());
                 guard
                     .write(
                         access::Action::Create,
@@ -186,7 +187,7 @@ pub async fn update(
                         Some(&new),
                     )
                     .await?;
-                let mut write = crud::prepare(&resource_type, &id, map.clone(), None);
+                let mut write = crud::prepare(&resource_type, &id, created, None);
                 // A hidden match would trip the in-transaction check: it plays no part.
                 write.unless_exists = if m.hidden { None } else { tokens.clone() };
                 let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);

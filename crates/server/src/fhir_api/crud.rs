@@ -125,7 +125,7 @@ pub async fn create(
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
     request::require_type(&map, &resource_type)?;
-    let mut map = request::validate(map)?;
+    let mut map = request::with_sections(request::validate(map)?, None);
     // The server assigns ids: a client-sent one plays no part in the decision either.
     map.remove("id");
     let mut guard = Guard::new(&st, &caller);
@@ -236,6 +236,7 @@ pub async fn read(
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Read)?;
     let mut stored = current(&mut guard, &resource_type, &id).await?;
     stored.body = guard
         .read(access::Action::Read, &resource_type, &id, &stored.body)
@@ -355,6 +356,7 @@ pub async fn vread(
         ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
     })?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Read)?;
     let missing = || ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"));
     match st.store.vread(&resource_type, &id, version).await? {
         None => Err(missing()),
@@ -516,7 +518,7 @@ pub(crate) async fn write_with_retry(
                 return Err(precondition_failed(resource_type, id, w, current));
             }
         }
-        let map = next(live)?;
+        let map = request::with_sections(next(live)?, live);
         let new = Value::Object(map);
         refuse_other_child(guard, existing.as_ref(), &new).await?;
         let created = live.is_none();

@@ -41,6 +41,7 @@ pub async fn type_level(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::History)?;
     history(&mut guard, Some(resource_type), None, q, &headers).await
 }
 
@@ -53,6 +54,7 @@ pub async fn instance(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::History)?;
     // The resource's history exists for the caller only if its latest content is theirs
     // to see.
     let visible = match latest_body(&st, &resource_type, &id).await? {

@@ -155,6 +155,23 @@ pub fn validate(mut map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
     Ok(map)
 }
 
+/// Gives a body written without any section tag its sections (`access::ensure_sections`,
+/// docs/SECURITY.md §5): an update keeps those of `previous`, the version it replaces;
+/// a create (or an update of an item that had none) gets its type's default. Every FHIR
+/// API write (create, update, patch, conditional create and update, batch and transaction
+/// entries) passes through here after [`validate`], where the version it replaces is
+/// known, and before its access decision, so the decision sees the sections stored.
+pub fn with_sections(
+    mut map: Map<String, Value>,
+    previous: Option<&passport_store::Stored>,
+) -> Map<String, Value> {
+    let previous = previous
+        .filter(|p| !p.deleted)
+        .and_then(|p| serde_json::from_slice::<Value>(&p.body).ok());
+    access::ensure_sections(&mut map, previous.as_ref());
+    map
+}
+
 /// The version named by `If-Match: W/"n"` (or `"n"`), if the header is present.
 pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
     version_header(headers, header::IF_MATCH)

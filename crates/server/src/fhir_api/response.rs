@@ -239,19 +239,52 @@ impl BundleWriter {
         self
     }
 
-    /// The finished bundle as a 200 `application/fhir+json` response (with `entry: []` when
-    /// there are no entries).
+    /// The finished bundle as a 200 `application/fhir+json` response. Without entries it
+    /// has no `entry` at all: FHIR JSON has no empty arrays (R4 §2.6.2).
     pub fn finish(mut self) -> Response {
         if self.entries == 0 {
             self.close_links();
-            self.w.raw(br#","entry":["#);
+            self.w.raw(b"}");
+        } else {
+            self.w.raw(b"]}");
         }
-        self.w.raw(b"]}");
         (
             StatusCode::OK,
             [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
             self.w.into_bytes(),
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_empty_bundle_has_no_entry_member() {
+        let empty = body(BundleWriter::new("searchset", Some(0)).finish()).await;
+        assert!(empty.get("entry").is_none(), "{empty}");
+        assert_eq!(empty["total"], 0);
+        let mut w = BundleWriter::new("searchset", Some(0));
+        w.link("self", "http://x/fhir/Patient");
+        let linked = body(w.finish()).await;
+        assert!(linked.get("entry").is_none(), "{linked}");
+        assert_eq!(linked["link"][0]["relation"], "self");
+        let mut w = BundleWriter::new("history", None);
+        w.entry(
+            Some("http://x/fhir/Patient/1"),
+            Some(br#"{"resourceType":"Patient"}"#),
+            |_| {},
+        );
+        let one = body(w.finish()).await;
+        assert_eq!(one["entry"].as_array().map(Vec::len), Some(1), "{one}");
     }
 }

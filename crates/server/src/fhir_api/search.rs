@@ -837,6 +837,7 @@ pub async fn type_get(
     request::check_accept(&headers)?;
     let pairs = pairs_of(q.as_deref().unwrap_or(""));
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Search)?;
     if resource_type == "AuditEvent" {
         return super::audit_search::search(&mut guard, &pairs).await;
     }
@@ -858,6 +859,7 @@ pub async fn type_post(
     let mut pairs = pairs_of(q.as_deref().unwrap_or(""));
     pairs.extend(pairs_of(&String::from_utf8_lossy(&bytes)));
     let mut guard = Guard::new(&st, &caller);
+    guard.require_scope(&resource_type, access::Action::Search)?;
     if resource_type == "AuditEvent" {
         return super::audit_search::search(&mut guard, &pairs).await;
     }
@@ -885,6 +887,7 @@ pub async fn compartment(
         return everything(&mut guard, &id, pairs).await;
     }
     require_supported(&member)?;
+    guard.require_scope(&member, access::Action::Search)?;
     let params: Vec<&String> = fhir::compartment::patient_params(&member)
         .iter()
         .filter(|p| p.as_str() != fhir::compartment::SELF)
@@ -1177,7 +1180,10 @@ async fn everything(
 ) -> ApiResult<Response> {
     let st = guard.st;
     let base = st.config.base();
-    // The caller must be able to see the child's Patient record, or there is no child.
+    // The operation reads the child's Patient record: the token must cover Patient (the
+    // other types it does not cover are left out of the result, not refused), and the
+    // caller must be able to see that record, or there is no child.
+    guard.require_scope("Patient", access::Action::Read)?;
     let patient = st.store.read("Patient", id).await?.filter(|s| !s.deleted);
     let seen = match &patient {
         Some(p) => guard

@@ -30,7 +30,9 @@ use serde_json::{Value, json};
 use super::{CodeRequest, jwt, token};
 use crate::AppState;
 use crate::web::session::{self, Current};
-use crate::web::templates::{FieldError, csrf_refused, field_error, message, page, see_other};
+use crate::web::templates::{
+    FieldError, csrf_refused, field_error, long_date, message, page, see_other,
+};
 use crate::web::{WebError, auth, csp_with_form_targets};
 
 /// How long a launch value works (SMART: short-lived; it is used within seconds).
@@ -175,28 +177,6 @@ fn display_name(patient: &Value) -> String {
         Some(d) => format!("{name} (born {d})"),
         None => name,
     }
-}
-
-fn long_date(ymd: &str) -> Option<String> {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let mut it = ymd.splitn(3, '-');
-    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-    let m: usize = m.parse().ok()?;
-    let d: u8 = d.parse().ok()?;
-    Some(format!("{d} {} {y}", MONTHS.get(m.checked_sub(1)?)?))
 }
 
 /// The family P9 rule (web/oidc.rs): a family member signed in through a provider without

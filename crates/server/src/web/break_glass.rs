@@ -25,7 +25,9 @@ use serde_json::{Value, json};
 use super::child_facts;
 use super::guard::{self, PageResult, SignedIn, field, forbidden, form};
 use super::onboarding::{find_child, parse_birth_date, parse_nhs_number};
-use super::templates::{FieldError, csrf_refused, field_error, message, page, see_other};
+use super::templates::{
+    FieldError, csrf_refused, field_error, long_date, message, page, see_other,
+};
 use crate::audit::{
     AuditEventSpec, EventKind, Interaction, Named, Purpose, Who, plain_resource, uk_time,
 };
@@ -331,7 +333,7 @@ pub async fn content(
     Ok(page(
         StatusCode::OK,
         "break_glass_content.html",
-        json!({ "child": p.name, "birth_date": p.birth_date, "nhs_number": p.nhs_number, "items": items,
+        json!({ "child": p.name, "birth_date": long_date(&p.birth_date).unwrap_or_else(|| "not recorded".into()), "nhs_number": p.nhs_number, "items": items,
                 "expires": uk_time(grant.expires_us), "reason": grant.reason }),
     ))
 }

@@ -113,6 +113,8 @@ async fn write_new(store: &Store, resource: Value) -> Result<String> {
     let Value::Object(mut map) = resource else {
         return Err(DirectoryError::Invalid("not a JSON object".into()));
     };
+    // Directory entries belong to no child (no section); a child's item gets its default.
+    access::ensure_sections(&mut map, None);
     let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
     let id = map["id"].as_str().unwrap_or_default().to_owned();
     let now = clock::now_us();

@@ -232,7 +232,9 @@ fn new_id() -> String {
 }
 
 /// A validated, stamped, indexed write of a new version of `resource` (replacing
-/// `replaces`, or new).
+/// `replaces`, or new). The pages' one write path: an item without a section tag gets its
+/// type's default (`access::ensure_sections`; the pages build each new version from the
+/// current one, so an update carries its sections already).
 pub fn resource_write(
     resource: Value,
     replaces: Option<i64>,
@@ -248,6 +250,7 @@ pub fn resource_write(
     let Value::Object(mut map) = resource else {
         return Err(DirectoryError::Invalid("not a JSON object".into()));
     };
+    access::ensure_sections(&mut map, None);
     let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
     let id = map["id"].as_str().unwrap_or_default().to_owned();
     let version = replaces.unwrap_or(0) + 1;
@@ -612,9 +615,17 @@ pub async fn decide(
     let account = store.account_by_login(&req.adult_email).await?;
     if confirm {
         v["active"] = json!(true);
-        // The pending tag goes; `meta` is stamped afresh.
-        if let Some(m) = v.as_object_mut() {
-            m.remove("meta");
+        // The pending tag goes (other tags, such as its section, stay); `meta` is stamped
+        // afresh.
+        if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
+            if let Some(tags) = meta.get_mut("tag").and_then(Value::as_array_mut) {
+                tags.retain(|t| t["system"] != LINK_STATUS_SYSTEM);
+                if tags.is_empty() {
+                    meta.remove("tag");
+                }
+            }
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
         }
         store
             .write(resource_write(v, Some(rp.version_id), now)?)

@@ -119,11 +119,42 @@ pub fn field_error(field: &'static str, text: impl Into<String>) -> FieldError {
     }
 }
 
+/// `v` as a template value. Every page's context passes through here, never through
+/// minijinja's serde support: with serde_json's `arbitrary_precision` (on in this workspace,
+/// so stored decimals keep their text) a number serialises as a one-key map, which a page
+/// would show as `{'$serde_json::private::Number': '4'}`. Here numbers become numbers
+/// (integers when they are integers) and the rest maps one to one.
+pub fn template_value(v: &Value) -> minijinja::Value {
+    use minijinja::Value as T;
+    match v {
+        Value::Null => T::from(()),
+        Value::Bool(b) => T::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                T::from(i)
+            } else if let Some(u) = n.as_u64() {
+                T::from(u)
+            } else if let Some(f) = n.as_f64() {
+                T::from(f)
+            } else {
+                T::from(n.to_string())
+            }
+        }
+        Value::String(s) => T::from(s.as_str()),
+        Value::Array(items) => T::from(items.iter().map(template_value).collect::<Vec<_>>()),
+        Value::Object(map) => T::from(
+            map.iter()
+                .map(|(k, v)| (T::from(k.as_str()), template_value(v)))
+                .collect::<std::collections::BTreeMap<T, T>>(),
+        ),
+    }
+}
+
 /// Renders `name` with `ctx` as an HTML response with `status`.
 pub fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
     let rendered = env()
         .get_template(name)
-        .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&ctx))))
+        .and_then(|t| t.render(template_value(&ctx)))
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, template = name, "template failed");
             String::from("<!DOCTYPE html><html lang=\"en-GB\"><head><title>Error – Passport</title></head><body><main><h1>Sorry, there is a problem with the service</h1></main></body></html>")
@@ -148,6 +179,29 @@ pub fn message(
         "message.html",
         json!({ "heading": heading, "paragraphs": paragraphs, "is_error": status.is_client_error() || status.is_server_error(), "link": link.map(|(href, text)| json!({ "href": href, "text": text })) }),
     )
+}
+
+/// A FHIR date (`YYYY-MM-DD`) as people write it: "27 March 2019"; `None` if it is not one.
+pub fn long_date(ymd: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let mut it = ymd.splitn(3, '-');
+    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
+    let m: usize = m.parse().ok()?;
+    let d: u8 = d.parse().ok()?;
+    Some(format!("{d} {} {y}", MONTHS.get(m.checked_sub(1)?)?))
 }
 
 /// A 303 to `to` (after a form POST).
@@ -192,5 +246,17 @@ mod tests {
             json!({ "email": "<script>", "csrf_token": "t", "errors": Vec::<FieldError>::new() }),
         );
         assert_eq!(resp.status(), StatusCode::OK);
+    }
+
+    /// Numbers reach a template as numbers, not as serde_json's `arbitrary_precision` map.
+    #[test]
+    fn numbers_render_as_numbers() {
+        let ctx = json!({ "n": 4, "big": u64::MAX, "x": 1.5, "list": [12], "m": { "k": 7 } });
+        let out = env()
+            .template_from_str("{{ n }} {{ big }} {{ x }} {{ list[0] }} {{ m.k }} {{ n + 1 }}")
+            .unwrap()
+            .render(template_value(&ctx))
+            .unwrap();
+        assert_eq!(out, format!("4 {} 1.5 12 7 5", u64::MAX));
     }
 }

@@ -148,7 +148,7 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
+        checked(self.client.get(self.url(path)).send().await.expect("GET")).await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Response {
@@ -160,11 +160,14 @@ impl TestServer {
     }
 
     pub async fn delete(&self, path: &str) -> Response {
-        self.client
-            .delete(self.url(path))
-            .send()
-            .await
-            .expect("DELETE")
+        checked(
+            self.client
+                .delete(self.url(path))
+                .send()
+                .await
+                .expect("DELETE"),
+        )
+        .await
     }
 
     /// Sends `body` as `application/fhir+json` with extra headers.
@@ -183,7 +186,7 @@ impl TestServer {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        req.send().await.expect("request")
+        checked(req.send().await.expect("request")).await
     }
 
     /// Sends a raw text body with an optional content type and extra headers.
@@ -205,7 +208,7 @@ impl TestServer {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        req.send().await.expect("request")
+        checked(req.send().await.expect("request")).await
     }
 
     /// Creates `resource` and returns its id (asserting 201).
@@ -242,7 +245,9 @@ pub async fn json_body(resp: Response) -> Value {
             .is_some_and(|c| c.starts_with("application/fhir+json")),
         "content type was {ct:?}"
     );
-    resp.json().await.expect("JSON body")
+    let body: Value = resp.json().await.expect("JSON body");
+    assert_fhir_json(&body);
+    body
 }
 
 /// Asserts `resp` has `status` and an OperationOutcome body; returns the outcome.
@@ -277,9 +282,9 @@ pub fn etag(resp: &Response) -> String {
         .to_owned()
 }
 
-/// The shared example corpus, beside the repository.
+/// The example corpus in the repository (`testdata/fhir-examples`).
 pub fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fhir-examples")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/fhir-examples")
 }
 
 /// Defines one test per backend: `NAME::sqlite` and `NAME::postgres`.
@@ -307,4 +312,75 @@ macro_rules! on_both_databases {
             }
         }
     };
+}
+
+/// Where `v` has an empty array, object or string (by JSON path). FHIR JSON has none: an
+/// element is either absent or has content (R4 §2.6.2, "JSON Representation").
+pub fn fhir_json_faults(v: &Value) -> Vec<String> {
+    fn walk(v: &Value, path: &mut String, out: &mut Vec<String>) {
+        let len = path.len();
+        match v {
+            Value::Array(a) if a.is_empty() => out.push(format!("{path}: []")),
+            Value::Object(o) if o.is_empty() => out.push(format!("{path}: {{}}")),
+            Value::String(s) if s.is_empty() => out.push(format!("{path}: \"\"")),
+            Value::Array(a) => {
+                for (i, item) in a.iter().enumerate() {
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(o) => {
+                for (k, item) in o {
+                    path.push('.');
+                    path.push_str(k);
+                    walk(item, path, out);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut String::from("$"), &mut out);
+    out
+}
+
+/// Asserts `v` is FHIR JSON without empty arrays, objects or strings.
+#[track_caller]
+pub fn assert_fhir_json(v: &Value) {
+    let faults = fhir_json_faults(v);
+    assert!(
+        faults.is_empty(),
+        "FHIR JSON may not have empty arrays, objects or strings: {} in {v}",
+        faults.join(", ")
+    );
+}
+
+/// `resp`, after checking its body when it is FHIR JSON ([`assert_fhir_json`]). Every
+/// response the harness's request helpers return passes through here, so every suite
+/// that uses them (api.rs, search.rs, bundles.rs, …) checks every FHIR body it gets.
+pub async fn checked(resp: Response) -> Response {
+    let fhir = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/fhir+json"));
+    if !fhir {
+        return resp;
+    }
+    let status = resp.status();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("response body");
+    if !bytes.is_empty() {
+        let v: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("a FHIR JSON body that is not JSON ({e})"));
+        assert_fhir_json(&v);
+    }
+    let mut rebuilt = axum::http::Response::new(bytes);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    Response::from(rebuilt)
 }
