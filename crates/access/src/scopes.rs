@@ -354,8 +354,8 @@ impl Scopes {
     }
 }
 
-/// One way a token's scopes let a search see resources of one type: the search form of
-/// [`Scopes::check`] for [`Action::Search`], used by [`crate::search_view`].
+/// One way a token's scopes let a search (or a history listing) see resources of one
+/// type: the query form of [`Scopes::check`], used by [`crate::search_view`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SearchScope {
     /// Resources in a child's record: of any child (`Some(None)`), only of the launch
@@ -368,9 +368,14 @@ pub(crate) struct SearchScope {
 }
 
 impl Scopes {
-    /// The scopes that let a search see resources of `resource_type` at all, each as a
-    /// [`SearchScope`]; empty when none does. Mirrors [`Scopes::check`] exactly.
-    pub(crate) fn search_scopes(&self, resource_type: &str, is_system: bool) -> Vec<SearchScope> {
+    /// The scopes that let `action` (search or history) see resources of `resource_type` at
+    /// all, each as a [`SearchScope`]; empty when none does. Mirrors [`Scopes::check`].
+    pub(crate) fn search_scopes(
+        &self,
+        resource_type: &str,
+        action: Action,
+        is_system: bool,
+    ) -> Vec<SearchScope> {
         if self.unrestricted {
             return vec![SearchScope {
                 child: Some(None),
@@ -378,7 +383,7 @@ impl Scopes {
                 tags: Vec::new(),
             }];
         }
-        let needed = Permissions::for_action(Action::Search);
+        let needed = Permissions::for_action(action);
         let mut out = Vec::new();
         for s in &self.resources {
             if !s.covers_type(resource_type) || !s.permissions.contains(needed) {
@@ -390,7 +395,11 @@ impl Scopes {
             let (child, no_child) = match s.context {
                 ScopeContext::System => (is_system.then_some(None), is_system),
                 ScopeContext::User => ((!is_system).then_some(None), !is_system),
-                ScopeContext::Patient => (self.patient.clone().map(Some), self.patient.is_some()),
+                // Reference data through a patient scope: reading and searching only.
+                ScopeContext::Patient => (
+                    self.patient.clone().map(Some),
+                    self.patient.is_some() && matches!(action, Action::Read | Action::Search),
+                ),
             };
             if child.is_some() || no_child {
                 out.push(SearchScope {

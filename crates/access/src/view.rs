@@ -185,18 +185,24 @@ pub fn reach(subject: &Subject) -> Reach {
     }
 }
 
-/// The search view of `resource_type` for `subject`, given the facts of the children in
-/// its [`reach`] (ignored for [`Reach::Everyone`]).
+/// The view of `resource_type` for `subject` listing resources with `action` —
+/// [`Action::Search`] for searches, [`Action::History`] for history (stricter: break-glass
+/// and patient scopes on reference data give no history) — given the facts of the
+/// children in its [`reach`] (ignored for [`Reach::Everyone`]).
 pub fn search_view<'a>(
     policy: &RegionalPolicy,
     subject: &Subject,
+    action: Action,
     resource_type: &str,
     children: impl IntoIterator<Item = &'a ChildFacts>,
     now: Timestamp,
 ) -> TypeView {
+    debug_assert!(matches!(action, Action::Search | Action::History));
     let identity = &subject.identity;
     let is_system = matches!(identity, Identity::System(_));
-    let scopes = subject.scopes.search_scopes(resource_type, is_system);
+    let scopes = subject
+        .scopes
+        .search_scopes(resource_type, action, is_system);
     let mut view = TypeView::default();
     if matches!(identity, Identity::Anonymous) || scopes.is_empty() {
         return view;
@@ -244,7 +250,8 @@ pub fn search_view<'a>(
                 (_, Reach::Nothing) => {}
                 _ => {
                     for child in children {
-                        if let Some(rule) = child_rule(policy, identity, resource_type, child, now)
+                        if let Some(rule) =
+                            child_rule(policy, identity, action, resource_type, child, now)
                         {
                             let address =
                                 !child.address_hidden || sees_hidden_address(subject, child);
@@ -313,12 +320,13 @@ fn push_unique(rules: &mut Vec<Rule>, rule: Rule) {
 fn child_rule(
     policy: &RegionalPolicy,
     identity: &Identity,
+    action: Action,
     resource_type: &str,
     child: &ChildFacts,
     now: Timestamp,
 ) -> Option<Rule> {
     if resource_type == "Consent" {
-        return consent(policy, identity, Action::Search, child, now)
+        return consent(policy, identity, action, child, now)
             .allow
             .then(Rule::everything);
     }
@@ -330,6 +338,8 @@ fn child_rule(
             tags: Vec::new(),
             cleared: a.cleared,
         }),
+        // Break-glass opens reading only: no history.
+        Access::BreakGlass if action != Action::Search => None,
         Access::BreakGlass => Some(Rule {
             sections: BREAK_GLASS_OPENS,
             untagged: false,

@@ -35,6 +35,8 @@ const SCOPES: &[&str] = &[
     "patient/Observation.rs",
     "patient/Condition.r",
     "user/*.rs",
+    "user/*.s",
+    "user/Observation.r",
     "user/*.cruds",
     "user/Observation.rs",
     "user/MedicationStatement.s",
@@ -274,18 +276,19 @@ proptest! {
         scopes in scopes(),
         child in child(),
         r in resource(),
+        action in prop::sample::select(vec![Action::Search, Action::History]),
     ) {
         let policy = RegionalPolicy::default();
         let subject = Subject::new(identity, scopes);
-        let view = search_view(&policy, &subject, &r.resource_type, [&child], now());
-        let decided = decide(&policy, &subject, Action::Search, &r, Some(&child), now());
+        let view = search_view(&policy, &subject, action, &r.resource_type, [&child], now());
+        let decided = decide(&policy, &subject, action, &r, Some(&child), now());
         prop_assert_eq!(view.admits(&r, &["c1"]), decided.allow, "in c1's record: {:?}", decided.reason);
-        let alone = decide(&policy, &subject, Action::Search, &r, None, now());
+        let alone = decide(&policy, &subject, action, &r, None, now());
         prop_assert_eq!(view.admits(&r, &[]), alone.allow, "no child: {:?}", alone.reason);
         // A child outside the caller's reach (whose facts the server does not load) loses
         // nothing: the view built without its facts still agrees with the decision.
         if !in_reach(&reach(&subject), &child) {
-            let without = search_view(&policy, &subject, &r.resource_type, [], now());
+            let without = search_view(&policy, &subject, action, &r.resource_type, [], now());
             prop_assert_eq!(without.admits(&r, &["c1"]), decided.allow, "outside reach: {:?}", decided.reason);
         }
         // The address flag is the redaction's rule (for the types redaction touches).
@@ -319,7 +322,14 @@ fn a_resource_in_two_records_needs_both() {
         SectionSet::of(&[Section::Conditions]),
         LabelSet::EMPTY,
     );
-    let view = search_view(&policy, &subject, "Observation", [&c1, &c2], now());
+    let view = search_view(
+        &policy,
+        &subject,
+        Action::Search,
+        "Observation",
+        [&c1, &c2],
+        now(),
+    );
     assert!(view.admits(&r, &["c1"]));
     assert!(!view.admits(&r, &["c2"]));
     assert!(!view.admits(&r, &["c1", "c2"]));

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use access::{ChildFacts, Children, Reach, Rule, Section, Subject, Timestamp, TypeView};
+use access::{Action, ChildFacts, Children, Reach, Rule, Section, Subject, Timestamp, TypeView};
 use passport_store::search::{ChildrenQuery, RowGrant, RowRule, View, Views};
 use passport_store::{AccessInputs, StoreError};
 use serde_json::Value;
@@ -83,7 +83,7 @@ pub struct CallerViews {
     subject: Subject,
     children: Vec<Arc<ChildFacts>>,
     now: Timestamp,
-    memo: Mutex<HashMap<String, Arc<View>>>,
+    memo: Mutex<HashMap<(Action, String), Arc<View>>>,
 }
 
 impl CallerViews {
@@ -135,26 +135,51 @@ impl CallerViews {
         })
     }
 
-    /// The `access` view of one type (for tests and the pages).
-    pub fn type_view(&self, resource_type: &str) -> TypeView {
+    /// The `access` view of one type for `action` (search or history).
+    pub fn type_view(&self, action: Action, resource_type: &str) -> TypeView {
         access::search_view(
             &self.policy,
             &self.subject,
+            action,
             resource_type,
             self.children.iter().map(|c| &**c),
             self.now,
         )
     }
+
+    /// What searches may see.
+    pub fn searching(&self) -> ActionViews<'_> {
+        ActionViews {
+            views: self,
+            action: Action::Search,
+        }
+    }
+
+    /// What history listings may see (stricter than searches: break-glass and patient
+    /// scopes on reference data give no history).
+    pub fn history(&self) -> ActionViews<'_> {
+        ActionViews {
+            views: self,
+            action: Action::History,
+        }
+    }
 }
 
-impl Views for CallerViews {
+/// A caller's views for one kind of listing, as the store applies them.
+pub struct ActionViews<'a> {
+    views: &'a CallerViews,
+    action: Action,
+}
+
+impl Views for ActionViews<'_> {
     fn view(&self, resource_type: &str) -> Arc<View> {
-        let mut memo = self.memo.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = memo.get(resource_type) {
+        let key = (self.action, resource_type.to_owned());
+        let mut memo = self.views.memo.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = memo.get(&key) {
             return v.clone();
         }
-        let v = Arc::new(to_store(&self.type_view(resource_type)));
-        memo.insert(resource_type.to_owned(), v.clone());
+        let v = Arc::new(to_store(&self.views.type_view(self.action, resource_type)));
+        memo.insert(key, v.clone());
         v
     }
 

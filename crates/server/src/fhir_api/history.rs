@@ -144,7 +144,10 @@ async fn history(
     let views = guard.views().await?;
     let mut entries = st
         .store
-        .history(&fetch, passport_store::search::Visibility::Caller(&*views))
+        .history(
+            &fetch,
+            passport_store::search::Visibility::Caller(&views.history()),
+        )
         .await?;
     let more = entries.len() > query.count;
     entries.truncate(query.count);

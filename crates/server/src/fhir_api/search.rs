@@ -806,7 +806,7 @@ pub async fn matching_ids(
     let views = guard.views().await?;
     let result = st
         .store
-        .search(&parsed.query, Visibility::Caller(&*views))
+        .search(&parsed.query, Visibility::Caller(&views.searching()))
         .await?;
     Ok(result.matches.into_iter().map(|m| m.id).collect())
 }
@@ -949,7 +949,7 @@ async fn run(
     let views = guard.views().await?;
     let mut result = st
         .store
-        .search(&parsed.query, Visibility::Caller(&*views))
+        .search(&parsed.query, Visibility::Caller(&views.searching()))
         .await?;
     if count_only {
         result.matches.clear();
@@ -1252,7 +1252,10 @@ async fn everything(
         after,
     };
     let views = guard.views().await?;
-    let mut rows = st.store.everything(&q, Visibility::Caller(&*views)).await?;
+    let mut rows = st
+        .store
+        .everything(&q, Visibility::Caller(&views.searching()))
+        .await?;
     if !wanted("Patient") {
         rows.retain(|m| !(m.resource_type == "Patient" && m.id == id));
     }
