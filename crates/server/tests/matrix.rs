@@ -17,12 +17,27 @@
 //!
 //! **Canaries.** A child with no care team and no family holds a resource in every section
 //! (and untagged) with every label (and none), each carrying a unique `CANARY-…` marker.
-//! Representative subjects (each staff sector, a parent, a young person, a system client)
-//! each get their own child, with an item hidden from them (safeguarding, `HIDDEN-…`).
-//! Searches, includes, history, totals, counts, `$everything`, compartment searches,
-//! reads, vreads, conditional writes, bundles and error paths must never show a marker or a
-//! hidden id, totals must count only what the subject sees, and a hidden resource must
-//! answer exactly as a nonexistent one does.
+//! Representative subjects (each staff sector; staff and a school's system through their
+//! organisation; a cleared clinician; break-glass; a parent, a foster carer with granted
+//! sections, a parent under a court order; a young person) each get their own child, whose
+//! Patient they see, with a hidden address and an item in every section and with every
+//! label (those they may not see are secrets for them). Searches, includes, history,
+//! totals, counts, `$everything`, compartment searches, reads, vreads, conditional writes,
+//! bundles and error paths must never show a marker or a hidden id, totals must count only
+//! what the subject sees, and a hidden resource must answer exactly as a nonexistent one
+//! does.
+//!
+//! **Criteria oracles.** Canaries and items carry a value for every parameter type (token,
+//! `:text`, string prefix / `:contains` / `:exact`, date, quantity, composite, reference,
+//! uri). A criterion that only hidden data meets must answer (status, body, total, next
+//! link, entries) exactly as one that nothing meets: on the item's type, through `_has` on
+//! the child's Patient, through chains, as a count; sorted and paged one at a time, a
+//! child's items come as the same search restricted to what the subject sees; a page of
+//! history or `$everything` as long as what they see has no next page; criteria and sort
+//! keys on a hidden address answer as if there were none. Positive controls (the regional
+//! client) show each probe finds what it was planted for. Every canary and hidden item is
+//! probed for every subject; every criterion of one item per type (the rest sampled, a
+//! different criterion per subject) keeps the run short.
 //!
 //! Rows that cannot be expressed over HTTP yet are skipped, counted and printed with the
 //! reason. All failures are collected and reported together.
@@ -1287,6 +1302,8 @@ enum Via {
     Own,
     /// A foster carer of a looked-after child, granted about me and emergency.
     FosterGranted,
+    /// A parent with parental responsibility under a court order withholding education.
+    CourtOrderEducation,
 }
 
 /// A representative subject for the leak checks.
@@ -1370,6 +1387,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
         Via::BreakGlass => format!("{kind:?} by break-glass"),
         Via::Own => format!("{kind:?}"),
         Via::FosterGranted => format!("{kind:?} (foster carer, granted about me + emergency)"),
+        Via::CourtOrderEducation => format!("{kind:?} (court order withholding education)"),
     };
     let login = format!("rep-{}@matrix.example", new_id());
     let password = "correct horse battery staple".to_owned();
@@ -1443,6 +1461,10 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
                 let mut link = FamilyLink::new("", "", FamilyRole::FosterCarer, false);
                 link.granted =
                     access::SectionSet::of(&[access::Section::AboutMe, access::Section::Emergency]);
+                links.push(w.related_person(&child, &link).await.expect("rp"));
+            } else if via == Via::CourtOrderEducation {
+                let mut link = FamilyLink::new("", "", FamilyRole::Parent, true);
+                link.court_order = Some(access::SectionSet::of(&[access::Section::Education]));
                 links.push(w.related_person(&child, &link).await.expect("rp"));
             } else {
                 let link = FamilyLink::new("", "", FamilyRole::Parent, true);
@@ -1656,6 +1678,7 @@ async fn leak_checks(w: &mut W<'_>, c: &Canaries) {
             Via::BreakGlass,
         ),
         (Who::Family, Via::FosterGranted),
+        (Who::Family, Via::CourtOrderEducation),
     ];
     let mut reps = Vec::new();
     for (n, (kind, via)) in kinds.into_iter().enumerate() {
@@ -2962,7 +2985,10 @@ async fn history_and_everything(w: &mut W<'_>, t: Option<&str>, who: &str, rep: 
         .iter()
         .map(|(ty, _)| format!("/fhir/{ty}/_history"))
         .collect();
-    bases.push("/fhir/Patient/_history".into());
+    // The child's Patient, reference data (which belongs to no child), and everything.
+    for ty in ["Patient", "Practitioner", "Organization"] {
+        bases.push(format!("/fhir/{ty}/_history"));
+    }
     bases.push("/fhir/_history".into());
     bases.push(format!("/fhir/Patient/{}/$everything", rep.own_child));
     for base in bases {
@@ -2975,7 +3001,8 @@ async fn history_and_everything(w: &mut W<'_>, t: Option<&str>, who: &str, rep: 
             continue; // not theirs to ask (checked elsewhere), or more than a page
         }
         let n = v["entry"].as_array().map_or(0, Vec::len);
-        for count in [n.max(1), 1] {
+        let counts = if n > 1 { vec![n, 1] } else { vec![1] };
+        for count in counts {
             let path = format!("{base}?_count={count}");
             let r = w.send(t, Method::GET, &path, None, &[]).await;
             w.leak_check(&format!("{who}: GET {path}"), &path, &r);
@@ -2983,7 +3010,7 @@ async fn history_and_everything(w: &mut W<'_>, t: Option<&str>, who: &str, rep: 
             if s.status != 200 || s.entries != n.min(count) || s.next != (n > count) {
                 w.fail_grouped(
                     format!(
-                        "history {} _count={} {s:?}",
+                        "history {who} {} _count={} {s:?}",
                         base.replace(&rep.own_child, "<child>"),
                         if count == 1 { "1" } else { "n" }
                     ),
