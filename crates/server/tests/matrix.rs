@@ -36,8 +36,8 @@
 //! history or `$everything` as long as what they see has no next page; criteria and sort
 //! keys on a hidden address answer as if there were none. Positive controls (the regional
 //! client) show each probe finds what it was planted for. Every canary and hidden item is
-//! probed for every subject; every criterion of one item per type (the rest sampled, a
-//! different criterion per subject) keeps the run short.
+//! probed for every subject: every criterion of a few items (see [`oracle_checks`]), and
+//! sampled criteria of the rest (a different one per subject), keep the run short.
 //!
 //! Rows that cannot be expressed over HTTP yet are skipped, counted and printed with the
 //! reason. All failures are collected and reported together.
@@ -2110,6 +2110,9 @@ fn compare(w: &mut W<'_>, who: &str, what: &str, sent: &str, h: &Resp, m: &Resp,
 const PAGE: &str = "&_count=1&_total=accurate";
 const COUNT: &str = "&_summary=count";
 const UCUM: &str = "http://unitsofmeasure.org";
+/// Item types that between them carry every parameter type (token, `:text`, string prefix /
+/// `:contains` / `:exact`, date, quantity, composite, reference, uri).
+const FULL_TYPES: [&str; 3] = ["Observation", "Condition", "Device"];
 /// The types of the planted items, and a parameter of each to sort by.
 const ORACLE_TYPES: [(&str, &str); 8] = [
     ("Observation", "date"),
@@ -2866,31 +2869,39 @@ async fn oracle_checks(
     }
 
     // Their own child's items hidden from them (the probe's case: the child's Patient is
-    // visible, items in it are not): every criterion of the first hidden item of each type,
-    // on the type and through `_has` on the child's Patient, also as a count; one criterion
-    // (a different one for each subject) of every other hidden item both ways; chains from a
+    // visible, items in it are not). The first hidden Observation, Condition and Device
+    // (which between them carry every parameter type): every criterion, on the type and
+    // through `_has` on the child's Patient, one also as a count. The first hidden item of
+    // each other type: two criteria on the type, one through `_has`. Every other hidden
+    // item: one criterion both ways (a different one for each subject). And chains from a
     // CarePlan they see, through the Patient and `_has`, and to the Conditions it refers to.
     let mut seen = std::collections::HashSet::new();
     for (k, i) in hidden.iter().enumerate() {
         let first = seen.insert(i.ty.clone());
-        let one = &i.probes[(k + n) % i.probes.len()];
-        let chosen: Vec<&Probe> = if first {
-            i.probes.iter().collect()
+        let every = first && FULL_TYPES.contains(&i.ty.as_str());
+        let pick = |j: usize| &i.probes[(k + n + j) % i.probes.len()];
+        let (on_type, through_has): (Vec<&Probe>, Vec<&Probe>) = if every {
+            (i.probes.iter().collect(), i.probes.iter().collect())
+        } else if first {
+            (vec![pick(0), pick(1)], vec![pick(0)])
         } else {
-            vec![one]
+            (vec![pick(0)], vec![pick(0)])
         };
-        for p in chosen {
-            for (what, hit, miss) in own_paths(rep, i, p) {
-                oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
-            }
+        for p in on_type {
+            let (what, hit, miss) = own_paths(rep, i, p).remove(0);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
         }
-        if first {
-            for (what, hit, miss) in own_paths(rep, i, one) {
+        for p in through_has {
+            let (what, hit, miss) = own_paths(rep, i, p).remove(1);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+        if every {
+            for (what, hit, miss) in own_paths(rep, i, pick(0)) {
                 oracle_pair(w, t, &who, &what, &hit, &miss, COUNT).await;
             }
         }
         let chains = own_chain_paths(rep, i, k + n);
-        let take = if first { chains.len() } else { 2 };
+        let take = if every { chains.len() } else { 2 };
         for (what, hit, miss) in chains.into_iter().take(take) {
             oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
         }
@@ -2937,7 +2948,6 @@ async fn sorted_and_paged(
     let n = ids.len();
     for (q, entries, next) in [
         (format!("_count={}&_total=accurate", n.max(1)), n, false),
-        ("_count=1&_total=accurate".to_owned(), n.min(1), n > 1),
         ("_summary=count".to_owned(), 0, false),
     ] {
         let path = format!("{base}&{q}");
