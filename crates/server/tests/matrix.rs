@@ -17,12 +17,27 @@
 //!
 //! **Canaries.** A child with no care team and no family holds a resource in every section
 //! (and untagged) with every label (and none), each carrying a unique `CANARY-…` marker.
-//! Representative subjects (each staff sector, a parent, a young person, a system client)
-//! each get their own child, with an item hidden from them (safeguarding, `HIDDEN-…`).
-//! Searches, includes, history, totals, counts, `$everything`, compartment searches,
-//! reads, vreads, conditional writes, bundles and error paths must never show a marker or a
-//! hidden id, totals must count only what the subject sees, and a hidden resource must
-//! answer exactly as a nonexistent one does.
+//! Representative subjects (each staff sector; staff and a school's system through their
+//! organisation; a cleared clinician; break-glass; a parent, a foster carer with granted
+//! sections, a parent under a court order; a young person) each get their own child, whose
+//! Patient they see, with a hidden address and an item in every section and with every
+//! label (those they may not see are secrets for them). Searches, includes, history,
+//! totals, counts, `$everything`, compartment searches, reads, vreads, conditional writes,
+//! bundles and error paths must never show a marker or a hidden id, totals must count only
+//! what the subject sees, and a hidden resource must answer exactly as a nonexistent one
+//! does.
+//!
+//! **Criteria oracles.** Canaries and items carry a value for every parameter type (token,
+//! `:text`, string prefix / `:contains` / `:exact`, date, quantity, composite, reference,
+//! uri). A criterion that only hidden data meets must answer (status, body, total, next
+//! link, entries) exactly as one that nothing meets: on the item's type, through `_has` on
+//! the child's Patient, through chains, as a count; sorted and paged one at a time, a
+//! child's items come as the same search restricted to what the subject sees; a page of
+//! history or `$everything` as long as what they see has no next page; criteria and sort
+//! keys on a hidden address answer as if there were none. Positive controls (the regional
+//! client) show each probe finds what it was planted for. Every canary and hidden item is
+//! probed for every subject: every criterion of a few items (see [`oracle_checks`]), and
+//! sampled criteria of the rest (a different one per subject), keep the run short.
 //!
 //! Rows that cannot be expressed over HTTP yet are skipped, counted and printed with the
 //! reason. All failures are collected and reported together.
@@ -113,6 +128,7 @@ async fn run(srv: TestServer, backend: &str) {
         failures: Vec::new(),
         grouped: BTreeMap::new(),
         requests: 0,
+        oracle_time: std::time::Duration::ZERO,
     };
 
     // Canaries first, so that every row's response is checked against them too (and a
@@ -156,13 +172,14 @@ async fn run(srv: TestServer, backend: &str) {
         }
     }
     println!(
-        "canaries: {} resources of one child; {} secrets checked; {} requests in all\ntime: canaries {:.1?}, rows {:.1?}, leak checks {:.1?}, total {:.1?}",
+        "canaries: {} resources of one child; {} secrets checked; {} requests in all\ntime: canaries {:.1?}, rows {:.1?}, leak checks {:.1?} (of which criteria oracles {:.1?}), total {:.1?}",
         canaries.resources.len(),
         w.secrets.len(),
         w.requests,
         planted,
         rows_done - planted,
         started.elapsed() - rows_done,
+        w.oracle_time,
         started.elapsed()
     );
     for (first, more) in std::mem::take(&mut w.grouped).into_values() {
@@ -248,6 +265,8 @@ struct W<'a> {
     /// how many more.
     grouped: BTreeMap<String, (String, usize)>,
     requests: usize,
+    /// Time spent on the criteria oracles (part of the leak checks).
+    oracle_time: std::time::Duration,
 }
 
 fn new_id() -> String {
@@ -1136,6 +1155,10 @@ struct Canaries {
     shared_code: String,
     /// The identifier value of one canary Observation.
     identifier: String,
+    /// Every canary but the Consent, with the criteria that find it.
+    probed: Vec<Probed>,
+    /// Chained criteria (on the type given) that only the canary child meets.
+    chains: Vec<(String, Probe)>,
 }
 
 fn canary_type(section: &str) -> &'static str {
@@ -1172,33 +1195,58 @@ fn item(ty: &str, child: &str, section: &str, label: &str, marker: &str) -> Valu
 async fn plant_canaries(w: &mut W<'_>) -> Canaries {
     let marker = || format!("CANARY-{}", uuid::Uuid::new_v4());
     let child_marker = marker();
-    let p = w.patient(Child::Under16, None, &child_marker);
+    let child_identifier = marker();
+    let mut p = w.patient(Child::Under16, None, &child_marker);
+    p["identifier"] = json!([{"system": ID_SYSTEM, "value": child_identifier}]);
     let child = w.create(&p).await.expect("canary child");
-    w.secrets.push(child_marker);
+    w.secrets.push(child_marker.clone());
+    w.secrets.push(child_identifier.clone());
     w.secrets.push(child.clone());
     let shared_code = format!("shared-{}", w.run);
     let identifier = format!("CANARY-ID-{}", w.run);
     let mut resources = Vec::new();
+    let mut probed = Vec::new();
     let labels = std::iter::once("").chain(SecurityLabel::ALL.iter().map(|l| l.code()));
+    let mut k = 0;
     for label in labels {
         for section in SECTIONS {
             let ty = canary_type(section);
             let m = marker();
-            let mut r = item(ty, &child, section, label, &m);
+            let (mut r, mut probes) = probed_item(ty, &child, section, label, &m, k, CANARY_VALUES);
+            k += 1;
             if ty == "Observation" {
-                r["code"] =
-                    json!({"coding": [{"system": CODE_SYSTEM, "code": shared_code}], "text": m});
+                r["code"]["coding"]
+                    .as_array_mut()
+                    .expect("coded")
+                    .insert(0, json!({"system": CODE_SYSTEM, "code": shared_code}));
                 if resources
                     .iter()
                     .all(|(t, _): &(String, String)| t != "Observation")
                 {
-                    r["identifier"] = json!([{"system": ID_SYSTEM, "value": identifier}]);
+                    r["identifier"]
+                        .as_array_mut()
+                        .expect("identified")
+                        .push(json!({"system": ID_SYSTEM, "value": identifier}));
                 }
             }
             let id = w.create(&r).await.expect("canary");
-            w.secrets.push(m);
+            // Every canary belongs to a child nobody tested relates to.
+            probes.push(probe(
+                child_ref(ty),
+                format!("Patient/{child}"),
+                format!("Patient/{}", new_id()),
+            ));
+            probes.push(probe("_id", id.clone(), new_id()));
+            w.secrets.push(m.clone());
             w.secrets.push(id.clone());
-            resources.push((ty.to_owned(), id));
+            resources.push((ty.to_owned(), id.clone()));
+            probed.push(Probed {
+                ty: ty.to_owned(),
+                id,
+                marker: m,
+                label: label.to_owned(),
+                probes,
+            });
         }
     }
     // The child's (empty) sharing choices, too.
@@ -1207,12 +1255,72 @@ async fn plant_canaries(w: &mut W<'_>) -> Canaries {
     w.secrets.push(id.clone());
     resources.push(("Consent".into(), id));
     w.secrets.push(identifier.clone());
+    // Chains that reach the canary child (its name, identifier, id, and its Conditions).
+    let miss = marker();
+    let condition = probed
+        .iter()
+        .find(|p| p.ty == "Condition")
+        .expect("a canary Condition");
+    let chains = vec![
+        (
+            "Observation".to_owned(),
+            probe("subject:Patient.name", prefix(&child_marker), prefix(&miss)),
+        ),
+        (
+            "CarePlan".to_owned(),
+            probe(
+                "subject:Patient.name:contains",
+                middle(&child_marker),
+                middle(&miss),
+            ),
+        ),
+        (
+            "Condition".to_owned(),
+            probe(
+                "subject.identifier",
+                format!("{ID_SYSTEM}|{child_identifier}"),
+                format!("{ID_SYSTEM}|{miss}"),
+            ),
+        ),
+        (
+            "AllergyIntolerance".to_owned(),
+            probe("patient:Patient._id", child.clone(), new_id()),
+        ),
+        (
+            "Observation".to_owned(),
+            probe(
+                "subject:Patient._has:Condition:subject:code:text",
+                prefix(&condition.marker),
+                prefix(&miss),
+            ),
+        ),
+    ];
     Canaries {
         child,
         resources,
         shared_code,
         identifier,
+        probed,
+        chains,
     }
+}
+
+/// How a representative relates to their own child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// Their Practitioner is in the child's care team.
+    CareTeam,
+    /// Their organisation is in the care team (staff, or a backend client of it).
+    CareTeamOrg,
+    /// No relationship: an active break-glass grant.
+    BreakGlass,
+    /// A parent with parental responsibility (with a second child), or the young person's
+    /// own account.
+    Own,
+    /// A foster carer of a looked-after child, granted about me and emergency.
+    FosterGranted,
+    /// A parent with parental responsibility under a court order withholding education.
+    CourtOrderEducation,
 }
 
 /// A representative subject for the leak checks.
@@ -1220,28 +1328,93 @@ struct Rep {
     name: String,
     token: String,
     own_child: String,
+    /// A second child they relate to (a parent's), with an address they may see.
+    sibling: Option<String>,
+    /// Their child's items with a value for every parameter type (see [`oracle_items`]).
+    items: Vec<Probed>,
+    /// Ids of the items a CarePlan they see refers to (`CarePlan.addresses`).
+    referenced: Vec<String>,
+    /// Their child's address, hidden outside the care team.
+    address: HiddenAddress,
 }
 
-async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> Rep {
+/// The values of an address (each part starts with the same letter, so that sorting by
+/// any part puts it before or after another's).
+#[derive(Clone)]
+struct Addr {
+    line: String,
+    city: String,
+    postcode: String,
+}
+
+impl Addr {
+    fn new(first: char) -> Addr {
+        let hex = uuid::Uuid::new_v4().simple().to_string();
+        Addr {
+            line: format!("{first}line {}", &hex[..6]),
+            city: format!("{first}city{}", &hex[6..16]),
+            postcode: format!("{first}P{}", &hex[16..22]),
+        }
+    }
+    fn json(&self) -> Value {
+        json!([{"use": "home", "line": [self.line], "city": self.city, "postalCode": self.postcode}])
+    }
+    fn secrets(&self) -> [String; 3] {
+        [self.line.clone(), self.city.clone(), self.postcode.clone()]
+    }
+}
+
+/// A representative's child's hidden address, and their contact's (a RelatedPerson item).
+struct HiddenAddress {
+    child: Addr,
+    contact: Addr,
+}
+
+/// Section tags every related subject sees (about me; emergency for break-glass).
+fn rep_child_meta() -> Value {
+    json!({"tag": [
+        {"system": SECTION_SYSTEM, "code": "about-me"},
+        {"system": SECTION_SYSTEM, "code": "emergency"},
+    ]})
+}
+
+async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&str>) -> Rep {
     let srv = w.srv;
     let store = &srv.state.store;
-    let age = if kind == Who::YoungPerson {
-        Child::Over16
-    } else {
-        Child::Under16
+    let band = match (kind, via) {
+        (Who::YoungPerson, _) => Child::Over16,
+        (_, Via::FosterGranted) => Child::LookedAfter,
+        _ => Child::Under16,
     };
-    let p = w.patient(age, None, "Rep");
+    // The child: tagged so that everyone related sees the Patient, with a hidden address.
+    let address = HiddenAddress {
+        child: Addr::new('A'),
+        contact: Addr::new('A'),
+    };
+    let mut p = w.patient(band, Some(&rep_child_meta()), "Rep");
+    let mut ext = p["extension"].as_array().cloned().unwrap_or_default();
+    ext.push(json!({"url": access::ADDRESS_HIDDEN_EXTENSION, "valueBoolean": true}));
+    p["extension"] = Value::Array(ext);
+    p["address"] = address.child.json();
     let child = w.create(&p).await.expect("rep child");
-    let name = format!("{kind:?}");
+    let mut sibling = None;
+    let name = match via {
+        Via::CareTeam => format!("{kind:?} in the care team"),
+        Via::CareTeamOrg => format!("{kind:?} of an organisation in the care team"),
+        Via::BreakGlass => format!("{kind:?} by break-glass"),
+        Via::Own => format!("{kind:?}"),
+        Via::FosterGranted => format!("{kind:?} (foster carer, granted about me + emergency)"),
+        Via::CourtOrderEducation => format!("{kind:?} (court order withholding education)"),
+    };
     let login = format!("rep-{}@matrix.example", new_id());
     let password = "correct horse battery staple".to_owned();
     let token = match kind {
-        Who::Staff(role, sector) => {
+        Who::Staff(role, sector) | Who::Cleared(role, sector, _) => {
             let org = w.organisation_for(Some(role), sector).await.expect("org");
             let created = directory::create_staff(
                 store,
                 directory::NewStaff {
-                    organisation: org,
+                    organisation: org.clone(),
                     role,
                     email: login.clone(),
                     name: "Rep Staff".into(),
@@ -1250,13 +1423,46 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
             )
             .await
             .expect("staff");
+            if let Who::Cleared(_, _, label) = kind {
+                store
+                    .set_account_cleared(&created.account_id, &[label.code().to_owned()])
+                    .await
+                    .expect("cleared");
+            }
             let account = store.account(&created.account_id).await.unwrap().unwrap();
             let practitioner = account.practitioner_id.clone().unwrap();
-            w.create(&json!({"resourceType": "CareTeam", "status": "active",
-                "subject": {"reference": format!("Patient/{child}")},
-                "participant": [{"member": {"reference": format!("Practitioner/{practitioner}")}}]}))
-                .await
-                .expect("care team");
+            let member = match via {
+                Via::CareTeamOrg => Some(format!("Organization/{org}")),
+                Via::BreakGlass => None,
+                _ => Some(format!("Practitioner/{practitioner}")),
+            };
+            if let Some(member) = member {
+                w.create(&json!({"resourceType": "CareTeam", "status": "active",
+                    "subject": {"reference": format!("Patient/{child}")},
+                    "participant": [{"member": {"reference": member}}]}))
+                    .await
+                    .expect("care team");
+            } else {
+                // As the /break-glass page stores it: from an hour ago, for four hours.
+                let hour = 3_600_000_000i64;
+                let starts = passport_server::clock::now_us() - hour;
+                store
+                    .create_break_glass(&passport_store::break_glass::BreakGlassRow {
+                        id: new_id(),
+                        patient_id: child.clone(),
+                        practitioner_id: practitioner.clone(),
+                        account_id: created.account_id.clone(),
+                        organisation_id: org.clone(),
+                        reason: "Unconscious in A&E".into(),
+                        starts_us: starts,
+                        expires_us: starts + 4 * hour,
+                        reviewed_us: None,
+                        reviewed_by: None,
+                    })
+                    .await
+                    .expect("break-glass");
+                srv.state.authz.facts.forget(&child);
+            }
             w.user_token(
                 &created.account_id,
                 &format!("Practitioner/{practitioner}"),
@@ -1267,8 +1473,26 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
             .expect("token")
         }
         Who::Family => {
-            let link = FamilyLink::new("", "", FamilyRole::Parent, true);
-            let rp = w.related_person(&child, &link).await.expect("rp");
+            let mut links = Vec::new();
+            if via == Via::FosterGranted {
+                let mut link = FamilyLink::new("", "", FamilyRole::FosterCarer, false);
+                link.granted =
+                    access::SectionSet::of(&[access::Section::AboutMe, access::Section::Emergency]);
+                links.push(w.related_person(&child, &link).await.expect("rp"));
+            } else if via == Via::CourtOrderEducation {
+                let mut link = FamilyLink::new("", "", FamilyRole::Parent, true);
+                link.court_order = Some(access::SectionSet::of(&[access::Section::Education]));
+                links.push(w.related_person(&child, &link).await.expect("rp"));
+            } else {
+                let link = FamilyLink::new("", "", FamilyRole::Parent, true);
+                links.push(w.related_person(&child, &link).await.expect("rp"));
+                // A second child, whose address is not hidden (sorted beside the first).
+                let mut s = w.patient(Child::Under16, Some(&rep_child_meta()), "Rep sibling");
+                s["address"] = Addr::new('M').json();
+                let s = w.create(&s).await.expect("sibling");
+                links.push(w.related_person(&s, &link).await.expect("rp"));
+                sibling = Some(s);
+            }
             let created = directory::create_family(
                 store,
                 directory::NewFamily {
@@ -1281,12 +1505,15 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
             .expect("family");
             let account = store.account(&created.account_id).await.unwrap().unwrap();
             let person = account.person_id.clone().unwrap();
-            // Link the Person to the child's RelatedPerson (DATA-MODEL.md).
+            // Link the Person to the children's RelatedPersons (DATA-MODEL.md).
             let mut p = w
                 .regional(Method::GET, &format!("/fhir/Person/{person}"), None)
                 .await
                 .json();
-            p["link"] = json!([{"target": {"reference": format!("RelatedPerson/{rp}")}}]);
+            p["link"] = links
+                .iter()
+                .map(|rp| json!({"target": {"reference": format!("RelatedPerson/{rp}")}}))
+                .collect();
             let r = w
                 .regional(Method::PUT, &format!("/fhir/Person/{person}"), Some(&p))
                 .await;
@@ -1325,17 +1552,22 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
         }
         _ => unreachable!(),
     };
-    // Their own child's items: one everyone related sees, one untagged (health and social
-    // care), and one hidden from every one of them (safeguarding: nobody is cleared).
-    w.create(&item(
-        "CarePlan",
-        &child,
-        "emergency",
-        "",
-        "Rep emergency plan",
-    ))
-    .await
-    .expect("own item");
+    // Items with a value for every parameter type, in every section and with every label.
+    let items = oracle_items(w, &child, &address.contact).await;
+    // Their own child's items: one everyone related sees (which refers to the child's
+    // Conditions), one untagged (health and social care), and one hidden from every one
+    // of them (safeguarding: nobody is cleared).
+    let referenced: Vec<String> = items
+        .iter()
+        .filter(|i| i.ty == "Condition")
+        .map(|i| i.id.clone())
+        .collect();
+    let mut plan = item("CarePlan", &child, "emergency", "", "Rep emergency plan");
+    plan["addresses"] = referenced
+        .iter()
+        .map(|id| json!({"reference": format!("Condition/{id}")}))
+        .collect();
+    w.create(&plan).await.expect("own item");
     let mut obs = item("Observation", &child, "", "", "Rep observation");
     if let Some(code) = crowd_code {
         obs["code"] = json!({"coding": [{"system": CODE_SYSTEM, "code": code}]});
@@ -1358,6 +1590,10 @@ async fn representative(w: &mut W<'_>, kind: Who, crowd_code: Option<&str>) -> R
         name,
         token,
         own_child: child,
+        sibling,
+        items,
+        referenced,
+        address,
     }
 }
 
@@ -1405,26 +1641,94 @@ fn normalised(body: &str, ids: &[&str]) -> String {
 
 async fn leak_checks(w: &mut W<'_>, c: &Canaries) {
     let kinds = [
-        Who::Staff(Role::Clinician, Sector::HospitalTrust),
-        Who::Staff(Role::Clinician, Sector::GpPractice),
-        Who::Staff(Role::Nurse, Sector::CommunityHealth),
-        Who::Staff(Role::SocialWorker, Sector::SocialCare),
-        Who::Staff(Role::SchoolStaff, Sector::Education),
-        Who::Staff(Role::LeisureStaff, Sector::Leisure),
-        Who::Staff(Role::Clinician, Sector::EmergencyServices),
-        Who::Staff(Role::Commissioner, Sector::CommunityHealth),
-        Who::Family,
-        Who::YoungPerson,
-        Who::System(Sector::HospitalTrust),
+        (
+            Who::Staff(Role::Clinician, Sector::HospitalTrust),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::Clinician, Sector::GpPractice),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::Nurse, Sector::CommunityHealth),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::SocialWorker, Sector::SocialCare),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::SchoolStaff, Sector::Education),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::LeisureStaff, Sector::Leisure),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::Clinician, Sector::EmergencyServices),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::Commissioner, Sector::CommunityHealth),
+            Via::CareTeam,
+        ),
+        (Who::Family, Via::Own),
+        (Who::YoungPerson, Via::Own),
+        (Who::System(Sector::HospitalTrust), Via::CareTeamOrg),
+        // The probe's school system client in the child's care team.
+        (Who::System(Sector::Education), Via::CareTeamOrg),
+        (
+            Who::Staff(Role::SchoolStaff, Sector::Education),
+            Via::CareTeamOrg,
+        ),
+        (
+            Who::Cleared(
+                Role::Clinician,
+                Sector::HospitalTrust,
+                SecurityLabel::MentalHealth,
+            ),
+            Via::CareTeam,
+        ),
+        (
+            Who::Staff(Role::AlliedHealthProfessional, Sector::EmergencyServices),
+            Via::BreakGlass,
+        ),
+        (Who::Family, Via::FosterGranted),
+        (Who::Family, Via::CourtOrderEducation),
     ];
     let mut reps = Vec::new();
-    for (n, kind) in kinds.into_iter().enumerate() {
+    for (n, (kind, via)) in kinds.into_iter().enumerate() {
         // The first (a hospital clinician) shares the canaries' Observation code.
         let crowd = (n == 0).then_some(c.shared_code.as_str());
-        reps.push(representative(w, kind, crowd).await);
+        reps.push(representative(w, kind, via, crowd).await);
     }
+    // The probes find what they are meant to (else every comparison below would pass
+    // however the server answered).
+    let started = Instant::now();
+    positive_controls(w, c, &reps).await;
+    w.oracle_time += started.elapsed();
     for (n, rep) in reps.iter().enumerate() {
+        // What of their own child's record this subject may not see is a secret too, for
+        // every check of theirs.
+        let hidden = hidden_items(w, rep).await;
+        let sees_address = sees_address(w, rep).await;
+        let before = w.secrets.len();
+        for i in &hidden {
+            w.secrets.push(i.marker.clone());
+            if !rep.referenced.contains(&i.id) {
+                w.secrets.push(i.id.clone());
+            }
+        }
+        if !sees_address {
+            w.secrets.extend(rep.address.child.secrets());
+            w.secrets.extend(rep.address.contact.secrets());
+        }
         leak_checks_for(w, c, rep, n == 0).await;
+        let started = Instant::now();
+        oracle_checks(w, c, rep, &hidden, sees_address, n).await;
+        w.oracle_time += started.elapsed();
+        w.secrets.truncate(before);
     }
 }
 
@@ -1809,6 +2113,1060 @@ fn compare(w: &mut W<'_>, who: &str, what: &str, sent: &str, h: &Resp, m: &Resp,
             "{ctx}: the body for a hidden resource differs from that for a nonexistent one\n        hidden:  {}\n        missing: {}",
             h.summary(),
             m.summary()
+        ));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Criteria oracles: a criterion that only hidden data meets must answer exactly as one
+// that nothing meets (status, body, total, next link, entries), through every parameter
+// type, `_has`, chains, sorting, paging, totals, history and `$everything`.
+
+/// `&_count=1&_total=accurate`: one page shows the total, the entries and whether there
+/// is a next page.
+const PAGE: &str = "&_count=1&_total=accurate";
+const COUNT: &str = "&_summary=count";
+const UCUM: &str = "http://unitsofmeasure.org";
+/// Item types that between them carry every parameter type (token, `:text`, string prefix /
+/// `:contains` / `:exact`, date, quantity, composite, reference, uri).
+const FULL_TYPES: [&str; 3] = ["Observation", "Condition", "Device"];
+/// The types of the planted items, and a parameter of each to sort by.
+const ORACLE_TYPES: [(&str, &str); 8] = [
+    ("Observation", "date"),
+    ("Condition", "recorded-date"),
+    ("AllergyIntolerance", "date"),
+    ("MedicationStatement", "effective"),
+    ("CarePlan", "date"),
+    ("QuestionnaireResponse", "authored"),
+    ("Device", "device-name"),
+    ("RelatedPerson", "name"),
+];
+
+/// One criterion on a planted resource: `param=hit` finds it (and, in its scope, nothing
+/// else); `param=miss` finds nothing at all.
+#[derive(Debug, Clone)]
+struct Probe {
+    param: String,
+    hit: String,
+    miss: String,
+}
+
+fn probe(param: &str, hit: impl Into<String>, miss: impl Into<String>) -> Probe {
+    Probe {
+        param: param.to_owned(),
+        hit: hit.into(),
+        miss: miss.into(),
+    }
+}
+
+/// A planted resource and the criteria that find it.
+#[derive(Debug, Clone)]
+struct Probed {
+    ty: String,
+    id: String,
+    marker: String,
+    /// Its security label (`""`: none).
+    label: String,
+    probes: Vec<Probe>,
+}
+
+/// Where planted values fall: dates from 1 January of `year`, numbers from `base`, and
+/// whether range criteria (`lt`) are probed too (the canaries: every one is hidden from
+/// every representative, so a range over them all meets only hidden data).
+#[derive(Clone, Copy)]
+struct Values {
+    year: i32,
+    base: i64,
+    ranges: bool,
+}
+
+const CANARY_VALUES: Values = Values {
+    year: 2080,
+    base: 1000,
+    ranges: true,
+};
+const ORACLE_VALUES: Values = Values {
+    year: 2090,
+    base: 5000,
+    ranges: false,
+};
+
+/// The first 20 characters of a marker (`CANARY-`/`ORACLE-` and part of a UUID): what a
+/// prefix guess would be.
+fn prefix(marker: &str) -> String {
+    marker[..20].to_owned()
+}
+
+/// A piece from the middle of a marker: what a `:contains` guess would be.
+fn middle(marker: &str) -> String {
+    marker[10..24].to_owned()
+}
+
+/// The reference parameter by which a resource of `ty` belongs to its child.
+fn child_ref(ty: &str) -> &'static str {
+    match ty {
+        "RelatedPerson" | "AllergyIntolerance" | "Device" => "patient",
+        _ => "subject",
+    }
+}
+
+/// `yyyy-mm-dd`, `days` after 1 January of `year`.
+fn day(year: i32, days: i64) -> String {
+    let d = time::Date::from_calendar_date(year, time::Month::January, 1).expect("a date")
+        + time::Duration::days(days);
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// [`item`] with a value for each parameter type its type is searched by (token, `:text`,
+/// string prefix / `:contains` / `:exact`, date, quantity, composite, reference, uri), each
+/// unique to it (`k`: its index), and the criteria that find it.
+fn probed_item(
+    ty: &str,
+    child: &str,
+    section: &str,
+    label: &str,
+    marker: &str,
+    k: i64,
+    v: Values,
+) -> (Value, Vec<Probe>) {
+    let mut r = item(ty, child, section, label, marker);
+    let head = &marker[..7];
+    let miss = format!("{head}{}", uuid::Uuid::new_v4());
+    let date = day(v.year, k);
+    let miss_date = day(v.year - 40, k);
+    let num = v.base + k;
+    let miss_num = 900_000 + k;
+    let coded = json!({"coding": [{"system": CODE_SYSTEM, "code": marker}], "text": marker});
+    let identifier = json!({"system": ID_SYSTEM, "value": marker});
+    let someone = || format!("Practitioner/{}", new_id());
+    let mut p = vec![probe(
+        "identifier",
+        format!("{ID_SYSTEM}|{marker}"),
+        format!("{ID_SYSTEM}|{miss}"),
+    )];
+    let token = |param: &str| {
+        probe(
+            param,
+            format!("{CODE_SYSTEM}|{marker}"),
+            format!("{CODE_SYSTEM}|{miss}"),
+        )
+    };
+    let text = |param: &str| probe(&format!("{param}:text"), prefix(marker), prefix(&miss));
+    let on = |param: &str| probe(param, date.clone(), miss_date.clone());
+    let range = |param: &str| {
+        probe(
+            param,
+            format!("lt{}-01-01", v.year + 1),
+            format!("lt{}-01-01", v.year - 40),
+        )
+    };
+    let reference = |param: &str, to: String| probe(param, to, someone());
+    match ty {
+        "Observation" => {
+            let who = someone();
+            r["code"] = coded;
+            r["valueQuantity"] = json!({"value": num, "unit": "mg", "system": UCUM, "code": "mg"});
+            r["effectiveDateTime"] = json!(date);
+            r["performer"] = json!([{"reference": who}]);
+            p.extend([
+                token("code"),
+                text("code"),
+                probe("value-quantity", num.to_string(), miss_num.to_string()),
+                probe(
+                    "value-quantity",
+                    format!("{num}|{UCUM}|mg"),
+                    format!("{miss_num}|{UCUM}|mg"),
+                ),
+                probe(
+                    "code-value-quantity",
+                    format!("{CODE_SYSTEM}|{marker}${num}"),
+                    format!("{CODE_SYSTEM}|{miss}${num}"),
+                ),
+                on("date"),
+                reference("performer", who),
+            ]);
+            if v.ranges {
+                p.push(range("date"));
+                p.push(probe(
+                    "value-quantity",
+                    format!("lt{}", v.base + 1000),
+                    "lt0",
+                ));
+            }
+        }
+        "Condition" => {
+            let who = someone();
+            r["code"] = coded;
+            r["onsetString"] = json!(marker);
+            r["recordedDate"] = json!(date);
+            r["abatementAge"] = json!({"value": num, "unit": "a", "system": UCUM, "code": "a"});
+            r["clinicalStatus"] = json!({"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                "code": "resolved"}]});
+            r["asserter"] = json!({"reference": who});
+            p.extend([
+                token("code"),
+                text("code"),
+                probe("onset-info", prefix(marker), prefix(&miss)),
+                probe("onset-info:contains", middle(marker), middle(&miss)),
+                probe("onset-info:exact", marker, miss.clone()),
+                on("recorded-date"),
+                probe("abatement-age", num.to_string(), miss_num.to_string()),
+                reference("asserter", who),
+            ]);
+            if v.ranges {
+                p.push(range("recorded-date"));
+            }
+        }
+        "AllergyIntolerance" => {
+            let who = someone();
+            r["code"] = coded;
+            r["recordedDate"] = json!(date);
+            r["asserter"] = json!({"reference": who});
+            p.extend([
+                token("code"),
+                text("code"),
+                on("date"),
+                reference("asserter", who),
+            ]);
+        }
+        "MedicationStatement" => {
+            let who = someone();
+            r["medicationCodeableConcept"] = coded;
+            r["effectiveDateTime"] = json!(date);
+            r["informationSource"] = json!({"reference": who});
+            p.extend([
+                token("code"),
+                text("code"),
+                on("effective"),
+                reference("source", who),
+            ]);
+        }
+        "Device" => {
+            let owner = format!("Organization/{}", new_id());
+            r["deviceName"] = json!([{"name": marker, "type": "user-friendly-name"}]);
+            r["manufacturer"] = json!(marker);
+            r["url"] = json!(format!("https://matrix.example/device/{marker}"));
+            r["type"] = json!({"text": marker});
+            r["owner"] = json!({"reference": owner});
+            p.extend([
+                probe("device-name", prefix(marker), prefix(&miss)),
+                probe("device-name:contains", middle(marker), middle(&miss)),
+                probe("manufacturer:exact", marker, miss.clone()),
+                probe(
+                    "url",
+                    format!("https://matrix.example/device/{marker}"),
+                    format!("https://matrix.example/device/{miss}"),
+                ),
+                text("type"),
+                probe("organization", owner, format!("Organization/{}", new_id())),
+            ]);
+        }
+        "RelatedPerson" => {
+            r["name"] = json!([{"text": marker, "family": marker}]);
+            r["birthDate"] = json!(date);
+            p.extend([
+                probe("name", prefix(marker), prefix(&miss)),
+                probe("name:contains", middle(marker), middle(&miss)),
+                probe("name:exact", marker, miss.clone()),
+                on("birthdate"),
+            ]);
+            if v.ranges {
+                p.push(range("birthdate"));
+            }
+        }
+        "CarePlan" => {
+            let team = format!("CareTeam/{}", new_id());
+            r["category"] = json!([coded]);
+            r["period"] = json!({"start": date, "end": date});
+            r["instantiatesUri"] = json!([format!("https://matrix.example/plan/{marker}")]);
+            r["careTeam"] = json!([{"reference": team}]);
+            p.extend([
+                token("category"),
+                text("category"),
+                on("date"),
+                probe(
+                    "instantiates-uri",
+                    format!("https://matrix.example/plan/{marker}"),
+                    format!("https://matrix.example/plan/{miss}"),
+                ),
+                probe("care-team", team, format!("CareTeam/{}", new_id())),
+            ]);
+        }
+        "QuestionnaireResponse" => {
+            let who = someone();
+            r["authored"] = json!(date);
+            r["author"] = json!({"reference": who});
+            p.extend([on("authored"), reference("author", who)]);
+            if v.ranges {
+                p.push(range("authored"));
+            }
+        }
+        _ => unreachable!("{ty} is not an item type"),
+    }
+    r["identifier"] = if ty == "QuestionnaireResponse" {
+        identifier
+    } else {
+        json!([identifier])
+    };
+    (r, p)
+}
+
+/// A representative's child's items: one in each section (and untagged), a stopped
+/// medicine (break-glass opens only current ones), and one with each label (in the
+/// emergency section, which every related subject sees), each with [`probed_item`]'s
+/// values. The contact (a RelatedPerson) has `contact` as its address.
+async fn oracle_items(w: &mut W<'_>, child: &str, contact: &Addr) -> Vec<Probed> {
+    let mut specs: Vec<(&str, &str, &str)> =
+        SECTIONS.iter().map(|s| (canary_type(s), *s, "")).collect();
+    let stopped = specs.len();
+    specs.push(("MedicationStatement", "medicines", ""));
+    let labelled = [
+        "Condition",
+        "Observation",
+        "MedicationStatement",
+        "AllergyIntolerance",
+        "Device",
+    ];
+    for (label, ty) in SecurityLabel::ALL.iter().zip(labelled) {
+        specs.push((ty, "emergency", label.code()));
+    }
+    let mut out = Vec::new();
+    for (k, (ty, section, label)) in specs.into_iter().enumerate() {
+        let m = format!("ORACLE-{}", uuid::Uuid::new_v4());
+        let (mut r, mut probes) =
+            probed_item(ty, child, section, label, &m, k as i64, ORACLE_VALUES);
+        if k == stopped {
+            r["status"] = json!("stopped");
+        }
+        if ty == "RelatedPerson" {
+            r["address"] = contact.json();
+        }
+        let id = w.create(&r).await.expect("oracle item");
+        probes.push(probe("_id", id.clone(), new_id()));
+        out.push(Probed {
+            ty: ty.to_owned(),
+            id,
+            marker: m,
+            label: label.to_owned(),
+            probes,
+        });
+    }
+    out
+}
+
+/// The representative's own items they may not see (read by id: 404).
+async fn hidden_items<'r>(w: &mut W<'_>, rep: &'r Rep) -> Vec<&'r Probed> {
+    let mut hidden = Vec::new();
+    for i in &rep.items {
+        let r = w
+            .send(
+                Some(&rep.token),
+                Method::GET,
+                &format!("/fhir/{}/{}", i.ty, i.id),
+                None,
+                &[],
+            )
+            .await;
+        match r.status {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => hidden.push(i),
+            _ => w.fail(format!(
+                "{}: read of their child's {}/{}: {}",
+                rep.name,
+                i.ty,
+                i.id,
+                r.summary()
+            )),
+        }
+    }
+    // Nobody tested is cleared for safeguarding.
+    if !hidden.iter().any(|i| i.label == "safeguarding") {
+        w.fail(format!(
+            "{}: every item of their child is visible, even the safeguarding one",
+            rep.name
+        ));
+    }
+    hidden
+}
+
+/// Does the representative see their child's (hidden) address?
+async fn sees_address(w: &mut W<'_>, rep: &Rep) -> bool {
+    let r = w
+        .send(
+            Some(&rep.token),
+            Method::GET,
+            &format!("/fhir/Patient/{}", rep.own_child),
+            None,
+            &[],
+        )
+        .await;
+    r.status == StatusCode::OK && r.body.contains(&rep.address.child.postcode)
+}
+
+/// (what, path finding the item, path finding nothing) for a criterion on a canary: on its
+/// own type, and (`has`) through `_has` on the canary child.
+fn canary_paths(c: &Canaries, i: &Probed, p: &Probe, has: bool) -> Vec<(String, String, String)> {
+    let ty = &i.ty;
+    let mut out = vec![(
+        format!("{ty}?{} (a child they have no relationship with)", p.param),
+        format!("/fhir/{ty}?{}={}", p.param, p.hit),
+        format!("/fhir/{ty}?{}={}", p.param, p.miss),
+    )];
+    if has {
+        let has = format!("_has:{ty}:{}:{}", child_ref(ty), p.param);
+        out.push((
+            format!("Patient?{has} (a child they have no relationship with)"),
+            format!("/fhir/Patient?_id={}&{has}={}", c.child, p.hit),
+            format!("/fhir/Patient?_id={}&{has}={}", c.child, p.miss),
+        ));
+    }
+    out
+}
+
+/// (what, hit path, miss path) for a criterion on an item of the representative's own
+/// child: on its own type (with the child as a criterion too), and through `_has` on the
+/// child's Patient (which they see).
+fn own_paths(rep: &Rep, i: &Probed, p: &Probe) -> Vec<(String, String, String)> {
+    let (ty, own) = (&i.ty, &rep.own_child);
+    let has = format!("_has:{ty}:{}:{}", child_ref(ty), p.param);
+    vec![
+        (
+            format!(
+                "{ty}?patient=<their child>&{} (an item of their child)",
+                p.param
+            ),
+            format!("/fhir/{ty}?patient=Patient/{own}&{}={}", p.param, p.hit),
+            format!("/fhir/{ty}?patient=Patient/{own}&{}={}", p.param, p.miss),
+        ),
+        (
+            format!("Patient?_id=<their child>&{has}"),
+            format!("/fhir/Patient?_id={own}&{has}={}", p.hit),
+            format!("/fhir/Patient?_id={own}&{has}={}", p.miss),
+        ),
+    ]
+}
+
+/// Chains from a CarePlan they see (about their child, referring to the child's
+/// Conditions) to an item of their child: through the Patient and `_has` (with the item's
+/// `j`-th criterion), and, for a Condition, `condition:Condition.<param>` (every one).
+fn own_chain_paths(rep: &Rep, i: &Probed, j: usize) -> Vec<(String, String, String)> {
+    let (ty, own) = (&i.ty, &rep.own_child);
+    let plans = format!("/fhir/CarePlan?patient=Patient/{own}");
+    let p = &i.probes[j % i.probes.len()];
+    let chain = format!("subject:Patient._has:{ty}:{}:{}", child_ref(ty), p.param);
+    let mut out = vec![(
+        format!("CarePlan?{chain}"),
+        format!("{plans}&{chain}={}", p.hit),
+        format!("{plans}&{chain}={}", p.miss),
+    )];
+    if ty == "Condition" && rep.referenced.contains(&i.id) {
+        for p in &i.probes {
+            let chain = format!("condition:Condition.{}", p.param);
+            out.push((
+                format!("CarePlan?{chain}"),
+                format!("{plans}&{chain}={}", p.hit),
+                format!("{plans}&{chain}={}", p.miss),
+            ));
+        }
+    }
+    out
+}
+
+/// (what, hit path, miss path) for criteria on the child's hidden address (and their
+/// contact's), directly, through `_has` and through a chain.
+fn address_paths(rep: &Rep) -> Vec<(String, String, String)> {
+    let own = &rep.own_child;
+    let (a, c) = (&rep.address.child, &rep.address.contact);
+    let (ma, mc) = (Addr::new('A'), Addr::new('A'));
+    let patient = format!("/fhir/Patient?_id={own}");
+    let pair = |what: &str, base: &str, param: &str, hit: &str, miss: &str| {
+        (
+            format!("{what}{param}"),
+            format!("{base}&{param}={hit}"),
+            format!("{base}&{param}={miss}"),
+        )
+    };
+    vec![
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "address-postalcode",
+            &a.postcode,
+            &ma.postcode,
+        ),
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "address",
+            &a.city[..8],
+            &ma.city[..8],
+        ),
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "address:contains",
+            &a.city[3..12],
+            &ma.city[3..12],
+        ),
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "address-city:exact",
+            &a.city,
+            &ma.city,
+        ),
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "address-use",
+            "home",
+            "temp",
+        ),
+        (
+            "Patient?_id=<child>&address:missing=false".into(),
+            format!("{patient}&address:missing=false"),
+            format!("{patient}&address-postalcode={}", ma.postcode),
+        ),
+        pair(
+            "RelatedPerson?patient=<child>&",
+            &format!("/fhir/RelatedPerson?patient=Patient/{own}"),
+            "address-postalcode",
+            &c.postcode,
+            &mc.postcode,
+        ),
+        pair(
+            "RelatedPerson?patient=<child>&",
+            &format!("/fhir/RelatedPerson?patient=Patient/{own}"),
+            "address:contains",
+            &c.city[3..12],
+            &mc.city[3..12],
+        ),
+        pair(
+            "Patient?_id=<child>&",
+            &patient,
+            "_has:RelatedPerson:patient:address-city",
+            &c.city,
+            &mc.city,
+        ),
+        pair(
+            "CarePlan?patient=<child>&",
+            &format!("/fhir/CarePlan?patient=Patient/{own}"),
+            "subject:Patient.address-postalcode",
+            &a.postcode,
+            &ma.postcode,
+        ),
+    ]
+}
+
+/// Every probe finds what it was planted for when asked by the regional client (which
+/// sees everything), so a comparison of a hidden match with no match tests something.
+async fn positive_controls(w: &mut W<'_>, c: &Canaries, reps: &[Rep]) {
+    // Probes are made per type by the same code for every item: every criterion of the
+    // first canary and the first item of the first subject's child of each type, on the
+    // type and through `_has`; one of each other; every chain; the first subject's and the
+    // parent's hidden addresses.
+    let mut paths = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for i in &c.probed {
+        if seen.insert(i.ty.clone()) {
+            for p in &i.probes {
+                paths.extend(canary_paths(c, i, p, true));
+            }
+        } else {
+            paths.extend(canary_paths(c, i, &i.probes[0], false));
+        }
+    }
+    for (ty, p) in &c.chains {
+        paths.push((
+            format!("{ty}?{}", p.param),
+            format!("/fhir/{ty}?{}={}", p.param, p.hit),
+            String::new(),
+        ));
+    }
+    let rep = &reps[0];
+    let mut seen = std::collections::HashSet::new();
+    for i in &rep.items {
+        if seen.insert(i.ty.clone()) {
+            for p in &i.probes {
+                paths.extend(own_paths(rep, i, p));
+            }
+            paths.extend(own_chain_paths(rep, i, 0));
+        } else {
+            paths.extend(own_paths(rep, i, &i.probes[0]));
+            paths.extend(own_chain_paths(rep, i, 0).into_iter().take(1));
+        }
+    }
+    for rep in reps
+        .iter()
+        .filter(|r| r.sibling.is_some())
+        .chain(&reps[..1])
+    {
+        paths.extend(
+            address_paths(rep)
+                .into_iter()
+                .filter(|(what, _, _)| !what.contains(":missing")),
+        );
+    }
+    for (what, hit, _) in paths {
+        let r = w.regional(Method::GET, &format!("{hit}{PAGE}"), None).await;
+        if r.status != StatusCode::OK || r.json()["total"].as_u64().unwrap_or(0) == 0 {
+            w.fail_grouped(
+                format!("positive control {what}"),
+                format!(
+                    "positive control: {what}: GET {hit} must find the planted resource for the regional client: {}",
+                    r.summary()
+                ),
+            );
+        }
+    }
+}
+
+/// What decides whether two answers differ.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    status: u16,
+    total: Value,
+    next: bool,
+    entries: usize,
+}
+
+fn shape(r: &Resp) -> Shape {
+    let v = r.json();
+    Shape {
+        status: r.status.as_u16(),
+        total: v["total"].clone(),
+        next: next_link(&v).is_some(),
+        entries: v["entry"].as_array().map_or(0, Vec::len),
+    }
+}
+
+fn next_link(v: &Value) -> Option<String> {
+    v["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_owned)
+}
+
+/// Ids of a bundle's matches, in order.
+fn match_ids(v: &Value) -> Vec<String> {
+    v["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["search"]["mode"] != "include" && e["search"]["mode"] != "outcome")
+        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The body without its links' URLs (which repeat the criteria), as [`normalised`].
+fn without_links(body: &str) -> String {
+    let mut v: Value = match serde_json::from_str(body) {
+        Ok(v) => v,
+        Err(_) => return body.to_owned(),
+    };
+    if let Some(links) = v["link"].as_array_mut() {
+        for l in links.iter_mut().filter_map(Value::as_object_mut) {
+            l.remove("url");
+        }
+    }
+    normalised(&v.to_string(), &[])
+}
+
+/// GETs `hit + suffix` (a criterion only hidden data meets) and `miss + suffix` (one
+/// nothing meets): the same status and body, and nothing found.
+#[allow(clippy::too_many_arguments)]
+async fn oracle_pair(
+    w: &mut W<'_>,
+    t: Option<&str>,
+    who: &str,
+    what: &str,
+    hit: &str,
+    miss: &str,
+    suffix: &str,
+) {
+    let (hit, miss) = (format!("{hit}{suffix}"), format!("{miss}{suffix}"));
+    let h = w.send(t, Method::GET, &hit, None, &[]).await;
+    let m = w.send(t, Method::GET, &miss, None, &[]).await;
+    let ctx = format!("{who}: GET {hit}");
+    w.leak_check(&ctx, &hit, &h);
+    let (hs, ms) = (shape(&h), shape(&m));
+    let nothing = hs.status != 200 || (hs.total == json!(0) && !hs.next && hs.entries == 0);
+    if hs != ms || without_links(&h.body) != without_links(&m.body) || !nothing {
+        w.fail_grouped(
+            format!("oracle {what}{suffix} {hs:?} {ms:?}"),
+            format!(
+                "{ctx}\n        a criterion only hidden data meets answers {hs:?}, one nothing meets {ms:?}\n        hidden:  {}\n        nothing: {}",
+                h.summary(),
+                m.summary()
+            ),
+        );
+    }
+}
+
+/// A search followed page by page: (ids, has a next link) per page, the first page's
+/// total, and any status other than 200.
+#[derive(Debug, PartialEq)]
+struct Walk {
+    pages: Vec<(Vec<String>, bool)>,
+    total: Value,
+    status: Option<u16>,
+}
+
+async fn walk(w: &mut W<'_>, t: Option<&str>, who: &str, first: &str) -> Walk {
+    let mut out = Walk {
+        pages: Vec::new(),
+        total: Value::Null,
+        status: None,
+    };
+    let mut path = first.to_owned();
+    for n in 0..20 {
+        let r = w.send(t, Method::GET, &path, None, &[]).await;
+        w.leak_check(&format!("{who}: GET {first} (page {n})"), first, &r);
+        if r.status != StatusCode::OK {
+            out.status = Some(r.status.as_u16());
+            break;
+        }
+        let v = r.json();
+        if n == 0 {
+            out.total = v["total"].clone();
+        }
+        let next = next_link(&v);
+        out.pages.push((match_ids(&v), next.is_some()));
+        match next {
+            Some(url) => path = url.strip_prefix(&w.srv.base).unwrap_or(&url).to_owned(),
+            None => break,
+        }
+    }
+    out
+}
+
+async fn oracle_checks(
+    w: &mut W<'_>,
+    c: &Canaries,
+    rep: &Rep,
+    hidden: &[&Probed],
+    sees_address: bool,
+    n: usize,
+) {
+    let token = rep.token.clone();
+    let t = Some(token.as_str());
+    let who = rep.name.clone();
+
+    // The canaries (a child they have no relationship with): every criterion of the
+    // first canary of one type (a different type for each subject, so that every type's
+    // every criterion is tried by two subjects), one criterion (a different one for each
+    // subject) of every other canary, and one of each type through `_has` on the child.
+    let full = ORACLE_TYPES[n % ORACLE_TYPES.len()].0;
+    let mut seen = std::collections::HashSet::new();
+    for (k, i) in c.probed.iter().enumerate() {
+        let first = seen.insert(i.ty.clone());
+        let one = &i.probes[(k + n) % i.probes.len()];
+        let chosen: Vec<&Probe> = if first && i.ty == full {
+            i.probes.iter().collect()
+        } else {
+            vec![one]
+        };
+        for p in chosen {
+            let (what, hit, miss) = canary_paths(c, i, p, false).remove(0);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+        if first {
+            let (what, hit, miss) = canary_paths(c, i, one, true).remove(1);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+    }
+    for (ty, p) in &c.chains {
+        let what = format!("{ty}?{} (a child they have no relationship with)", p.param);
+        let hit = format!("/fhir/{ty}?{}={}", p.param, p.hit);
+        let miss = format!("/fhir/{ty}?{}={}", p.param, p.miss);
+        oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+    }
+
+    // Their own child's items hidden from them (the probe's case: the child's Patient is
+    // visible, items in it are not). The first hidden Observation, Condition and Device
+    // (which between them carry every parameter type): every criterion, on the type and
+    // through `_has` on the child's Patient, one also as a count. The first hidden item of
+    // each other type: two criteria on the type, one through `_has`. Every other hidden
+    // item: one criterion both ways (a different one for each subject). And chains from a
+    // CarePlan they see, through the Patient and `_has`, and to the Conditions it refers to.
+    let mut seen = std::collections::HashSet::new();
+    for (k, i) in hidden.iter().enumerate() {
+        let first = seen.insert(i.ty.clone());
+        let every = first && FULL_TYPES.contains(&i.ty.as_str());
+        let pick = |j: usize| &i.probes[(k + n + j) % i.probes.len()];
+        let (on_type, through_has): (Vec<&Probe>, Vec<&Probe>) = if every {
+            (i.probes.iter().collect(), i.probes.iter().collect())
+        } else if first {
+            (vec![pick(0), pick(1)], vec![pick(0)])
+        } else {
+            (vec![pick(0)], vec![pick(0)])
+        };
+        for p in on_type {
+            let (what, hit, miss) = own_paths(rep, i, p).remove(0);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+        for p in through_has {
+            let (what, hit, miss) = own_paths(rep, i, p).remove(1);
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+        if every {
+            for (what, hit, miss) in own_paths(rep, i, pick(0)) {
+                oracle_pair(w, t, &who, &what, &hit, &miss, COUNT).await;
+            }
+        }
+        let chains = own_chain_paths(rep, i, k + n);
+        let take = if every { chains.len() } else { 2 };
+        for (what, hit, miss) in chains.into_iter().take(take) {
+            oracle_pair(w, t, &who, &what, &hit, &miss, PAGE).await;
+        }
+    }
+
+    // Sorting, paging and totals in their child's record.
+    for (k, (ty, key)) in ORACLE_TYPES.into_iter().enumerate() {
+        // Ascending for half, descending for the other half (the other way round for the
+        // next subject).
+        let key = if (k + n).is_multiple_of(2) {
+            key.to_owned()
+        } else {
+            format!("-{key}")
+        };
+        sorted_and_paged(w, t, &who, rep, ty, &key).await;
+    }
+    // History and `$everything`: a page exactly as long as what they see has no next page.
+    history_and_everything(w, t, &who, rep).await;
+    // The hidden address.
+    hidden_address(w, t, &who, rep, sees_address).await;
+}
+
+/// `ty` in their child's record: a page of exactly the visible count has no next link and
+/// the totals count only what they see; sorted by `key` one at a time, the pages are
+/// those of the same search restricted by `_id` to what they see (so hidden items, which
+/// sort among the visible ones, take no part in the order or the paging).
+async fn sorted_and_paged(
+    w: &mut W<'_>,
+    t: Option<&str>,
+    who: &str,
+    rep: &Rep,
+    ty: &str,
+    key: &str,
+) {
+    let base = format!("/fhir/{ty}?patient=Patient/{}", rep.own_child);
+    let all = w
+        .send(t, Method::GET, &format!("{base}&_count=1000"), None, &[])
+        .await;
+    w.leak_check(&format!("{who}: GET {base}"), &base, &all);
+    if all.status != StatusCode::OK {
+        return; // they cannot search the type (checked elsewhere)
+    }
+    let ids = match_ids(&all.json());
+    let n = ids.len();
+    for (q, entries, next) in [
+        (format!("_count={}&_total=accurate", n.max(1)), n, false),
+        ("_summary=count".to_owned(), 0, false),
+    ] {
+        let path = format!("{base}&{q}");
+        let r = w.send(t, Method::GET, &path, None, &[]).await;
+        w.leak_check(&format!("{who}: GET {path}"), &path, &r);
+        let s = shape(&r);
+        let want = Shape {
+            status: 200,
+            total: json!(n),
+            next,
+            entries,
+        };
+        if s != want {
+            w.fail_grouped(
+                format!("paging {ty}?{q} {s:?} {want:?}"),
+                format!(
+                    "{who}: GET {path}: they see {n} ({ids:?}), so expected {want:?}; got {s:?}: {}",
+                    r.summary()
+                ),
+            );
+        }
+    }
+    let only = if ids.is_empty() {
+        new_id()
+    } else {
+        ids.join(",")
+    };
+    let q = format!("&_sort={key}{PAGE}");
+    let in_record = walk(w, t, who, &format!("{base}{q}")).await;
+    let visible = walk(w, t, who, &format!("/fhir/{ty}?_id={only}{q}")).await;
+    if in_record != visible {
+        w.fail_grouped(
+            format!("sort {ty} {key}"),
+            format!(
+                "{who}: {ty} of their child sorted by {key}, one at a time, differs from the same search of only what they see:\n        record:  {in_record:?}\n        visible: {visible:?}"
+            ),
+        );
+    }
+}
+
+/// Type and system history, and `$everything` of their child: with `_count` the number of
+/// entries they see, no next link; with `_count=1`, a next link only if they see more.
+async fn history_and_everything(w: &mut W<'_>, t: Option<&str>, who: &str, rep: &Rep) {
+    let mut bases: Vec<String> = ORACLE_TYPES
+        .iter()
+        .map(|(ty, _)| format!("/fhir/{ty}/_history"))
+        .collect();
+    // The child's Patient, reference data (which belongs to no child), and everything.
+    for ty in ["Patient", "Practitioner", "Organization"] {
+        bases.push(format!("/fhir/{ty}/_history"));
+    }
+    bases.push("/fhir/_history".into());
+    bases.push(format!("/fhir/Patient/{}/$everything", rep.own_child));
+    for base in bases {
+        let all = w
+            .send(t, Method::GET, &format!("{base}?_count=1000"), None, &[])
+            .await;
+        w.leak_check(&format!("{who}: GET {base}"), &base, &all);
+        let v = all.json();
+        if all.status != StatusCode::OK || next_link(&v).is_some() {
+            continue; // not theirs to ask (checked elsewhere), or more than a page
+        }
+        let n = v["entry"].as_array().map_or(0, Vec::len);
+        let counts = if n > 1 { vec![n, 1] } else { vec![1] };
+        for count in counts {
+            let path = format!("{base}?_count={count}");
+            let r = w.send(t, Method::GET, &path, None, &[]).await;
+            w.leak_check(&format!("{who}: GET {path}"), &path, &r);
+            let s = shape(&r);
+            if s.status != 200 || s.entries != n.min(count) || s.next != (n > count) {
+                w.fail_grouped(
+                    format!(
+                        "history {who} {} _count={} {s:?}",
+                        base.replace(&rep.own_child, "<child>"),
+                        if count == 1 { "1" } else { "n" }
+                    ),
+                    format!(
+                        "{who}: GET {path}: they see {n} entries, so expected {} entries and {} next link; got {s:?}: {}",
+                        n.min(count),
+                        if n > count { "a" } else { "no" },
+                        r.summary()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Criteria and sort keys on the child's hidden address answer, for whoever may not see
+/// it, as if there were no address; whoever may see it finds the child by it.
+async fn hidden_address(w: &mut W<'_>, t: Option<&str>, who: &str, rep: &Rep, sees: bool) {
+    let own = rep.own_child.clone();
+    if sees {
+        let path = format!(
+            "/fhir/Patient?_id={own}&address-postalcode={}{PAGE}",
+            rep.address.child.postcode
+        );
+        let r = w.send(t, Method::GET, &path, None, &[]).await;
+        if r.json()["total"] != json!(1) {
+            w.fail(format!(
+                "{who}: GET {path}: they see the address, so the child is found by it: {}",
+                r.summary()
+            ));
+        }
+        return;
+    }
+    for (what, hit, miss) in address_paths(rep) {
+        oracle_pair(
+            w,
+            t,
+            who,
+            &format!("{what} (hidden address)"),
+            &hit,
+            &miss,
+            PAGE,
+        )
+        .await;
+    }
+    // As if there were no address: `:missing=true` and `:not` find the child wherever
+    // `_id` alone does.
+    let total = |r: &Resp| r.json()["total"].clone();
+    let plain = w
+        .send(
+            t,
+            Method::GET,
+            &format!("/fhir/Patient?_id={own}{PAGE}"),
+            None,
+            &[],
+        )
+        .await;
+    for q in ["address:missing=true", "address-use:not=home"] {
+        let path = format!("/fhir/Patient?_id={own}&{q}{PAGE}");
+        let r = w.send(t, Method::GET, &path, None, &[]).await;
+        w.leak_check(&format!("{who}: GET {path}"), &path, &r);
+        if total(&r) != total(&plain) {
+            w.fail_grouped(
+                format!("hidden address {q}"),
+                format!(
+                    "{who}: GET {path}: total {} but _id alone finds {} (the hidden address must count as none)",
+                    total(&r),
+                    total(&plain)
+                ),
+            );
+        }
+    }
+    // Sorted by the hidden address, the order of what they see is the same whatever the
+    // address holds (before it, their other child's; after the change, after it).
+    let keys = ["address", "-address", "address-city", "-address-postalcode"];
+    let mut orders = Vec::new();
+    let pair = rep.sibling.as_ref().map(|s| format!("{own},{s}"));
+    let mut regional = Vec::new();
+    for round in 0..2 {
+        if round == 1 {
+            let mut p = w
+                .regional(Method::GET, &format!("/fhir/Patient/{own}"), None)
+                .await
+                .json();
+            let z = Addr::new('Z');
+            p["address"] = z.json();
+            w.secrets.extend(z.secrets());
+            let r = w
+                .regional(Method::PUT, &format!("/fhir/Patient/{own}"), Some(&p))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.summary());
+        }
+        let mut order = Vec::new();
+        for key in keys {
+            let path = format!("/fhir/Patient?_sort={key}&_count=1000");
+            let r = w.send(t, Method::GET, &path, None, &[]).await;
+            w.leak_check(&format!("{who}: GET {path}"), &path, &r);
+            order.push((key, r.status.as_u16(), match_ids(&r.json())));
+        }
+        orders.push(order);
+        if let Some(pair) = &pair {
+            let path = format!("/fhir/Patient?_id={pair}&_sort=address");
+            regional.push(match_ids(
+                &w.regional(Method::GET, &path, None).await.json(),
+            ));
+        }
+    }
+    if orders[0] != orders[1] {
+        w.fail_grouped(
+            "hidden address sort".into(),
+            format!(
+                "{who}: Patients sorted by the hidden address come in another order once it changes:\n        before: {:?}\n        after:  {:?}",
+                orders[0], orders[1]
+            ),
+        );
+    }
+    if let [before, after] = &regional[..]
+        && (before.len() != 2 || before == after)
+    {
+        w.fail(format!(
+            "positive control: the regional client sees the address, so sorting by it must reorder the two children when it changes: {before:?} then {after:?}"
+        ));
+    }
+    if let Some(s) = &rep.sibling
+        && !orders[0][0].2.contains(s)
+    {
+        w.fail(format!(
+            "{who}: GET Patient?_sort=address does not show their second child: {:?}",
+            orders[0][0]
         ));
     }
 }
