@@ -4,19 +4,10 @@
 
 mod common;
 
-use base64::Engine;
 use common::{StatusCode, TestServer, Value, json};
-use passport_server::oauth::{self, CodeRequest};
 use passport_server::web::directory::{self, NewFamily, NewOrganisation, NewStaff};
-use sha2::Digest;
 
-const VERIFIER: &str = "a-verifier-long-enough-for-pkce-0123456789-abcdefgh";
-const REDIRECT: &str = "https://app.example/cb";
 const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
-
-fn challenge() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
-}
 
 async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
     directory::create_organisation(
@@ -77,54 +68,6 @@ async fn family(srv: &TestServer, email: &str) -> (String, String) {
         .unwrap()
         .unwrap();
     (created.account_id, account.person_id.unwrap())
-}
-
-/// A user's access token by the real code exchange (after what the consent page does).
-async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &str) -> String {
-    let app = oauth::create_client(
-        &srv.state.store,
-        oauth::ClientSpec {
-            name: "app".into(),
-            grant_types: vec!["authorization_code".into()],
-            redirect_uris: vec![REDIRECT.into()],
-            public: true,
-            scope: scope.into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-    .client
-    .client_id;
-    let code = oauth::issue_authorization_code(
-        &srv.state,
-        &CodeRequest {
-            client_id: app.clone(),
-            redirect_uri: REDIRECT.into(),
-            scope: scope.into(),
-            code_challenge: challenge(),
-            subject: account.into(),
-            fhir_user: Some(fhir_user.into()),
-            patient: None,
-        },
-    )
-    .await
-    .unwrap();
-    let resp = srv
-        .anonymous
-        .post(srv.url("/oauth/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &app),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().expect("token").to_owned()
 }
 
 async fn get(srv: &TestServer, token: &str, path: &str) -> (StatusCode, Value) {
@@ -306,7 +249,7 @@ on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
         "dr.who@example.nhs.uk",
     )
     .await;
-    let token = user_token(
+    let token = common::user_token(
         &srv,
         &account,
         &format!("Practitioner/{practitioner}"),
@@ -427,7 +370,7 @@ on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
 
 on_both_databases!(family_links_and_redaction, |srv| {
     let (account, person) = family(&srv, "alex@example.com").await;
-    let token = user_token(
+    let token = common::user_token(
         &srv,
         &account,
         &format!("Person/{person}"),
@@ -505,7 +448,7 @@ on_both_databases!(every_interaction_is_audited_per_child, |srv| {
     let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) =
         staff(&srv, &hospital, access::Role::Nurse, "nurse@example.nhs.uk").await;
-    let token = user_token(
+    let token = common::user_token(
         &srv,
         &account,
         &format!("Practitioner/{practitioner}"),
@@ -623,7 +566,7 @@ on_both_databases!(
             "para@example.nhs.uk",
         )
         .await;
-        let token = user_token(
+        let token = common::user_token(
             &srv,
             &account,
             &format!("Practitioner/{practitioner}"),
@@ -722,14 +665,14 @@ on_both_databases!(
             "po@example.nhs.uk",
         )
         .await;
-        let nurse_token = user_token(
+        let nurse_token = common::user_token(
             &srv,
             &nurse,
             &format!("Practitioner/{nurse_p}"),
             "openid fhirUser user/*.rs",
         )
         .await;
-        let po_token = user_token(
+        let po_token = common::user_token(
             &srv,
             &po,
             &format!("Practitioner/{po_p}"),
@@ -860,30 +803,6 @@ on_both_databases!(families_are_reminded_before_the_hand_over, |srv| {
 const HIDDEN: &str = "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden";
 const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
-/// A backend client of `org` with `scope`, and its access token by `client_credentials`.
-async fn system_token(srv: &TestServer, org: &str, scope: &str) -> String {
-    let made = oauth::create_client(
-        &srv.state.store,
-        oauth::ClientSpec {
-            name: "org system".into(),
-            grant_types: vec!["client_credentials".into()],
-            scope: scope.into(),
-            organisation_id: Some(org.into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    common::client_credentials(
-        &srv.base,
-        &srv.anonymous,
-        &made.client.client_id,
-        &made.client_secret.unwrap(),
-        scope,
-    )
-    .await
-}
-
 /// Links `person` to `kid` as a mother with parental responsibility.
 async fn link_parent(srv: &TestServer, person: &str, kid: &str) {
     let rp = srv
@@ -930,7 +849,7 @@ fn has_marker_on_patient(p: &Value) -> bool {
 // team; every write moves it to the Patient; data stored before is moved at start-up.
 on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     let (account, person) = family(&srv, "hid@example.com").await;
-    let token = user_token(
+    let token = common::user_token(
         &srv,
         &account,
         &format!("Person/{person}"),
@@ -1275,15 +1194,15 @@ on_both_databases!(
         let callers = [
             (
                 "school system, read only",
-                system_token(&srv, &school, "system/*.rs").await,
+                common::system_token(&srv, &school, "system/*.rs").await,
             ),
             (
                 "school system, read and write",
-                system_token(&srv, &school, "system/*.cruds").await,
+                common::system_token(&srv, &school, "system/*.cruds").await,
             ),
             (
                 "family app",
-                user_token(
+                common::user_token(
                     &srv,
                     &account,
                     &format!("Person/{person}"),
@@ -1306,7 +1225,7 @@ on_both_databases!(
         }
         // Those who may create passports are still told, so there is one passport per child.
         let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
-        let token = system_token(&srv, &hospital, "system/*.cruds").await;
+        let token = common::system_token(&srv, &hospital, "system/*.cruds").await;
         let told = passport_probes(&srv, &token, USED).await;
         assert_eq!(told[0].0, StatusCode::CONFLICT, "{}", told[0].1);
         assert!(told[0].1.contains("already exists"), "{}", told[0].1);
@@ -1378,7 +1297,7 @@ async fn put_in_transaction(
 // someone who may see what it held; unused ids may still be created by update.
 on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
     let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
-    let token = system_token(&srv, &school, "system/*.cruds").await;
+    let token = common::system_token(&srv, &school, "system/*.cruds").await;
     let x = srv.create(&child(false)).await;
     let z = srv.create(&child(false)).await;
     let y = srv.create(&child(false)).await;
@@ -1537,7 +1456,7 @@ on_both_databases!(a_type_the_scopes_do_not_cover_is_refused_not_empty, |srv| {
     let as_user = |scope: &'static str| {
         let (srv, account, practitioner) = (&srv, &account, &practitioner);
         async move {
-            user_token(
+            common::user_token(
                 srv,
                 account,
                 &format!("Practitioner/{practitioner}"),
@@ -1722,7 +1641,7 @@ on_both_databases!(a_type_the_scopes_do_not_cover_is_refused_not_empty, |srv| {
     .await;
 
     // A backend client is named system/ scopes; covered but hidden stays 404.
-    let token = system_token(&srv, &hospital, "system/Condition.rs").await;
+    let token = common::system_token(&srv, &hospital, "system/Condition.rs").await;
     assert_insufficient_scope(
         &srv,
         &token,
@@ -1893,7 +1812,7 @@ on_both_databases!(every_item_has_a_section, |srv| {
 
     // The emergency-services clinician sees the allergy written without a tag; the club
     // sees the child's Patient (about me) but not the allergy.
-    let para = user_token(
+    let para = common::user_token(
         &srv,
         &paramedic,
         &format!("Practitioner/{paramedic_practitioner}"),
@@ -1914,7 +1833,7 @@ on_both_databases!(every_item_has_a_section, |srv| {
         .filter_map(|e| e["resource"]["id"].as_str())
         .collect();
     assert!(ids.contains(&allergy.as_str()), "{found}");
-    let leisure = user_token(
+    let leisure = common::user_token(
         &srv,
         &coach,
         &format!("Practitioner/{coach_practitioner}"),
@@ -2004,7 +1923,7 @@ on_both_databases!(every_item_has_a_section, |srv| {
     assert_eq!(v["meta"]["versionId"], "1");
     let v = admin_read(&srv, &format!("/fhir/AllergyIntolerance/{egg}")).await;
     assert_eq!(v["meta"]["versionId"], "3");
-    let para = user_token(
+    let para = common::user_token(
         &srv,
         &paramedic,
         &format!("Practitioner/{paramedic_practitioner}"),

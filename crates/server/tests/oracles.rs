@@ -6,16 +6,11 @@
 
 mod common;
 
-use base64::Engine;
 use common::{StatusCode, TestServer, Value, json};
-use passport_server::oauth::{self, CodeRequest};
 use passport_server::web::directory::{self, NewFamily, NewOrganisation};
-use sha2::Digest;
 
 const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
 const HIDDEN_ADDRESS: &str = "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden";
-const VERIFIER: &str = "a-verifier-long-enough-for-pkce-0123456789-abcdefgh";
-const REDIRECT: &str = "https://app.example/cb";
 
 async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
     directory::create_organisation(
@@ -30,31 +25,6 @@ async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> S
     )
     .await
     .unwrap()
-}
-
-/// A backend client of `org` and its token (`client_credentials`).
-async fn system_token(srv: &TestServer, org: &str) -> String {
-    let scope = "system/*.cruds";
-    let made = oauth::create_client(
-        &srv.state.store,
-        oauth::ClientSpec {
-            name: "school system".into(),
-            grant_types: vec!["client_credentials".into()],
-            scope: scope.into(),
-            organisation_id: Some(org.into()),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    common::client_credentials(
-        &srv.base,
-        &srv.anonymous,
-        &made.client.client_id,
-        &made.client_secret.unwrap(),
-        scope,
-    )
-    .await
 }
 
 /// A parent's sign-in (Person) and token by the real code exchange: (token, Person id).
@@ -77,58 +47,14 @@ async fn parent_token(srv: &TestServer) -> (String, String) {
         .unwrap()
         .unwrap();
     let person = account.person_id.unwrap();
-    let scope = "openid fhirUser user/*.cruds";
-    let app = oauth::create_client(
-        &srv.state.store,
-        oauth::ClientSpec {
-            name: "app".into(),
-            grant_types: vec!["authorization_code".into()],
-            redirect_uris: vec![REDIRECT.into()],
-            public: true,
-            scope: scope.into(),
-            ..Default::default()
-        },
+    let token = common::user_token(
+        srv,
+        &created.account_id,
+        &format!("Person/{person}"),
+        "openid fhirUser user/*.cruds",
     )
-    .await
-    .unwrap()
-    .client
-    .client_id;
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER));
-    let code = oauth::issue_authorization_code(
-        &srv.state,
-        &CodeRequest {
-            client_id: app.clone(),
-            redirect_uri: REDIRECT.into(),
-            scope: scope.into(),
-            code_challenge: challenge,
-            subject: created.account_id.clone(),
-            fhir_user: Some(format!("Person/{person}")),
-            patient: None,
-        },
-    )
-    .await
-    .unwrap();
-    let body: Value = srv
-        .anonymous
-        .post(srv.url("/oauth/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("client_id", &app),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        body["access_token"].as_str().expect("token").to_owned(),
-        person,
-    )
+    .await;
+    (token, person)
 }
 
 /// Links `person` to `kid` as a mother with parental responsibility.
@@ -260,7 +186,7 @@ async fn right_guess(srv: &TestServer, path: &str) {
 // type itself, learns nothing.
 on_both_databases!(a_school_cannot_guess_a_hidden_condition, |srv| {
     let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
-    let token = system_token(&srv, &school).await;
+    let token = common::system_token(&srv, &school, "system/*.cruds").await;
     let x = srv.create(&child(None, false)).await;
     srv.create(&json!({
         "resourceType": "CareTeam", "status": "active",
@@ -330,7 +256,7 @@ on_both_databases!(a_school_cannot_guess_a_hidden_condition, |srv| {
 // total — searches, type history and `$everything`.
 on_both_databases!(hidden_rows_make_no_pages_and_no_totals, |srv| {
     let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
-    let token = system_token(&srv, &school).await;
+    let token = common::system_token(&srv, &school, "system/*.cruds").await;
     // X: in the school's care team, with one Observation the school sees (about me),
     // written first, then hidden ones (conditions). H: a child the school has nothing to
     // do with, whose Observations are in a section schools see.

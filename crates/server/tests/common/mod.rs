@@ -384,3 +384,89 @@ pub async fn checked(resp: Response) -> Response {
     *rebuilt.headers_mut() = headers;
     Response::from(rebuilt)
 }
+
+/// The PKCE verifier and redirect URI the token helpers below use.
+pub const PKCE_VERIFIER: &str = "a-verifier-long-enough-for-pkce-0123456789-abcdefgh";
+pub const APP_REDIRECT: &str = "https://app.example/cb";
+
+/// The S256 challenge of [`PKCE_VERIFIER`].
+pub fn pkce_challenge() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(PKCE_VERIFIER))
+}
+
+/// A backend client of `org` with `scope`, and its access token by `client_credentials`.
+pub async fn system_token(srv: &TestServer, org: &str, scope: &str) -> String {
+    use passport_server::oauth;
+    let made = oauth::create_client(
+        &srv.state.store,
+        oauth::ClientSpec {
+            name: "org system".into(),
+            grant_types: vec!["client_credentials".into()],
+            scope: scope.into(),
+            organisation_id: Some(org.into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    client_credentials(
+        &srv.base,
+        &srv.anonymous,
+        &made.client.client_id,
+        &made.client_secret.unwrap(),
+        scope,
+    )
+    .await
+}
+
+/// A user's access token by the real code exchange (after what the approval page does):
+/// `account` signs in as `fhir_user` and approves `scope` for a public app.
+pub async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &str) -> String {
+    use passport_server::oauth::{self, CodeRequest};
+    let app = oauth::create_client(
+        &srv.state.store,
+        oauth::ClientSpec {
+            name: "app".into(),
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![APP_REDIRECT.into()],
+            public: true,
+            scope: scope.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .client
+    .client_id;
+    let code = oauth::issue_authorization_code(
+        &srv.state,
+        &CodeRequest {
+            client_id: app.clone(),
+            redirect_uri: APP_REDIRECT.into(),
+            scope: scope.into(),
+            code_challenge: pkce_challenge(),
+            subject: account.into(),
+            fhir_user: Some(fhir_user.into()),
+            patient: None,
+        },
+    )
+    .await
+    .unwrap();
+    let resp = srv
+        .anonymous
+        .post(srv.url("/oauth/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", APP_REDIRECT),
+            ("client_id", &app),
+            ("code_verifier", PKCE_VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().expect("token").to_owned()
+}
