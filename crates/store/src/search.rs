@@ -1462,37 +1462,58 @@ pub(crate) fn history_sql<'v>(pg: bool, q: &crate::HistoryQuery, vis: Visibility
     b
 }
 
-/// Children a caller may relate to (see [`ChildrenQuery`]): distinct Patient ids.
+/// Children a caller may relate to (see [`ChildrenQuery`]): distinct Patient ids. Driven
+/// from the caller's few rows (its organisation's and practitioner's references, its
+/// Person's links) to the children they name: SQLite, without statistics, would otherwise
+/// start from every reference to a Patient, so the unary `+` keeps those comparisons out of
+/// index selection.
 pub(crate) fn children_sql(pg: bool, q: &ChildrenQuery) -> Sql<'static> {
     let mut b = Sql::new(pg);
+    let plus = no_index(pg);
+    b.push(&format!(
+        "SELECT DISTINCT p.target_id FROM index_reference p \
+         WHERE {plus}p.param = 'patient' AND {plus}p.target_type = 'Patient' AND p.rid IN ("
+    ));
     match q {
         ChildrenQuery::CareTeam {
             practitioner,
             organisation,
         } => {
-            b.push(
-                "SELECT DISTINCT p.target_id FROM index_reference m \
-                 JOIN index_reference p ON p.rid = m.rid \
-                 WHERE m.resource_type = 'CareTeam' AND m.param = 'participant' \
-                 AND p.param = 'patient' AND p.target_type = 'Patient' AND (1 = 0",
-            );
+            // The CareTeams naming the organisation, the practitioner or one of their
+            // PractitionerRoles.
+            let mut first = true;
+            let mut member = |b: &mut Sql, target_type: &str| {
+                if !first {
+                    b.push(" UNION ");
+                }
+                first = false;
+                b.push(&format!(
+                    "SELECT m.rid FROM index_reference m WHERE m.target_type = '{target_type}' \
+                     AND m.target_id "
+                ));
+            };
             if let Some(o) = organisation {
-                b.push(" OR (m.target_type = 'Organization' AND m.target_id = ")
-                    .text_arg(o)
-                    .push(")");
+                member(&mut b, "Organization");
+                b.push("= ").text_arg(o);
+                b.push(" AND m.param = 'participant' AND m.resource_type = 'CareTeam'");
             }
             if let Some(pr) = practitioner {
-                b.push(" OR (m.target_type = 'Practitioner' AND m.target_id = ")
-                    .text_arg(pr)
-                    .push(")");
+                member(&mut b, "Practitioner");
+                b.push("= ").text_arg(pr);
+                b.push(" AND m.param = 'participant' AND m.resource_type = 'CareTeam'");
+                member(&mut b, "PractitionerRole");
                 b.push(
-                    " OR (m.target_type = 'PractitionerRole' AND m.target_id IN (\
-                     SELECT r.id FROM index_reference x JOIN resource_current r ON r.rid = x.rid \
-                     WHERE x.resource_type = 'PractitionerRole' AND x.param = 'practitioner' \
-                     AND x.target_type = 'Practitioner' AND x.target_id = ",
+                    "IN (SELECT r.id FROM index_reference x JOIN resource_current r ON r.rid = x.rid \
+                     WHERE x.target_type = 'Practitioner' AND x.target_id = ",
                 )
                 .text_arg(pr)
-                .push("))");
+                .push(
+                    " AND x.param = 'practitioner' AND x.resource_type = 'PractitionerRole') \
+                     AND m.param = 'participant' AND m.resource_type = 'CareTeam'",
+                );
+            }
+            if first {
+                b.push("SELECT NULL WHERE 1 = 0");
             }
             b.push(")");
             if let Some(pr) = practitioner {
@@ -1501,18 +1522,17 @@ pub(crate) fn children_sql(pg: bool, q: &ChildrenQuery) -> Sql<'static> {
             }
         }
         ChildrenQuery::Family { person } => {
+            // The RelatedPersons the Person links to.
             b.push(
-                "SELECT DISTINCT p.target_id FROM resource_current per \
-                 JOIN index_reference l ON l.rid = per.rid \
-                 JOIN resource_current rp ON rp.resource_type = 'RelatedPerson' AND rp.id = l.target_id \
-                 JOIN index_reference p ON p.rid = rp.rid \
+                "SELECT rp.rid FROM resource_current rp WHERE rp.resource_type = 'RelatedPerson' \
+                 AND rp.id IN (SELECT l.target_id FROM index_reference l \
+                 WHERE l.rid = (SELECT per.rid FROM resource_current per \
                  WHERE per.resource_type = 'Person' AND per.id = ",
             )
             .text_arg(person)
-            .push(
-                " AND l.param = 'link' AND l.target_type = 'RelatedPerson' \
-                 AND p.param = 'patient' AND p.target_type = 'Patient'",
-            );
+            .push(&format!(
+                ") AND {plus}l.param = 'link' AND {plus}l.target_type = 'RelatedPerson'))"
+            ));
         }
     }
     b
@@ -2015,6 +2035,20 @@ mod tests {
     }
 
     fn plans_of_the_rest() {
+        assert_indexed(
+            "children in a care team",
+            &children_sql(
+                false,
+                &ChildrenQuery::CareTeam {
+                    practitioner: Some("p".into()),
+                    organisation: Some("o".into()),
+                },
+            ),
+        );
+        assert_indexed(
+            "children of a family member",
+            &children_sql(false, &ChildrenQuery::Family { person: "p".into() }),
+        );
         let ids = vec!["a".to_owned(), "b".to_owned()];
         assert_indexed(
             "Condition?…&_include=Condition:subject",
