@@ -540,8 +540,10 @@ impl<'v> Sql<'v> {
                         n
                     }
                 };
+                // A subquery, not `= ANY($n)`: PostgreSQL then hashes the list once, even in
+                // a generic (cached) plan, instead of comparing each row with every child.
                 if self.pg {
-                    self.push(&format!("{patient} = ANY(${n}) AND "));
+                    self.push(&format!("{patient} IN (SELECT unnest(${n}::text[])) AND "));
                 } else {
                     self.push(&format!(
                         "{patient} IN (SELECT value FROM json_each(?{n})) AND "
