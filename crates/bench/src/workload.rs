@@ -1134,10 +1134,13 @@ pub fn transaction_response(body: &[u8], expected: usize) -> Result<Vec<(String,
     Ok(out)
 }
 
-/// A small change that keeps the resource valid.
+/// A small change that keeps the resource valid — and keeps what the access decision reads
+/// (`active`, links, care-team members, section tags), so that updates never take a child
+/// away from the hospital, a school or a parent in the later workloads.
 fn mutate(v: &mut Value, n: u64) {
     match v["resourceType"].as_str() {
-        Some("Patient") | Some("RelatedPerson") => v["active"] = json!(n.is_multiple_of(2)),
+        Some("Patient") => v["multipleBirthBoolean"] = json!(n.is_multiple_of(2)),
+        Some("RelatedPerson") => v["telecom"][0]["rank"] = json!(1 + n % 3),
         _ => v["note"] = json!([{ "text": format!("Reviewed (bench update {})", n % 100_000) }]),
     }
 }
@@ -1464,6 +1467,30 @@ mod tests {
         let (verdict, t) = probe(&ctx, Workload::Healthz, 1).await;
         assert!(matches!(verdict, Probe::Go));
         assert_eq!(t.errors, 1);
+    }
+
+    #[test]
+    fn updates_keep_what_access_decisions_read() {
+        let s = Synth::new(3, 20_000);
+        let mut all = vec![s.patient(0)];
+        all.extend(s.dependents(0, "Patient/p0"));
+        for r in all {
+            for n in 0..4 {
+                let mut v = r.clone();
+                mutate(&mut v, n);
+                assert_ne!(v, r, "{}", r["resourceType"]);
+                for k in [
+                    "active",
+                    "meta",
+                    "extension",
+                    "participant",
+                    "patient",
+                    "subject",
+                ] {
+                    assert_eq!(v[k], r[k], "{} {k}", r["resourceType"]);
+                }
+            }
+        }
     }
 
     #[test]
