@@ -7,6 +7,13 @@
 //!   `/fhir` request. Tokens live 15 minutes: [`Auth`] fetches a fresh one before each phase
 //!   and whenever the one in use is older than [`REFRESH_AFTER`], so long loads never meet a
 //!   401.
+//! * **Real users' tokens** (the search-visibility workloads): system clients acting for
+//!   one organisation (`create-client --organisation ID`, `client_credentials`), and a family
+//!   member's user token by the SMART authorization-code flow with PKCE over HTTP, as a
+//!   browser and an app do it: sign in with the password form, load `GET
+//!   /oauth/authorize` (the approval page), post "Allow" with the session's CSRF token,
+//!   follow the 303 to the app's redirect URI and exchange the code at `POST /oauth/token`
+//!   (see [`UserFlow`]).
 //! * **Web sign-in.** The real CLI creates the accounts (`passport admin create-org`,
 //!   `create-user --password-stdin`, see [`create_accounts`]); the `sign-in` workloads post
 //!   the sign-in form with the anonymous CSRF token (double submit: the `passport_csrf`
@@ -128,25 +135,101 @@ fn first_json_object(text: &str) -> Option<Value> {
 /// regional integration (every child's record) cleared for every security label,
 /// `client_credentials` with scope [`SCOPE`].
 pub async fn register_client(bin: &Path, database: &str) -> Result<Credentials, String> {
+    let mut args: Vec<String> = ["--regional"].map(str::to_owned).to_vec();
+    for label in CLEARED {
+        args.extend(["--cleared".to_owned(), label.to_owned()]);
+    }
+    create_client(
+        bin,
+        database,
+        CLIENT_NAME,
+        "client_credentials",
+        SCOPE,
+        args,
+    )
+    .await
+}
+
+/// The scope of the organisations' system clients (read and search only).
+pub const ORG_SCOPE: &str = "system/*.rs";
+
+/// Registers a `client_credentials` client acting for organisation `org` (`create-client
+/// --organisation ORG`, scope [`ORG_SCOPE`], no security labels): it reaches the children
+/// whose care team names that organisation, and sees what its sector sees.
+pub async fn register_org_client(
+    bin: &Path,
+    database: &str,
+    name: &str,
+    org: &str,
+) -> Result<Credentials, String> {
+    let args = vec!["--organisation".to_owned(), org.to_owned()];
+    create_client(bin, database, name, "client_credentials", ORG_SCOPE, args).await
+}
+
+/// The redirect URI of the bench's SMART app (never followed: the code is read from the
+/// `Location` of the approval's 303).
+pub const APP_REDIRECT: &str = "http://127.0.0.1/passport-bench/callback";
+/// The scope the SMART app asks for on behalf of a user.
+pub const USER_SCOPE: &str = "openid fhirUser user/*.rs";
+
+/// Registers the bench's SMART app: a public client (PKCE only), `authorization_code`,
+/// redirect URI [`APP_REDIRECT`], scope [`USER_SCOPE`]. Returns its `client_id`.
+pub async fn register_app(bin: &Path, database: &str) -> Result<String, String> {
+    let args = vec![
+        "--public".to_owned(),
+        "--redirect-uri".to_owned(),
+        APP_REDIRECT.to_owned(),
+    ];
+    let name = format!("{CLIENT_NAME}-app");
+    let out = run_cli_async(
+        bin,
+        client_args(database, &name, "authorization_code", USER_SCOPE, args),
+        None,
+    )
+    .await?;
+    let v = first_json_object(&out)
+        .ok_or_else(|| format!("`passport admin create-client` printed no JSON object:\n{out}"))?;
+    v["client_id"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`passport admin create-client` printed no client_id:\n{out}"))
+}
+
+fn client_args(
+    database: &str,
+    name: &str,
+    grant: &str,
+    scope: &str,
+    extra: Vec<String>,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "admin",
         "create-client",
         "--database",
         database,
         "--name",
-        CLIENT_NAME,
+        name,
         "--grant",
-        "client_credentials",
+        grant,
         "--scope",
-        SCOPE,
-        "--regional",
+        scope,
     ]
     .map(str::to_owned)
     .to_vec();
-    for label in CLEARED {
-        args.extend(["--cleared".to_owned(), label.to_owned()]);
-    }
-    let out = run_cli_async(bin, args, None).await?;
+    args.extend(extra);
+    args
+}
+
+async fn create_client(
+    bin: &Path,
+    database: &str,
+    name: &str,
+    grant: &str,
+    scope: &str,
+    extra: Vec<String>,
+) -> Result<Credentials, String> {
+    let out = run_cli_async(bin, client_args(database, name, grant, scope, extra), None).await?;
     let v = first_json_object(&out)
         .ok_or_else(|| format!("`passport admin create-client` printed no JSON object:\n{out}"))?;
     let field = |k: &str| {
@@ -158,6 +241,74 @@ pub async fn register_client(bin: &Path, database: &str) -> Result<Credentials, 
     Ok(Credentials {
         client_id: field("client_id")?,
         client_secret: field("client_secret")?,
+    })
+}
+
+/// Creates an organisation with `passport admin create-org` (region "Bench"); returns its id.
+pub async fn create_org(
+    bin: &Path,
+    database: &str,
+    name: &str,
+    sector: &str,
+) -> Result<String, String> {
+    let owned = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let out = run_cli_async(
+        bin,
+        owned(&[
+            "admin",
+            "create-org",
+            "--database",
+            database,
+            "--name",
+            name,
+            "--sector",
+            sector,
+            "--region",
+            "Bench",
+        ]),
+        None,
+    )
+    .await?;
+    out.lines()
+        .find_map(|l| l.trim().strip_prefix("created organisation "))
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("`passport admin create-org` did not print the new id:\n{out}"))
+}
+
+/// Creates a family sign-in (`passport admin create-user --role family`, a Person and an
+/// account) with a random password; returns the account.
+pub async fn create_family(
+    bin: &Path,
+    database: &str,
+    email: &str,
+    name: &str,
+) -> Result<Account, String> {
+    let password = random_password()?;
+    let owned = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    run_cli_async(
+        bin,
+        owned(&[
+            "admin",
+            "create-user",
+            "--database",
+            database,
+            "--role",
+            "family",
+            "--email",
+            email,
+            "--name",
+            name,
+            "--password-stdin",
+        ]),
+        Some(password.clone()),
+    )
+    .await?;
+    Ok(Account {
+        email: email.to_owned(),
+        password,
+        next: "/",
     })
 }
 
@@ -205,6 +356,27 @@ struct Token {
     refresh_after: Duration,
 }
 
+/// How an [`Auth`] gets its tokens.
+enum Grant {
+    /// `client_credentials` with the client's id and secret ([`Auth::basic`], [`Auth::form`]).
+    ClientCredentials,
+    /// A user's token by the authorization-code flow (sign-in, approval, code exchange).
+    User(UserFlow),
+}
+
+/// A user's token the way a SMART app gets one: the user signs in with the password form,
+/// the app sends them to `GET /oauth/authorize` (response_type=code, PKCE S256, `aud` =
+/// the FHIR base URL), they press "Allow", and the app exchanges the code from the
+/// redirect at `POST /oauth/token` with its `code_verifier`.
+#[derive(Debug, Clone)]
+pub struct UserFlow {
+    pub account: Account,
+    /// The public SMART app's client id ([`register_app`]).
+    pub client_id: String,
+    /// The FHIR base URL (`aud`).
+    pub aud: String,
+}
+
 /// The bench's OAuth client and its current access token.
 pub struct Auth {
     pub addr: SocketAddr,
@@ -213,6 +385,7 @@ pub struct Auth {
     pub basic: String,
     /// The token request's body: `grant_type=client_credentials&scope=…`.
     pub form: Bytes,
+    grant: Grant,
     current: RwLock<Token>,
     /// The connection tokens are fetched on (also makes refreshes one at a time).
     fetcher: tokio::sync::Mutex<Client>,
@@ -221,12 +394,21 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Gets the first access token for `creds`.
+    /// Gets the first access token for `creds` (`client_credentials`, scope [`SCOPE`]).
     pub async fn obtain(addr: SocketAddr, creds: &Credentials) -> Result<Arc<Auth>, String> {
+        Auth::obtain_scope(addr, creds, SCOPE).await
+    }
+
+    /// Gets the first access token for `creds` with `scope` (`client_credentials`).
+    pub async fn obtain_scope(
+        addr: SocketAddr,
+        creds: &Credentials,
+        scope: &str,
+    ) -> Result<Arc<Auth>, String> {
         let basic = basic_header(creds);
         let form = Bytes::from(http::form_encode(&[
             ("grant_type", "client_credentials"),
-            ("scope", SCOPE),
+            ("scope", scope),
         ]));
         let mut client = Client::new(addr);
         let token = fetch(&mut client, &basic, &form).await?;
@@ -235,10 +417,34 @@ impl Auth {
             client_id: creds.client_id.clone(),
             basic,
             form,
+            grant: Grant::ClientCredentials,
             current: RwLock::new(token),
             fetcher: tokio::sync::Mutex::new(client),
             fetched: AtomicU64::new(1),
         }))
+    }
+
+    /// Gets the first user token by `flow` (the whole flow runs again for each new token).
+    pub async fn obtain_user(addr: SocketAddr, flow: UserFlow) -> Result<Arc<Auth>, String> {
+        let mut client = Client::new(addr);
+        let token = fetch_user(&mut client, &flow).await?;
+        Ok(Arc::new(Auth {
+            addr,
+            client_id: flow.client_id.clone(),
+            basic: String::new(),
+            form: Bytes::new(),
+            grant: Grant::User(flow),
+            current: RwLock::new(token),
+            fetcher: tokio::sync::Mutex::new(client),
+            fetched: AtomicU64::new(1),
+        }))
+    }
+
+    async fn fetch_new(&self, client: &mut Client) -> Result<Token, String> {
+        match &self.grant {
+            Grant::ClientCredentials => fetch(client, &self.basic, &self.form).await,
+            Grant::User(flow) => fetch_user(client, flow).await,
+        }
     }
 
     /// An `Auth` that always sends `bearer` (for tests against a fake server).
@@ -249,6 +455,7 @@ impl Auth {
             client_id: "test".into(),
             basic: "Basic dGVzdDp0ZXN0".into(),
             form: Bytes::from_static(b"grant_type=client_credentials"),
+            grant: Grant::ClientCredentials,
             current: RwLock::new(Token {
                 bearer: bearer.into(),
                 fetched: Instant::now(),
@@ -262,7 +469,7 @@ impl Auth {
     /// Replaces the token with a fresh one now (before each phase of the run).
     pub async fn refresh(&self) -> Result<(), String> {
         let mut client = self.fetcher.lock().await;
-        let token = fetch(&mut client, &self.basic, &self.form).await?;
+        let token = self.fetch_new(&mut client).await?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = token;
         self.fetched.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -283,7 +490,7 @@ impl Auth {
         if let Some(b) = self.fresh() {
             return Ok(b);
         }
-        let token = fetch(&mut client, &self.basic, &self.form).await?;
+        let token = self.fetch_new(&mut client).await?;
         let bearer = token.bearer.clone();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = token;
         self.fetched.fetch_add(1, Ordering::Relaxed);
@@ -319,6 +526,150 @@ async fn fetch(client: &mut Client, basic: &str, form: &Bytes) -> Result<Token, 
             .min(Duration::from_secs(expires_in * 2 / 3))
             .max(Duration::from_secs(1)),
     })
+}
+
+fn token_from(r: &Response, what: &str) -> Result<Token, String> {
+    let (token, expires_in) = parse_token_response(r).map_err(|e| format!("{what}: {e}"))?;
+    Ok(Token {
+        bearer: format!("Bearer {token}").into(),
+        fetched: Instant::now(),
+        refresh_after: REFRESH_AFTER
+            .min(Duration::from_secs(expires_in * 2 / 3))
+            .max(Duration::from_secs(1)),
+    })
+}
+
+/// A PKCE verifier (64 random hex characters) and its S256 challenge.
+pub fn pkce() -> Result<(String, String), String> {
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let verifier: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let challenge = http::base64url(&crate::sha256::digest(verifier.as_bytes()));
+    Ok((verifier, challenge))
+}
+
+/// The value of the first `<input … name="NAME" value="…">` in `html`.
+pub fn hidden_field<'a>(html: &'a str, name: &str) -> Option<&'a str> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let rest = &html[at..];
+    let end = rest.find('>')?;
+    let tag = &rest[..end];
+    let v = tag.find("value=\"")? + 7;
+    let len = tag[v..].find('"')?;
+    Some(&tag[v..v + len])
+}
+
+/// The value of query parameter `name` in a URL.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let q = url.split_once('?')?.1;
+    q.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| http::percent_decode(v))
+    })
+}
+
+/// One user token by the authorization-code flow with PKCE (see [`UserFlow`]): five
+/// requests, none of them timed.
+async fn fetch_user(c: &mut Client, flow: &UserFlow) -> Result<Token, String> {
+    // 1. Sign in with the password form.
+    let csrf = csrf_token(c).await?;
+    let (body, cookie) = sign_in_request(&flow.account, &csrf);
+    let r = c
+        .send(
+            Method::POST,
+            "/sign-in",
+            &[("content-type", FORM), ("cookie", &cookie)],
+            Some(body),
+        )
+        .await
+        .map_err(|e| format!("POST /sign-in: transport error: {e}"))?;
+    let session = check_sign_in(&r, &flow.account)
+        .map_err(|e| format!("POST /sign-in ({}): {e}", flow.account.email))?;
+    let cookie = format!("{SESSION_COOKIE}={session}");
+    // 2. The authorisation request: the approval page.
+    let (verifier, challenge) = pkce()?;
+    let state = format!("s{}", Instant::now().elapsed().as_nanos());
+    let params = [
+        ("response_type", "code"),
+        ("client_id", flow.client_id.as_str()),
+        ("redirect_uri", APP_REDIRECT),
+        ("scope", USER_SCOPE),
+        ("state", state.as_str()),
+        ("aud", flow.aud.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let query = http::form_encode(&params);
+    let path = format!("/oauth/authorize?{query}");
+    let r = c
+        .send(
+            Method::GET,
+            &path,
+            &[("accept", "text/html"), ("cookie", &cookie)],
+            None,
+        )
+        .await
+        .map_err(|e| format!("GET /oauth/authorize: transport error: {e}"))?;
+    let html = String::from_utf8_lossy(&r.body);
+    if r.status != 200 {
+        return Err(format!(
+            "GET /oauth/authorize: HTTP {} (location {:?}), expected the approval page",
+            r.status, r.location
+        ));
+    }
+    let page_csrf = hidden_field(&html, "csrf_token")
+        .ok_or("GET /oauth/authorize: the approval page has no csrf_token")?
+        .to_owned();
+    // 3. "Allow".
+    let mut form: Vec<(&str, &str)> = params.to_vec();
+    form.extend([
+        ("csrf_token", page_csrf.as_str()),
+        ("step", "decide"),
+        ("decision", "allow"),
+    ]);
+    let r = c
+        .send(
+            Method::POST,
+            "/oauth/authorize",
+            &[("content-type", FORM), ("cookie", &cookie)],
+            Some(Bytes::from(http::form_encode(&form))),
+        )
+        .await
+        .map_err(|e| format!("POST /oauth/authorize: transport error: {e}"))?;
+    let location = r.location.clone().unwrap_or_default();
+    if r.status != 303 || !location.starts_with(APP_REDIRECT) {
+        return Err(format!(
+            "POST /oauth/authorize (Allow): HTTP {} to {location:?}, expected 303 to {APP_REDIRECT}",
+            r.status
+        ));
+    }
+    let code = query_param(&location, "code")
+        .ok_or_else(|| format!("the redirect has no code: {location}"))?;
+    if query_param(&location, "state").as_deref() != Some(state.as_str()) {
+        return Err(format!(
+            "the redirect does not return the state: {location}"
+        ));
+    }
+    // 4. The code exchange.
+    let body = http::form_encode(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", APP_REDIRECT),
+        ("client_id", &flow.client_id),
+        ("code_verifier", &verifier),
+    ]);
+    let r = c
+        .send(
+            Method::POST,
+            "/oauth/token",
+            &[("content-type", FORM), ("accept", "application/json")],
+            Some(Bytes::from(body)),
+        )
+        .await
+        .map_err(|e| format!("POST /oauth/token (authorization_code): transport error: {e}"))?;
+    token_from(&r, "POST /oauth/token (authorization_code)")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -176,6 +176,42 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// base64url without padding (RFC 4648 §5), for the PKCE S256 challenge (RFC 7636).
+pub fn base64url(data: &[u8]) -> String {
+    base64(data)
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding) in a query-string value.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(x) => {
+                    out.push(x);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            x => out.push(x),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The logical id in a `Location` header `{base}/fhir/{Type}/{id}[/_history/{v}]`.
 pub fn id_from_location(location: &str) -> Option<&str> {
     type_and_id_from_location(location).map(|(_, id)| id)

@@ -9,6 +9,7 @@ mod auth;
 mod http;
 mod report;
 mod server;
+mod sha256;
 mod stats;
 mod synth;
 #[cfg(test)]
@@ -36,12 +37,14 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
-transaction, token, sign-in, sign-in-staff) and prints throughput and latency tables. \
+transaction, token, sign-in, sign-in-staff, and the searches as real callers: search-obs, \
+hospital-*, school-*, family-*) and prints throughput and latency tables. \
 `--compare A.json B.json` compares two runs' results files instead.",
     long_about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
-transaction, token, sign-in, sign-in-staff) and prints throughput and latency tables. \
+transaction, token, sign-in, sign-in-staff, and the searches as real callers: search-obs, \
+hospital-*, school-*, family-*) and prints throughput and latency tables. \
 `--compare A.json B.json` compares two runs' results files instead.\n\n\
 Authentication, as an operator's integration would do it: once the server is up, the bench \
 registers an OAuth client with the real CLI (`passport admin create-client --database DB \
@@ -51,7 +54,12 @@ HTTP Basic) and sends `Authorization: Bearer …` on every /fhir request (the lo
 fresh token is fetched before each phase and whenever the one in use is 10 minutes old \
 (tokens live 15). /healthz is sent without one. The sign-in workloads sign in with accounts \
 made by `passport admin create-org` / `create-user --password-stdin` (random passwords, \
-unique logins per run). See docs/BENCHMARK.md."
+unique logins per run). The synthetic region has a hospital trust, a GP practice and --schools \
+schools (`passport admin create-org`), a CareTeam per child naming the hospital, the GP and one \
+school, and section tags on every resource; the hospital-*/school-* workloads use system \
+clients made with `create-client --organisation`, the family-* workloads a parent's user \
+token from the authorization-code flow with PKCE (sign-in, approval page, code exchange). See \
+docs/BENCHMARK.md."
 )]
 struct Args {
     /// The `passport` server binary [default: `passport` next to this executable].
@@ -106,9 +114,13 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything"
     )]
     workloads: Vec<String>,
+    /// Schools in the synthetic region (each child's care team names one: child i is at
+    /// school i mod N, so a school relates to 1/N of the children).
+    #[arg(long, default_value_t = synth::DEFAULT_SCHOOLS, value_name = "N")]
+    schools: u64,
     /// Seed of the synthetic data and of the random choices.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -122,9 +134,10 @@ struct Args {
     /// over latency at the smaller; target ≤ 1.5×). With --markdown, also as Markdown.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     compare: Option<Vec<PathBuf>>,
-    /// Short CI run: 1,000 patients, 1 s warm-up + 4 s per workload (every workload, the
-    /// authenticated load, `token` and the sign-ins included), 1 repeat (about a minute and
-    /// a half); exits non-zero on any unexpected error.
+    /// Short CI run: 1,000 patients, 0.5 s warm-up + 2 s per workload (every workload, the
+    /// authenticated load, `token`, the sign-ins and the searches as hospital, school and
+    /// family included), 1 repeat (under two minutes); exits non-zero on any unexpected
+    /// error.
     #[arg(long)]
     smoke: bool,
     /// Seconds to wait for the server's first 200 on /healthz.
@@ -209,7 +222,7 @@ fn resolve(args: &Args) -> Result<Config, String> {
     let server_bin = server_bin.canonicalize().unwrap_or(server_bin);
     let profile = detect_profile(&server_bin);
     let (d_patients, d_duration, d_warmup) = if args.smoke {
-        (1_000, 4.0, 1.0)
+        (1_000, 2.0, 0.5)
     } else {
         (10_000, 20.0, 3.0)
     };
@@ -219,8 +232,12 @@ fn resolve(args: &Args) -> Result<Config, String> {
     if args.bundle_size == 0 {
         return Err("--bundle-size must be at least 1".into());
     }
-    let synth =
-        Synth::new(args.seed, synth::today_days()).with_complex_percent(args.complex_percent);
+    if args.schools == 0 {
+        return Err("--schools must be at least 1".into());
+    }
+    let synth = Synth::new(args.seed, synth::today_days())
+        .with_complex_percent(args.complex_percent)
+        .with_schools(args.schools);
     let patients = match args.resources {
         Some(n) => synth.children_for_resources(n),
         None => args.patients.unwrap_or(d_patients),
@@ -530,7 +547,19 @@ async fn bench(
         }
     };
 
-    let synth = cfg.synth.clone();
+    // The synthetic region: its organisations, named by every child's CareTeam.
+    let setup = std::time::Instant::now();
+    let region = create_region(&cfg.server_bin, database, cfg.synth.schools())
+        .await
+        .map_err(|e| Failure::Other(format!("could not create the region's organisations: {e}")))?;
+    eprintln!(
+        "passport-bench: region: hospital trust {}, GP practice {}, {} schools made with `passport admin create-org` ({:.0} ms)",
+        region.hospital,
+        region.gp,
+        region.schools.len(),
+        setup.elapsed().as_secs_f64() * 1000.0
+    );
+    let synth = cfg.synth.clone().with_region(region.clone());
     let via = match args.load_via {
         LoadVia::Post => "POSTs".to_owned(),
         LoadVia::Transactions => format!("transaction Bundles of ≤ {} resources", args.bundle_size),
@@ -573,6 +602,27 @@ async fn bench(
         ));
     }
 
+    // The real callers of the search-visibility workloads (only those the run needs).
+    let setup = std::time::Instant::now();
+    let callers = set_up_callers(
+        &cfg.server_bin,
+        database,
+        server.addr,
+        &auth,
+        &region,
+        &synth,
+        &data,
+        &cfg.workloads,
+    )
+    .await
+    .map_err(|e| Failure::Other(format!("{e}\n{}", server.log_tail(10))))?;
+    let caller_line = describe_callers(&callers, &synth, data.patients.len());
+    if !caller_line.is_empty() {
+        eprintln!(
+            "passport-bench: callers set up ({:.0} ms): {caller_line}",
+            setup.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     let ctx = Arc::new(Ctx {
         addr: server.addr,
         auth: auth.clone(),
@@ -580,7 +630,25 @@ async fn bench(
         synth: synth.clone(),
         next_index: AtomicU64::new(cfg.patients),
         data,
+        callers,
     });
+    let fresh_caller = |w: Workload| {
+        let ctx = ctx.clone();
+        async move {
+            let who = w.who();
+            for (name, a) in ctx.callers.all() {
+                if name.starts_with(who.name()) {
+                    a.refresh().await.map_err(|e| {
+                        Failure::Other(format!(
+                            "could not get a fresh {name} token before {}: {e}",
+                            w.name()
+                        ))
+                    })?;
+                }
+            }
+            Ok::<(), Failure>(())
+        }
+    };
     let mut results: Vec<(Workload, Vec<Sample>)> =
         cfg.workloads.iter().map(|w| (*w, Vec::new())).collect();
     let mut created = loaded;
@@ -590,6 +658,7 @@ async fn bench(
     let mut unsupported: Vec<(Workload, String)> = Vec::new();
     fresh_token("before the probes".into()).await?;
     for w in cfg.workloads.iter().filter(|w| w.optional()) {
+        fresh_caller(*w).await?;
         let (verdict, t) = workload::probe(&ctx, *w, cfg.seed ^ 0x5EED).await;
         match verdict {
             workload::Probe::Unsupported(why) => {
@@ -619,6 +688,7 @@ async fn bench(
             };
             if !cfg.warmup.is_zero() {
                 fresh_token(format!("before {}", w.name())).await?;
+                fresh_caller(*w).await?;
                 let (t, _) =
                     workload::run(ctx.clone(), *w, concurrency, cfg.warmup, seed ^ 0xA5A5).await;
                 created += t.created;
@@ -626,6 +696,7 @@ async fn bench(
                 report_errors(&format!("{} warm-up", w.name()), &t);
             }
             fresh_token(format!("before {}", w.name())).await?;
+            fresh_caller(*w).await?;
             let (server_cpu0, bench_cpu0) = (
                 server::cpu_seconds(server.pid),
                 server::cpu_seconds(std::process::id()),
@@ -757,6 +828,14 @@ async fn bench(
             ),
         ),
         (
+            "region",
+            format!(
+                "a hospital trust, a GP practice and {} schools (passport admin create-org); each child's CareTeam names the hospital, the GP and school (child index mod {}); section tags on every resource",
+                synth.schools(),
+                synth.schools()
+            ),
+        ),
+        (
             "start-up",
             format!(
                 "{:.0} ms from spawn to first 200 on /healthz",
@@ -826,12 +905,15 @@ async fn bench(
             None => "exit status unknown".to_owned(),
         },
     ));
+    if !caller_line.is_empty() {
+        meta.push(("callers", caller_line.clone()));
+    }
     let title = format!("passport-bench{}", if args.smoke { " --smoke" } else { "" });
     println!("\n{}", report::text(&meta, &rows));
     if let Some(path) = &args.markdown {
         let notes: Vec<String> = cfg.workloads.iter().map(|w| format!("`{}`: {}", w.name(), w.describe())).chain([
             "\"entries\": mean entries per returned searchset Bundle. \"stored\": resources stored by the load (the scale the run is compared at; the workloads add more).".to_owned(),
-            "Every /fhir request carries an OAuth bearer token (client_credentials of a regional client registered with passport admin create-client; a fresh token before each workload, not timed); /healthz none.".to_owned(),
+            "Every /fhir request carries an OAuth bearer token: the regional client's (client_credentials, passport admin create-client --regional) except in the hospital-*, school-* and family-* workloads, which use a system client of the hospital trust or of a school (create-client --organisation, client_credentials) or a parent's user token (authorization code + PKCE); a fresh token before each workload, not timed. /healthz none.".to_owned(),
             "Every HTTP request is timed and counted on its own (update = GET + PUT; delete-then-recreate = DELETE + PUT). \"vs healthz\" is the workload's req/s over GET /healthz's in the same run. Latencies: nearest-rank percentiles of a log-linear histogram (< 0.8 % error). \"server CPU\" / \"bench CPU\": average cores busy in the server / the load generator during the measured window (same machine).".to_owned(),
         ]).collect();
         let md = report::markdown(&title, &meta, &scale, &rows, &notes);
@@ -877,6 +959,264 @@ async fn bench(
         );
     }
     Ok(unexpected == 0)
+}
+
+/// The region's organisations, made with the real CLI: a hospital trust, a GP practice and
+/// `schools` schools.
+async fn create_region(bin: &Path, database: &str, schools: u64) -> Result<synth::Region, String> {
+    let tag = std::process::id();
+    let hospital = auth::create_org(
+        bin,
+        database,
+        &format!("Bench Hospital NHS Trust {tag}"),
+        "hospital-trust",
+    )
+    .await?;
+    let gp = auth::create_org(
+        bin,
+        database,
+        &format!("Bench Surgery {tag}"),
+        "gp-practice",
+    )
+    .await?;
+    let mut ids = Vec::new();
+    for k in 0..schools {
+        ids.push(
+            auth::create_org(
+                bin,
+                database,
+                &format!("Bench School {k} ({tag})"),
+                "education",
+            )
+            .await?,
+        );
+    }
+    Ok(synth::Region {
+        hospital,
+        gp,
+        schools: ids,
+    })
+}
+
+/// Family members: how many, and family `f` is linked to `f + 1` children.
+const FAMILIES: usize = 3;
+const LOGIN_SYSTEM: &str = "https://passport.nhs.uk/fhir/Id/login";
+
+/// Sets up the callers `workloads` need: system clients acting for the hospital trust and
+/// for school 0 (`create-client --organisation`, `client_credentials`), and [`FAMILIES`]
+/// parents (`create-user --role family`, their Person linked to 1, 2 and 3 children's
+/// RelatedPersons through the FHIR API, a user token by the authorization-code flow).
+#[allow(clippy::too_many_arguments)]
+async fn set_up_callers(
+    bin: &Path,
+    database: &str,
+    addr: std::net::SocketAddr,
+    regional: &auth::Auth,
+    region: &synth::Region,
+    synth: &Synth,
+    data: &workload::Dataset,
+    workloads: &[Workload],
+) -> Result<workload::Callers, String> {
+    use workload::Who;
+    let needs = |who: Who| {
+        workloads
+            .iter()
+            .any(|w| w.who() == who && w.shape().is_some())
+    };
+    let mut callers = workload::Callers::default();
+    let tag = std::process::id();
+    if needs(Who::Hospital) {
+        let name = format!("passport-bench-hospital-{tag}");
+        let creds = auth::register_org_client(bin, database, &name, &region.hospital)
+            .await
+            .map_err(|e| format!("could not register the hospital's client: {e}"))?;
+        callers.hospital = Some(
+            auth::Auth::obtain_scope(addr, &creds, auth::ORG_SCOPE)
+                .await
+                .map_err(|e| format!("no token for the hospital's client: {e}"))?,
+        );
+    }
+    if needs(Who::School) {
+        let name = format!("passport-bench-school-{tag}");
+        let creds = auth::register_org_client(bin, database, &name, &region.schools[0])
+            .await
+            .map_err(|e| format!("could not register the school's client: {e}"))?;
+        callers.school = Some(
+            auth::Auth::obtain_scope(addr, &creds, auth::ORG_SCOPE)
+                .await
+                .map_err(|e| format!("no token for the school's client: {e}"))?,
+        );
+        for (k, &index) in data.patient_index.iter().enumerate() {
+            if synth.school_of(index) == 0 {
+                callers.school_children.push(k);
+            }
+        }
+        callers.school_complex = data
+            .complex
+            .iter()
+            .copied()
+            .filter(|&k| synth.school_of(data.patient_index[k]) == 0)
+            .collect();
+        if callers.school_children.is_empty() {
+            return Err("school 0 has no loaded child (load more children)".into());
+        }
+    }
+    if needs(Who::Family) {
+        let app = auth::register_app(bin, database)
+            .await
+            .map_err(|e| format!("could not register the bench's SMART app: {e}"))?;
+        // Children under 15 (their parents decide: no hand-over yet) with a RelatedPerson.
+        let eligible: Vec<usize> = (0..data.patients.len())
+            .filter(|&k| {
+                data.related[k].is_some() && synth.age_days(data.patient_index[k]) < 15 * 365
+            })
+            .collect();
+        let wanted: usize = (1..=FAMILIES).sum();
+        if eligible.len() < wanted {
+            return Err(format!(
+                "only {} children could be linked to a family (need {wanted})",
+                eligible.len()
+            ));
+        }
+        let mut c = http::Client::new(addr);
+        let mut next = 0;
+        for f in 0..FAMILIES {
+            // Spread over the loaded children.
+            let children: Vec<usize> = (0..=f)
+                .map(|j| eligible[(next + j * eligible.len() / wanted) % eligible.len()])
+                .collect();
+            next += 1 + f;
+            let email = format!("passport-bench-parent{f}-{tag}@bench.example.org");
+            let account = auth::create_family(bin, database, &email, &format!("Bench Parent {f}"))
+                .await
+                .map_err(|e| format!("could not create family member {email}: {e}"))?;
+            let rps: Vec<&str> = children
+                .iter()
+                .filter_map(|&k| data.related[k].as_deref())
+                .collect();
+            link_person(&mut c, regional, &email, &rps)
+                .await
+                .map_err(|e| format!("could not link {email} to their children: {e}"))?;
+            let flow = auth::UserFlow {
+                account,
+                client_id: app.clone(),
+                aud: format!("http://{addr}/fhir"),
+            };
+            let auth = auth::Auth::obtain_user(addr, flow)
+                .await
+                .map_err(|e| format!("no user token for {email}: {e}"))?;
+            callers.families.push(workload::Family { auth, children });
+        }
+    }
+    Ok(callers)
+}
+
+/// Links the Person of login `email` to the RelatedPersons `rps` (`Person.link[].target`),
+/// as the regional client through the FHIR API: search, then PUT with `If-Match`.
+async fn link_person(
+    c: &mut http::Client,
+    regional: &auth::Auth,
+    email: &str,
+    rps: &[&str],
+) -> Result<(), String> {
+    let bearer = regional.bearer().await?;
+    let mut q = String::new();
+    http::percent_encode_into(&mut q, &format!("{LOGIN_SYSTEM}|{email}"));
+    let path = format!("/fhir/Person?identifier={q}");
+    let r = c
+        .send(
+            hyper::Method::GET,
+            &path,
+            &[("accept", http::FHIR_JSON), ("authorization", &bearer)],
+            None,
+        )
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    let b: serde_json::Value = serde_json::from_slice(&r.body)
+        .map_err(|e| format!("GET {path}: HTTP {} {e}", r.status))?;
+    let mut person = match b["entry"].as_array().map(Vec::as_slice) {
+        Some([only]) => only["resource"].clone(),
+        _ => {
+            return Err(format!(
+                "GET {path}: HTTP {}, not exactly one Person",
+                r.status
+            ));
+        }
+    };
+    let id = person["id"].as_str().unwrap_or_default().to_owned();
+    let version = person["meta"]["versionId"]
+        .as_str()
+        .unwrap_or("1")
+        .to_owned();
+    person["link"] = rps
+        .iter()
+        .map(|rp| json!({ "target": { "reference": format!("RelatedPerson/{rp}") } }))
+        .collect();
+    let path = format!("/fhir/Person/{id}");
+    let if_match = format!("W/\"{version}\"");
+    let r = c
+        .send(
+            hyper::Method::PUT,
+            &path,
+            &[
+                ("content-type", http::FHIR_JSON),
+                ("accept", http::FHIR_JSON),
+                ("if-match", &if_match),
+                ("prefer", "return=minimal"),
+                ("authorization", &bearer),
+            ],
+            Some(bytes::Bytes::from(person.to_string())),
+        )
+        .await
+        .map_err(|e| format!("PUT {path}: {e}"))?;
+    if !(200..300).contains(&r.status) {
+        return Err(format!(
+            "PUT {path}: HTTP {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+/// One line on the callers set up, for the report.
+fn describe_callers(c: &workload::Callers, synth: &Synth, children: usize) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = &c.hospital {
+        parts.push(format!(
+            "hospital: system client {} (create-client --organisation <hospital trust>, client_credentials, scope {}), in the care team of all {} children",
+            a.client_id,
+            auth::ORG_SCOPE,
+            report::thousands(children as u64)
+        ));
+    }
+    if let Some(a) = &c.school {
+        parts.push(format!(
+            "school: system client {} (create-client --organisation <school 0 of {}>, client_credentials, scope {}), in the care team of {} children",
+            a.client_id,
+            synth.schools(),
+            auth::ORG_SCOPE,
+            report::thousands(c.school_children.len() as u64)
+        ));
+    }
+    if !c.families.is_empty() {
+        let sizes: Vec<String> = c
+            .families
+            .iter()
+            .map(|f| f.children.len().to_string())
+            .collect();
+        parts.push(format!(
+            "family: {} parents (create-user --role family; Person.link to their children's RelatedPersons, parental responsibility) with {} children, user tokens (scope {}) by authorization code + PKCE through the sign-in form and the approval page, SMART app {}",
+            c.families.len(),
+            sizes.join(", "),
+            auth::USER_SCOPE,
+            c.families[0].auth.client_id
+        ));
+    }
+    parts.join("; ")
 }
 
 /// `--compare A B`: prints the latency ratios of two results files (exit 0 when every

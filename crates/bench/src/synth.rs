@@ -20,6 +20,15 @@ pub const SNOMED: &str = "http://snomed.info/sct";
 pub const DMD: &str = "https://dmd.nhs.uk";
 pub const LOINC: &str = "http://loinc.org";
 pub const UCUM: &str = "http://unitsofmeasure.org";
+/// Passport's section code system (`meta.tag`): what part of the passport a resource is in
+/// (docs/DATA-MODEL.md); the access decision shows each caller only some sections.
+pub const SECTION_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
+/// RelatedPerson extension (valueBoolean): the adult has parental responsibility.
+pub const PARENTAL_RESPONSIBILITY: &str =
+    "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility";
+/// Schools in the synthetic region by default: each child is at one of them (child index
+/// modulo the number of schools), so a school relates to 1/20 of the children.
+pub const DEFAULT_SCHOOLS: u64 = 20;
 
 /// The resource types the generator makes.
 pub const TYPES: &[&str] = &[
@@ -30,7 +39,49 @@ pub const TYPES: &[&str] = &[
     "MedicationStatement",
     "Observation",
     "CarePlan",
+    "CareTeam",
 ];
+
+/// The section each generated type is tagged with (`meta.tag` in [`SECTION_SYSTEM`]). With
+/// the regional policy's sector defaults, a hospital or GP (health) sees every one of them,
+/// a school only `about-me`, `emergency` and `education` (the Patient, the body weights and
+/// the emergency plan, not conditions, allergies, medicines or contacts); a parent with
+/// parental responsibility sees all.
+pub fn sections_of(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        "Patient" => &["about-me"],
+        "RelatedPerson" | "CareTeam" => &["contacts"],
+        "Condition" => &["conditions"],
+        "AllergyIntolerance" => &["allergies"],
+        "MedicationStatement" => &["medicines"],
+        "Observation" => &["about-me"],
+        "CarePlan" => &["emergency", "education"],
+        _ => &[],
+    }
+}
+
+/// `resource` with its type's section tags ([`sections_of`]) in `meta.tag`.
+fn tagged(mut resource: Value) -> Value {
+    let ty = resource["resourceType"].as_str().unwrap_or("").to_owned();
+    let tags: Vec<Value> = sections_of(&ty)
+        .iter()
+        .map(|code| json!({ "system": SECTION_SYSTEM, "code": code }))
+        .collect();
+    if !tags.is_empty() {
+        resource["meta"] = json!({ "tag": tags });
+    }
+    resource
+}
+
+/// The synthetic region's organisations (ids of the `Organization`s made with `passport
+/// admin create-org`): every child's `CareTeam` names the hospital trust, the GP practice
+/// and the child's school.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    pub hospital: String,
+    pub gp: String,
+    pub schools: Vec<String>,
+}
 
 // ---------------------------------------------------------------------------------------
 // Deterministic pseudo-random numbers (SplitMix64): tiny, fast, good enough for test data.
@@ -347,6 +398,9 @@ pub struct Synth {
     seed: u64,
     today: i64,
     complex_percent: u64,
+    schools: u64,
+    /// The organisations the care teams name (placeholder ids until [`Synth::with_region`]).
+    region: Option<std::sync::Arc<Region>>,
 }
 
 impl Synth {
@@ -357,7 +411,67 @@ impl Synth {
             seed,
             today,
             complex_percent: DEFAULT_COMPLEX_PERCENT,
+            schools: DEFAULT_SCHOOLS,
+            region: None,
         }
+    }
+
+    /// Sets the number of schools (at least 1); child `i` is at school `i % schools`.
+    pub fn with_schools(mut self, schools: u64) -> Self {
+        self.schools = schools.max(1);
+        self
+    }
+
+    /// Sets the organisations the care teams name (`region.schools` must have
+    /// [`Synth::schools`] entries).
+    pub fn with_region(mut self, region: Region) -> Self {
+        assert_eq!(
+            region.schools.len() as u64,
+            self.schools,
+            "one id per school"
+        );
+        self.region = Some(std::sync::Arc::new(region));
+        self
+    }
+
+    pub fn schools(&self) -> u64 {
+        self.schools
+    }
+
+    /// The school (`0..schools`) child `index` is at.
+    pub fn school_of(&self, index: u64) -> u64 {
+        index % self.schools
+    }
+
+    /// Child `index`'s age in days on the reference date.
+    pub fn age_days(&self, index: u64) -> i64 {
+        self.today - self.child(index).birth_days
+    }
+
+    /// Child `index`'s CareTeam: active, naming the hospital trust, the GP practice and
+    /// the child's school (`Organization` members: everyone working there).
+    fn care_team(&self, index: u64, patient_ref: &str) -> Value {
+        let school = self.school_of(index);
+        let (hospital, gp, school) = match &self.region {
+            Some(r) => (
+                r.hospital.clone(),
+                r.gp.clone(),
+                r.schools[school as usize].clone(),
+            ),
+            None => (
+                "bench-hospital".to_owned(),
+                "bench-gp".to_owned(),
+                format!("bench-school-{school}"),
+            ),
+        };
+        let member = |id: &str| json!({ "member": { "reference": format!("Organization/{id}") } });
+        tagged(json!({
+            "resourceType": "CareTeam",
+            "status": "active",
+            "name": "Care team",
+            "subject": { "reference": patient_ref },
+            "participant": [member(&hospital), member(&gp), member(&school)],
+        }))
     }
 
     /// Sets the share (0–100 %) of complex children.
@@ -389,8 +503,9 @@ impl Synth {
                 .iter()
                 .filter(|&&a| ALLERGENS[a].anaphylaxis)
                 .count();
-        // Patient, RelatedPerson, conditions, allergies, medicines, weight, care plan.
-        let base = 1 + 1 + c.condition_codes.len() + c.allergens.len() + meds + 1 + 1;
+        // Patient, RelatedPerson, conditions, allergies, medicines, weight, care plan,
+        // care team.
+        let base = 1 + 1 + c.condition_codes.len() + c.allergens.len() + meds + 1 + 1 + 1;
         if self.is_complex(index) {
             base.max(COMPLEX_CHILD_RESOURCES)
         } else {
@@ -472,7 +587,7 @@ impl Synth {
                 let day = c.weighed_days - span * k / (n as i64 + 1);
                 let grown = (day - c.birth_days) * 1_000 / span; // per mille of the way
                 let tenths = (35 + (last - 35) * grown / 1_000).max(20);
-                weight(patient_ref, day, tenths as u64)
+                tagged(weight(patient_ref, day, tenths as u64))
             })
             .collect()
     }
@@ -543,14 +658,14 @@ impl Synth {
     /// The Patient resource of child `index`.
     pub fn patient(&self, index: u64) -> Value {
         let c = self.child(index);
-        json!({
+        tagged(json!({
             "resourceType": "Patient",
             "identifier": [{ "system": NHS_NUMBER_SYSTEM, "value": c.nhs }],
             "active": true,
             "name": [{ "use": "official", "family": c.family, "given": [c.given] }],
             "gender": c.gender,
             "birthDate": date_string(c.birth_days),
-        })
+        }))
     }
 
     /// The other resources of child `index`, each referring to `patient_ref`
@@ -573,6 +688,7 @@ impl Synth {
         let mut out = Vec::with_capacity(9);
         out.push(json!({
             "resourceType": "RelatedPerson",
+            "extension": [{ "url": PARENTAL_RESPONSIBILITY, "valueBoolean": true }],
             "patient": subject,
             "active": true,
             "relationship": [{ "coding": [{
@@ -643,7 +759,8 @@ impl Synth {
             GROUPS[c.groups[0]].plan_title,
             date_string(self.today - 60),
         ));
-        out
+        out.push(self.care_team(index, patient_ref));
+        out.into_iter().map(tagged).collect()
     }
 
     /// One resource of a type chosen by `pick` (any of [`TYPES`]), for creates in the
@@ -653,7 +770,12 @@ impl Synth {
         if pick.is_multiple_of(4) {
             return self.patient(index);
         }
-        let deps = self.dependents(index, patient_ref);
+        // Not a CareTeam: a new one would add a relationship to an already loaded child.
+        let deps: Vec<Value> = self
+            .dependents(index, patient_ref)
+            .into_iter()
+            .filter(|r| r["resourceType"] != "CareTeam")
+            .collect();
         deps[(pick / 4) as usize % deps.len()].clone()
     }
 }
@@ -854,10 +976,43 @@ mod tests {
                         assert_eq!(r["status"], "active");
                         assert_eq!(r["intent"], "plan");
                     }
-                    "AllergyIntolerance" | "RelatedPerson" => {}
+                    "CareTeam" => {
+                        assert_eq!(r["status"], "active");
+                        let members: Vec<&str> = r["participant"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|p| p["member"]["reference"].as_str().unwrap())
+                            .collect();
+                        assert_eq!(
+                            members,
+                            [
+                                "Organization/bench-hospital".to_owned(),
+                                "Organization/bench-gp".to_owned(),
+                                format!("Organization/bench-school-{}", i % DEFAULT_SCHOOLS)
+                            ]
+                        );
+                    }
+                    "RelatedPerson" => {
+                        assert_eq!(r["extension"][0]["url"], PARENTAL_RESPONSIBILITY);
+                        assert_eq!(r["extension"][0]["valueBoolean"], true);
+                    }
+                    "AllergyIntolerance" => {}
                     other => panic!("unexpected type {other}"),
                 }
+                // Every resource carries its type's section tags.
+                let tags: Vec<&str> = r["meta"]["tag"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        assert_eq!(t["system"], SECTION_SYSTEM);
+                        t["code"].as_str().unwrap()
+                    })
+                    .collect();
+                assert_eq!(tags, sections_of(t), "{t}");
             }
+            assert_eq!(p["meta"]["tag"][0]["code"], "about-me");
         }
         assert_eq!(types.len(), TYPES.len(), "{types:?}");
     }
@@ -873,7 +1028,7 @@ mod tests {
                 complex += 1;
                 assert_eq!(n, COMPLEX_CHILD_RESOURCES, "child {i}");
             } else {
-                assert!((5..=13).contains(&n), "child {i}: {n}");
+                assert!((6..=14).contains(&n), "child {i}: {n}");
             }
         }
         assert!((120..280).contains(&complex), "{complex} complex of 2000");

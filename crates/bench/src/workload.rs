@@ -29,13 +29,73 @@ pub enum Workload {
     Token,
     SignIn,
     SignInStaff,
+    /// `Observation?patient=` as the regional client (the reference for the rows below).
+    SearchObs,
+    /// The search-visibility workloads: the same searches as a real caller (see [`Who`]).
+    HospitalObs,
+    HospitalNhs,
+    HospitalInclude,
+    HospitalChain,
+    HospitalEverything,
+    SchoolObs,
+    SchoolNhs,
+    SchoolInclude,
+    SchoolChain,
+    SchoolEverything,
+    FamilyObs,
+    FamilyNhs,
+    FamilyInclude,
+    FamilyChain,
+    FamilyEverything,
+}
+
+/// Whose token a workload's `/fhir` requests carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    /// The trusted regional client (every child, every section: passes every decision).
+    Regional,
+    /// A system client acting for the hospital trust, a member of every child's care team
+    /// (health sector: every section of the synthetic records).
+    Hospital,
+    /// A system client acting for one school (education sector), in the care teams of 1/20
+    /// of the children: sees their Patient, body weights and emergency plan only.
+    School,
+    /// A family member's user token (`user/*.rs`, authorization code + PKCE), a parent with
+    /// parental responsibility of 1–3 children.
+    Family,
+}
+
+impl Who {
+    pub fn name(self) -> &'static str {
+        match self {
+            Who::Regional => "regional",
+            Who::Hospital => "hospital",
+            Who::School => "school",
+            Who::Family => "family",
+        }
+    }
+}
+
+/// The searches run as each [`Who`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `Observation?patient={id}`.
+    Obs,
+    /// `Patient?identifier={NHS number}`.
+    Nhs,
+    /// `Observation?subject=Patient/{id}&_include=Observation:subject`.
+    Include,
+    /// `Observation?subject:Patient.identifier={NHS number}`.
+    Chain,
+    /// `Patient/{id}/$everything?_count=100`.
+    Everything,
 }
 
 /// Entries of the `transaction` workload's Bundle.
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 29] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
@@ -49,7 +109,49 @@ impl Workload {
         Workload::Token,
         Workload::SignIn,
         Workload::SignInStaff,
+        Workload::SearchObs,
+        Workload::HospitalObs,
+        Workload::HospitalNhs,
+        Workload::HospitalInclude,
+        Workload::HospitalChain,
+        Workload::HospitalEverything,
+        Workload::SchoolObs,
+        Workload::SchoolNhs,
+        Workload::SchoolInclude,
+        Workload::SchoolChain,
+        Workload::SchoolEverything,
+        Workload::FamilyObs,
+        Workload::FamilyNhs,
+        Workload::FamilyInclude,
+        Workload::FamilyChain,
+        Workload::FamilyEverything,
     ];
+
+    /// Whose token the workload's `/fhir` requests carry.
+    pub fn who(self) -> Who {
+        use Workload::*;
+        match self {
+            HospitalObs | HospitalNhs | HospitalInclude | HospitalChain | HospitalEverything => {
+                Who::Hospital
+            }
+            SchoolObs | SchoolNhs | SchoolInclude | SchoolChain | SchoolEverything => Who::School,
+            FamilyObs | FamilyNhs | FamilyInclude | FamilyChain | FamilyEverything => Who::Family,
+            _ => Who::Regional,
+        }
+    }
+
+    /// The search of a search-visibility workload (`None` for the others).
+    pub fn shape(self) -> Option<Shape> {
+        use Workload::*;
+        Some(match self {
+            SearchObs | HospitalObs | SchoolObs | FamilyObs => Shape::Obs,
+            HospitalNhs | SchoolNhs | FamilyNhs => Shape::Nhs,
+            HospitalInclude | SchoolInclude | FamilyInclude => Shape::Include,
+            HospitalChain | SchoolChain | FamilyChain => Shape::Chain,
+            HospitalEverything | SchoolEverything | FamilyEverything => Shape::Everything,
+            _ => return None,
+        })
+    }
 
     /// Workloads that pick loaded children or resources.
     pub fn needs_data(self) -> bool {
@@ -74,7 +176,7 @@ impl Workload {
                 | Workload::SearchChain
                 | Workload::Everything
                 | Workload::Transaction
-        )
+        ) || self.shape().is_some()
     }
 
     /// The web sign-in workloads (argon2id: run on `--sign-in-concurrency` clients).
@@ -97,6 +199,22 @@ impl Workload {
             Workload::Token => "token",
             Workload::SignIn => "sign-in",
             Workload::SignInStaff => "sign-in-staff",
+            Workload::SearchObs => "search-obs",
+            Workload::HospitalObs => "hospital-obs",
+            Workload::HospitalNhs => "hospital-nhs",
+            Workload::HospitalInclude => "hospital-include",
+            Workload::HospitalChain => "hospital-chain",
+            Workload::HospitalEverything => "hospital-everything",
+            Workload::SchoolObs => "school-obs",
+            Workload::SchoolNhs => "school-nhs",
+            Workload::SchoolInclude => "school-include",
+            Workload::SchoolChain => "school-chain",
+            Workload::SchoolEverything => "school-everything",
+            Workload::FamilyObs => "family-obs",
+            Workload::FamilyNhs => "family-nhs",
+            Workload::FamilyInclude => "family-include",
+            Workload::FamilyChain => "family-chain",
+            Workload::FamilyEverything => "family-everything",
         }
     }
 
@@ -139,6 +257,33 @@ impl Workload {
             Workload::SignInStaff => {
                 "sign-in (password step) of a staff account (argon2id): POST /sign-in as for sign-in; 303 to /sign-in/code (the TOTP step, not measured) with a session cookie expected"
             }
+            w => match (w.who(), w.shape()) {
+                (Who::Regional, _) => {
+                    "GET /fhir/Observation?patient={id} of a random child as the regional client; ≥ 1 Observation"
+                }
+                (Who::Hospital, Some(Shape::Obs)) => {
+                    "GET /fhir/Observation?patient={id} as the hospital trust's system client (care team of every child); ≥ 1 Observation"
+                }
+                (Who::School, Some(Shape::Obs)) => {
+                    "GET /fhir/Observation?patient={id} as a school's system client, a child of that school; ≥ 1 Observation (section about-me)"
+                }
+                (Who::Family, Some(Shape::Obs)) => {
+                    "GET /fhir/Observation?patient={id} with a parent's user token, one of their 1–3 children; ≥ 1 Observation"
+                }
+                (_, Some(Shape::Nhs)) => {
+                    "GET /fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS number} of a child the caller relates to; exactly that Patient"
+                }
+                (_, Some(Shape::Include)) => {
+                    "GET /fhir/Observation?subject=Patient/{id}&_include=Observation:subject of a child the caller relates to; ≥ 1 Observation and the included Patient"
+                }
+                (_, Some(Shape::Chain)) => {
+                    "GET /fhir/Observation?subject:Patient.identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS number} of a child the caller relates to; ≥ 1 Observation"
+                }
+                (_, Some(Shape::Everything)) => {
+                    "GET /fhir/Patient/{id}/$everything?_count=100 of a child the caller relates to (complex when it has one); the Patient, and for a school none of the sections it may not see"
+                }
+                (_, None) => "",
+            },
         }
     }
 }
@@ -199,6 +344,8 @@ pub struct Dataset {
     /// Positions in `patients` of the complex children.
     pub complex: Vec<usize>,
     pub resources: Vec<(&'static str, String)>,
+    /// The id of each child's RelatedPerson (its parent; `None` if it was not loaded).
+    pub related: Vec<Option<String>>,
 }
 
 impl Dataset {
@@ -213,6 +360,12 @@ impl Dataset {
                 }
                 data.patients.push(id.clone());
                 data.patient_index.push(index);
+                data.related.push(None);
+            } else if ty == "RelatedPerson"
+                && let Some(last) = data.related.last_mut()
+                && data.patient_index.last() == Some(&index)
+            {
+                last.get_or_insert_with(|| id.clone());
             }
             data.resources.push((ty, id));
         }
@@ -230,6 +383,58 @@ pub struct Ctx {
     pub data: Dataset,
     /// Synthetic child index for the next new Patient (so NHS numbers stay distinct).
     pub next_index: AtomicU64,
+    /// The real callers of the search-visibility workloads (only those the run needs).
+    pub callers: Callers,
+}
+
+/// A family member: their user token and the children they are linked to (positions in
+/// [`Dataset::patients`]).
+pub struct Family {
+    pub auth: Arc<Auth>,
+    pub children: Vec<usize>,
+}
+
+/// The callers other than the regional client, and the children each relates to.
+#[derive(Default)]
+pub struct Callers {
+    /// The hospital trust's system client (every child's care team).
+    pub hospital: Option<Arc<Auth>>,
+    /// One school's system client.
+    pub school: Option<Arc<Auth>>,
+    /// Positions of that school's children, and of the complex ones among them.
+    pub school_children: Vec<usize>,
+    pub school_complex: Vec<usize>,
+    /// Family members (worker `i` uses family `i % len`).
+    pub families: Vec<Family>,
+}
+
+impl Callers {
+    /// The token of `who` for worker `slot` (`None`: not set up; the regional one is the
+    /// context's own).
+    pub fn auth(&self, who: Who, slot: usize) -> Option<Arc<Auth>> {
+        match who {
+            Who::Regional => None,
+            Who::Hospital => self.hospital.clone(),
+            Who::School => self.school.clone(),
+            Who::Family => (!self.families.is_empty())
+                .then(|| self.families[slot % self.families.len()].auth.clone()),
+        }
+    }
+
+    /// Every token, with whose it is (for refreshing before each phase).
+    pub fn all(&self) -> Vec<(String, Arc<Auth>)> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.hospital {
+            out.push(("hospital".to_owned(), a.clone()));
+        }
+        if let Some(a) = &self.school {
+            out.push(("school".to_owned(), a.clone()));
+        }
+        for (i, f) in self.families.iter().enumerate() {
+            out.push((format!("family {i}"), f.auth.clone()));
+        }
+        out
+    }
 }
 
 fn static_type(t: &str) -> &'static str {
@@ -251,6 +456,8 @@ struct Worker {
     /// The sign-in post of this worker: (form body, `Cookie` header), once it has the
     /// CSRF token from `GET /sign-in`.
     sign_in: Option<(Bytes, String)>,
+    /// The worker's number in its run (which family member it acts as).
+    slot: usize,
 }
 
 fn snippet(body: &Bytes) -> String {
@@ -268,7 +475,13 @@ impl Worker {
             own: Vec::new(),
             auth,
             sign_in: None,
+            slot: 0,
         }
+    }
+
+    fn with_slot(mut self, slot: usize) -> Self {
+        self.slot = slot;
+        self
     }
 
     async fn call(
@@ -722,6 +935,148 @@ impl Worker {
             Workload::Token => self.token(ctx).await,
             Workload::SignIn => self.sign_in(ctx.accounts.family.as_ref()).await,
             Workload::SignInStaff => self.sign_in(ctx.accounts.staff.as_ref()).await,
+            w => match w.shape() {
+                Some(shape) => self.as_caller(ctx, w.who(), shape).await,
+                None => self.tally.error(format!("{}: no step", w.name())),
+            },
+        }
+    }
+
+    /// A child `who` relates to (position in `patients`); a complex one if asked and there
+    /// is one.
+    fn child_of(&mut self, ctx: &Ctx, who: Who, complex: bool) -> Option<usize> {
+        let c = &ctx.callers;
+        let all: Vec<usize>;
+        let pool: &[usize] = match who {
+            Who::Regional | Who::Hospital => {
+                if complex && !ctx.data.complex.is_empty() {
+                    &ctx.data.complex
+                } else {
+                    all = (0..ctx.data.patients.len()).collect();
+                    &all
+                }
+            }
+            Who::School => {
+                if complex && !c.school_complex.is_empty() {
+                    &c.school_complex
+                } else {
+                    &c.school_children
+                }
+            }
+            Who::Family => {
+                if c.families.is_empty() {
+                    &[]
+                } else {
+                    &c.families[self.slot % c.families.len()].children
+                }
+            }
+        };
+        (!pool.is_empty()).then(|| pool[self.rng.below(pool.len() as u64) as usize])
+    }
+
+    /// One search of a search-visibility workload as `who`.
+    async fn as_caller(&mut self, ctx: &Ctx, who: Who, shape: Shape) {
+        let Some(k) = self.child_of(ctx, who, shape == Shape::Everything) else {
+            return self
+                .tally
+                .error(format!("{}: no child to search for", who.name()));
+        };
+        let id = ctx.data.patients[k].clone();
+        let nhs = ctx.synth.nhs(ctx.data.patient_index[k]);
+        let observations = |b: &Value| {
+            let m = matches(b);
+            if m.is_empty()
+                || m.iter()
+                    .any(|e| e["resource"]["resourceType"] != "Observation")
+            {
+                return Err(format!("expected ≥ 1 Observation match, got {}", m.len()));
+            }
+            Ok(())
+        };
+        match shape {
+            Shape::Obs => {
+                let path = format!("/fhir/Observation?patient={id}");
+                self.search(&path, observations).await
+            }
+            Shape::Nhs => {
+                let path = format!("/fhir/Patient?identifier={}", token(&nhs));
+                self.search(&path, |b| {
+                    let entries = matches(b);
+                    match entries.as_slice() {
+                        [only] if only["resource"]["id"] == id.as_str() => Ok(()),
+                        _ => Err(format!(
+                            "expected exactly Patient/{id}, got {} entries",
+                            entries.len()
+                        )),
+                    }
+                })
+                .await
+            }
+            Shape::Include => {
+                let path =
+                    format!("/fhir/Observation?subject=Patient/{id}&_include=Observation:subject");
+                self.search(&path, |b| {
+                    observations(b)?;
+                    if !included(b).iter().any(|e| {
+                        e["resource"]["resourceType"] == "Patient"
+                            && e["resource"]["id"] == id.as_str()
+                    }) {
+                        return Err(format!("Patient/{id} not included"));
+                    }
+                    Ok(())
+                })
+                .await
+            }
+            Shape::Chain => {
+                let path = format!(
+                    "/fhir/Observation?subject:Patient.identifier={}",
+                    token(&nhs)
+                );
+                self.search(&path, observations).await
+            }
+            Shape::Everything => {
+                let expected = ctx.synth.resource_count(ctx.data.patient_index[k]);
+                let path = format!("/fhir/Patient/{id}/$everything?_count=100");
+                self.search(&path, |b| {
+                    let all = b["entry"].as_array().map_or(&[][..], Vec::as_slice);
+                    if !all.iter().any(|e| {
+                        e["resource"]["resourceType"] == "Patient"
+                            && e["resource"]["id"] == id.as_str()
+                    }) {
+                        return Err(format!("Patient/{id} itself is missing"));
+                    }
+                    if who == Who::School {
+                        // Only the sections a school sees: no conditions, allergies,
+                        // medicines or contacts.
+                        if let Some(e) = all.iter().find(|e| {
+                            let t = e["resource"]["resourceType"].as_str().unwrap_or("");
+                            !crate::synth::sections_of(t).iter().any(|s| {
+                                matches!(
+                                    *s,
+                                    "about-me" | "communication" | "emergency" | "education"
+                                )
+                            })
+                        }) {
+                            return Err(format!(
+                                "a school was shown {}",
+                                e["resource"]["resourceType"]
+                            ));
+                        }
+                        return Ok(());
+                    }
+                    let paged = b["link"]
+                        .as_array()
+                        .is_some_and(|l| l.iter().any(|l| l["relation"] == "next"));
+                    if !paged && all.len() < expected {
+                        return Err(format!(
+                            "{} entries, the child was loaded with {expected} resources",
+                            all.len()
+                        ));
+                    }
+                    Ok(())
+                })
+                .await
+            }
         }
     }
 }
@@ -779,10 +1134,13 @@ pub fn transaction_response(body: &[u8], expected: usize) -> Result<Vec<(String,
     Ok(out)
 }
 
-/// A small change that keeps the resource valid.
+/// A small change that keeps the resource valid — and keeps what the access decision reads
+/// (`active`, links, care-team members, section tags), so that updates never take a child
+/// away from the hospital, a school or a parent in the later workloads.
 fn mutate(v: &mut Value, n: u64) {
     match v["resourceType"].as_str() {
-        Some("Patient") | Some("RelatedPerson") => v["active"] = json!(n.is_multiple_of(2)),
+        Some("Patient") => v["multipleBirthBoolean"] = json!(n.is_multiple_of(2)),
+        Some("RelatedPerson") => v["telecom"][0]["rank"] = json!(1 + n % 3),
         _ => v["note"] = json!([{ "text": format!("Reviewed (bench update {})", n % 100_000) }]),
     }
 }
@@ -803,7 +1161,11 @@ pub async fn run(
         let ctx = ctx.clone();
         let wseed = seed ^ ((i as u64 + 1) << 32) ^ (w as u64);
         tasks.push(tokio::spawn(async move {
-            let mut worker = Worker::new(ctx.addr, wseed, Some(ctx.auth.clone()));
+            let auth = ctx
+                .callers
+                .auth(w.who(), i)
+                .unwrap_or_else(|| ctx.auth.clone());
+            let mut worker = Worker::new(ctx.addr, wseed, Some(auth)).with_slot(i);
             while Instant::now() < deadline {
                 worker.step(&ctx, w).await;
             }
@@ -969,7 +1331,11 @@ pub enum Probe {
 /// Runs one step of `w` and looks at the first response; also returns the step's tally
 /// (resources it created, errors other than "not supported").
 pub async fn probe(ctx: &Ctx, w: Workload, seed: u64) -> (Probe, Tally) {
-    let mut worker = Worker::new(ctx.addr, seed, Some(ctx.auth.clone()));
+    let auth = ctx
+        .callers
+        .auth(w.who(), 0)
+        .unwrap_or_else(|| ctx.auth.clone());
+    let mut worker = Worker::new(ctx.addr, seed, Some(auth));
     worker.step(ctx, w).await;
     let verdict = match worker.tally.first_status {
         Some(s @ (404 | 405)) if worker.tally.errors > 0 => Probe::Unsupported(
@@ -1039,6 +1405,7 @@ mod tests {
             synth,
             data,
             next_index: AtomicU64::new(10),
+            callers: Callers::default(),
         }
     }
 
@@ -1100,6 +1467,30 @@ mod tests {
         let (verdict, t) = probe(&ctx, Workload::Healthz, 1).await;
         assert!(matches!(verdict, Probe::Go));
         assert_eq!(t.errors, 1);
+    }
+
+    #[test]
+    fn updates_keep_what_access_decisions_read() {
+        let s = Synth::new(3, 20_000);
+        let mut all = vec![s.patient(0)];
+        all.extend(s.dependents(0, "Patient/p0"));
+        for r in all {
+            for n in 0..4 {
+                let mut v = r.clone();
+                mutate(&mut v, n);
+                assert_ne!(v, r, "{}", r["resourceType"]);
+                for k in [
+                    "active",
+                    "meta",
+                    "extension",
+                    "participant",
+                    "patient",
+                    "subject",
+                ] {
+                    assert_eq!(v[k], r[k], "{} {k}", r["resourceType"]);
+                }
+            }
+        }
     }
 
     #[test]
