@@ -546,7 +546,7 @@ pub fn pkce() -> Result<(String, String), String> {
         .and_then(|mut f| f.read_exact(&mut b))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let verifier: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let challenge = http::base64url(&crate::sha256::digest(verifier.as_bytes()));
+    let challenge = http::base64url(&<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
     Ok((verifier, challenge))
 }
 

@@ -9,7 +9,6 @@ mod auth;
 mod http;
 mod report;
 mod server;
-mod sha256;
 mod stats;
 mod synth;
 #[cfg(test)]
