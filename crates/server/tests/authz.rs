@@ -9,21 +9,6 @@ use passport_server::web::directory::{self, NewFamily, NewOrganisation, NewStaff
 
 const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
 
-async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
-    directory::create_organisation(
-        &srv.state.store,
-        NewOrganisation {
-            name: name.into(),
-            sector,
-            ods: None,
-            school_urn: None,
-            region: "north".into(),
-        },
-    )
-    .await
-    .unwrap()
-}
-
 /// A member of staff: (account id, Practitioner id).
 async fn staff(srv: &TestServer, org: &str, role: access::Role, email: &str) -> (String, String) {
     let created = directory::create_staff(
@@ -241,7 +226,7 @@ on_both_databases!(no_data_without_a_valid_token, |srv| {
 });
 
 on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
-    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) = staff(
         &srv,
         &hospital,
@@ -445,7 +430,7 @@ on_both_databases!(family_links_and_redaction, |srv| {
 });
 
 on_both_databases!(every_interaction_is_audited_per_child, |srv| {
-    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) =
         staff(&srv, &hospital, access::Role::Nurse, "nurse@example.nhs.uk").await;
     let token = common::user_token(
@@ -558,7 +543,7 @@ on_both_databases!(
     break_glass_opens_emergency_content_only_until_it_expires,
     |srv| {
         let ambulance =
-            organisation(&srv, "Ambulance Trust", access::Sector::EmergencyServices).await;
+            common::organisation(&srv, "Ambulance Trust", access::Sector::EmergencyServices).await;
         let (account, practitioner) = staff(
             &srv,
             &ambulance,
@@ -655,7 +640,8 @@ on_both_databases!(
 on_both_databases!(
     the_privacy_officer_searches_the_access_log_others_find_nothing,
     |srv| {
-        let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let hospital =
+            common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
         let (nurse, nurse_p) =
             staff(&srv, &hospital, access::Role::Nurse, "n@example.nhs.uk").await;
         let (po, po_p) = staff(
@@ -803,26 +789,6 @@ on_both_databases!(families_are_reminded_before_the_hand_over, |srv| {
 const HIDDEN: &str = "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden";
 const NHS_SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
-/// Links `person` to `kid` as a mother with parental responsibility.
-async fn link_parent(srv: &TestServer, person: &str, kid: &str) {
-    let rp = srv
-        .create(&json!({
-            "resourceType": "RelatedPerson", "active": true,
-            "patient": {"reference": format!("Patient/{kid}")},
-            "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
-            "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]
-        }))
-        .await;
-    let mut p = admin_read(srv, &format!("/fhir/Person/{person}")).await;
-    p["link"] = json!([{"target": {"reference": format!("RelatedPerson/{rp}")}}]);
-    assert_eq!(
-        srv.put(&format!("/fhir/Person/{person}"), &p)
-            .await
-            .status(),
-        StatusCode::OK
-    );
-}
-
 /// A child whose first address carries the hidden-address marker (the form an earlier
 /// docs/DATA-MODEL.md gave), with a second address that must be hidden too.
 fn child_marked_on_address() -> Value {
@@ -873,7 +839,7 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     assert!(has_marker_on_patient(&stored), "{stored}");
     assert!(stored["address"][0].get("extension").is_none(), "{stored}");
     assert!(stored.to_string().contains("Secret Lane"));
-    link_parent(&srv, &person, &kid).await;
+    common::link_parent(&srv, &person, &[&kid]).await;
     let seen = parent_sees(kid.clone(), token.clone()).await;
     assert!(
         !seen.contains("Secret Lane") && !seen.contains("Hidden Row"),
@@ -900,7 +866,7 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     // Stored before this fix (written straight to the store, as the old code kept it):
     // honoured at once, and moved to the Patient by the next start, audited.
     let old = srv.create(&child(false)).await;
-    link_parent(&srv, &person, &old).await;
+    common::link_parent(&srv, &person, &[&old]).await;
     let current = srv
         .state
         .store
@@ -975,8 +941,8 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
 // Item 3: a role its organisation's sector may not have is refused when the account is
 // made, deactivated at start-up if it exists already, and stays deactivated.
 on_both_databases!(roles_belong_to_their_sectors, |srv| {
-    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
-    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let refused = directory::create_staff(
         &srv.state.store,
         NewStaff {
@@ -1189,7 +1155,7 @@ on_both_databases!(
         used["identifier"] = json!([{"system": NHS_SYSTEM, "value": USED}]);
         srv.create(&used).await;
 
-        let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+        let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
         let (account, person) = family(&srv, "probe@example.com").await;
         let callers = [
             (
@@ -1224,7 +1190,8 @@ on_both_databases!(
             }
         }
         // Those who may create passports are still told, so there is one passport per child.
-        let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let hospital =
+            common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
         let token = common::system_token(&srv, &hospital, "system/*.cruds").await;
         let told = passport_probes(&srv, &token, USED).await;
         assert_eq!(told[0].0, StatusCode::CONFLICT, "{}", told[0].1);
@@ -1296,7 +1263,7 @@ async fn put_in_transaction(
 // caller cannot see answers as a hidden live id does; a deleted id is restored only by
 // someone who may see what it held; unused ids may still be created by update.
 on_both_databases!(an_update_never_moves_a_resource_to_another_child, |srv| {
-    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
     let token = common::system_token(&srv, &school, "system/*.cruds").await;
     let x = srv.create(&child(false)).await;
     let z = srv.create(&child(false)).await;
@@ -1422,7 +1389,7 @@ async fn assert_insufficient_scope(srv: &TestServer, token: &str, path: &str, sc
 // Granular scopes cover their type; `_include`, `_revinclude` and `$everything` leave
 // uncovered types out; resources of a covered type the caller may not see stay hidden.
 on_both_databases!(a_type_the_scopes_do_not_cover_is_refused_not_empty, |srv| {
-    let hospital = organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) = staff(
         &srv,
         &hospital,
@@ -1697,8 +1664,9 @@ fn sections_of(v: &Value) -> Vec<&'static str> {
 // version's or its type's default (recorded in meta.tag); items stored before get theirs
 // at start-up; so an emergency-services clinician sees an allergy written without a tag.
 on_both_databases!(every_item_has_a_section, |srv| {
-    let ambulance = organisation(&srv, "North Ambulance", access::Sector::EmergencyServices).await;
-    let club = organisation(&srv, "Riverside Swimming Club", access::Sector::Leisure).await;
+    let ambulance =
+        common::organisation(&srv, "North Ambulance", access::Sector::EmergencyServices).await;
+    let club = common::organisation(&srv, "Riverside Swimming Club", access::Sector::Leisure).await;
     let (paramedic, paramedic_practitioner) = staff(
         &srv,
         &ambulance,

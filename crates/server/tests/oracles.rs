@@ -7,25 +7,10 @@
 mod common;
 
 use common::{StatusCode, TestServer, Value, json};
-use passport_server::web::directory::{self, NewFamily, NewOrganisation};
+use passport_server::web::directory::{self, NewFamily};
 
 const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section";
 const HIDDEN_ADDRESS: &str = "https://passport.nhs.uk/fhir/StructureDefinition/address-hidden";
-
-async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
-    directory::create_organisation(
-        &srv.state.store,
-        NewOrganisation {
-            name: name.into(),
-            sector,
-            ods: None,
-            school_urn: None,
-            region: "north".into(),
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// A parent's sign-in (Person) and token by the real code exchange: (token, Person id).
 async fn parent_token(srv: &TestServer) -> (String, String) {
@@ -55,31 +40,6 @@ async fn parent_token(srv: &TestServer) -> (String, String) {
     )
     .await;
     (token, person)
-}
-
-/// Links `person` to `kid` as a mother with parental responsibility.
-async fn link_parent(srv: &TestServer, person: &str, kids: &[&str]) {
-    let mut links = Vec::new();
-    for kid in kids {
-        let rp = srv
-            .create(&json!({
-                "resourceType": "RelatedPerson", "active": true,
-                "patient": {"reference": format!("Patient/{kid}")},
-                "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
-                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]
-            }))
-            .await;
-        links.push(json!({"target": {"reference": format!("RelatedPerson/{rp}")}}));
-    }
-    let mut p: Value = srv
-        .get(&format!("/fhir/Person/{person}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    p["link"] = Value::Array(links);
-    let r = srv.put(&format!("/fhir/Person/{person}"), &p).await;
-    assert_eq!(r.status(), StatusCode::OK);
 }
 
 /// A child whose Patient everyone related sees (about me).
@@ -185,7 +145,7 @@ async fn right_guess(srv: &TestServer, path: &str) {
 // guessing a Condition's text through `_has` (prefix, `:contains`), or on the Condition
 // type itself, learns nothing.
 on_both_databases!(a_school_cannot_guess_a_hidden_condition, |srv| {
-    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
     let token = common::system_token(&srv, &school, "system/*.cruds").await;
     let x = srv.create(&child(None, false)).await;
     srv.create(&json!({
@@ -255,7 +215,7 @@ on_both_databases!(a_school_cannot_guess_a_hidden_condition, |srv| {
 // (2) Paging and totals: rows the caller may not see make no `next` link and count in no
 // total — searches, type history and `$everything`.
 on_both_databases!(hidden_rows_make_no_pages_and_no_totals, |srv| {
-    let school = organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
     let token = common::system_token(&srv, &school, "system/*.cruds").await;
     // X: in the school's care team, with one Observation the school sees (about me),
     // written first, then hidden ones (conditions). H: a child the school has nothing to
@@ -412,7 +372,7 @@ on_both_databases!(a_hidden_address_is_no_criterion, |srv| {
     let y = srv
         .create(&child(Some(("Mmm Open Road", "LS2 2BB")), false))
         .await;
-    link_parent(&srv, &person, &[&x, &y]).await;
+    common::link_parent(&srv, &person, &[&x, &y]).await;
     let (s, v) = get(&srv, &token, &format!("/fhir/Patient/{x}")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(

@@ -470,3 +470,45 @@ pub async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope:
     let body: Value = resp.json().await.unwrap();
     body["access_token"].as_str().expect("token").to_owned()
 }
+
+/// An organisation in the region "north" (the directory's own create).
+pub async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
+    use passport_server::web::directory::{self, NewOrganisation};
+    directory::create_organisation(
+        &srv.state.store,
+        NewOrganisation {
+            name: name.into(),
+            sector,
+            ods: None,
+            school_urn: None,
+            region: "north".into(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Links `person` to each of `kids` as a mother with parental responsibility.
+pub async fn link_parent(srv: &TestServer, person: &str, kids: &[&str]) {
+    let mut links = Vec::new();
+    for kid in kids {
+        let rp = srv
+            .create(&json!({
+                "resourceType": "RelatedPerson", "active": true,
+                "patient": {"reference": format!("Patient/{kid}")},
+                "extension": [{"url": "https://passport.nhs.uk/fhir/StructureDefinition/parental-responsibility", "valueBoolean": true}],
+                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]
+            }))
+            .await;
+        links.push(json!({"target": {"reference": format!("RelatedPerson/{rp}")}}));
+    }
+    let mut p: Value = srv
+        .get(&format!("/fhir/Person/{person}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    p["link"] = Value::Array(links);
+    let r = srv.put(&format!("/fhir/Person/{person}"), &p).await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
