@@ -546,8 +546,13 @@ pub fn pkce() -> Result<(String, String), String> {
         .and_then(|mut f| f.read_exact(&mut b))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let verifier: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    let challenge = http::base64url(&<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+    let challenge = s256(&verifier);
     Ok((verifier, challenge))
+}
+
+/// The PKCE S256 challenge of `verifier` (RFC 7636 §4.2).
+fn s256(verifier: &str) -> String {
+    http::base64url(&<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()))
 }
 
 /// The value of the first `<input … name="NAME" value="…">` in `html`.
@@ -906,6 +911,15 @@ pub async fn verify_sign_in(addr: SocketAddr, account: &Account) -> Result<(), S
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn s256_is_rfc_7636s_example() {
+        assert_eq!(
+            super::s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
     use super::*;
 
     fn response(status: u16, location: Option<&str>, cookies: &[&str], body: &str) -> Response {
