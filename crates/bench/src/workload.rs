@@ -1046,14 +1046,19 @@ impl Worker {
                         return Err(format!("Patient/{id} itself is missing"));
                     }
                     if who == Who::School {
-                        // Only the sections a school sees: no conditions, allergies,
-                        // medicines or contacts.
+                        // Only the sections a school sees by default (docs/SECURITY.md
+                        // §5.1): no conditions or contacts.
                         if let Some(e) = all.iter().find(|e| {
                             let t = e["resource"]["resourceType"].as_str().unwrap_or("");
                             !crate::synth::sections_of(t).iter().any(|s| {
                                 matches!(
                                     *s,
-                                    "about-me" | "communication" | "emergency" | "education"
+                                    "about-me"
+                                        | "communication"
+                                        | "emergency"
+                                        | "education"
+                                        | "allergies"
+                                        | "medicines"
                                 )
                             })
                         }) {
