@@ -44,7 +44,7 @@ pub const TYPES: &[&str] = &[
 
 /// The section each generated type is tagged with (`meta.tag` in [`SECTION_SYSTEM`]). With
 /// the regional policy's sector defaults, a hospital or GP (health) sees every one of them,
-/// a school only `about-me`, `emergency` and `education` (the Patient, the body weights and
+/// a school `about-me`, `emergency`, `education`, `allergies` and `medicines` (the Patient, the body weights,
 /// the emergency plan, allergies and medicines, not conditions or contacts); a parent with
 /// parental responsibility sees all.
 pub fn sections_of(resource_type: &str) -> &'static [&'static str] {
