@@ -283,9 +283,6 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
     .map_err(backend)?;
     let seq = conn.last_insert_rowid();
     if flags & crate::acc_flags::MORE_CHILDREN != 0 {
-        let mut insert = conn
-            .prepare_cached("INSERT OR IGNORE INTO access_child (seq, patient) VALUES (?1, ?2)")
-            .map_err(backend)?;
         match (w.deleted, found) {
             (true, Some((_, _, old))) => {
                 conn.prepare_cached(
@@ -296,6 +293,11 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
                 .map_err(backend)?;
             }
             _ => {
+                let mut insert = conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO access_child (seq, patient) VALUES (?1, ?2)",
+                    )
+                    .map_err(backend)?;
                 for p in w.access.patients.iter().skip(1) {
                     insert.execute((seq, p)).map_err(backend)?;
                 }
