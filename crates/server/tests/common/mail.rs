@@ -100,7 +100,13 @@ impl MailServer {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .expect("mail dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            // Only finished messages: the sink writes ".NNNNNN.eml" first and renames it, and
+            // a dot-file still has the extension "eml" (reading one raced a delivery in CI).
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.') && n.ends_with(".eml"))
+            })
             .collect();
         names.sort();
         names
