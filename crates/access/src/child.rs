@@ -63,53 +63,114 @@ pub enum CareTeamMember {
     Organisation(String),
 }
 
+/// Who a CareTeam participant reference names, as stored for searches (see
+/// [`CareTeamMember::spans`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberKind {
+    Practitioner,
+    Organisation,
+    /// A PractitionerRole: the practitioner it names (resolved when it is used, as a role
+    /// can change after the CareTeam was written).
+    PractitionerRole,
+}
+
+/// One member of one CareTeam and when it is a member: from the later of the team's and
+/// the participant's `period.start` (inclusive) to the earlier of their ends (exclusive);
+/// `None` is open. A team whose `status` is not `active` has no spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSpan {
+    pub kind: MemberKind,
+    /// Logical id of the Practitioner, Organization or PractitionerRole.
+    pub id: String,
+    pub starts: Option<Timestamp>,
+    pub ends: Option<Timestamp>,
+}
+
+impl MemberSpan {
+    pub fn covers(&self, now: Timestamp) -> bool {
+        self.starts.is_none_or(|s| s <= now) && self.ends.is_none_or(|e| now < e)
+    }
+}
+
 impl CareTeamMember {
     /// Members of the CareTeams that are active now: `status` `active`, `period` covering
     /// now, and each participant's own `period` covering now. Reads `member`
     /// (`Practitioner/…`, `Organization/…`, `PractitionerRole/…` is not resolved here —
     /// callers resolve PractitionerRoles to their practitioner and organisation) and
-    /// `onBehalfOf` (`Organization/…`).
+    /// `onBehalfOf` (`Organization/…`). The same reading as [`CareTeamMember::spans`],
+    /// which searches use.
     pub fn from_care_teams(care_teams: &[Value], now: Timestamp) -> Vec<CareTeamMember> {
-        let current = |v: &Value| {
-            let at = |k: &str| {
-                v.pointer(&format!("/period/{k}"))
-                    .and_then(Value::as_str)
-                    .and_then(|s| Timestamp::parse(s).ok())
-            };
-            at("start").is_none_or(|s| s <= now) && at("end").is_none_or(|e| now < e)
-        };
         let mut out = Vec::new();
-        for team in care_teams {
-            if team.get("resourceType").and_then(Value::as_str) != Some("CareTeam")
-                || team.get("status").and_then(Value::as_str) != Some("active")
-                || !current(team)
-            {
+        for span in care_teams.iter().flat_map(CareTeamMember::spans) {
+            if !span.covers(now) {
                 continue;
             }
-            for p in team
-                .get("participant")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if !current(p) {
+            let m = match span.kind {
+                MemberKind::Practitioner => CareTeamMember::Practitioner(span.id),
+                MemberKind::Organisation => CareTeamMember::Organisation(span.id),
+                MemberKind::PractitionerRole => continue,
+            };
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
+    }
+
+    /// Every member of one CareTeam with the time it is a member (empty unless the team's
+    /// `status` is `active`). Kept beside the CareTeam by the store, so that a search can
+    /// find the children whose care team names a caller without loading every child.
+    pub fn spans(team: &Value) -> Vec<MemberSpan> {
+        if team.get("resourceType").and_then(Value::as_str) != Some("CareTeam")
+            || team.get("status").and_then(Value::as_str) != Some("active")
+        {
+            return Vec::new();
+        }
+        let at = |v: &Value, k: &str| {
+            v.pointer(&format!("/period/{k}"))
+                .and_then(Value::as_str)
+                .and_then(|s| Timestamp::parse(s).ok())
+        };
+        let later = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let earlier = |a: Option<Timestamp>, b: Option<Timestamp>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let (team_starts, team_ends) = (at(team, "start"), at(team, "end"));
+        let mut out = Vec::new();
+        for p in team
+            .get("participant")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let starts = later(team_starts, at(p, "start"));
+            let ends = earlier(team_ends, at(p, "end"));
+            for key in ["member", "onBehalfOf"] {
+                let r = p
+                    .pointer(&format!("/{key}/reference"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let (kind, id) = if let Some(id) = r.strip_prefix("Practitioner/") {
+                    (MemberKind::Practitioner, id)
+                } else if let Some(id) = r.strip_prefix("Organization/") {
+                    (MemberKind::Organisation, id)
+                } else if let Some(id) = r.strip_prefix("PractitionerRole/") {
+                    (MemberKind::PractitionerRole, id)
+                } else {
                     continue;
-                }
-                for key in ["member", "onBehalfOf"] {
-                    let r = p
-                        .pointer(&format!("/{key}/reference"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("");
-                    let m = if let Some(id) = r.strip_prefix("Practitioner/") {
-                        CareTeamMember::Practitioner(id.to_owned())
-                    } else if let Some(id) = r.strip_prefix("Organization/") {
-                        CareTeamMember::Organisation(id.to_owned())
-                    } else {
-                        continue;
-                    };
-                    if !out.contains(&m) {
-                        out.push(m);
-                    }
+                };
+                let span = MemberSpan {
+                    kind,
+                    id: id.to_owned(),
+                    starts,
+                    ends,
+                };
+                if !out.contains(&span) {
+                    out.push(span);
                 }
             }
         }

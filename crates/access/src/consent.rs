@@ -82,7 +82,7 @@ pub struct SharingRule {
 }
 
 impl SharingRule {
-    fn in_force(&self, now: Timestamp) -> bool {
+    pub fn in_force(&self, now: Timestamp) -> bool {
         self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now < e)
     }
 }

@@ -40,8 +40,8 @@ mod view;
 pub mod matrix;
 
 pub use child::{
-    BreakGlassGrant, CareTeamMember, ChildFacts, Controller, FamilyLink, FamilyRole, controller,
-    handover_date, handover_reminder_due,
+    BreakGlassGrant, CareTeamMember, ChildFacts, Controller, FamilyLink, FamilyRole, MemberKind,
+    MemberSpan, controller, handover_date, handover_reminder_due,
 };
 pub use consent::{Actor, SharingChoices, SharingRule};
 pub use decide::{break_glass_eligible, decide};
@@ -58,7 +58,10 @@ pub use scopes::{Permissions, ResourceScope, ScopeCheck, ScopeContext, Scopes};
 pub use section::{SECTION_SYSTEM, Section, SectionSet};
 pub use subject::{Identity, Role, SECTOR_SYSTEM, Sector, Staff, Subject, SystemClient};
 pub use time::{Date, Timestamp};
-pub use view::{Children, Grant, Reach, Rule, TypeView, reach, redacted_param, search_view};
+pub use view::{
+    Children, Grant, Reach, Rule, TYPICAL_CHILD, TypeView, reach, redacted_param, search_view,
+    typical_child,
+};
 
 /// Errors from parsing inputs (the decision itself never fails).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -185,6 +185,39 @@ pub fn reach(subject: &Subject) -> Reach {
     }
 }
 
+/// The patient id of [`typical_child`] (no FHIR id is empty).
+pub const TYPICAL_CHILD: &str = "";
+
+/// For a caller whose [`reach`] is a care team: the facts of a child in that care team
+/// with nothing of its own that changes what the caller sees — no sharing choice in force
+/// and no break-glass grant. Every such child gets the grants this one gets
+/// (`tests::the_typical_child_stands_for_every_plain_child`), so the server passes this
+/// child (patient [`TYPICAL_CHILD`]) instead of loading thousands, and the store applies
+/// its grants to the children its care-team membership finds. Children with sharing
+/// choices, break-glass grants or a launch context are passed with their own facts and
+/// left out of those grants. `None` for other reaches.
+pub fn typical_child(reach: &Reach) -> Option<ChildFacts> {
+    let Reach::CareTeam {
+        practitioner,
+        organisation,
+    } = reach
+    else {
+        return None;
+    };
+    let mut child = ChildFacts::new(TYPICAL_CHILD);
+    if let Some(p) = practitioner {
+        child
+            .care_team
+            .push(crate::child::CareTeamMember::Practitioner(p.clone()));
+    }
+    if let Some(o) = organisation {
+        child
+            .care_team
+            .push(crate::child::CareTeamMember::Organisation(o.clone()));
+    }
+    Some(child)
+}
+
 /// The view of `resource_type` for `subject` listing resources with `action` —
 /// [`Action::Search`] for searches, [`Action::History`] for history (stricter: break-glass
 /// and patient scopes on reference data give no history) — given the facts of the

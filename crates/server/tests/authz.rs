@@ -225,6 +225,166 @@ on_both_databases!(no_data_without_a_valid_token, |srv| {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 });
 
+// Searches find a care team's children inside their SQL (`access_member`, migration 16),
+// not from the child facts the reads use: for every shape of care team the two agree —
+// status, the team's and the participant's periods, `onBehalfOf`, PractitionerRole members
+// (the clinician's and another's), and a child with a sharing choice (its own facts).
+on_both_databases!(care_team_searches_agree_with_reads, |srv| {
+    let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+    let (account, practitioner) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "dr.who@example.nhs.uk",
+    )
+    .await;
+    let (other_account, _) = staff(
+        &srv,
+        &hospital,
+        access::Role::Clinician,
+        "dr.no@example.nhs.uk",
+    )
+    .await;
+    let role_of = |account: String| {
+        let srv = &srv;
+        async move {
+            srv.state
+                .store
+                .account(&account)
+                .await
+                .unwrap()
+                .unwrap()
+                .practitioner_role_id
+                .unwrap()
+        }
+    };
+    let (mine, theirs) = (role_of(account.clone()).await, role_of(other_account).await);
+    let token = common::user_token(
+        &srv,
+        &account,
+        &format!("Practitioner/{practitioner}"),
+        "openid fhirUser user/*.rs",
+    )
+    .await;
+    let org = format!("Organization/{hospital}");
+    let me = format!("Practitioner/{practitioner}");
+    let participant = |member: &str| json!({"member": {"reference": member}});
+    let cases: Vec<(&str, Value, bool)> = vec![
+        (
+            "active",
+            json!({"status": "active", "participant": [participant(&org)]}),
+            true,
+        ),
+        (
+            "inactive",
+            json!({"status": "inactive", "participant": [participant(&org)]}),
+            false,
+        ),
+        (
+            "ended",
+            json!({"status": "active", "period": {"end": "2020-01-01"},
+                         "participant": [participant(&org)]}),
+            false,
+        ),
+        (
+            "not yet",
+            json!({"status": "active", "period": {"start": "2999-01-01"},
+                           "participant": [participant(&org)]}),
+            false,
+        ),
+        (
+            "participant ended",
+            json!({"status": "active", "participant": [
+            {"member": {"reference": org}, "period": {"end": "2020-01-01T00:00:00Z"}}]}),
+            false,
+        ),
+        (
+            "on behalf of",
+            json!({"status": "active", "participant": [
+            {"member": {"reference": "Practitioner/someone-else"},
+             "onBehalfOf": {"reference": org}}]}),
+            true,
+        ),
+        (
+            "practitioner",
+            json!({"status": "active", "participant": [participant(&me)]}),
+            true,
+        ),
+        (
+            "my role",
+            json!({"status": "active",
+                           "participant": [participant(&format!("PractitionerRole/{mine}"))]}),
+            true,
+        ),
+        (
+            "their role",
+            json!({"status": "active",
+                              "participant": [participant(&format!("PractitionerRole/{theirs}"))]}),
+            false,
+        ),
+    ];
+    let mut expected_total = 0;
+    for (name, mut team, visible) in cases {
+        let kid = srv.create(&child(false)).await;
+        let cond = srv.create(&condition(&kid, "conditions")).await;
+        team["resourceType"] = json!("CareTeam");
+        team["subject"] = json!({"reference": format!("Patient/{kid}")});
+        srv.create(&team).await;
+        let read = get(&srv, &token, &format!("/fhir/Condition/{cond}"))
+            .await
+            .0;
+        let (_, found) = get(
+            &srv,
+            &token,
+            &format!("/fhir/Condition?subject=Patient/{kid}&_total=accurate"),
+        )
+        .await;
+        assert_eq!(read == StatusCode::OK, visible, "{name}: read");
+        assert_eq!(found["total"], u64::from(visible), "{name}: search {found}");
+        expected_total += u64::from(visible);
+    }
+    let (_, count) = get(&srv, &token, "/fhir/Condition?_summary=count").await;
+    assert_eq!(count["total"], expected_total, "{count}");
+
+    // A child with a sharing choice is given its own facts: the hospital's view of
+    // conditions withdrawn for this child alone.
+    let kid = srv.create(&child(false)).await;
+    let cond = srv.create(&condition(&kid, "conditions")).await;
+    srv.create(&care_team(&kid, &org, "active")).await;
+    let (_, before) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}"),
+    )
+    .await;
+    assert_eq!(
+        before["entry"][0]["resource"]["id"],
+        json!(cond),
+        "{before}"
+    );
+    let choices = access::SharingChoices::default().deny(
+        access::Actor::Organisation(hospital.clone()),
+        access::SectionSet::of(&[access::Section::Conditions]),
+    );
+    srv.create(&choices.to_consent(&kid, &format!("Patient/{kid}"), "2026-01-01"))
+        .await;
+    let read = get(&srv, &token, &format!("/fhir/Condition/{cond}"))
+        .await
+        .0;
+    let (_, after) = get(
+        &srv,
+        &token,
+        &format!("/fhir/Condition?subject=Patient/{kid}&_total=accurate"),
+    )
+    .await;
+    assert_eq!(
+        read,
+        StatusCode::NOT_FOUND,
+        "the choice withdraws the condition"
+    );
+    assert_eq!(after["total"], 0, "{after}");
+});
+
 on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
     let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) = staff(

@@ -87,6 +87,20 @@ impl crate::sqlite::SqliteStore {
                         .execute((seq, p))?;
                     }
                 }
+                if !inputs.members.is_empty() {
+                    tx.prepare_cached(crate::members::CLEAR_SQLITE)?
+                        .execute([seq])?;
+                    for m in &inputs.members {
+                        tx.prepare_cached(crate::members::BACKFILL_SQLITE)?
+                            .execute(rusqlite::params![
+                                m.member_type,
+                                m.member_id,
+                                m.starts,
+                                m.ends,
+                                seq
+                            ])?;
+                    }
+                }
             }
             Ok(())
         })

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod break_glass;
 mod cache;
 pub mod identities;
+mod members;
 pub mod oauth;
 pub mod onboarding;
 pub mod postgres;
@@ -74,6 +75,23 @@ pub struct AccessInputs {
     pub labels: u8,
     /// An active MedicationStatement.
     pub active_medication: bool,
+    /// A CareTeam's members and when each is one (`access::CareTeamMember::spans`), kept
+    /// in `access_member` for the children its `patient` parameter names, so a search can
+    /// find the children whose care team names the caller inside its SQL (migration 16).
+    pub members: Vec<CareTeamMemberRow>,
+}
+
+/// One member of a CareTeam, as `access_member` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CareTeamMemberRow {
+    /// `Practitioner`, `Organization` or `PractitionerRole`.
+    pub member_type: &'static str,
+    /// The member's logical id.
+    pub member_id: String,
+    /// A member from (Unix seconds, inclusive); `None`: always.
+    pub starts: Option<i64>,
+    /// A member until (Unix seconds, exclusive); `None`: for good.
+    pub ends: Option<i64>,
 }
 
 /// `acc_flags` bits (migration 14).

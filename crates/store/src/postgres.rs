@@ -119,6 +119,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "email_verification",
         sql: include_str!("../migrations/postgres/0015_email_verification.sql"),
     },
+    Migration {
+        version: 16,
+        name: "care_team_members",
+        sql: include_str!("../migrations/postgres/0016_care_team_members.sql"),
+    },
 ];
 
 /// First key of the two-key advisory lock guarding migrations (the second is the schema).
@@ -594,8 +599,28 @@ async fn apply_in(
             .await
             .map_err(pg_error)?;
     }
+    if w.resource_type == "CareTeam" {
+        let rows = crate::members::rows(w);
+        let patients: Vec<&str> = rows.iter().map(|(p, _)| *p).collect();
+        let types: Vec<&str> = rows.iter().map(|(_, m)| m.member_type).collect();
+        let ids: Vec<&str> = rows.iter().map(|(_, m)| m.member_id.as_str()).collect();
+        let starts: Vec<Option<i64>> = rows.iter().map(|(_, m)| m.starts).collect();
+        let ends: Vec<Option<i64>> = rows.iter().map(|(_, m)| m.ends).collect();
+        tx.execute(
+            REPLACE_MEMBERS_SQL,
+            &[&rid, &patients, &types, &ids, &starts, &ends],
+        )
+        .await
+        .map_err(pg_error)?;
+    }
     Ok(())
 }
+
+/// A CareTeam's `access_member` rows (migration 16), replaced with the new version's in one
+/// statement (the delete cannot see the rows the same statement inserts).
+const REPLACE_MEMBERS_SQL: &str = "WITH d AS (DELETE FROM access_member WHERE rid = $1) \
+     INSERT INTO access_member (rid, patient, member_type, member_id, starts, ends) \
+     SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[]) AS u";
 
 async fn migrate_locked(conn: &mut Conn) -> Result<()> {
     conn.client
@@ -684,6 +709,15 @@ fn describe(e: &tokio_postgres::Error) -> String {
             }
             s
         }
+    }
+}
+
+impl PgStore {
+    /// Runs `sql` (statements separated by `;`, no parameters) on one connection.
+    #[cfg(feature = "testing")]
+    pub(crate) async fn batch(&self, sql: &str) -> Result<()> {
+        let conn = self.pool.get().await?;
+        conn.client.batch_execute(sql).await.map_err(pg_error)
     }
 }
 

@@ -346,24 +346,36 @@ pub struct RowRule {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowGrant {
-    /// The children it applies to; `None`: every child.
-    pub children: Option<Vec<String>>,
+    /// The children it applies to.
+    pub children: GrantChildren,
     pub rule: RowRule,
     /// The caller may see these children's addresses.
     pub address: bool,
 }
 
-/// Which children a caller may relate to (a superset; the view decides per child).
+/// Whose rows a [`RowGrant`] applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChildrenQuery {
-    /// Children whose CareTeam names this organisation, this practitioner or one of their
-    /// PractitionerRoles, and children with a break-glass grant for the practitioner.
-    CareTeam {
-        practitioner: Option<String>,
-        organisation: Option<String>,
-    },
-    /// Children of the RelatedPersons this Person (a family sign-in) links to.
-    Family { person: String },
+pub enum GrantChildren {
+    /// Every child.
+    All,
+    /// These children (logical ids of their Patients).
+    Listed(Vec<String>),
+    /// The children whose care team names the caller at the time given (`access_member`,
+    /// migration 16), except some: a care team's thousands, without a list.
+    CareTeam(CareTeamOf),
+}
+
+/// A caller's care-team memberships, tested inside the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CareTeamOf {
+    pub organisation: Option<String>,
+    pub practitioner: Option<String>,
+    /// The caller's PractitionerRoles (a role in a care team is its practitioner).
+    pub roles: Vec<String>,
+    /// Children left out (the server gives them grants from their own facts).
+    pub except: Vec<String>,
+    /// The time memberships are tested at (Unix seconds).
+    pub now: i64,
 }
 
 /// The index entry of a token (conditional create's `identifier`, `_id`).
@@ -529,29 +541,90 @@ impl<'v> Sql<'v> {
                 self.push(" OR ");
             }
             self.push("(");
-            if let Some(children) = &g.children {
-                let key = std::ptr::from_ref::<Vec<String>>(children) as usize;
-                let n = match self.lists.get(&key) {
-                    Some(n) => *n,
-                    None => {
-                        self.args.push(SArg::TextList(children.clone()));
-                        let n = self.args.len();
-                        self.lists.insert(key, n);
-                        n
-                    }
-                };
-                // A subquery, not `= ANY($n)`: PostgreSQL then hashes the list once, even in
-                // a generic (cached) plan, instead of comparing each row with every child.
-                if self.pg {
-                    self.push(&format!("{patient} IN (SELECT unnest(${n}::text[])) AND "));
-                } else {
+            match &g.children {
+                GrantChildren::All => {}
+                GrantChildren::Listed(children) => {
+                    self.in_list(patient, children);
+                    self.push(" AND ");
+                }
+                GrantChildren::CareTeam(c) => {
+                    // Probed per row through `access_member_patient`.
                     self.push(&format!(
-                        "{patient} IN (SELECT value FROM json_each(?{n})) AND "
+                        "EXISTS (SELECT 1 FROM access_member am WHERE am.patient = {patient} AND ("
                     ));
+                    self.members("am", c);
+                    self.push(") AND (am.starts IS NULL OR am.starts <= ")
+                        .int(c.now)
+                        .push(") AND (am.ends IS NULL OR am.ends > ")
+                        .int(c.now)
+                        .push(")) AND ");
+                    if !c.except.is_empty() {
+                        self.push("NOT ");
+                        self.in_list(patient, &c.except);
+                        self.push(" AND ");
+                    }
                 }
             }
             self.rule(alias, &g.rule);
             self.push(")");
+        }
+    }
+
+    /// `<expr> IN <the list>`, the list bound once per statement however often it is used.
+    fn in_list(&mut self, expr: &str, list: &Vec<String>) {
+        let key = std::ptr::from_ref::<Vec<String>>(list) as usize;
+        let n = match self.lists.get(&key) {
+            Some(n) => *n,
+            None => {
+                self.args.push(SArg::TextList(list.clone()));
+                let n = self.args.len();
+                self.lists.insert(key, n);
+                n
+            }
+        };
+        // A subquery, not `= ANY($n)`: PostgreSQL then hashes the list once, even in a
+        // generic (cached) plan, instead of comparing each row with every child.
+        if self.pg {
+            self.push(&format!("({expr} IN (SELECT unnest(${n}::text[])))"));
+        } else {
+            self.push(&format!("({expr} IN (SELECT value FROM json_each(?{n})))"));
+        }
+    }
+
+    /// `access_member` row `a` names the caller of `c` (its organisation, its practitioner
+    /// or one of the practitioner's roles).
+    fn members(&mut self, a: &str, c: &CareTeamOf) {
+        let mut first = true;
+        let mut or = |b: &mut Self| {
+            if !first {
+                b.push(" OR ");
+            }
+            first = false;
+        };
+        if let Some(o) = &c.organisation {
+            or(self);
+            self.push(&format!(
+                "({a}.member_type = 'Organization' AND {a}.member_id = "
+            ))
+            .text_arg(o)
+            .push(")");
+        }
+        if let Some(p) = &c.practitioner {
+            or(self);
+            self.push(&format!(
+                "({a}.member_type = 'Practitioner' AND {a}.member_id = "
+            ))
+            .text_arg(p)
+            .push(")");
+        }
+        if !c.roles.is_empty() {
+            or(self);
+            self.push(&format!("({a}.member_type = 'PractitionerRole' AND "));
+            self.in_list(&format!("{a}.member_id"), &c.roles);
+            self.push(")");
+        }
+        if first {
+            self.push("1 = 0");
         }
     }
 
@@ -1464,78 +1537,45 @@ pub(crate) fn history_sql<'v>(pg: bool, q: &crate::HistoryQuery, vis: Visibility
     b
 }
 
-/// Children a caller may relate to (see [`ChildrenQuery`]): distinct Patient ids. Driven
-/// from the caller's few rows (its organisation's and practitioner's references, its
-/// Person's links) to the children they name: SQLite, without statistics, would otherwise
-/// start from every reference to a Patient, so the unary `+` keeps those comparisons out of
-/// index selection.
-pub(crate) fn children_sql(pg: bool, q: &ChildrenQuery) -> Sql<'static> {
+/// The children of the RelatedPersons a Person (a family sign-in) links to: distinct
+/// Patient ids, a superset of those it may see (the view decides per child). Driven from the
+/// Person's links: SQLite, without statistics, would otherwise start from every reference
+/// to a Patient, so the unary `+` keeps those comparisons out of index selection.
+pub(crate) fn children_sql(pg: bool, person: &str) -> Sql<'static> {
     let mut b = Sql::new(pg);
     let plus = no_index(pg);
     b.push(&format!(
         "SELECT DISTINCT p.target_id FROM index_reference p \
          WHERE {plus}p.param = 'patient' AND {plus}p.target_type = 'Patient' AND p.rid IN ("
     ));
-    match q {
-        ChildrenQuery::CareTeam {
-            practitioner,
-            organisation,
-        } => {
-            // The CareTeams naming the organisation, the practitioner or one of their
-            // PractitionerRoles.
-            let mut first = true;
-            let mut member = |b: &mut Sql, target_type: &str| {
-                if !first {
-                    b.push(" UNION ");
-                }
-                first = false;
-                b.push(&format!(
-                    "SELECT m.rid FROM index_reference m WHERE m.target_type = '{target_type}' \
-                     AND m.target_id "
-                ));
-            };
-            if let Some(o) = organisation {
-                member(&mut b, "Organization");
-                b.push("= ").text_arg(o);
-                b.push(" AND m.param = 'participant' AND m.resource_type = 'CareTeam'");
-            }
-            if let Some(pr) = practitioner {
-                member(&mut b, "Practitioner");
-                b.push("= ").text_arg(pr);
-                b.push(" AND m.param = 'participant' AND m.resource_type = 'CareTeam'");
-                member(&mut b, "PractitionerRole");
-                b.push(
-                    "IN (SELECT r.id FROM index_reference x JOIN resource_current r ON r.rid = x.rid \
-                     WHERE x.target_type = 'Practitioner' AND x.target_id = ",
-                )
-                .text_arg(pr)
-                .push(
-                    " AND x.param = 'practitioner' AND x.resource_type = 'PractitionerRole') \
-                     AND m.param = 'participant' AND m.resource_type = 'CareTeam'",
-                );
-            }
-            if first {
-                b.push("SELECT NULL WHERE 1 = 0");
-            }
-            b.push(")");
-            if let Some(pr) = practitioner {
-                b.push(" UNION SELECT g.patient_id FROM break_glass_grants g WHERE g.practitioner_id = ")
-                    .text_arg(pr);
-            }
-        }
-        ChildrenQuery::Family { person } => {
-            // The RelatedPersons the Person links to.
-            b.push(
-                "SELECT rp.rid FROM resource_current rp WHERE rp.resource_type = 'RelatedPerson' \
-                 AND rp.id IN (SELECT l.target_id FROM index_reference l \
-                 WHERE l.rid = (SELECT per.rid FROM resource_current per \
-                 WHERE per.resource_type = 'Person' AND per.id = ",
-            )
-            .text_arg(person)
-            .push(&format!(
-                ") AND {plus}l.param = 'link' AND {plus}l.target_type = 'RelatedPerson'))"
-            ));
-        }
+    b.push(
+        "SELECT rp.rid FROM resource_current rp WHERE rp.resource_type = 'RelatedPerson' \
+         AND rp.id IN (SELECT l.target_id FROM index_reference l \
+         WHERE l.rid = (SELECT per.rid FROM resource_current per \
+         WHERE per.resource_type = 'Person' AND per.id = ",
+    )
+    .text_arg(person)
+    .push(&format!(
+        ") AND {plus}l.param = 'link' AND {plus}l.target_type = 'RelatedPerson'))"
+    ));
+    b
+}
+
+/// Children whose care team names the caller of `c` (at any time) and who need their own
+/// facts: those with a Consent (a sharing choice may be in force) and those with a
+/// break-glass grant for the practitioner. Driven from the caller's membership rows.
+pub(crate) fn exceptions_sql(pg: bool, c: &CareTeamOf) -> Sql<'static> {
+    let mut b = Sql::new(pg);
+    b.push("SELECT DISTINCT am.patient FROM access_member am WHERE (");
+    b.members("am", c);
+    b.push(
+        ") AND EXISTS (SELECT 1 FROM index_reference cr WHERE cr.target_type = 'Patient' \
+         AND cr.target_id = am.patient AND cr.param = 'patient' \
+         AND cr.resource_type = 'Consent')",
+    );
+    if let Some(p) = &c.practitioner {
+        b.push(" UNION SELECT g.patient_id FROM break_glass_grants g WHERE g.practitioner_id = ")
+            .text_arg(p);
     }
     b
 }
@@ -1827,9 +1867,19 @@ impl Store {
         }
     }
 
-    /// The children a caller may relate to (a superset: see [`ChildrenQuery`]).
-    pub async fn related_children(&self, q: &ChildrenQuery) -> Result<Vec<String>> {
-        let sql = children_sql(self.is_pg(), q);
+    /// The children of a care team who need their own facts ([`exceptions_sql`]). A
+    /// superset is harmless: the server gives each its exact grants.
+    pub async fn care_team_exceptions(&self, c: &CareTeamOf) -> Result<Vec<String>> {
+        let sql = exceptions_sql(self.is_pg(), c);
+        match self {
+            Store::Sqlite(s) => s.text_rows(&sql),
+            Store::Postgres(s) => s.text_rows(&sql).await,
+        }
+    }
+
+    /// The children a family sign-in may relate to ([`children_sql`]).
+    pub async fn family_children(&self, person: &str) -> Result<Vec<String>> {
+        let sql = children_sql(self.is_pg(), person);
         match self {
             Store::Sqlite(s) => s.text_rows(&sql),
             Store::Postgres(s) => s.text_rows(&sql).await,
@@ -1918,7 +1968,12 @@ mod tests {
     #[test]
     fn search_plans_use_indexes() {
         let school = SchoolViews;
-        for vis in [Visibility::System, Visibility::Caller(&school)] {
+        let hospital = HospitalViews;
+        for vis in [
+            Visibility::System,
+            Visibility::Caller(&school),
+            Visibility::Caller(&hospital),
+        ] {
             plans_use_indexes(vis);
         }
         plans_of_the_rest();
@@ -1942,7 +1997,7 @@ mod tests {
                     ..rule.clone()
                 }],
                 grants: vec![RowGrant {
-                    children: Some(vec!["x".into(), "y".into()]),
+                    children: GrantChildren::Listed(vec!["x".into(), "y".into()]),
                     rule,
                     address: false,
                 }],
@@ -1950,6 +2005,48 @@ mod tests {
         }
         fn redacted(&self, ty: &str, param: &str) -> bool {
             ty == "Patient" && param.starts_with("address")
+        }
+    }
+
+    /// A hospital member of staff's view: the children of its care team (but one, with a
+    /// sharing choice, under its own rule), and reference data.
+    struct HospitalViews;
+    impl Views for HospitalViews {
+        fn view(&self, _: &str) -> std::sync::Arc<View> {
+            let rule = RowRule {
+                sections: 0b1111,
+                untagged: true,
+                current_medicines: None,
+                tags: Vec::new(),
+                not_cleared: 31,
+            };
+            std::sync::Arc::new(View {
+                no_child: vec![rule.clone()],
+                grants: vec![
+                    RowGrant {
+                        children: GrantChildren::CareTeam(CareTeamOf {
+                            organisation: Some("o".into()),
+                            practitioner: Some("p".into()),
+                            roles: vec!["r".into()],
+                            except: vec!["y".into()],
+                            now: 1_800_000_000,
+                        }),
+                        rule: rule.clone(),
+                        address: true,
+                    },
+                    RowGrant {
+                        children: GrantChildren::Listed(vec!["y".into()]),
+                        rule: RowRule {
+                            sections: 0b1,
+                            ..rule
+                        },
+                        address: true,
+                    },
+                ],
+            })
+        }
+        fn redacted(&self, _: &str, _: &str) -> bool {
+            false
         }
     }
 
@@ -2038,19 +2135,19 @@ mod tests {
 
     fn plans_of_the_rest() {
         assert_indexed(
-            "children in a care team",
-            &children_sql(
+            "children of a care team with their own facts",
+            &exceptions_sql(
                 false,
-                &ChildrenQuery::CareTeam {
-                    practitioner: Some("p".into()),
+                &CareTeamOf {
                     organisation: Some("o".into()),
+                    practitioner: Some("p".into()),
+                    roles: vec!["r".into()],
+                    except: Vec::new(),
+                    now: 1_800_000_000,
                 },
             ),
         );
-        assert_indexed(
-            "children of a family member",
-            &children_sql(false, &ChildrenQuery::Family { person: "p".into() }),
-        );
+        assert_indexed("children of a family member", &children_sql(false, "p"));
         let ids = vec!["a".to_owned(), "b".to_owned()];
         assert_indexed(
             "Condition?…&_include=Condition:subject",

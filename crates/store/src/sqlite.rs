@@ -132,6 +132,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "email_verification",
         sql: include_str!("../migrations/sqlite/0015_email_verification.sql"),
     },
+    Migration {
+        version: 16,
+        name: "care_team_members",
+        sql: include_str!("../migrations/sqlite/0016_care_team_members.sql"),
+    },
 ];
 
 const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.body \

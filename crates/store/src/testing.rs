@@ -160,3 +160,26 @@ fn describe(e: &tokio_postgres::Error) -> String {
         }
     }
 }
+
+/// Puts `store` back as a database written before migration 16 left its CareTeams: their
+/// access inputs pending (to be filled in at start-up) and no `access_member` rows. For the
+/// tests of that fill.
+pub async fn as_before_care_team_members(store: &crate::Store) -> crate::Result<()> {
+    const SQL: [&str; 3] = [
+        "UPDATE resource_versions SET acc_flags = 0 WHERE resource_type = 'CareTeam'",
+        "UPDATE resource_current SET acc_flags = 0 WHERE resource_type = 'CareTeam'",
+        "DELETE FROM access_member",
+    ];
+    match store {
+        crate::Store::Sqlite(s) => {
+            s.in_transaction(|tx| {
+                for sql in SQL {
+                    tx.execute(sql, [])?;
+                }
+                Ok(())
+            })
+            .await
+        }
+        crate::Store::Postgres(s) => s.batch(&SQL.join("; ")).await,
+    }
+}

@@ -303,6 +303,62 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// What lets the server pass one typical child for a care team's thousands: a child in
+    /// the caller's care team with no sharing choice in force and no break-glass grant
+    /// gets exactly the typical child's grants (rules and address), whatever else its
+    /// facts say (family, court orders, age, looked after, hidden address, ended choices).
+    /// A launch patient is passed with its own facts, so it is left out here.
+    #[test]
+    fn the_typical_child_stands_for_every_plain_child(
+        identity in identity(),
+        scopes in scopes(),
+        child in child(),
+        via_practitioner in any::<bool>(),
+        r in resource(),
+        action in prop::sample::select(vec![Action::Search, Action::History]),
+    ) {
+        let policy = RegionalPolicy::default();
+        let subject = Subject::new(identity, scopes);
+        let reach = reach(&subject);
+        let Some(typical) = typical_child(&reach) else { return Ok(()) };
+        if subject.scopes.patient.as_deref() == Some("c1") {
+            return Ok(());
+        }
+        let Reach::CareTeam { practitioner, organisation } = &reach else { unreachable!() };
+        let mut child = child;
+        child.sharing.rules.retain(|rule| !rule.in_force(now()));
+        child.break_glass.clear();
+        match (practitioner, organisation) {
+            (Some(p), _) if via_practitioner => child.care_team.push(CareTeamMember::Practitioner(p.clone())),
+            (_, Some(o)) => child.care_team.push(CareTeamMember::Organisation(o.clone())),
+            (Some(p), None) => child.care_team.push(CareTeamMember::Practitioner(p.clone())),
+            (None, None) => return Ok(()),
+        }
+        let ty = &r.resource_type;
+        let plain = search_view(&policy, &subject, action, ty, [&child], now());
+        let typical = search_view(&policy, &subject, action, ty, [&typical], now());
+        let a = plain.grant_for(&r, "c1").map(|g| (&g.rule, g.address));
+        let b = typical.grant_for(&r, TYPICAL_CHILD).map(|g| (&g.rule, g.address));
+        prop_assert_eq!(a, b);
+        let renamed: Vec<Grant> = plain
+            .grants
+            .iter()
+            .map(|g| Grant {
+                children: match &g.children {
+                    Children::Listed(ids) if ids == &["c1"] => Children::Listed(vec![TYPICAL_CHILD.into()]),
+                    c => c.clone(),
+                },
+                ..g.clone()
+            })
+            .collect();
+        prop_assert_eq!(renamed, typical.grants);
+        prop_assert_eq!(plain.no_child, typical.no_child);
+    }
+}
+
 #[test]
 fn a_resource_in_two_records_needs_both() {
     let policy = RegionalPolicy::default();

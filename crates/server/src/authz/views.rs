@@ -8,9 +8,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use access::{Action, ChildFacts, Children, Reach, Rule, Section, Subject, Timestamp, TypeView};
-use passport_store::search::{ChildrenQuery, RowGrant, RowRule, View, Views};
-use passport_store::{AccessInputs, StoreError};
+use access::{
+    Action, ChildFacts, Children, MemberKind, Reach, Rule, Section, Subject, Timestamp, TypeView,
+};
+use passport_store::search::{CareTeamOf, GrantChildren, RowGrant, RowRule, View, Views};
+use passport_store::{AccessInputs, CareTeamMemberRow, StoreError};
 use serde_json::Value;
 
 use crate::AppState;
@@ -24,6 +26,19 @@ pub fn access_inputs(resource: &Value) -> AccessInputs {
         sections: facts.sections.bits(),
         labels: facts.labels.bits(),
         active_medication: facts.active_medication,
+        members: access::CareTeamMember::spans(resource)
+            .into_iter()
+            .map(|m| CareTeamMemberRow {
+                member_type: match m.kind {
+                    MemberKind::Practitioner => "Practitioner",
+                    MemberKind::Organisation => "Organization",
+                    MemberKind::PractitionerRole => "PractitionerRole",
+                },
+                member_id: m.id,
+                starts: m.starts.map(Timestamp::unix),
+                ends: m.ends.map(Timestamp::unix),
+            })
+            .collect(),
     }
 }
 
@@ -81,7 +96,11 @@ impl ViewCache {
 pub struct CallerViews {
     policy: access::RegionalPolicy,
     subject: Subject,
+    /// The children whose facts were loaded (for a care team: only its exceptions).
     children: Vec<Arc<ChildFacts>>,
+    /// For a care-team reach: the typical child ([`access::typical_child`]), whose grants
+    /// the store applies to every other child of the care team.
+    care_team: Option<(ChildFacts, CareTeamOf)>,
     now: Timestamp,
     memo: Mutex<HashMap<(Action, String), Arc<View>>>,
 }
@@ -94,25 +113,40 @@ impl CallerViews {
         now: Timestamp,
         memo: &mut HashMap<String, Arc<ChildFacts>>,
     ) -> Result<CallerViews, StoreError> {
-        let ids = match access::reach(subject) {
+        let reach = access::reach(subject);
+        let mut care_team = None;
+        let ids = match &reach {
             Reach::Nothing | Reach::Everyone => Vec::new(),
-            Reach::Listed(ids) => ids,
+            Reach::Listed(ids) => ids.clone(),
+            // Not every child of the care team: the store finds them inside each query.
+            // Only the children whose own facts may change the view are loaded: those with
+            // sharing choices or break-glass grants, and the launch patient (a
+            // patient-context scope names it).
             Reach::CareTeam {
                 practitioner,
                 organisation,
             } => {
-                st.store
-                    .related_children(&ChildrenQuery::CareTeam {
-                        practitioner,
-                        organisation,
-                    })
-                    .await?
+                let mut of = CareTeamOf {
+                    organisation: organisation.clone(),
+                    practitioner: practitioner.clone(),
+                    roles: match practitioner {
+                        Some(p) => practitioner_roles(st, p).await?,
+                        None => Vec::new(),
+                    },
+                    except: Vec::new(),
+                    now: now.unix(),
+                };
+                let mut ids = st.store.care_team_exceptions(&of).await?;
+                if let Some(p) = &subject.scopes.patient
+                    && !ids.contains(p)
+                {
+                    ids.push(p.clone());
+                }
+                of.except = ids.clone();
+                care_team = access::typical_child(&reach).map(|c| (c, of));
+                ids
             }
-            Reach::Family { person } => {
-                st.store
-                    .related_children(&ChildrenQuery::Family { person })
-                    .await?
-            }
+            Reach::Family { person } => st.store.family_children(person).await?,
         };
         let mut children = Vec::with_capacity(ids.len());
         for id in ids {
@@ -130,21 +164,40 @@ impl CallerViews {
             policy: st.authz.policy.clone(),
             subject: subject.clone(),
             children,
+            care_team,
             now,
             memo: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The `access` view of one type for `action` (search or history).
+    /// The `access` view of one type for `action` (search or history). For a care team,
+    /// the grants of [`access::TYPICAL_CHILD`] stand for the care team's other children.
     pub fn type_view(&self, action: Action, resource_type: &str) -> TypeView {
         access::search_view(
             &self.policy,
             &self.subject,
             action,
             resource_type,
-            self.children.iter().map(|c| &**c),
+            self.children
+                .iter()
+                .map(|c| &**c)
+                .chain(self.care_team.as_ref().map(|(c, _)| c)),
             self.now,
         )
+    }
+
+    /// The store's view of one type for `action`.
+    fn store_view(&self, action: Action, resource_type: &str) -> View {
+        let v = self.type_view(action, resource_type);
+        let care_team = self.care_team.as_ref().map(|(_, of)| of);
+        View {
+            no_child: v.no_child.iter().map(row_rule).collect(),
+            grants: v
+                .grants
+                .iter()
+                .flat_map(|g| row_grants(g, care_team))
+                .collect(),
+        }
     }
 
     /// What searches may see.
@@ -178,7 +231,7 @@ impl Views for ActionViews<'_> {
         if let Some(v) = memo.get(&key) {
             return v.clone();
         }
-        let v = Arc::new(to_store(&self.views.type_view(self.action, resource_type)));
+        let v = Arc::new(self.views.store_view(self.action, resource_type));
         memo.insert(key, v.clone());
         v
     }
@@ -188,22 +241,53 @@ impl Views for ActionViews<'_> {
     }
 }
 
-fn to_store(v: &TypeView) -> View {
-    View {
-        no_child: v.no_child.iter().map(row_rule).collect(),
-        grants: v
-            .grants
-            .iter()
-            .map(|g| RowGrant {
-                children: match &g.children {
-                    Children::All => None,
-                    Children::Listed(ids) => Some(ids.clone()),
-                },
-                rule: row_rule(&g.rule),
-                address: g.address,
-            })
-            .collect(),
+/// The store's grants for one `access` grant: the typical child's stand for the care
+/// team (`care_team`); the other children are listed.
+fn row_grants(g: &access::Grant, care_team: Option<&CareTeamOf>) -> Vec<RowGrant> {
+    let grant = |children| RowGrant {
+        children,
+        rule: row_rule(&g.rule),
+        address: g.address,
+    };
+    match &g.children {
+        Children::All => vec![grant(GrantChildren::All)],
+        Children::Listed(ids) => {
+            let mut out = Vec::new();
+            let others: Vec<String> = ids
+                .iter()
+                .filter(|id| id.as_str() != access::TYPICAL_CHILD)
+                .cloned()
+                .collect();
+            if let Some(of) = care_team.filter(|_| others.len() < ids.len()) {
+                out.push(grant(GrantChildren::CareTeam(of.clone())));
+            }
+            if !others.is_empty() {
+                out.push(grant(GrantChildren::Listed(others)));
+            }
+            out
+        }
     }
+}
+
+/// The caller's PractitionerRoles, read as the child facts read a CareTeam member that is
+/// a role (its current `practitioner` reference names the practitioner).
+async fn practitioner_roles(st: &AppState, practitioner: &str) -> Result<Vec<String>, StoreError> {
+    let target = format!("Practitioner/{practitioner}");
+    let roles = super::facts::referring(
+        &st.store,
+        "PractitionerRole",
+        "practitioner",
+        "Practitioner",
+        &[practitioner.to_owned()],
+    )
+    .await?;
+    Ok(roles
+        .iter()
+        .filter(|r| {
+            r.pointer("/practitioner/reference").and_then(Value::as_str) == Some(target.as_str())
+        })
+        .filter_map(|r| r.get("id").and_then(Value::as_str).map(str::to_owned))
+        .collect())
 }
 
 fn row_rule(r: &Rule) -> RowRule {

@@ -47,6 +47,19 @@ impl super::PgStore {
                 .await
                 .map_err(pg_error)?;
             }
+            if !inputs.members.is_empty() {
+                tx.execute(crate::members::CLEAR_PG, &[seq])
+                    .await
+                    .map_err(pg_error)?;
+                for m in &inputs.members {
+                    tx.execute(
+                        crate::members::BACKFILL_PG,
+                        &[&m.member_type, &m.member_id, &m.starts, &m.ends, seq],
+                    )
+                    .await
+                    .map_err(pg_error)?;
+                }
+            }
         }
         tx.commit().await.map_err(pg_error)
     }

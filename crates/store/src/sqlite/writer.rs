@@ -354,7 +354,32 @@ fn apply(conn: &Connection, w: &Write) -> Result<()> {
         }
     };
     // The index tables change in the same transaction as the version.
-    super::search::replace_indexes(conn, w, rid, found.is_some()).map_err(backend)
+    super::search::replace_indexes(conn, w, rid, found.is_some()).map_err(backend)?;
+    if w.resource_type == "CareTeam" {
+        replace_members(conn, w, rid).map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// A CareTeam's `access_member` rows (migration 16), replaced with the new version's.
+fn replace_members(conn: &Connection, w: &Write, rid: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM access_member WHERE rid = ?1")?
+        .execute([rid])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO access_member (rid, patient, member_type, member_id, starts, ends) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (patient, m) in crate::members::rows(w) {
+        insert.execute(rusqlite::params![
+            rid,
+            patient,
+            m.member_type,
+            m.member_id,
+            m.starts,
+            m.ends
+        ])?;
+    }
+    Ok(())
 }
 
 pub(super) fn find_by_tokens(
