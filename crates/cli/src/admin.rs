@@ -310,8 +310,11 @@ async fn import_clinic_list(a: ImportClinicList) -> Result<(), Error> {
         return Err("--valid-days must be between 1 and 365".into());
     }
     let store = open(&a.database).await?;
+    let records = passport_server::records::Records::elsewhere(&store, &a.base.base_url);
+    let agent = passport_server::records::Agent::operator("passport admin import-clinic-list");
     let r = onboarding::import_clinic_list(
-        &store,
+        &records,
+        &agent,
         &a.org,
         &csv,
         &a.base.base_url,

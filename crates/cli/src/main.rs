@@ -250,7 +250,8 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let state = passport_server::prepare(config).await?;
     if args.demo {
-        let added = passport_server::demo::load(&state.store).await?;
+        let added =
+            passport_server::demo::load(&passport_server::records::Records::of(&state)).await?;
         tracing::info!(added, "demo data loaded");
     }
     tracing::info!(addr = %listener.local_addr()?, "passport is serving");

@@ -5,11 +5,11 @@
 //! demo is what people look at first, and a record without a section is seen by fewer
 //! people than it should be (an allergy hidden from an ambulance crew, issue 9).
 
-use bytes::Bytes;
-use passport_store::{Store, StoreError, Write};
+use passport_store::StoreError;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::records::{Agent, Records, new_version};
 
 const SCT: &str = "http://snomed.info/sct";
 const DMD: &str = "https://dmd.nhs.uk";
@@ -87,37 +87,15 @@ fn resources() -> Vec<Value> {
     out
 }
 
-/// Loads the demo records that are not there yet. Returns how many were added.
-pub async fn load(store: &Store) -> Result<usize, StoreError> {
+/// Loads the demo records that are not there yet, as the operator (audited). Returns how
+/// many were added.
+pub async fn load(records: &Records<'_>) -> Result<usize, StoreError> {
+    let agent = Agent::operator("demo data");
     let mut added = 0;
     for resource in resources() {
-        let issues = fhir::validate(&resource);
-        assert!(
-            issues.is_empty(),
-            "demo data must be valid FHIR: {issues:?}"
-        );
-        let Value::Object(mut map) = resource else {
-            unreachable!()
-        };
-        let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
-        let id = map["id"].as_str().unwrap_or_default().to_owned();
-        let now = clock::now_us();
-        fhir::meta::stamp(&mut map, &id, 1, &clock::instant(now));
-        let value = Value::Object(map);
-        let write = Write {
-            index: fhir::search::extract(&value),
-            access: crate::authz::access_inputs(&value),
-            resource_type: rtype,
-            id,
-            replaces: None,
-            version_id: 1,
-            last_updated_us: now,
-            deleted: false,
-            body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
-            unless_exists: None,
-            audit: Vec::new(),
-        };
-        match store.write(write).await {
+        let write = new_version(resource, None, clock::now_us())
+            .unwrap_or_else(|e| panic!("demo data must be valid FHIR: {e}"));
+        match records.write(&agent, write).await {
             Ok(_) => added += 1,
             Err(StoreError::VersionConflict { .. }) => {} // already loaded
             Err(e) => return Err(e),

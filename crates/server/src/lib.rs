@@ -11,6 +11,7 @@ pub mod fhir_api;
 pub mod mail;
 pub mod oauth;
 pub mod rate_limit;
+pub mod records;
 pub mod startup;
 pub mod web;
 
@@ -50,46 +51,20 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Stores one version (see [`Store::write`]) and forgets child facts it may change.
-    /// Every write of FHIR data goes through here or [`AppState::write_all`].
+    /// Stores one version whose AuditEvents are attached (see [`records::Records::store_one`]).
     pub async fn write(
         &self,
         write: passport_store::Write,
     ) -> Result<passport_store::Stored, passport_store::StoreError> {
-        let (ty, id, replaced) = (
-            write.resource_type.clone(),
-            write.id.clone(),
-            write.replaces.is_some(),
-        );
-        let body = write.body.clone();
-        let stored = self.store.write(write).await?;
-        self.authz.facts.wrote(&ty, &id, replaced, &body);
-        Ok(stored)
+        records::Records::of(self).store_one(write).await
     }
 
-    /// Stores versions in one transaction (see [`Store::write_all`]) and forgets child
-    /// facts they may change.
+    /// Stores versions in one transaction (see [`records::Records::store_all`]).
     pub async fn write_all(
         &self,
         writes: Vec<passport_store::Write>,
     ) -> Result<Vec<passport_store::Stored>, passport_store::WriteAllError> {
-        let seen: Vec<(String, String, bool, Bytes)> = writes
-            .iter()
-            .filter(|w| authz::facts::FACT_TYPES.contains(&w.resource_type.as_str()))
-            .map(|w| {
-                (
-                    w.resource_type.clone(),
-                    w.id.clone(),
-                    w.replaces.is_some(),
-                    w.body.clone(),
-                )
-            })
-            .collect();
-        let stored = self.store.write_all(writes).await?;
-        for (ty, id, replaced, body) in seen {
-            self.authz.facts.wrote(&ty, &id, replaced, &body);
-        }
-        Ok(stored)
+        records::Records::of(self).store_all(writes).await
     }
 }
 

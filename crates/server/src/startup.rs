@@ -21,7 +21,8 @@ use passport_store::{HistoryQuery, StoreError};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use crate::audit::{AuditEventSpec, EventKind, Interaction};
+use crate::records::{Agent, Records};
 use crate::web::directory;
 
 /// What the start-up steps changed (ids only).
@@ -64,25 +65,19 @@ pub async fn run(st: &AppState) -> Result<Report, StoreError> {
 }
 
 /// The operator, as the agent of start-up changes.
-fn operator() -> Who {
-    Who {
-        person: Named {
-            reference: None,
-            display: "Passport operator (start-up data check)".into(),
-        },
-        ..Who::default()
-    }
+fn operator() -> Agent {
+    Agent::operator("start-up data check")
 }
 
+/// An AuditEvent of a start-up change that is not a FHIR write (an account's role).
 fn operator_event(
     st: &AppState,
     interaction: Interaction,
-    patient: Option<&str>,
     resource: (&str, &str, Option<i64>),
 ) -> passport_store::AuditRecord {
-    let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), operator());
-    spec.purpose = Purpose::Operations;
-    spec.patient_id = patient.map(str::to_owned);
+    let agent = operator();
+    let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), agent.who);
+    spec.purpose = agent.purpose;
     spec.resource = Some((
         resource.0.to_owned(),
         Some(resource.1.to_owned()),
@@ -149,14 +144,8 @@ pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i
                     break;
                 }
             };
-            let mut write = crate::fhir_api::crud::prepare("Patient", &id, map, Some(&current));
-            write.audit.push(operator_event(
-                st,
-                Interaction::Update,
-                Some(&id),
-                ("Patient", &id, Some(write.version_id)),
-            ));
-            match st.write(write).await {
+            let write = crate::fhir_api::crud::prepare("Patient", &id, map, Some(&current));
+            match Records::of(st).write(&operator(), write).await {
                 Ok(stored) => {
                     moved.push((id.clone(), stored.version_id));
                     break;
@@ -239,18 +228,11 @@ pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, 
                 if access::Section::from_resource_meta(&value).is_empty() {
                     break;
                 }
-                let patient = fhir::compartment::patients_of(&value).into_iter().next();
                 let Value::Object(map) = value else {
                     unreachable!()
                 };
-                let mut write = crate::fhir_api::crud::prepare(ty, &id, map, Some(&current));
-                write.audit.push(operator_event(
-                    st,
-                    Interaction::Update,
-                    patient.as_deref(),
-                    (ty, &id, Some(write.version_id)),
-                ));
-                match st.write(write).await {
+                let write = crate::fhir_api::crud::prepare(ty, &id, map, Some(&current));
+                match Records::of(st).write(&operator(), write).await {
                     Ok(stored) => {
                         given.push((ty.to_string(), id.clone(), stored.version_id));
                         break;
@@ -302,7 +284,6 @@ pub async fn deactivate_misassigned_accounts(
             .append_audit(vec![operator_event(
                 st,
                 Interaction::Update,
-                None,
                 ("PractitionerRole", &role_resource, None),
             )])
             .await?;

@@ -13,8 +13,10 @@ use std::process::Command;
 use access::{Role, Sector};
 use base64::Engine;
 use common::browser::{Browser, PASSWORD, Page, now_secs};
+use common::fixture;
 use passport_server::AppState;
 use passport_server::oauth::{self, ClientSpec};
+use passport_server::records::Records;
 use passport_server::web::{auth, directory, onboarding};
 use passport_store::accounts::Account;
 use serde_json::Value;
@@ -126,16 +128,16 @@ async fn world(srv: &Srv) -> World {
     let ava = child(st, &orgs[1], "Ava", 60).await;
     let sam = family(st, "sam@example.com", "Sam Jones").await;
     let kim = family(st, "kim@example.com", "Kim Jones").await;
-    onboarding::bind(&st.store, &sam, &mia, "MTH", true)
+    onboarding::bind(&Records::of(st), &fixture(), &sam, &mia, "MTH", true)
         .await
         .unwrap();
-    onboarding::bind(&st.store, &sam, &leo, "MTH", true)
+    onboarding::bind(&Records::of(st), &fixture(), &sam, &leo, "MTH", true)
         .await
         .unwrap();
-    onboarding::bind(&st.store, &sam, &ava, "MTH", false)
+    onboarding::bind(&Records::of(st), &fixture(), &sam, &ava, "MTH", false)
         .await
         .unwrap();
-    onboarding::bind(&st.store, &kim, &zoe, "FTH", true)
+    onboarding::bind(&Records::of(st), &fixture(), &kim, &zoe, "FTH", true)
         .await
         .unwrap();
     let created = oauth::create_client(

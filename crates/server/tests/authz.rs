@@ -1036,7 +1036,7 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
         .unwrap();
     let mut legacy = child_marked_on_address();
     legacy["id"] = json!(old);
-    let write = passport_server::web::onboarding::resource_write(
+    let write = passport_server::records::new_version(
         legacy,
         Some(current.version_id),
         passport_server::clock::now_us(),

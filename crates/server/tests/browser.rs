@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use access::{Role, Sector};
+use common::{FIXTURE_BASE, fixture};
+use passport_server::records::Records;
 use passport_server::web::{directory, onboarding};
 use passport_store::Store;
 
@@ -143,9 +145,16 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
         .await
         .unwrap()
         .unwrap();
-    onboarding::bind(store, &kim, &child.id, "MTH", true)
-        .await
-        .unwrap();
+    onboarding::bind(
+        &Records::elsewhere(store, FIXTURE_BASE),
+        &fixture(),
+        &kim,
+        &child.id,
+        "MTH",
+        true,
+    )
+    .await
+    .unwrap();
     people.insert(
         "parent".into(),
         serde_json::json!({ "email": "kim@example.com", "password": PASSWORD }),

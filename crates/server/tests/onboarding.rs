@@ -7,6 +7,8 @@ mod common;
 
 use access::{Role, Sector};
 use common::browser::{Browser, PASSWORD, Page};
+use common::fixture;
+use passport_server::records::Records;
 use passport_server::web::{directory, onboarding};
 use passport_store::onboarding::PassportState;
 use passport_store::{Store, SystemMatch, TokenCriterion};
@@ -220,6 +222,16 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
 
     let links = links_of(&s.store, "sam@example.com").await;
     assert_eq!(links.len(), 1);
+    // The audit trail names who made each change: the clinician made the passport (and
+    // its care team), the parent linked themselves by accepting the invitation.
+    assert_eq!(
+        changes(&s.store, &child.id).await,
+        [
+            "C Patient by A Clinician",
+            "C CareTeam by A Clinician",
+            "C RelatedPerson by Sam Jones"
+        ]
+    );
     let rp = &links[0];
     assert_eq!(rp["active"], true);
     assert_eq!(rp["patient"]["reference"], format!("Patient/{}", child.id));
@@ -299,6 +311,46 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
     let _ = &s.other_org;
     s.store.close().await;
 });
+
+/// The child's audit trail of changes, oldest first: "C RelatedPerson/… by Alex Brown".
+async fn changes(store: &Store, child: &str) -> Vec<String> {
+    let log = store
+        .list_audit(&passport_store::AuditQuery {
+            patient_id: Some(child.into()),
+            count: 200,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut out: Vec<String> = log
+        .iter()
+        .rev()
+        .filter_map(|e| {
+            let ev: Value = serde_json::from_slice(&e.record.event).ok()?;
+            let action = ev["action"].as_str()?;
+            if action == "R" || action == "E" {
+                return None;
+            }
+            // The changed resource: the entity that is not the child's Patient, if any.
+            let refs: Vec<&str> = ev["entity"]
+                .as_array()?
+                .iter()
+                .filter_map(|x| x["what"]["reference"].as_str())
+                .collect();
+            let what = refs
+                .iter()
+                .find(|r| !r.starts_with("Patient/"))
+                .or(refs.first())?
+                .split('/')
+                .next()?
+                .to_owned();
+            let who = ev["agent"][0]["who"]["display"].as_str().unwrap_or("?");
+            Some(format!("{action} {what} by {who}"))
+        })
+        .collect();
+    out.dedup();
+    out
+}
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -493,6 +545,24 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
     assert!(read(&s.store, "RelatedPerson", &rp2).await.is_none());
     let p = ada.get("/onboarding/requests").await;
     assert!(p.body.contains("id=\"no-requests\""), "{}", p.body);
+    // Each change of who may see the child is in its audit trail, naming who made it: the
+    // requests (by the family members), the confirmation and the refusal (by the clinician).
+    let trail = changes(&s.store, &child.id).await;
+    for expected in [
+        "C RelatedPerson by Alex Brown",
+        "U RelatedPerson by A Clinician",
+        "D RelatedPerson by A Clinician",
+    ] {
+        assert!(trail.iter().any(|t| t == expected), "{expected}: {trail:?}");
+    }
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|t| t.starts_with("C RelatedPerson"))
+            .count(),
+        2,
+        "{trail:?}"
+    );
     s.store.close().await;
 });
 
@@ -505,9 +575,16 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
          1234567890,Ben,Ray,2019-01-01,\n\
          {c},Cat,Ray,31/02/2019,\n"
     );
-    let errors = onboarding::import_clinic_list(&s.store, "RXX", &bad, &srv.base, 3600)
-        .await
-        .unwrap_err();
+    let errors = onboarding::import_clinic_list(
+        &Records::of(&srv.state),
+        &fixture(),
+        "RXX",
+        &bad,
+        &srv.base,
+        3600,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].starts_with("line 3:"), "{errors:?}");
     assert!(errors[1].starts_with("line 4:"), "{errors:?}");
@@ -524,9 +601,16 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
          {a},Amy,Ray,2019-01-01,amy.parent@example.com\n\
          {b},Ben,Ray,02/01/2019,\n"
     );
-    let rows = onboarding::import_clinic_list(&s.store, "RXX", &good, &srv.base, 3600)
-        .await
-        .unwrap();
+    let rows = onboarding::import_clinic_list(
+        &Records::of(&srv.state),
+        &fixture(),
+        "RXX",
+        &good,
+        &srv.base,
+        3600,
+    )
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.created));
     let ben = onboarding::find_child(&s.store, &b).await.unwrap().unwrap();
@@ -542,9 +626,16 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
     assert_eq!(p.status, 200);
     assert!(p.body.contains("Join Ben"));
     // Importing again finds the passports and issues new invitations.
-    let again = onboarding::import_clinic_list(&s.store, &s.org, &good, &srv.base, 3600)
-        .await
-        .unwrap();
+    let again = onboarding::import_clinic_list(
+        &Records::of(&srv.state),
+        &fixture(),
+        &s.org,
+        &good,
+        &srv.base,
+        3600,
+    )
+    .await
+    .unwrap();
     assert!(again.iter().all(|r| !r.created));
     assert_eq!(s.store.invitations_for(&ben.id).await.unwrap().len(), 2);
     s.store.close().await;

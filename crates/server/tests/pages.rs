@@ -8,7 +8,9 @@ mod common;
 
 use access::{Role, Section, Sector, SharingChoices};
 use common::browser::{Browser, PASSWORD};
+use common::{FIXTURE_BASE, fixture};
 use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use passport_server::records::Records;
 use passport_server::web::directory;
 use passport_server::web::onboarding::{self, Child};
 use passport_store::break_glass::BreakGlassRow;
@@ -202,7 +204,7 @@ async fn world(url: &str) -> World {
             Section::Medicines,
         ),
     ] {
-        writes.push(onboarding::resource_write(r, None, now).unwrap());
+        writes.push(passport_server::records::new_version(r, None, now).unwrap());
     }
     store.write_all(writes).await.map_err(|e| e.error).unwrap();
     let parent = family(&store, "sam@example.com", "Sam Jones").await;
@@ -210,9 +212,16 @@ async fn world(url: &str) -> World {
     let stranger = family(&store, "nosy@example.com", "Nosy Parker").await;
     for (email, rel) in [(&parent, "MTH"), (&relative, "FAMMEMB")] {
         let account = store.account_by_login(email).await.unwrap().unwrap();
-        onboarding::bind(&store, &account, &child.id, rel, true)
-            .await
-            .unwrap();
+        onboarding::bind(
+            &Records::elsewhere(&store, FIXTURE_BASE),
+            &fixture(),
+            &account,
+            &child.id,
+            rel,
+            true,
+        )
+        .await
+        .unwrap();
     }
     World {
         store,

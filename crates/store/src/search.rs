@@ -548,16 +548,18 @@ impl<'v> Sql<'v> {
                     self.push(" AND ");
                 }
                 GrantChildren::CareTeam(c) => {
-                    // Probed per row through `access_member_patient`.
+                    // Probed per row through `access_member_patient`: a scalar subquery with
+                    // a LIMIT, not EXISTS, which PostgreSQL would turn into a hashed subplan
+                    // reading every membership of the caller (thousands) per statement.
                     self.push(&format!(
-                        "EXISTS (SELECT 1 FROM access_member am WHERE am.patient = {patient} AND ("
+                        "(SELECT 1 FROM access_member am WHERE am.patient = {patient} AND ("
                     ));
                     self.members("am", c);
                     self.push(") AND (am.starts IS NULL OR am.starts <= ")
                         .int(c.now)
                         .push(") AND (am.ends IS NULL OR am.ends > ")
                         .int(c.now)
-                        .push(")) AND ");
+                        .push(") LIMIT 1) = 1 AND ");
                     if !c.except.is_empty() {
                         self.push("NOT ");
                         self.in_list(patient, &c.except);

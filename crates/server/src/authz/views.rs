@@ -54,6 +54,10 @@ const MAX_CALLERS: usize = 10_000;
 #[derive(Default)]
 pub struct ViewCache {
     map: Mutex<HashMap<String, Kept>>,
+    /// One load at a time per caller: concurrent requests of a caller whose views expired
+    /// wait for the one load instead of each running it (a care team's few queries, a
+    /// family's children's facts).
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Views kept: when built (µs), the facts generation they were built from, the views.
@@ -69,13 +73,21 @@ impl ViewCache {
         memo: &mut HashMap<String, Arc<ChildFacts>>,
     ) -> Result<Arc<CallerViews>, StoreError> {
         let key = format!("{subject:?}");
+        if let Some(v) = self.kept(&key, st.authz.facts.generation(), now_us) {
+            return Ok(v);
+        }
+        let gate = {
+            let mut loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+            if loading.len() >= MAX_CALLERS {
+                loading.retain(|_, g| Arc::strong_count(g) > 1);
+            }
+            loading.entry(key.clone()).or_default().clone()
+        };
+        let _one_at_a_time = gate.lock().await;
         // Read before loading: a change while loading leaves the new views unkept.
         let generation = st.authz.facts.generation();
-        if let Some((at, g, v)) = self.lock().get(&key)
-            && *g == generation
-            && now_us - *at < MAX_AGE_US
-        {
-            return Ok(v.clone());
+        if let Some(v) = self.kept(&key, generation, now_us) {
+            return Ok(v);
         }
         let now = super::facts::timestamp(now_us);
         let v = Arc::new(CallerViews::load(st, subject, now, memo).await?);
@@ -85,6 +97,15 @@ impl ViewCache {
         }
         map.insert(key, (now_us, generation, v.clone()));
         Ok(v)
+    }
+
+    /// The views kept for `key`, if built from this generation less than
+    /// [`MAX_AGE_US`] before `now_us`.
+    fn kept(&self, key: &str, generation: u64, now_us: i64) -> Option<Arc<CallerViews>> {
+        match self.lock().get(key) {
+            Some((at, g, v)) if *g == generation && now_us - *at < MAX_AGE_US => Some(v.clone()),
+            _ => None,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {

@@ -49,6 +49,12 @@ pub enum DirectoryError {
     Store(#[from] StoreError),
 }
 
+impl From<crate::records::Invalid> for DirectoryError {
+    fn from(e: crate::records::Invalid) -> DirectoryError {
+        DirectoryError::Invalid(e.0)
+    }
+}
+
 type Result<T> = std::result::Result<T, DirectoryError>;
 
 pub struct NewOrganisation {

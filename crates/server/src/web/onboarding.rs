@@ -35,7 +35,7 @@ use passport_store::accounts::{
     Account, AccountKind, Registration, RegistrationRefused, SessionStage,
 };
 use passport_store::onboarding::{Invitation, InvitationRefused};
-use passport_store::{Store, StoreError, Stored, SystemMatch, TokenCriterion, Write};
+use passport_store::{Store, StoreError, SystemMatch, TokenCriterion, Write};
 use serde_json::{Value, json};
 
 use super::auth;
@@ -44,7 +44,9 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
+use crate::audit::Purpose;
 use crate::rate_limit::{self, Limit};
+use crate::records::{self, Agent, Records, new_version};
 use crate::{AppState, clock};
 
 /// Whether the adult holds parental responsibility for the child (valueBoolean).
@@ -231,62 +233,6 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// A validated, stamped, indexed write of a new version of `resource` (replacing
-/// `replaces`, or new). The pages' one write path: an item without a section tag gets its
-/// type's default (`access::ensure_sections`; the pages build each new version from the
-/// current one, so an update carries its sections already).
-pub fn resource_write(
-    resource: Value,
-    replaces: Option<i64>,
-    now: i64,
-) -> Result<Write, DirectoryError> {
-    let issues = fhir::validate(&resource);
-    if !issues.is_empty() {
-        return Err(DirectoryError::Invalid(format!(
-            "the {} would not be valid FHIR: {issues:?}",
-            resource["resourceType"]
-        )));
-    }
-    let Value::Object(mut map) = resource else {
-        return Err(DirectoryError::Invalid("not a JSON object".into()));
-    };
-    access::ensure_sections(&mut map, None);
-    let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
-    let id = map["id"].as_str().unwrap_or_default().to_owned();
-    let version = replaces.unwrap_or(0) + 1;
-    fhir::meta::stamp(&mut map, &id, version, &clock::instant(now));
-    let value = Value::Object(map);
-    Ok(Write {
-        index: fhir::search::extract(&value),
-        access: crate::authz::access_inputs(&value),
-        resource_type: rtype,
-        id,
-        replaces,
-        version_id: version,
-        last_updated_us: now,
-        deleted: false,
-        body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
-        unless_exists: None,
-        audit: Vec::new(),
-    })
-}
-
-fn delete_write(current: &Stored, now: i64) -> Write {
-    Write {
-        index: Vec::new(),
-        access: Default::default(),
-        resource_type: current.resource_type.clone(),
-        id: current.id.clone(),
-        replaces: Some(current.version_id),
-        version_id: current.version_id + 1,
-        last_updated_us: now,
-        deleted: true,
-        body: Bytes::new(),
-        unless_exists: None,
-        audit: Vec::new(),
-    }
-}
-
 /// The writes that create a child's passport: the `Patient` (refused if a passport with
 /// this NHS Number appeared meanwhile) and an active `CareTeam` with `organisation_id`.
 pub fn new_child_writes(
@@ -294,7 +240,7 @@ pub fn new_child_writes(
     organisation_id: &str,
     now: i64,
 ) -> Result<Vec<Write>, DirectoryError> {
-    let mut patient = resource_write(
+    let mut patient = new_version(
         json!({
             "resourceType": "Patient", "id": child.id,
             "identifier": [{ "system": fhir::nhs_number::SYSTEM, "value": child.nhs_number }],
@@ -309,7 +255,7 @@ pub fn new_child_writes(
         system: SystemMatch::Is(fhir::nhs_number::SYSTEM.into()),
         code: child.nhs_number.clone(),
     }]);
-    let team = resource_write(
+    let team = new_version(
         json!({
             "resourceType": "CareTeam", "id": new_id(), "status": "active",
             "name": "Passport care team",
@@ -358,12 +304,14 @@ pub fn new_invitation(
 /// false makes it a pending self-registration (tagged [`LINK_STATUS_SYSTEM`]`|pending`).
 /// Returns the RelatedPerson id.
 pub async fn bind(
-    store: &Store,
+    records: &Records<'_>,
+    actor: &Agent,
     account: &Account,
     patient_id: &str,
     relationship: &str,
     active: bool,
 ) -> Result<String, DirectoryError> {
+    let store = records.store();
     let person_id = account
         .person_id
         .clone()
@@ -401,10 +349,10 @@ pub async fn bind(
         }
         let now = clock::now_us();
         let writes = vec![
-            resource_write(rp, None, now)?,
-            resource_write(pv, Some(person.version_id), now)?,
+            new_version(rp, None, now)?,
+            new_version(pv, Some(person.version_id), now)?,
         ];
-        match store.write_all(writes).await {
+        match records.write_all(actor, writes).await {
             Ok(_) => return Ok(rp_id),
             Err(e) if matches!(e.error, StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(DirectoryError::Store(e.error)),
@@ -590,11 +538,13 @@ pub async fn pending_requests(
 /// the Person's link to it removed) a pending request; `false` if it is not pending for a
 /// child in this staff member's care teams.
 pub async fn decide(
-    store: &Store,
+    records: &Records<'_>,
+    actor: &Agent,
     staff: &Account,
     related_person: &str,
     confirm: bool,
 ) -> Result<bool, DirectoryError> {
+    let store = records.store();
     let Some(req) = pending_requests(store, staff)
         .await?
         .into_iter()
@@ -627,8 +577,8 @@ pub async fn decide(
             meta.remove("versionId");
             meta.remove("lastUpdated");
         }
-        store
-            .write(resource_write(v, Some(rp.version_id), now)?)
+        records
+            .write(actor, new_version(v, Some(rp.version_id), now)?)
             .await?;
         if let Some(person) = account.and_then(|a| a.person_id) {
             store
@@ -636,7 +586,7 @@ pub async fn decide(
                 .await?;
         }
     } else {
-        let mut writes = vec![delete_write(&rp, now)];
+        let mut writes = vec![records::deletion(&rp, now)];
         if let Some(person_id) = account.and_then(|a| a.person_id)
             && let Some(person) = store
                 .read("Person", &person_id)
@@ -652,10 +602,10 @@ pub async fn decide(
                     pv.as_object_mut().map(|m| m.remove("link"));
                 }
             }
-            writes.push(resource_write(pv, Some(person.version_id), now)?);
+            writes.push(new_version(pv, Some(person.version_id), now)?);
         }
-        store
-            .write_all(writes)
+        records
+            .write_all(actor, writes)
             .await
             .map_err(|e| DirectoryError::Store(e.error))?;
     }
@@ -681,12 +631,14 @@ pub struct Imported {
 /// nothing is written. Otherwise the new children's Patients and CareTeams are written in
 /// ONE store transaction, then every row's invitation in one transaction.
 pub async fn import_clinic_list(
-    store: &Store,
+    records: &Records<'_>,
+    actor: &Agent,
     organisation: &str,
     csv: &str,
     base_url: &str,
     valid_secs: i64,
 ) -> Result<Vec<Imported>, Vec<String>> {
+    let store = records.store();
     let org = directory::find_organisation(store, organisation)
         .await
         .map_err(|e| vec![e.to_string()])?;
@@ -777,8 +729,8 @@ pub async fn import_clinic_list(
             writes.extend(new_child_writes(child, &org.id, now).map_err(|e| vec![e.to_string()])?);
         }
     }
-    store
-        .write_all(writes)
+    records
+        .write_all(actor, writes)
         .await
         .map_err(|e| vec![format!("nothing was written: {e}")])?;
     let mut invitations = Vec::new();
@@ -811,6 +763,11 @@ pub async fn import_clinic_list(
 
 // ---------------------------------------------------------------------------------------
 // Pages
+
+/// The person signed in to `account`, as the actor of a page's change.
+async fn account_actor(st: &AppState, account: &Account, purpose: Purpose) -> Agent {
+    Agent::new(super::pages::account_who(st, account).await, purpose)
+}
 
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -1051,9 +1008,9 @@ async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
                 family: field(&f, "family").to_owned(),
                 birth_date: dob.clone().unwrap_or_default(),
             };
-            match st
-                .store
-                .write_all(new_child_writes(&child, &org, now)?)
+            let actor = account_actor(&st, &cur.account, Purpose::Treatment).await;
+            match Records::of(&st)
+                .write_all(&actor, new_child_writes(&child, &org, now)?)
                 .await
             {
                 Ok(_) => child,
@@ -1123,9 +1080,8 @@ async fn decide_request(
         "decline" => false,
         _ => return Ok(see_other("/onboarding/requests")),
     };
-    let decided = decide(&st.store, &cur.account, &id, confirm).await?;
-    // The family link changed: access decisions must see it now, not after the cache ages.
-    st.authz.facts.forget_all();
+    let actor = account_actor(&st, &cur.account, Purpose::Treatment).await;
+    let decided = decide(&Records::of(&st), &actor, &cur.account, &id, confirm).await?;
     if !decided {
         return Ok(message(
             StatusCode::NOT_FOUND,
@@ -1518,8 +1474,16 @@ async fn redeem(
         Ok(inv) => inv,
         Err(why) => return Ok(Err(why)),
     };
-    let bound = bind(&st.store, account, &inv.patient_id, relationship, true).await;
-    st.authz.facts.forget(&inv.patient_id);
+    let actor = account_actor(st, account, Purpose::FamilyRequest).await;
+    let bound = bind(
+        &Records::of(st),
+        &actor,
+        account,
+        &inv.patient_id,
+        relationship,
+        true,
+    )
+    .await;
     let rp = match bound {
         Ok(rp) => rp,
         Err(e) => {
@@ -1696,7 +1660,16 @@ async fn request_link(
             .await?
             .contains(&child.id)
         {
-            bind(&st.store, account, &child.id, relationship, false).await?;
+            let actor = account_actor(st, account, Purpose::FamilyRequest).await;
+            bind(
+                &Records::of(st),
+                &actor,
+                account,
+                &child.id,
+                relationship,
+                false,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -21,9 +21,9 @@ use serde_json::{Value, json};
 use super::admin::sector_name;
 use super::child_facts::{self, Passport};
 use super::guard::{self, PageResult, SignedIn, form};
-use super::onboarding::resource_write;
 use super::templates::{csrf_refused, page, see_other};
-use crate::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use crate::audit::{Named, Purpose, Who};
+use crate::records::{Agent, Records, new_version};
 use crate::{AppState, clock};
 
 /// Is this Consent the child's sharing choices (not some other consent)?
@@ -204,27 +204,18 @@ pub async fn save(
         None => (uuid::Uuid::now_v7().to_string(), None),
     };
     consent["id"] = json!(id);
-    let mut write = resource_write(consent, replaces, now)?;
-    let mut spec = AuditEventSpec::new(
-        EventKind::ConsentChange(if replaces.is_some() {
-            Interaction::Update
-        } else {
-            Interaction::Create
-        }),
+    let write = new_version(consent, replaces, now)?;
+    let actor = Agent::new(
         Who {
             person: Named::new(performer.clone(), who.cur.account.display_name.clone()),
             ..Who::default()
         },
+        if performer.starts_with("Patient/") {
+            Purpose::PatientRequest
+        } else {
+            Purpose::FamilyRequest
+        },
     );
-    spec.recorded_us = now;
-    spec.purpose = if performer.starts_with("Patient/") {
-        Purpose::PatientRequest
-    } else {
-        Purpose::FamilyRequest
-    };
-    spec.patient_id = Some(patient.clone());
-    spec.resource = Some(("Consent".into(), Some(id), Some(write.version_id)));
-    write.audit.push(spec.to_record(st.config.base()));
-    st.write(write).await?;
+    Records::of(&st).write(&actor, write).await?;
     Ok(see_other(&format!("{back}?saved")))
 }

@@ -512,3 +512,12 @@ pub async fn link_parent(srv: &TestServer, person: &str, kids: &[&str]) {
     let r = srv.put(&format!("/fhir/Person/{person}"), &p).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// The agent of the writes a test sets up (its AuditEvents name the test fixture).
+pub fn fixture() -> passport_server::records::Agent {
+    passport_server::records::Agent::operator("test fixture")
+}
+
+/// The base URL that fixture writes made without a server (`Records::elsewhere`) give as
+/// their AuditEvents' observer.
+pub const FIXTURE_BASE: &str = "https://passport.test";
