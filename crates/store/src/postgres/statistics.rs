@@ -16,8 +16,7 @@ pub const MIN_GROWTH: u64 = 10_000;
 
 /// The tables whose statistics the search and read plans depend on.
 pub const ANALYZE_SQL: &str = "ANALYZE resource_current, resource_versions, index_token, \
-     index_string, index_date, index_reference, index_number, index_uri, index_composite, \
-     access_member, access_child";
+     index_string, index_date, index_reference, index_number, index_uri, index_composite";
 
 #[derive(Debug)]
 pub struct Statistics {
