@@ -474,3 +474,107 @@ on_both_databases!(a_hidden_address_is_no_criterion, |srv| {
         "the parent's order follows the hidden address"
     );
 });
+
+// `If-Match` on a resource the caller may not see answers exactly as on one that does not
+// exist — single update, patch and delete, and a transaction's `ifMatch` — so a 412 naming a
+// version, or a 404 where a missing id gets a 412, tells nothing (found after the probe).
+on_both_databases!(if_match_tells_nothing_of_a_hidden_resource, |srv| {
+    let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
+    let token = common::system_token(&srv, &school, "system/*.cruds").await;
+    // H: a child the school has nothing to do with, with a condition.
+    let h = srv.create(&child(None, false)).await;
+    let hidden = srv
+        .create(&in_section(
+            json!({"resourceType": "Condition", "code": {"text": "Epilepsy"}}),
+            &h,
+            "conditions",
+        ))
+        .await;
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let client = reqwest::Client::new();
+    let answer_for = |id: &str, method: reqwest::Method, version: &str| {
+        let (client, token, h) = (client.clone(), token.clone(), h.clone());
+        let url = srv.url(&format!("/fhir/Condition/{id}"));
+        let (id, version) = (id.to_owned(), version.to_owned());
+        async move {
+            let mut req = client
+                .request(method.clone(), url)
+                .bearer_auth(&token)
+                .header("if-match", format!("W/\"{version}\""));
+            req = match method.as_str() {
+                "PUT" => req.header("content-type", "application/fhir+json").body(
+                    json!({"resourceType": "Condition", "id": id, "code": {"text": "x"},
+                           "subject": {"reference": format!("Patient/{h}")}})
+                    .to_string(),
+                ),
+                "PATCH" => req
+                    .header("content-type", "application/json-patch+json")
+                    .body(
+                        json!([{"op": "replace", "path": "/code/text", "value": "x"}]).to_string(),
+                    ),
+                _ => req,
+            };
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, body.to_string().replace(&id, "<id>"))
+        }
+    };
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+    ] {
+        for version in ["1", "7"] {
+            let seen = answer_for(&hidden, method.clone(), version).await;
+            let none = answer_for(&nobody, method.clone(), version).await;
+            assert_eq!(seen, none, "{method} with If-Match W/\"{version}\"");
+            assert_eq!(
+                seen.0,
+                StatusCode::PRECONDITION_FAILED,
+                "{method}: {}",
+                seen.1
+            );
+        }
+    }
+    // The same in a transaction.
+    let tx = |id: &str, version: &str| {
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": format!("Condition/{id}"),
+             "resource": {"resourceType": "Condition", "id": id, "code": {"text": "x"},
+                          "subject": {"reference": format!("Patient/{h}")}},
+             "request": {"method": "PUT", "url": format!("Condition/{id}"),
+                         "ifMatch": format!("W/\"{version}\"")}}]})
+    };
+    for version in ["1", "7"] {
+        let mut answers = Vec::new();
+        for id in [&hidden, &nobody] {
+            let r = client
+                .post(srv.url("/fhir"))
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(tx(id, version).to_string())
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            answers.push((status, body.to_string().replace(id.as_str(), "<id>")));
+        }
+        assert_eq!(
+            answers[0], answers[1],
+            "transaction ifMatch W/\"{version}\""
+        );
+        assert_eq!(
+            answers[0].0,
+            StatusCode::PRECONDITION_FAILED,
+            "{}",
+            answers[0].1
+        );
+    }
+    // The resource is unchanged.
+    let r = srv.get(&format!("/fhir/Condition/{hidden}")).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["meta"]["versionId"], "1");
+    assert_eq!(v["code"]["text"], "Epilepsy");
+});

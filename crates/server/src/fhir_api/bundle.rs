@@ -1211,6 +1211,24 @@ async fn live_matches(
     Ok(m)
 }
 
+/// An entry's `ifMatch` against the version committed now, as for a single update: a
+/// resource hidden from the caller answers exactly as a missing one
+/// (`crud::visible_version`).
+async fn check_version(
+    guard: &mut Guard<'_>,
+    action: access::Action,
+    (t, id): (&str, &str),
+    existing: &Option<Stored>,
+    wanted: Option<i64>,
+) -> ApiResult<()> {
+    let Some(w) = wanted else { return Ok(()) };
+    let current = crud::visible_version(guard, action, existing.as_ref()).await?;
+    if current != Some(w) {
+        return Err(crud::precondition_failed(t, id, w, current));
+    }
+    Ok(())
+}
+
 /// What one entry comes to, from the state committed now (and the deletions planned).
 async fn plan_entry(
     guard: &mut Guard<'_>,
@@ -1224,15 +1242,6 @@ async fn plan_entry(
     let read = |id: String| {
         let t = t.clone();
         async move { st.store.read(&t, &id).await.map_err(|e| f(e.into())) }
-    };
-    let check_version = |existing: &Option<Stored>, id: &str| -> Result<(), Failed> {
-        if let Some(w) = wanted {
-            let current = existing.as_ref().map(|s| s.version_id);
-            if current != Some(w) {
-                return Err(f(crud::precondition_failed(&t, id, w, current)));
-            }
-        }
-        Ok(())
     };
     match e.method {
         Method::Get | Method::Head => Ok(Plan::Read),
@@ -1263,7 +1272,9 @@ async fn plan_entry(
                 _ => unreachable!("checked by check_shape"),
             };
             let existing = read(id.clone()).await?;
-            check_version(&existing, &id)?;
+            check_version(guard, access::Action::Delete, (&t, &id), &existing, wanted)
+                .await
+                .map_err(f)?;
             match existing {
                 None => Err(f(crud::not_found(&t, &id))),
                 Some(s) if s.deleted => Ok(Plan::Found(s, StatusCode::OK, "already deleted")),
@@ -1340,7 +1351,9 @@ async fn plan_entry(
                         }
                     }
                     let existing = read(id.clone()).await?;
-                    check_version(&existing, id)?;
+                    check_version(guard, access::Action::Update, (&t, id), &existing, wanted)
+                        .await
+                        .map_err(f)?;
                     Ok(Plan::Write {
                         resource_type: t,
                         id: id.clone(),
@@ -1399,7 +1412,15 @@ async fn plan_entry(
                             }
                             map.insert("id".into(), Value::String(id.clone()));
                             let existing = read(id.clone()).await?;
-                            check_version(&existing, id)?;
+                            check_version(
+                                guard,
+                                access::Action::Update,
+                                (&t, id),
+                                &existing,
+                                wanted,
+                            )
+                            .await
+                            .map_err(f)?;
                             Ok(Plan::Write {
                                 resource_type: t,
                                 id: id.clone(),
@@ -1421,7 +1442,9 @@ async fn plan_entry(
             let id = e.target.path[0].clone();
             let ops = patch_document(e).map_err(f)?;
             let existing = read(id.clone()).await?;
-            check_version(&existing, &id)?;
+            check_version(guard, access::Action::Update, (&t, &id), &existing, wanted)
+                .await
+                .map_err(f)?;
             let current = match &existing {
                 None => return Err(f(crud::not_found(&t, &id))),
                 Some(s) if s.deleted => {

@@ -505,19 +505,21 @@ pub(crate) async fn write_with_retry(
         }
         let existing = st.store.read(resource_type, id).await?;
         let live = existing.as_ref().filter(|s| !s.deleted);
-        // Refused before the version check: a 412 would tell that the resource exists.
+        // The version check sees a hidden resource as missing (a 412 naming its version, or
+        // a 404 where a missing one gets a 412, would tell that it exists); without
+        // `If-Match`, one the caller may not touch is not found.
+        if let Some(w) = wanted {
+            let current = visible_version(guard, access::Action::Update, existing.as_ref()).await?;
+            if current != Some(w) {
+                return Err(precondition_failed(resource_type, id, w, current));
+            }
+        }
         if let Some(l) = live
             && !crate::authz::may_touch(guard, access::Action::Update, &l.body).await?
         {
             return Err(crate::authz::not_found(resource_type, id));
         }
         refuse_hidden_history(guard, existing.as_ref()).await?;
-        if let Some(w) = wanted {
-            let current = existing.as_ref().map(|s| s.version_id);
-            if current != Some(w) {
-                return Err(precondition_failed(resource_type, id, w, current));
-            }
-        }
         let map = request::with_sections(next(live)?, live);
         let new = Value::Object(map);
         refuse_other_child(guard, existing.as_ref(), &new).await?;
@@ -566,6 +568,23 @@ pub(crate) async fn write_with_retry(
     )))
 }
 
+/// The version an `If-Match` is compared with: the current one, or none when the resource
+/// is missing or hidden from the caller (a live one it may not read or `action`, a deletion
+/// it may not see) — so a hidden resource answers exactly as a missing one.
+pub(crate) async fn visible_version(
+    guard: &mut Guard<'_>,
+    action: access::Action,
+    existing: Option<&Stored>,
+) -> ApiResult<Option<i64>> {
+    Ok(match existing {
+        Some(e) if !e.deleted => crate::authz::may_touch(guard, action, &e.body)
+            .await?
+            .then_some(e.version_id),
+        Some(e) => deletion_visible(guard, e).await?.then_some(e.version_id),
+        None => None,
+    })
+}
+
 pub(crate) fn precondition_failed(
     resource_type: &str,
     id: &str,
@@ -594,6 +613,14 @@ pub async fn delete(
             backoff(attempt).await;
         }
         let existing = st.store.read(&resource_type, &id).await?;
+        // A hidden resource answers `If-Match` exactly as a missing one.
+        if let Some(w) = wanted {
+            let current =
+                visible_version(&mut guard, access::Action::Delete, existing.as_ref()).await?;
+            if current != Some(w) {
+                return Err(precondition_failed(&resource_type, &id, w, current));
+            }
+        }
         if let Some(e) = existing.as_ref().filter(|e| !e.deleted) {
             guard
                 .write(
@@ -612,16 +639,6 @@ pub async fn delete(
                     ApiError::Gone { .. } => Ok(existing.clone().expect("checked above")),
                     other => Err(other),
                 })?;
-        }
-        if let Some(w) = wanted
-            && existing.as_ref().map(|s| s.version_id) != Some(w)
-        {
-            return Err(precondition_failed(
-                &resource_type,
-                &id,
-                w,
-                existing.map(|s| s.version_id),
-            ));
         }
         let Some(existing) = existing else {
             return Err(not_found(&resource_type, &id));
