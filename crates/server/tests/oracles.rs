@@ -577,4 +577,42 @@ on_both_databases!(if_match_tells_nothing_of_a_hidden_resource, |srv| {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["meta"]["versionId"], "1");
     assert_eq!(v["code"]["text"], "Epilepsy");
+
+    // Deleted: a transaction's PATCH says "gone" only to someone who could read it.
+    let r = srv
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/fhir/Condition/{hidden}"),
+            &Value::Null,
+            &[],
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let patch = |id: &str| {
+        use base64::Engine;
+        let doc = json!([{"op": "replace", "path": "/code/text", "value": "x"}]).to_string();
+        json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                          "data": base64::engine::general_purpose::STANDARD.encode(doc)},
+             "request": {"method": "PATCH", "url": format!("Condition/{id}")}}]})
+    };
+    let mut answers = Vec::new();
+    for id in [&hidden, &nobody] {
+        let r = client
+            .post(srv.url("/fhir"))
+            .bearer_auth(&token)
+            .header("content-type", "application/fhir+json")
+            .body(patch(id).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        answers.push((status, body.to_string().replace(id.as_str(), "<id>")));
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "transaction PATCH of a hidden deletion"
+    );
+    assert_eq!(answers[0].0, StatusCode::NOT_FOUND, "{}", answers[0].1);
 });

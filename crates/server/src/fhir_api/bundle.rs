@@ -1445,6 +1445,10 @@ async fn plan_entry(
             check_version(guard, access::Action::Update, (&t, &id), &existing, wanted)
                 .await
                 .map_err(f)?;
+            // A deletion says "gone" only to someone who could read what was deleted.
+            crud::refuse_hidden_history(guard, existing.as_ref())
+                .await
+                .map_err(f)?;
             let current = match &existing {
                 None => return Err(f(crud::not_found(&t, &id))),
                 Some(s) if s.deleted => {
