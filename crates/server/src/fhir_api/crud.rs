@@ -507,19 +507,17 @@ pub(crate) async fn write_with_retry(
         let live = existing.as_ref().filter(|s| !s.deleted);
         // The version check sees a hidden resource as missing (a 412 naming its version, or
         // a 404 where a missing one gets a 412, would tell that it exists); without
-        // `If-Match`, one the caller may not touch is not found.
-        if let Some(w) = wanted {
-            let current = visible_version(guard, access::Action::Update, existing.as_ref()).await?;
-            if current != Some(w) {
-                return Err(precondition_failed(resource_type, id, w, current));
-            }
-        }
-        if let Some(l) = live
-            && !crate::authz::may_touch(guard, access::Action::Update, &l.body).await?
+        // `If-Match`, one the caller may not touch (or a deletion it may not see) is not
+        // found.
+        let current = visible_version(guard, access::Action::Update, existing.as_ref()).await?;
+        if let Some(w) = wanted
+            && current != Some(w)
         {
+            return Err(precondition_failed(resource_type, id, w, current));
+        }
+        if existing.is_some() && current.is_none() {
             return Err(crate::authz::not_found(resource_type, id));
         }
-        refuse_hidden_history(guard, existing.as_ref()).await?;
         let map = request::with_sections(next(live)?, live);
         let new = Value::Object(map);
         refuse_other_child(guard, existing.as_ref(), &new).await?;
