@@ -88,7 +88,7 @@ pub struct MemberSpan {
 
 impl MemberSpan {
     pub fn covers(&self, now: Timestamp) -> bool {
-        self.starts.is_none_or(|s| s <= now) && self.ends.is_none_or(|e| now < e)
+        now.within(self.starts, self.ends)
     }
 }
 

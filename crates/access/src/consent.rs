@@ -83,7 +83,7 @@ pub struct SharingRule {
 
 impl SharingRule {
     pub fn in_force(&self, now: Timestamp) -> bool {
-        self.start.is_none_or(|s| s <= now) && self.end.is_none_or(|e| now < e)
+        now.within(self.start, self.end)
     }
 }
 

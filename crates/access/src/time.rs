@@ -107,6 +107,12 @@ impl Timestamp {
         Timestamp(self.0 + seconds)
     }
 
+    /// Is this instant in the period from `start` (inclusive) to `end` (exclusive), either
+    /// open when `None` — FHIR's reading of a `Period` for "in force now".
+    pub fn within(self, start: Option<Timestamp>, end: Option<Timestamp>) -> bool {
+        start.is_none_or(|s| s <= self) && end.is_none_or(|e| self < e)
+    }
+
     /// Parses a FHIR `instant`/`dateTime` with a time and zone
     /// (`2026-05-01T09:30:00Z`, `2026-05-01T10:30:00.123+01:00`), or a bare date
     /// (`2026-05-01`, meaning its start in UTC). Fractions of a second are dropped.
