@@ -53,6 +53,30 @@ impl Agent {
     }
 }
 
+impl Agent {
+    /// The AuditEvent of this agent's change (`kind`) to `resource` (type, id, version) in
+    /// `patient`'s record, recorded at `now_us`.
+    pub fn event(
+        &self,
+        base: &str,
+        kind: EventKind,
+        patient: Option<&str>,
+        resource: (&str, &str, Option<i64>),
+        now_us: i64,
+    ) -> AuditRecord {
+        let mut spec = AuditEventSpec::new(kind, self.who.clone());
+        spec.recorded_us = now_us;
+        spec.purpose = self.purpose;
+        spec.patient_id = patient.map(str::to_owned);
+        spec.resource = Some((
+            resource.0.to_owned(),
+            Some(resource.1.to_owned()),
+            resource.2,
+        ));
+        spec.to_record(base)
+    }
+}
+
 /// Where writes go: the store, the server's base URL (the AuditEvents' observer) and, in
 /// the server process, the observers to tell.
 pub struct Records<'a> {
@@ -168,22 +192,15 @@ fn audit_events(base: &str, actor: &Agent, w: &Write, now: i64) -> Vec<AuditReco
     } else {
         EventKind::Rest(interaction)
     };
-    let one = |patient: Option<&String>| {
-        let mut spec = AuditEventSpec::new(kind, actor.who.clone());
-        spec.recorded_us = now;
-        spec.purpose = actor.purpose;
-        spec.patient_id = patient.cloned();
-        spec.resource = Some((
-            w.resource_type.clone(),
-            Some(w.id.clone()),
-            Some(w.version_id),
-        ));
-        spec.to_record(base)
-    };
+    let resource = (w.resource_type.as_str(), w.id.as_str(), Some(w.version_id));
     if w.access.patients.is_empty() {
-        vec![one(None)]
+        vec![actor.event(base, kind, None, resource, now)]
     } else {
-        w.access.patients.iter().map(|p| one(Some(p))).collect()
+        w.access
+            .patients
+            .iter()
+            .map(|p| actor.event(base, kind, Some(p), resource, now))
+            .collect()
     }
 }
 

@@ -21,7 +21,7 @@ use passport_store::{HistoryQuery, StoreError};
 use serde_json::Value;
 
 use crate::AppState;
-use crate::audit::{AuditEventSpec, EventKind, Interaction};
+use crate::audit::{EventKind, Interaction};
 use crate::records::{Agent, Records};
 use crate::web::directory;
 
@@ -67,23 +67,6 @@ pub async fn run(st: &AppState) -> Result<Report, StoreError> {
 /// The operator, as the agent of start-up changes.
 fn operator() -> Agent {
     Agent::operator("start-up data check")
-}
-
-/// An AuditEvent of a start-up change that is not a FHIR write (an account's role).
-fn operator_event(
-    st: &AppState,
-    interaction: Interaction,
-    resource: (&str, &str, Option<i64>),
-) -> passport_store::AuditRecord {
-    let agent = operator();
-    let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), agent.who);
-    spec.purpose = agent.purpose;
-    spec.resource = Some((
-        resource.0.to_owned(),
-        Some(resource.1.to_owned()),
-        resource.2,
-    ));
-    spec.to_record(st.config.base())
 }
 
 /// How many versions one history page reads.
@@ -281,10 +264,12 @@ pub async fn deactivate_misassigned_accounts(
             .clone()
             .unwrap_or_else(|| account.id.clone());
         st.store
-            .append_audit(vec![operator_event(
-                st,
-                Interaction::Update,
+            .append_audit(vec![operator().event(
+                st.config.base(),
+                EventKind::Rest(Interaction::Update),
+                None,
                 ("PractitionerRole", &role_resource, None),
+                crate::clock::now_us(),
             )])
             .await?;
         out.push((
