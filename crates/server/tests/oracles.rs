@@ -475,6 +475,27 @@ on_both_databases!(a_hidden_address_is_no_criterion, |srv| {
     );
 });
 
+/// A transaction's status and body, with the id it names written as `<id>` (so answers about
+/// two ids compare).
+async fn transaction_answer(
+    srv: &TestServer,
+    token: &str,
+    id: &str,
+    bundle: &Value,
+) -> (StatusCode, String) {
+    let r = reqwest::Client::new()
+        .post(srv.url("/fhir"))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(bundle.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body.to_string().replace(id, "<id>"))
+}
+
 // `If-Match` on a resource the caller may not see answers exactly as on one that does not
 // exist — single update, patch and delete, and a transaction's `ifMatch` — so a 412 naming a
 // version, or a 404 where a missing id gets a 412, tells nothing (found after the probe).
@@ -549,17 +570,7 @@ on_both_databases!(if_match_tells_nothing_of_a_hidden_resource, |srv| {
     for version in ["1", "7"] {
         let mut answers = Vec::new();
         for id in [&hidden, &nobody] {
-            let r = client
-                .post(srv.url("/fhir"))
-                .bearer_auth(&token)
-                .header("content-type", "application/fhir+json")
-                .body(tx(id, version).to_string())
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            let body: Value = r.json().await.unwrap_or(Value::Null);
-            answers.push((status, body.to_string().replace(id.as_str(), "<id>")));
+            answers.push(transaction_answer(&srv, &token, id, &tx(id, version)).await);
         }
         assert_eq!(
             answers[0], answers[1],
@@ -598,17 +609,7 @@ on_both_databases!(if_match_tells_nothing_of_a_hidden_resource, |srv| {
     };
     let mut answers = Vec::new();
     for id in [&hidden, &nobody] {
-        let r = client
-            .post(srv.url("/fhir"))
-            .bearer_auth(&token)
-            .header("content-type", "application/fhir+json")
-            .body(patch(id).to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        answers.push((status, body.to_string().replace(id.as_str(), "<id>")));
+        answers.push(transaction_answer(&srv, &token, id, &patch(id)).await);
     }
     assert_eq!(
         answers[0], answers[1],
