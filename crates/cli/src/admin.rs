@@ -1,12 +1,13 @@
 //! `passport admin …`: organisations and sign-in accounts, from the command line.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use access::{Role, Sector};
 use clap::{Args, Subcommand};
+use domain::{Agent, Domain, Settings};
 use passport_server::web::directory::{self, NewFamily, NewOrganisation, NewStaff};
 use passport_server::web::onboarding;
-use passport_store::Store;
 
 use crate::{DatabaseArgs, Error};
 
@@ -57,6 +58,8 @@ pub struct CreateOrg {
     /// only place for regional-admin and commissioner accounts.
     #[arg(long)]
     regional: bool,
+    #[command(flatten)]
+    base: BaseUrl,
 }
 
 #[derive(Args)]
@@ -131,10 +134,14 @@ fn parse_sector(s: &str) -> Result<Sector, String> {
     })
 }
 
-async fn open(db: &DatabaseArgs) -> Result<Store, Error> {
-    let store = Store::open(&db.url).await?;
-    store.migrate().await?;
-    Ok(store)
+/// The domain, as `passport admin` uses it: every change goes through its write path,
+/// audited as the operator running `what`.
+async fn open(db: &DatabaseArgs, base: &str) -> Result<Arc<Domain>, Error> {
+    Ok(Domain::open(Settings::admin(&db.url, base)).await?)
+}
+
+fn operator(what: &str) -> Agent {
+    Agent::operator(&format!("passport admin {what}"))
 }
 
 pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
@@ -142,7 +149,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
         AdminCommand::OAuth(c) => crate::admin_oauth::run(c).await?,
         AdminCommand::ImportClinicList(a) => import_clinic_list(a).await?,
         AdminCommand::CreateOrg(a) => {
-            let store = open(&a.database).await?;
+            let store = open(&a.database, &a.base.base_url).await?;
+            let by = operator("create-org");
             let org = NewOrganisation {
                 name: a.name,
                 sector: a.sector,
@@ -151,21 +159,21 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
                 region: a.region,
             };
             let r = if a.regional {
-                directory::create_regional_organisation(&store, org).await
+                directory::create_regional_organisation(&store, &by, org).await
             } else {
-                directory::create_organisation(&store, org).await
+                directory::create_organisation(&store, &by, org).await
             };
             store.close().await;
             println!("created organisation {}", r?);
         }
         AdminCommand::CreateUser(a) => {
-            let store = open(&a.database).await?;
+            let store = open(&a.database, &a.base.base_url).await?;
             let r = create_user(&store, a).await;
             store.close().await;
             r?;
         }
         AdminCommand::ListOrgs(db) => {
-            let store = open(&db).await?;
+            let store = open(&db, "").await?;
             let r = directory::list_organisations(&store).await;
             store.close().await;
             println!("id\tname\tsector\tods\turn\tregion\tregional");
@@ -183,8 +191,8 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
             }
         }
         AdminCommand::ListUsers(db) => {
-            let store = open(&db).await?;
-            let r = store.list_accounts().await;
+            let store = open(&db, "").await?;
+            let r = store.data().list_accounts().await;
             store.close().await;
             println!("email\tkind\trole\torganisation\tactive\tname");
             for a in r? {
@@ -200,7 +208,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
             }
         }
         AdminCommand::ResetLink(a) => {
-            let store = open(&a.database).await?;
+            let store = open(&a.database, &a.base.base_url).await?;
             let r = directory::issue_password_reset(
                 &store,
                 &a.email,
@@ -212,14 +220,14 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
             println!("{}", r?);
         }
         AdminCommand::DeactivateUser(a) => {
-            let store = open(&a.database).await?;
+            let store = open(&a.database, &a.base.base_url).await?;
             let r = directory::set_active(&store, &a.email, false).await;
             store.close().await;
             r?;
             println!("deactivated {} and ended its sessions", a.email);
         }
         AdminCommand::ActivateUser(a) => {
-            let store = open(&a.database).await?;
+            let store = open(&a.database, &a.base.base_url).await?;
             let r = directory::set_active(&store, &a.email, true).await;
             store.close().await;
             r?;
@@ -229,7 +237,7 @@ pub async fn run(cmd: AdminCommand) -> Result<(), Error> {
     Ok(())
 }
 
-async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
+async fn create_user(store: &Domain, a: CreateUser) -> Result<(), Error> {
     let name = a
         .name
         .clone()
@@ -252,6 +260,7 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
     let created = if a.role == "family" {
         directory::create_family(
             store,
+            &operator("create-user"),
             NewFamily {
                 email: a.email.clone(),
                 name,
@@ -271,6 +280,7 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
         let org = a.org.clone().ok_or("staff accounts need --org")?;
         directory::create_staff(
             store,
+            &operator("create-user"),
             NewStaff {
                 organisation: org,
                 role,
@@ -283,6 +293,7 @@ async fn create_user(store: &Store, a: CreateUser) -> Result<(), Error> {
     };
     if !a.cleared.is_empty() {
         store
+            .data()
             .set_account_cleared(&created.account_id, &a.cleared)
             .await?;
     }
@@ -309,11 +320,10 @@ async fn import_clinic_list(a: ImportClinicList) -> Result<(), Error> {
     if !(1..=365).contains(&a.valid_days) {
         return Err("--valid-days must be between 1 and 365".into());
     }
-    let store = open(&a.database).await?;
-    let records = passport_server::records::Records::elsewhere(&store, &a.base.base_url);
-    let agent = passport_server::records::Agent::operator("passport admin import-clinic-list");
+    let store = open(&a.database, &a.base.base_url).await?;
+    let agent = operator("import-clinic-list");
     let r = onboarding::import_clinic_list(
-        &records,
+        &store,
         &agent,
         &a.org,
         &csv,

@@ -67,14 +67,13 @@ pub async fn run(cmd: OAuthAdmin) -> Result<(), Error> {
         OAuthAdmin::CreateClient(a) => a.database.url.clone(),
         OAuthAdmin::ListClients(d) | OAuthAdmin::RotateKeys(d) => d.url.clone(),
     };
-    let store = passport_store::Store::open(&url).await?;
-    store.migrate().await?;
+    let store = domain::Domain::open(domain::Settings::admin(&url, "")).await?;
     let result = run_on(&store, cmd).await;
     store.close().await;
     result
 }
 
-async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Error> {
+async fn run_on(store: &domain::Domain, cmd: OAuthAdmin) -> Result<(), Error> {
     match cmd {
         OAuthAdmin::CreateClient(a) => {
             let jwks = match &a.jwks_file {
@@ -106,11 +105,12 @@ async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Er
                 jwks_url: a.jwks_url,
                 launch_uri: a.launch_uri,
             };
-            let created = oauth::create_client(store, spec).await?;
+            let created = oauth::create_client(store.data(), spec).await?;
             println!("{:#}", created.to_json());
         }
         OAuthAdmin::ListClients(_) => {
             let clients = store
+                .data()
                 .oauth_clients()
                 .await?
                 .iter()
@@ -119,7 +119,7 @@ async fn run_on(store: &passport_store::Store, cmd: OAuthAdmin) -> Result<(), Er
             println!("{:#}", oauth::clients::json_array(clients));
         }
         OAuthAdmin::RotateKeys(_) => {
-            let kid = oauth::rotate_keys_now(store, &oauth::OAuthConfig::default()).await?;
+            let kid = oauth::rotate_keys_now(store.data(), &oauth::OAuthConfig::default()).await?;
             println!("new signing key: {kid}");
         }
     }

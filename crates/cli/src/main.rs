@@ -176,21 +176,18 @@ mod admin;
 mod admin_oauth;
 
 async fn migrate(args: DatabaseArgs) -> Result<(), Error> {
-    let store = passport_store::Store::open(&args.url).await?;
-    store.migrate().await?;
-    store.close().await;
+    domain::Domain::migrate(&args.url).await?;
     tracing::info!("migrations applied");
     Ok(())
 }
 
 /// `passport audit verify`: prints a summary and succeeds, or fails naming the first bad seq.
 async fn audit_verify(args: VerifyArgs) -> Result<(), Error> {
-    use passport_store::audit;
+    use domain::types::audit;
     let (checkpoint_file, key_file) = args.files.resolve(&args.database.url);
-    let store = passport_store::Store::open(&args.database.url).await?;
     let checkpoints = audit::read_checkpoints(&checkpoint_file)?;
     let key = if key_file.exists() {
-        Some(audit::AuditKey::load(&key_file)?.public())
+        Some(audit::AuditKey::load(&key_file)?)
     } else {
         if !checkpoints.is_empty() {
             eprintln!(
@@ -206,8 +203,7 @@ async fn audit_verify(args: VerifyArgs) -> Result<(), Error> {
             checkpoint_file.display()
         );
     }
-    let result = audit::verify(&store, &checkpoints, key.as_ref()).await;
-    store.close().await;
+    let result = domain::Domain::verify_audit(&args.database.url, &checkpoints, key.as_ref()).await;
     match result {
         Ok(v) => {
             println!(
@@ -250,8 +246,7 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let state = passport_server::prepare(config).await?;
     if args.demo {
-        let added =
-            passport_server::demo::load(&passport_server::records::Records::of(&state)).await?;
+        let added = passport_server::demo::load(&state.domain.records()).await?;
         tracing::info!(added, "demo data loaded");
     }
     tracing::info!(addr = %listener.local_addr()?, "passport is serving");

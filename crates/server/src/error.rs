@@ -4,8 +4,8 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use domain::types::StoreError;
 use fhir::{Issue, IssueType};
-use passport_store::StoreError;
 
 use crate::fhir_api::response::FHIR_JSON;
 

@@ -3,17 +3,15 @@
 
 pub mod audit;
 pub mod authz;
-pub mod clock;
 pub mod config;
-pub mod demo;
 pub mod error;
 pub mod fhir_api;
 pub mod mail;
 pub mod oauth;
 pub mod rate_limit;
-pub mod records;
-pub mod startup;
 pub mod web;
+
+pub use domain::{Domain, clock, demo, records, startup};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -25,22 +23,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use passport_store::Store;
 
 pub use config::Config;
 use error::ApiError;
 
 /// What every handler shares.
 pub struct AppState {
-    pub store: Store,
+    /// The one path to what is stored (records, accounts, OAuth data, the audit log), the
+    /// auditor, the child facts and the regional policy.
+    pub domain: Arc<Domain>,
     pub config: Config,
     /// The CapabilityStatement, serialised once.
     pub capability: Bytes,
-    /// Records AuditEvents that are not part of a write (see [`audit`]).
-    pub audit: audit::Auditor,
     /// The OAuth / SMART authorisation server's keys (see [`oauth`]).
     pub oauth: oauth::OAuth,
-    /// Access enforcement: verified tokens, child facts, the regional policy.
+    /// Access enforcement: verified tokens.
     pub authz: authz::Authz,
     /// Seals search and history page positions (see [`fhir_api::paging`]).
     pub pages: fhir_api::paging::PageSealer,
@@ -54,17 +51,17 @@ impl AppState {
     /// Stores one version whose AuditEvents are attached (see [`records::Records::store_one`]).
     pub async fn write(
         &self,
-        write: passport_store::Write,
-    ) -> Result<passport_store::Stored, passport_store::StoreError> {
-        records::Records::of(self).store_one(write).await
+        write: domain::types::Write,
+    ) -> Result<domain::types::Stored, domain::types::StoreError> {
+        self.domain.records().store_one(write).await
     }
 
     /// Stores versions in one transaction (see [`records::Records::store_all`]).
     pub async fn write_all(
         &self,
-        writes: Vec<passport_store::Write>,
-    ) -> Result<Vec<passport_store::Stored>, passport_store::WriteAllError> {
-        records::Records::of(self).store_all(writes).await
+        writes: Vec<domain::types::Write>,
+    ) -> Result<Vec<domain::types::Stored>, domain::types::WriteAllError> {
+        self.domain.records().store_all(writes).await
     }
 }
 
@@ -133,25 +130,10 @@ fn api_cors() -> tower_http::cors::CorsLayer {
 }
 
 /// Opens the store, migrates it and builds the state.
-pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::StoreError> {
+pub async fn prepare(config: Config) -> Result<Arc<AppState>, domain::types::StoreError> {
     // Load the R4 definitions now rather than on the first write.
     fhir::defs::preload();
     web::assets::preload();
-    let store = Store::open(&config.database_url).await?;
-    store.migrate().await?;
-    // Versions stored before the access inputs were kept (migration 14) get them now,
-    // computed from their bodies, before any search runs.
-    let filled = store
-        .fill_access_inputs(|body| {
-            authz::access_inputs(&serde_json::from_slice(body).unwrap_or(serde_json::Value::Null))
-        })
-        .await?;
-    if filled > 0 {
-        tracing::info!(
-            versions = filled,
-            "filled in the access inputs of stored versions"
-        );
-    }
     let started = clock::instant(clock::now_us());
     let capability = Bytes::from(
         serde_json::to_vec(&fhir_api::capability::capability_statement(
@@ -160,15 +142,21 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         .expect("the CapabilityStatement serialises"),
     );
     let key =
-        passport_store::audit::AuditKey::load_or_create(&config.audit_key_file).map_err(|e| {
-            passport_store::StoreError::Backend(format!(
+        domain::types::audit::AuditKey::load_or_create(&config.audit_key_file).map_err(|e| {
+            domain::types::StoreError::Backend(format!(
                 "audit key {}: {e}",
                 config.audit_key_file.display()
             ))
         })?;
     let pages = fhir_api::paging::PageSealer::new(key.derive(b"passport page positions v1"));
-    let auditor = audit::Auditor::new(config.auditor(), Some(key));
-    let mail = mail::Mailer::from_config(&config).map_err(passport_store::StoreError::Backend)?;
+    let domain = Domain::open(domain::Settings {
+        database_url: config.database_url.clone(),
+        base_url: config.base().to_owned(),
+        auditor: config.auditor(),
+        audit_key: Some(key),
+    })
+    .await?;
+    let mail = mail::Mailer::from_config(&config).map_err(domain::types::StoreError::Backend)?;
     if !mail.sends() && !config.demo {
         tracing::warn!(
             "email is not configured (--smtp-url): people who register cannot verify their \
@@ -176,20 +164,22 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, passport_store::St
         );
     }
     let state = Arc::new(AppState {
-        store,
+        domain,
         config,
         capability,
-        audit: auditor,
         oauth: oauth::OAuth::default(),
         authz: authz::Authz::default(),
         pages,
         mail,
         registrations: rate_limit::RateLimiter::new(3600 * 1_000_000),
     });
-    state.audit.spawn(state.clone());
     oauth::start(&state).await?;
     // After the SQL migrations: bring stored data in line with the rules (see `startup`).
-    startup::run(&state).await?;
+    let report = startup::run(&state.domain).await?;
+    if !report.accounts_deactivated.is_empty() {
+        // Their sessions and tokens must not keep working from the cache.
+        state.authz.tokens.forget_callers();
+    }
     Ok(state)
 }
 
@@ -209,10 +199,10 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await?;
     // Queued audit records, then the final checkpoint, then the store.
-    if let Err(e) = state.audit.close().await {
+    if let Err(e) = state.domain.audit.close().await {
         tracing::error!(error = %e, "closing the audit recorder");
     }
-    state.store.close().await;
+    state.domain.close().await;
     Ok(())
 }
 
@@ -225,7 +215,7 @@ pub async fn register_regional_client(
     name: &str,
 ) -> Result<(String, String), String> {
     let created = oauth::create_client(
-        &state.store,
+        state.domain.data(),
         oauth::ClientSpec {
             name: name.to_owned(),
             grant_types: vec!["client_credentials".into()],
@@ -296,7 +286,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(st): State<Arc<AppState>>) -> Response {
-    match st.store.ping().await {
+    match st.domain.data().ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(_) => ApiError::Unavailable("the database is not reachable".into()).into_response(),
     }
@@ -312,7 +302,7 @@ async fn method_not_allowed() -> ApiError {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::Store(passport_store::StoreError::Backend(
+    ApiError::Store(domain::types::StoreError::Backend(
         "handler panicked".into(),
     ))
     .into_response()

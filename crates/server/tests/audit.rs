@@ -102,7 +102,14 @@ async fn write_chained_within_a_second(backend: Backend) {
     let start = Instant::now();
     let needle = format!("Patient/{id}");
     loop {
-        let chain = server.state.store.audit_chain(0, 10_000).await.unwrap();
+        let chain = server
+            .state
+            .domain
+            .data()
+            .test_store()
+            .audit_chain(0, 10_000)
+            .await
+            .unwrap();
         let found = chain
             .iter()
             .filter(|e| {
@@ -120,7 +127,7 @@ async fn write_chained_within_a_second(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    passport_store::audit::verify(&server.state.store, &[], None)
+    passport_store::audit::verify(server.state.domain.data().test_store(), &[], None)
         .await
         .unwrap();
     server.stop().await;
@@ -153,7 +160,7 @@ async fn shutdown_writes_a_checkpoint(backend: Backend) {
     let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
     let state = passport_server::prepare(config).await.unwrap();
     for i in 0..3 {
-        state.audit.submit(rec(i)).await.unwrap();
+        state.domain.audit.submit(rec(i)).await.unwrap();
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(passport_server::serve(state.clone(), listener, async {
@@ -172,9 +179,10 @@ async fn shutdown_writes_a_checkpoint(backend: Backend) {
         let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let v = passport_store::audit::verify(&state.store, &cps, Some(&key.public()))
-        .await
-        .unwrap();
+    let v =
+        passport_store::audit::verify(state.domain.data().test_store(), &cps, Some(&key.public()))
+            .await
+            .unwrap();
     assert_eq!(v.records, 3);
 }
 

@@ -16,7 +16,6 @@ use common::browser::{Browser, PASSWORD, Page, now_secs};
 use common::fixture;
 use passport_server::AppState;
 use passport_server::oauth::{self, ClientSpec};
-use passport_server::records::Records;
 use passport_server::web::{auth, directory, onboarding};
 use passport_store::accounts::Account;
 use serde_json::Value;
@@ -57,8 +56,13 @@ async fn child(st: &AppState, org: &str, given: &str, n: u32) -> String {
         family: "Jones".into(),
         birth_date: "2019-03-27".into(),
     };
-    let writes = onboarding::new_child_writes(&c, org, now_secs() * 1_000_000).unwrap();
-    st.store.write_all(writes).await.unwrap();
+    let writes = onboarding::new_child_writes(&c, org).unwrap();
+    st.domain
+        .data()
+        .test_store()
+        .write_all(writes)
+        .await
+        .unwrap();
     c.id
 }
 
@@ -76,7 +80,8 @@ fn nhs(n: u32) -> String {
 
 async fn family(st: &AppState, email: &str, name: &str) -> Account {
     directory::create_family(
-        &st.store,
+        &st.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: email.into(),
             name: name.into(),
@@ -85,7 +90,13 @@ async fn family(st: &AppState, email: &str, name: &str) -> Account {
     )
     .await
     .unwrap();
-    st.store.account_by_login(email).await.unwrap().unwrap()
+    st.domain
+        .data()
+        .test_store()
+        .account_by_login(email)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn world(srv: &Srv) -> World {
@@ -97,7 +108,8 @@ async fn world(srv: &Srv) -> World {
     ] {
         orgs.push(
             directory::create_organisation(
-                &st.store,
+                &st.domain,
+                &passport_server::records::Agent::operator("test fixture"),
                 directory::NewOrganisation {
                     name: name.into(),
                     sector: Sector::HospitalTrust,
@@ -111,7 +123,8 @@ async fn world(srv: &Srv) -> World {
         );
     }
     let staff = directory::create_staff(
-        &st.store,
+        &st.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: orgs[0].clone(),
             role: Role::Clinician,
@@ -128,20 +141,20 @@ async fn world(srv: &Srv) -> World {
     let ava = child(st, &orgs[1], "Ava", 60).await;
     let sam = family(st, "sam@example.com", "Sam Jones").await;
     let kim = family(st, "kim@example.com", "Kim Jones").await;
-    onboarding::bind(&Records::of(st), &fixture(), &sam, &mia, "MTH", true)
+    onboarding::bind(&st.domain, &fixture(), &sam, &mia, "MTH", true)
         .await
         .unwrap();
-    onboarding::bind(&Records::of(st), &fixture(), &sam, &leo, "MTH", true)
+    onboarding::bind(&st.domain, &fixture(), &sam, &leo, "MTH", true)
         .await
         .unwrap();
-    onboarding::bind(&Records::of(st), &fixture(), &sam, &ava, "MTH", false)
+    onboarding::bind(&st.domain, &fixture(), &sam, &ava, "MTH", false)
         .await
         .unwrap();
-    onboarding::bind(&Records::of(st), &fixture(), &kim, &zoe, "FTH", true)
+    onboarding::bind(&st.domain, &fixture(), &kim, &zoe, "FTH", true)
         .await
         .unwrap();
     let created = oauth::create_client(
-        &st.store,
+        st.domain.data(),
         ClientSpec {
             name: "Growth Chart".into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
@@ -816,7 +829,7 @@ async fn smart_in_a_real_browser() {
         .port();
     let app = format!("http://127.0.0.1:{port}");
     let client = oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         ClientSpec {
             name: "Growth Chart (browser)".into(),
             grant_types: vec!["authorization_code".into()],

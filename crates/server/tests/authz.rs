@@ -12,7 +12,8 @@ const SECTION: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-section"
 /// A member of staff: (account id, Practitioner id).
 async fn staff(srv: &TestServer, org: &str, role: access::Role, email: &str) -> (String, String) {
     let created = directory::create_staff(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewStaff {
             organisation: org.into(),
             role,
@@ -25,7 +26,9 @@ async fn staff(srv: &TestServer, org: &str, role: access::Role, email: &str) -> 
     .unwrap();
     let account = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .account(&created.account_id)
         .await
         .unwrap()
@@ -36,7 +39,8 @@ async fn staff(srv: &TestServer, org: &str, role: access::Role, email: &str) -> 
 /// A family sign-in: (account id, Person id).
 async fn family(srv: &TestServer, email: &str) -> (String, String) {
     let created = directory::create_family(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewFamily {
             email: email.into(),
             name: "Alex Parent".into(),
@@ -47,7 +51,9 @@ async fn family(srv: &TestServer, email: &str) -> (String, String) {
     .unwrap();
     let account = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .account(&created.account_id)
         .await
         .unwrap()
@@ -249,7 +255,9 @@ on_both_databases!(care_team_searches_agree_with_reads, |srv| {
         let srv = &srv;
         async move {
             srv.state
-                .store
+                .domain
+                .data()
+                .test_store()
                 .account(&account)
                 .await
                 .unwrap()
@@ -472,7 +480,9 @@ on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
     // A PractitionerRole member is that one person.
     let role_id = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .account(&account)
         .await
         .unwrap()
@@ -491,7 +501,9 @@ on_both_databases!(care_team_membership_is_seen_at_once, |srv| {
     // (the pages, which forget cached callers), within RECHECK_US when another process
     // (the CLI) does — as here, through the store alone.
     srv.state
-        .store
+        .domain
+        .data()
+        .test_store()
         .set_account_active(&account, false)
         .await
         .unwrap();
@@ -615,9 +627,11 @@ on_both_databases!(every_interaction_is_audited_per_child, |srv| {
         let state = srv.state.clone();
         let practitioner = practitioner.clone();
         async move {
-            state.audit.flush().await;
+            state.domain.audit.flush().await;
             state
-                .store
+                .domain
+                .data()
+                .test_store()
                 .list_audit(&passport_store::audit::AuditQuery {
                     patient_id: Some(patient),
                     count: 100,
@@ -682,10 +696,12 @@ on_both_databases!(every_interaction_is_audited_per_child, |srv| {
     let (s, _) = get(&srv, &token, &format!("/fhir/Patient/{outsider}")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(audit_of(outsider.clone()).await.is_empty());
-    srv.state.audit.flush().await;
+    srv.state.domain.audit.flush().await;
     let all = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .list_audit(&passport_store::audit::AuditQuery {
             count: 1000,
             include_safeguarding: true,
@@ -739,19 +755,23 @@ on_both_databases!(
         };
         // An expired grant opens nothing.
         srv.state
-            .store
+            .domain
+            .data()
+            .test_store()
             .create_break_glass(&grant("old", now - 5 * 3600 * 1_000_000))
             .await
             .unwrap();
-        srv.state.authz.facts.forget(&kid);
+        srv.state.domain.facts.forget(&kid);
         assert_eq!(get(&srv, &token, &e_path).await.0, StatusCode::NOT_FOUND);
         // A current one opens the emergency content, for reading only, and nothing else.
         srv.state
-            .store
+            .domain
+            .data()
+            .test_store()
             .create_break_glass(&grant("now", now - 1_000_000))
             .await
             .unwrap();
-        srv.state.authz.facts.forget(&kid);
+        srv.state.domain.facts.forget(&kid);
         let (s, body) = get(&srv, &token, &e_path).await;
         assert_eq!(s, StatusCode::OK, "{body}");
         assert_eq!(
@@ -777,10 +797,12 @@ on_both_databases!(
         changed["code"]["text"] = json!("changed");
         assert_eq!(put(&srv, &token, &changed).await, StatusCode::FORBIDDEN);
         // The read is audited as emergency treatment in the child's log.
-        srv.state.audit.flush().await;
+        srv.state.domain.audit.flush().await;
         let events = srv
             .state
-            .store
+            .domain
+            .data()
+            .test_store()
             .list_audit(&passport_store::audit::AuditQuery {
                 patient_id: Some(kid.clone()),
                 count: 100,
@@ -839,7 +861,7 @@ on_both_databases!(
                 .0,
             StatusCode::OK
         );
-        srv.state.audit.flush().await;
+        srv.state.domain.audit.flush().await;
 
         let path = format!("/fhir/AuditEvent?patient=Patient/{kid}&_count=2");
         let (s, page) = get(&srv, &po_token, &path).await;
@@ -1029,21 +1051,29 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     common::link_parent(&srv, &person, &[&old]).await;
     let current = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .read("Patient", &old)
         .await
         .unwrap()
         .unwrap();
     let mut legacy = child_marked_on_address();
     legacy["id"] = json!(old);
-    let write = passport_server::records::new_version(
-        legacy,
-        Some(current.version_id),
-        passport_server::clock::now_us(),
-    )
-    .unwrap();
-    srv.state.store.write(write).await.unwrap();
-    srv.state.authz.facts.forget(&old);
+    // Stamped without the write path's checks, which would move the marker: this is the
+    // shape an earlier version stored.
+    let serde_json::Value::Object(map) = legacy else {
+        unreachable!()
+    };
+    let write = passport_server::records::stamp("Patient", &old, map, Some(&current));
+    srv.state
+        .domain
+        .data()
+        .test_store()
+        .write(write)
+        .await
+        .unwrap();
+    srv.state.domain.facts.forget(&old);
     let raw = admin_read(&srv, &format!("/fhir/Patient/{old}")).await;
     assert!(
         !has_marker_on_patient(&raw),
@@ -1068,10 +1098,12 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
     // Only that Patient got a new version (the others were already in the right form).
     let again = admin_read(&srv, &format!("/fhir/Patient/{kid}")).await;
     assert_eq!(again["meta"]["versionId"], "1");
-    srv.state.audit.flush().await;
+    srv.state.domain.audit.flush().await;
     let events = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .list_audit(&passport_store::audit::AuditQuery {
             patient_id: Some(old.clone()),
             count: 100,
@@ -1094,7 +1126,9 @@ on_both_databases!(a_hidden_address_marker_on_an_address_is_honoured, |srv| {
         "the start-up change is audited as the operator"
     );
     // A second start changes nothing.
-    let report = passport_server::startup::run(&srv.state).await.unwrap();
+    let report = passport_server::startup::run(&srv.state.domain)
+        .await
+        .unwrap();
     assert!(report.markers_moved.is_empty(), "{report:?}");
 });
 
@@ -1104,7 +1138,8 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
     let school = common::organisation(&srv, "Hill Primary", access::Sector::Education).await;
     let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let refused = directory::create_staff(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewStaff {
             organisation: school.clone(),
             role: access::Role::Clinician,
@@ -1120,7 +1155,9 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
     );
     assert!(
         srv.state
-            .store
+            .domain
+            .data()
+            .test_store()
             .account_by_login("fake.doctor@example.sch.uk")
             .await
             .unwrap()
@@ -1141,31 +1178,59 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
         "ada@example.nhs.uk",
     )
     .await;
-    let mut fake = srv.state.store.account(&good).await.unwrap().unwrap();
+    let mut fake = srv
+        .state
+        .domain
+        .data()
+        .test_store()
+        .account(&good)
+        .await
+        .unwrap()
+        .unwrap();
     fake.id = uuid::Uuid::now_v7().to_string();
     fake.login = "minted@example.sch.uk".into();
     fake.role = Some("clinician".into());
-    assert!(srv.state.store.create_account(&fake).await.unwrap());
+    assert!(
+        srv.state
+            .domain
+            .data()
+            .test_store()
+            .create_account(&fake)
+            .await
+            .unwrap()
+    );
 
     let (url, dir) = srv.stop().await;
     let srv = common::spawn_on(url, dir, None).await;
     let active = |id: String| {
         let srv = &srv;
-        async move { srv.state.store.account(&id).await.unwrap().unwrap().active }
+        async move {
+            srv.state
+                .domain
+                .data()
+                .test_store()
+                .account(&id)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        }
     };
     assert!(!active(fake.id.clone()).await, "deactivated at start-up");
     assert!(active(good.clone()).await && active(doc.clone()).await);
     // It stays deactivated: reactivation is refused.
     assert!(matches!(
-        directory::set_account_active(&srv.state.store, &fake.id, true).await,
+        directory::set_account_active(&srv.state.domain, &fake.id, true).await,
         Err(directory::DirectoryError::Invalid(_))
     ));
     assert!(!active(fake.id.clone()).await);
     // The deactivation is in the audit log, as the operator's.
-    srv.state.audit.flush().await;
+    srv.state.domain.audit.flush().await;
     let all = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .list_audit(&passport_store::audit::AuditQuery {
             count: 1000,
             include_safeguarding: true,
@@ -1184,7 +1249,8 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
     // The regional roles belong to the region's own organisation only.
     for org in [&school, &hospital] {
         let r = directory::create_staff(
-            &srv.state.store,
+            &srv.state.domain,
+            &passport_server::records::Agent::operator("test fixture"),
             NewStaff {
                 organisation: org.to_string(),
                 role: access::Role::RegionalAdmin,
@@ -1200,7 +1266,8 @@ on_both_databases!(roles_belong_to_their_sectors, |srv| {
         );
     }
     let region = directory::create_regional_organisation(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewOrganisation {
             name: "North Children's Passport".into(),
             sector: access::Sector::CommunityHealth,
@@ -1989,7 +2056,9 @@ on_both_databases!(every_item_has_a_section, |srv| {
     let old_rp = uuid::Uuid::now_v7().to_string();
     let old_kid = uuid::Uuid::now_v7().to_string();
     srv.state
-        .store
+        .domain
+        .data()
+        .test_store()
         .write_all(vec![
             stored_as_before(
                 json!({"resourceType": "Patient", "id": old_kid, "birthDate": "2016-05-06",
@@ -2065,10 +2134,12 @@ on_both_databases!(every_item_has_a_section, |srv| {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    srv.state.audit.flush().await;
+    srv.state.domain.audit.flush().await;
     let events = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .list_audit(&passport_store::audit::AuditQuery {
             patient_id: Some(old_kid.clone()),
             count: 100,
@@ -2090,6 +2161,8 @@ on_both_databases!(every_item_has_a_section, |srv| {
         "the start-up change is audited as the operator"
     );
     // A second start changes nothing.
-    let report = passport_server::startup::run(&srv.state).await.unwrap();
+    let report = passport_server::startup::run(&srv.state.domain)
+        .await
+        .unwrap();
     assert!(report.sections_given.is_empty(), "{report:?}");
 });

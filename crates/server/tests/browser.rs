@@ -10,10 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use access::{Role, Sector};
-use common::{FIXTURE_BASE, fixture};
-use passport_server::records::Records;
+use common::fixture;
 use passport_server::web::{directory, onboarding};
-use passport_store::Store;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -49,9 +47,10 @@ fn hex(b: &[u8]) -> String {
 /// For the admin, privacy, break-glass, sharing and access-log pages: a regional admin (of
 /// the region's own organisation), an organisation admin at `org`, an emergency department with a clinician and a privacy
 /// officer, and a child in `org`'s care team with a linked parent.
-async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
+async fn seed_more(store: &passport_server::Domain, org: &str) -> serde_json::Value {
     let er = directory::create_organisation(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "Northgate Emergency Department".into(),
             sector: Sector::HospitalTrust,
@@ -65,6 +64,7 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
     // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
     let region = directory::create_regional_organisation(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "North Children's Passport".into(),
             sector: Sector::CommunityHealth,
@@ -104,6 +104,7 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
     ] {
         let made = directory::create_staff(
             store,
+            &passport_server::records::Agent::operator("test fixture"),
             directory::NewStaff {
                 organisation: at.into(),
                 role,
@@ -127,11 +128,17 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
         family: "Khan".into(),
         birth_date: "2018-05-01".into(),
     };
-    let now = passport_server::clock::now_us();
-    let writes = onboarding::new_child_writes(&child, org, now).unwrap();
-    store.write_all(writes).await.map_err(|e| e.error).unwrap();
+    let writes = onboarding::new_child_writes(&child, org).unwrap();
+    store
+        .data()
+        .test_store()
+        .write_all(writes)
+        .await
+        .map_err(|e| e.error)
+        .unwrap();
     directory::create_family(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "kim@example.com".into(),
             name: "Kim Khan".into(),
@@ -141,20 +148,15 @@ async fn seed_more(store: &Store, org: &str) -> serde_json::Value {
     .await
     .unwrap();
     let kim = store
+        .data()
+        .test_store()
         .account_by_login("kim@example.com")
         .await
         .unwrap()
         .unwrap();
-    onboarding::bind(
-        &Records::elsewhere(store, FIXTURE_BASE),
-        &fixture(),
-        &kim,
-        &child.id,
-        "MTH",
-        true,
-    )
-    .await
-    .unwrap();
+    onboarding::bind(store, &fixture(), &kim, &child.id, "MTH", true)
+        .await
+        .unwrap();
     people.insert(
         "parent".into(),
         serde_json::json!({ "email": "kim@example.com", "password": PASSWORD }),
@@ -176,9 +178,15 @@ async fn pages_in_a_real_browser() {
         return;
     }
     let srv = common::spawn(common::Backend::Sqlite).await.unwrap();
-    let store = Store::open(&srv.database_url).await.unwrap();
+    let store = passport_server::Domain::open(domain::Settings::admin(
+        &srv.database_url,
+        "https://passport.test",
+    ))
+    .await
+    .unwrap();
     let org = directory::create_organisation(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "Riverside Children's Hospital".into(),
             sector: Sector::HospitalTrust,
@@ -191,6 +199,7 @@ async fn pages_in_a_real_browser() {
     .unwrap();
     let staff = directory::create_staff(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: org.clone(),
             role: Role::Clinician,
@@ -203,6 +212,7 @@ async fn pages_in_a_real_browser() {
     .unwrap();
     directory::create_family(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "sam@example.com".into(),
             name: "Sam Parent".into(),
@@ -214,6 +224,7 @@ async fn pages_in_a_real_browser() {
     // Asks to join a child's passport while signed in (/register).
     directory::create_family(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "alex.jones@example.com".into(),
             name: "Alex Jones".into(),

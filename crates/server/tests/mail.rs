@@ -17,7 +17,6 @@ use common::browser::{Browser, PASSWORD, Page};
 use common::mail::MailServer;
 use common::{Backend, TestServer};
 use passport_server::web::{auth, directory, onboarding};
-use passport_store::Store;
 use passport_store::accounts::Registration;
 
 /// One test per backend with an SMTP server: `NAME::sqlite`, `NAME::postgres`. Skipped
@@ -65,16 +64,20 @@ const STAFF: &str = "ada@example.nhs.uk";
 const FAMILY: &str = "existing@example.com";
 
 struct Seeded {
-    store: Store,
+    store: std::sync::Arc<passport_server::Domain>,
     org: String,
     staff_secret: Vec<u8>,
 }
 
 /// An organisation with a member of staff, a family sign-in, and a child in the care team.
 async fn seed(url: &str) -> Seeded {
-    let store = Store::open(url).await.unwrap();
+    let store =
+        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
+            .await
+            .unwrap();
     let org = directory::create_organisation(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "Riverside Children's Hospital".into(),
             sector: Sector::HospitalTrust,
@@ -87,6 +90,7 @@ async fn seed(url: &str) -> Seeded {
     .unwrap();
     let staff = directory::create_staff(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: org.clone(),
             role: Role::Clinician,
@@ -99,6 +103,7 @@ async fn seed(url: &str) -> Seeded {
     .unwrap();
     directory::create_family(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: FAMILY.into(),
             name: "Ex Isting".into(),
@@ -115,7 +120,9 @@ async fn seed(url: &str) -> Seeded {
         birth_date: "2017-05-06".into(),
     };
     store
-        .write_all(onboarding::new_child_writes(&child, &org, now_us()).unwrap())
+        .data()
+        .test_store()
+        .write_all(onboarding::new_child_writes(&child, &org).unwrap())
         .await
         .unwrap();
     Seeded {
@@ -247,7 +254,7 @@ with_mail!(registration_is_verified_by_email, |srv, mail| {
     let token = auth::random_token();
     let then = now_us() - 25 * 3600 * 1_000_000;
     s.store
-        .create_registration(&Registration {
+        .data().test_store().create_registration(&Registration {
             token_hash: auth::token_hash(&token),
             login: "late@example.com".into(),
             display_name: "Late Person".into(),
@@ -301,7 +308,16 @@ with_mail!(known_addresses_get_the_same_page, |srv, mail| {
     // The existing sign-ins still work with their own passwords; nothing else was made.
     let mut b = Browser::new(&srv.base);
     assert_eq!(b.sign_in(FAMILY, PASSWORD).await.location, "/");
-    assert_eq!(s.store.list_accounts().await.unwrap().len(), 2);
+    assert_eq!(
+        s.store
+            .data()
+            .test_store()
+            .list_accounts()
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // A new sign-in at a clinic invitation: the same, through the same link.
     let mut ada = Browser::new(&srv.base);

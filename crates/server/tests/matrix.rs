@@ -105,7 +105,7 @@ async fn postgres() {
 async fn run(srv: TestServer, backend: &str) {
     let started = Instant::now();
     let app = oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         ClientSpec {
             name: "matrix-app".into(),
             grant_types: vec!["authorization_code".into()],
@@ -406,11 +406,21 @@ impl W<'_> {
             school_urn: None,
             region: "north".into(),
         };
-        let store = &self.srv.state.store;
+        let store = &self.srv.state.domain;
         if matches!(role, Some(Role::RegionalAdmin | Role::Commissioner)) {
-            directory::create_regional_organisation(store, org).await
+            directory::create_regional_organisation(
+                store,
+                &passport_server::records::Agent::operator("test fixture"),
+                org,
+            )
+            .await
         } else {
-            directory::create_organisation(store, org).await
+            directory::create_organisation(
+                store,
+                &passport_server::records::Agent::operator("test fixture"),
+                org,
+            )
+            .await
         }
         .map_err(|e| e.to_string())
     }
@@ -497,7 +507,15 @@ impl W<'_> {
     }
 
     async fn account(&mut self, account: &Account) -> Result<(), String> {
-        match self.srv.state.store.create_account(account).await {
+        match self
+            .srv
+            .state
+            .domain
+            .data()
+            .test_store()
+            .create_account(account)
+            .await
+        {
             Ok(true) => Ok(()),
             other => Err(format!("account: {other:?}")),
         }
@@ -622,7 +640,7 @@ impl W<'_> {
         regional: bool,
     ) -> Result<(String, String), String> {
         let created = oauth::create_client(
-            &self.srv.state.store,
+            self.srv.state.domain.data(),
             ClientSpec {
                 name: "matrix-system".into(),
                 grant_types: vec!["client_credentials".into()],
@@ -906,7 +924,9 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
         };
         w.srv
             .state
-            .store
+            .domain
+            .data()
+            .test_store()
             .create_break_glass(&passport_store::break_glass::BreakGlassRow {
                 id: new_id(),
                 patient_id: child.clone(),
@@ -921,7 +941,7 @@ async fn run_row(w: &mut W<'_>, i: usize, case: &Case) -> Result<RowRun, String>
             })
             .await
             .map_err(|e| e.to_string())?;
-        w.srv.state.authz.facts.forget(&child);
+        w.srv.state.domain.facts.forget(&child);
     }
 
     // Care team and sharing choices, from the row's facts with the real ids.
@@ -1380,7 +1400,7 @@ fn rep_child_meta() -> Value {
 
 async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&str>) -> Rep {
     let srv = w.srv;
-    let store = &srv.state.store;
+    let store = &srv.state.domain;
     let band = match (kind, via) {
         (Who::YoungPerson, _) => Child::Over16,
         (_, Via::FosterGranted) => Child::LookedAfter,
@@ -1413,6 +1433,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
             let org = w.organisation_for(Some(role), sector).await.expect("org");
             let created = directory::create_staff(
                 store,
+                &passport_server::records::Agent::operator("test fixture"),
                 directory::NewStaff {
                     organisation: org.clone(),
                     role,
@@ -1425,11 +1446,17 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
             .expect("staff");
             if let Who::Cleared(_, _, label) = kind {
                 store
+                    .data()
                     .set_account_cleared(&created.account_id, &[label.code().to_owned()])
                     .await
                     .expect("cleared");
             }
-            let account = store.account(&created.account_id).await.unwrap().unwrap();
+            let account = store
+                .data()
+                .account(&created.account_id)
+                .await
+                .unwrap()
+                .unwrap();
             let practitioner = account.practitioner_id.clone().unwrap();
             let member = match via {
                 Via::CareTeamOrg => Some(format!("Organization/{org}")),
@@ -1447,6 +1474,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
                 let hour = 3_600_000_000i64;
                 let starts = passport_server::clock::now_us() - hour;
                 store
+                    .data()
                     .create_break_glass(&passport_store::break_glass::BreakGlassRow {
                         id: new_id(),
                         patient_id: child.clone(),
@@ -1461,7 +1489,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
                     })
                     .await
                     .expect("break-glass");
-                srv.state.authz.facts.forget(&child);
+                srv.state.domain.facts.forget(&child);
             }
             w.user_token(
                 &created.account_id,
@@ -1495,6 +1523,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
             }
             let created = directory::create_family(
                 store,
+                &passport_server::records::Agent::operator("test fixture"),
                 directory::NewFamily {
                     email: login.clone(),
                     name: "Rep Parent".into(),
@@ -1503,7 +1532,12 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
             )
             .await
             .expect("family");
-            let account = store.account(&created.account_id).await.unwrap().unwrap();
+            let account = store
+                .data()
+                .account(&created.account_id)
+                .await
+                .unwrap()
+                .unwrap();
             let person = account.person_id.clone().unwrap();
             // Link the Person to the children's RelatedPersons (DATA-MODEL.md).
             let mut p = w

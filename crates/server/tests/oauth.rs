@@ -204,7 +204,7 @@ impl Backend {
         let kid = format!("{}-key-1", key.alg().to_lowercase());
         let jwks = json!({ "keys": [key.jwk(&kid)] }).to_string();
         let created = oauth::create_client(
-            &srv.state.store,
+            srv.state.domain.data(),
             oauth::ClientSpec {
                 name: "epr-sync".into(),
                 grant_types: vec!["client_credentials".into()],
@@ -552,7 +552,7 @@ on_both!(backend_services_misuse, |srv| {
 /// A public app with a code issued as the authorise page will issue it.
 async fn app_client(srv: &Srv) -> String {
     oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         oauth::ClientSpec {
             name: "family-app".into(),
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
@@ -812,7 +812,7 @@ on_both!(refresh_rotation_and_reuse, |srv| {
 on_both!(introspect_and_revoke, |srv| {
     // A confidential client with a secret does the introspecting (a resource server).
     let rs = oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         oauth::ClientSpec {
             name: "resource-server".into(),
             grant_types: vec!["client_credentials".into()],
@@ -996,7 +996,9 @@ on_both!(verify_access_token_refusals, |srv| {
         Err(AuthError::Malformed)
     );
     srv.state
-        .store
+        .domain
+        .data()
+        .test_store()
         .oauth_revoke_access("j-1", (now_s() + 60) * 1_000_000)
         .await
         .unwrap();
@@ -1022,7 +1024,13 @@ on_both!(verify_access_token_refusals, |srv| {
     let signature = start.elapsed() / n;
     let start = std::time::Instant::now();
     for _ in 0..n {
-        srv.state.store.oauth_is_revoked("j-2").await.unwrap();
+        srv.state
+            .domain
+            .data()
+            .test_store()
+            .oauth_is_revoked("j-2")
+            .await
+            .unwrap();
     }
     eprintln!(
         "verify_access_token: {full:?} each (signature {signature:?}, revocation lookup {:?})",
@@ -1043,13 +1051,13 @@ on_both!(key_rotation_and_discovery, |srv| {
     // Rotate (as the CLI does); this process reloads.
     let cfg = &srv.state.config.oauth;
     let now = passport_server::clock::now_us();
-    let kid2 = oauth::rotate_signing_key(&srv.state.store, cfg, now)
+    let kid2 = oauth::rotate_signing_key(srv.state.domain.data(), cfg, now)
         .await
         .unwrap();
     srv.state
         .oauth
         .keys
-        .refresh(&srv.state.store, cfg, now)
+        .refresh(srv.state.domain.data(), cfg, now)
         .await
         .unwrap();
     let (_, b2) = c.token_with(&srv, &c.assertion(&srv), "system/*.rs").await;
@@ -1071,7 +1079,7 @@ on_both!(key_rotation_and_discovery, |srv| {
     srv.state
         .oauth
         .keys
-        .refresh(&srv.state.store, cfg, later)
+        .refresh(srv.state.domain.data(), cfg, later)
         .await
         .unwrap();
     let ring = srv.state.oauth.keys.ring();

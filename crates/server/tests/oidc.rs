@@ -18,7 +18,6 @@ use access::{Role, Sector};
 use passport_server::web::directory;
 use passport_server::web::oidc::{Audience, ClientAuth, ProviderConfig, ProviderKind};
 use passport_server::{Config, Running};
-use passport_store::Store;
 use reqwest::{Client, Response, StatusCode, Url};
 use serde_json::{Value, json};
 
@@ -167,7 +166,7 @@ struct World {
     idp: Idp,
     server: Option<Running>,
     base: String,
-    store: Store,
+    store: std::sync::Arc<passport_server::Domain>,
     _dir: PathBuf,
 }
 
@@ -259,9 +258,15 @@ async fn world() -> World {
     passport_server::web::oidc::check_providers(&config.oidc_providers).unwrap();
     let server = passport_server::start(config, false).await.unwrap();
 
-    let store = Store::open(&database_url).await.unwrap();
+    let store = passport_server::Domain::open(domain::Settings::admin(
+        &database_url,
+        "https://passport.test",
+    ))
+    .await
+    .unwrap();
     let org = directory::create_organisation(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "Riverside Children's Hospital".into(),
             sector: Sector::HospitalTrust,
@@ -274,6 +279,7 @@ async fn world() -> World {
     .unwrap();
     directory::create_staff(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: org,
             role: Role::Clinician,
@@ -290,6 +296,7 @@ async fn world() -> World {
     ] {
         directory::create_family(
             &store,
+            &passport_server::records::Agent::operator("test fixture"),
             directory::NewFamily {
                 email: email.into(),
                 name: name.into(),
@@ -440,6 +447,8 @@ async fn sign_in_with_a_real_openid_provider() {
     assert!(home.contains("Clinician, Riverside"), "{home}");
     assert!(
         w.store
+            .data()
+            .test_store()
             .external_identity("keycloak", "ada")
             .await
             .unwrap()
@@ -465,6 +474,8 @@ async fn sign_in_with_a_real_openid_provider() {
     assert!(!home.contains("no-child-access"), "{home}");
     let link = w
         .store
+        .data()
+        .test_store()
         .external_identity("nhs", "sam")
         .await
         .unwrap()
@@ -473,6 +484,8 @@ async fn sign_in_with_a_real_openid_provider() {
     assert_eq!(link.identity_level.as_deref(), Some("P9"));
     let sam = w
         .store
+        .data()
+        .test_store()
         .account_by_login("sam@example.com")
         .await
         .unwrap()
@@ -502,6 +515,8 @@ async fn sign_in_with_a_real_openid_provider() {
     );
     assert!(
         w.store
+            .data()
+            .test_store()
             .external_identity("nhs", "unverified")
             .await
             .unwrap()

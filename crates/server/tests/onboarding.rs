@@ -8,10 +8,9 @@ mod common;
 use access::{Role, Sector};
 use common::browser::{Browser, PASSWORD, Page};
 use common::fixture;
-use passport_server::records::Records;
 use passport_server::web::{directory, onboarding};
 use passport_store::onboarding::PassportState;
-use passport_store::{Store, SystemMatch, TokenCriterion};
+use passport_store::{SystemMatch, TokenCriterion};
 use serde_json::Value;
 
 /// A valid NHS Number (modulus 11) made from `n`.
@@ -27,7 +26,7 @@ fn nhs(n: u32) -> String {
 }
 
 struct Seeded {
-    store: Store,
+    store: std::sync::Arc<passport_server::Domain>,
     org: String,
     other_org: String,
     staff: Vec<u8>,
@@ -35,7 +34,10 @@ struct Seeded {
 }
 
 async fn seed(url: &str) -> Seeded {
-    let store = Store::open(url).await.unwrap();
+    let store =
+        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
+            .await
+            .unwrap();
     let mut orgs = Vec::new();
     for (name, ods) in [
         ("Riverside Children's Hospital", "RXX"),
@@ -44,6 +46,7 @@ async fn seed(url: &str) -> Seeded {
         orgs.push(
             directory::create_organisation(
                 &store,
+                &passport_server::records::Agent::operator("test fixture"),
                 directory::NewOrganisation {
                     name: name.into(),
                     sector: Sector::HospitalTrust,
@@ -63,6 +66,7 @@ async fn seed(url: &str) -> Seeded {
     ] {
         let s = directory::create_staff(
             &store,
+            &passport_server::records::Agent::operator("test fixture"),
             directory::NewStaff {
                 organisation: org.clone(),
                 role: Role::Clinician,
@@ -86,8 +90,10 @@ async fn seed(url: &str) -> Seeded {
 
 /// The current version, read from the history (this second handle's SQLite read cache
 /// does not see the server's writes).
-async fn read(store: &Store, t: &str, id: &str) -> Option<Value> {
+async fn read(store: &passport_server::Domain, t: &str, id: &str) -> Option<Value> {
     let h = store
+        .data()
+        .test_store()
         .history(
             &passport_store::HistoryQuery {
                 resource_type: Some(t.into()),
@@ -106,8 +112,10 @@ async fn read(store: &Store, t: &str, id: &str) -> Option<Value> {
 }
 
 /// The RelatedPersons the Person of `login` links to.
-async fn links_of(store: &Store, login: &str) -> Vec<Value> {
+async fn links_of(store: &passport_server::Domain, login: &str) -> Vec<Value> {
     let ids = store
+        .data()
+        .test_store()
         .find_by_tokens(
             "Person",
             &[TokenCriterion {
@@ -179,13 +187,20 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
         .unwrap()
         .expect("passport created");
     assert_eq!(child.birth_date, "2019-03-27");
-    let states = s.store.passport_states(now_us()).await.unwrap();
+    let states = s
+        .store
+        .data()
+        .test_store()
+        .passport_states(now_us())
+        .await
+        .unwrap();
     assert_eq!(states, vec![(child.id.clone(), PassportState::Invited)]);
 
     // The parent types the code at /join, then signs in. (A new sign-in made here waits for
     // its email address to be verified: tests/mail.rs.)
     directory::create_family(
         &s.store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "sam@example.com".into(),
             name: "Sam Jones".into(),
@@ -245,7 +260,13 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
         onboarding::PARENTAL_RESPONSIBILITY_EXTENSION
     );
     assert_eq!(rp["extension"][0]["valueBoolean"], true);
-    let states = s.store.passport_states(now_us()).await.unwrap();
+    let states = s
+        .store
+        .data()
+        .test_store()
+        .passport_states(now_us())
+        .await
+        .unwrap();
     assert_eq!(states, vec![(child.id.clone(), PassportState::Active)]);
 
     // The same code again, by someone else: refused.
@@ -259,6 +280,7 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
     let path2 = format!("/join/{}", onboarding::normalise_code(&code2).unwrap());
     directory::create_family(
         &s.store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "lee@example.com".into(),
             name: "Lee Jones".into(),
@@ -313,8 +335,10 @@ on_both_databases!(invitation_is_issued_and_redeemed_once, |srv| {
 });
 
 /// The child's audit trail of changes, oldest first: "C RelatedPerson/… by Alex Brown".
-async fn changes(store: &Store, child: &str) -> Vec<String> {
+async fn changes(store: &passport_server::Domain, child: &str) -> Vec<String> {
     let log = store
+        .data()
+        .test_store()
         .list_audit(&passport_store::AuditQuery {
             patient_id: Some(child.into()),
             count: 200,
@@ -369,7 +393,9 @@ on_both_databases!(expired_revoked_and_unknown_codes_are_refused, |srv| {
         birth_date: "2018-01-02".into(),
     };
     s.store
-        .write_all(onboarding::new_child_writes(&child, &s.org, now_us()).unwrap())
+        .data()
+        .test_store()
+        .write_all(onboarding::new_child_writes(&child, &s.org).unwrap())
         .await
         .unwrap();
     let (expired, code) =
@@ -378,11 +404,15 @@ on_both_databases!(expired_revoked_and_unknown_codes_are_refused, |srv| {
         onboarding::new_invitation(&child.id, None, Some(&s.org), None, now_us(), 3600);
     let revoked_id = revoked.id.clone();
     s.store
+        .data()
+        .test_store()
         .create_invitations(vec![expired, revoked])
         .await
         .unwrap();
     assert!(
         s.store
+            .data()
+            .test_store()
             .revoke_invitation(&revoked_id, now_us())
             .await
             .unwrap()
@@ -415,7 +445,9 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         birth_date: "2017-05-06".into(),
     };
     s.store
-        .write_all(onboarding::new_child_writes(&child, &s.org, now_us()).unwrap())
+        .data()
+        .test_store()
+        .write_all(onboarding::new_child_writes(&child, &s.org).unwrap())
         .await
         .unwrap();
     // Signed-in family members ask (a new sign-in first verifies its email address, then
@@ -426,6 +458,7 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         async move {
             directory::create_family(
                 store,
+                &passport_server::records::Agent::operator("test fixture"),
                 directory::NewFamily {
                     email: email.into(),
                     name: "Alex Brown".into(),
@@ -463,7 +496,15 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
     assert_eq!(pending[0]["active"], false);
     assert!(links_of(&s.store, "robin@example.com").await.is_empty());
     assert!(links_of(&s.store, "jo@example.com").await.is_empty());
-    assert_eq!(s.store.passport_states(now_us()).await.unwrap(), vec![]);
+    assert_eq!(
+        s.store
+            .data()
+            .test_store()
+            .passport_states(now_us())
+            .await
+            .unwrap(),
+        vec![]
+    );
 
     // Staff of another organisation see nothing.
     let mut bob = Browser::new(&srv.base);
@@ -504,7 +545,12 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         now[0]
     );
     assert_eq!(
-        s.store.passport_states(now_us()).await.unwrap(),
+        s.store
+            .data()
+            .test_store()
+            .passport_states(now_us())
+            .await
+            .unwrap(),
         vec![(child.id.clone(), PassportState::Activated)]
     );
     // The parent signs in: family activity makes the passport active.
@@ -518,7 +564,12 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         .await;
     assert_eq!(p.location, "/");
     assert_eq!(
-        s.store.passport_state_counts(now_us()).await.unwrap(),
+        s.store
+            .data()
+            .test_store()
+            .passport_state_counts(now_us())
+            .await
+            .unwrap(),
         vec![
             (PassportState::Invited, 0),
             (PassportState::Activated, 0),
@@ -575,16 +626,10 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
          1234567890,Ben,Ray,2019-01-01,\n\
          {c},Cat,Ray,31/02/2019,\n"
     );
-    let errors = onboarding::import_clinic_list(
-        &Records::of(&srv.state),
-        &fixture(),
-        "RXX",
-        &bad,
-        &srv.base,
-        3600,
-    )
-    .await
-    .unwrap_err();
+    let errors =
+        onboarding::import_clinic_list(&srv.state.domain, &fixture(), "RXX", &bad, &srv.base, 3600)
+            .await
+            .unwrap_err();
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors[0].starts_with("line 3:"), "{errors:?}");
     assert!(errors[1].starts_with("line 4:"), "{errors:?}");
@@ -594,7 +639,15 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
             .unwrap()
             .is_none()
     );
-    assert!(s.store.passport_facts(now_us()).await.unwrap().is_empty());
+    assert!(
+        s.store
+            .data()
+            .test_store()
+            .passport_facts(now_us())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let good = format!(
         "nhs_number,given,family,birth_date,parent_email\n\
@@ -602,7 +655,7 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
          {b},Ben,Ray,02/01/2019,\n"
     );
     let rows = onboarding::import_clinic_list(
-        &Records::of(&srv.state),
+        &srv.state.domain,
         &fixture(),
         "RXX",
         &good,
@@ -616,7 +669,12 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
     let ben = onboarding::find_child(&s.store, &b).await.unwrap().unwrap();
     assert_eq!(ben.birth_date, "2019-01-02");
     assert_eq!(
-        s.store.passport_state_counts(now_us()).await.unwrap()[0],
+        s.store
+            .data()
+            .test_store()
+            .passport_state_counts(now_us())
+            .await
+            .unwrap()[0],
         (PassportState::Invited, 2)
     );
     // The printed link works.
@@ -627,7 +685,7 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
     assert!(p.body.contains("Join Ben"));
     // Importing again finds the passports and issues new invitations.
     let again = onboarding::import_clinic_list(
-        &Records::of(&srv.state),
+        &srv.state.domain,
         &fixture(),
         &s.org,
         &good,
@@ -637,7 +695,16 @@ on_both_databases!(clinic_list_import_is_all_or_nothing, |srv| {
     .await
     .unwrap();
     assert!(again.iter().all(|r| !r.created));
-    assert_eq!(s.store.invitations_for(&ben.id).await.unwrap().len(), 2);
+    assert_eq!(
+        s.store
+            .data()
+            .test_store()
+            .invitations_for(&ben.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     s.store.close().await;
 });
 

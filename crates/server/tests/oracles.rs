@@ -15,7 +15,8 @@ const HIDDEN_ADDRESS: &str = "https://passport.nhs.uk/fhir/StructureDefinition/a
 /// A parent's sign-in (Person) and token by the real code exchange: (token, Person id).
 async fn parent_token(srv: &TestServer) -> (String, String) {
     let created = directory::create_family(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewFamily {
             email: "parent@example.com".into(),
             name: "Alex Parent".into(),
@@ -26,7 +27,9 @@ async fn parent_token(srv: &TestServer) -> (String, String) {
     .unwrap();
     let account = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .account(&created.account_id)
         .await
         .unwrap()

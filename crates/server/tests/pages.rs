@@ -8,22 +8,22 @@ mod common;
 
 use access::{Role, Section, Sector, SharingChoices};
 use common::browser::{Browser, PASSWORD};
-use common::{FIXTURE_BASE, fixture};
+use common::fixture;
 use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
-use passport_server::records::Records;
 use passport_server::web::directory;
 use passport_server::web::onboarding::{self, Child};
+use passport_store::AuditQuery;
 use passport_store::break_glass::BreakGlassRow;
 use passport_store::oauth::RefreshToken;
-use passport_store::{AuditQuery, Store};
 use serde_json::{Value, json};
 
 const NHS: &str = "9434765919";
 const DOB: &str = "2019-03-27";
 
-async fn org(store: &Store, name: &str, sector: Sector, ods: &str) -> String {
+async fn org(store: &passport_server::Domain, name: &str, sector: Sector, ods: &str) -> String {
     directory::create_organisation(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: name.into(),
             sector,
@@ -38,7 +38,7 @@ async fn org(store: &Store, name: &str, sector: Sector, ods: &str) -> String {
 
 /// A member of staff: (email, TOTP secret, account id).
 async fn staff(
-    store: &Store,
+    store: &passport_server::Domain,
     org: &str,
     role: Role,
     email: &str,
@@ -46,6 +46,7 @@ async fn staff(
 ) -> (String, Vec<u8>, String) {
     let c = directory::create_staff(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: org.into(),
             role,
@@ -59,9 +60,10 @@ async fn staff(
     (email.to_owned(), c.totp_secret.unwrap(), c.account_id)
 }
 
-async fn family(store: &Store, email: &str, name: &str) -> String {
+async fn family(store: &passport_server::Domain, email: &str, name: &str) -> String {
     directory::create_family(
         store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: email.into(),
             name: name.into(),
@@ -81,7 +83,7 @@ fn tagged(resource: Value, section: Section) -> Value {
 }
 
 struct World {
-    store: Store,
+    store: std::sync::Arc<passport_server::Domain>,
     child: String,
     hospital: String,
     er: String,
@@ -99,7 +101,10 @@ struct World {
 /// Two organisations, their staff, a child in the hospital's care team with a parent (with
 /// parental responsibility), a relative (without) and items in several sections.
 async fn world(url: &str) -> World {
-    let store = Store::open(url).await.unwrap();
+    let store =
+        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
+            .await
+            .unwrap();
     let hospital = org(
         &store,
         "Riverside Children's Hospital",
@@ -118,6 +123,7 @@ async fn world(url: &str) -> World {
     // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
     let region = directory::create_regional_organisation(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "North Children's Passport".into(),
             sector: Sector::CommunityHealth,
@@ -176,7 +182,6 @@ async fn world(url: &str) -> World {
         "Tom Teacher",
     )
     .await;
-    let now = passport_server::clock::now_us();
     let child = Child {
         id: uuid::Uuid::now_v7().to_string(),
         nhs_number: NHS.into(),
@@ -184,7 +189,7 @@ async fn world(url: &str) -> World {
         family: "Jones".into(),
         birth_date: DOB.into(),
     };
-    let mut writes = onboarding::new_child_writes(&child, &hospital, now).unwrap();
+    let mut writes = onboarding::new_child_writes(&child, &hospital).unwrap();
     let p = json!({ "reference": format!("Patient/{}", child.id) });
     for r in [
         tagged(
@@ -204,24 +209,29 @@ async fn world(url: &str) -> World {
             Section::Medicines,
         ),
     ] {
-        writes.push(passport_server::records::new_version(r, None, now).unwrap());
+        writes.push(passport_server::records::new_version(r, None).unwrap());
     }
-    store.write_all(writes).await.map_err(|e| e.error).unwrap();
+    store
+        .data()
+        .test_store()
+        .write_all(writes)
+        .await
+        .map_err(|e| e.error)
+        .unwrap();
     let parent = family(&store, "sam@example.com", "Sam Jones").await;
     let relative = family(&store, "gran@example.com", "Gran Jones").await;
     let stranger = family(&store, "nosy@example.com", "Nosy Parker").await;
     for (email, rel) in [(&parent, "MTH"), (&relative, "FAMMEMB")] {
-        let account = store.account_by_login(email).await.unwrap().unwrap();
-        onboarding::bind(
-            &Records::elsewhere(&store, FIXTURE_BASE),
-            &fixture(),
-            &account,
-            &child.id,
-            rel,
-            true,
-        )
-        .await
-        .unwrap();
+        let account = store
+            .data()
+            .test_store()
+            .account_by_login(email)
+            .await
+            .unwrap()
+            .unwrap();
+        onboarding::bind(&store, &fixture(), &account, &child.id, rel, true)
+            .await
+            .unwrap();
     }
     World {
         store,
@@ -394,6 +404,8 @@ on_both_databases!(admin_pages, |srv| {
     assert_eq!(d.status, 303);
     assert!(
         !w.store
+            .data()
+            .test_store()
             .oauth_client(&client_id)
             .await
             .unwrap()
@@ -458,6 +470,8 @@ on_both_databases!(admin_pages, |srv| {
     assert!(made.body.contains("/reset-password/") && made.body.contains("otpauth://"));
     let nia = w
         .store
+        .data()
+        .test_store()
         .account_by_login("nia@example.nhs.uk")
         .await
         .unwrap()
@@ -477,6 +491,8 @@ on_both_databases!(admin_pages, |srv| {
     assert_eq!(other.status, 404);
     assert!(
         w.store
+            .data()
+            .test_store()
             .account(&w.er_clinician.2)
             .await
             .unwrap()
@@ -492,6 +508,8 @@ on_both_databases!(a_school_cannot_mint_a_clinician, |srv| {
     let w = world(&srv.database_url).await;
     let school = w
         .store
+        .data()
+        .test_store()
         .account_by_login(&w.teacher.0)
         .await
         .unwrap()
@@ -536,6 +554,8 @@ on_both_databases!(a_school_cannot_mint_a_clinician, |srv| {
     }
     assert!(
         w.store
+            .data()
+            .test_store()
             .account_by_login("fake@example.sch.uk")
             .await
             .unwrap()
@@ -574,7 +594,12 @@ on_both_databases!(deactivation_ends_sessions_and_tokens_at_once, |srv| {
         access_jti: Some("jti-1".into()),
         access_expires_us: Some(now + 600_000_000),
     };
-    w.store.oauth_insert_refresh(&token, None).await.unwrap();
+    w.store
+        .data()
+        .test_store()
+        .oauth_insert_refresh(&token, None)
+        .await
+        .unwrap();
     let mut oa = signed_in_staff(&srv.base, &w.org_admin).await;
     let forged = oa
         .post(
@@ -601,12 +626,21 @@ on_both_databases!(deactivation_ends_sessions_and_tokens_at_once, |srv| {
     assert_eq!(after.location, "/sign-in");
     assert!(
         w.store
+            .data()
+            .test_store()
             .oauth_refresh_token(&token.token_hash)
             .await
             .unwrap()
             .is_none()
     );
-    assert!(w.store.oauth_is_revoked("jti-1").await.unwrap());
+    assert!(
+        w.store
+            .data()
+            .test_store()
+            .oauth_is_revoked("jti-1")
+            .await
+            .unwrap()
+    );
     let list = oa.get("/admin/staff").await;
     assert!(
         list.body
@@ -677,6 +711,8 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     assert_eq!(saved.location, format!("{path}?saved"));
     let consents = || async {
         w.store
+            .data()
+            .test_store()
             .revinclude(
                 "Consent",
                 Some("patient"),
@@ -730,6 +766,8 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     // Both changes are in the audit log as consent changes.
     let log = w
         .store
+        .data()
+        .test_store()
         .list_audit(&AuditQuery {
             patient_id: Some(w.child.clone()),
             count: 50,
@@ -757,12 +795,14 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
 });
 
 async fn audit_settled(
-    store: &Store,
+    store: &passport_server::Domain,
     patient: &str,
     needle: &str,
 ) -> Vec<passport_store::AuditEntry> {
     for _ in 0..50 {
         let log = store
+            .data()
+            .test_store()
             .list_audit(&AuditQuery {
                 patient_id: Some(patient.into()),
                 include_safeguarding: true,
@@ -834,6 +874,8 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     assert_eq!(forged.status, 403);
     assert!(
         w.store
+            .data()
+            .test_store()
             .break_glass_for_patient(&w.child)
             .await
             .unwrap()
@@ -868,7 +910,13 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         )
         .await;
     assert_eq!(p.status, 303, "{}", p.body);
-    let grants = w.store.break_glass_for_patient(&w.child).await.unwrap();
+    let grants = w
+        .store
+        .data()
+        .test_store()
+        .break_glass_for_patient(&w.child)
+        .await
+        .unwrap();
     assert_eq!(grants.len(), 1);
     let g = &grants[0];
     assert_eq!(
@@ -918,7 +966,12 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         reviewed_us: None,
         reviewed_by: None,
     };
-    w.store.create_break_glass(&old).await.unwrap();
+    w.store
+        .data()
+        .test_store()
+        .create_break_glass(&old)
+        .await
+        .unwrap();
     let ended = er.get(&format!("/break-glass/{}", old.id)).await;
     assert_eq!(ended.status, 403);
     assert!(
@@ -940,6 +993,8 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         s.to_record("http://passport.test")
     };
     w.store
+        .data()
+        .test_store()
         .append_audit(vec![
             record("Nina Normal", Purpose::Treatment),
             record("Sally Safeguard", Purpose::Safeguarding),
@@ -975,6 +1030,8 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     assert_eq!(done.status, 303);
     let open: Vec<String> = w
         .store
+        .data()
+        .test_store()
         .break_glass_for_organisation(&w.er, true)
         .await
         .unwrap()
@@ -1012,7 +1069,12 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
         reason: "Collapsed on the ward".into(),
         ..old.clone()
     };
-    w.store.create_break_glass(&orphan).await.unwrap();
+    w.store
+        .data()
+        .test_store()
+        .create_break_glass(&orphan)
+        .await
+        .unwrap();
     let review = ra.get("/privacy").await;
     assert_eq!(review.status, 200);
     assert!(
@@ -1037,6 +1099,8 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     assert_eq!(done.status, 303);
     assert!(
         w.store
+            .data()
+            .test_store()
             .break_glass_for_organisation(&w.hospital, true)
             .await
             .unwrap()
@@ -1069,7 +1133,12 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     let many: Vec<_> = (0..25)
         .map(|i| record(&format!("Reader {i:02}"), Purpose::Treatment))
         .collect();
-    w.store.append_audit(many).await.unwrap();
+    w.store
+        .data()
+        .test_store()
+        .append_audit(many)
+        .await
+        .unwrap();
     let first = parent.get(&path).await;
     assert!(first.body.contains("Reader 24") && !first.body.contains("Reader 04"));
     let at = first
@@ -1240,7 +1309,12 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
         passport_server::clock::now_us(),
         3600,
     );
-    w.store.create_invitations(vec![invitation]).await.unwrap();
+    w.store
+        .data()
+        .test_store()
+        .create_invitations(vec![invitation])
+        .await
+        .unwrap();
     let reset = directory::issue_password_reset(&w.store, &w.stranger, &srv.base, 3600)
         .await
         .unwrap();

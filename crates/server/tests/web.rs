@@ -7,11 +7,10 @@ mod common;
 use access::{Role, Sector};
 use common::browser::{Browser, PASSWORD, Page, now_secs};
 use passport_server::web::{auth, directory};
-use passport_store::Store;
 use serde_json::Value;
 
 struct Seeded {
-    store: Store,
+    store: std::sync::Arc<passport_server::Domain>,
     staff_email: String,
     secret: Vec<u8>,
     family_email: String,
@@ -20,9 +19,13 @@ struct Seeded {
 /// Seeds an organisation, a clinician and a family member through a second handle on the
 /// server's database.
 async fn seed(url: &str) -> Seeded {
-    let store = Store::open(url).await.unwrap();
+    let store =
+        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
+            .await
+            .unwrap();
     let org = directory::create_organisation(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewOrganisation {
             name: "Riverside Children's Hospital".into(),
             sector: Sector::HospitalTrust,
@@ -35,6 +38,7 @@ async fn seed(url: &str) -> Seeded {
     .unwrap();
     let staff = directory::create_staff(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewStaff {
             organisation: org,
             role: Role::Clinician,
@@ -47,6 +51,7 @@ async fn seed(url: &str) -> Seeded {
     .unwrap();
     directory::create_family(
         &store,
+        &passport_server::records::Agent::operator("test fixture"),
         directory::NewFamily {
             email: "sam@example.com".into(),
             name: "Sam Parent".into(),
@@ -189,6 +194,8 @@ on_both_databases!(wrong_password_then_lockout, |srv| {
     for _ in 0..5 {
         t = seeded
             .store
+            .data()
+            .test_store()
             .record_login_failure(&seeded.family_email, later)
             .await
             .unwrap();
@@ -447,10 +454,12 @@ on_both_databases!(sign_ins_and_failures_are_audited, |srv| {
     let home = b.get("/").await;
     let out = b.post("/sign-out", &[("csrf_token", &home.csrf())]).await;
     assert_eq!(out.status, 303);
-    srv.state.audit.flush().await;
+    srv.state.domain.audit.flush().await;
     let events: Vec<Value> = srv
         .state
-        .store
+        .domain
+        .data()
+        .test_store()
         .list_audit(&passport_store::audit::AuditQuery {
             count: 100,
             include_safeguarding: true,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use axum::response::IntoResponse;
 use axum::response::Response;
-use passport_store::{AuditRecord, Stored, Write};
+use domain::types::{AuditRecord, Stored, Write};
 
 use super::{Caller, Guard};
 use crate::AppState;
@@ -161,6 +161,7 @@ pub async fn sign_in_event(
     spec.outcome_desc = why.map(str::to_owned);
     spec.purpose = Purpose::Operations;
     if st
+        .domain
         .audit
         .submit(spec.to_record(st.config.base()))
         .await
@@ -235,6 +236,7 @@ pub async fn record(
     let kind = EventKind::Rest(note.interaction);
     for spec in specs(caller, kind, &note, outcome, desc) {
         if st
+            .domain
             .audit
             .submit(spec.to_record(st.config.base()))
             .await

@@ -21,8 +21,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use passport_store::StoreError;
-use passport_store::accounts::AccountKind;
+use domain::types::StoreError;
+use domain::types::accounts::AccountKind;
 
 use crate::AppState;
 use crate::audit::{Named, Purpose, Who};
@@ -196,7 +196,7 @@ fn refused(e: AuthError) -> ApiError {
 }
 
 async fn check_revoked(st: &AppState, jti: &str) -> Result<(), ApiError> {
-    match st.store.oauth_is_revoked(jti).await {
+    match st.domain.data().oauth_is_revoked(jti).await {
         Ok(false) => Ok(()),
         Ok(true) => Err(refused(AuthError::Revoked)),
         Err(e) => {
@@ -214,7 +214,7 @@ async fn organisation_named(
     st: &AppState,
     id: &str,
 ) -> Result<Option<crate::web::directory::Organisation>, ApiError> {
-    crate::web::directory::organisation(&st.store, id)
+    crate::web::directory::organisation(&st.domain, id)
         .await
         .map_err(|e| match e {
             crate::web::directory::DirectoryError::Store(s) => store_error(s),
@@ -224,7 +224,8 @@ async fn organisation_named(
 
 async fn system_caller(st: &AppState, claims: &TokenClaims) -> Result<Caller, ApiError> {
     let client = st
-        .store
+        .domain
+        .data()
         .oauth_client(&claims.client_id)
         .await
         .map_err(store_error)?
@@ -272,7 +273,8 @@ async fn system_caller(st: &AppState, claims: &TokenClaims) -> Result<Caller, Ap
 
 async fn user_caller(st: &AppState, claims: &TokenClaims) -> Result<Caller, ApiError> {
     let account = st
-        .store
+        .domain
+        .data()
         .account(&claims.sub)
         .await
         .map_err(store_error)?

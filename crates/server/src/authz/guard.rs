@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use access::{Action, ChildFacts, Decision, Reason, ResourceFacts, Timestamp};
 use bytes::Bytes;
-use passport_store::StoreError;
+use domain::types::StoreError;
 use serde_json::Value;
 
 use super::Caller;
@@ -73,10 +73,10 @@ impl<'a> Guard<'a> {
         }
         let v = self
             .st
-            .authz
+            .domain
             .views
             .get(
-                self.st,
+                &self.st.domain,
                 &self.caller.subject,
                 crate::clock::now_us(),
                 &mut self.memo,
@@ -90,7 +90,7 @@ impl<'a> Guard<'a> {
         if let Some(f) = self.memo.get(patient) {
             return Ok(f.clone());
         }
-        let f = child_facts(self.st, patient).await?;
+        let f = child_facts(&self.st.domain, patient).await?;
         self.memo.insert(patient.to_owned(), f.clone());
         Ok(f)
     }
@@ -104,7 +104,7 @@ impl<'a> Guard<'a> {
     ) -> Result<Decision, StoreError> {
         let facts = ResourceFacts::from_json(resource);
         let patients = fhir::compartment::patients_of(resource);
-        let policy = &self.st.authz.policy;
+        let policy = &self.st.domain.policy;
         if patients.is_empty() {
             return Ok(access::decide(
                 policy,
@@ -177,7 +177,7 @@ impl<'a> Guard<'a> {
     pub fn may_create_passport(&self) -> bool {
         let facts = ResourceFacts::from_json(&serde_json::json!({"resourceType": "Patient"}));
         access::decide(
-            &self.st.authz.policy,
+            &self.st.domain.policy,
             &self.caller.subject,
             Action::Create,
             &facts,

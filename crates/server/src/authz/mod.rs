@@ -9,20 +9,17 @@
 
 pub mod audit;
 pub mod authenticate;
-pub mod facts;
 mod guard;
-pub mod views;
 
 pub use authenticate::{Caller, TokenCache};
+pub use domain::{facts, views};
 pub use facts::FactsCache;
 pub use guard::{Guard, may_touch, not_found};
 pub use views::{CallerViews, access_inputs};
 
-/// The enforcement state shared by every request.
+/// The enforcement state shared by every request (child facts, caller views and the
+/// regional policy are the domain's: `Domain::{facts, views, policy}`).
 #[derive(Default)]
 pub struct Authz {
     pub tokens: TokenCache,
-    pub facts: FactsCache,
-    pub views: views::ViewCache,
-    pub policy: access::RegionalPolicy,
 }

@@ -21,14 +21,14 @@ const MAX_COUNT: usize = 100;
 /// Every record the query matches, counted a page at a time from the newest.
 async fn count_all(
     st: &crate::AppState,
-    query: &passport_store::audit::AuditQuery,
+    query: &domain::types::audit::AuditQuery,
 ) -> ApiResult<u64> {
     let mut q = query.clone();
     q.before_seq = None;
     q.count = 1000;
     let mut n = 0u64;
     loop {
-        let page = st.store.list_audit(&q).await?;
+        let page = st.domain.data().list_audit(&q).await?;
         n += page.len() as u64;
         match page.last() {
             Some(last) if page.len() == q.count => q.before_seq = Some(last.seq),
@@ -40,7 +40,7 @@ async fn count_all(
 pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiResult<Response> {
     let st = guard.st;
     let base = st.config.base();
-    let mut query = passport_store::audit::AuditQuery {
+    let mut query = domain::types::audit::AuditQuery {
         count: DEFAULT_COUNT,
         ..Default::default()
     };
@@ -102,7 +102,7 @@ pub async fn search(guard: &mut Guard<'_>, pairs: &[(String, String)]) -> ApiRes
     let mut fetch = query.clone();
     fetch.count = query.count + 1;
     let mut rows = if allowed {
-        st.store.list_audit(&fetch).await?
+        st.domain.data().list_audit(&fetch).await?
     } else {
         Vec::new()
     };

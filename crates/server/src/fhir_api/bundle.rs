@@ -13,7 +13,7 @@
 //!   (`urn:uuid:`/`urn:oid:`, at any depth, `contained` included) is rewritten to
 //!   `Type/id`, and conditional references (`Patient?identifier=s|v`) are resolved to their
 //!   one match. Only then is every resource validated and stamped, and all the writes go to
-//!   the store in ONE [`passport_store::Store::write_all`], each naming the version it
+//!   the store in ONE [`domain::types::Store::write_all`], each naming the version it
 //!   replaces. A failing entry fails the whole transaction with its status and an
 //!   OperationOutcome naming it (`Bundle.entry[n]`); nothing is stored.
 //! * **Concurrency**: if another write changes a resource between the planning and the
@@ -38,8 +38,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use domain::types::{StoreError, Stored, TokenCriterion, Write, WriteAllError};
 use fhir::{Issue, IssueType};
-use passport_store::{StoreError, Stored, TokenCriterion, Write, WriteAllError};
 use serde_json::{Map, Value};
 
 use super::conditional;
@@ -1241,7 +1241,13 @@ async fn plan_entry(
     let wanted = e.wanted().map_err(f)?;
     let read = |id: String| {
         let t = t.clone();
-        async move { st.store.read(&t, &id).await.map_err(|e| f(e.into())) }
+        async move {
+            st.domain
+                .records()
+                .read(&t, &id)
+                .await
+                .map_err(|e| f(e.into()))
+        }
     };
     match e.method {
         Method::Get | Method::Head => Ok(Plan::Read),

@@ -37,7 +37,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use passport_store::{StoreError, SystemMatch, TokenCriterion};
+use domain::types::{StoreError, SystemMatch, TokenCriterion};
 use serde_json::Value;
 
 use crate::audit::Interaction;
@@ -167,7 +167,13 @@ pub async fn update(
                 }
                 let id = match &body_id {
                     Some(id) => {
-                        if st.store.read(&resource_type, id).await?.is_some() {
+                        if st
+                            .domain
+                            .records()
+                            .read(&resource_type, id)
+                            .await?
+                            .is_some()
+                        {
                             return Err(ApiError::Conflict(format!(
                                 "no {resource_type} matches the condition, but the body's id '{id}' is already taken by a resource that does not match"
                             )));
@@ -312,7 +318,8 @@ pub async fn visible_matches(
         }
         let Some(s) = guard
             .st
-            .store
+            .domain
+            .records()
             .read(resource_type, &id)
             .await?
             .filter(|s| !s.deleted)
@@ -330,7 +337,8 @@ pub async fn visible_matches(
     if let Some(tokens) = race_check(criteria).filter(|t| !t.is_empty()) {
         m.hidden = guard
             .st
-            .store
+            .domain
+            .records()
             .find_by_tokens(resource_type, &tokens)
             .await?
             .into_iter()

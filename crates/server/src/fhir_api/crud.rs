@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use domain::types::{StoreError, Stored};
 use fhir::{Issue, IssueType};
-use passport_store::{StoreError, Stored, Write};
 use serde_json::{Map, Value};
 
 use super::request::{self, JSON_PATCH};
@@ -17,14 +17,13 @@ use super::response::{self, Return, etag};
 use crate::AppState;
 use crate::audit::Interaction;
 use crate::authz::{Caller, Guard};
-use crate::clock;
 use crate::error::{ApiError, ApiResult};
 
-/// How often an update without `If-Match` is retried when another write got in first.
-/// Each retry re-reads and re-applies, so it is a fresh decision, never a blind overwrite.
-/// Retries back off a little (see [`backoff`]) so that many writers to one resource
-/// take turns instead of colliding again.
-pub(crate) const MAX_RETRIES: u32 = 64;
+/// How often an update without `If-Match` is retried when another write got in first
+/// (retries back off a little, see [`backoff`], so that many writers to one resource take
+/// turns instead of colliding again).
+pub(crate) use domain::records::MAX_RETRIES;
+pub(crate) use domain::records::{deletion, stamp as prepare};
 
 /// Sleeps a short, growing, jittered time before retry number `attempt` (from 1).
 pub(crate) async fn backoff(attempt: u32) {
@@ -62,55 +61,6 @@ pub(crate) fn location(st: &AppState, stored: &Stored) -> String {
         stored.id,
         stored.version_id
     )
-}
-
-/// Stamps server-owned meta and serialises. The only place a body is serialised on the
-/// way in; reads then serve these bytes as they are.
-pub(crate) fn prepare(
-    resource_type: &str,
-    id: &str,
-    mut map: Map<String, Value>,
-    replaces: Option<&Stored>,
-) -> Write {
-    let version_id = replaces.map_or(1, |s| s.version_id + 1);
-    // lastUpdated never goes backwards for one resource, even if the clock does.
-    let last_updated_us = clock::now_us().max(replaces.map_or(0, |s| s.last_updated_us + 1));
-    fhir::meta::stamp(&mut map, id, version_id, &clock::instant(last_updated_us));
-    let value = Value::Object(map);
-    // Extracted here, on the request's task, not on the store's single writer thread.
-    let index = fhir::search::extract(&value);
-    let access = crate::authz::access_inputs(&value);
-    let body = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serialises"));
-    Write {
-        resource_type: resource_type.to_owned(),
-        id: id.to_owned(),
-        replaces: replaces.map(|s| s.version_id),
-        version_id,
-        last_updated_us,
-        deleted: false,
-        body,
-        index,
-        access,
-        unless_exists: None,
-        audit: Vec::new(),
-    }
-}
-
-/// The version that deletes `existing` (its current, non-deleted version).
-pub(crate) fn deletion(existing: &Stored) -> Write {
-    Write {
-        resource_type: existing.resource_type.clone(),
-        id: existing.id.clone(),
-        replaces: Some(existing.version_id),
-        version_id: existing.version_id + 1,
-        last_updated_us: clock::now_us().max(existing.last_updated_us + 1),
-        deleted: true,
-        body: Bytes::new(),
-        index: Vec::new(),
-        access: Default::default(),
-        unless_exists: None,
-        audit: Vec::new(),
-    }
 }
 
 pub async fn create(
@@ -198,7 +148,8 @@ async fn create_matched(
         )));
     };
     let existing = st
-        .store
+        .domain
+        .records()
         .read(resource_type, id)
         .await?
         .filter(|s| !s.deleted)
@@ -255,7 +206,7 @@ pub async fn read(
 /// resource never existed.
 async fn current(guard: &mut Guard<'_>, resource_type: &str, id: &str) -> ApiResult<Stored> {
     let st = guard.st;
-    match st.store.read(resource_type, id).await? {
+    match st.domain.records().read(resource_type, id).await? {
         None => Err(not_found(resource_type, id)),
         Some(s) if s.deleted => {
             if !deletion_visible(guard, &s).await? {
@@ -278,7 +229,8 @@ pub(crate) async fn deleted_body(st: &AppState, deletion: &Stored) -> ApiResult<
         return Ok(None);
     };
     Ok(st
-        .store
+        .domain
+        .records()
         .vread(&deletion.resource_type, &deletion.id, v)
         .await?
         .filter(|b| !b.deleted)
@@ -358,7 +310,12 @@ pub async fn vread(
     let mut guard = Guard::new(&st, &caller);
     guard.require_scope(&resource_type, access::Action::Read)?;
     let missing = || ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"));
-    match st.store.vread(&resource_type, &id, version).await? {
+    match st
+        .domain
+        .records()
+        .vread(&resource_type, &id, version)
+        .await?
+    {
         None => Err(missing()),
         Some(s) if s.deleted => {
             if !deletion_visible(&mut guard, &s).await? {
@@ -503,7 +460,7 @@ pub(crate) async fn write_with_retry(
         if attempt > 0 {
             backoff(attempt).await;
         }
-        let existing = st.store.read(resource_type, id).await?;
+        let existing = st.domain.records().read(resource_type, id).await?;
         let live = existing.as_ref().filter(|s| !s.deleted);
         // The version check sees a hidden resource as missing (a 412 naming its version, or
         // a 404 where a missing one gets a 412, would tell that it exists); without
@@ -610,7 +567,7 @@ pub async fn delete(
         if attempt > 0 {
             backoff(attempt).await;
         }
-        let existing = st.store.read(&resource_type, &id).await?;
+        let existing = st.domain.records().read(&resource_type, &id).await?;
         // A hidden resource answers `If-Match` exactly as a missing one.
         if let Some(w) = wanted {
             let current =
@@ -680,7 +637,7 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::super::conditional::{criteria, race_check};
-    use passport_store::SystemMatch;
+    use domain::types::SystemMatch;
 
     #[test]
     fn conditions() {

@@ -8,7 +8,7 @@ use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use passport_store::HistoryQuery;
+use domain::types::HistoryQuery;
 
 use super::crud::require_supported;
 use super::request;
@@ -76,7 +76,7 @@ async fn latest_body(
     resource_type: &str,
     id: &str,
 ) -> ApiResult<Option<bytes::Bytes>> {
-    Ok(match st.store.read(resource_type, id).await? {
+    Ok(match st.domain.records().read(resource_type, id).await? {
         None => None,
         Some(s) if !s.deleted => Some(s.body),
         Some(s) => super::crud::deleted_body(st, &s).await?,
@@ -143,10 +143,11 @@ async fn history(
     // Only versions the caller may see are listed (and counted for paging).
     let views = guard.views().await?;
     let mut entries = st
-        .store
+        .domain
+        .records()
         .history(
             &fetch,
-            passport_store::search::Visibility::Caller(&views.history()),
+            domain::types::search::Visibility::Caller(&views.history()),
         )
         .await?;
     let more = entries.len() > query.count;

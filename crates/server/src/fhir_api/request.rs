@@ -134,43 +134,12 @@ pub fn require_type(map: &Map<String, Value>, resource_type: &str) -> ApiResult<
     }
 }
 
-/// Normalises, then validates against the R4 definitions (422 with every problem found).
-/// Every FHIR API write (create, update, patch, conditional update, batch and transaction
-/// entries) passes through here before its access decision and stamping, so this is the
-/// one place a body is normalised: a hidden-address marker on one of a Patient's addresses
-/// moves to the Patient itself, where it hides every address (`access::redact`).
-pub fn validate(mut map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
-    access::normalise_hidden_address(&mut map);
-    let value = Value::Object(map);
-    let issues: Vec<Issue> = fhir::validate(&value)
-        .into_iter()
-        .filter(|i| i.severity == fhir::Severity::Error || i.severity == fhir::Severity::Fatal)
-        .collect();
-    if !issues.is_empty() {
-        return Err(ApiError::Unprocessable(issues));
-    }
-    let Value::Object(map) = value else {
-        unreachable!()
-    };
-    Ok(map)
+/// The write path's checks ([`domain::records::validate`]); refused as 422 with the issues.
+pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    domain::records::validate(map).map_err(ApiError::Unprocessable)
 }
 
-/// Gives a body written without any section tag its sections (`access::ensure_sections`,
-/// docs/SECURITY.md §5): an update keeps those of `previous`, the version it replaces;
-/// a create (or an update of an item that had none) gets its type's default. Every FHIR
-/// API write (create, update, patch, conditional create and update, batch and transaction
-/// entries) passes through here after [`validate`], where the version it replaces is
-/// known, and before its access decision, so the decision sees the sections stored.
-pub fn with_sections(
-    mut map: Map<String, Value>,
-    previous: Option<&passport_store::Stored>,
-) -> Map<String, Value> {
-    let previous = previous
-        .filter(|p| !p.deleted)
-        .and_then(|p| serde_json::from_slice::<Value>(&p.body).ok());
-    access::ensure_sections(&mut map, previous.as_ref());
-    map
-}
+pub use domain::records::with_sections;
 
 /// The version named by `If-Match: W/"n"` (or `"n"`), if the header is present.
 pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {

@@ -4,7 +4,7 @@
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use passport_store::Stored;
+use domain::types::Stored;
 
 use crate::clock;
 

@@ -1,7 +1,7 @@
 //! Search: `GET /fhir/{type}?…`, `POST /fhir/{type}/_search`, compartment search
 //! `GET /fhir/Patient/{id}/{type}?…` and `GET /fhir/Patient/{id}/$everything`.
 //!
-//! The query string is parsed into a [`passport_store::search::SearchQuery`] (one indexed
+//! The query string is parsed into a [`domain::types::search::SearchQuery`] (one indexed
 //! SQL statement per page), and the `searchset` Bundle is written as bytes around the stored
 //! bodies ([`super::response::BundleWriter`]). Paging is keyset, both ways, so pages stay
 //! correct while others write: `next` links carry `_cursor`, the opaque position after the
@@ -24,12 +24,12 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use fhir::search::{ParamType, SearchParam};
-use passport_store::SystemMatch;
-use passport_store::search::{
+use domain::types::SystemMatch;
+use domain::types::search::{
     Condition, Cursor, EverythingQuery, Filter, Match, Prefix, SearchQuery, Second, SortBy,
     SortKey, SortValue, StringMode, Table, UriMode, Visibility,
 };
+use fhir::search::{ParamType, SearchParam};
 use serde_json::Value;
 
 use super::crud::require_supported;
@@ -805,7 +805,8 @@ pub async fn matching_ids(
     parsed.query.count = limit;
     let views = guard.views().await?;
     let result = st
-        .store
+        .domain
+        .records()
         .search(&parsed.query, Visibility::Caller(&views.searching()))
         .await?;
     Ok(result.matches.into_iter().map(|m| m.id).collect())
@@ -948,7 +949,8 @@ async fn run(
     }
     let views = guard.views().await?;
     let mut result = st
-        .store
+        .domain
+        .records()
         .search(&parsed.query, Visibility::Caller(&views.searching()))
         .await?;
     if count_only {
@@ -989,7 +991,8 @@ async fn run(
                             .map(|m| m.id.clone())
                             .collect();
                         found.extend(
-                            st.store
+                            st.domain
+                                .records()
                                 .revinclude(&inc.source_type, inc.param.as_deref(), tt, &ids)
                                 .await?,
                         );
@@ -1001,7 +1004,8 @@ async fn run(
                         .map(|m| m.id.clone())
                         .collect();
                     found.extend(
-                        st.store
+                        st.domain
+                            .records()
                             .include(
                                 &inc.source_type,
                                 &ids,
@@ -1184,7 +1188,12 @@ async fn everything(
     // other types it does not cover are left out of the result, not refused), and the
     // caller must be able to see that record, or there is no child.
     guard.require_scope("Patient", access::Action::Read)?;
-    let patient = st.store.read("Patient", id).await?.filter(|s| !s.deleted);
+    let patient = st
+        .domain
+        .records()
+        .read("Patient", id)
+        .await?
+        .filter(|s| !s.deleted);
     let seen = match &patient {
         Some(p) => guard
             .readable(access::Action::Read, &p.body)
@@ -1253,7 +1262,8 @@ async fn everything(
     };
     let views = guard.views().await?;
     let mut rows = st
-        .store
+        .domain
+        .records()
         .everything(&q, Visibility::Caller(&views.searching()))
         .await?;
     if !wanted("Patient") {

@@ -22,9 +22,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use passport_store::StoreError;
-use passport_store::accounts::{Account, AccountKind};
-use passport_store::oauth::{LaunchContext, OAuthClient};
+use domain::types::StoreError;
+use domain::types::accounts::{Account, AccountKind};
+use domain::types::oauth::{LaunchContext, OAuthClient};
 use serde_json::{Value, json};
 
 use super::{CodeRequest, jwt, token};
@@ -120,7 +120,7 @@ pub async fn children_visible_to(
 ) -> Result<Vec<(String, String)>, StoreError> {
     let ids: Vec<String> = match account.kind {
         AccountKind::Family => active_family_links(st, account).await?,
-        AccountKind::Staff => crate::web::onboarding::care_team_patients(&st.store, account)
+        AccountKind::Staff => crate::web::onboarding::care_team_patients(&st.domain, account)
             .await?
             .into_iter()
             .collect(),
@@ -130,7 +130,13 @@ pub async fn children_visible_to(
         if out.iter().any(|(i, _)| *i == id) {
             continue;
         }
-        if let Some(p) = st.store.read("Patient", &id).await?.filter(|s| !s.deleted) {
+        if let Some(p) = st
+            .domain
+            .records()
+            .read("Patient", &id)
+            .await?
+            .filter(|s| !s.deleted)
+        {
             let v: Value = serde_json::from_slice(&p.body).unwrap_or_default();
             out.push((id, display_name(&v)));
         }
@@ -141,7 +147,7 @@ pub async fn children_visible_to(
 
 async fn active_family_links(st: &AppState, account: &Account) -> Result<Vec<String>, StoreError> {
     match &account.person_id {
-        Some(person) => crate::web::onboarding::linked_patients(&st.store, person, true).await,
+        Some(person) => crate::web::onboarding::linked_patients(&st.domain, person, true).await,
         None => Ok(Vec::new()),
     }
 }
@@ -266,7 +272,13 @@ async fn check(st: &AppState, p: &Params) -> Result<Checked, Stop> {
     if client_id.is_empty() {
         return Err(error_page("The app did not say who it is (client_id)."));
     }
-    let Some(client) = st.store.oauth_client(client_id).await?.filter(|c| c.active) else {
+    let Some(client) = st
+        .domain
+        .data()
+        .oauth_client(client_id)
+        .await?
+        .filter(|c| c.active)
+    else {
         return Err(error_page("The app is not registered with Passport."));
     };
     let redirect_uri = get(p, "redirect_uri");
@@ -334,7 +346,8 @@ async fn check(st: &AppState, p: &Params) -> Result<Checked, Stop> {
         }
         let now = crate::clock::now_us();
         match st
-            .store
+            .domain
+            .data()
             .oauth_launch(&jwt::sha256_hex(launch_value))
             .await?
         {
@@ -520,7 +533,13 @@ async fn show(st: &AppState, headers: &HeaderMap, p: &Params) -> Result<Response
 
 async fn patient_name(st: &AppState, id: &str) -> Result<String, StoreError> {
     Ok(
-        match st.store.read("Patient", id).await?.filter(|s| !s.deleted) {
+        match st
+            .domain
+            .records()
+            .read("Patient", id)
+            .await?
+            .filter(|s| !s.deleted)
+        {
             Some(s) => display_name(&serde_json::from_slice(&s.body).unwrap_or_default()),
             None => "a child".to_owned(),
         },
@@ -584,7 +603,8 @@ async fn decide(
         ("decide", "deny") => {
             if let Some(l) = &c.launch {
                 // A refused launch is finished: it cannot be used again.
-                st.store
+                st.domain
+                    .data()
                     .oauth_use_launch(&l.launch_hash, crate::clock::now_us())
                     .await?;
             }
@@ -594,7 +614,8 @@ async fn decide(
             let patient = if let Some(l) = &c.launch {
                 // Used once: of two racing approvals only one gets the launch.
                 match st
-                    .store
+                    .domain
+                    .data()
                     .oauth_use_launch(&l.launch_hash, crate::clock::now_us())
                     .await?
                 {
@@ -736,7 +757,8 @@ fn type_words(t: &str) -> String {
 /// authorization_code grant.
 async fn launchable(st: &AppState) -> Result<Vec<OAuthClient>, StoreError> {
     Ok(st
-        .store
+        .domain
+        .data()
         .oauth_clients()
         .await?
         .into_iter()
@@ -844,7 +866,7 @@ async fn launch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
                 return Err(cannot_open());
             }
             let value = jwt::random_token();
-            st.store
+            st.domain.data()
                 .oauth_insert_launch(&LaunchContext {
                     launch_hash: jwt::sha256_hex(&value),
                     account_id: cur.account.id.clone(),

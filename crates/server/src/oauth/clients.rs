@@ -4,8 +4,8 @@
 //! for a machine-generated secret of that entropy (nothing to brute-force, unlike a
 //! password), and it keeps the token endpoint cheap. The secret is shown once, at creation.
 
-use passport_store::Store;
-use passport_store::oauth::OAuthClient;
+use domain::Data;
+use domain::types::oauth::OAuthClient;
 use serde_json::{Value, json};
 
 use super::jwt;
@@ -92,7 +92,7 @@ fn absolute_http(uri: &str) -> bool {
 
 /// Validates `spec`, registers the client and returns it (with a secret for a confidential
 /// client that has no keys).
-pub async fn create_client(store: &Store, spec: ClientSpec) -> Result<CreatedClient, String> {
+pub async fn create_client(store: &Data, spec: ClientSpec) -> Result<CreatedClient, String> {
     if spec.name.trim().is_empty() {
         return Err("a client needs a --name".into());
     }

@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
-use passport_store::oauth::SigningKey;
-use passport_store::{Store, StoreError};
+use domain::Data;
+use domain::types::StoreError;
+use domain::types::oauth::SigningKey;
 use serde_json::Value;
 
 use super::OAuthConfig;
@@ -63,7 +64,7 @@ impl Keys {
     /// when it is older than the rotation interval.
     pub async fn refresh(
         &self,
-        store: &Store,
+        store: &Data,
         cfg: &OAuthConfig,
         now_us: i64,
     ) -> Result<(), StoreError> {
@@ -82,7 +83,7 @@ impl Keys {
 
     /// Reloads without rotating, if the ring was not loaded within the last second (a token
     /// named an unknown `kid`: perhaps another process rotated).
-    pub async fn reload_if_stale(&self, store: &Store, cfg: &OAuthConfig, now_us: i64) {
+    pub async fn reload_if_stale(&self, store: &Data, cfg: &OAuthConfig, now_us: i64) {
         if now_us - self.ring().loaded_us < 1_000_000 {
             return;
         }
@@ -137,7 +138,7 @@ fn build(keys: &[SigningKey], cfg: &OAuthConfig, now_us: i64) -> KeyRing {
 /// Generates a new ES256 key and makes it the current one (the previous one is retired but
 /// stays published until its tokens expire). Returns the new `kid`.
 pub async fn rotate_signing_key(
-    store: &Store,
+    store: &Data,
     cfg: &OAuthConfig,
     now_us: i64,
 ) -> Result<String, StoreError> {

@@ -29,8 +29,9 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use passport_store::oauth::AuthCode;
-use passport_store::{Store, StoreError};
+use domain::Data;
+use domain::types::StoreError;
+use domain::types::oauth::AuthCode;
 
 use crate::AppState;
 
@@ -106,7 +107,7 @@ pub async fn start(state: &Arc<AppState>) -> Result<(), StoreError> {
     state
         .oauth
         .keys
-        .refresh(&state.store, &state.config.oauth, now)
+        .refresh(state.domain.data(), &state.config.oauth, now)
         .await?;
     let weak = Arc::downgrade(state);
     let every = state.config.oauth.maintenance_interval;
@@ -118,12 +119,12 @@ pub async fn start(state: &Arc<AppState>) -> Result<(), StoreError> {
             if let Err(e) = st
                 .oauth
                 .keys
-                .refresh(&st.store, &st.config.oauth, now)
+                .refresh(st.domain.data(), &st.config.oauth, now)
                 .await
             {
                 tracing::warn!(error = %e, "OAuth key maintenance");
             }
-            if let Err(e) = st.store.oauth_purge(now).await {
+            if let Err(e) = st.domain.data().oauth_purge(now).await {
                 tracing::warn!(error = %e, "purging expired OAuth rows");
             }
         }
@@ -167,7 +168,8 @@ pub async fn issue_authorization_code(
     req: &CodeRequest,
 ) -> Result<String, OAuthError> {
     let client = st
-        .store
+        .domain
+        .data()
         .oauth_client(&req.client_id)
         .await?
         .filter(|c| c.active)
@@ -190,7 +192,8 @@ pub async fn issue_authorization_code(
     token::check_scope(&req.scope, &client.scope, token::Context::User)?;
     let code = jwt::random_token();
     let context = serde_json::json!({ "patient": req.patient, "fhirUser": req.fhir_user });
-    st.store
+    st.domain
+        .data()
         .oauth_insert_code(&AuthCode {
             code_hash: jwt::sha256_hex(&code),
             client_id: client.client_id,
@@ -294,6 +297,6 @@ pub(crate) fn no_store_json(body: String) -> impl IntoResponse {
 }
 
 /// For the CLI: opens nothing itself; rotates on an open store.
-pub async fn rotate_keys_now(store: &Store, cfg: &OAuthConfig) -> Result<String, StoreError> {
+pub async fn rotate_keys_now(store: &Data, cfg: &OAuthConfig) -> Result<String, StoreError> {
     rotate_signing_key(store, cfg, crate::clock::now_us()).await
 }

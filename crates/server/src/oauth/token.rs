@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use passport_store::oauth::{CodeUse, OAuthClient, RefreshToken, RefreshUse};
+use domain::types::oauth::{CodeUse, OAuthClient, RefreshToken, RefreshUse};
 use serde_json::{Value, json};
 
 use super::{OAuthError, jwt, no_store_json};
@@ -146,7 +146,8 @@ pub async fn authenticate(
         ));
     }
     let client = st
-        .store
+        .domain
+        .data()
         .oauth_client(&id)
         .await?
         .filter(|c| c.active)
@@ -190,7 +191,8 @@ async fn verify_assertion(
         return Err(bad("client_id does not match the client assertion"));
     }
     let client = st
-        .store
+        .domain
+        .data()
         .oauth_client(iss)
         .await?
         .filter(|c| c.active)
@@ -249,7 +251,8 @@ async fn verify_assertion(
     }
     // Only after the signature: an unauthenticated party cannot use up a client's jtis.
     if !st
-        .store
+        .domain
+        .data()
         .oauth_record_jti(&client.client_id, jti, exp * 1_000_000)
         .await?
     {
@@ -550,7 +553,8 @@ async fn user_tokens(
             },
         };
         if !st
-            .store
+            .domain
+            .data()
             .oauth_insert_refresh(&row, refresh.map(|(_, h)| h))
             .await?
         {
@@ -573,15 +577,15 @@ async fn authorization_code(
     let redirect_uri = required(f, "redirect_uri")?;
     let hash = jwt::sha256_hex(code);
     let now = crate::clock::now_us();
-    let found = match st.store.oauth_consume_code(&hash, now).await? {
+    let found = match st.domain.data().oauth_consume_code(&hash, now).await? {
         CodeUse::Unknown => return Err(OAuthError::invalid_grant("unknown authorization code")),
         CodeUse::Replayed(c) => {
             if let Some(family) = &c.family {
-                st.store.oauth_revoke_family(family, now).await?;
+                st.domain.data().oauth_revoke_family(family, now).await?;
                 st.authz.tokens.forget_callers();
             }
             if let (Some(jti), Some(exp)) = (&c.access_jti, c.access_expires_us) {
-                st.store.oauth_revoke_access(jti, exp).await?;
+                st.domain.data().oauth_revoke_access(jti, exp).await?;
             }
             tracing::warn!(client_id = %c.client_id, "authorization code replayed; its tokens are revoked");
             return Err(OAuthError::invalid_grant(
@@ -621,7 +625,8 @@ async fn authorization_code(
         .unwrap_or_else(|| client.client_id.clone());
     let (body, issued, family) =
         user_tokens(st, client, &sub, &found.scope, &found.context, None).await?;
-    st.store
+    st.domain
+        .data()
         .oauth_attach_code_tokens(&hash, family.as_deref(), &issued.jti, issued.expires_us)
         .await?;
     Ok(token_response(body))
@@ -634,7 +639,7 @@ async fn refresh_token(
 ) -> Result<Response, OAuthError> {
     let token = required(f, "refresh_token")?;
     let hash = jwt::sha256_hex(token);
-    let Some(row) = st.store.oauth_refresh_token(&hash).await? else {
+    let Some(row) = st.domain.data().oauth_refresh_token(&hash).await? else {
         return Err(OAuthError::invalid_grant(
             "unknown or revoked refresh token",
         ));
@@ -653,7 +658,7 @@ async fn refresh_token(
         None => row.scope.clone(),
     };
     let now = crate::clock::now_us();
-    let old = match st.store.oauth_use_refresh(&hash, now).await? {
+    let old = match st.domain.data().oauth_use_refresh(&hash, now).await? {
         RefreshUse::Unknown => {
             return Err(OAuthError::invalid_grant(
                 "unknown or revoked refresh token",
@@ -728,7 +733,7 @@ async fn introspection(st: &AppState, token: &str) -> Result<Value, OAuthError> 
                 v
             }
             Err(super::AuthError::Unavailable) => {
-                return Err(OAuthError::from(passport_store::StoreError::Backend(
+                return Err(OAuthError::from(domain::types::StoreError::Backend(
                     "revocation list unavailable".into(),
                 )));
             }
@@ -738,7 +743,8 @@ async fn introspection(st: &AppState, token: &str) -> Result<Value, OAuthError> 
     let now = crate::clock::now_us();
     Ok(
         match st
-            .store
+            .domain
+            .data()
             .oauth_refresh_token(&jwt::sha256_hex(token))
             .await?
         {
@@ -769,17 +775,19 @@ pub async fn revoke(State(st): State<Arc<AppState>>, headers: HeaderMap, body: B
                 && c.client_id == client.client_id
                 && c.exp * 1_000_000 > now
             {
-                st.store
+                st.domain
+                    .data()
                     .oauth_revoke_access(&c.jti, c.exp * 1_000_000)
                     .await?;
             }
         } else if let Some(r) = st
-            .store
+            .domain
+            .data()
             .oauth_refresh_token(&jwt::sha256_hex(token))
             .await?
             && r.client_id == client.client_id
         {
-            st.store.oauth_revoke_family(&r.family, now).await?;
+            st.domain.data().oauth_revoke_family(&r.family, now).await?;
         }
         // The API checks revoked tokens again at once.
         st.authz.tokens.forget_callers();

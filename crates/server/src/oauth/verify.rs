@@ -134,7 +134,7 @@ pub async fn verify_signature(st: &AppState, token: &str) -> Result<TokenClaims,
         // Perhaps another process rotated since this one loaded its keys.
         st.oauth
             .keys
-            .reload_if_stale(&st.store, &st.config.oauth, crate::clock::now_us())
+            .reload_if_stale(st.domain.data(), &st.config.oauth, crate::clock::now_us())
             .await;
         ring = st.oauth.keys.ring();
     }
@@ -165,7 +165,7 @@ pub async fn verify_access_token(st: &AppState, bearer: &str) -> Result<TokenCla
     if claims.exp <= crate::clock::now_us() / 1_000_000 {
         return Err(AuthError::Expired);
     }
-    match st.store.oauth_is_revoked(&claims.jti).await {
+    match st.domain.data().oauth_is_revoked(&claims.jti).await {
         Ok(false) => Ok(claims),
         Ok(true) => Err(AuthError::Revoked),
         Err(e) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use passport_store::AuditQuery;
+use domain::types::AuditQuery;
 use serde_json::{Value, json};
 
 use super::child_facts;
@@ -50,7 +50,8 @@ pub async fn view(
         .collect();
     let before = query.get("before").and_then(|b| b.parse::<i64>().ok());
     let mut entries = st
-        .store
+        .domain
+        .data()
         .list_audit(&AuditQuery {
             patient_id: Some(patient.clone()),
             before_seq: before,
@@ -68,14 +69,15 @@ pub async fn view(
     // Emergency openings, first page only (they are few, and the family must not miss them).
     let mut emergencies = Vec::new();
     if before.is_none() {
-        for g in st.store.break_glass_for_patient(&patient).await? {
+        for g in st.domain.data().break_glass_for_patient(&patient).await? {
             let name = st
-                .store
+                .domain
+                .data()
                 .account(&g.account_id)
                 .await?
                 .map(|a| a.display_name)
                 .unwrap_or_default();
-            let org = directory::organisation(&st.store, &g.organisation_id)
+            let org = directory::organisation(&st.domain, &g.organisation_id)
                 .await?
                 .map(|o| o.name)
                 .unwrap_or_default();

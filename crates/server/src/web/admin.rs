@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::directory::{self, DirectoryError, NewOrganisation, NewStaff};
 use super::guard::{self, PageResult, SignedIn, field, forbidden, form};
 use super::templates::{FieldError, csrf_refused, field_error, page, see_other};
+use crate::audit::Purpose;
 use crate::oauth::clients::{self, ClientSpec, GRANT_TYPES};
 use crate::{AppState, clock};
 
@@ -101,7 +102,7 @@ async fn organisations_page(
     errors: Vec<FieldError>,
     v: Value,
 ) -> PageResult {
-    let orgs: Vec<Value> = directory::list_organisations(&st.store)
+    let orgs: Vec<Value> = directory::list_organisations(&st.domain)
         .await?
         .into_iter()
         .map(|o| {
@@ -175,8 +176,10 @@ async fn create_organisation(
         errors.push(field_error("region", "Enter the region"));
     }
     if let (true, Some(sector)) = (errors.is_empty(), sector_code) {
+        let by = super::onboarding::account_actor(&st, &who.cur.account, Purpose::Operations).await;
         let made = directory::create_organisation(
-            &st.store,
+            &st.domain,
+            &by,
             NewOrganisation {
                 name: name.to_owned(),
                 sector,
@@ -209,7 +212,8 @@ async fn clients_page(
     v: Value,
 ) -> PageResult {
     let list: Vec<Value> = st
-        .store
+        .domain
+        .data()
         .oauth_clients()
         .await?
         .iter()
@@ -291,7 +295,7 @@ async fn create_client(
     }
     let mut organisation_id = None;
     if !organisation.is_empty() {
-        match super::directory::find_organisation(&st.store, organisation).await {
+        match super::directory::find_organisation(&st.domain, organisation).await {
             Ok(o) => organisation_id = Some(o.id),
             Err(super::directory::DirectoryError::Store(e)) => return Err(e.into()),
             Err(_) => errors.push(field_error(
@@ -314,7 +318,7 @@ async fn create_client(
             cleared: Vec::new(),
             launch_uri: None,
         };
-        match clients::create_client(&st.store, spec).await {
+        match clients::create_client(st.domain.data(), spec).await {
             Ok(made) => {
                 return Ok(page(
                     StatusCode::OK,
@@ -362,7 +366,8 @@ async fn deactivate_client(
         ))));
     }
     if !st
-        .store
+        .domain
+        .data()
         .oauth_set_client_active(&id, false, clock::now_us())
         .await?
     {
@@ -396,13 +401,14 @@ async fn staff_page(
         .staff()
         .map(|s| s.organisation.clone())
         .unwrap_or_default();
-    let organisation = directory::organisation(&st.store, &org).await?;
+    let organisation = directory::organisation(&st.domain, &org).await?;
     let org_name = organisation
         .as_ref()
         .map(|o| o.name.clone())
         .unwrap_or_default();
     let staff: Vec<Value> = st
-        .store
+        .domain
+        .data()
         .list_accounts()
         .await?
         .into_iter()
@@ -463,7 +469,7 @@ async fn create_staff(
         ));
     }
     let org = match who.staff() {
-        Some(s) => directory::organisation(&st.store, &s.organisation).await?,
+        Some(s) => directory::organisation(&st.domain, &s.organisation).await?,
         None => None,
     };
     let role_code = Role::from_code(role);
@@ -476,8 +482,10 @@ async fn create_staff(
         ));
     }
     if let (true, Some(role), Some(staff)) = (errors.is_empty(), role_code, who.staff()) {
+        let by = super::onboarding::account_actor(&st, &who.cur.account, Purpose::Operations).await;
         let made = directory::create_staff(
-            &st.store,
+            &st.domain,
+            &by,
             NewStaff {
                 organisation: staff.organisation.clone(),
                 role,
@@ -490,7 +498,7 @@ async fn create_staff(
         match made {
             Ok(created) => {
                 let link = directory::issue_password_reset(
-                    &st.store,
+                    &st.domain,
                     email,
                     st.config.base(),
                     directory::RESET_LINK_SECS,
@@ -537,7 +545,7 @@ async fn change_staff(
         _ => return Ok(guard::not_found()),
     };
     let org = who.staff().map(|s| s.organisation.as_str());
-    let target = st.store.account(&id).await?;
+    let target = st.domain.data().account(&id).await?;
     let Some(target) = target.filter(|a| a.organisation_id.as_deref() == org) else {
         return Ok(guard::not_found());
     };
@@ -546,7 +554,7 @@ async fn change_staff(
             "You cannot deactivate your own account. Ask another administrator.",
         ));
     }
-    match directory::set_account_active(&st.store, &target.id, active).await {
+    match directory::set_account_active(&st.domain, &target.id, active).await {
         Ok(_) => {}
         Err(DirectoryError::Invalid(_)) => {
             return Ok(forbidden(

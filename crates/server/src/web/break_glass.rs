@@ -18,8 +18,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use passport_store::break_glass::BreakGlassRow;
-use passport_store::search::EverythingQuery;
+use domain::types::break_glass::BreakGlassRow;
+use domain::types::search::EverythingQuery;
 use serde_json::{Value, json};
 
 use super::child_facts;
@@ -74,7 +74,7 @@ async fn who_named(
     who: &SignedIn,
     staff: &access::Staff,
 ) -> Result<Who, guard::WebError> {
-    let org = super::directory::organisation(&st.store, &staff.organisation)
+    let org = super::directory::organisation(&st.domain, &staff.organisation)
         .await?
         .map(|o| o.name)
         .unwrap_or_default();
@@ -141,7 +141,7 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         ));
     }
     let child = match (&nhs_number, &birth_date) {
-        (Some(n), Some(d)) if errors.is_empty() => find_child(&st.store, n)
+        (Some(n), Some(d)) if errors.is_empty() => find_child(&st.domain, n)
             .await?
             .filter(|c| &c.birth_date == d),
         _ => None,
@@ -196,15 +196,16 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         reviewed_us: None,
         reviewed_by: None,
     };
-    st.store.create_break_glass(&row).await?;
+    st.domain.data().create_break_glass(&row).await?;
     // The grant changes what this clinician may see of the child: at once.
-    st.authz.facts.forget(&row.patient_id);
+    st.domain.facts.forget(&row.patient_id);
     let mut spec = AuditEventSpec::new(EventKind::BreakGlass, who_named(&st, &who, &staff).await?);
     spec.recorded_us = now;
     spec.purpose = Purpose::EmergencyTreatment;
     spec.patient_id = Some(child.id.clone());
     spec.resource = Some(("Patient".into(), Some(child.id.clone()), None));
-    st.audit
+    st.domain
+        .audit
         .submit(spec.to_record(st.config.base()))
         .await
         .map_err(|_| "the auditor has stopped")?;
@@ -246,7 +247,8 @@ pub async fn content(
     // Find the grant among the user's organisation's grants; only its own user may use it.
     let staff = who.staff().expect("eligible staff").clone();
     let grant = st
-        .store
+        .domain
+        .data()
         .break_glass_for_organisation(&staff.organisation, false)
         .await?
         .into_iter()
@@ -285,7 +287,8 @@ pub async fn content(
         })
         .collect();
     let rows = st
-        .store
+        .domain
+        .records()
         .everything(
             &EverythingQuery {
                 patient_id: grant.patient_id.clone(),
@@ -295,7 +298,7 @@ pub async fn content(
                 after: None,
             },
             // Each row is decided below, for this grant's holder.
-            passport_store::search::Visibility::System,
+            domain::types::search::Visibility::System,
         )
         .await?;
     let mut items = Vec::new();
@@ -326,7 +329,8 @@ pub async fn content(
     spec.recorded_us = now;
     spec.purpose = Purpose::EmergencyTreatment;
     spec.patient_id = Some(grant.patient_id.clone());
-    st.audit
+    st.domain
+        .audit
         .submit(spec.to_record(st.config.base()))
         .await
         .map_err(|_| "the auditor has stopped")?;

@@ -1,7 +1,8 @@
 //! A child's passport as the pages show it: the access facts (from `authz::facts`, the one
 //! loader) and the child's name, NHS Number and date of birth.
 
-use passport_store::{Store, StoreError};
+use domain::Domain;
+use domain::types::StoreError;
 use serde_json::Value;
 
 use access::ChildFacts;
@@ -21,7 +22,8 @@ pub struct Passport {
 /// come from the one loader the API uses (`authz::facts`), cached and kept fresh there.
 pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, StoreError> {
     let Some(stored) = st
-        .store
+        .domain
+        .records()
         .read("Patient", patient_id)
         .await?
         .filter(|s| !s.deleted)
@@ -29,7 +31,7 @@ pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, S
         return Ok(None);
     };
     let patient: Value = serde_json::from_slice(&stored.body).unwrap_or_default();
-    let facts = crate::authz::facts::child_facts(st, patient_id)
+    let facts = crate::authz::facts::child_facts(&st.domain, patient_id)
         .await?
         .as_ref()
         .clone();
@@ -64,13 +66,18 @@ pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, S
 
 /// The children a family member's Person is actively linked to: `(patient id, name)`.
 pub async fn family_children(
-    store: &Store,
+    d: &Domain,
     person_id: &str,
 ) -> Result<Vec<(String, String)>, StoreError> {
     let mut out = Vec::new();
-    for patient in super::onboarding::linked_patients(store, person_id, true).await? {
+    for patient in super::onboarding::linked_patients(d, person_id, true).await? {
         let patient = patient.as_str();
-        if let Some(c) = store.read("Patient", patient).await?.filter(|s| !s.deleted) {
+        if let Some(c) = d
+            .records()
+            .read("Patient", patient)
+            .await?
+            .filter(|s| !s.deleted)
+        {
             let cv: Value = serde_json::from_slice(&c.body).unwrap_or_default();
             let name = cv["name"][0]["given"][0]
                 .as_str()

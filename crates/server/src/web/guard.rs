@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use passport_store::StoreError;
+use domain::types::StoreError;
 
 use super::auth;
 use super::session::{self, Current};

@@ -23,12 +23,11 @@
 //! Signing in is not yet required by the FHIR API (a later step).
 
 mod access_log;
+pub use domain::{auth, directory};
 mod admin;
 pub mod assets;
-pub mod auth;
 mod break_glass;
 pub mod child_facts;
-pub mod directory;
 mod guard;
 pub mod oidc;
 pub mod onboarding;

@@ -34,9 +34,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use passport_store::StoreError;
-use passport_store::accounts::{Account, AccountKind, SessionStage};
-use passport_store::identities::{ExternalIdentity, OidcPending, OidcSession};
+use domain::types::StoreError;
+use domain::types::accounts::{Account, AccountKind, SessionStage};
+use domain::types::identities::{ExternalIdentity, OidcPending, OidcSession};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -494,7 +494,8 @@ pub async fn family_data_allowed(st: &AppState, headers: &HeaderMap) -> Result<b
         return Ok(false);
     };
     Ok(st
-        .store
+        .domain
+        .data()
         .oidc_session(&auth::token_hash(&token))
         .await?
         .is_none_or(|o| o.family_data))
@@ -579,7 +580,8 @@ pub async fn start(
     let browser = auth::random_token();
     let challenge = jwt::b64(&Sha256::digest(verifier.as_bytes()));
     let now = clock::now_us();
-    st.store
+    st.domain
+        .data()
         .oidc_insert_pending(
             &OidcPending {
                 state_hash: sha256_hex(&state),
@@ -767,7 +769,12 @@ pub async fn callback(
         return Ok(expired());
     };
     let now = clock::now_us();
-    let Some(pending) = st.store.oidc_take_pending(&sha256_hex(state), now).await? else {
+    let Some(pending) = st
+        .domain
+        .data()
+        .oidc_take_pending(&sha256_hex(state), now)
+        .await?
+    else {
         return Ok(expired());
     };
     let browser_ok = session::cookie(&headers, BROWSER_COOKIE)
@@ -828,8 +835,8 @@ pub async fn callback(
         _ => (None, None),
     };
     let kind = audience_kind(p.audience);
-    let account = match st.store.external_identity(&p.name, &sub).await? {
-        Some(link) => st.store.account(&link.account_id).await?,
+    let account = match st.domain.data().external_identity(&p.name, &sub).await? {
+        Some(link) => st.domain.data().account(&link.account_id).await?,
         None => {
             link_first(
                 &st,
@@ -872,7 +879,8 @@ pub async fn callback(
             Some(("/sign-in", "Go to the sign-in page")),
         ));
     };
-    st.store
+    st.domain
+        .data()
         .touch_external_identity(&p.name, &sub, nhs_number.as_deref(), level.as_deref(), now)
         .await?;
     let family_data = p.kind != ProviderKind::NhsLogin || level.as_deref() == Some("P9");
@@ -887,7 +895,8 @@ pub async fn callback(
         None,
     )
     .await;
-    st.store
+    st.domain
+        .data()
         .oidc_record_session(&OidcSession {
             id_hash: auth::token_hash(&token),
             provider: p.name.clone(),
@@ -933,14 +942,20 @@ async fn link_first(
     if !p.link_by_verified_email {
         return Ok(None);
     }
-    let Some(account) = st.store.account_by_login(&email.to_lowercase()).await? else {
+    let Some(account) = st
+        .domain
+        .data()
+        .account_by_login(&email.to_lowercase())
+        .await?
+    else {
         return Ok(None);
     };
     if !account.active || account.kind != audience_kind(p.audience) {
         return Ok(None);
     }
     let linked = st
-        .store
+        .domain
+        .data()
         .link_external_identity(&ExternalIdentity {
             provider: p.name.clone(),
             subject: sub.to_owned(),
@@ -954,8 +969,8 @@ async fn link_first(
         .await?;
     if !linked {
         // Linked concurrently: follow the stored link.
-        return match st.store.external_identity(&p.name, sub).await? {
-            Some(l) => st.store.account(&l.account_id).await,
+        return match st.domain.data().external_identity(&p.name, sub).await? {
+            Some(l) => st.domain.data().account(&l.account_id).await,
             None => Ok(None),
         };
     }

@@ -19,7 +19,7 @@
 //! one `RelatedPerson` per child; `RelatedPerson.patient` is the child, `relationship` a
 //! v3-RoleCode, the [`PARENTAL_RESPONSIBILITY_EXTENSION`] a boolean. Everything is written
 //! through the validated, versioned, indexed resource path. Invitation codes and activity
-//! times are in the store ([`passport_store::onboarding`]).
+//! times are in the store ([`domain::types::onboarding`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -31,11 +31,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use passport_store::accounts::{
+use domain::Domain;
+use domain::types::accounts::{
     Account, AccountKind, Registration, RegistrationRefused, SessionStage,
 };
-use passport_store::onboarding::{Invitation, InvitationRefused};
-use passport_store::{Store, StoreError, SystemMatch, TokenCriterion, Write};
+use domain::types::onboarding::{Invitation, InvitationRefused};
+use domain::types::{StoreError, SystemMatch, TokenCriterion, Write};
 use serde_json::{Value, json};
 
 use super::auth;
@@ -44,9 +45,9 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
-use crate::audit::Purpose;
+use crate::audit::{Named, Purpose, Who};
 use crate::rate_limit::{self, Limit};
-use crate::records::{self, Agent, Records, new_version};
+use crate::records::{self, Agent, new_version};
 use crate::{AppState, clock};
 
 /// Whether the adult holds parental responsibility for the child (valueBoolean).
@@ -208,8 +209,9 @@ pub fn parse_birth_date(typed: &str) -> Option<String> {
 }
 
 /// The child with this NHS Number (10 digits), if there is a passport.
-pub async fn find_child(store: &Store, nhs_number: &str) -> Result<Option<Child>, StoreError> {
-    let ids = store
+pub async fn find_child(d: &Domain, nhs_number: &str) -> Result<Option<Child>, StoreError> {
+    let ids = d
+        .records()
         .find_by_tokens(
             "Patient",
             &[TokenCriterion {
@@ -220,7 +222,11 @@ pub async fn find_child(store: &Store, nhs_number: &str) -> Result<Option<Child>
         )
         .await?;
     for id in ids {
-        if let Some(s) = store.read("Patient", &id).await?.filter(|s| !s.deleted)
+        if let Some(s) = d
+            .records()
+            .read("Patient", &id)
+            .await?
+            .filter(|s| !s.deleted)
             && let Some(c) = Child::of(&id, &s.body)
         {
             return Ok(Some(c));
@@ -238,7 +244,6 @@ fn new_id() -> String {
 pub fn new_child_writes(
     child: &Child,
     organisation_id: &str,
-    now: i64,
 ) -> Result<Vec<Write>, DirectoryError> {
     let mut patient = new_version(
         json!({
@@ -248,7 +253,6 @@ pub fn new_child_writes(
             "birthDate": child.birth_date,
         }),
         None,
-        now,
     )?;
     patient.unless_exists = Some(vec![TokenCriterion {
         param: "identifier".into(),
@@ -263,7 +267,6 @@ pub fn new_child_writes(
             "participant": [{ "member": { "reference": format!("Organization/{organisation_id}") } }],
         }),
         None,
-        now,
     )?;
     Ok(vec![patient, team])
 }
@@ -304,14 +307,14 @@ pub fn new_invitation(
 /// false makes it a pending self-registration (tagged [`LINK_STATUS_SYSTEM`]`|pending`).
 /// Returns the RelatedPerson id.
 pub async fn bind(
-    records: &Records<'_>,
+    d: &Domain,
     actor: &Agent,
     account: &Account,
     patient_id: &str,
     relationship: &str,
     active: bool,
 ) -> Result<String, DirectoryError> {
-    let store = records.store();
+    let records = d.records();
     let person_id = account
         .person_id
         .clone()
@@ -319,7 +322,8 @@ pub async fn bind(
     let rp_id = new_id();
     let label = relationship_label(relationship).unwrap_or("Parent");
     for _ in 0..3 {
-        let person = store
+        let person = d
+            .records()
             .read("Person", &person_id)
             .await?
             .filter(|s| !s.deleted)
@@ -347,11 +351,7 @@ pub async fn bind(
             Some(a) => a.push(link),
             None => pv["link"] = json!([link]),
         }
-        let now = clock::now_us();
-        let writes = vec![
-            new_version(rp, None, now)?,
-            new_version(pv, Some(person.version_id), now)?,
-        ];
+        let writes = vec![new_version(rp, None)?, new_version(pv, Some(&person))?];
         match records.write_all(actor, writes).await {
             Ok(_) => return Ok(rp_id),
             Err(e) if matches!(e.error, StoreError::VersionConflict { .. }) => continue,
@@ -368,11 +368,12 @@ pub async fn bind(
 /// family links from `Person.link` (docs/DATA-MODEL.md); access decisions read them from
 /// the child's side (`authz::facts`).
 pub async fn linked_patients(
-    store: &Store,
+    d: &Domain,
     person_id: &str,
     active_only: bool,
 ) -> Result<Vec<String>, StoreError> {
-    let Some(person) = store
+    let Some(person) = d
+        .records()
         .read("Person", person_id)
         .await?
         .filter(|s| !s.deleted)
@@ -385,7 +386,8 @@ pub async fn linked_patients(
         if let Some(rp) = l["target"]["reference"]
             .as_str()
             .and_then(|r| r.strip_prefix("RelatedPerson/"))
-            && let Some(s) = store
+            && let Some(s) = d
+                .records()
                 .read("RelatedPerson", rp)
                 .await?
                 .filter(|s| !s.deleted)
@@ -409,7 +411,7 @@ pub async fn linked_patients(
 /// The patient ids whose active care team includes this member of staff (their
 /// organisation, their Practitioner or their PractitionerRole).
 pub async fn care_team_patients(
-    store: &Store,
+    d: &Domain,
     staff: &Account,
 ) -> Result<HashSet<String>, StoreError> {
     let mine: Vec<String> = [
@@ -429,7 +431,8 @@ pub async fn care_team_patients(
     .into_iter()
     .flatten()
     .collect();
-    let teams = store
+    let teams = d
+        .records()
         .find_by_tokens(
             "CareTeam",
             &[TokenCriterion {
@@ -441,7 +444,12 @@ pub async fn care_team_patients(
         .await?;
     let mut out = HashSet::new();
     for id in teams {
-        let Some(s) = store.read("CareTeam", &id).await?.filter(|s| !s.deleted) else {
+        let Some(s) = d
+            .records()
+            .read("CareTeam", &id)
+            .await?
+            .filter(|s| !s.deleted)
+        else {
             continue;
         };
         let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
@@ -475,11 +483,12 @@ pub struct PendingRequest {
 
 /// Pending requests for children in this member of staff's care teams.
 pub async fn pending_requests(
-    store: &Store,
+    d: &Domain,
     staff: &Account,
 ) -> Result<Vec<PendingRequest>, StoreError> {
-    let patients = care_team_patients(store, staff).await?;
-    let ids = store
+    let patients = care_team_patients(d, staff).await?;
+    let ids = d
+        .records()
         .find_by_tokens(
             "RelatedPerson",
             &[TokenCriterion {
@@ -491,7 +500,8 @@ pub async fn pending_requests(
         .await?;
     let mut out = Vec::new();
     for id in ids {
-        let Some(s) = store
+        let Some(s) = d
+            .records()
             .read("RelatedPerson", &id)
             .await?
             .filter(|s| !s.deleted)
@@ -506,7 +516,8 @@ pub async fn pending_requests(
         else {
             continue;
         };
-        let Some(child) = store
+        let Some(child) = d
+            .records()
             .read("Patient", child_id)
             .await?
             .filter(|s| !s.deleted)
@@ -538,21 +549,22 @@ pub async fn pending_requests(
 /// the Person's link to it removed) a pending request; `false` if it is not pending for a
 /// child in this staff member's care teams.
 pub async fn decide(
-    records: &Records<'_>,
+    d: &Domain,
     actor: &Agent,
     staff: &Account,
     related_person: &str,
     confirm: bool,
 ) -> Result<bool, DirectoryError> {
-    let store = records.store();
-    let Some(req) = pending_requests(store, staff)
+    let records = d.records();
+    let Some(req) = pending_requests(d, staff)
         .await?
         .into_iter()
         .find(|r| r.related_person == related_person)
     else {
         return Ok(false);
     };
-    let Some(rp) = store
+    let Some(rp) = d
+        .records()
         .read("RelatedPerson", related_person)
         .await?
         .filter(|s| !s.deleted)
@@ -562,7 +574,7 @@ pub async fn decide(
     let mut v: Value =
         serde_json::from_slice(&rp.body).map_err(|e| DirectoryError::Invalid(e.to_string()))?;
     let now = clock::now_us();
-    let account = store.account_by_login(&req.adult_email).await?;
+    let account = d.data().account_by_login(&req.adult_email).await?;
     if confirm {
         v["active"] = json!(true);
         // The pending tag goes (other tags, such as its section, stay); `meta` is stamped
@@ -577,18 +589,17 @@ pub async fn decide(
             meta.remove("versionId");
             meta.remove("lastUpdated");
         }
-        records
-            .write(actor, new_version(v, Some(rp.version_id), now)?)
-            .await?;
+        records.write(actor, new_version(v, Some(&rp))?).await?;
         if let Some(person) = account.and_then(|a| a.person_id) {
-            store
+            d.data()
                 .record_family_link(&req.child_id, &person, related_person, now, false)
                 .await?;
         }
     } else {
-        let mut writes = vec![records::deletion(&rp, now)];
+        let mut writes = vec![records::deletion(&rp)];
         if let Some(person_id) = account.and_then(|a| a.person_id)
-            && let Some(person) = store
+            && let Some(person) = d
+                .records()
                 .read("Person", &person_id)
                 .await?
                 .filter(|s| !s.deleted)
@@ -602,7 +613,7 @@ pub async fn decide(
                     pv.as_object_mut().map(|m| m.remove("link"));
                 }
             }
-            writes.push(new_version(pv, Some(person.version_id), now)?);
+            writes.push(new_version(pv, Some(&person))?);
         }
         records
             .write_all(actor, writes)
@@ -631,15 +642,15 @@ pub struct Imported {
 /// nothing is written. Otherwise the new children's Patients and CareTeams are written in
 /// ONE store transaction, then every row's invitation in one transaction.
 pub async fn import_clinic_list(
-    records: &Records<'_>,
+    d: &Domain,
     actor: &Agent,
     organisation: &str,
     csv: &str,
     base_url: &str,
     valid_secs: i64,
 ) -> Result<Vec<Imported>, Vec<String>> {
-    let store = records.store();
-    let org = directory::find_organisation(store, organisation)
+    let records = d.records();
+    let org = directory::find_organisation(d, organisation)
         .await
         .map_err(|e| vec![e.to_string()])?;
     let mut lines = csv
@@ -698,9 +709,7 @@ pub async fn import_clinic_list(
             continue;
         }
         let (nhs, dob) = (nhs.unwrap_or_default(), dob.unwrap_or_default());
-        let existing = find_child(store, &nhs)
-            .await
-            .map_err(|e| vec![e.to_string()])?;
+        let existing = find_child(d, &nhs).await.map_err(|e| vec![e.to_string()])?;
         match existing {
             Some(c) if c.birth_date != dob => errors.push(format!(
                 "line {n}: a passport with NHS Number {nhs} has a different date of birth"
@@ -726,7 +735,7 @@ pub async fn import_clinic_list(
     let mut writes = Vec::new();
     for (child, created, _) in &rows {
         if *created {
-            writes.extend(new_child_writes(child, &org.id, now).map_err(|e| vec![e.to_string()])?);
+            writes.extend(new_child_writes(child, &org.id).map_err(|e| vec![e.to_string()])?);
         }
     }
     records
@@ -754,7 +763,7 @@ pub async fn import_clinic_list(
             parent_email: email,
         });
     }
-    store
+    d.data()
         .create_invitations(invitations)
         .await
         .map_err(|e| vec![format!("the invitations were not stored: {e}")])?;
@@ -765,7 +774,7 @@ pub async fn import_clinic_list(
 // Pages
 
 /// The person signed in to `account`, as the actor of a page's change.
-async fn account_actor(st: &AppState, account: &Account, purpose: Purpose) -> Agent {
+pub(crate) async fn account_actor(st: &AppState, account: &Account, purpose: Purpose) -> Agent {
     Agent::new(super::pages::account_who(st, account).await, purpose)
 }
 
@@ -968,9 +977,9 @@ async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     let nhs = nhs.unwrap_or_default();
     let org = cur.account.organisation_id.clone().unwrap_or_default();
     let now = clock::now_us();
-    let child = match find_child(&st.store, &nhs).await? {
+    let child = match find_child(&st.domain, &nhs).await? {
         Some(c) => {
-            if !care_team_patients(&st.store, &cur.account)
+            if !care_team_patients(&st.domain, &cur.account)
                 .await?
                 .contains(&c.id)
             {
@@ -1009,8 +1018,10 @@ async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
                 birth_date: dob.clone().unwrap_or_default(),
             };
             let actor = account_actor(&st, &cur.account, Purpose::Treatment).await;
-            match Records::of(&st)
-                .write_all(&actor, new_child_writes(&child, &org, now)?)
+            match st
+                .domain
+                .records()
+                .write_all(&actor, new_child_writes(&child, &org)?)
                 .await
             {
                 Ok(_) => child,
@@ -1033,7 +1044,7 @@ async fn invite(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         DEFAULT_INVITATION_SECS,
     );
     let expires = clock::instant(inv.expires_us);
-    st.store.create_invitations(vec![inv]).await?;
+    st.domain.data().create_invitations(vec![inv]).await?;
     let link = join_link(st.config.base(), &code);
     Ok(page(
         StatusCode::OK,
@@ -1052,7 +1063,7 @@ async fn requests(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
         Ok(c) => c,
         Err(r) => return Ok(r),
     };
-    let pending = pending_requests(&st.store, &cur.account).await?;
+    let pending = pending_requests(&st.domain, &cur.account).await?;
     Ok(page(
         StatusCode::OK,
         "onboarding_requests.html",
@@ -1081,7 +1092,7 @@ async fn decide_request(
         _ => return Ok(see_other("/onboarding/requests")),
     };
     let actor = account_actor(&st, &cur.account, Purpose::Treatment).await;
-    let decided = decide(&Records::of(&st), &actor, &cur.account, &id, confirm).await?;
+    let decided = decide(&st.domain, &actor, &cur.account, &id, confirm).await?;
     if !decided {
         return Ok(message(
             StatusCode::NOT_FOUND,
@@ -1183,7 +1194,8 @@ async fn open_invitation(
         return Ok(Err(invitation_refused(InvitationRefused::Unknown)));
     };
     match st
-        .store
+        .domain
+        .data()
         .invitation_by_code(&auth::token_hash(&code))
         .await?
     {
@@ -1195,8 +1207,8 @@ async fn open_invitation(
     }
 }
 
-async fn child_first_name(store: &Store, id: &str) -> Result<String, StoreError> {
-    Ok(store
+async fn child_first_name(d: &Domain, id: &str) -> Result<String, StoreError> {
+    Ok(d.records()
         .read("Patient", id)
         .await?
         .filter(|s| !s.deleted)
@@ -1216,7 +1228,7 @@ async fn join_code_form(
         Err(r) => return Ok(r),
     };
     let cur = signed_in(&st, &headers).await?;
-    let child = child_first_name(&st.store, &inv.patient_id).await?;
+    let child = child_first_name(&st.domain, &inv.patient_id).await?;
     Ok(join_code_page(
         &st,
         StatusCode::OK,
@@ -1266,13 +1278,13 @@ async fn family_password(
 ) -> Result<Result<Account, FieldError>, StoreError> {
     let login = email.to_lowercase();
     let now = clock::now_us();
-    if st.store.login_throttle(&login).await?.locked(now) {
+    if st.domain.data().login_throttle(&login).await?.locked(now) {
         return Ok(Err(field_error(
             "email",
             "There have been too many attempts to sign in with this email address. Try again later",
         )));
     }
-    let account = st.store.account_by_login(&login).await?;
+    let account = st.domain.data().account_by_login(&login).await?;
     let phc = account.as_ref().map(|a| a.password_hash.clone());
     let typed = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&typed, phc.as_deref()))
@@ -1280,11 +1292,11 @@ async fn family_password(
         .unwrap_or(false);
     match account.filter(|a| ok && a.active && a.kind == AccountKind::Family) {
         Some(a) => {
-            st.store.clear_login_failures(&login).await?;
+            st.domain.data().clear_login_failures(&login).await?;
             Ok(Ok(a))
         }
         None => {
-            st.store.record_login_failure(&login, now).await?;
+            st.domain.data().record_login_failure(&login, now).await?;
             Ok(Err(field_error(
                 "email",
                 "Enter the correct email address and password of your Passport family sign-in",
@@ -1311,7 +1323,7 @@ async fn join_code(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let child = child_first_name(&st.store, &inv.patient_id).await?;
+    let child = child_first_name(&st.domain, &inv.patient_id).await?;
     let relationship = field(&f, "relationship");
     let v = json!({
         "relationship": relationship, "has_account": field(&f, "has_account"),
@@ -1470,13 +1482,18 @@ async fn redeem(
 ) -> Result<Result<(), InvitationRefused>, PageError> {
     let hash = auth::token_hash(code);
     let now = clock::now_us();
-    let inv = match st.store.redeem_invitation(&hash, &account.id, now).await? {
+    let inv = match st
+        .domain
+        .data()
+        .redeem_invitation(&hash, &account.id, now)
+        .await?
+    {
         Ok(inv) => inv,
         Err(why) => return Ok(Err(why)),
     };
     let actor = account_actor(st, account, Purpose::FamilyRequest).await;
     let bound = bind(
-        &Records::of(st),
+        &st.domain,
         &actor,
         account,
         &inv.patient_id,
@@ -1487,12 +1504,13 @@ async fn redeem(
     let rp = match bound {
         Ok(rp) => rp,
         Err(e) => {
-            st.store.unredeem_invitation(&hash).await?;
+            st.domain.data().unredeem_invitation(&hash).await?;
             return Err(e.into());
         }
     };
     let person = account.person_id.clone().unwrap_or_default();
-    st.store
+    st.domain
+        .data()
         .record_family_link(&inv.patient_id, &person, &rp, now, true)
         .await?;
     Ok(Ok(()))
@@ -1652,24 +1670,16 @@ async fn request_link(
     nhs: &str,
     dob: &str,
 ) -> Result<(), PageError> {
-    if let Some(child) = find_child(&st.store, nhs).await?
+    if let Some(child) = find_child(&st.domain, nhs).await?
         && child.birth_date == dob
     {
         let person = account.person_id.clone().unwrap_or_default();
-        if !linked_patients(&st.store, &person, false)
+        if !linked_patients(&st.domain, &person, false)
             .await?
             .contains(&child.id)
         {
             let actor = account_actor(st, account, Purpose::FamilyRequest).await;
-            bind(
-                &Records::of(st),
-                &actor,
-                account,
-                &child.id,
-                relationship,
-                false,
-            )
-            .await?;
+            bind(&st.domain, &actor, account, &child.id, relationship, false).await?;
         }
     }
     Ok(())
@@ -1735,7 +1745,8 @@ async fn begin_registration(
         .map_err(|_| PageError("hashing failed".into()))?;
     let token = auth::random_token();
     let joining = matches!(after, AfterVerify::Join { .. });
-    st.store
+    st.domain
+        .data()
         .create_registration(&Registration {
             token_hash: auth::token_hash(&token),
             login: login.clone(),
@@ -1786,7 +1797,7 @@ fn too_many_registrations() -> Response {
 /// it sends must be ours alone. Nothing about the address or the token is logged.
 async fn send_registration_email(st: &AppState, login: &str, token: &str, joining: bool) {
     let base = st.config.base();
-    let known = match st.store.account_by_login(login).await {
+    let known = match st.domain.data().account_by_login(login).await {
         Ok(found) => found.is_some(),
         Err(e) => {
             tracing::error!(error = %e, "registration email: looking up the sign-in failed");
@@ -1794,7 +1805,12 @@ async fn send_registration_email(st: &AppState, login: &str, token: &str, joinin
         }
     };
     let (subject, text) = if known {
-        if let Err(e) = st.store.delete_registration(&auth::token_hash(token)).await {
+        if let Err(e) = st
+            .domain
+            .data()
+            .delete_registration(&auth::token_hash(token))
+            .await
+        {
             tracing::error!(error = %e, "registration email: deleting the registration failed");
         }
         let then = if joining {
@@ -1869,7 +1885,12 @@ async fn verify_form(
     Path(token): Path<String>,
 ) -> PageResult {
     let hash = auth::token_hash(&token);
-    if let Err(why) = st.store.check_registration(&hash, clock::now_us()).await? {
+    if let Err(why) = st
+        .domain
+        .data()
+        .check_registration(&hash, clock::now_us())
+        .await?
+    {
         return Ok(verification_refused(why));
     }
     let cur = signed_in(&st, &headers).await?;
@@ -1897,7 +1918,8 @@ async fn verify(
         return Ok(csrf_refused(None));
     }
     let reg = match st
-        .store
+        .domain
+        .data()
         .claim_registration(&auth::token_hash(&token), clock::now_us())
         .await?
     {
@@ -1905,15 +1927,27 @@ async fn verify(
         Err(why) => return Ok(verification_refused(why)),
     };
     let after: AfterVerify = serde_json::from_str(&reg.request)?;
+    // The person registering, whose email address was just verified, is the agent.
+    let by = Agent::new(
+        Who {
+            person: Named {
+                reference: None,
+                display: format!("{} (self-registration)", reg.display_name),
+            },
+            ..Who::default()
+        },
+        Purpose::FamilyRequest,
+    );
     let account = match directory::create_family_hashed(
-        &st.store,
+        &st.domain,
+        &by,
         &reg.login,
         &reg.display_name,
         reg.password_hash,
     )
     .await
     {
-        Ok(created) => match st.store.account(&created.account_id).await? {
+        Ok(created) => match st.domain.data().account(&created.account_id).await? {
             Some(a) => a,
             None => return Err(PageError("the new account vanished".into())),
         },

@@ -8,8 +8,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use passport_store::StoreError;
-use passport_store::accounts::{AccountKind, ResetRefused, SessionStage, Throttle};
+use domain::types::StoreError;
+use domain::types::accounts::{AccountKind, ResetRefused, SessionStage, Throttle};
 use serde_json::json;
 
 use super::auth;
@@ -223,11 +223,11 @@ pub async fn sign_in(
     }
     let login = email.to_lowercase();
     let now = clock::now_us();
-    let throttle = st.store.login_throttle(&login).await?;
+    let throttle = st.domain.data().login_throttle(&login).await?;
     if throttle.locked(now) {
         return Ok(locked_page(&st, &headers, email, throttle, now, next));
     }
-    let account = st.store.account_by_login(&login).await?;
+    let account = st.domain.data().account_by_login(&login).await?;
     let phc = account.as_ref().map(|a| a.password_hash.clone());
     let typed = password.to_owned();
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&typed, phc.as_deref()))
@@ -243,7 +243,7 @@ pub async fn sign_in(
             Some("wrong email address or password, or the account is deactivated"),
         )
         .await;
-        let after = st.store.record_login_failure(&login, now).await?;
+        let after = st.domain.data().record_login_failure(&login, now).await?;
         if after.locked(now) {
             return Ok(locked_page(&st, &headers, email, after, now, next));
         }
@@ -268,10 +268,10 @@ pub async fn sign_in(
     let (stage, to) = match account.kind {
         AccountKind::Staff => (SessionStage::Password, with_next("/sign-in/code", next)),
         AccountKind::Family => {
-            st.store.clear_login_failures(&login).await?;
+            st.domain.data().clear_login_failures(&login).await?;
             if let Some(person) = &account.person_id {
                 // Family activity: feeds the passport states (web/onboarding.rs).
-                st.store.record_family_activity(person, now).await?;
+                st.domain.data().record_family_activity(person, now).await?;
             }
             let who = account_who(&st, &account).await;
             sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
@@ -286,14 +286,14 @@ pub async fn sign_in(
 }
 
 /// The audit trail's name for an account.
-pub(crate) async fn account_who(st: &AppState, account: &passport_store::accounts::Account) -> Who {
+pub(crate) async fn account_who(st: &AppState, account: &domain::types::accounts::Account) -> Who {
     let reference = match (&account.practitioner_id, &account.person_id) {
         (Some(p), _) => Some(format!("Practitioner/{p}")),
         (None, Some(p)) => Some(format!("Person/{p}")),
         _ => None,
     };
     let organisation = match &account.organisation_id {
-        Some(id) => super::directory::organisation(&st.store, id)
+        Some(id) => super::directory::organisation(&st.domain, id)
             .await
             .ok()
             .flatten()
@@ -389,14 +389,19 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     }
     let now = clock::now_us();
     let login = cur.account.login.clone();
-    let throttle = st.store.login_throttle(&login).await?;
+    let throttle = st.domain.data().login_throttle(&login).await?;
     let secret = cur.account.totp_secret.clone().unwrap_or_default();
     let step = (!throttle.locked(now) && !secret.is_empty())
         .then(|| auth::totp_step(&secret, code, now / 1_000_000))
         .flatten();
     // A code works once: a replay within its window is a failure like a wrong code.
     let ok = match step {
-        Some(step) => st.store.accept_totp_step(&cur.account.id, step).await?,
+        Some(step) => {
+            st.domain
+                .data()
+                .accept_totp_step(&cur.account.id, step)
+                .await?
+        }
         None => false,
     };
     if !ok {
@@ -412,7 +417,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         let after = if throttle.locked(now) {
             throttle
         } else {
-            st.store.record_login_failure(&login, now).await?
+            st.domain.data().record_login_failure(&login, now).await?
         };
         if after.locked(now) {
             session::end(&st, &headers).await?;
@@ -426,7 +431,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
             "The security code is not correct. Enter the code your app shows now",
         ));
     }
-    st.store.clear_login_failures(&login).await?;
+    st.domain.data().clear_login_failures(&login).await?;
     let who = account_who(&st, &cur.account).await;
     sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
     session::end(&st, &headers).await?;
@@ -483,7 +488,7 @@ async fn home_links(
             }
         }
         access::Identity::Family { person } => {
-            for (id, name) in super::child_facts::family_children(&st.store, person).await? {
+            for (id, name) in super::child_facts::family_children(&st.domain, person).await? {
                 add(
                     format!("/passport/{id}/sharing"),
                     format!("Who can see {name}'s passport"),
@@ -521,7 +526,7 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
     // Growing up: remind the family before each child's hand-over.
     let mut reminders = Vec::new();
     if let access::Identity::Family { person } = &identity {
-        for (id, _) in super::child_facts::family_children(&st.store, person).await? {
+        for (id, _) in super::child_facts::family_children(&st.domain, person).await? {
             if let Some(p) = super::child_facts::load(&st, &id).await?
                 && let Some(r) = super::child_facts::handover_reminder(&p, clock::now_us())
             {
@@ -531,7 +536,7 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
     }
     let describe = match identity {
         access::Identity::Staff(staff) => {
-            let org = super::directory::organisation(&st.store, &staff.organisation)
+            let org = super::directory::organisation(&st.domain, &staff.organisation)
                 .await
                 .ok()
                 .flatten()
@@ -635,7 +640,8 @@ pub async fn reset_form(
         return Ok(reset_refused(ResetRefused::Unknown));
     }
     match st
-        .store
+        .domain
+        .data()
         .check_password_reset(&auth::token_hash(&token), clock::now_us())
         .await?
     {
@@ -667,7 +673,8 @@ pub async fn reset(
     }
     let hash = auth::token_hash(&token);
     if let Err(why) = st
-        .store
+        .domain
+        .data()
         .check_password_reset(&hash, clock::now_us())
         .await?
     {
@@ -707,7 +714,8 @@ pub async fn reset(
         .await
         .expect("hashing does not panic");
     match st
-        .store
+        .domain
+        .data()
         .redeem_password_reset(&hash, clock::now_us(), &phc)
         .await?
     {

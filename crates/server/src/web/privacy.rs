@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use passport_store::{AuditQuery, Sensitivity};
+use domain::types::{AuditQuery, Sensitivity};
 use serde_json::{Value, json};
 
 use super::guard::{self, PageResult, SignedIn, forbidden, form};
@@ -55,14 +55,15 @@ async fn reviewed_organisations(
         return Ok(orgs);
     }
     let with_officer: std::collections::HashSet<String> = st
-        .store
+        .domain
+        .data()
         .list_accounts()
         .await?
         .into_iter()
         .filter(|a| a.active && a.role.as_deref() == Some(Role::PrivacyOfficer.code()))
         .filter_map(|a| a.organisation_id)
         .collect();
-    for o in super::directory::list_organisations(&st.store).await? {
+    for o in super::directory::list_organisations(&st.domain).await? {
         if o.region == staff.region && o.id != staff.organisation && !with_officer.contains(&o.id) {
             orgs.push(o.id);
         }
@@ -74,7 +75,12 @@ async fn reviewed_organisations(
 async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard::WebError> {
     let mut grants = Vec::new();
     for org in orgs {
-        grants.extend(st.store.break_glass_for_organisation(org, false).await?);
+        grants.extend(
+            st.domain
+                .data()
+                .break_glass_for_organisation(org, false)
+                .await?,
+        );
     }
     // Unreviewed first; newest first within each.
     grants.sort_by_key(|g| (g.reviewed_us.is_some(), std::cmp::Reverse(g.starts_us)));
@@ -83,7 +89,8 @@ async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard
     for g in grants {
         if !names.contains_key(&g.account_id) {
             let n = st
-                .store
+                .domain
+                .data()
                 .account(&g.account_id)
                 .await?
                 .map(|a| a.display_name)
@@ -91,7 +98,8 @@ async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard
             names.insert(g.account_id.clone(), n);
         }
         let child = match st
-            .store
+            .domain
+            .records()
             .read("Patient", &g.patient_id)
             .await?
             .filter(|s| !s.deleted)
@@ -155,14 +163,15 @@ pub async fn view(
                 "nhs_number",
                 "Enter a valid 10-digit NHS Number",
             )),
-            Some(n) => match find_child(&st.store, &n).await? {
+            Some(n) => match find_child(&st.domain, &n).await? {
                 None => errors.push(field_error(
                     "nhs_number",
                     "There is no passport with this NHS Number",
                 )),
                 Some(child) => {
                     let entries = st
-                        .store
+                        .domain
+                        .data()
                         .list_audit(&AuditQuery {
                             patient_id: Some(child.id),
                             include_safeguarding: true,
@@ -211,7 +220,8 @@ pub async fn reviewed(
     let mut ours = false;
     for org in reviewed_organisations(&st, &who).await? {
         ours |= st
-            .store
+            .domain
+            .data()
             .break_glass_for_organisation(&org, false)
             .await?
             .iter()
@@ -220,7 +230,8 @@ pub async fn reviewed(
     if !ours {
         return Ok(guard::not_found());
     }
-    st.store
+    st.domain
+        .data()
         .mark_break_glass_reviewed(&id, &who.cur.account.id, clock::now_us())
         .await?;
     Ok(see_other("/privacy"))

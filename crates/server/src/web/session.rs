@@ -10,8 +10,8 @@
 //! (double submit). `SameSite=Strict` cookies are the second line.
 
 use axum::http::{HeaderMap, HeaderValue, header};
-use passport_store::StoreError;
-use passport_store::accounts::{Account, AccountKind, Session, SessionStage};
+use domain::types::StoreError;
+use domain::types::accounts::{Account, AccountKind, Session, SessionStage};
 
 use super::auth;
 use crate::{AppState, clock};
@@ -81,7 +81,7 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Curren
         return Ok(None);
     };
     let hash = auth::token_hash(&token);
-    let Some(session) = st.store.session(&hash).await? else {
+    let Some(session) = st.domain.data().session(&hash).await? else {
         return Ok(None);
     };
     let now = clock::now_us();
@@ -89,16 +89,16 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Curren
         SessionStage::Full => IDLE_SECS,
         SessionStage::Password => PENDING_SECS,
     } * 1_000_000;
-    let account = st.store.account(&session.account_id).await?;
+    let account = st.domain.data().account(&session.account_id).await?;
     let live = session.expires_us > now
         && now - session.last_seen_us <= idle_limit
         && account.as_ref().is_some_and(|a| a.active);
     let Some(account) = account.filter(|_| live) else {
-        st.store.delete_session(&hash).await?;
+        st.domain.data().delete_session(&hash).await?;
         return Ok(None);
     };
     if now - session.last_seen_us > TOUCH_EVERY_US {
-        st.store.touch_session(&hash, now).await?;
+        st.domain.data().touch_session(&hash, now).await?;
     }
     Ok(Some(Current { session, account }))
 }
@@ -115,7 +115,8 @@ pub async fn start(
         SessionStage::Full => SESSION_SECS,
         SessionStage::Password => PENDING_SECS,
     };
-    st.store
+    st.domain
+        .data()
         .create_session(&Session {
             id_hash: auth::token_hash(&token),
             account_id: account.id.clone(),
@@ -132,7 +133,10 @@ pub async fn start(
 /// Ends the request's session (if any).
 pub async fn end(st: &AppState, headers: &HeaderMap) -> Result<(), StoreError> {
     if let Some(token) = cookie(headers, SESSION_COOKIE) {
-        st.store.delete_session(&auth::token_hash(&token)).await?;
+        st.domain
+            .data()
+            .delete_session(&auth::token_hash(&token))
+            .await?;
     }
     Ok(())
 }
@@ -157,7 +161,7 @@ pub async fn identity(st: &AppState, account: &Account) -> Result<access::Identi
         },
         AccountKind::Staff => {
             let org = match &account.organisation_id {
-                Some(id) => super::directory::organisation(&st.store, id)
+                Some(id) => super::directory::organisation(&st.domain, id)
                     .await
                     .map_err(|e| match e {
                         super::directory::DirectoryError::Store(s) => s,

@@ -23,7 +23,7 @@ use super::child_facts::{self, Passport};
 use super::guard::{self, PageResult, SignedIn, form};
 use super::templates::{csrf_refused, page, see_other};
 use crate::audit::{Named, Purpose, Who};
-use crate::records::{Agent, Records, new_version};
+use crate::records::{Agent, new_version};
 use crate::{AppState, clock};
 
 /// Is this Consent the child's sharing choices (not some other consent)?
@@ -185,7 +185,7 @@ pub async fn save(
         }
     }
     let existing = crate::authz::facts::referring(
-        &st.store,
+        &st.domain.records(),
         "Consent",
         "patient",
         "Patient",
@@ -194,17 +194,16 @@ pub async fn save(
     .await?
     .into_iter()
     .find(is_sharing)
-    .and_then(|v| {
-        let version = v["meta"]["versionId"].as_str()?.parse::<i64>().ok()?;
-        Some((v["id"].as_str()?.to_owned(), version))
-    });
-    let mut consent = choices.to_consent(&patient, &performer, &clock::instant(now));
-    let (id, replaces) = match &existing {
-        Some((id, version)) => (id.clone(), Some(*version)),
-        None => (uuid::Uuid::now_v7().to_string(), None),
+    .and_then(|v| v["id"].as_str().map(str::to_owned));
+    // The version this one replaces: a change made meanwhile is a conflict, not lost.
+    let current = match &existing {
+        Some(id) => st.domain.records().read("Consent", id).await?,
+        None => None,
     };
+    let mut consent = choices.to_consent(&patient, &performer, &clock::instant(now));
+    let id = existing.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     consent["id"] = json!(id);
-    let write = new_version(consent, replaces, now)?;
+    let write = new_version(consent, current.as_ref().filter(|c| !c.deleted))?;
     let actor = Agent::new(
         Who {
             person: Named::new(performer.clone(), who.cur.account.display_name.clone()),
@@ -216,6 +215,6 @@ pub async fn save(
             Purpose::FamilyRequest
         },
     );
-    Records::of(&st).write(&actor, write).await?;
+    st.domain.records().write(&actor, write).await?;
     Ok(see_other(&format!("{back}?saved")))
 }

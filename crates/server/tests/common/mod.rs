@@ -400,7 +400,7 @@ pub fn pkce_challenge() -> String {
 pub async fn system_token(srv: &TestServer, org: &str, scope: &str) -> String {
     use passport_server::oauth;
     let made = oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         oauth::ClientSpec {
             name: "org system".into(),
             grant_types: vec!["client_credentials".into()],
@@ -426,7 +426,7 @@ pub async fn system_token(srv: &TestServer, org: &str, scope: &str) -> String {
 pub async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope: &str) -> String {
     use passport_server::oauth::{self, CodeRequest};
     let app = oauth::create_client(
-        &srv.state.store,
+        srv.state.domain.data(),
         oauth::ClientSpec {
             name: "app".into(),
             grant_types: vec!["authorization_code".into()],
@@ -475,7 +475,8 @@ pub async fn user_token(srv: &TestServer, account: &str, fhir_user: &str, scope:
 pub async fn organisation(srv: &TestServer, name: &str, sector: access::Sector) -> String {
     use passport_server::web::directory::{self, NewOrganisation};
     directory::create_organisation(
-        &srv.state.store,
+        &srv.state.domain,
+        &passport_server::records::Agent::operator("test fixture"),
         NewOrganisation {
             name: name.into(),
             sector,

@@ -20,10 +20,10 @@
 use passport_store::{HistoryQuery, StoreError};
 use serde_json::Value;
 
-use crate::AppState;
+use crate::Domain;
 use crate::audit::{EventKind, Interaction};
-use crate::records::{Agent, Records};
-use crate::web::directory;
+use crate::directory;
+use crate::records::{self, Agent, Records, new_version};
 
 /// What the start-up steps changed (ids only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub struct Report {
 }
 
 /// Runs every step and logs what changed.
-pub async fn run(st: &AppState) -> Result<Report, StoreError> {
+pub async fn run(st: &Domain) -> Result<Report, StoreError> {
     let report = Report {
         markers_moved: move_hidden_address_markers(st).await?,
         sections_given: give_sections(st).await?,
@@ -74,14 +74,14 @@ const PAGE: usize = 500;
 
 /// Finds current Patients carrying the hidden-address marker on an address and writes a
 /// new version of each with the marker on the Patient. Returns (id, new version).
-pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i64)>, StoreError> {
+pub async fn move_hidden_address_markers(st: &Domain) -> Result<Vec<(String, i64)>, StoreError> {
     // Every Patient version, newest first, looked at without parsing unless it mentions
     // the marker at all; the current version of each candidate is then read and checked.
     let mut candidates = std::collections::BTreeSet::new();
     let mut before = None;
     loop {
         let page = st
-            .store
+            .store()
             .history(
                 &HistoryQuery {
                     resource_type: Some("Patient".into()),
@@ -109,8 +109,13 @@ pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i
     let mut moved = Vec::new();
     for id in candidates {
         // A concurrent writer (another server starting) may get there first: read again.
-        for _ in 0..crate::fhir_api::crud::MAX_RETRIES {
-            let Some(current) = st.store.read("Patient", &id).await?.filter(|s| !s.deleted) else {
+        for _ in 0..crate::records::MAX_RETRIES {
+            let Some(current) = st
+                .store()
+                .read("Patient", &id)
+                .await?
+                .filter(|s| !s.deleted)
+            else {
                 break;
             };
             let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&current.body) else {
@@ -120,14 +125,13 @@ pub async fn move_hidden_address_markers(st: &AppState) -> Result<Vec<(String, i
                 break;
             }
             // The write path's own normalisation and validation.
-            let map = match crate::fhir_api::request::validate(map) {
-                Ok(m) => crate::fhir_api::request::with_sections(m, Some(&current)),
+            let write = match new_version(Value::Object(map), Some(&current)) {
+                Ok(w) => w,
                 Err(e) => {
                     tracing::error!(patient = %id, error = %e, "start-up: a Patient with a hidden-address marker on an address is not valid; left as it is");
                     break;
                 }
             };
-            let write = crate::fhir_api::crud::prepare("Patient", &id, map, Some(&current));
             match Records::of(st).write(&operator(), write).await {
                 Ok(stored) => {
                     moved.push((id.clone(), stored.version_id));
@@ -156,7 +160,7 @@ const SECTIONED_TYPES: &[&str] = &[
 /// new version of each with its default section, through the write path (validation,
 /// `request::with_sections`, stamping, indexing), audited as the operator. Stored bytes
 /// are never edited. Returns (type, id, new version).
-pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, StoreError> {
+pub async fn give_sections(st: &Domain) -> Result<Vec<(String, String, i64)>, StoreError> {
     let mut given = Vec::new();
     for ty in SECTIONED_TYPES {
         // Every version, newest first; only those that mention no section at all are
@@ -165,7 +169,7 @@ pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, 
         let mut before = None;
         loop {
             let page = st
-                .store
+                .store()
                 .history(
                     &HistoryQuery {
                         resource_type: Some((*ty).into()),
@@ -190,8 +194,8 @@ pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, 
         }
         for id in candidates {
             // A concurrent writer (another server starting) may get there first: read again.
-            for _ in 0..crate::fhir_api::crud::MAX_RETRIES {
-                let Some(current) = st.store.read(ty, &id).await?.filter(|s| !s.deleted) else {
+            for _ in 0..crate::records::MAX_RETRIES {
+                let Some(current) = st.store().read(ty, &id).await?.filter(|s| !s.deleted) else {
                     break;
                 };
                 let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&current.body) else {
@@ -200,10 +204,10 @@ pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, 
                 if !access::Section::from_resource_meta(&Value::Object(map.clone())).is_empty() {
                     break;
                 }
-                let map = match crate::fhir_api::request::validate(map) {
-                    Ok(m) => crate::fhir_api::request::with_sections(m, Some(&current)),
-                    Err(e) => {
-                        tracing::error!(resource_type = %ty, %id, error = %e, "start-up: an item without a section is not valid; left as it is");
+                let map = match records::validate(map) {
+                    Ok(m) => records::with_sections(m, Some(&current)),
+                    Err(issues) => {
+                        tracing::error!(resource_type = %ty, %id, issues = issues.len(), "start-up: an item without a section is not valid; left as it is");
                         break;
                     }
                 };
@@ -214,7 +218,7 @@ pub async fn give_sections(st: &AppState) -> Result<Vec<(String, String, i64)>, 
                 let Value::Object(map) = value else {
                     unreachable!()
                 };
-                let write = crate::fhir_api::crud::prepare(ty, &id, map, Some(&current));
+                let write = records::stamp(ty, &id, map, Some(&current));
                 match Records::of(st).write(&operator(), write).await {
                     Ok(stored) => {
                         given.push((ty.to_string(), id.clone(), stored.version_id));
@@ -236,24 +240,24 @@ fn memchr_contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Deactivates every active staff account whose role its organisation may not have.
 /// Returns (account id, role code, organisation code: ODS, URN or id).
 pub async fn deactivate_misassigned_accounts(
-    st: &AppState,
+    st: &Domain,
 ) -> Result<Vec<(String, String, String)>, StoreError> {
     let mut out = Vec::new();
-    for account in st.store.list_accounts().await? {
+    for account in st.store().list_accounts().await? {
         if !account.active {
             continue;
         }
-        let allowed = directory::account_role_allowed(&st.store, &account)
+        let allowed = directory::account_role_allowed(st, &account)
             .await
             .map_err(directory_error)?;
         if allowed != Some(false) {
             continue;
         }
-        directory::set_account_active(&st.store, &account.id, false)
+        directory::set_account_active(st, &account.id, false)
             .await
             .map_err(directory_error)?;
         let org_id = account.organisation_id.clone().unwrap_or_default();
-        let org = directory::organisation(&st.store, &org_id)
+        let org = directory::organisation(st, &org_id)
             .await
             .map_err(directory_error)?;
         let code = org
@@ -263,9 +267,9 @@ pub async fn deactivate_misassigned_accounts(
             .practitioner_role_id
             .clone()
             .unwrap_or_else(|| account.id.clone());
-        st.store
+        Records::of(st)
             .append_audit(vec![operator().event(
-                st.config.base(),
+                st.base_url(),
                 EventKind::Rest(Interaction::Update),
                 None,
                 ("PractitionerRole", &role_resource, None),
@@ -277,9 +281,6 @@ pub async fn deactivate_misassigned_accounts(
             account.role.clone().unwrap_or_default(),
             code,
         ));
-    }
-    if !out.is_empty() {
-        st.authz.tokens.forget_callers();
     }
     Ok(out)
 }

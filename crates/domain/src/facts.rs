@@ -12,7 +12,7 @@
 //! | break-glass | `Store::break_glass_for_patient` (a new grant calls [`FactsCache::forget`]) |
 //!
 //! **Freshness.** A writer of any of those resources calls [`FactsCache::wrote`] (through
-//! `AppState::write` / `write_all`), which forgets the children concerned — or everything,
+//! `Records`, as one of its observers), which forgets the children concerned — or everything,
 //! for changes whose old version could have named another child (updates and deletes of
 //! RelatedPerson, CareTeam, Consent; any Person or PractitionerRole). Entries also expire
 //! after [`MAX_AGE_US`], so time-limited facts (a care team's `period`) and writes by other
@@ -28,7 +28,7 @@ use access::{
 use passport_store::StoreError;
 use serde_json::Value;
 
-use crate::AppState;
+use crate::Domain;
 
 pub const GILLICK_EXTENSION: &str =
     "https://passport.nhs.uk/fhir/StructureDefinition/gillick-competent";
@@ -114,7 +114,7 @@ impl FactsCache {
         }
     }
 
-    /// Forgets one child's facts (after a change made outside [`AppState::write`], e.g. a
+    /// Forgets one child's facts (after a change made outside [`crate::Records`], e.g. a
     /// break-glass grant or a family link made by the onboarding pages).
     pub fn forget(&self, patient: &str) {
         let _moved = Moved(self);
@@ -132,6 +132,12 @@ impl FactsCache {
     }
 }
 
+impl crate::records::Observer for FactsCache {
+    fn stored(&self, w: &crate::records::Observed) {
+        self.wrote(&w.resource_type, &w.id, w.replaced, &w.body);
+    }
+}
+
 /// Moves the generation when dropped, i.e. after the forgetting it guards.
 struct Moved<'a>(&'a FactsCache);
 
@@ -145,13 +151,13 @@ impl Drop for Moved<'_> {
 
 /// The facts about `patient` (cached). A patient that does not exist has empty facts:
 /// no family, no care team — nobody but a regional system reaches its records.
-pub async fn child_facts(st: &AppState, patient: &str) -> Result<Arc<ChildFacts>, StoreError> {
+pub async fn child_facts(st: &Domain, patient: &str) -> Result<Arc<ChildFacts>, StoreError> {
     let now_us = crate::clock::now_us();
-    if let Some(f) = st.authz.facts.get(patient, now_us) {
+    if let Some(f) = st.facts.get(patient, now_us) {
         return Ok(f);
     }
     let facts = Arc::new(load(st, patient, now_us).await?);
-    st.authz.facts.put(patient, now_us, facts.clone());
+    st.facts.put(patient, now_us, facts.clone());
     Ok(facts)
 }
 
@@ -211,7 +217,7 @@ fn family_role(rp: &Value) -> FamilyRole {
 /// `targets` (of type `target_type`), bodies parsed: one indexed query (the store's
 /// `_revinclude`).
 pub async fn referring(
-    store: &passport_store::Store,
+    records: &crate::Records<'_>,
     resource_type: &str,
     param: &str,
     target_type: &str,
@@ -220,7 +226,7 @@ pub async fn referring(
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let mut found = store
+    let mut found = records
         .revinclude(resource_type, Some(param), target_type, targets)
         .await?;
     found.truncate(MAX_RELATED);
@@ -230,10 +236,10 @@ pub async fn referring(
         .collect())
 }
 
-async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, StoreError> {
+async fn load(st: &Domain, patient: &str, now_us: i64) -> Result<ChildFacts, StoreError> {
     let mut facts = ChildFacts::new(patient);
     let Some(stored) = st
-        .store
+        .store()
         .read("Patient", patient)
         .await?
         .filter(|s| !s.deleted)
@@ -250,10 +256,10 @@ async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, S
     facts.looked_after = flag(&p, LOOKED_AFTER_EXTENSION);
     facts.address_hidden = access::address_hidden(&p);
     let me = [patient.to_owned()];
-    let store = &st.store;
+    let store = st.store();
 
     // Family: active RelatedPersons, and the Person (sign-in) linking to each.
-    let related = referring(store, "RelatedPerson", "patient", "Patient", &me).await?;
+    let related = referring(&st.records(), "RelatedPerson", "patient", "Patient", &me).await?;
     let active: Vec<&Value> = related
         .iter()
         .filter(|rp| rp.get("active").and_then(Value::as_bool) == Some(true))
@@ -263,7 +269,7 @@ async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, S
         .filter_map(|rp| rp.get("id").and_then(Value::as_str))
         .map(str::to_owned)
         .collect();
-    let people = referring(store, "Person", "link", "RelatedPerson", &ids).await?;
+    let people = referring(&st.records(), "Person", "link", "RelatedPerson", &ids).await?;
     for rp in active {
         let Some(rp_id) = rp.get("id").and_then(Value::as_str) else {
             continue;
@@ -298,13 +304,13 @@ async fn load(st: &AppState, patient: &str, now_us: i64) -> Result<ChildFacts, S
     // Care team: active CareTeams (filtered by `from_care_teams`); PractitionerRole
     // members are their practitioner.
     let now = timestamp(now_us);
-    let mut teams = referring(store, "CareTeam", "patient", "Patient", &me).await?;
+    let mut teams = referring(&st.records(), "CareTeam", "patient", "Patient", &me).await?;
     for team in &mut teams {
         resolve_practitioner_roles(st, team).await?;
     }
     facts.care_team = CareTeamMember::from_care_teams(&teams, now);
 
-    let consents = referring(store, "Consent", "patient", "Patient", &me).await?;
+    let consents = referring(&st.records(), "Consent", "patient", "Patient", &me).await?;
     facts.sharing = SharingChoices::from_consents(&consents);
 
     facts.break_glass = store
@@ -328,7 +334,7 @@ pub fn timestamp(us: i64) -> Timestamp {
 
 /// Rewrites `participant[].member` references to PractitionerRoles as the practitioner
 /// they name (a PractitionerRole member is one person, not their whole organisation).
-async fn resolve_practitioner_roles(st: &AppState, team: &mut Value) -> Result<(), StoreError> {
+async fn resolve_practitioner_roles(st: &Domain, team: &mut Value) -> Result<(), StoreError> {
     let Some(parts) = team.get_mut("participant").and_then(Value::as_array_mut) else {
         return Ok(());
     };
@@ -341,7 +347,7 @@ async fn resolve_practitioner_roles(st: &AppState, team: &mut Value) -> Result<(
         else {
             continue;
         };
-        let practitioner = match st.store.read("PractitionerRole", &id).await? {
+        let practitioner = match st.store().read("PractitionerRole", &id).await? {
             Some(s) if !s.deleted => serde_json::from_slice::<Value>(&s.body).ok().and_then(|r| {
                 r.pointer("/practitioner/reference")
                     .and_then(Value::as_str)

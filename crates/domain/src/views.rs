@@ -15,7 +15,7 @@ use passport_store::search::{CareTeamOf, GrantChildren, RowGrant, RowRule, View,
 use passport_store::{AccessInputs, CareTeamMemberRow, StoreError};
 use serde_json::Value;
 
-use crate::AppState;
+use crate::Domain;
 
 /// The decision's inputs the store keeps beside a version: its children (compartment),
 /// sections, labels and current-medicine flag, read by the `access` crate's own readers.
@@ -67,13 +67,13 @@ impl ViewCache {
     /// The views of `subject`: reused, or loaded (and kept).
     pub async fn get(
         &self,
-        st: &AppState,
+        st: &Domain,
         subject: &Subject,
         now_us: i64,
         memo: &mut HashMap<String, Arc<ChildFacts>>,
     ) -> Result<Arc<CallerViews>, StoreError> {
         let key = format!("{subject:?}");
-        if let Some(v) = self.kept(&key, st.authz.facts.generation(), now_us) {
+        if let Some(v) = self.kept(&key, st.facts.generation(), now_us) {
             return Ok(v);
         }
         let gate = {
@@ -85,11 +85,11 @@ impl ViewCache {
         };
         let _one_at_a_time = gate.lock().await;
         // Read before loading: a change while loading leaves the new views unkept.
-        let generation = st.authz.facts.generation();
+        let generation = st.facts.generation();
         if let Some(v) = self.kept(&key, generation, now_us) {
             return Ok(v);
         }
-        let now = super::facts::timestamp(now_us);
+        let now = crate::facts::timestamp(now_us);
         let v = Arc::new(CallerViews::load(st, subject, now, memo).await?);
         let mut map = self.lock();
         if map.len() >= MAX_CALLERS {
@@ -129,7 +129,7 @@ pub struct CallerViews {
 impl CallerViews {
     /// Loads the facts of every child in the caller's reach (cached per child).
     async fn load(
-        st: &AppState,
+        st: &Domain,
         subject: &Subject,
         now: Timestamp,
         memo: &mut HashMap<String, Arc<ChildFacts>>,
@@ -157,7 +157,7 @@ impl CallerViews {
                     except: Vec::new(),
                     now: now.unix(),
                 };
-                let mut ids = st.store.care_team_exceptions(&of).await?;
+                let mut ids = st.store().care_team_exceptions(&of).await?;
                 if let Some(p) = &subject.scopes.patient
                     && !ids.contains(p)
                 {
@@ -167,14 +167,14 @@ impl CallerViews {
                 care_team = access::typical_child(&reach).map(|c| (c, of));
                 ids
             }
-            Reach::Family { person } => st.store.family_children(person).await?,
+            Reach::Family { person } => st.store().family_children(person).await?,
         };
         let mut children = Vec::with_capacity(ids.len());
         for id in ids {
             let facts = match memo.get(&id) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = super::facts::child_facts(st, &id).await?;
+                    let f = crate::facts::child_facts(st, &id).await?;
                     memo.insert(id, f.clone());
                     f
                 }
@@ -182,7 +182,7 @@ impl CallerViews {
             children.push(facts);
         }
         Ok(CallerViews {
-            policy: st.authz.policy.clone(),
+            policy: st.policy.clone(),
             subject: subject.clone(),
             children,
             care_team,
@@ -292,10 +292,10 @@ fn row_grants(g: &access::Grant, care_team: Option<&CareTeamOf>) -> Vec<RowGrant
 
 /// The caller's PractitionerRoles, read as the child facts read a CareTeam member that is
 /// a role (its current `practitioner` reference names the practitioner).
-async fn practitioner_roles(st: &AppState, practitioner: &str) -> Result<Vec<String>, StoreError> {
+async fn practitioner_roles(st: &Domain, practitioner: &str) -> Result<Vec<String>, StoreError> {
     let target = format!("Practitioner/{practitioner}");
-    let roles = super::facts::referring(
-        &st.store,
+    let roles = crate::facts::referring(
+        &st.records(),
         "PractitionerRole",
         "practitioner",
         "Practitioner",

@@ -8,7 +8,6 @@
 use passport_store::StoreError;
 use serde_json::{Value, json};
 
-use crate::clock;
 use crate::records::{Agent, Records, new_version};
 
 const SCT: &str = "http://snomed.info/sct";
@@ -93,7 +92,7 @@ pub async fn load(records: &Records<'_>) -> Result<usize, StoreError> {
     let agent = Agent::operator("demo data");
     let mut added = 0;
     for resource in resources() {
-        let write = new_version(resource, None, clock::now_us())
+        let write = new_version(resource, None)
             .unwrap_or_else(|e| panic!("demo data must be valid FHIR: {e}"));
         match records.write(&agent, write).await {
             Ok(_) => added += 1,

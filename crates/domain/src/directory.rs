@@ -13,12 +13,14 @@
 //! resources, which are harmless.
 
 use access::{Role, SECTOR_SYSTEM, Sector};
-use bytes::Bytes;
 use passport_store::accounts::{Account, AccountKind};
-use passport_store::{Store, StoreError, SystemMatch, TokenCriterion, Write};
+use passport_store::{StoreError, SystemMatch, TokenCriterion};
+
+use crate::Domain;
+use crate::records::{Agent, new_version};
 use serde_json::{Value, json};
 
-use super::auth;
+use crate::auth;
 use crate::clock;
 
 /// Code system of staff roles (codes are [`access::Role::code`]).
@@ -107,40 +109,11 @@ fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Validates, stamps, indexes and stores a new resource (version 1).
-async fn write_new(store: &Store, resource: Value) -> Result<String> {
-    let issues = fhir::validate(&resource);
-    if !issues.is_empty() {
-        return Err(DirectoryError::Invalid(format!(
-            "the {} would not be valid FHIR: {issues:?}",
-            resource["resourceType"]
-        )));
-    }
-    let Value::Object(mut map) = resource else {
-        return Err(DirectoryError::Invalid("not a JSON object".into()));
-    };
-    // Directory entries belong to no child (no section); a child's item gets its default.
-    access::ensure_sections(&mut map, None);
-    let rtype = map["resourceType"].as_str().unwrap_or_default().to_owned();
-    let id = map["id"].as_str().unwrap_or_default().to_owned();
-    let now = clock::now_us();
-    fhir::meta::stamp(&mut map, &id, 1, &clock::instant(now));
-    let value = Value::Object(map);
-    store
-        .write(Write {
-            index: fhir::search::extract(&value),
-            access: crate::authz::access_inputs(&value),
-            resource_type: rtype,
-            id: id.clone(),
-            replaces: None,
-            version_id: 1,
-            last_updated_us: now,
-            deleted: false,
-            body: Bytes::from(serde_json::to_vec(&value).expect("JSON serialises")),
-            unless_exists: None,
-            audit: Vec::new(),
-        })
-        .await?;
+/// Stores a new resource (version 1) through the one write path, audited as `by`.
+async fn write_new(d: &Domain, by: &Agent, resource: Value) -> Result<String> {
+    let write = new_version(resource, None)?;
+    let id = write.id.clone();
+    d.records().write(by, write).await?;
     Ok(id)
 }
 
@@ -181,18 +154,23 @@ fn human_name(name: &str) -> Value {
     json!([n])
 }
 
-pub async fn create_organisation(store: &Store, org: NewOrganisation) -> Result<String> {
-    create_organisation_as(store, org, false).await
+pub async fn create_organisation(d: &Domain, by: &Agent, org: NewOrganisation) -> Result<String> {
+    create_organisation_as(d, by, org, false).await
 }
 
 /// The region's own organisation (`passport admin create-org --regional`): where the
 /// regional admin and commissioners work.
-pub async fn create_regional_organisation(store: &Store, org: NewOrganisation) -> Result<String> {
-    create_organisation_as(store, org, true).await
+pub async fn create_regional_organisation(
+    d: &Domain,
+    by: &Agent,
+    org: NewOrganisation,
+) -> Result<String> {
+    create_organisation_as(d, by, org, true).await
 }
 
 async fn create_organisation_as(
-    store: &Store,
+    d: &Domain,
+    by: &Agent,
     org: NewOrganisation,
     regional: bool,
 ) -> Result<String> {
@@ -204,7 +182,8 @@ async fn create_organisation_as(
     let mut identifiers = Vec::new();
     for (system, value) in [(ODS_SYSTEM, &org.ods), (SCHOOL_URN_SYSTEM, &org.school_urn)] {
         if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-            let taken = store
+            let taken = d
+                .store()
                 .find_by_tokens(
                     "Organization",
                     &[TokenCriterion {
@@ -239,7 +218,7 @@ async fn create_organisation_as(
             .expect("built above")
             .push(json!({ "url": REGIONAL_ORGANISATION_EXTENSION, "valueBoolean": true }));
     }
-    write_new(store, resource).await
+    write_new(d, by, resource).await
 }
 
 fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
@@ -280,8 +259,8 @@ fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
 }
 
 /// One organisation by id.
-pub async fn organisation(store: &Store, id: &str) -> Result<Option<Organisation>> {
-    Ok(store
+pub async fn organisation(d: &Domain, id: &str) -> Result<Option<Organisation>> {
+    Ok(d.store()
         .read("Organization", id)
         .await?
         .filter(|s| !s.deleted)
@@ -289,12 +268,13 @@ pub async fn organisation(store: &Store, id: &str) -> Result<Option<Organisation
 }
 
 /// An organisation by id, ODS code or school URN.
-pub async fn find_organisation(store: &Store, key: &str) -> Result<Organisation> {
-    if let Some(o) = organisation(store, key).await? {
+pub async fn find_organisation(d: &Domain, key: &str) -> Result<Organisation> {
+    if let Some(o) = organisation(d, key).await? {
         return Ok(o);
     }
     for system in [ODS_SYSTEM, SCHOOL_URN_SYSTEM] {
-        let ids = store
+        let ids = d
+            .store()
             .find_by_tokens(
                 "Organization",
                 &[TokenCriterion {
@@ -305,7 +285,7 @@ pub async fn find_organisation(store: &Store, key: &str) -> Result<Organisation>
             )
             .await?;
         if let Some(id) = ids.first()
-            && let Some(o) = organisation(store, id).await?
+            && let Some(o) = organisation(d, id).await?
         {
             return Ok(o);
         }
@@ -316,10 +296,11 @@ pub async fn find_organisation(store: &Store, key: &str) -> Result<Organisation>
 }
 
 /// Every organisation with a sector, by name.
-pub async fn list_organisations(store: &Store) -> Result<Vec<Organisation>> {
+pub async fn list_organisations(d: &Domain) -> Result<Vec<Organisation>> {
     let mut out = Vec::new();
     for sector in Sector::ALL {
-        let ids = store
+        let ids = d
+            .store()
             .find_by_tokens(
                 "Organization",
                 &[TokenCriterion {
@@ -330,7 +311,7 @@ pub async fn list_organisations(store: &Store) -> Result<Vec<Organisation>> {
             )
             .await?;
         for id in ids {
-            if let Some(o) = organisation(store, &id).await? {
+            if let Some(o) = organisation(d, &id).await? {
                 out.push(o);
             }
         }
@@ -339,8 +320,8 @@ pub async fn list_organisations(store: &Store) -> Result<Vec<Organisation>> {
     Ok(out)
 }
 
-async fn login_free(store: &Store, login: &str) -> Result<()> {
-    if store.account_by_login(login).await?.is_some() {
+async fn login_free(d: &Domain, login: &str) -> Result<()> {
+    if d.store().account_by_login(login).await?.is_some() {
         return Err(DirectoryError::Duplicate(format!(
             "an account with the email address {login} already exists"
         )));
@@ -372,30 +353,31 @@ pub fn check_role(role: Role, org: &Organisation) -> Result<()> {
 
 /// Whether an account's role is one its organisation may have: `None` when it cannot be
 /// told (not staff, an unknown role code, or the organisation is gone).
-pub async fn account_role_allowed(store: &Store, account: &Account) -> Result<Option<bool>> {
+pub async fn account_role_allowed(d: &Domain, account: &Account) -> Result<Option<bool>> {
     let (Some(role), Some(org)) = (
         account.role.as_deref().and_then(Role::from_code),
         account.organisation_id.as_deref(),
     ) else {
         return Ok(None);
     };
-    Ok(organisation(store, org)
+    Ok(organisation(d, org)
         .await?
         .map(|o| role.allowed_in(o.sector, o.regional)))
 }
 
 /// A member of staff: Practitioner + PractitionerRole, and an account with a new TOTP secret.
-pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
+pub async fn create_staff(d: &Domain, by: &Agent, new: NewStaff) -> Result<Created> {
     let login = normalise_login(&new.email)?;
     check_password(&new.password)?;
     if new.name.trim().is_empty() {
         return Err(DirectoryError::Invalid("a name is needed".into()));
     }
-    let org = find_organisation(store, &new.organisation).await?;
+    let org = find_organisation(d, &new.organisation).await?;
     check_role(new.role, &org)?;
-    login_free(store, &login).await?;
+    login_free(d, &login).await?;
     let practitioner = write_new(
-        store,
+        d,
+        by,
         json!({
             "resourceType": "Practitioner", "id": new_id(), "active": true,
             "identifier": [{ "system": LOGIN_SYSTEM, "value": login }],
@@ -405,7 +387,8 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
     )
     .await?;
     let role = write_new(
-        store,
+        d,
+        by,
         json!({
             "resourceType": "PractitionerRole", "id": new_id(), "active": true,
             "practitioner": { "reference": format!("Practitioner/{practitioner}") },
@@ -435,7 +418,7 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
         created_us: clock::now_us(),
         cleared: Vec::new(),
     };
-    if !store.create_account(&account).await? {
+    if !d.store().create_account(&account).await? {
         return Err(DirectoryError::Duplicate(format!(
             "an account with the email address {login} already exists"
         )));
@@ -448,19 +431,20 @@ pub async fn create_staff(store: &Store, new: NewStaff) -> Result<Created> {
 }
 
 /// A family member: a Person and an account (password only; NHS login comes later).
-pub async fn create_family(store: &Store, new: NewFamily) -> Result<Created> {
+pub async fn create_family(d: &Domain, by: &Agent, new: NewFamily) -> Result<Created> {
     check_password(&new.password)?;
     let password = new.password;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
         .expect("hashing does not panic");
-    create_family_hashed(store, &new.email, &new.name, hash).await
+    create_family_hashed(d, by, &new.email, &new.name, hash).await
 }
 
 /// A family member whose password was hashed earlier (a self-registration, hashed when it
 /// was made and kept only as the hash until the email address was verified).
 pub async fn create_family_hashed(
-    store: &Store,
+    d: &Domain,
+    by: &Agent,
     email: &str,
     name: &str,
     password_hash: String,
@@ -469,9 +453,10 @@ pub async fn create_family_hashed(
     if name.trim().is_empty() {
         return Err(DirectoryError::Invalid("a name is needed".into()));
     }
-    login_free(store, &login).await?;
+    login_free(d, &login).await?;
     let person = write_new(
-        store,
+        d,
+        by,
         json!({
             "resourceType": "Person", "id": new_id(), "active": true,
             "identifier": [{ "system": LOGIN_SYSTEM, "value": login }],
@@ -496,7 +481,7 @@ pub async fn create_family_hashed(
         created_us: clock::now_us(),
         cleared: Vec::new(),
     };
-    if !store.create_account(&account).await? {
+    if !d.store().create_account(&account).await? {
         return Err(DirectoryError::Duplicate(format!(
             "an account with the email address {login} already exists"
         )));
@@ -514,13 +499,14 @@ pub const RESET_LINK_SECS: i64 = 24 * 3600;
 /// Issues a single-use password-reset link for the account with `login` (an admin hands it
 /// over); valid for `valid_secs`. Only the token's hash is stored.
 pub async fn issue_password_reset(
-    store: &Store,
+    d: &Domain,
     login: &str,
     base_url: &str,
     valid_secs: i64,
 ) -> Result<String> {
     let login = login.trim().to_lowercase();
-    let account = store
+    let account = d
+        .store()
         .account_by_login(&login)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("no account {login}")))?;
@@ -531,7 +517,7 @@ pub async fn issue_password_reset(
     }
     let token = auth::random_token();
     let now = clock::now_us();
-    store
+    d.store()
         .create_password_reset(
             &auth::token_hash(&token),
             &account.id,
@@ -547,13 +533,14 @@ pub async fn issue_password_reset(
 
 /// Activates or deactivates the account with `login`; deactivating signs it out everywhere
 /// at once.
-pub async fn set_active(store: &Store, login: &str, active: bool) -> Result<()> {
+pub async fn set_active(d: &Domain, login: &str, active: bool) -> Result<()> {
     let login = login.trim().to_lowercase();
-    let account = store
+    let account = d
+        .store()
         .account_by_login(&login)
         .await?
         .ok_or_else(|| DirectoryError::NotFound(format!("no account {login}")))?;
-    set_account_active(store, &account.id, active).await?;
+    set_account_active(d, &account.id, active).await?;
     Ok(())
 }
 
@@ -561,20 +548,20 @@ pub async fn set_active(store: &Store, login: &str, active: bool) -> Result<()> 
 /// its sessions are deleted with the change, then every refresh token and unused code
 /// issued to it is revoked (the API separately refuses access tokens of inactive
 /// accounts). `false` if there is no such account.
-pub async fn set_account_active(store: &Store, account_id: &str, active: bool) -> Result<bool> {
+pub async fn set_account_active(d: &Domain, account_id: &str, active: bool) -> Result<bool> {
     // An account deactivated because its role does not fit its organisation stays so.
     if active
-        && let Some(account) = store.account(account_id).await?
-        && account_role_allowed(store, &account).await? == Some(false)
+        && let Some(account) = d.store().account(account_id).await?
+        && account_role_allowed(d, &account).await? == Some(false)
     {
         return Err(DirectoryError::Invalid(format!(
             "the account's role {} cannot be given in its organisation; it stays deactivated",
             account.role.as_deref().unwrap_or_default()
         )));
     }
-    let found = store.set_account_active(account_id, active).await?;
+    let found = d.store().set_account_active(account_id, active).await?;
     if found && !active {
-        store
+        d.store()
             .oauth_revoke_subject(account_id, clock::now_us())
             .await?;
     }
