@@ -17,6 +17,7 @@ use passport_store::accounts::{Account, AccountKind};
 use passport_store::{StoreError, SystemMatch, TokenCriterion};
 
 use crate::Domain;
+use crate::audit::{Named, Who};
 use crate::records::{Agent, new_version};
 use serde_json::{Value, json};
 
@@ -566,4 +567,40 @@ pub async fn set_account_active(d: &Domain, account_id: &str, active: bool) -> R
             .await?;
     }
     Ok(found)
+}
+
+/// The audit trail's name for an account.
+pub async fn account_who(d: &Domain, account: &Account) -> Who {
+    let reference = match (&account.practitioner_id, &account.person_id) {
+        (Some(p), _) => Some(format!("Practitioner/{p}")),
+        (None, Some(p)) => Some(format!("Person/{p}")),
+        _ => None,
+    };
+    let organisation = match &account.organisation_id {
+        Some(id) => organisation(d, id)
+            .await
+            .ok()
+            .flatten()
+            .map(|o| Named::new(format!("Organization/{}", o.id), o.name)),
+        None => None,
+    };
+    Who {
+        person: Named {
+            reference,
+            display: account.display_name.clone(),
+        },
+        organisation,
+        ..Default::default()
+    }
+}
+
+/// A failed attempt names only the login tried.
+pub fn login_tried(login: &str) -> Who {
+    Who {
+        person: Named {
+            reference: None,
+            display: login.to_owned(),
+        },
+        ..Default::default()
+    }
 }

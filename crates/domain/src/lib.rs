@@ -23,6 +23,7 @@ mod data;
 pub mod demo;
 pub mod directory;
 pub mod facts;
+mod inputs;
 pub mod records;
 pub mod startup;
 pub mod views;
@@ -98,7 +99,7 @@ impl Domain {
         store.migrate().await?;
         let filled = store
             .fill_access_inputs(|body| {
-                views::access_inputs(
+                inputs::access_inputs(
                     &serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
                 )
             })

@@ -360,7 +360,7 @@ pub fn stamp(
     let value = Value::Object(map);
     // Extracted here, on the request's task, not on the store's single writer thread.
     let index = fhir::search::extract(&value);
-    let access = crate::views::access_inputs(&value);
+    let access = crate::inputs::access_inputs(&value);
     let body = Bytes::from(serde_json::to_vec(&value).expect("a JSON value always serialises"));
     Write {
         resource_type: resource_type.to_owned(),
@@ -413,7 +413,7 @@ pub fn deletion(existing: &Stored) -> Write {
     let body: Value = serde_json::from_slice(&existing.body).unwrap_or(Value::Null);
     Write {
         index: Vec::new(),
-        access: crate::views::access_inputs(&body),
+        access: crate::inputs::access_inputs(&body),
         resource_type: existing.resource_type.clone(),
         id: existing.id.clone(),
         replaces: Some(existing.version_id),

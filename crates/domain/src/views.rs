@@ -8,39 +8,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use access::{
-    Action, ChildFacts, Children, MemberKind, Reach, Rule, Section, Subject, Timestamp, TypeView,
-};
+use access::{Action, ChildFacts, Children, Reach, Rule, Section, Subject, Timestamp, TypeView};
+use passport_store::StoreError;
 use passport_store::search::{CareTeamOf, GrantChildren, RowGrant, RowRule, View, Views};
-use passport_store::{AccessInputs, CareTeamMemberRow, StoreError};
 use serde_json::Value;
 
 use crate::Domain;
-
-/// The decision's inputs the store keeps beside a version: its children (compartment),
-/// sections, labels and current-medicine flag, read by the `access` crate's own readers.
-pub fn access_inputs(resource: &Value) -> AccessInputs {
-    let facts = access::ResourceFacts::from_json(resource);
-    AccessInputs {
-        patients: fhir::compartment::patients_of(resource),
-        sections: facts.sections.bits(),
-        labels: facts.labels.bits(),
-        active_medication: facts.active_medication,
-        members: access::CareTeamMember::spans(resource)
-            .into_iter()
-            .map(|m| CareTeamMemberRow {
-                member_type: match m.kind {
-                    MemberKind::Practitioner => "Practitioner",
-                    MemberKind::Organisation => "Organization",
-                    MemberKind::PractitionerRole => "PractitionerRole",
-                },
-                member_id: m.id,
-                starts: m.starts.map(Timestamp::unix),
-                ends: m.ends.map(Timestamp::unix),
-            })
-            .collect(),
-    }
-}
+pub use crate::inputs::access_inputs;
 
 /// How long a caller's views are reused (time-limited rules — a break-glass grant's
 /// expiry, a sharing choice's end date — are seen within this).

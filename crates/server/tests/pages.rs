@@ -1160,42 +1160,16 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     w.store.close().await;
 });
 
-/// The GET paths the web router serves, read from its source (`web::routes` and every
-/// router it merges), so a new page is covered without editing this list. `{*path}`
-/// (the static assets) is left out: those are not pages.
+/// The GET paths of the pages' route table that answer a person (pages, and the external
+/// sign-in's callback; not the static assets), so a new page is covered without editing
+/// this list.
 fn page_routes() -> Vec<String> {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
-    let read = |rel: &str| {
-        std::fs::read_to_string(format!("{src}{rel}")).unwrap_or_else(|e| panic!("{rel}: {e}"))
-    };
-    let web = read("web/mod.rs");
-    let mut files = vec![web.clone()];
-    // `.merge(onboarding::routes())`, `.merge(crate::oauth::authorize::routes())`…
-    for part in web.split(".merge(").skip(1) {
-        let module = part[..part.find("::routes()").expect("a merged routes()")]
-            .trim_start_matches("crate::");
-        let rel = if module.contains("::") {
-            format!("{}.rs", module.replace("::", "/"))
-        } else {
-            format!("web/{module}.rs")
-        };
-        files.push(read(&rel));
-    }
-    let mut out = Vec::new();
-    for file in &files {
-        let routes = &file[file.find("fn routes()").expect("fn routes()")..];
-        let routes = &routes[..routes.find("\n}").unwrap()];
-        for call in routes.split(".route(").skip(1) {
-            let call = call.trim_start();
-            let path = &call[1..call[1..].find('"').unwrap() + 1];
-            let handlers = &call[..call.find(".route(").unwrap_or(call.len())];
-            if handlers.contains("get(") && !path.contains("{*") {
-                out.push(path.to_owned());
-            }
-        }
-    }
-    assert!(out.len() > 15, "the routes were not found: {out:?}");
-    out
+    use passport_server::web::{Serves, table};
+    table()
+        .iter()
+        .filter(|r| matches!(r.get, Serves::Page | Serves::Redirect))
+        .map(|r| r.path.to_owned())
+        .collect()
 }
 
 /// The text a person sees: the page without tags, scripts, styles and comments.

@@ -43,10 +43,12 @@ use fhir::{Issue, IssueType};
 use serde_json::{Map, Value};
 
 use super::conditional;
-use super::crud::{self, require_supported};
+use super::crud;
 use super::history;
+use super::matching;
+use super::request::require_supported;
 use super::request::{self, JSON_PATCH};
-use super::response::{BundleWriter, Return, etag};
+use super::response::{self, BundleWriter, Return, etag};
 use crate::AppState;
 use crate::audit::Interaction;
 use crate::authz::{Caller, Guard};
@@ -320,7 +322,7 @@ fn check_shape(e: &Entry) -> ApiResult<()> {
     if let [id, ..] = path.as_slice()
         && *id != "_history"
     {
-        crud::require_id(id)?;
+        request::require_id(id)?;
     }
     match e.method {
         Method::Post | Method::Put => {
@@ -475,7 +477,7 @@ impl EntryOut {
                 s.resource_type,
                 s.id
             ));
-            out.location = Some(crud::location(st, s));
+            out.location = Some(response::location(st, s));
         }
         match ret {
             Return::Representation if !s.deleted => out.resource = Some(s.body.clone()),
@@ -1192,22 +1194,22 @@ async fn resolve_conditional_reference(
         ))),
         many => Err(ApiError::PreconditionFailed(format!(
             "the conditional reference '{r}' matches {} resources; it must match exactly one",
-            conditional::several(many.len())
+            matching::several(many.len())
         ))),
     }
 }
 
 /// Matches of a condition the caller may see, leaving out resources this transaction
-/// deletes (see `conditional::visible_matches`).
+/// deletes (see `matching::visible_matches`).
 async fn live_matches(
     guard: &mut Guard<'_>,
     resource_type: &str,
     query: &str,
     deleted: &HashSet<(String, String)>,
-) -> ApiResult<conditional::Matches> {
-    let criteria = conditional::criteria(query, "condition")?;
-    let m = conditional::visible_matches(guard, resource_type, &criteria, deleted).await?;
-    conditional::refuse_hidden_passport(guard, resource_type, &m)?;
+) -> ApiResult<matching::Matches> {
+    let criteria = matching::criteria(query, "condition")?;
+    let m = matching::visible_matches(guard, resource_type, &criteria, deleted).await?;
+    matching::refuse_hidden_passport(guard, resource_type, &m)?;
     Ok(m)
 }
 
@@ -1270,7 +1272,7 @@ async fn plan_entry(
                         many => {
                             return Err(f(ApiError::PreconditionFailed(format!(
                                 "the condition matches {} {t} resources; this server deletes one at a time (conditionalDelete: single)",
-                                conditional::several(many.len())
+                                matching::several(many.len())
                             ))));
                         }
                     }
@@ -1297,12 +1299,12 @@ async fn plan_entry(
             let map = e.resource.clone().expect("checked by check_shape");
             let mut unless_exists = None;
             if let Some(q) = &e.if_none_exist {
-                let criteria = conditional::criteria(q, "ifNoneExist").map_err(f)?;
+                let criteria = matching::criteria(q, "ifNoneExist").map_err(f)?;
                 let m = live_matches(guard, &t, q, deleted).await.map_err(f)?;
                 match m.visible.as_slice() {
                     // A hidden match plays no part, so it must not trip the store's check.
                     [] if m.hidden => {}
-                    [] => unless_exists = conditional::race_check(&criteria),
+                    [] => unless_exists = matching::race_check(&criteria),
                     [id] => {
                         return match read(id.clone()).await? {
                             Some(s) if !s.deleted => Ok(Plan::Found(
@@ -1321,7 +1323,7 @@ async fn plan_entry(
                     many => {
                         return Err(f(ApiError::PreconditionFailed(format!(
                             "ifNoneExist matches {} {t} resources; it must match at most one",
-                            conditional::several(many.len())
+                            matching::several(many.len())
                         ))));
                     }
                 }
@@ -1369,9 +1371,9 @@ async fn plan_entry(
                     })
                 }
                 (_, Some(q)) => {
-                    let criteria = conditional::criteria(q, "conditional update").map_err(f)?;
+                    let criteria = matching::criteria(q, "conditional update").map_err(f)?;
                     if let Some(b) = &body_id {
-                        crud::require_id(b).map_err(f)?;
+                        request::require_id(b).map_err(f)?;
                     }
                     let m = live_matches(guard, &t, q, deleted).await.map_err(f)?;
                     let hidden = m.hidden;
@@ -1401,7 +1403,7 @@ async fn plan_entry(
                                 unless_exists: if hidden {
                                     None
                                 } else {
-                                    conditional::race_check(&criteria)
+                                    matching::race_check(&criteria)
                                 },
                             })
                         }
@@ -1437,7 +1439,7 @@ async fn plan_entry(
                         }
                         many => Err(f(ApiError::PreconditionFailed(format!(
                             "the condition matches {} {t} resources; it must match at most one",
-                            conditional::several(many.len())
+                            matching::several(many.len())
                         )))),
                     }
                 }

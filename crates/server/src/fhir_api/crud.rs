@@ -12,8 +12,8 @@ use domain::types::{StoreError, Stored};
 use fhir::{Issue, IssueType};
 use serde_json::{Map, Value};
 
-use super::request::{self, JSON_PATCH};
-use super::response::{self, Return, etag};
+use super::request::{self, JSON_PATCH, require_id, require_supported};
+use super::response::{self, Return, etag, location};
 use crate::AppState;
 use crate::audit::Interaction;
 use crate::authz::{Caller, Guard};
@@ -30,37 +30,6 @@ pub(crate) async fn backoff(attempt: u32) {
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 8;
     let ms = u64::from(attempt.min(8)) + jitter;
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-}
-
-pub fn require_supported(resource_type: &str) -> ApiResult<()> {
-    if fhir::types::is_supported(resource_type) {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
-            "resource type '{resource_type}' is not supported by this server"
-        )))
-    }
-}
-
-pub(crate) fn require_id(id: &str) -> ApiResult<()> {
-    if fhir::types::is_valid_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
-            "id",
-            "a resource id is 1 to 64 letters, digits, '-' or '.'",
-        ))
-    }
-}
-
-pub(crate) fn location(st: &AppState, stored: &Stored) -> String {
-    format!(
-        "{}/fhir/{}/{}/_history/{}",
-        st.config.base(),
-        stored.resource_type,
-        stored.id,
-        stored.version_id
-    )
 }
 
 pub async fn create(
@@ -89,11 +58,11 @@ pub async fn create(
     let mut condition = None;
     if let Some(v) = headers.get("if-none-exist") {
         let query = v.to_str().unwrap_or("");
-        let criteria = super::conditional::criteria(query, "If-None-Exist")?;
+        let criteria = super::matching::criteria(query, "If-None-Exist")?;
         // A search first, as the caller sees it (see `conditional`); simple tokens are
         // checked again inside the write's transaction, unless a hidden resource matches
         // (it plays no part, so it must not trip the check either).
-        let m = super::conditional::visible_matches(
+        let m = super::matching::visible_matches(
             &mut guard,
             &resource_type,
             &criteria,
@@ -103,9 +72,9 @@ pub async fn create(
         if !m.visible.is_empty() {
             return create_matched(&mut guard, &resource_type, m.visible, &headers).await;
         }
-        super::conditional::refuse_hidden_passport(&guard, &resource_type, &m)?;
+        super::matching::refuse_hidden_passport(&guard, &resource_type, &m)?;
         if !m.hidden {
-            condition = super::conditional::race_check(&criteria);
+            condition = super::matching::race_check(&criteria);
         }
     }
     // A client-sent id is ignored on create: the server assigns ids (time-ordered, so
@@ -144,7 +113,7 @@ async fn create_matched(
     let [id] = ids.as_slice() else {
         return Err(ApiError::PreconditionFailed(format!(
             "If-None-Exist matched {} resources; it must match at most one",
-            super::conditional::several(ids.len())
+            super::matching::several(ids.len())
         )));
     };
     let existing = st
@@ -636,7 +605,7 @@ pub async fn delete(
 
 #[cfg(test)]
 mod tests {
-    use super::super::conditional::{criteria, race_check};
+    use super::super::matching::{criteria, race_check};
     use domain::types::SystemMatch;
 
     #[test]

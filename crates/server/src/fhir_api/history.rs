@@ -10,8 +10,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use domain::types::HistoryQuery;
 
-use super::crud::require_supported;
 use super::request;
+use super::request::require_supported;
 use super::response::{BundleWriter, etag};
 use crate::AppState;
 use crate::audit::Interaction;

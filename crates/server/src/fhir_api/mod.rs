@@ -6,6 +6,7 @@ pub mod capability;
 pub mod conditional;
 pub mod crud;
 pub mod history;
+pub mod matching;
 pub mod paging;
 pub mod request;
 pub mod response;

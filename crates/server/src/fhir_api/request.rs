@@ -164,3 +164,26 @@ fn version_header(headers: &HeaderMap, name: header::HeaderName) -> ApiResult<Op
         )
     })
 }
+
+/// 404 for a resource type this server does not serve.
+pub fn require_supported(resource_type: &str) -> ApiResult<()> {
+    if fhir::types::is_supported(resource_type) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!(
+            "resource type '{resource_type}' is not supported by this server"
+        )))
+    }
+}
+
+/// 400 for an id FHIR does not allow.
+pub fn require_id(id: &str) -> ApiResult<()> {
+    if fhir::types::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "id",
+            "a resource id is 1 to 64 letters, digits, '-' or '.'",
+        ))
+    }
+}

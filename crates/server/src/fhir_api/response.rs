@@ -257,6 +257,17 @@ impl BundleWriter {
     }
 }
 
+/// The `Location` of a stored version.
+pub fn location(st: &crate::AppState, stored: &Stored) -> String {
+    format!(
+        "{}/fhir/{}/{}/_history/{}",
+        st.config.base(),
+        stored.resource_type,
+        stored.id,
+        stored.version_id
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

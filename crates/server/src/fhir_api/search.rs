@@ -32,9 +32,9 @@ use domain::types::search::{
 use fhir::search::{ParamType, SearchParam};
 use serde_json::Value;
 
-use super::crud::require_supported;
 use super::paging::PageSealer;
 use super::request;
+use super::request::require_supported;
 use super::response::BundleWriter;
 use crate::AppState;
 use crate::audit::Interaction;

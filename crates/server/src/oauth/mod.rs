@@ -10,11 +10,10 @@
 //! | `GET /fhir/.well-known/smart-configuration`, `GET /.well-known/openid-configuration` | discovery |
 //!
 //! `/oauth/authorize` and `/launch` (sign-in, patient picker, consent, EHR launch) are pages:
-//! [`authorize`] has their routes, merged into the pages' router; "Allow" calls
+//! [`crate::web::authorize`] has their routes, merged into the pages' router; "Allow" calls
 //! [`issue_authorization_code`]. The FHIR API will check tokens with
 //! [`verify_access_token`].
 
-pub mod authorize;
 pub mod clients;
 pub mod discovery;
 pub mod jwt;

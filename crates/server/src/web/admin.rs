@@ -6,31 +6,42 @@
 use std::sync::Arc;
 
 use access::{Role, Sector};
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::directory::{self, DirectoryError, NewOrganisation, NewStaff};
 use super::guard::{self, PageResult, SignedIn, field, forbidden, form};
 use super::templates::{FieldError, csrf_refused, field_error, page, see_other};
+use super::{Effect, Route};
 use crate::audit::Purpose;
 use crate::oauth::clients::{self, ClientSpec, GRANT_TYPES};
 use crate::{AppState, clock};
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::form(
             "/admin/organisations",
-            get(organisations).post(create_organisation),
-        )
-        .route("/admin/clients", get(client_list).post(create_client))
-        .route("/admin/clients/{id}/deactivate", post(deactivate_client))
-        .route("/admin/staff", get(staff_list).post(create_staff))
-        .route("/admin/staff/{id}/{change}", post(change_staff))
+            organisations,
+            Effect::Service,
+            create_organisation,
+        ),
+        Route::form(
+            "/admin/clients",
+            client_list,
+            Effect::Service,
+            create_client,
+        ),
+        Route::action(
+            "/admin/clients/{id}/deactivate",
+            Effect::Service,
+            deactivate_client,
+        ),
+        Route::form("/admin/staff", staff_list, Effect::Service, create_staff),
+        Route::action("/admin/staff/{id}/{change}", Effect::Service, change_staff),
+    ]
 }
 
 /// The signed-in person if they hold `role`, else the response to send.
@@ -40,7 +51,7 @@ async fn admin(st: &AppState, headers: &HeaderMap, role: Role) -> Result<SignedI
         Ok(Err(r)) => return Err(r),
         Err(e) => {
             return Err(axum::response::IntoResponse::into_response(
-                guard::WebError::from(e),
+                guard::PageError::from(e),
             ));
         }
     };

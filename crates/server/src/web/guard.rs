@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use domain::types::StoreError;
 
@@ -14,29 +14,7 @@ use super::session::{self, Current};
 use super::templates::{message, see_other};
 use crate::AppState;
 
-/// A page that failed (the database): an error page; the log gets the error, never the
-/// person's data (store errors name no patient).
-pub struct WebError(String);
-
-impl<E: std::fmt::Display> From<E> for WebError {
-    fn from(e: E) -> Self {
-        WebError(e.to_string())
-    }
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "page failed");
-        message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sorry, there is a problem with the service",
-            &["Try again later. Nothing you entered has been saved."],
-            None,
-        )
-    }
-}
-
-pub type PageResult = Result<Response, WebError>;
+pub use super::errors::{PageError, PageResult};
 
 /// A fully signed-in person (password and, for staff, TOTP) and who they are.
 pub struct SignedIn {

@@ -1,5 +1,6 @@
 //! The web pages: server-rendered HTML on the NHS.UK design system, working without
-//! JavaScript. Every route of this surface is in [`routes`].
+//! JavaScript. Every route of this surface is in one table, [`table`], that the router is
+//! built from and the tests iterate.
 //!
 //! - [`assets`]: the `nhsuk-frontend` package, self-hosted at `/assets/…`.
 //! - [`templates`]: minijinja templates (one layout every page extends).
@@ -23,6 +24,8 @@
 //! Signing in is not yet required by the FHIR API (a later step).
 
 mod access_log;
+pub mod authorize;
+pub mod errors;
 pub use domain::{auth, directory};
 mod admin;
 pub mod assets;
@@ -37,16 +40,17 @@ pub mod session;
 mod sharing;
 pub mod templates;
 
-pub(crate) use pages::WebError;
+pub(crate) use errors::PageError;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::handler::Handler;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{self, MethodRouter};
 
 use crate::AppState;
 
@@ -55,38 +59,150 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
      object-src 'none'";
 
-/// The pages and their assets.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
-        .route("/sign-in/code", get(pages::code_form).post(pages::code))
-        .route("/sign-out", axum::routing::post(pages::sign_out))
-        .route(
+/// What a POST to a page route changes, as the route table declares it; the tests hold
+/// every route to its declaration (`tests/pages.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// A form step that keeps nothing (a lookup, or an answer the next step needs).
+    Nothing,
+    /// The person's own sign-in: signing in or out, a password, a registration, an app
+    /// they allow to act for them. Sign-ins and sign-outs are audited.
+    Account,
+    /// Who may see a child's record, or what they see: a passport and its care team, a
+    /// family link asked for, confirmed or refused, an invitation accepted, sharing
+    /// choices, break-glass. Each leaves an AuditEvent naming who made it.
+    Access,
+    /// The service's own records: organisations, staff, OAuth clients, reviews of
+    /// break-glass. Directory records are audited as who made them.
+    Service,
+}
+
+/// What a GET of a page route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Nothing (a POST-only route).
+    Nothing,
+    /// An HTML page.
+    Page,
+    /// A redirect onwards (an external sign-in's callback).
+    Redirect,
+    /// Static files.
+    Assets,
+}
+
+/// One route of this surface: the router is built from the table, and tests iterate it.
+pub struct Route {
+    pub path: &'static str,
+    pub get: Serves,
+    pub post: Option<Effect>,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+impl Route {
+    /// A page (GET only).
+    fn page<H: Handler<T, Arc<AppState>>, T: 'static>(path: &'static str, get: H) -> Route {
+        Route {
+            path,
+            get: Serves::Page,
+            post: None,
+            handler: routing::get(get),
+        }
+    }
+
+    /// A page with a form posted back to it.
+    fn form<G, TG, P, TP>(path: &'static str, get: G, effect: Effect, post: P) -> Route
+    where
+        G: Handler<TG, Arc<AppState>>,
+        P: Handler<TP, Arc<AppState>>,
+        TG: 'static,
+        TP: 'static,
+    {
+        Route {
+            path,
+            get: Serves::Page,
+            post: Some(effect),
+            handler: routing::get(get).post(post),
+        }
+    }
+
+    /// A form's target that is not a page of its own (POST only).
+    fn action<P: Handler<T, Arc<AppState>>, T: 'static>(
+        path: &'static str,
+        effect: Effect,
+        post: P,
+    ) -> Route {
+        Route {
+            path,
+            get: Serves::Nothing,
+            post: Some(effect),
+            handler: routing::post(post),
+        }
+    }
+
+    /// A GET that is not a page: a redirect onwards, or static files.
+    fn other<H: Handler<T, Arc<AppState>>, T: 'static>(
+        path: &'static str,
+        serves: Serves,
+        get: H,
+    ) -> Route {
+        Route {
+            path,
+            get: serves,
+            post: None,
+            handler: routing::get(get),
+        }
+    }
+}
+
+/// Every route of the pages, in one table.
+pub fn table() -> Vec<Route> {
+    use Effect::{Access, Account, Service};
+    let mut t = vec![
+        Route::page("/", pages::home),
+        Route::form("/sign-in", pages::sign_in_form, Account, pages::sign_in),
+        Route::form("/sign-in/code", pages::code_form, Account, pages::code),
+        Route::action("/sign-out", Account, pages::sign_out),
+        Route::form(
             "/reset-password/{token}",
-            get(pages::reset_form).post(pages::reset),
-        )
-        .merge(onboarding::routes())
-        .merge(admin::routes())
-        .route(
+            pages::reset_form,
+            Account,
+            pages::reset,
+        ),
+        Route::form(
             "/passport/{patient}/sharing",
-            get(sharing::form_page).post(sharing::save),
-        )
-        .route("/passport/{patient}/access-log", get(access_log::view))
-        .route(
+            sharing::form_page,
+            Access,
+            sharing::save,
+        ),
+        Route::page("/passport/{patient}/access-log", access_log::view),
+        Route::form(
             "/break-glass",
-            get(break_glass::start).post(break_glass::open),
-        )
-        .route("/break-glass/{grant}", get(break_glass::content))
-        .route("/privacy", get(privacy::view))
-        .route(
+            break_glass::start,
+            Access,
+            break_glass::open,
+        ),
+        Route::page("/break-glass/{grant}", break_glass::content),
+        Route::page("/privacy", privacy::view),
+        Route::action(
             "/privacy/break-glass/{id}/reviewed",
-            axum::routing::post(privacy::reviewed),
-        )
-        .route("/assets/{*path}", get(assets::serve))
-        .merge(oidc::routes())
-        // The authorisation pages (OAuth, but pages: they get this surface's headers).
-        .merge(crate::oauth::authorize::routes())
+            Service,
+            privacy::reviewed,
+        ),
+        Route::other("/assets/{*path}", Serves::Assets, assets::serve),
+    ];
+    t.extend(onboarding::routes());
+    t.extend(admin::routes());
+    t.extend(oidc::routes());
+    // The authorisation pages (OAuth, but pages: they get this surface's headers).
+    t.extend(authorize::routes());
+    t
+}
+
+/// The pages and their assets, built from [`table`].
+pub fn routes() -> Router<Arc<AppState>> {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
         .layer(axum::middleware::from_fn(security_headers))
 }
 

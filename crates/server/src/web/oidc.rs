@@ -28,11 +28,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::Router;
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use domain::types::StoreError;
 use domain::types::accounts::{Account, AccountKind, SessionStage};
@@ -42,9 +40,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::auth;
-use super::pages::WebError;
+use super::errors::PageResult;
 use super::session::{self, CSRF_COOKIE, SESSION_COOKIE};
 use super::templates::{message, page};
+use super::{Effect, Route, Serves};
 use crate::oauth::jwt;
 use crate::{AppState, clock};
 
@@ -467,13 +466,16 @@ pub fn validate_id_token(
 // ---------------------------------------------------------------------------------------
 // Pages.
 
-type PageResult = Result<Response, WebError>;
-
 /// The routes of this module (merged into `web::routes`).
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/signin/oidc/{provider}", post(start))
-        .route("/signin/oidc/{provider}/callback", get(callback))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::action("/signin/oidc/{provider}", Effect::Account, start),
+        Route::other(
+            "/signin/oidc/{provider}/callback",
+            Serves::Redirect,
+            callback,
+        ),
+    ]
 }
 
 /// The sign-in page's buttons: `[{name, label}]`.
@@ -814,7 +816,7 @@ pub async fn callback(
             crate::authz::audit::sign_in_event(
                 &st,
                 crate::audit::EventKind::Login,
-                super::pages::tried(&format!("({} sign-in)", p.label())),
+                super::directory::login_tried(&format!("({} sign-in)", p.label())),
                 crate::audit::Outcome::MinorFailure,
                 Some("the identity provider's answer was refused"),
             )
@@ -854,7 +856,7 @@ pub async fn callback(
         crate::authz::audit::sign_in_event(
             &st,
             crate::audit::EventKind::Login,
-            super::pages::tried(&format!("({} sign-in)", p.label())),
+            super::directory::login_tried(&format!("({} sign-in)", p.label())),
             crate::audit::Outcome::MinorFailure,
             Some("no active Passport account is connected to this identity"),
         )
@@ -886,7 +888,7 @@ pub async fn callback(
     let family_data = p.kind != ProviderKind::NhsLogin || level.as_deref() == Some("P9");
     session::end(&st, &headers).await?;
     let token = session::start(&st, &account, SessionStage::Full).await?;
-    let who = super::pages::account_who(&st, &account).await;
+    let who = super::directory::account_who(&st.domain, &account).await;
     crate::authz::audit::sign_in_event(
         &st,
         crate::audit::EventKind::Login,

@@ -25,11 +25,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::response::Response;
 use bytes::Bytes;
 use domain::Domain;
 use domain::types::accounts::{
@@ -45,6 +43,7 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
+use super::{Effect, Route};
 use crate::audit::{Named, Purpose, Who};
 use crate::rate_limit::{self, Limit};
 use crate::records::{self, Agent, new_version};
@@ -775,41 +774,27 @@ pub async fn import_clinic_list(
 
 /// The person signed in to `account`, as the actor of a page's change.
 pub(crate) async fn account_actor(st: &AppState, account: &Account, purpose: Purpose) -> Agent {
-    Agent::new(super::pages::account_who(st, account).await, purpose)
+    Agent::new(
+        super::directory::account_who(&st.domain, account).await,
+        purpose,
+    )
 }
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/onboarding/invite", get(invite_form).post(invite))
-        .route("/onboarding/requests", get(requests))
-        .route("/onboarding/requests/{id}", post(decide_request))
-        .route("/join", get(join_form).post(join_lookup))
-        .route("/join/{code}", get(join_code_form).post(join_code))
-        .route("/register", get(register_form).post(register))
-        .route("/verify-email/{token}", get(verify_form).post(verify))
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        Route::form("/onboarding/invite", invite_form, Effect::Access, invite),
+        Route::page("/onboarding/requests", requests),
+        Route::action("/onboarding/requests/{id}", Effect::Access, decide_request),
+        Route::form("/join", join_form, Effect::Nothing, join_lookup),
+        Route::form("/join/{code}", join_code_form, Effect::Access, join_code),
+        Route::form("/register", register_form, Effect::Account, register),
+        // Confirming the address makes the sign-in, then redeems the invitation or asks
+        // for the link the registration named.
+        Route::form("/verify-email/{token}", verify_form, Effect::Access, verify),
+    ]
 }
 
-struct PageError(String);
-
-impl<E: std::fmt::Display> From<E> for PageError {
-    fn from(e: E) -> Self {
-        PageError(e.to_string())
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "onboarding page failed");
-        message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sorry, there is a problem with the service",
-            &["Try again later."],
-            None,
-        )
-    }
-}
-
-type PageResult = Result<Response, PageError>;
+use super::errors::{PageError, PageResult};
 
 fn form(body: &Bytes) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
@@ -1742,7 +1727,7 @@ async fn begin_registration(
     }
     let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
-        .map_err(|_| PageError("hashing failed".into()))?;
+        .map_err(|_| PageError::new("password hashing", "failed"))?;
     let token = auth::random_token();
     let joining = matches!(after, AfterVerify::Join { .. });
     st.domain
@@ -1949,7 +1934,7 @@ async fn verify(
     {
         Ok(created) => match st.domain.data().account(&created.account_id).await? {
             Some(a) => a,
-            None => return Err(PageError("the new account vanished".into())),
+            None => return Err(PageError::new("the database", "the new account vanished")),
         },
         // Made since the registration (whoever follows the link owns the address, so
         // saying so here reveals nothing to anyone else).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use domain::types::StoreError;
 use domain::types::accounts::{AccountKind, ResetRefused, SessionStage, Throttle};
@@ -17,33 +17,11 @@ use super::session::{self, CSRF_COOKIE, Current, SESSION_COOKIE};
 use super::templates::{
     FieldError, csrf_refused, field_error, message, page, see_other, with_cookie,
 };
-use crate::audit::{EventKind, Named, Outcome, Who};
+use crate::audit::{EventKind, Outcome};
 use crate::authz::audit::sign_in_event;
 use crate::{AppState, clock};
 
-/// What a page handler can fail with: the database. Shown as an error page, logged without
-/// personal data.
-pub struct WebError(StoreError);
-
-impl From<StoreError> for WebError {
-    fn from(e: StoreError) -> Self {
-        WebError(e)
-    }
-}
-
-impl IntoResponse for WebError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "page failed");
-        message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Sorry, there is a problem with the service",
-            &["Try again later. Nothing you entered has been saved."],
-            None,
-        )
-    }
-}
-
-type PageResult = Result<Response, WebError>;
+use super::errors::PageResult;
 
 fn form(body: &Bytes) -> HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
@@ -238,7 +216,7 @@ pub async fn sign_in(
         sign_in_event(
             &st,
             EventKind::Login,
-            tried(&login),
+            super::directory::login_tried(&login),
             Outcome::MinorFailure,
             Some("wrong email address or password, or the account is deactivated"),
         )
@@ -273,7 +251,7 @@ pub async fn sign_in(
                 // Family activity: feeds the passport states (web/onboarding.rs).
                 st.domain.data().record_family_activity(person, now).await?;
             }
-            let who = account_who(&st, &account).await;
+            let who = super::directory::account_who(&st.domain, &account).await;
             sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
             (SessionStage::Full, next.unwrap_or("/").to_owned())
         }
@@ -283,42 +261,6 @@ pub async fn sign_in(
         see_other(&to),
         session::set_cookie(SESSION_COOKIE, &token, secure),
     ))
-}
-
-/// The audit trail's name for an account.
-pub(crate) async fn account_who(st: &AppState, account: &domain::types::accounts::Account) -> Who {
-    let reference = match (&account.practitioner_id, &account.person_id) {
-        (Some(p), _) => Some(format!("Practitioner/{p}")),
-        (None, Some(p)) => Some(format!("Person/{p}")),
-        _ => None,
-    };
-    let organisation = match &account.organisation_id {
-        Some(id) => super::directory::organisation(&st.domain, id)
-            .await
-            .ok()
-            .flatten()
-            .map(|o| Named::new(format!("Organization/{}", o.id), o.name)),
-        None => None,
-    };
-    Who {
-        person: Named {
-            reference,
-            display: account.display_name.clone(),
-        },
-        organisation,
-        ..Default::default()
-    }
-}
-
-/// A failed attempt names only the login tried.
-pub(crate) fn tried(login: &str) -> Who {
-    Who {
-        person: Named {
-            reference: None,
-            display: login.to_owned(),
-        },
-        ..Default::default()
-    }
 }
 
 fn locked_page(
@@ -405,7 +347,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         None => false,
     };
     if !ok {
-        let who = account_who(&st, &cur.account).await;
+        let who = super::directory::account_who(&st.domain, &cur.account).await;
         sign_in_event(
             &st,
             EventKind::Login,
@@ -432,7 +374,7 @@ pub async fn code(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         ));
     }
     st.domain.data().clear_login_failures(&login).await?;
-    let who = account_who(&st, &cur.account).await;
+    let who = super::directory::account_who(&st.domain, &cur.account).await;
     sign_in_event(&st, EventKind::Login, who, Outcome::Success, None).await;
     session::end(&st, &headers).await?;
     let token = session::start(&st, &cur.account, SessionStage::Full).await?;
@@ -570,7 +512,7 @@ pub async fn sign_out(
         return Ok(csrf_refused(Some(("/sign-in", "Go to the sign-in page"))));
     }
     session::end(&st, &headers).await?;
-    let who = account_who(&st, &cur.account).await;
+    let who = super::directory::account_who(&st.domain, &cur.account).await;
     sign_in_event(&st, EventKind::Logout, who, Outcome::Success, None).await;
     Ok(with_cookie(
         see_other("/sign-in?signed-out"),

@@ -27,7 +27,7 @@ const LOG_PAGE: usize = 100;
 async fn officer(
     st: &AppState,
     headers: &HeaderMap,
-) -> Result<Result<SignedIn, Response>, guard::WebError> {
+) -> Result<Result<SignedIn, Response>, guard::PageError> {
     let who = match guard::signed_in(st, headers).await? {
         Ok(w) => w,
         Err(r) => return Ok(Err(r)),
@@ -46,7 +46,7 @@ async fn officer(
 async fn reviewed_organisations(
     st: &AppState,
     who: &SignedIn,
-) -> Result<Vec<String>, guard::WebError> {
+) -> Result<Vec<String>, guard::PageError> {
     let Some(staff) = who.staff() else {
         return Ok(Vec::new());
     };
@@ -72,7 +72,7 @@ async fn reviewed_organisations(
 }
 
 /// Display names of accounts and children, looked up once each.
-async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard::WebError> {
+async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard::PageError> {
     let mut grants = Vec::new();
     for org in orgs {
         grants.extend(

@@ -70,7 +70,7 @@ async fn controller(
     who: &SignedIn,
     patient: &str,
     now_us: i64,
-) -> Result<Result<(Passport, String), axum::response::Response>, guard::WebError> {
+) -> Result<Result<(Passport, String), axum::response::Response>, guard::PageError> {
     let policy = RegionalPolicy::default();
     let Some(p) = child_facts::load(st, patient).await? else {
         return Ok(Err(guard::no_such_passport()));

@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,13 +26,14 @@ use domain::types::accounts::{Account, AccountKind};
 use domain::types::oauth::{LaunchContext, OAuthClient};
 use serde_json::{Value, json};
 
-use super::{CodeRequest, jwt, token};
-use crate::AppState;
-use crate::web::session::{self, Current};
-use crate::web::templates::{
+use super::session::{self, Current};
+use super::templates::{
     FieldError, csrf_refused, field_error, long_date, message, page, see_other,
 };
-use crate::web::{WebError, auth, csp_with_form_targets};
+use super::{Effect, Route};
+use super::{PageError, auth, csp_with_form_targets};
+use crate::AppState;
+use crate::oauth::{CodeRequest, jwt, token};
 
 /// How long a launch value works (SMART: short-lived; it is used within seconds).
 pub const LAUNCH_SECS: i64 = 5 * 60;
@@ -52,13 +52,17 @@ const PARAMS: [&str; 9] = [
     "launch",
 ];
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        // "Allow" lets an app act for the signed-in person.
+        Route::form(
             "/oauth/authorize",
-            axum::routing::get(authorize_get).post(authorize_post),
-        )
-        .route("/launch", axum::routing::get(launch_page).post(launch))
+            authorize_get,
+            Effect::Account,
+            authorize_post,
+        ),
+        Route::form("/launch", launch_page, Effect::Account, launch),
+    ]
 }
 
 /// Why a handler stopped early: a response to send (an error page, a redirect), or the
@@ -85,7 +89,7 @@ fn finish(r: Result<Response, Stop>) -> Response {
     match r {
         Ok(r) => r,
         Err(Stop::Respond(r)) => *r,
-        Err(Stop::Store(e)) => WebError::from(e).into_response(),
+        Err(Stop::Store(e)) => PageError::from(e).into_response(),
     }
 }
 
@@ -120,7 +124,7 @@ pub async fn children_visible_to(
 ) -> Result<Vec<(String, String)>, StoreError> {
     let ids: Vec<String> = match account.kind {
         AccountKind::Family => active_family_links(st, account).await?,
-        AccountKind::Staff => crate::web::onboarding::care_team_patients(&st.domain, account)
+        AccountKind::Staff => super::onboarding::care_team_patients(&st.domain, account)
             .await?
             .into_iter()
             .collect(),
@@ -147,7 +151,7 @@ pub async fn children_visible_to(
 
 async fn active_family_links(st: &AppState, account: &Account) -> Result<Vec<String>, StoreError> {
     match &account.person_id {
-        Some(person) => crate::web::onboarding::linked_patients(&st.domain, person, true).await,
+        Some(person) => super::onboarding::linked_patients(&st.domain, person, true).await,
         None => Ok(Vec::new()),
     }
 }
@@ -193,7 +197,7 @@ async fn visible(
     cur: &Current,
 ) -> Result<Vec<(String, String)>, StoreError> {
     if cur.account.kind == AccountKind::Family
-        && !crate::web::oidc::family_data_allowed(st, headers).await?
+        && !super::oidc::family_data_allowed(st, headers).await?
     {
         return Ok(Vec::new());
     }
@@ -316,7 +320,7 @@ async fn check(st: &AppState, p: &Params) -> Result<Checked, Stop> {
             "code_challenge must be an S256 PKCE challenge (43 base64url characters)",
         );
     }
-    let issuer = super::issuer(st);
+    let issuer = crate::oauth::issuer(st);
     if get(p, "aud") != issuer {
         return fail(
             "invalid_request",
@@ -656,7 +660,7 @@ async fn decide(
                 fhir_user: fhir_user(&cur.account),
                 patient,
             };
-            match super::issue_authorization_code(st, &req).await {
+            match crate::oauth::issue_authorization_code(st, &req).await {
                 Ok(code) => Ok(redirect_with(
                     &c.redirect_uri,
                     &[("code", &code), ("state", &c.state)],
@@ -877,7 +881,7 @@ async fn launch(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
                 })
                 .await?;
             let launch_uri = client.launch_uri.as_deref().unwrap_or_default();
-            let iss = super::issuer(&st);
+            let iss = crate::oauth::issuer(&st);
             Ok(redirect_with(launch_uri, &[("iss", &iss), ("launch", &value)]))
         }
         .await,
