@@ -17,7 +17,7 @@ use passport_store::accounts::{Account, AccountKind};
 use passport_store::{StoreError, SystemMatch, TokenCriterion};
 
 use crate::Domain;
-use crate::audit::{Named, Who};
+use crate::audit::{Named, Purpose, Who};
 use crate::records::{Agent, new_version};
 use serde_json::{Value, json};
 
@@ -602,5 +602,12 @@ pub fn login_tried(login: &str) -> Who {
             display: login.to_owned(),
         },
         ..Default::default()
+    }
+}
+
+impl Agent {
+    /// The person signed in to `account`, as the agent of a change they make.
+    pub async fn for_account(d: &Domain, account: &Account, purpose: Purpose) -> Agent {
+        Agent::new(account_who(d, account).await, purpose)
     }
 }

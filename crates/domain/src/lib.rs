@@ -24,6 +24,7 @@ pub mod demo;
 pub mod directory;
 pub mod facts;
 mod inputs;
+pub mod onboarding;
 pub mod records;
 pub mod startup;
 pub mod views;

@@ -212,9 +212,8 @@ async fn world(url: &str) -> World {
         writes.push(passport_server::records::new_version(r, None).unwrap());
     }
     store
-        .data()
-        .test_store()
-        .write_all(writes)
+        .records()
+        .write_all(&fixture(), writes)
         .await
         .map_err(|e| e.error)
         .unwrap();
@@ -1364,5 +1363,226 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
     let (_, er) = &mut visitors[4];
     let bg = visible_text(&er.get("/break-glass").await.body);
     assert!(bg.contains("for 4 hours"), "{bg}");
+    w.store.close().await;
+});
+
+/// Invites a family for the child with this NHS Number (made if new) as the signed-in
+/// member of staff; returns the invitation code.
+async fn invite(b: &mut Browser, nhs_number: &str) -> String {
+    let p = b
+        .submit(
+            "/onboarding/invite",
+            "/onboarding/invite",
+            &[
+                ("nhs_number", nhs_number),
+                ("given", "Leo"),
+                ("family", "Jones"),
+                ("birth_date", "01/02/2020"),
+                ("parent_email", "leo.parent@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    onboarding::normalise_code(&p.between("id=\"invitation-code\">", "<")).unwrap()
+}
+
+/// The child's audit trail, oldest first, as (action, resource type, agent): every event
+/// but reads.
+async fn trail(store: &passport_server::Domain, child: &str) -> Vec<(String, String, String)> {
+    let log = store
+        .data()
+        .test_store()
+        .list_audit(&passport_store::AuditQuery {
+            patient_id: Some(child.into()),
+            count: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    log.iter()
+        .rev()
+        .filter_map(|e| {
+            let ev: Value = serde_json::from_slice(&e.record.event).ok()?;
+            let action = ev["action"].as_str()?.to_owned();
+            if action == "R" {
+                return None;
+            }
+            let what = ev["entity"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x["what"]["reference"].as_str())
+                .map(|r| r.split('/').next().unwrap_or_default().to_owned())
+                .find(|t| t != "Patient")
+                .unwrap_or_else(|| "Patient".into());
+            let who = ev["agent"][0]["who"]["display"].as_str()?.to_owned();
+            Some((action, what, who))
+        })
+        .collect()
+}
+
+/// Asserts that `child`'s trail gained, since it held `before` events, one naming `who` as
+/// the agent of a change to a `what` (any type when `what` is empty).
+async fn assert_audited(
+    store: &passport_server::Domain,
+    child: &str,
+    before: usize,
+    what: &str,
+    who: &str,
+) -> usize {
+    let t = trail(store, child).await;
+    assert!(
+        t[before.min(t.len())..]
+            .iter()
+            .any(|(_, w, a)| (what.is_empty() || w == what) && a == who),
+        "no change to {what} by {who} after event {before}: {t:?}"
+    );
+    t.len()
+}
+
+// Every page route the route table marks as changing who may see a child (or what they
+// see) leaves an AuditEvent in that child's record naming the person who made the change.
+// The table is iterated: a new route of that kind fails here until it is exercised below.
+on_both_databases!(every_access_route_is_audited, |srv| {
+    use passport_server::web::{Effect, table};
+    const LEO: &str = "9434765870";
+    let w = world(&srv.database_url).await;
+    let routes: std::collections::BTreeSet<&str> = table()
+        .iter()
+        .filter(|r| r.post == Some(Effect::Access))
+        .map(|r| r.path)
+        .collect();
+    let mut checked = std::collections::BTreeSet::new();
+    let base = srv.base.clone();
+
+    // A new child's passport, made by inviting the family: by the clinician.
+    let mut cara = signed_in_staff(&base, &w.care_clinician).await;
+    let code = invite(&mut cara, LEO).await;
+    let leo = onboarding::find_child(&w.store, LEO)
+        .await
+        .unwrap()
+        .expect("passport made")
+        .id;
+    let n = assert_audited(&w.store, &leo, 0, "Patient", "Cara Carer").await;
+    checked.insert("/onboarding/invite");
+
+    // The invitation, redeemed by a family member who has a sign-in.
+    let path = format!("/join/{code}");
+    let mut nosy = Browser::new(&base);
+    let p = nosy
+        .submit(
+            &path,
+            &path,
+            &[
+                ("relationship", "MTH"),
+                ("has_account", "yes"),
+                ("email", &w.stranger),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let n = assert_audited(&w.store, &leo, n, "RelatedPerson", "Nosy Parker").await;
+    checked.insert("/join/{code}");
+
+    // A signed-in family member asks to be linked; the clinician confirms.
+    let mut gran = signed_in_family(&base, &w.relative).await;
+    let p = gran
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("relationship", "PRN"),
+                ("nhs_number", LEO),
+                ("birth_date", "2020-02-01"),
+            ],
+        )
+        .await;
+    assert!(p.status < 400, "{}: {}", p.status, p.body);
+    let n = assert_audited(&w.store, &leo, n, "RelatedPerson", "Gran Jones").await;
+    checked.insert("/register");
+    let cara_account = w
+        .store
+        .data()
+        .account_by_login(&w.care_clinician.0)
+        .await
+        .unwrap()
+        .unwrap();
+    let pending = onboarding::pending_requests(&w.store, &cara_account)
+        .await
+        .unwrap();
+    let request = &pending
+        .iter()
+        .find(|r| r.child_id == leo)
+        .expect("the request waits for the care team")
+        .related_person;
+    let p = cara
+        .submit(
+            "/onboarding/requests",
+            &format!("/onboarding/requests/{request}"),
+            &[("decision", "confirm")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let n = assert_audited(&w.store, &leo, n, "RelatedPerson", "Cara Carer").await;
+    checked.insert("/onboarding/requests/{id}");
+
+    // A new sign-in, made when its emailed link is followed, redeeming an invitation.
+    let code = invite(&mut cara, LEO).await;
+    let token = passport_server::web::auth::random_token();
+    let now = passport_server::clock::now_us();
+    w.store
+        .data()
+        .test_store()
+        .create_registration(&passport_store::accounts::Registration {
+            token_hash: passport_server::web::auth::token_hash(&token),
+            login: "vera@example.com".into(),
+            display_name: "Vera Verified".into(),
+            password_hash: passport_server::web::auth::hash_password(PASSWORD),
+            request: json!({ "kind": "join", "code": code, "relationship": "FTH" }).to_string(),
+            created_us: now,
+            expires_us: now + 3_600_000_000,
+        })
+        .await
+        .unwrap();
+    let path = format!("/verify-email/{token}");
+    let mut vera = Browser::new(&base);
+    let p = vera.submit(&path, &path, &[]).await;
+    assert!(p.status < 400, "{}: {}", p.status, p.body);
+    assert_audited(&w.store, &leo, n, "RelatedPerson", "Vera Verified").await;
+    checked.insert("/verify-email/{token}");
+
+    // Sharing choices, by the parent with parental responsibility.
+    let before = trail(&w.store, &w.child).await.len();
+    let mut parent = signed_in_family(&base, &w.parent).await;
+    let path = format!("/passport/{}/sharing", w.child);
+    let p = parent
+        .submit(&path, &path, &[("share-education-conditions", "yes")])
+        .await;
+    assert!(p.status < 400, "{}: {}", p.status, p.body);
+    let n = assert_audited(&w.store, &w.child, before, "Consent", "Sam Jones").await;
+    checked.insert("/passport/{patient}/sharing");
+
+    // Break-glass, by an emergency clinician outside the care team.
+    let mut erin = signed_in_staff(&base, &w.er_clinician).await;
+    let p = erin
+        .submit(
+            "/break-glass",
+            "/break-glass",
+            &[
+                ("nhs_number", NHS),
+                ("birth_date", "27/03/2019"),
+                ("reason", "Unconscious in A&E"),
+                ("confirm", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    // Recorded by the server's auditor (durable within a second): wait for it.
+    srv.state.domain.audit.flush().await;
+    assert_audited(&w.store, &w.child, n, "", "Erin Medic").await;
+    checked.insert("/break-glass");
+
+    assert_eq!(checked, routes, "the route table's access-changing routes");
     w.store.close().await;
 });

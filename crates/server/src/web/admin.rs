@@ -187,7 +187,9 @@ async fn create_organisation(
         errors.push(field_error("region", "Enter the region"));
     }
     if let (true, Some(sector)) = (errors.is_empty(), sector_code) {
-        let by = super::onboarding::account_actor(&st, &who.cur.account, Purpose::Operations).await;
+        let by =
+            crate::records::Agent::for_account(&st.domain, &who.cur.account, Purpose::Operations)
+                .await;
         let made = directory::create_organisation(
             &st.domain,
             &by,
@@ -493,7 +495,9 @@ async fn create_staff(
         ));
     }
     if let (true, Some(role), Some(staff)) = (errors.is_empty(), role_code, who.staff()) {
-        let by = super::onboarding::account_actor(&st, &who.cur.account, Purpose::Operations).await;
+        let by =
+            crate::records::Agent::for_account(&st.domain, &who.cur.account, Purpose::Operations)
+                .await;
         let made = directory::create_staff(
             &st.domain,
             &by,

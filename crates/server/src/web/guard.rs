@@ -36,7 +36,7 @@ impl SignedIn {
 
     pub fn csrf_ok(&self, f: &HashMap<String, String>) -> bool {
         auth::same(
-            &self.cur.session.csrf_token,
+            self.csrf_token(),
             f.get("csrf_token").map(String::as_str).unwrap_or_default(),
         )
     }
@@ -90,6 +90,31 @@ pub fn not_found() -> Response {
         &["Check the address or go back to the list."],
         Some(("/", "Go to the home page")),
     )
+}
+
+/// A CSRF token for a form: the session's, or (signed out) the anonymous double-submit
+/// cookie's, with a new one to set when it is missing.
+pub fn csrf_for(cur: Option<&Current>, headers: &HeaderMap) -> (String, Option<String>) {
+    if let Some(c) = cur {
+        return (c.session.csrf_token.clone(), None);
+    }
+    match session::cookie(headers, session::CSRF_COOKIE).filter(|t| t.len() >= 32) {
+        Some(t) => (t, None),
+        None => {
+            let t = auth::random_token();
+            (t.clone(), Some(t))
+        }
+    }
+}
+
+/// Whether a posted form carries the CSRF token of [`csrf_for`].
+pub fn csrf_ok(cur: Option<&Current>, headers: &HeaderMap, f: &HashMap<String, String>) -> bool {
+    let sent = f.get("csrf_token").map(String::as_str).unwrap_or_default();
+    match cur {
+        Some(c) => auth::same(&c.session.csrf_token, sent),
+        None => session::cookie(headers, session::CSRF_COOKIE)
+            .is_some_and(|c| c.len() >= 32 && auth::same(&c, sent)),
+    }
 }
 
 pub fn form(body: &Bytes) -> HashMap<String, String> {

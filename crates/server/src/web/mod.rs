@@ -31,7 +31,7 @@ mod admin;
 pub mod assets;
 mod break_glass;
 pub mod child_facts;
-mod guard;
+pub(crate) mod guard;
 pub mod oidc;
 pub mod onboarding;
 mod pages;
