@@ -38,16 +38,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::types::StoreError;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::audit::Interaction;
 use crate::authz::{Caller, Guard};
 
 use super::crud;
 use super::matching::{criteria, race_check, refuse_hidden_passport, several, visible_matches};
-use super::request;
 use super::request::require_supported;
-use super::response::{self, Return};
+use super::request::{self, Ask};
+use super::response;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -62,20 +62,44 @@ pub async fn update(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     let query = require_query(query, "update")?;
-    let conditions = criteria(&query, "conditional update")?;
-    let tokens = race_check(&conditions);
+    criteria(&query, "conditional update")?;
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
+    update_matching(
+        &st,
+        &caller,
+        &resource_type,
+        Some(query),
+        map,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Conditional update: the resource matching `query` (see the module documentation).
+pub async fn update_matching(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    query: Option<String>,
+    map: Map<String, Value>,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    let resource_type = resource_type.to_owned();
+    require_supported(&resource_type)?;
+    let query = require_query(query, "update")?;
+    let conditions = criteria(&query, "conditional update")?;
+    let tokens = race_check(&conditions);
     request::require_type(&map, &resource_type)?;
     let body_id = map.get("id").and_then(Value::as_str).map(str::to_owned);
     if let Some(id) = &body_id {
         request::require_id(id)?;
     }
     let map = request::validate(map)?;
-    let wanted = request::if_match(&headers)?;
-    let ret = Return::from_headers(&headers);
-    let mut guard = Guard::new(&st, &caller);
+    let wanted = ask.if_match()?;
+    let ret = ask.ret;
+    let mut guard = Guard::new(st, caller);
     for attempt in 0..crud::MAX_RETRIES {
         if attempt > 0 {
             crud::backoff(attempt).await;
@@ -122,11 +146,11 @@ pub async fn update(
                 let mut write = crud::prepare(&resource_type, &id, created, None);
                 // A hidden match would trip the in-transaction check: it plays no part.
                 write.unless_exists = if m.hidden { None } else { tokens.clone() };
-                let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);
+                let audit = crate::authz::audit::written(st, &guard, Interaction::Create, &write);
                 write.audit.extend(audit.records);
                 match st.write(write).await {
                     Ok(stored) => {
-                        let loc = response::location(&st, &stored);
+                        let loc = response::location(st, &stored);
                         return Ok(audit.note.attach(response::written(
                             StatusCode::CREATED,
                             &stored,
@@ -185,24 +209,34 @@ pub async fn delete(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    require_supported(&resource_type)?;
+    delete_matching(
+        &st,
+        &caller,
+        &resource_type,
+        query,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Conditional delete: the one resource matching `query` (several: 412).
+pub async fn delete_matching(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    query: Option<String>,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    require_supported(resource_type)?;
     let query = require_query(query, "delete")?;
     let conditions = criteria(&query, "conditional delete")?;
-    let mut guard = Guard::new(&st, &caller);
-    let ids = visible_matches(&mut guard, &resource_type, &conditions, &Default::default())
+    let mut guard = Guard::new(st, caller);
+    let ids = visible_matches(&mut guard, resource_type, &conditions, &Default::default())
         .await?
         .visible;
     match ids.as_slice() {
         [] => Ok(StatusCode::NO_CONTENT.into_response()),
-        [id] => {
-            crud::delete(
-                State(st.clone()),
-                Extension(caller.clone()),
-                Path((resource_type, id.clone())),
-                headers,
-            )
-            .await
-        }
+        [id] => crud::delete_resource(st, caller, resource_type, id, ask).await,
         many => Err(ApiError::PreconditionFailed(format!(
             "the condition matches {} {resource_type} resources; this server deletes one at a time (conditionalDelete: single)",
             several(many.len())

@@ -12,7 +12,7 @@ use domain::types::{StoreError, Stored};
 use fhir::{Issue, IssueType};
 use serde_json::{Map, Value};
 
-use super::request::{self, JSON_PATCH, require_id, require_supported};
+use super::request::{self, Ask, JSON_PATCH, require_id, require_supported};
 use super::response::{self, Return, etag, location};
 use crate::AppState;
 use crate::audit::Interaction;
@@ -32,6 +32,7 @@ pub(crate) async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
 }
 
+/// `POST /fhir/{type}`.
 pub async fn create(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -43,11 +44,31 @@ pub async fn create(
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
+    create_resource(
+        &st,
+        &caller,
+        &resource_type,
+        map,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Create (and conditional create, `ask.if_none_exist`).
+pub async fn create_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    map: Map<String, Value>,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    let resource_type = resource_type.to_owned();
+    require_supported(&resource_type)?;
     request::require_type(&map, &resource_type)?;
     let mut map = request::with_sections(request::validate(map)?, None);
     // The server assigns ids: a client-sent one plays no part in the decision either.
     map.remove("id");
-    let mut guard = Guard::new(&st, &caller);
+    let mut guard = Guard::new(st, caller);
     let new = Value::Object(map);
     guard
         .write(access::Action::Create, &resource_type, "", None, Some(&new))
@@ -56,8 +77,7 @@ pub async fn create(
         unreachable!("built from a map above")
     };
     let mut condition = None;
-    if let Some(v) = headers.get("if-none-exist") {
-        let query = v.to_str().unwrap_or("");
+    if let Some(query) = ask.if_none_exist.as_deref() {
         let criteria = super::matching::criteria(query, "If-None-Exist")?;
         // A search first, as the caller sees it (see `conditional`); simple tokens are
         // checked again inside the write's transaction, unless a hidden resource matches
@@ -70,7 +90,7 @@ pub async fn create(
         )
         .await?;
         if !m.visible.is_empty() {
-            return create_matched(&mut guard, &resource_type, m.visible, &headers).await;
+            return create_matched(&mut guard, &resource_type, m.visible, ask.ret).await;
         }
         super::matching::refuse_hidden_passport(&guard, &resource_type, &m)?;
         if !m.hidden {
@@ -82,20 +102,19 @@ pub async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     let mut write = prepare(&resource_type, &id, map, None);
     write.unless_exists = condition;
-    let audit = crate::authz::audit::written(&st, &guard, Interaction::Create, &write);
+    let audit = crate::authz::audit::written(st, &guard, Interaction::Create, &write);
     write.audit.extend(audit.records);
-    let ret = Return::from_headers(&headers);
     match st.write(write).await {
         Ok(stored) => Ok(audit.note.attach(response::written(
             StatusCode::CREATED,
             &stored,
-            Some(location(&st, &stored)),
-            ret,
+            Some(location(st, &stored)),
+            ask.ret,
             "created",
         ))),
         // A match committed meanwhile (it was visible to the search's caller or absent).
         Err(StoreError::ConditionMatched(ids)) => {
-            create_matched(&mut guard, &resource_type, ids, &headers).await
+            create_matched(&mut guard, &resource_type, ids, ask.ret).await
         }
         Err(e) => Err(e.into()),
     }
@@ -107,7 +126,7 @@ async fn create_matched(
     guard: &mut Guard<'_>,
     resource_type: &str,
     ids: Vec<String>,
-    headers: &HeaderMap,
+    ret: Return,
 ) -> ApiResult<Response> {
     let st = guard.st;
     let [id] = ids.as_slice() else {
@@ -140,13 +159,14 @@ async fn create_matched(
                 StatusCode::OK,
                 &existing,
                 Some(location(st, &existing)),
-                Return::from_headers(headers),
+                ret,
                 "a matching resource already exists",
             ),
         ),
     )
 }
 
+/// `GET /fhir/{type}/{id}`.
 pub async fn read(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -155,14 +175,33 @@ pub async fn read(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
-    let mut guard = Guard::new(&st, &caller);
-    guard.require_scope(&resource_type, access::Action::Read)?;
-    let mut stored = current(&mut guard, &resource_type, &id).await?;
+    read_resource(
+        &st,
+        &caller,
+        &resource_type,
+        &id,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Read (304 when `ask.if_none_match` names the current version).
+pub async fn read_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    require_supported(resource_type)?;
+    let mut guard = Guard::new(st, caller);
+    guard.require_scope(resource_type, access::Action::Read)?;
+    let mut stored = current(&mut guard, resource_type, id).await?;
     stored.body = guard
-        .read(access::Action::Read, &resource_type, &id, &stored.body)
+        .read(access::Action::Read, resource_type, id, &stored.body)
         .await?;
     let note = crate::authz::audit::Note::read(&guard, Interaction::Read, &stored);
-    if request::if_none_match(&headers)? == Some(stored.version_id) {
+    if ask.if_none_match()? == Some(stored.version_id) {
         return Ok(note.attach(
             (StatusCode::NOT_MODIFIED, response::version_headers(&stored)).into_response(),
         ));
@@ -265,6 +304,7 @@ pub(crate) async fn deletion_visible(guard: &mut Guard<'_>, deletion: &Stored) -
     })
 }
 
+/// `GET /fhir/{type}/{id}/_history/{version}`.
 pub async fn vread(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -273,10 +313,23 @@ pub async fn vread(
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
     request::check_accept(&headers)?;
+    vread_resource(&st, &caller, &resource_type, &id, &version).await
+}
+
+/// Vread: one version, as the caller may see it.
+pub async fn vread_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    version: &str,
+) -> ApiResult<Response> {
+    let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+    require_supported(&resource_type)?;
     let version: i64 = version.parse().map_err(|_| {
         ApiError::NotFound(format!("{resource_type}/{id} has no version '{version}'"))
     })?;
-    let mut guard = Guard::new(&st, &caller);
+    let mut guard = Guard::new(st, caller);
     guard.require_scope(&resource_type, access::Action::Read)?;
     let missing = || ApiError::NotFound(format!("{resource_type}/{id} has no version {version}"));
     match st
@@ -306,6 +359,7 @@ pub async fn vread(
     }
 }
 
+/// `PUT /fhir/{type}/{id}`.
 pub async fn update(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -318,6 +372,29 @@ pub async fn update(
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
     let map = request::parse_resource(&bytes)?;
+    update_resource(
+        &st,
+        &caller,
+        &resource_type,
+        &id,
+        map,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Update (or create with a client-chosen id), `ask.if_match` the version it replaces.
+pub async fn update_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    map: Map<String, Value>,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+    require_supported(&resource_type)?;
+    require_id(&id)?;
     request::require_type(&map, &resource_type)?;
     match map.get("id").and_then(Value::as_str) {
         Some(body_id) if body_id == id => {}
@@ -335,21 +412,21 @@ pub async fn update(
         }
     }
     let map = request::validate(map)?;
-    let wanted = request::if_match(&headers)?;
-    let ret = Return::from_headers(&headers);
-    let mut guard = Guard::new(&st, &caller);
+    let wanted = ask.if_match()?;
+    let mut guard = Guard::new(st, caller);
     write_with_retry(
         &mut guard,
         &resource_type,
         &id,
         wanted,
-        ret,
+        ask.ret,
         Interaction::Update,
         |_current| Ok(map.clone()),
     )
     .await
 }
 
+/// `PATCH /fhir/{type}/{id}` (JSON Patch).
 pub async fn patch(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
@@ -363,16 +440,36 @@ pub async fn patch(
     let ops: json_patch::Patch = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("", format!("the body is not a JSON Patch document: {e}"))
     })?;
-    let wanted = request::if_match(&headers)?;
-    let ret = Return::from_headers(&headers);
-    let (rt, rid) = (resource_type.clone(), id.clone());
-    let mut guard = Guard::new(&st, &caller);
-    write_with_retry(
-        &mut guard,
+    patch_resource(
+        &st,
+        &caller,
         &resource_type,
         &id,
+        ops,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Patch: `ops` applied to the current version, `ask.if_match` the version it replaces.
+pub async fn patch_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    ops: json_patch::Patch,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    require_supported(resource_type)?;
+    let wanted = ask.if_match()?;
+    let (rt, rid) = (resource_type.to_owned(), id.to_owned());
+    let mut guard = Guard::new(st, caller);
+    write_with_retry(
+        &mut guard,
+        resource_type,
+        id,
         wanted,
-        ret,
+        ask.ret,
         Interaction::Patch,
         move |current| {
             let Some(current) = current else {
@@ -523,15 +620,35 @@ pub(crate) fn precondition_failed(
     })
 }
 
+/// `DELETE /fhir/{type}/{id}`.
 pub async fn delete(
     State(st): State<Arc<AppState>>,
     Extension(caller): Extension<Arc<Caller>>,
     Path((resource_type, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    delete_resource(
+        &st,
+        &caller,
+        &resource_type,
+        &id,
+        &Ask::from_headers(&headers),
+    )
+    .await
+}
+
+/// Delete, `ask.if_match` the version it deletes.
+pub async fn delete_resource(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    ask: &Ask,
+) -> ApiResult<Response> {
+    let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
     require_supported(&resource_type)?;
-    let wanted = request::if_match(&headers)?;
-    let mut guard = Guard::new(&st, &caller);
+    let wanted = ask.if_match()?;
+    let mut guard = Guard::new(st, caller);
     for attempt in 0..MAX_RETRIES {
         if attempt > 0 {
             backoff(attempt).await;
@@ -578,7 +695,7 @@ pub async fn delete(
             ));
         }
         let mut write = deletion(&existing);
-        let audit = crate::authz::audit::written(&st, &guard, Interaction::Delete, &write);
+        let audit = crate::authz::audit::written(st, &guard, Interaction::Delete, &write);
         write.audit.extend(audit.records);
         match st.write(write).await {
             Ok(stored) => {

@@ -28,8 +28,9 @@ pub async fn system(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    request::check_accept(&headers)?;
     let mut guard = Guard::new(&st, &caller);
-    history(&mut guard, None, None, q, &headers).await
+    history(&mut guard, None, None, q).await
 }
 
 pub async fn type_level(
@@ -40,9 +41,21 @@ pub async fn type_level(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
-    let mut guard = Guard::new(&st, &caller);
-    guard.require_scope(&resource_type, access::Action::History)?;
-    history(&mut guard, Some(resource_type), None, q, &headers).await
+    request::check_accept(&headers)?;
+    type_history(&st, &caller, &resource_type, q).await
+}
+
+/// The history of one type.
+pub async fn type_history(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    q: Option<String>,
+) -> ApiResult<Response> {
+    require_supported(resource_type)?;
+    let mut guard = Guard::new(st, caller);
+    guard.require_scope(resource_type, access::Action::History)?;
+    history(&mut guard, Some(resource_type.to_owned()), None, q).await
 }
 
 pub async fn instance(
@@ -53,11 +66,25 @@ pub async fn instance(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     require_supported(&resource_type)?;
-    let mut guard = Guard::new(&st, &caller);
+    request::check_accept(&headers)?;
+    instance_history(&st, &caller, &resource_type, &id, q).await
+}
+
+/// The history of one resource.
+pub async fn instance_history(
+    st: &AppState,
+    caller: &Caller,
+    resource_type: &str,
+    id: &str,
+    q: Option<String>,
+) -> ApiResult<Response> {
+    let (resource_type, id) = (resource_type.to_owned(), id.to_owned());
+    require_supported(&resource_type)?;
+    let mut guard = Guard::new(st, caller);
     guard.require_scope(&resource_type, access::Action::History)?;
     // The resource's history exists for the caller only if its latest content is theirs
     // to see.
-    let visible = match latest_body(&st, &resource_type, &id).await? {
+    let visible = match latest_body(st, &resource_type, &id).await? {
         Some(body) => guard
             .readable(access::Action::History, &body)
             .await?
@@ -67,7 +94,7 @@ pub async fn instance(
     if !visible {
         return Err(crate::authz::not_found(&resource_type, &id));
     }
-    history(&mut guard, Some(resource_type), Some(id), q, &headers).await
+    history(&mut guard, Some(resource_type), Some(id), q).await
 }
 
 /// The body of the latest version with content (the one before a deletion).
@@ -124,10 +151,8 @@ async fn history(
     resource_type: Option<String>,
     id: Option<String>,
     raw_query: Option<String>,
-    headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let st = guard.st;
-    request::check_accept(headers)?;
     let raw_query = raw_query.unwrap_or_default();
     let query = parse_query(
         st,

@@ -1,4 +1,5 @@
-//! Reading a FHIR request: media types, body size, JSON, `If-Match`.
+//! Reading a FHIR request: media types, body size, JSON, its preconditions and
+//! preferences ([`Ask`]).
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -6,6 +7,7 @@ use bytes::Bytes;
 use fhir::{Issue, IssueType};
 use serde_json::{Map, Value};
 
+use super::response::Return;
 use crate::error::{ApiError, ApiResult};
 
 /// Media types a resource body may be sent as.
@@ -103,6 +105,12 @@ pub fn parse_resource(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
             format!("the body is not valid JSON: {e}"),
         )])
     })?;
+    resource_object(value)
+}
+
+/// A parsed body (or a bundle entry's `resource`) as a resource: a JSON object that says
+/// what type it is (400 otherwise).
+pub fn resource_object(value: Value) -> ApiResult<Map<String, Value>> {
     let Value::Object(map) = value else {
         return Err(ApiError::bad_request(
             "",
@@ -141,21 +149,59 @@ pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
 
 pub use domain::records::with_sections;
 
-/// The version named by `If-Match: W/"n"` (or `"n"`), if the header is present.
-pub fn if_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
-    version_header(headers, header::IF_MATCH)
+/// What a request asks besides its target and body — its preconditions and preferences —
+/// read from the HTTP headers ([`Ask::from_headers`]) or, for a bundle entry, from its
+/// `request` (`ifMatch`, `ifNoneMatch`, `ifNoneExist`) and the bundle's `Prefer`. The
+/// interactions take this, so the handlers and the bundle entries call the same functions.
+#[derive(Debug, Clone, Default)]
+pub struct Ask {
+    /// `If-Match`, as sent.
+    pub if_match: Option<String>,
+    /// `If-None-Match`, as sent.
+    pub if_none_match: Option<String>,
+    /// `If-None-Exist`: a create's condition (a search query).
+    pub if_none_exist: Option<String>,
+    /// `Prefer: return=…`.
+    pub ret: Return,
+    /// `Prefer: handling=strict` (unknown search parameters are errors).
+    pub strict: bool,
 }
 
-/// The version named by `If-None-Match`, for conditional reads.
-pub fn if_none_match(headers: &HeaderMap) -> ApiResult<Option<i64>> {
-    version_header(headers, header::IF_NONE_MATCH)
+impl Ask {
+    pub fn from_headers(headers: &HeaderMap) -> Ask {
+        let text = |v: Option<&axum::http::HeaderValue>| {
+            v.map(|v| v.to_str().unwrap_or_default().to_owned())
+        };
+        Ask {
+            if_match: text(headers.get(header::IF_MATCH)),
+            if_none_match: text(headers.get(header::IF_NONE_MATCH)),
+            if_none_exist: text(headers.get("if-none-exist")),
+            ret: Return::from_headers(headers),
+            strict: headers.get_all("prefer").iter().any(|v| {
+                v.to_str().is_ok_and(|s| {
+                    s.split([',', ';'])
+                        .any(|p| p.trim().eq_ignore_ascii_case("handling=strict"))
+                })
+            }),
+        }
+    }
+
+    /// The version `If-Match: W/"n"` (or `"n"`) names, if it was sent.
+    pub fn if_match(&self) -> ApiResult<Option<i64>> {
+        version(self.if_match.as_deref(), "if-match")
+    }
+
+    /// The version `If-None-Match` names (conditional reads).
+    pub fn if_none_match(&self) -> ApiResult<Option<i64>> {
+        version(self.if_none_match.as_deref(), "if-none-match")
+    }
 }
 
-fn version_header(headers: &HeaderMap, name: header::HeaderName) -> ApiResult<Option<i64>> {
-    let Some(value) = headers.get(&name) else {
+fn version(sent: Option<&str>, name: &str) -> ApiResult<Option<i64>> {
+    let Some(s) = sent else {
         return Ok(None);
     };
-    let s = value.to_str().unwrap_or("").trim();
+    let s = s.trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
     s.parse::<i64>().map(Some).map_err(|_| {
         ApiError::bad_request(

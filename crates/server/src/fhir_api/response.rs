@@ -19,10 +19,11 @@ pub fn etag(version_id: i64) -> String {
     s
 }
 
-/// What the client asked for with `Prefer: return=…`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the client asked for with `Prefer: return=…` (a whole resource unless it said).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Return {
     Minimal,
+    #[default]
     Representation,
     OperationOutcome,
 }
