@@ -23,6 +23,7 @@ mod data;
 pub mod demo;
 pub mod directory;
 pub mod facts;
+pub mod guard;
 mod inputs;
 pub mod onboarding;
 pub mod records;

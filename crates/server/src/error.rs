@@ -153,3 +153,17 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<domain::guard::Refused> for ApiError {
+    fn from(r: domain::guard::Refused) -> ApiError {
+        use domain::guard::Refused;
+        match r {
+            not_found @ Refused::NotFound { .. } => ApiError::NotFound(not_found.to_string()),
+            Refused::Forbidden(why) => ApiError::Forbidden(why),
+            Refused::InsufficientScope { scope, message } => {
+                ApiError::InsufficientScope { scope, message }
+            }
+            Refused::Store(e) => ApiError::Store(e),
+        }
+    }
+}

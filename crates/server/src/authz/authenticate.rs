@@ -35,14 +35,7 @@ const MAX_CACHED_TOKENS: usize = 20_000;
 /// without looking again.
 pub const RECHECK_US: i64 = 1_000_000;
 
-/// The subject of a request, and how the audit trail names them.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub subject: Subject,
-    pub who: Who,
-    /// Why they act (the AuditEvent's `purposeOfEvent`); break-glass reads override it.
-    pub purpose: Purpose,
-}
+pub use domain::guard::Caller;
 
 /// Verified token claims by token text, and the caller each was last checked as.
 #[derive(Default)]

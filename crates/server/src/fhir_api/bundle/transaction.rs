@@ -215,7 +215,7 @@ pub(super) async fn attempt_transaction(
                         None,
                     )
                     .await
-                    .map_err(|e| fail(i, e))?;
+                    .map_err(|e| fail(i, e.into()))?;
                 crud::deletion(old)
             }
             Some(map) => {
@@ -289,7 +289,7 @@ pub(super) async fn attempt_transaction(
                 guard
                     .write(action, resource_type, id, live.map(|l| &l.body), Some(&new))
                     .await
-                    .map_err(|e| fail(i, e))?;
+                    .map_err(|e| fail(i, e.into()))?;
                 let Value::Object(map) = new else {
                     unreachable!()
                 };

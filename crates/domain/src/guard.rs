@@ -1,22 +1,51 @@
-//! The decision applied to resources: one [`Guard`] per request remembers the child facts
-//! it loaded and which children the request touched (for its AuditEvent).
+//! The decision applied to resources: one [`Guard`] per request (or page) remembers the
+//! child facts it loaded and which children it touched (for its AuditEvent). Its refusals
+//! are [`Refused`]; each surface turns them into its own answer (the API: a 404 exactly like
+//! a missing resource, 403, 403 `insufficient_scope`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use access::{Action, ChildFacts, Decision, Reason, ResourceFacts, Timestamp};
 use bytes::Bytes;
-use domain::types::StoreError;
+use passport_store::StoreError;
 use serde_json::Value;
 
-use super::Caller;
-use super::facts::child_facts;
-use super::views::CallerViews;
-use crate::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::Domain;
+use crate::audit::{Purpose, Who};
+use crate::facts::child_facts;
+use crate::views::CallerViews;
+
+/// Who is asking — from an access token, a signed-in session, or the operator — and how
+/// the audit trail names them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub subject: access::Subject,
+    pub who: Who,
+    /// Why they act (the AuditEvent's `purposeOfEvent`); break-glass reads override it.
+    pub purpose: Purpose,
+}
+
+/// Why the guard refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The caller may not know the resource exists: answer exactly as for a missing one.
+    #[error("{resource_type}/{id} does not exist")]
+    NotFound { resource_type: String, id: String },
+    /// The caller may see it but not make this change: the plain-English reason and code.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The token's scopes do not cover the type at all: the scope it would need.
+    #[error("{message}")]
+    InsufficientScope { scope: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+type Refusal<T> = std::result::Result<T, Refused>;
 
 pub struct Guard<'a> {
-    pub st: &'a AppState,
+    pub domain: &'a Domain,
     pub caller: &'a Caller,
     now: Timestamp,
     memo: HashMap<String, Arc<ChildFacts>>,
@@ -32,10 +61,12 @@ pub struct Guard<'a> {
     views: Option<Arc<CallerViews>>,
 }
 
-/// What a refused read looks like: exactly what a missing resource looks like (the one
-/// not-found of the API, `crud` uses it too).
-pub fn not_found(resource_type: &str, id: &str) -> ApiError {
-    ApiError::NotFound(format!("{resource_type}/{id} does not exist"))
+/// What a refused read looks like: exactly what a missing resource looks like.
+pub fn not_found(resource_type: &str, id: &str) -> Refused {
+    Refused::NotFound {
+        resource_type: resource_type.to_owned(),
+        id: id.to_owned(),
+    }
 }
 
 /// Whether the caller may know that `body` exists, for a write with `action`: they may
@@ -51,11 +82,11 @@ pub async fn may_touch(
 }
 
 impl<'a> Guard<'a> {
-    pub fn new(st: &'a AppState, caller: &'a Caller) -> Guard<'a> {
+    pub fn new(domain: &'a Domain, caller: &'a Caller) -> Guard<'a> {
         Guard {
-            st,
+            domain,
             caller,
-            now: super::facts::timestamp(crate::clock::now_us()),
+            now: crate::facts::timestamp(crate::clock::now_us()),
             memo: HashMap::new(),
             patients: BTreeSet::new(),
             break_glass: false,
@@ -72,11 +103,10 @@ impl<'a> Guard<'a> {
             return Ok(v.clone());
         }
         let v = self
-            .st
             .domain
             .views
             .get(
-                &self.st.domain,
+                self.domain,
                 &self.caller.subject,
                 crate::clock::now_us(),
                 &mut self.memo,
@@ -90,7 +120,7 @@ impl<'a> Guard<'a> {
         if let Some(f) = self.memo.get(patient) {
             return Ok(f.clone());
         }
-        let f = child_facts(&self.st.domain, patient).await?;
+        let f = child_facts(self.domain, patient).await?;
         self.memo.insert(patient.to_owned(), f.clone());
         Ok(f)
     }
@@ -104,7 +134,7 @@ impl<'a> Guard<'a> {
     ) -> Result<Decision, StoreError> {
         let facts = ResourceFacts::from_json(resource);
         let patients = fhir::compartment::patients_of(resource);
-        let policy = &self.st.domain.policy;
+        let policy = &self.domain.policy;
         if patients.is_empty() {
             return Ok(access::decide(
                 policy,
@@ -149,7 +179,7 @@ impl<'a> Guard<'a> {
     /// ask". Resources of a covered type that the caller may not see stay hidden exactly
     /// as missing ones are (the decision, per resource); `_include`, `_revinclude`,
     /// `$everything` and system-wide history leave uncovered types out instead.
-    pub fn require_scope(&self, resource_type: &str, action: Action) -> ApiResult<()> {
+    pub fn require_scope(&self, resource_type: &str, action: Action) -> Refusal<()> {
         let subject = &self.caller.subject;
         let is_system = matches!(subject.identity, access::Identity::System(_));
         if subject.scopes.covers(resource_type, action, is_system) {
@@ -163,7 +193,7 @@ impl<'a> Guard<'a> {
             Action::History => "read the history of",
             _ => "read",
         };
-        Err(ApiError::InsufficientScope {
+        Err(Refused::InsufficientScope {
             message: format!(
                 "this access token's scopes do not allow it to {verb} {resource_type} resources; it needs the scope {scope}"
             ),
@@ -177,7 +207,7 @@ impl<'a> Guard<'a> {
     pub fn may_create_passport(&self) -> bool {
         let facts = ResourceFacts::from_json(&serde_json::json!({"resourceType": "Patient"}));
         access::decide(
-            &self.st.domain.policy,
+            &self.domain.policy,
             &self.caller.subject,
             Action::Create,
             &facts,
@@ -232,7 +262,7 @@ impl<'a> Guard<'a> {
         resource_type: &str,
         id: &str,
         body: &Bytes,
-    ) -> ApiResult<Bytes> {
+    ) -> Refusal<Bytes> {
         self.readable(action, body)
             .await?
             .ok_or_else(|| not_found(resource_type, id))
@@ -249,7 +279,7 @@ impl<'a> Guard<'a> {
         id: &str,
         old: Option<&Bytes>,
         new: Option<&Value>,
-    ) -> ApiResult<()> {
+    ) -> Refusal<()> {
         if let Some(old) = old {
             let v: Value = serde_json::from_slice(old).unwrap_or(Value::Null);
             let d = self.decide(action, &v).await?;
@@ -270,6 +300,6 @@ impl<'a> Guard<'a> {
     }
 }
 
-fn forbidden(d: Decision) -> ApiError {
-    ApiError::Forbidden(format!("{} ({})", d.reason.message(), d.reason.code()))
+fn forbidden(d: Decision) -> Refused {
+    Refused::Forbidden(format!("{} ({})", d.reason.message(), d.reason.code()))
 }
