@@ -18,6 +18,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod break_glass;
 pub mod clock;
 mod data;
 pub mod demo;

@@ -235,6 +235,50 @@ on_both_databases!(no_data_without_a_valid_token, |srv| {
 // not from the child facts the reads use: for every shape of care team the two agree —
 // status, the team's and the participant's periods, `onBehalfOf`, PractitionerRole members
 // (the clinician's and another's), and a child with a sharing choice (its own facts).
+// Every route and method of the FHIR API's route table needs a token, except the
+// CapabilityStatement: without one, 401 with `WWW-Authenticate` and an OperationOutcome.
+// The table is iterated, so a new route is covered without editing this test.
+on_both_databases!(every_fhir_route_needs_a_token, |srv| {
+    let child = srv.create(&child(false)).await;
+    let mut checked = 0;
+    for route in passport_server::fhir_api::table() {
+        let path = route
+            .path
+            .replace("{type}", "Patient")
+            .replace("{id}", &child)
+            .replace("{compartment}", "Observation")
+            .replace("{vid}", "1");
+        for (method, interaction) in &route.interactions {
+            let r = srv
+                .anonymous
+                .request(method.clone(), srv.url(&path))
+                .header("content-type", "application/fhir+json")
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            if path == "/fhir/metadata" {
+                assert_eq!(r.status(), StatusCode::OK, "{method} {path}");
+                continue;
+            }
+            assert_eq!(
+                r.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} ({interaction})"
+            );
+            assert!(
+                r.headers().contains_key("www-authenticate"),
+                "{method} {path}"
+            );
+            let body = common::json_body(r).await;
+            assert_eq!(body["resourceType"], "OperationOutcome", "{method} {path}");
+            assert!(!body.to_string().contains(&child), "{method} {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} interactions in the table");
+});
+
 on_both_databases!(care_team_searches_agree_with_reads, |srv| {
     let hospital = common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
     let (account, practitioner) = staff(

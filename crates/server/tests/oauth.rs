@@ -1208,3 +1208,28 @@ async fn authlib_backend_services() {
     );
     srv.shutdown().await;
 }
+
+// Every endpoint of the authorisation server's route table: the discovery documents are
+// public JSON; the others refuse a request without client authentication with an OAuth
+// error (400/401, JSON `error`, `Cache-Control: no-store`), never a 5xx or a page. The
+// table is iterated, so a new endpoint is covered without editing this test.
+on_both!(every_oauth_endpoint_answers_as_oauth, |srv| {
+    let table = oauth::table();
+    assert!(table.len() >= 6, "{} endpoints", table.len());
+    for r in table {
+        if r.public {
+            assert_eq!(r.method, reqwest::Method::GET, "{}", r.path);
+            let doc = srv.get_json(r.path).await;
+            assert!(doc.is_object(), "{}: {doc}", r.path);
+            continue;
+        }
+        assert_eq!(r.method, reqwest::Method::POST, "{}", r.path);
+        let (status, body) = srv.post_form(r.path, &[("token", "x")]).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED,
+            "{}: {status} {body}",
+            r.path
+        );
+        assert!(body["error"].is_string(), "{}: {body}", r.path);
+    }
+});

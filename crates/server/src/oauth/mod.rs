@@ -83,20 +83,57 @@ pub struct OAuth {
     pub keys: keys::Keys,
 }
 
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/oauth/token", post(token::token))
-        .route("/oauth/introspect", post(token::introspect))
-        .route("/oauth/revoke", post(token::revoke))
-        .route("/oauth/jwks", get(discovery::jwks))
-        .route(
+/// One endpoint of the authorisation server: its path, method and what it is. The router
+/// is built from [`table`], and the tests iterate it.
+pub struct Route {
+    pub path: &'static str,
+    pub method: axum::http::Method,
+    /// A discovery document anyone may read (the others need client authentication or a
+    /// token in the request).
+    pub public: bool,
+    handler: axum::routing::MethodRouter<Arc<AppState>>,
+}
+
+/// Every endpoint of the authorisation server (the authorisation *pages*, `/oauth/authorize`
+/// and `/launch`, are in the pages' table).
+pub fn table() -> Vec<Route> {
+    use axum::http::Method;
+    let route = |path, method: Method, public, handler| Route {
+        path,
+        method,
+        public,
+        handler,
+    };
+    vec![
+        route("/oauth/token", Method::POST, false, post(token::token)),
+        route(
+            "/oauth/introspect",
+            Method::POST,
+            false,
+            post(token::introspect),
+        ),
+        route("/oauth/revoke", Method::POST, false, post(token::revoke)),
+        route("/oauth/jwks", Method::GET, true, get(discovery::jwks)),
+        route(
             "/fhir/.well-known/smart-configuration",
+            Method::GET,
+            true,
             get(discovery::smart_configuration),
-        )
-        .route(
+        ),
+        route(
             "/.well-known/openid-configuration",
+            Method::GET,
+            true,
             get(discovery::openid_configuration),
-        )
+        ),
+    ]
+}
+
+/// The authorisation server's router, built from [`table`].
+pub fn routes() -> Router<Arc<AppState>> {
+    table()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.path, r.handler))
 }
 
 /// Loads (or creates) the signing keys, then keeps them fresh in the background: reloads,

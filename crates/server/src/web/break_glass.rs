@@ -18,7 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use domain::types::break_glass::BreakGlassRow;
 use domain::types::search::EverythingQuery;
 use serde_json::{Value, json};
 
@@ -155,20 +154,22 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         }
         return Ok(form_view(&who, StatusCode::BAD_REQUEST, errors, v));
     };
-    let now = clock::now_us();
     let policy = RegionalPolicy::default();
     let Some(p) = child_facts::load(&st, &child.id).await? else {
         return Ok(guard::no_such_passport());
     };
     let subject = Subject::session(who.identity.clone());
-    let grant = match access::request_break_glass(
-        &policy,
-        &subject,
-        &p.facts,
+    let staff = who.staff().expect("eligible staff").clone();
+    let request = domain::break_glass::Request {
+        child_id: &child.id,
         reason,
-        guard::timestamp(now),
-    ) {
-        Ok(g) => g,
+        subject: &subject,
+        account_id: &who.cur.account.id,
+        organisation_id: &staff.organisation,
+        who: who_named(&st, &who, &staff).await?,
+    };
+    let row = match domain::break_glass::open(&st.domain, &policy, &p.facts, request).await? {
+        Ok(row) => row,
         Err(access::Reason::DeniedBreakGlassNotNeeded) => {
             return Ok(message(
                 StatusCode::CONFLICT,
@@ -183,31 +184,6 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         }
         Err(_) => return Ok(forbidden("You cannot use emergency access.")),
     };
-    let staff = who.staff().expect("eligible staff").clone();
-    let row = BreakGlassRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        patient_id: child.id.clone(),
-        practitioner_id: grant.practitioner.clone(),
-        account_id: who.cur.account.id.clone(),
-        organisation_id: staff.organisation.clone(),
-        reason: grant.reason.clone(),
-        starts_us: now,
-        expires_us: now + (grant.expires.unix() - grant.starts.unix()) * 1_000_000,
-        reviewed_us: None,
-        reviewed_by: None,
-    };
-    st.domain.data().create_break_glass(&row).await?;
-    // The grant changes what this clinician may see of the child: at once.
-    st.domain.facts.forget(&row.patient_id);
-    let mut spec = AuditEventSpec::new(EventKind::BreakGlass, who_named(&st, &who, &staff).await?);
-    spec.recorded_us = now;
-    spec.purpose = Purpose::EmergencyTreatment;
-    spec.patient_id = Some(child.id.clone());
-    spec.resource = Some(("Patient".into(), Some(child.id.clone()), None));
-    st.domain
-        .audit
-        .submit(spec.to_record(st.config.base()))
-        .await?;
     Ok(see_other(&format!("/break-glass/{}", row.id)))
 }
 
