@@ -1,8 +1,9 @@
 //! What is kept that is not a FHIR resource: accounts and sessions, password resets and
 //! registrations, external identities, OAuth clients, codes, tokens and signing keys,
-//! invitations and family links, break-glass grants, and the audit log (read only: the
-//! domain appends to it). Each method is the store's own, reached through the domain so
-//! that no surface holds the store — FHIR resources go through [`crate::Records`].
+//! invitations and family links, break-glass grants (read and reviewed here; made only by
+//! `crate::break_glass::open`), and the audit log (read only: the domain appends to it).
+//! Each method is the store's own, reached through the domain so that no surface holds the
+//! store — FHIR resources go through [`crate::Records`].
 
 use std::sync::Arc;
 
@@ -471,11 +472,6 @@ impl Data {
     }
 
     // ---- break glass
-
-    /// Stores a new grant.
-    pub async fn create_break_glass(&self, row: &BreakGlassRow) -> Result<()> {
-        self.store.create_break_glass(row).await
-    }
 
     /// Every grant for one child, newest first.
     pub async fn break_glass_for_patient(&self, patient_id: &str) -> Result<Vec<BreakGlassRow>> {

@@ -1475,6 +1475,7 @@ async fn representative(w: &mut W<'_>, kind: Who, via: Via, crowd_code: Option<&
                 let starts = passport_server::clock::now_us() - hour;
                 store
                     .data()
+                    .test_store()
                     .create_break_glass(&passport_store::break_glass::BreakGlassRow {
                         id: new_id(),
                         patient_id: child.clone(),

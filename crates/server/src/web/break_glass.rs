@@ -5,7 +5,7 @@
 //!
 //! The child is found by NHS Number AND date of birth (both must match: a number alone is
 //! not enough to open a record). The decision is `access::request_break_glass`; the grant
-//! is stored (`Store::create_break_glass`, flagged to the privacy officer of the user's
+//! is stored (`domain::break_glass::open`, flagged to the privacy officer of the user's
 //! organisation until reviewed) and an AuditEvent `BreakGlass` with purpose
 //! `EmergencyTreatment` is recorded; the family sees it in their access log. The content
 //! page (`/break-glass/{grant}`) shows only what `access::decide` allows under the grant:
