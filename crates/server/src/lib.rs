@@ -292,8 +292,23 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn unknown_route() -> ApiError {
-    ApiError::NotFound("no such endpoint".into())
+/// An address nothing answers: for the API and the OAuth endpoints an OperationOutcome;
+/// for anything else — an address typed or followed in a browser — the pages' "Page not
+/// found" (never JSON to a person).
+async fn unknown_route(uri: axum::http::Uri) -> Response {
+    if is_api_path(uri.path()) {
+        ApiError::NotFound("no such endpoint".into()).into_response()
+    } else {
+        web::page_not_found()
+    }
+}
+
+/// Paths of the machine surfaces: the FHIR API, OAuth and discovery documents.
+fn is_api_path(path: &str) -> bool {
+    path == "/fhir"
+        || ["/fhir/", "/oauth/", "/.well-known/"]
+            .iter()
+            .any(|p| path.starts_with(p))
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -1586,3 +1586,36 @@ on_both_databases!(every_access_route_is_audited, |srv| {
     assert_eq!(checked, routes, "the route table's access-changing routes");
     w.store.close().await;
 });
+
+// An address no page answers, typed or followed in a browser, gets the NHS.UK "Page not
+// found" page with the pages' security headers — never the API's JSON — while unknown API
+// addresses keep answering an OperationOutcome.
+on_both_databases!(unknown_addresses_get_a_page_not_json, |srv| {
+    let mut b = Browser::new(&srv.base);
+    for path in [
+        "/passport/no-such-child",
+        "/no-such-page",
+        "/admin/nothing-here",
+    ] {
+        let p = b.get(path).await;
+        assert_eq!(p.status, 404, "{path}");
+        let ct = p.headers["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("text/html"), "{path}: {ct}");
+        assert!(p.body.contains("Page not found"), "{path}: {}", p.body);
+        assert!(p.headers.contains_key("content-security-policy"), "{path}");
+        assert_eq!(p.headers["x-frame-options"], "DENY", "{path}");
+    }
+    let api = srv
+        .anonymous
+        .get(srv.url("/oauth/no-such-endpoint"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), reqwest::StatusCode::NOT_FOUND);
+    assert!(
+        api.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("json")
+    );
+});

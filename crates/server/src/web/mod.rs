@@ -227,7 +227,11 @@ pub fn csp_with_form_targets<'a>(origins: impl IntoIterator<Item = &'a str>) -> 
 /// Adds the security headers to every response of the pages.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().starts_with("/assets/");
-    let mut resp = next.run(req).await;
+    with_security_headers(next.run(req).await, is_asset)
+}
+
+/// The security headers of a page (or, `is_asset`, of a static file).
+fn with_security_headers(mut resp: Response, is_asset: bool) -> Response {
     let h = resp.headers_mut();
     // A handler may have widened form-action (see `csp_with_form_targets`); otherwise the
     // strict policy.
@@ -250,4 +254,19 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
+}
+
+/// The NHS.UK "Page not found" page, for an address no page answers.
+pub fn page_not_found() -> Response {
+    with_security_headers(
+        templates::message(
+            axum::http::StatusCode::NOT_FOUND,
+            "Page not found",
+            &[
+                "If you typed the web address, check it is correct. If you pasted the web address, check you copied the entire address.",
+            ],
+            Some(("/", "Go to the home page")),
+        ),
+        false,
+    )
 }
