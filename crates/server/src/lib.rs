@@ -292,14 +292,18 @@ async fn readyz(State(st): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// An address nothing answers: for the API and the OAuth endpoints an OperationOutcome;
-/// for anything else — an address typed or followed in a browser — the pages' "Page not
-/// found" (never JSON to a person).
-async fn unknown_route(uri: axum::http::Uri) -> Response {
-    if is_api_path(uri.path()) {
-        ApiError::NotFound("no such endpoint".into()).into_response()
-    } else {
+/// An address nothing answers: to a browser (it asks for HTML) outside the API and OAuth
+/// paths, the pages' "Page not found" — never JSON to a person; to anything else, and on
+/// the API's paths, an OperationOutcome.
+async fn unknown_route(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains("text/html")));
+    if wants_html && !is_api_path(uri.path()) {
         web::page_not_found()
+    } else {
+        ApiError::NotFound("no such endpoint".into()).into_response()
     }
 }
 

@@ -1589,7 +1589,7 @@ on_both_databases!(every_access_route_is_audited, |srv| {
 
 // An address no page answers, typed or followed in a browser, gets the NHS.UK "Page not
 // found" page with the pages' security headers — never the API's JSON — while unknown API
-// addresses keep answering an OperationOutcome.
+// addresses, and clients that do not ask for HTML, keep answering an OperationOutcome.
 on_both_databases!(unknown_addresses_get_a_page_not_json, |srv| {
     let mut b = Browser::new(&srv.base);
     for path in [
@@ -1605,17 +1605,19 @@ on_both_databases!(unknown_addresses_get_a_page_not_json, |srv| {
         assert!(p.headers.contains_key("content-security-policy"), "{path}");
         assert_eq!(p.headers["x-frame-options"], "DENY", "{path}");
     }
-    let api = srv
-        .anonymous
-        .get(srv.url("/oauth/no-such-endpoint"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(api.status(), reqwest::StatusCode::NOT_FOUND);
-    assert!(
-        api.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .contains("json")
-    );
+    for (path, accept) in [
+        ("/oauth/no-such-endpoint", "text/html"),
+        ("/no-such-page", "application/fhir+json"),
+    ] {
+        let api = srv
+            .anonymous
+            .get(srv.url(path))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), reqwest::StatusCode::NOT_FOUND, "{path}");
+        let ct = api.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.contains("json"), "{path}: {ct}");
+    }
 });

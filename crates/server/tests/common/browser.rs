@@ -105,6 +105,13 @@ impl Browser {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                // What a browser asks for when it follows a link.
+                .default_headers(reqwest::header::HeaderMap::from_iter([(
+                    reqwest::header::ACCEPT,
+                    reqwest::header::HeaderValue::from_static(
+                        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                    ),
+                )]))
                 .build()
                 .unwrap(),
             base: base.trim_end_matches('/').to_owned(),
