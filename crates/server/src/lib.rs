@@ -47,24 +47,6 @@ pub struct AppState {
     pub registrations: rate_limit::RateLimiter,
 }
 
-impl AppState {
-    /// Stores one version whose AuditEvents are attached (see [`records::Records::store_one`]).
-    pub async fn write(
-        &self,
-        write: domain::types::Write,
-    ) -> Result<domain::types::Stored, domain::types::StoreError> {
-        self.domain.records().store_one(write).await
-    }
-
-    /// Stores versions in one transaction (see [`records::Records::store_all`]).
-    pub async fn write_all(
-        &self,
-        writes: Vec<domain::types::Write>,
-    ) -> Result<Vec<domain::types::Stored>, domain::types::WriteAllError> {
-        self.domain.records().store_all(writes).await
-    }
-}
-
 /// The whole application's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()

@@ -148,7 +148,7 @@ pub async fn update_matching(
                 write.unless_exists = if m.hidden { None } else { tokens.clone() };
                 let audit = crate::authz::audit::written(st, &guard, Interaction::Create, &write);
                 write.audit.extend(audit.records);
-                match st.write(write).await {
+                match st.domain.records().store_one(write).await {
                     Ok(stored) => {
                         let loc = response::location(st, &stored);
                         return Ok(audit.note.attach(response::written(

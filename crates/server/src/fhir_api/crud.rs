@@ -104,7 +104,7 @@ pub async fn create_resource(
     write.unless_exists = condition;
     let audit = crate::authz::audit::written(st, &guard, Interaction::Create, &write);
     write.audit.extend(audit.records);
-    match st.write(write).await {
+    match st.domain.records().store_one(write).await {
         Ok(stored) => Ok(audit.note.attach(response::written(
             StatusCode::CREATED,
             &stored,
@@ -564,7 +564,7 @@ pub(crate) async fn write_with_retry(
         };
         let audit = crate::authz::audit::written(st, guard, interaction, &write);
         write.audit.extend(audit.records);
-        match st.write(write).await {
+        match st.domain.records().store_one(write).await {
             Ok(stored) => {
                 let (status, message) = if created {
                     (StatusCode::CREATED, "created")
@@ -697,7 +697,7 @@ pub async fn delete_resource(
         let mut write = deletion(&existing);
         let audit = crate::authz::audit::written(st, &guard, Interaction::Delete, &write);
         write.audit.extend(audit.records);
-        match st.write(write).await {
+        match st.domain.records().store_one(write).await {
             Ok(stored) => {
                 return Ok(audit.note.attach(response::written(
                     StatusCode::OK,

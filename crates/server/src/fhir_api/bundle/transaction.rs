@@ -327,7 +327,7 @@ pub(super) async fn attempt_transaction(
         }
     }
 
-    let stored = match st.write_all(writes).await {
+    let stored = match st.domain.records().store_all(writes).await {
         Ok(s) => s,
         Err(WriteAllError {
             index: Some(k),
