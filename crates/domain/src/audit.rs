@@ -75,17 +75,6 @@ const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 // ---------------------------------------------------------------------------------------
 // The recorder
 
-/// Anything that holds the store the auditor appends to (the app state, or a store).
-pub trait HasStore: Send + Sync + 'static {
-    fn store(&self) -> &Store;
-}
-
-impl HasStore for std::sync::Arc<Store> {
-    fn store(&self) -> &Store {
-        self
-    }
-}
-
 /// How the auditor runs.
 #[derive(Debug, Clone)]
 pub struct AuditorConfig {
@@ -134,8 +123,8 @@ impl Auditor {
         }
     }
 
-    /// Starts the background task appending to `holder`'s store. Once only.
-    pub fn spawn(&self, holder: impl HasStore) {
+    /// Starts the background task appending to `store`. Once only.
+    pub fn spawn(&self, store: std::sync::Arc<Store>) {
         let Some(rx) = lock(&self.rx).take() else {
             return;
         };
@@ -145,7 +134,7 @@ impl Auditor {
             batch: Vec::new(),
             checkpointed: None,
         };
-        *lock(&self.task) = Some(tokio::spawn(task.run(holder, rx)));
+        *lock(&self.task) = Some(tokio::spawn(task.run(store, rx)));
     }
 
     /// Queues a record; waits while the queue is full. Returns once queued (durable within
@@ -198,8 +187,8 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, holder: impl HasStore, mut rx: mpsc::Receiver<Msg>) {
-        let store = holder.store();
+    async fn run(mut self, store: std::sync::Arc<Store>, mut rx: mpsc::Receiver<Msg>) {
+        let store = &*store;
         let mut checkpoint_tick = tokio::time::interval(self.config.checkpoint_interval);
         checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         checkpoint_tick.tick().await;

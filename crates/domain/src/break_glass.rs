@@ -4,7 +4,7 @@
 //! so that it applies at once, and its AuditEvent is on disk before the grant is returned
 //! (so no emergency access is ever used unrecorded).
 
-use access::{ChildFacts, RegionalPolicy, Subject};
+use access::{ChildFacts, Subject};
 use passport_store::StoreError;
 use passport_store::break_glass::BreakGlassRow;
 
@@ -23,17 +23,16 @@ pub struct Request<'a> {
     pub who: Who,
 }
 
-/// Decides `request` against the child's `facts`; when allowed, keeps the grant, records
+/// Decides `request` against the child's `facts` under the region's policy; when allowed, keeps the grant, records
 /// its AuditEvent and returns it. `Ok(Err(reason))`: refused, and why.
 pub async fn open(
     d: &Domain,
-    policy: &RegionalPolicy,
     facts: &ChildFacts,
     request: Request<'_>,
 ) -> Result<Result<BreakGlassRow, access::Reason>, StoreError> {
     let now = crate::clock::now_us();
     let grant = match access::request_break_glass(
-        policy,
+        &d.policy,
         request.subject,
         facts,
         request.reason,

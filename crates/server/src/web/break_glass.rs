@@ -154,7 +154,6 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         }
         return Ok(form_view(&who, StatusCode::BAD_REQUEST, errors, v));
     };
-    let policy = RegionalPolicy::default();
     let Some(p) = child_facts::load(&st, &child.id).await? else {
         return Ok(guard::no_such_passport());
     };
@@ -168,7 +167,7 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         organisation_id: &staff.organisation,
         who: who_named(&st, &who, &staff).await?,
     };
-    let row = match domain::break_glass::open(&st.domain, &policy, &p.facts, request).await? {
+    let row = match domain::break_glass::open(&st.domain, &p.facts, request).await? {
         Ok(row) => row,
         Err(access::Reason::DeniedBreakGlassNotNeeded) => {
             return Ok(message(
@@ -246,7 +245,7 @@ pub async fn content(
     let Some(p) = child_facts::load(&st, &grant.patient_id).await? else {
         return Ok(guard::no_such_passport());
     };
-    let policy = RegionalPolicy::default();
+    let policy = &st.domain.policy;
     let subject = Subject::session(who.identity.clone());
     let members: Vec<(String, Vec<String>)> = fhir::types::SUPPORTED_TYPES
         .iter()
@@ -282,7 +281,7 @@ pub async fn content(
             continue;
         };
         let d = access::decide(
-            &policy,
+            policy,
             &subject,
             Action::Read,
             &ResourceFacts::from_json(&v),
