@@ -244,37 +244,33 @@ async fn create_client(
     })
 }
 
-/// Creates an organisation with `passport admin create-org` (region "Bench"); returns its id.
-pub async fn create_org(
+/// Builds a region with `passport admin seed-region` (the fixture the tests and the demo
+/// use too) from `spec` (the JSON shape of `domain::region::Spec`); every account gets a
+/// random password. Returns what the CLI printed: ids by key.
+pub async fn seed_region(
     bin: &Path,
     database: &str,
-    name: &str,
-    sector: &str,
-) -> Result<String, String> {
-    let owned = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let out = run_cli_async(
-        bin,
-        owned(&[
-            "admin",
-            "create-org",
-            "--database",
-            database,
-            "--name",
-            name,
-            "--sector",
-            sector,
-            "--region",
-            "Bench",
-        ]),
-        None,
-    )
-    .await?;
-    out.lines()
-        .find_map(|l| l.trim().strip_prefix("created organisation "))
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("`passport admin create-org` did not print the new id:\n{out}"))
+    spec: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let file =
+        std::env::temp_dir().join(format!("passport-bench-region-{}.json", std::process::id()));
+    std::fs::write(&file, spec.to_string())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let args = [
+        "admin",
+        "seed-region",
+        "--database",
+        database,
+        "--spec",
+        &file.display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let out = run_cli_async(bin, args, Some(random_password()?)).await;
+    let _ = std::fs::remove_file(&file);
+    let out = out?;
+    serde_json::from_str(&out)
+        .map_err(|e| format!("`passport admin seed-region` printed no JSON ({e}):\n{out}"))
 }
 
 /// Creates a family sign-in (`passport admin create-user --role family`, a Person and an

@@ -54,7 +54,7 @@ fresh token is fetched before each phase and whenever the one in use is 10 minut
 (tokens live 15). /healthz is sent without one. The sign-in workloads sign in with accounts \
 made by `passport admin create-org` / `create-user --password-stdin` (random passwords, \
 unique logins per run). The synthetic region has a hospital trust, a GP practice and --schools \
-schools (`passport admin create-org`), a CareTeam per child naming the hospital, the GP and one \
+schools (`passport admin seed-region`, the shared region fixture), a CareTeam per child naming the hospital, the GP and one \
 school, and section tags on every resource; the hospital-*/school-* workloads use system \
 clients made with `create-client --organisation`, the family-* workloads a parent's user \
 token from the authorization-code flow with PKCE (sign-in, approval page, code exchange). See \
@@ -552,7 +552,7 @@ async fn bench(
         .await
         .map_err(|e| Failure::Other(format!("could not create the region's organisations: {e}")))?;
     eprintln!(
-        "passport-bench: region: hospital trust {}, GP practice {}, {} schools made with `passport admin create-org` ({:.0} ms)",
+        "passport-bench: region: hospital trust {}, GP practice {}, {} schools made with `passport admin seed-region` ({:.0} ms)",
         region.hospital,
         region.gp,
         region.schools.len(),
@@ -829,7 +829,7 @@ async fn bench(
         (
             "region",
             format!(
-                "a hospital trust, a GP practice and {} schools (passport admin create-org); each child's CareTeam names the hospital, the GP and school (child index mod {}); section tags on every resource",
+                "a hospital trust, a GP practice and {} schools (passport admin seed-region); each child's CareTeam names the hospital, the GP and school (child index mod {}); section tags on every resource",
                 synth.schools(),
                 synth.schools()
             ),
@@ -960,40 +960,40 @@ async fn bench(
     Ok(unexpected == 0)
 }
 
-/// The region's organisations, made with the real CLI: a hospital trust, a GP practice and
-/// `schools` schools.
+/// The region's organisations, made with the real CLI's `seed-region` (the shared region
+/// fixture): a hospital trust, a GP practice and `schools` schools.
 async fn create_region(bin: &Path, database: &str, schools: u64) -> Result<synth::Region, String> {
     let tag = std::process::id();
-    let hospital = auth::create_org(
-        bin,
-        database,
-        &format!("Bench Hospital NHS Trust {tag}"),
-        "hospital-trust",
-    )
-    .await?;
-    let gp = auth::create_org(
-        bin,
-        database,
-        &format!("Bench Surgery {tag}"),
-        "gp-practice",
-    )
-    .await?;
-    let mut ids = Vec::new();
+    let org = |key: String, name: String, sector: &str| serde_json::json!({ "key": key, "name": name, "sector": sector });
+    let mut orgs = vec![
+        org(
+            "hospital".into(),
+            format!("Bench Hospital NHS Trust {tag}"),
+            "hospital-trust",
+        ),
+        org("gp".into(), format!("Bench Surgery {tag}"), "gp-practice"),
+    ];
     for k in 0..schools {
-        ids.push(
-            auth::create_org(
-                bin,
-                database,
-                &format!("Bench School {k} ({tag})"),
-                "education",
-            )
-            .await?,
-        );
+        orgs.push(org(
+            format!("school-{k}"),
+            format!("Bench School {k} ({tag})"),
+            "education",
+        ));
     }
+    let spec = serde_json::json!({ "region": "Bench", "organisations": orgs });
+    let made = auth::seed_region(bin, database, &spec).await?;
+    let id = |key: &str| {
+        made["organisations"][key]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`passport admin seed-region` made no {key}: {made}"))
+    };
     Ok(synth::Region {
-        hospital,
-        gp,
-        schools: ids,
+        hospital: id("hospital")?,
+        gp: id("gp")?,
+        schools: (0..schools)
+            .map(|k| id(&format!("school-{k}")))
+            .collect::<Result<_, _>>()?,
     })
 }
 

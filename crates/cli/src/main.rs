@@ -246,8 +246,21 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
     let state = passport_server::prepare(config).await?;
     if args.demo {
-        let added = passport_server::demo::load(&state.domain.records()).await?;
-        tracing::info!(added, "demo data loaded");
+        match passport_server::demo::load(&state.domain).await? {
+            // Synthetic sign-ins, shown once on stdout (never in the log); nothing of them
+            // can be recovered later, as for any account.
+            Some(sign_ins) => {
+                tracing::info!("demo region loaded; its sign-ins are printed on stdout");
+                println!("PASSPORT DEMO SIGN-INS (shown once; synthetic accounts):");
+                for s in sign_ins {
+                    println!("  {}: {} / password {}", s.who, s.email, s.password);
+                    if let Some(uri) = s.totp_uri {
+                        println!("    authenticator app: {uri}");
+                    }
+                }
+            }
+            None => tracing::info!("demo region already loaded"),
+        }
     }
     tracing::info!(addr = %listener.local_addr()?, "passport is serving");
     passport_server::serve(state, listener, shutdown_signal()).await?;

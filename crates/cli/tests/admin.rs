@@ -260,3 +260,70 @@ fn roles_only_in_their_sectors() {
     assert!(ok && out.contains("QNN\t\tNorth\tyes"), "{out}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `seed-region` builds a region from a JSON spec (the shared fixture) and prints the ids it
+/// made; a spec it cannot build (a role its sector does not allow, an unknown field) exits
+/// non-zero and writes nothing.
+#[test]
+fn seed_region_from_a_spec() {
+    let dir = std::env::temp_dir().join(format!("passport-admin-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = format!("sqlite://{}/p.db", dir.display());
+    let spec = dir.join("region.json");
+    let write = |v: serde_json::Value| std::fs::write(&spec, v.to_string()).unwrap();
+    let seed = || {
+        passport(
+            &[
+                "admin",
+                "seed-region",
+                "--database",
+                &db,
+                "--spec",
+                spec.to_str().unwrap(),
+            ],
+            Some("a long enough passphrase\n"),
+        )
+    };
+    let orgs = serde_json::json!([
+        { "key": "hospital", "name": "Riverside Children's Hospital", "sector": "hospital-trust", "ods": "RXX" },
+        { "key": "school", "name": "Hill Primary", "sector": "education" }
+    ]);
+    let child = serde_json::json!({
+        "key": "mia", "given": "Mia", "family": "Jones", "nhs_number": "9434765919",
+        "birth_date": "2019-03-27", "care_team": ["hospital", "school"],
+        "links": [{ "family": "sam@example.com", "relationship": "MTH", "active": true }],
+        "items": [{ "resourceType": "AllergyIntolerance", "code": { "text": "Peanut allergy" } }]
+    });
+    // Refused before anything is written.
+    for bad in [
+        serde_json::json!({ "region": "North", "organisations": orgs,
+            "staff": [{ "org": "school", "role": "clinician", "email": "a@example.sch.uk", "name": "A B" }] }),
+        serde_json::json!({ "region": "North", "organisations": orgs, "colour": "blue" }),
+    ] {
+        write(bad);
+        let (ok, out, err) = seed();
+        assert!(!ok, "refused: {out}");
+        assert!(!err.is_empty());
+        let (ok, out, _) = passport(&["admin", "list-orgs", "--database", &db], None);
+        assert!(ok);
+        assert!(!out.contains("Riverside"), "nothing written: {out}");
+    }
+    write(serde_json::json!({
+        "region": "North", "organisations": orgs,
+        "staff": [{ "org": "hospital", "role": "clinician", "email": "ada@example.nhs.uk", "name": "Ada Clinician" }],
+        "families": [{ "email": "sam@example.com", "name": "Sam Jones" }],
+        "children": [child]
+    }));
+    let (ok, out, err) = seed();
+    assert!(ok, "{err}");
+    let made: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(made["organisations"]["hospital"].is_string(), "{made}");
+    assert!(made["children"]["mia"].is_string(), "{made}");
+    let secret = made["staff"]["ada@example.nhs.uk"]["totp_secret"]
+        .as_str()
+        .unwrap();
+    assert_eq!(secret.len(), 32, "20 bytes in base32");
+    let (_, users, _) = passport(&["admin", "list-users", "--database", &db], None);
+    assert!(users.contains("ada@example.nhs.uk") && users.contains("sam@example.com"));
+    let _ = std::fs::remove_dir_all(dir);
+}

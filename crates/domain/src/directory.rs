@@ -135,7 +135,7 @@ pub fn normalise_login(email: &str) -> Result<String> {
     }
 }
 
-fn check_password(password: &str) -> Result<()> {
+pub(crate) fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < auth::MIN_PASSWORD_CHARS {
         return Err(DirectoryError::Invalid(format!(
             "the password must be at least {} characters",

@@ -28,6 +28,7 @@ pub mod guard;
 mod inputs;
 pub mod onboarding;
 pub mod records;
+pub mod region;
 pub mod startup;
 pub mod views;
 

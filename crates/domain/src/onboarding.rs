@@ -213,6 +213,18 @@ pub fn new_child_writes(
     child: &Child,
     organisation_id: &str,
 ) -> Result<Vec<Write>, DirectoryError> {
+    new_child_writes_with_team(child, &[organisation_id.to_owned()])
+}
+
+/// As [`new_child_writes`], with every organisation in `organisation_ids` in the care team.
+pub fn new_child_writes_with_team(
+    child: &Child,
+    organisation_ids: &[String],
+) -> Result<Vec<Write>, DirectoryError> {
+    let participants: Vec<Value> = organisation_ids
+        .iter()
+        .map(|id| json!({ "member": { "reference": format!("Organization/{id}") } }))
+        .collect();
     let mut patient = new_version(
         json!({
             "resourceType": "Patient", "id": child.id,
@@ -232,7 +244,7 @@ pub fn new_child_writes(
             "resourceType": "CareTeam", "id": new_id(), "status": "active",
             "name": "Passport care team",
             "subject": { "reference": format!("Patient/{}", child.id) },
-            "participant": [{ "member": { "reference": format!("Organization/{organisation_id}") } }],
+            "participant": participants,
         }),
         None,
     )?;

@@ -11,7 +11,7 @@ pub mod oauth;
 pub mod rate_limit;
 pub mod web;
 
-pub use domain::{Domain, clock, demo, records, startup};
+pub use domain::{Domain, clock, demo, records, region, startup};
 
 use std::future::Future;
 use std::net::SocketAddr;

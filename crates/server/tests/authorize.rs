@@ -14,9 +14,8 @@ use access::{Role, Sector};
 use base64::Engine;
 use common::browser::{Browser, PASSWORD, Page, now_secs};
 use common::fixture;
-use passport_server::AppState;
 use passport_server::oauth::{self, ClientSpec};
-use passport_server::web::{auth, directory, onboarding};
+use passport_server::web::auth;
 use passport_store::accounts::Account;
 use serde_json::Value;
 use sha2::Digest;
@@ -48,24 +47,6 @@ struct World {
     ava: String,
 }
 
-async fn child(st: &AppState, org: &str, given: &str, n: u32) -> String {
-    let c = onboarding::Child {
-        id: uuid::Uuid::now_v7().to_string(),
-        nhs_number: nhs(n),
-        given: given.into(),
-        family: "Jones".into(),
-        birth_date: "2019-03-27".into(),
-    };
-    let writes = onboarding::new_child_writes(&c, org).unwrap();
-    st.domain
-        .data()
-        .test_store()
-        .write_all(writes)
-        .await
-        .unwrap();
-    c.id
-}
-
 /// A valid NHS Number (modulus 11) made from `n`.
 fn nhs(n: u32) -> String {
     (n..)
@@ -78,80 +59,101 @@ fn nhs(n: u32) -> String {
         .unwrap()
 }
 
-async fn family(st: &AppState, email: &str, name: &str) -> Account {
-    directory::create_family(
-        &st.domain,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewFamily {
-            email: email.into(),
-            name: name.into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    st.domain
-        .data()
-        .test_store()
-        .account_by_login(email)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
+/// Two organisations; Ada, a clinician at the hospital; Mia and Leo in the hospital's care
+/// team (Sam their mother), Zoe and Ava in the GP's (Kim Zoe's father; Sam's link to Ava
+/// still waiting for a professional). Built by the shared region fixture.
 async fn world(srv: &Srv) -> World {
+    use passport_server::region::{ChildSpec, Family, Link, Org, Spec, Staff, seed};
     let st = &srv.state;
-    let mut orgs = Vec::new();
-    for (name, ods) in [
-        ("Riverside Children's Hospital", "RXX"),
-        ("Hilltop GP", "G1"),
-    ] {
-        orgs.push(
-            directory::create_organisation(
-                &st.domain,
-                &passport_server::records::Agent::operator("test fixture"),
-                directory::NewOrganisation {
-                    name: name.into(),
-                    sector: Sector::HospitalTrust,
-                    ods: Some(ods.into()),
-                    school_urn: None,
-                    region: "North".into(),
-                },
-            )
-            .await
-            .unwrap(),
-        );
-    }
-    let staff = directory::create_staff(
-        &st.domain,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewStaff {
-            organisation: orgs[0].clone(),
+    let org = |key: &str, name: &str, sector, ods: &str| Org {
+        key: key.into(),
+        name: name.into(),
+        sector,
+        ods: Some(ods.into()),
+        regional: false,
+    };
+    let child = |key: &str, given: &str, n: u32, org: &str, links: Vec<Link>| ChildSpec {
+        key: key.into(),
+        id: None,
+        given: given.into(),
+        family: "Jones".into(),
+        nhs_number: nhs(n),
+        birth_date: "2019-03-27".into(),
+        care_team: vec![org.into()],
+        links,
+        items: Vec::new(),
+    };
+    let link = |family: &str, relationship: &str, active| Link {
+        family: family.into(),
+        relationship: relationship.into(),
+        active,
+    };
+    let spec = Spec {
+        region: "North".into(),
+        password: PASSWORD.into(),
+        organisations: vec![
+            org(
+                "hospital",
+                "Riverside Children's Hospital",
+                Sector::HospitalTrust,
+                "RXX",
+            ),
+            org("gp", "Hilltop GP", Sector::GpPractice, "G1"),
+        ],
+        staff: vec![Staff {
+            org: "hospital".into(),
             role: Role::Clinician,
             email: "ada@example.nhs.uk".into(),
             name: "Ada Clinician".into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    let mia = child(st, &orgs[0], "Mia", 1).await;
-    let leo = child(st, &orgs[0], "Leo", 20).await;
-    let zoe = child(st, &orgs[1], "Zoe", 40).await;
-    let ava = child(st, &orgs[1], "Ava", 60).await;
-    let sam = family(st, "sam@example.com", "Sam Jones").await;
-    let kim = family(st, "kim@example.com", "Kim Jones").await;
-    onboarding::bind(&st.domain, &fixture(), &sam, &mia, "MTH", true)
+        }],
+        families: vec![
+            Family {
+                email: "sam@example.com".into(),
+                name: "Sam Jones".into(),
+            },
+            Family {
+                email: "kim@example.com".into(),
+                name: "Kim Jones".into(),
+            },
+        ],
+        children: vec![
+            child(
+                "mia",
+                "Mia",
+                1,
+                "hospital",
+                vec![link("sam@example.com", "MTH", true)],
+            ),
+            child(
+                "leo",
+                "Leo",
+                20,
+                "hospital",
+                vec![link("sam@example.com", "MTH", true)],
+            ),
+            child(
+                "zoe",
+                "Zoe",
+                40,
+                "gp",
+                vec![link("kim@example.com", "FTH", true)],
+            ),
+            child(
+                "ava",
+                "Ava",
+                60,
+                "gp",
+                vec![link("sam@example.com", "MTH", false)],
+            ),
+        ],
+    };
+    let r = seed(&st.domain, &fixture(), &spec).await.unwrap();
+    let sam = st
+        .domain
+        .data()
+        .account(&r.families["sam@example.com"])
         .await
-        .unwrap();
-    onboarding::bind(&st.domain, &fixture(), &sam, &leo, "MTH", true)
-        .await
-        .unwrap();
-    onboarding::bind(&st.domain, &fixture(), &sam, &ava, "MTH", false)
-        .await
-        .unwrap();
-    onboarding::bind(&st.domain, &fixture(), &kim, &zoe, "FTH", true)
-        .await
+        .unwrap()
         .unwrap();
     let created = oauth::create_client(
         st.domain.data(),
@@ -169,12 +171,12 @@ async fn world(srv: &Srv) -> World {
     .unwrap();
     World {
         client_id: created.client.client_id,
-        staff_secret: staff.totp_secret.unwrap(),
+        staff_secret: r.staff("ada@example.nhs.uk").totp_secret.clone(),
         sam,
-        mia,
-        leo,
-        zoe,
-        ava,
+        mia: r.child("mia").to_owned(),
+        leo: r.child("leo").to_owned(),
+        zoe: r.child("zoe").to_owned(),
+        ava: r.child("ava").to_owned(),
     }
 }
 

@@ -11,7 +11,8 @@ use std::process::Command;
 
 use access::{Role, Sector};
 use common::fixture;
-use passport_server::web::{directory, onboarding};
+use passport_server::region;
+use passport_server::web::directory;
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -44,128 +45,109 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// For the admin, privacy, break-glass, sharing and access-log pages: a regional admin (of
-/// the region's own organisation), an organisation admin at `org`, an emergency department with a clinician and a privacy
-/// officer, and a child in `org`'s care team with a linked parent.
-async fn seed_more(store: &passport_server::Domain, org: &str) -> serde_json::Value {
-    let er = directory::create_organisation(
-        store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewOrganisation {
-            name: "Northgate Emergency Department".into(),
-            sector: Sector::HospitalTrust,
-            ods: Some("RYY".into()),
-            school_urn: None,
-            region: "North".into(),
-        },
-    )
-    .await
-    .unwrap();
-    // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
-    let region = directory::create_regional_organisation(
-        store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewOrganisation {
-            name: "North Children's Passport".into(),
-            sector: Sector::CommunityHealth,
-            ods: Some("QNN".into()),
-            school_urn: None,
-            region: "North".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let mut people = serde_json::Map::new();
-    for (key, at, role, email) in [
-        (
-            "regional",
-            region.as_str(),
-            Role::RegionalAdmin,
-            "rae@example.nhs.uk",
-        ),
-        (
-            "orgAdmin",
-            org,
-            Role::OrganisationAdmin,
-            "oli@example.nhs.uk",
-        ),
-        (
-            "erClinician",
-            er.as_str(),
-            Role::Clinician,
-            "erin@example.nhs.uk",
-        ),
-        (
-            "officer",
-            er.as_str(),
-            Role::PrivacyOfficer,
-            "pat@example.nhs.uk",
-        ),
-    ] {
-        let made = directory::create_staff(
-            store,
-            &passport_server::records::Agent::operator("test fixture"),
-            directory::NewStaff {
-                organisation: at.into(),
-                role,
-                email: email.into(),
-                name: format!("{key} person"),
-                password: PASSWORD.into(),
-            },
-        )
-        .await
-        .unwrap();
-        people.insert(
-            key.into(),
-            serde_json::json!({ "email": email, "password": PASSWORD,
-                                "secretHex": hex(&made.totp_secret.unwrap()) }),
-        );
-    }
-    let child = onboarding::Child {
-        id: uuid::Uuid::now_v7().to_string(),
-        nhs_number: "9000000009".into(),
-        given: "Leo".into(),
-        family: "Khan".into(),
-        birth_date: "2018-05-01".into(),
+/// The browser suite's region, built by the shared fixture (`region::seed`): a hospital
+/// with Ada (clinician) and an organisation admin; an emergency department with a clinician
+/// and a privacy officer; the region's own organisation with its admin; Sam (family, no
+/// child: the password-reset journey) and Alex (asks to join a passport); and Leo, in the
+/// hospital's care team, with his parent Kim.
+fn spec() -> region::Spec {
+    let org = |key: &str, name: &str, sector, ods: &str, regional| region::Org {
+        key: key.into(),
+        name: name.into(),
+        sector,
+        ods: Some(ods.into()),
+        regional,
     };
-    let writes = onboarding::new_child_writes(&child, org).unwrap();
-    store
-        .data()
-        .test_store()
-        .write_all(writes)
-        .await
-        .map_err(|e| e.error)
-        .unwrap();
-    directory::create_family(
-        store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewFamily {
-            email: "kim@example.com".into(),
-            name: "Kim Khan".into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    let kim = store
-        .data()
-        .test_store()
-        .account_by_login("kim@example.com")
-        .await
-        .unwrap()
-        .unwrap();
-    onboarding::bind(store, &fixture(), &kim, &child.id, "MTH", true)
-        .await
-        .unwrap();
-    people.insert(
-        "parent".into(),
-        serde_json::json!({ "email": "kim@example.com", "password": PASSWORD }),
-    );
-    people.insert(
-        "child".into(),
-        serde_json::json!({ "id": child.id, "nhs": child.nhs_number, "dob": "01/05/2018" }),
-    );
-    serde_json::Value::Object(people)
+    let staff = |org: &str, role, email: &str, name: &str| region::Staff {
+        org: org.into(),
+        role,
+        email: email.into(),
+        name: name.into(),
+    };
+    let family = |email: &str, name: &str| region::Family {
+        email: email.into(),
+        name: name.into(),
+    };
+    region::Spec {
+        region: "North".into(),
+        password: PASSWORD.into(),
+        organisations: vec![
+            org(
+                "hospital",
+                "Riverside Children's Hospital",
+                Sector::HospitalTrust,
+                "RXX",
+                false,
+            ),
+            org(
+                "er",
+                "Northgate Emergency Department",
+                Sector::HospitalTrust,
+                "RYY",
+                false,
+            ),
+            // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
+            org(
+                "region",
+                "North Children's Passport",
+                Sector::CommunityHealth,
+                "QNN",
+                true,
+            ),
+        ],
+        staff: vec![
+            staff(
+                "hospital",
+                Role::Clinician,
+                "ada@example.nhs.uk",
+                "Ada Clinician",
+            ),
+            staff(
+                "region",
+                Role::RegionalAdmin,
+                "rae@example.nhs.uk",
+                "regional person",
+            ),
+            staff(
+                "hospital",
+                Role::OrganisationAdmin,
+                "oli@example.nhs.uk",
+                "orgAdmin person",
+            ),
+            staff(
+                "er",
+                Role::Clinician,
+                "erin@example.nhs.uk",
+                "erClinician person",
+            ),
+            staff(
+                "er",
+                Role::PrivacyOfficer,
+                "pat@example.nhs.uk",
+                "officer person",
+            ),
+        ],
+        families: vec![
+            family("sam@example.com", "Sam Parent"),
+            family("alex.jones@example.com", "Alex Jones"),
+            family("kim@example.com", "Kim Khan"),
+        ],
+        children: vec![region::ChildSpec {
+            key: "leo".into(),
+            id: None,
+            given: "Leo".into(),
+            family: "Khan".into(),
+            nhs_number: "9000000009".into(),
+            birth_date: "2018-05-01".into(),
+            care_team: vec!["hospital".into()],
+            links: vec![region::Link {
+                family: "kim@example.com".into(),
+                relationship: "MTH".into(),
+                active: true,
+            }],
+            items: Vec::new(),
+        }],
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,63 +166,25 @@ async fn pages_in_a_real_browser() {
     ))
     .await
     .unwrap();
-    let org = directory::create_organisation(
-        &store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewOrganisation {
-            name: "Riverside Children's Hospital".into(),
-            sector: Sector::HospitalTrust,
-            ods: Some("RXX".into()),
-            school_urn: None,
-            region: "North".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let staff = directory::create_staff(
-        &store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewStaff {
-            organisation: org.clone(),
-            role: Role::Clinician,
-            email: "ada@example.nhs.uk".into(),
-            name: "Ada Clinician".into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    directory::create_family(
-        &store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewFamily {
-            email: "sam@example.com".into(),
-            name: "Sam Parent".into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    // Asks to join a child's passport while signed in (/register).
-    directory::create_family(
-        &store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewFamily {
-            email: "alex.jones@example.com".into(),
-            name: "Alex Jones".into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
+    let r = region::seed(&store, &fixture(), &spec()).await.unwrap();
+    let login = |email: &str| {
+        serde_json::json!({ "email": email, "password": PASSWORD,
+                            "secretHex": hex(&r.staff(email).totp_secret) })
+    };
+    let more = serde_json::json!({
+        "regional": login("rae@example.nhs.uk"),
+        "orgAdmin": login("oli@example.nhs.uk"),
+        "erClinician": login("erin@example.nhs.uk"),
+        "officer": login("pat@example.nhs.uk"),
+        "parent": { "email": "kim@example.com", "password": PASSWORD },
+        "child": { "id": r.child("leo"), "nhs": "9000000009", "dob": "01/05/2018" },
+    });
     let reset = directory::issue_password_reset(&store, "sam@example.com", &srv.base, 3600)
         .await
         .unwrap();
-    let more = seed_more(&store, &org).await;
     let fixture = serde_json::json!({
         "more": more,
-        "staff": { "email": "ada@example.nhs.uk", "password": PASSWORD,
-                   "secretHex": hex(&staff.totp_secret.unwrap()) },
+        "staff": login("ada@example.nhs.uk"),
         "family": { "email": "sam@example.com", "password": PASSWORD },
         "asker": { "email": "alex.jones@example.com", "password": PASSWORD },
         "resetPath": reset.strip_prefix(&srv.base).unwrap(),

@@ -15,7 +15,7 @@ mod common;
 use access::{Role, Sector};
 use common::browser::{Browser, PASSWORD, Page};
 use common::mail::MailServer;
-use common::{Backend, TestServer};
+use common::{Backend, TestServer, fixture};
 use passport_server::web::{auth, directory, onboarding};
 use passport_store::accounts::Registration;
 
@@ -120,10 +120,13 @@ async fn seed(url: &str) -> Seeded {
         birth_date: "2017-05-06".into(),
     };
     store
-        .data()
-        .test_store()
-        .write_all(onboarding::new_child_writes(&child, &org).unwrap())
+        .records()
+        .write_all(
+            &fixture(),
+            onboarding::new_child_writes(&child, &org).unwrap(),
+        )
         .await
+        .map_err(|e| e.error)
         .unwrap();
     Seeded {
         store,

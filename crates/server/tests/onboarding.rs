@@ -393,10 +393,13 @@ on_both_databases!(expired_revoked_and_unknown_codes_are_refused, |srv| {
         birth_date: "2018-01-02".into(),
     };
     s.store
-        .data()
-        .test_store()
-        .write_all(onboarding::new_child_writes(&child, &s.org).unwrap())
+        .records()
+        .write_all(
+            &fixture(),
+            onboarding::new_child_writes(&child, &s.org).unwrap(),
+        )
         .await
+        .map_err(|e| e.error)
         .unwrap();
     let (expired, code) =
         onboarding::new_invitation(&child.id, None, Some(&s.org), None, now_us(), -60);
@@ -445,10 +448,13 @@ on_both_databases!(self_registration_is_pending_until_confirmed, |srv| {
         birth_date: "2017-05-06".into(),
     };
     s.store
-        .data()
-        .test_store()
-        .write_all(onboarding::new_child_writes(&child, &s.org).unwrap())
+        .records()
+        .write_all(
+            &fixture(),
+            onboarding::new_child_writes(&child, &s.org).unwrap(),
+        )
         .await
+        .map_err(|e| e.error)
         .unwrap();
     // Signed-in family members ask (a new sign-in first verifies its email address, then
     // asks the same way: tests/mail.rs).

@@ -10,31 +10,15 @@ use access::{Role, Section, Sector, SharingChoices};
 use common::browser::{Browser, PASSWORD};
 use common::fixture;
 use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
+use passport_server::region;
 use passport_server::web::directory;
-use passport_server::web::onboarding::{self, Child};
+use passport_server::web::onboarding;
 use passport_store::AuditQuery;
 use passport_store::break_glass::BreakGlassRow;
 use passport_store::oauth::RefreshToken;
 use serde_json::{Value, json};
 
 const NHS: &str = "9434765919";
-const DOB: &str = "2019-03-27";
-
-async fn org(store: &passport_server::Domain, name: &str, sector: Sector, ods: &str) -> String {
-    directory::create_organisation(
-        store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewOrganisation {
-            name: name.into(),
-            sector,
-            ods: Some(ods.into()),
-            school_urn: None,
-            region: "North".into(),
-        },
-    )
-    .await
-    .unwrap()
-}
 
 /// A member of staff: (email, TOTP secret, account id).
 async fn staff(
@@ -60,28 +44,6 @@ async fn staff(
     (email.to_owned(), c.totp_secret.unwrap(), c.account_id)
 }
 
-async fn family(store: &passport_server::Domain, email: &str, name: &str) -> String {
-    directory::create_family(
-        store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewFamily {
-            email: email.into(),
-            name: name.into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .unwrap();
-    email.to_owned()
-}
-
-fn tagged(resource: Value, section: Section) -> Value {
-    let mut r = resource;
-    r["id"] = json!(uuid::Uuid::now_v7().to_string());
-    r["meta"] = json!({ "tag": [section.tag()] });
-    r
-}
-
 struct World {
     store: std::sync::Arc<passport_server::Domain>,
     child: String,
@@ -98,154 +60,35 @@ struct World {
     stranger: String,
 }
 
-/// Two organisations, their staff, a child in the hospital's care team with a parent (with
-/// parental responsibility), a relative (without) and items in several sections.
+/// The shared test region (`region::Spec::standard`): Mia in the hospital's care team with
+/// a parent (with parental responsibility), a relative (without) and items in several
+/// sections; a stranger linked to nobody.
 async fn world(url: &str) -> World {
     let store =
         passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
             .await
             .unwrap();
-    let hospital = org(
-        &store,
-        "Riverside Children's Hospital",
-        Sector::HospitalTrust,
-        "RXX",
-    )
-    .await;
-    let er = org(
-        &store,
-        "Northgate Emergency Department",
-        Sector::HospitalTrust,
-        "RYY",
-    )
-    .await;
-    let school = org(&store, "Hill Primary", Sector::Education, "SCH1").await;
-    // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
-    let region = directory::create_regional_organisation(
-        &store,
-        &passport_server::records::Agent::operator("test fixture"),
-        directory::NewOrganisation {
-            name: "North Children's Passport".into(),
-            sector: Sector::CommunityHealth,
-            ods: Some("QNN".into()),
-            school_urn: None,
-            region: "North".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let regional = staff(
-        &store,
-        &region,
-        Role::RegionalAdmin,
-        "rae@example.nhs.uk",
-        "Rae Regional",
-    )
-    .await;
-    let org_admin = staff(
-        &store,
-        &hospital,
-        Role::OrganisationAdmin,
-        "oli@example.nhs.uk",
-        "Oli Admin",
-    )
-    .await;
-    let care_clinician = staff(
-        &store,
-        &hospital,
-        Role::Clinician,
-        "cara@example.nhs.uk",
-        "Cara Carer",
-    )
-    .await;
-    let er_clinician = staff(
-        &store,
-        &er,
-        Role::Clinician,
-        "erin@example.nhs.uk",
-        "Erin Medic",
-    )
-    .await;
-    let er_officer = staff(
-        &store,
-        &er,
-        Role::PrivacyOfficer,
-        "pat@example.nhs.uk",
-        "Pat Privacy",
-    )
-    .await;
-    let teacher = staff(
-        &store,
-        &school,
-        Role::SchoolStaff,
-        "tom@example.sch.uk",
-        "Tom Teacher",
-    )
-    .await;
-    let child = Child {
-        id: uuid::Uuid::now_v7().to_string(),
-        nhs_number: NHS.into(),
-        given: "Mia".into(),
-        family: "Jones".into(),
-        birth_date: DOB.into(),
-    };
-    let mut writes = onboarding::new_child_writes(&child, &hospital).unwrap();
-    let p = json!({ "reference": format!("Patient/{}", child.id) });
-    for r in [
-        tagged(
-            json!({ "resourceType": "AllergyIntolerance", "patient": p, "code": { "text": "Peanut allergy" } }),
-            Section::Allergies,
-        ),
-        tagged(
-            json!({ "resourceType": "Condition", "subject": p, "code": { "text": "Asthma diagnosis" } }),
-            Section::Conditions,
-        ),
-        tagged(
-            json!({ "resourceType": "MedicationStatement", "status": "active", "subject": p, "medicationCodeableConcept": { "text": "Salbutamol inhaler" } }),
-            Section::Medicines,
-        ),
-        tagged(
-            json!({ "resourceType": "MedicationStatement", "status": "completed", "subject": p, "medicationCodeableConcept": { "text": "Amoxicillin course" } }),
-            Section::Medicines,
-        ),
-    ] {
-        writes.push(passport_server::records::new_version(r, None).unwrap());
-    }
-    store
-        .records()
-        .write_all(&fixture(), writes)
+    let r = region::seed(&store, &fixture(), &region::Spec::standard(PASSWORD))
         .await
-        .map_err(|e| e.error)
         .unwrap();
-    let parent = family(&store, "sam@example.com", "Sam Jones").await;
-    let relative = family(&store, "gran@example.com", "Gran Jones").await;
-    let stranger = family(&store, "nosy@example.com", "Nosy Parker").await;
-    for (email, rel) in [(&parent, "MTH"), (&relative, "FAMMEMB")] {
-        let account = store
-            .data()
-            .test_store()
-            .account_by_login(email)
-            .await
-            .unwrap()
-            .unwrap();
-        onboarding::bind(&store, &fixture(), &account, &child.id, rel, true)
-            .await
-            .unwrap();
-    }
+    let login = |email: &str| {
+        let s = r.staff(email);
+        (s.email.clone(), s.totp_secret.clone(), s.account_id.clone())
+    };
     World {
+        child: r.child("mia").to_owned(),
+        hospital: r.org("hospital").to_owned(),
+        er: r.org("er").to_owned(),
+        regional: login("rae@example.nhs.uk"),
+        org_admin: login("oli@example.nhs.uk"),
+        care_clinician: login("cara@example.nhs.uk"),
+        er_clinician: login("erin@example.nhs.uk"),
+        er_officer: login("pat@example.nhs.uk"),
+        teacher: login("tom@example.sch.uk"),
+        parent: "sam@example.com".into(),
+        relative: "gran@example.com".into(),
+        stranger: "nosy@example.com".into(),
         store,
-        child: child.id,
-        hospital,
-        er,
-        regional,
-        org_admin,
-        care_clinician,
-        er_clinician,
-        er_officer,
-        teacher,
-        parent,
-        relative,
-        stranger,
     }
 }
 
