@@ -148,6 +148,32 @@ pub fn decide(
     }
 }
 
+/// The sections `subject` may read in `child`'s passport, from the policy, the care team,
+/// the family links and the sharing choices alone — never from what the passport holds. A
+/// page shows each section as shared or "not shared with you" from this, so the answer is
+/// the same whether or not a hidden section holds anything. An item with no security label
+/// and with sections is readable iff its sections meet this set (`decide` agrees: tested in
+/// `view/tests.rs`). Break-glass reads medicines too, but only current ones.
+pub fn readable_sections(
+    policy: &RegionalPolicy,
+    subject: &Subject,
+    child: &ChildFacts,
+    now: Timestamp,
+) -> SectionSet {
+    let staff_role = match &subject.identity {
+        Identity::Staff(s) => Some(s.role),
+        _ => None,
+    };
+    if matches!(subject.identity, Identity::Anonymous) || staff_role == Some(Role::Commissioner) {
+        return SectionSet::EMPTY;
+    }
+    match relationship(policy, &subject.identity, child, now) {
+        Ok(Access::Sections(a)) => a.read,
+        Ok(Access::BreakGlass) => BREAK_GLASS_OPENS.union(SectionSet::of(&[Section::Medicines])),
+        Err(_) => SectionSet::EMPTY,
+    }
+}
+
 /// Types whose content the decision reads about the child and the family (Gillick
 /// competence, capacity, looked-after, hidden address; parental responsibility, court
 /// orders, grants, whether a link is in force; the care team). A family member or the

@@ -44,7 +44,7 @@ pub use child::{
     MemberSpan, controller, handover_date, handover_reminder_due,
 };
 pub use consent::{Actor, SharingChoices, SharingRule};
-pub use decide::{break_glass_eligible, decide};
+pub use decide::{break_glass_eligible, decide, readable_sections};
 pub use decision::{Decision, Reason};
 pub use default_section::{default_sections, ensure_sections};
 pub use label::{LABEL_SYSTEM, LabelSet, SecurityLabel, V3_ACT_CODE, V3_CONFIDENTIALITY};

@@ -559,3 +559,82 @@ mod tests {
         assert!(!is_summary("NotAType", "id"));
     }
 }
+
+/// One step of an element path, as FHIR JSON carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The JSON property (`reaction`, `onsetDateTime`).
+    pub name: String,
+    /// Whether the property holds an array.
+    pub array: bool,
+    /// The datatype: a primitive's name (`code`, `string`), a complex type's
+    /// (`CodeableConcept`), or a backbone element's path (`AllergyIntolerance.reaction`).
+    pub type_name: String,
+}
+
+/// The JSON shape of an element path such as `AllergyIntolerance.reaction.severity` (each
+/// step after the resource type), or `None` if the path names no element. What lets a
+/// template say where an answer goes (`Questionnaire.item.definition`) without code that
+/// knows each resource's layout.
+pub fn path_shape(path: &str) -> Option<Vec<Step>> {
+    let d = defs();
+    let mut parts = path.split('.');
+    let mut node = d.resource(parts.next()?)?;
+    let mut out = Vec::new();
+    for (i, part) in parts.enumerate() {
+        if i > 0 && out.last().is_some_and(|s: &Step| s.type_name == "Resource") {
+            return None;
+        }
+        let n = d.node(node);
+        let (idx, ty) = n.prop(part)?;
+        let elem = &n.elems[idx as usize];
+        let type_name = match ty {
+            Ty::Prim(p) => p.name().to_owned(),
+            Ty::Complex(id) => {
+                node = id;
+                d.node(id).path.to_string()
+            }
+            Ty::Resource => "Resource".to_owned(),
+        };
+        out.push(Step {
+            name: part.to_owned(),
+            array: elem.array,
+            type_name,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::path_shape;
+
+    #[test]
+    fn element_paths_have_their_json_shape() {
+        let s = path_shape("AllergyIntolerance.reaction.severity").unwrap();
+        assert_eq!(
+            s.iter()
+                .map(|s| (s.name.as_str(), s.array, s.type_name.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("reaction", true, "AllergyIntolerance.reaction"),
+                ("severity", false, "code")
+            ]
+        );
+        let m = path_shape("MedicationStatement.dosage.route").unwrap();
+        assert_eq!(
+            (m[0].array, m[1].type_name.as_str()),
+            (true, "CodeableConcept")
+        );
+        let o = path_shape("AllergyIntolerance.onsetDateTime").unwrap();
+        assert_eq!(o[0].type_name, "dateTime");
+        let t = path_shape("RelatedPerson.telecom").unwrap();
+        assert_eq!(
+            (t[0].array, t[0].type_name.as_str()),
+            (true, "ContactPoint")
+        );
+        assert!(path_shape("AllergyIntolerance.nonsense").is_none());
+        assert!(path_shape("Nonsense.code").is_none());
+        assert!(path_shape("Condition").is_none());
+    }
+}

@@ -396,3 +396,25 @@ fn a_resource_in_two_records_needs_both() {
     );
     assert!(!view.admits(&labelled, &["c1"]));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// The pages' "shared with you" / "not shared with you" is the decision: for generated
+    /// callers (with every scope a session has) and children, a section is readable iff
+    /// reading an unlabelled item of that section alone is allowed (a current medicine for
+    /// the medicines section, which break-glass opens only for current medicines).
+    #[test]
+    fn readable_sections_equal_decide(identity in identity(), child in child()) {
+        let policy = RegionalPolicy::default();
+        let subject = Subject::session(identity);
+        let readable = crate::readable_sections(&policy, &subject, &child, now());
+        for section in Section::ALL {
+            let ty = if section == Section::Medicines { "MedicationStatement" } else { "Observation" };
+            let mut r = ResourceFacts::new(ty, SectionSet::of(&[section]), LabelSet::EMPTY);
+            r.active_medication = section == Section::Medicines;
+            let decided = decide(&policy, &subject, Action::Read, &r, Some(&child), now());
+            prop_assert_eq!(readable.contains(section), decided.allow, "{:?}: {:?}", section, decided.reason);
+        }
+    }
+}
