@@ -26,6 +26,26 @@ pub struct Caller {
     pub purpose: Purpose,
 }
 
+impl Caller {
+    /// A person signed in to the pages, as `identity` (from their account).
+    pub async fn signed_in(
+        d: &Domain,
+        account: &passport_store::accounts::Account,
+        identity: access::Identity,
+    ) -> Caller {
+        let purpose = match &identity {
+            access::Identity::Family { .. } => Purpose::FamilyRequest,
+            access::Identity::YoungPerson { .. } => Purpose::PatientRequest,
+            _ => Purpose::Treatment,
+        };
+        Caller {
+            who: crate::directory::account_who(d, account).await,
+            subject: access::Subject::session(identity),
+            purpose,
+        }
+    }
+}
+
 /// Why the guard refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {

@@ -357,7 +357,8 @@ impl Spec {
     /// and the region's own organisation; staff in each kind of role; three family
     /// accounts; and Mia Jones (NHS 943 476 5919), in the hospital's care team, with a
     /// parent (parental responsibility), a grandparent (without) and records in four
-    /// sections. `nosy@example.com` is linked to nobody.
+    /// sections (the allergy `mia-allergy`, the condition `mia-condition`).
+    /// `nosy@example.com` is linked to nobody.
     pub fn standard(password: &str) -> Spec {
         let org = |key: &str, name: &str, sector, ods: &str| Org {
             key: key.into(),
@@ -483,11 +484,11 @@ impl Spec {
                 ],
                 items: vec![
                     in_section(
-                        json!({ "resourceType": "AllergyIntolerance", "code": { "text": "Peanut allergy" } }),
+                        json!({ "resourceType": "AllergyIntolerance", "id": "mia-allergy", "code": { "text": "Peanut allergy" } }),
                         Section::Allergies,
                     ),
                     in_section(
-                        json!({ "resourceType": "Condition", "code": { "text": "Asthma diagnosis" } }),
+                        json!({ "resourceType": "Condition", "id": "mia-condition", "code": { "text": "Asthma diagnosis" } }),
                         Section::Conditions,
                     ),
                     in_section(

@@ -1143,6 +1143,9 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
             ("{code}", code.as_str()),
             ("{token}", reset_token.as_str()),
             ("{provider}", "nhs-login"),
+            ("{form}", "allergy"),
+            ("{type}", "AllergyIntolerance"),
+            ("{id}", "mia-allergy"),
         ] {
             path = path.replace(param, value);
         }
@@ -1436,7 +1439,7 @@ on_both_databases!(every_access_route_is_audited, |srv| {
 on_both_databases!(unknown_addresses_get_a_page_not_json, |srv| {
     let mut b = Browser::new(&srv.base);
     for path in [
-        "/passport/no-such-child",
+        "/passport/no-such-child/no-such-page",
         "/no-such-page",
         "/admin/nothing-here",
     ] {

@@ -45,7 +45,11 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 /// The signed-in person if they hold `role`, else the response to send.
-async fn admin(st: &AppState, headers: &HeaderMap, role: Role) -> Result<SignedIn, Response> {
+pub(super) async fn admin(
+    st: &AppState,
+    headers: &HeaderMap,
+    role: Role,
+) -> Result<SignedIn, Response> {
     let who = match guard::signed_in(st, headers).await {
         Ok(Ok(w)) => w,
         Ok(Err(r)) => return Err(r),

@@ -11,6 +11,8 @@
 //!   (`/register`), staff pages under `/onboarding/`, the clinic-list import.
 //! - `pages`: the handlers of sign-in, the home page and password reset.
 //! - `admin`: organisations and OAuth clients (regional admin), staff (organisation admin).
+//! - [`passport`]: the passport at a glance, the template's forms, "what changed" and
+//!   review, a professional's children (`/passport/{id}`, `/passports`).
 //! - `sharing`: the family's sharing choices (a Consent), `/passport/{id}/sharing`.
 //! - `access_log`: the family's access log, `/passport/{id}/access-log`.
 //! - `break_glass`: emergency access, `/break-glass`.
@@ -28,6 +30,7 @@ pub mod authorize;
 pub mod errors;
 pub use domain::{auth, directory};
 mod admin;
+mod admin_templates;
 pub mod assets;
 mod break_glass;
 pub mod child_facts;
@@ -35,6 +38,7 @@ pub(crate) mod guard;
 pub mod oidc;
 pub mod onboarding;
 mod pages;
+pub mod passport;
 mod privacy;
 pub mod session;
 mod sharing;
@@ -75,6 +79,9 @@ pub enum Effect {
     /// The service's own records: organisations, staff, OAuth clients, reviews of
     /// break-glass. Directory records are audited as who made them.
     Service,
+    /// An item of a child's passport added, changed, ended or checked (`domain::passport`):
+    /// each leaves an AuditEvent naming who did it.
+    Record,
 }
 
 /// What a GET of a page route serves.
@@ -156,7 +163,7 @@ impl Route {
 
 /// Every route of the pages, in one table.
 pub fn table() -> Vec<Route> {
-    use Effect::{Access, Account, Service};
+    use Effect::{Access, Account, Nothing, Record, Service};
     let mut t = vec![
         Route::page("/", pages::home),
         Route::form("/sign-in", pages::sign_in_form, Account, pages::sign_in),
@@ -175,6 +182,31 @@ pub fn table() -> Vec<Route> {
             sharing::save,
         ),
         Route::page("/passport/{patient}/access-log", access_log::view),
+        Route::page("/passport/{patient}", passport::view),
+        Route::form(
+            "/passport/{patient}/add/{form}",
+            passport::add_form,
+            Record,
+            passport::add,
+        ),
+        Route::form(
+            "/passport/{patient}/item/{type}/{id}",
+            passport::change_form,
+            Record,
+            passport::change,
+        ),
+        Route::action(
+            "/passport/{patient}/item/{type}/{id}/end",
+            Record,
+            passport::end,
+        ),
+        Route::action(
+            "/passport/{patient}/item/{type}/{id}/checked",
+            Record,
+            passport::checked,
+        ),
+        Route::page("/passport/{patient}/changes", passport::changes),
+        Route::form("/passports", passport::caseload, Nothing, passport::find),
         Route::form(
             "/break-glass",
             break_glass::start,
@@ -192,6 +224,7 @@ pub fn table() -> Vec<Route> {
     ];
     t.extend(onboarding::routes());
     t.extend(admin::routes());
+    t.extend(admin_templates::routes());
     t.extend(oidc::routes());
     // The authorisation pages (OAuth, but pages: they get this surface's headers).
     t.extend(authorize::routes());

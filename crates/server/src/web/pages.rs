@@ -403,6 +403,7 @@ async fn home_links(
     match identity {
         access::Identity::Staff(s) => {
             if s.role.sees_child_records() {
+                add("/passports".into(), "Children in your care team".into());
                 add(
                     "/onboarding/invite".into(),
                     "Invite a parent or carer".into(),
@@ -423,6 +424,7 @@ async fn home_links(
             }
             if s.role == Role::RegionalAdmin {
                 add("/admin/organisations".into(), "Organisations".into());
+                add("/admin/templates".into(), "Passport templates".into());
                 add("/admin/clients".into(), "Connected systems".into());
             }
             if matches!(s.role, Role::PrivacyOfficer | Role::RegionalAdmin) {
@@ -431,6 +433,7 @@ async fn home_links(
         }
         access::Identity::Family { person } => {
             for (id, name) in super::child_facts::family_children(&st.domain, person).await? {
+                add(format!("/passport/{id}"), format!("{name}'s passport"));
                 add(
                     format!("/passport/{id}/sharing"),
                     format!("Who can see {name}'s passport"),
@@ -442,6 +445,7 @@ async fn home_links(
             }
         }
         access::Identity::YoungPerson { patient } => {
+            add(format!("/passport/{patient}"), "Your passport".into());
             add(
                 format!("/passport/{patient}/sharing"),
                 "Who can see your passport".into(),

@@ -66,6 +66,30 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("sharing.html", include_str!("../../templates/sharing.html")),
     (
+        "admin_templates.html",
+        include_str!("../../templates/admin_templates.html"),
+    ),
+    (
+        "admin_template.html",
+        include_str!("../../templates/admin_template.html"),
+    ),
+    (
+        "passport.html",
+        include_str!("../../templates/passport.html"),
+    ),
+    (
+        "passport_form.html",
+        include_str!("../../templates/passport_form.html"),
+    ),
+    (
+        "passport_changes.html",
+        include_str!("../../templates/passport_changes.html"),
+    ),
+    (
+        "passport_caseload.html",
+        include_str!("../../templates/passport_caseload.html"),
+    ),
+    (
         "break_glass.html",
         include_str!("../../templates/break_glass.html"),
     ),
@@ -152,13 +176,21 @@ pub fn template_value(v: &Value) -> minijinja::Value {
 
 /// Renders `name` with `ctx` as an HTML response with `status`.
 pub fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
-    let rendered = env()
+    let (status, rendered) = match env()
         .get_template(name)
         .and_then(|t| t.render(template_value(&ctx)))
-        .unwrap_or_else(|e| {
+    {
+        Ok(r) => (status, r),
+        Err(e) => {
             tracing::error!(error = %e, template = name, "template failed");
-            String::from("<!DOCTYPE html><html lang=\"en-GB\"><head><title>Error – Passport</title></head><body><main><h1>Sorry, there is a problem with the service</h1></main></body></html>")
-        });
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                String::from(
+                    "<!DOCTYPE html><html lang=\"en-GB\"><head><title>Error – Passport</title></head><body><main><h1>Sorry, there is a problem with the service</h1></main></body></html>",
+                ),
+            )
+        }
+    };
     (
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -181,28 +213,7 @@ pub fn message(
     )
 }
 
-/// A FHIR date (`YYYY-MM-DD`) as people write it: "27 March 2019"; `None` if it is not one.
-pub fn long_date(ymd: &str) -> Option<String> {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let mut it = ymd.splitn(3, '-');
-    let (y, m, d) = (it.next()?, it.next()?, it.next()?);
-    let m: usize = m.parse().ok()?;
-    let d: u8 = d.parse().ok()?;
-    Some(format!("{d} {} {y}", MONTHS.get(m.checked_sub(1)?)?))
-}
+pub use domain::dates::long_date;
 
 /// A 303 to `to` (after a form POST).
 pub fn see_other(to: &str) -> Response {

@@ -1,0 +1,539 @@
+//! The passport pages: the passport at a glance (`/passport/{child}`), the template's forms
+//! to add and change items, ending an item the FHIR way, the care team's "what changed"
+//! and review, and a professional's list of the children in their care team. Every read
+//! and write is the domain's (`domain::passport`): decided for the signed-in person,
+//! audited, and never a write of its own.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use domain::guard::Caller;
+use domain::passport::{self, End, Failed, Target, forms};
+use serde_json::{Value, json};
+
+use super::guard::{self, PageResult, SignedIn, field, form};
+use super::templates::{csrf_refused, long_date, message, page, see_other};
+use crate::AppState;
+
+/// The signed-in person and their caller, or where to send them.
+async fn caller(
+    st: &AppState,
+    headers: &HeaderMap,
+) -> Result<Result<(SignedIn, Caller), Response>, guard::PageError> {
+    let who = match guard::signed_in(st, headers).await? {
+        Ok(w) => w,
+        Err(r) => return Ok(Err(r)),
+    };
+    let c = Caller::signed_in(&st.domain, &who.cur.account, who.identity.clone()).await;
+    Ok(Ok((who, c)))
+}
+
+/// The page for a passport action that did not happen.
+fn failed(f: Failed, patient: &str, back: &str) -> PageResult {
+    Ok(match f {
+        Failed::NotFound => guard::no_such_passport(),
+        Failed::Forbidden(why) => guard::forbidden(&why),
+        Failed::Conflict => message(
+            StatusCode::CONFLICT,
+            "Someone else changed this item",
+            &[
+                "Another person saved a change to this item after you opened it, so your change was not saved. Nothing has been overwritten.",
+                "Open the item again to see what it says now, then make your change again if it is still needed.",
+            ],
+            Some((back, "Open the item again")),
+        ),
+        Failed::Invalid(why) => message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This could not be saved",
+            &[&why],
+            Some((&format!("/passport/{patient}"), "Go back to the passport")),
+        ),
+        Failed::Store(e) => return Err(e.into()),
+    })
+}
+
+pub use domain::passport::spaced_nhs_number;
+
+fn is_family(c: &Caller) -> bool {
+    matches!(
+        c.subject.identity,
+        access::Identity::Family { .. } | access::Identity::YoungPerson { .. }
+    )
+}
+
+/// `GET /passport/{patient}`
+pub async fn view(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(patient): Path<String>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let v = match passport::view(&st.domain, &c, &patient).await {
+        Ok(v) => v,
+        Err(f) => return failed(f, &patient, "/"),
+    };
+    let family = is_family(&c);
+    // Professionals meet the emergency protocol first; the family reads in passport order.
+    let mut sections: Vec<Value> = v.sections.iter().map(|s| section_json(s, family)).collect();
+    if !family {
+        sections.sort_by_key(|s| s["code"] != "emergency");
+    }
+    Ok(page(
+        StatusCode::OK,
+        "passport.html",
+        json!({
+            "patient": v.patient, "name": v.name,
+            "birth_date": long_date(&v.birth_date).unwrap_or_else(|| "not recorded".into()),
+            "nhs_number": spaced_nhs_number(&v.nhs_number),
+            "sections": sections, "waiting": v.waiting, "family": family,
+            "csrf_token": who.csrf_token(),
+        }),
+    ))
+}
+
+fn section_json(s: &passport::SectionView, family: bool) -> Value {
+    let items = |list: &[passport::Item]| -> Vec<Value> {
+        list.iter().map(|i| item_json(i, family)).collect()
+    };
+    let forms: Vec<Value> = s
+        .forms
+        .iter()
+        .filter_map(|k| forms::form(k))
+        .map(|f| json!({ "key": f.key, "noun": f.noun }))
+        .collect();
+    json!({ "code": s.code, "title": s.title, "shared": s.shared, "items": items(&s.items),
+            "earlier": items(&s.earlier), "forms": forms })
+}
+
+fn item_json(i: &passport::Item, family: bool) -> Value {
+    let status = match &i.status {
+        passport::Status::Waiting { .. } if family => {
+            json!({ "kind": "waiting", "text": "Added by family — waiting for review" })
+        }
+        passport::Status::Waiting { .. } => {
+            json!({ "kind": "waiting", "text": "Patient-reported, awaiting review" })
+        }
+        passport::Status::Checked {
+            by,
+            role,
+            organisation,
+            date,
+        } => {
+            let mut who = by.clone();
+            for part in [role, organisation] {
+                if !part.is_empty() {
+                    who.push_str(", ");
+                    who.push_str(part);
+                }
+            }
+            json!({ "kind": "checked", "text": format!("Checked by {who}, {date}") })
+        }
+        passport::Status::Recorded => {
+            json!({ "kind": "recorded", "text": "Recorded by the care team" })
+        }
+    };
+    let details: Vec<Value> = i
+        .details
+        .iter()
+        .map(|(k, v)| json!({ "key": k, "value": v }))
+        .collect();
+    json!({ "type": i.resource_type, "id": i.id, "version": i.version, "label": i.label,
+            "details": details, "status": status, "form": i.form })
+}
+
+/// The form page: `errors` and `fields` when it comes back with problems.
+#[allow(clippy::too_many_arguments)]
+fn form_page(
+    status: StatusCode,
+    who: &SignedIn,
+    patient: &str,
+    name: &str,
+    f: &forms::Form,
+    qs: &[forms::Question],
+    fields: &HashMap<String, String>,
+    errors: &[forms::FieldError],
+    change: Option<(&str, i64, bool, bool)>,
+) -> Response {
+    let questions: Vec<Value> = qs
+        .iter()
+        .map(|q| {
+            let value = fields.get(&q.link_id).cloned().unwrap_or_default();
+            json!({
+                "id": q.link_id, "text": q.text, "kind": q.kind, "required": q.required,
+                "options": q.options, "no_code": q.no_code, "unit": q.unit, "value": value,
+                "other": fields.get(&format!("{}-other", q.link_id)).cloned().unwrap_or_default(),
+                "day": fields.get(&format!("{}-day", q.link_id)).cloned().unwrap_or_default(),
+                "month": fields.get(&format!("{}-month", q.link_id)).cloned().unwrap_or_default(),
+                "year": fields.get(&format!("{}-year", q.link_id)).cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({ "field": e.field, "text": e.message }))
+        .collect();
+    let (id, version, waiting, family_own) = change.unwrap_or(("", 0, false, false));
+    page(
+        status,
+        "passport_form.html",
+        json!({
+            "patient": patient, "name": name, "form": f.key, "noun": f.noun,
+            "type": f.resource_type, "questions": questions, "errors": errors,
+            "id": id, "version": version, "change": change.is_some(), "waiting": waiting,
+            "may_delete": family_own, "family": guard_is_family(who),
+            "csrf_token": who.csrf_token(),
+        }),
+    )
+}
+
+fn guard_is_family(who: &SignedIn) -> bool {
+    matches!(
+        who.identity,
+        access::Identity::Family { .. } | access::Identity::YoungPerson { .. }
+    )
+}
+
+/// The child's name for headings, if the caller may see the passport.
+async fn child_name(st: &AppState, c: &Caller, patient: &str) -> Result<String, Failed> {
+    Ok(passport::view(&st.domain, c, patient).await?.name)
+}
+
+/// `GET /passport/{patient}/add/{form}`
+pub async fn add_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, key)): Path<(String, String)>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let Some(f) = forms::form(&key) else {
+        return Ok(guard::not_found());
+    };
+    let name = match child_name(&st, &c, &patient).await {
+        Ok(n) => n,
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let q = passport::templates::published(&st.domain, f.questionnaire).await?;
+    let qs = forms::questions(f, &q);
+    Ok(form_page(
+        StatusCode::OK,
+        &who,
+        &patient,
+        &name,
+        f,
+        &qs,
+        &HashMap::new(),
+        &[],
+        None,
+    ))
+}
+
+/// `POST /passport/{patient}/add/{form}`
+pub async fn add(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, key)): Path<(String, String)>,
+    body: Bytes,
+) -> PageResult {
+    save(&st, &headers, &patient, &key, None, &body).await
+}
+
+/// `GET /passport/{patient}/item/{type}/{id}`: the change form of one item.
+pub async fn change_form(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, ty, id)): Path<(String, String, String)>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let Some(f) = forms::form_for_type(&ty) else {
+        return Ok(guard::not_found());
+    };
+    let (stored, v) = match passport::item(&st.domain, &c, &patient, &ty, &id).await {
+        Ok(x) => x,
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let name = match child_name(&st, &c, &patient).await {
+        Ok(n) => n,
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let q = passport::templates::published(&st.domain, f.questionnaire).await?;
+    let qs = forms::questions(f, &q);
+    let fields = forms::fields_of(&qs, &forms::read_back(&v, &qs));
+    let waiting = passport::awaiting(&v);
+    Ok(form_page(
+        StatusCode::OK,
+        &who,
+        &patient,
+        &name,
+        f,
+        &qs,
+        &fields,
+        &[],
+        Some((&id, stored.version_id, waiting, waiting && is_family(&c))),
+    ))
+}
+
+/// `POST /passport/{patient}/item/{type}/{id}`: saves a change.
+pub async fn change(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, ty, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> PageResult {
+    let Some(f) = forms::form_for_type(&ty) else {
+        return Ok(guard::not_found());
+    };
+    save(&st, &headers, &patient, f.key, Some(&id), &body).await
+}
+
+async fn save(
+    st: &AppState,
+    headers: &HeaderMap,
+    patient: &str,
+    key: &str,
+    id: Option<&str>,
+    body: &Bytes,
+) -> PageResult {
+    let (who, c) = match caller(st, headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let fields = form(body);
+    if !who.csrf_ok(&fields) {
+        return Ok(csrf_refused(Some((
+            &format!("/passport/{patient}"),
+            "Go back to the passport",
+        ))));
+    }
+    let Some(f) = forms::form(key) else {
+        return Ok(guard::not_found());
+    };
+    let name = match child_name(st, &c, patient).await {
+        Ok(n) => n,
+        Err(e) => return failed(e, patient, "/"),
+    };
+    let q = passport::templates::published(&st.domain, f.questionnaire).await?;
+    let qs = forms::questions(f, &q);
+    let version: i64 = field(&fields, "version").parse().unwrap_or(0);
+    let answers = match forms::answers(&qs, &fields, &domain::dates::today()) {
+        Ok(a) => a,
+        Err(errors) => {
+            let change = id.map(|i| (i, version, false, false));
+            return Ok(form_page(
+                StatusCode::BAD_REQUEST,
+                &who,
+                patient,
+                &name,
+                f,
+                &qs,
+                &fields,
+                &errors,
+                change,
+            ));
+        }
+    };
+    let target = match id {
+        Some(id) => Target::Change { id, version },
+        None => Target::New,
+    };
+    let back = match id {
+        Some(id) => format!("/passport/{patient}/item/{}/{id}", f.resource_type),
+        None => format!("/passport/{patient}"),
+    };
+    match passport::save(&st.domain, &c, patient, f, target, &answers).await {
+        Ok(_) => Ok(see_other(&format!(
+            "/passport/{patient}#{}",
+            f.section.code()
+        ))),
+        Err(e) => failed(e, patient, &back),
+    }
+}
+
+/// `POST /passport/{patient}/item/{type}/{id}/end`: no longer true, entered by mistake,
+/// or (the family's own unchecked item) deleted.
+pub async fn end(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, ty, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some((
+            &format!("/passport/{patient}"),
+            "Go back to the passport",
+        ))));
+    }
+    let how = match field(&f, "how") {
+        "no-longer-true" => End::NoLongerTrue,
+        "entered-in-error" => End::EnteredInError,
+        "delete" => End::Delete,
+        _ => return Ok(guard::not_found()),
+    };
+    let version: i64 = field(&f, "version").parse().unwrap_or(0);
+    let back = format!("/passport/{patient}/item/{ty}/{id}");
+    match passport::end(&st.domain, &c, &patient, &ty, &id, version, how).await {
+        Ok(()) => Ok(see_other(&format!("/passport/{patient}"))),
+        Err(e) => failed(e, &patient, &back),
+    }
+}
+
+/// `POST /passport/{patient}/item/{type}/{id}/checked`: a professional checks the version
+/// they read.
+pub async fn checked(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, ty, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some((
+            &format!("/passport/{patient}/changes"),
+            "Go back to what changed",
+        ))));
+    }
+    let version: i64 = field(&f, "version").parse().unwrap_or(0);
+    let back = format!("/passport/{patient}/changes");
+    match passport::check(&st.domain, &c, &patient, &ty, &id, version).await {
+        Ok(()) => Ok(see_other(&back)),
+        Err(e) => failed(e, &patient, &back),
+    }
+}
+
+/// `GET /passport/{patient}/changes`: what changed since the care team last checked.
+pub async fn changes(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(patient): Path<String>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    if is_family(&c) {
+        return Ok(guard::forbidden(
+            "This page is for the care team. Your passport shows which items are waiting for review.",
+        ));
+    }
+    let name = match child_name(&st, &c, &patient).await {
+        Ok(n) => n,
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let list = match passport::changes(&st.domain, &c, &patient).await {
+        Ok(l) => l,
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let changes: Vec<Value> = list
+        .iter()
+        .map(|ch| {
+            let rows: Vec<Value> = ch
+                .rows
+                .iter()
+                .map(|(q, b, a)| json!({ "question": q, "before": b, "after": a }))
+                .collect();
+            json!({ "type": ch.resource_type, "id": ch.id, "version": ch.version,
+                    "section": access::Section::from_code(ch.section).map(|s| s.display()),
+                    "label": ch.label, "rows": rows, "new": ch.new, "ended": ch.ended })
+        })
+        .collect();
+    Ok(page(
+        StatusCode::OK,
+        "passport_changes.html",
+        json!({ "patient": patient, "name": name, "changes": changes,
+                "csrf_token": who.csrf_token() }),
+    ))
+}
+
+/// `GET /passports`: a professional's children (their care teams), and finding one by NHS
+/// Number and date of birth.
+pub async fn caseload(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    if !who.staff().is_some_and(|s| s.role.sees_child_records()) {
+        return Ok(guard::forbidden(
+            "This page lists the children in your care team; your role does not work with children's records.",
+        ));
+    }
+    let mut children = Vec::new();
+    let ids = domain::onboarding::care_team_patients(&st.domain, &who.cur.account).await?;
+    for id in ids {
+        // Each passport is read as this person would read it: its waiting count is theirs.
+        if let Ok(v) = passport::summary(&st.domain, &c, &id).await {
+            children.push(json!({ "id": v.patient, "name": v.name,
+                "birth_date": long_date(&v.birth_date).unwrap_or_default(),
+                "nhs_number": spaced_nhs_number(&v.nhs_number), "waiting": v.waiting }));
+        }
+    }
+    children.sort_by(|a, b| {
+        (b["waiting"].as_u64(), a["name"].as_str())
+            .cmp(&(a["waiting"].as_u64(), b["name"].as_str()))
+    });
+    Ok(page(
+        StatusCode::OK,
+        "passport_caseload.html",
+        json!({ "children": children, "errors": [], "csrf_token": who.csrf_token() }),
+    ))
+}
+
+/// `POST /passports`: finds a child in the care team by NHS Number and date of birth.
+pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some(("/passports", "Go back to your list"))));
+    }
+    let nhs = domain::onboarding::parse_nhs_number(field(&f, "nhs_number"));
+    let dob = domain::onboarding::parse_birth_date(field(&f, "birth_date"));
+    let mut errors = Vec::new();
+    if nhs.is_none() {
+        errors.push(json!({ "field": "nhs_number", "text": "Enter a 10-digit NHS Number that passes its check, like 943 476 5919" }));
+    }
+    if dob.is_none() {
+        errors.push(
+            json!({ "field": "birth_date", "text": "Enter the date of birth, like 27/3/2019" }),
+        );
+    }
+    if errors.is_empty()
+        && let (Some(nhs), Some(dob)) = (nhs, dob)
+    {
+        if let Some(child) = domain::onboarding::find_child(&st.domain, &nhs).await?
+            && child.birth_date == dob
+            && passport::summary(&st.domain, &c, &child.id).await.is_ok()
+        {
+            return Ok(see_other(&format!("/passport/{}", child.id)));
+        }
+        errors.push(json!({ "field": "nhs_number", "text": "No child in your care team has this NHS Number and date of birth" }));
+    }
+    Ok(page(
+        StatusCode::BAD_REQUEST,
+        "passport_caseload.html",
+        json!({ "children": [], "errors": errors, "csrf_token": who.csrf_token(),
+                "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date") }),
+    ))
+}

@@ -1,0 +1,662 @@
+//! The passport pages over real HTTP, on SQLite and PostgreSQL (issue 10): a parent adds an
+//! allergy through the core template's form (coded substance, reaction, severity, date); it
+//! waits for review; a clinician sees what changed, checks it (a Provenance, the item
+//! confirmed) and "what changed" empties; the parent's change reopens the review; two
+//! carers' edits of one item give a conflict page; ending an item the FHIR way moves it out
+//! of the current passport; "not shared with you" and "none recorded" are told apart; bad
+//! input saves nothing; every record-changing route is audited.
+
+mod common;
+
+use common::browser::{Browser, PASSWORD};
+use common::fixture;
+use passport_server::region::{self, Region, Spec};
+use serde_json::Value;
+
+struct World {
+    store: std::sync::Arc<passport_server::Domain>,
+    region: Region,
+    mia: String,
+}
+
+async fn world(url: &str) -> World {
+    let store =
+        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
+            .await
+            .unwrap();
+    let mut spec = Spec::standard(PASSWORD);
+    // Mia's school is in her care team (schools see allergies and medicines by default).
+    spec.children[0].care_team.push("school".into());
+    let region = region::seed(&store, &fixture(), &spec).await.unwrap();
+    let mia = region.child("mia").to_owned();
+    World { store, region, mia }
+}
+
+async fn staff(base: &str, w: &World, email: &str) -> Browser {
+    let mut b = Browser::new(base).unescaping_slashes();
+    b.sign_in_staff(email, &w.region.staff(email).totp_secret)
+        .await;
+    b
+}
+
+async fn family(base: &str, email: &str) -> Browser {
+    let mut b = Browser::new(base).unescaping_slashes();
+    let p = b.sign_in(email, PASSWORD).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    b
+}
+
+/// The allergies of Mia as stored (current versions), by id.
+async fn allergies(w: &World) -> Vec<Value> {
+    let rows = w
+        .store
+        .records()
+        .everything(
+            &domain::types::search::EverythingQuery {
+                patient_id: w.mia.clone(),
+                members: vec![("AllergyIntolerance".into(), vec!["patient".into()])],
+                since_us: None,
+                count: 100,
+                after: None,
+            },
+            domain::types::search::Visibility::System,
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.body).unwrap())
+        .filter(|v| v["resourceType"] == "AllergyIntolerance")
+        .collect()
+}
+
+async fn of_type(w: &World, ty: &str, param: &str) -> Vec<Value> {
+    let rows = w
+        .store
+        .records()
+        .everything(
+            &domain::types::search::EverythingQuery {
+                patient_id: w.mia.clone(),
+                members: vec![(ty.into(), vec![param.into()])],
+                since_us: None,
+                count: 100,
+                after: None,
+            },
+            domain::types::search::Visibility::System,
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|m| serde_json::from_slice::<Value>(&m.body).unwrap())
+        .filter(|v| v["resourceType"] == ty)
+        .collect()
+}
+
+fn milk_allergy<'a>(fields: &mut Vec<(&'a str, &'a str)>, milk: &'a str) {
+    fields.extend([
+        ("allergy-substance", milk),
+        ("allergy-reaction", "other"),
+        ("allergy-reaction-other", "Hives on the face"),
+        ("allergy-severity", "moderate"),
+        ("allergy-date-day", "3"),
+        ("allergy-date-month", "2"),
+        ("allergy-date-year", "2024"),
+    ]);
+}
+
+/// The value a select offers for `label`.
+fn option_value(body: &str, label: &str) -> String {
+    let end = body
+        .find(&format!(">{label}</option>"))
+        .unwrap_or_else(|| panic!("no option {label}"));
+    let start = body[..end].rfind("value=\"").unwrap() + 7;
+    body[start..end].split('"').next().unwrap().to_owned()
+}
+
+on_both_databases!(
+    a_parent_adds_an_allergy_and_the_clinician_checks_it,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let base = srv.base.clone();
+        let passport = format!("/passport/{}", w.mia);
+        let mut sam = family(&base, "sam@example.com").await;
+
+        // The passport at a glance: the recorded allergy, every section present.
+        let p = sam.get(&passport).await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(p.body.contains("Mia Jones's passport"), "{}", p.body);
+        assert!(p.body.contains("943 476 5919") && p.body.contains("27 March 2019"));
+        assert!(p.body.contains("Peanut allergy"));
+        assert!(
+            !p.body.contains("Not shared with you"),
+            "a parent sees every section"
+        );
+
+        // The core template's allergy form, with the substance coded from the subset.
+        let add = format!("{passport}/add/allergy");
+        let form = sam.get(&add).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let milk = option_value(&form.body, "Cow&#x27;s milk");
+        assert!(milk.starts_with("http://snomed.info/sct|"), "{milk}");
+        let mut fields = vec![];
+        milk_allergy(&mut fields, &milk);
+        let saved = sam.submit(&add, &add, &fields).await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let stored = allergies(&w).await;
+        let new = stored
+            .iter()
+            .find(|a| a["code"]["text"] == "Cow's milk")
+            .expect("stored as an AllergyIntolerance")
+            .clone();
+        let id = new["id"].as_str().unwrap().to_owned();
+        assert_eq!(new["code"]["coding"][0]["system"], "http://snomed.info/sct");
+        assert_eq!(
+            new["reaction"][0]["manifestation"][0]["text"],
+            "Hives on the face"
+        );
+        assert_eq!(new["reaction"][0]["severity"], "moderate");
+        assert_eq!(new["onsetDateTime"], "2024-02-03");
+        assert_eq!(
+            new["verificationStatus"]["coding"][0]["code"],
+            "unconfirmed"
+        );
+        assert!(domain::passport::awaiting(&new));
+        // Its answers: one QuestionnaireResponse, in the allergies section only, against the
+        // published template version.
+        let qrs = of_type(&w, "QuestionnaireResponse", "subject").await;
+        assert_eq!(qrs.len(), 1, "{qrs:?}");
+        assert_eq!(
+            access::Section::from_resource_meta(&qrs[0]),
+            access::SectionSet::of(&[access::Section::Allergies])
+        );
+        assert_eq!(
+            qrs[0]["questionnaire"],
+            "https://passport.nhs.uk/fhir/Questionnaire/core|1"
+        );
+        let p = sam.get(&passport).await;
+        assert!(
+            p.body.contains("Added by family — waiting for review"),
+            "{}",
+            p.body
+        );
+        assert!(p.body.contains("Hives on the face") && p.body.contains("Moderate"));
+
+        // The clinician: waiting on the passport, listed in what changed, checked.
+        let mut cara = staff(&base, &w, "cara@example.nhs.uk").await;
+        let p = cara.get(&passport).await;
+        assert!(p.body.contains("waiting-review"), "{}", p.body);
+        let changes = cara.get(&format!("{passport}/changes")).await;
+        assert_eq!(changes.status, 200);
+        assert!(changes.body.contains("Cow&#x27;s milk") || changes.body.contains("Cow's milk"));
+        assert!(changes.body.contains("Hives on the face"));
+        let checked = cara
+            .submit(
+                &format!("{passport}/changes"),
+                &format!("{passport}/item/AllergyIntolerance/{id}/checked"),
+                &[("version", "1")],
+            )
+            .await;
+        assert_eq!(checked.status, 303, "{}", checked.body);
+        let after = cara.get(&format!("{passport}/changes")).await;
+        assert!(after.body.contains("nothing-changed"), "{}", after.body);
+        let now: Value = allergies(&w)
+            .await
+            .into_iter()
+            .find(|a| a["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(now["verificationStatus"]["coding"][0]["code"], "confirmed");
+        assert!(!domain::passport::awaiting(&now));
+        let provenance = of_type(&w, "Provenance", "patient").await;
+        assert_eq!(provenance.len(), 1, "{provenance:?}");
+        assert_eq!(
+            provenance[0]["target"][0]["reference"],
+            format!("AllergyIntolerance/{id}/_history/2")
+        );
+        assert_eq!(
+            access::Section::from_resource_meta(&provenance[0]),
+            access::SectionSet::of(&[access::Section::Allergies]),
+            "the Provenance carries its target's section"
+        );
+        let p = sam.get(&passport).await;
+        assert!(p.body.contains("Checked by Cara Carer"), "{}", p.body);
+
+        // The parent changes it: waiting again, and the clinician sees before and after.
+        let item = format!("{passport}/item/AllergyIntolerance/{id}");
+        let form = sam.get(&item).await;
+        assert_eq!(form.hidden("version"), "2");
+        assert!(
+            form.body.contains("Hives on the face"),
+            "the form is filled in"
+        );
+        let mut fields = vec![("version", "2")];
+        milk_allergy(&mut fields, &milk);
+        fields.retain(|(k, _)| *k != "allergy-severity");
+        fields.push(("allergy-severity", "severe"));
+        let saved = sam.submit(&item, &item, &fields).await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let changes = cara.get(&format!("{passport}/changes")).await;
+        assert!(
+            changes.body.contains("Moderate") && changes.body.contains("Severe"),
+            "{}",
+            changes.body
+        );
+        let p = sam.get(&passport).await;
+        assert!(p.body.contains("Added by family — waiting for review"));
+        w.store.close().await;
+    }
+);
+
+on_both_databases!(two_carers_editing_one_item_get_a_conflict, |srv| {
+    let w = world(&srv.database_url).await;
+    let base = srv.base.clone();
+    let item = format!("/passport/{}/item/AllergyIntolerance/mia-allergy", w.mia);
+    let mut first = family(&base, "sam@example.com").await;
+    let mut second = family(&base, "sam@example.com").await;
+    let a = first.get(&item).await;
+    let b = second.get(&item).await;
+    assert_eq!(a.hidden("version"), b.hidden("version"));
+    let version = a.hidden("version");
+    let post = |who: &str| {
+        vec![
+            ("version".to_owned(), version.clone()),
+            ("allergy-substance".to_owned(), "other".to_owned()),
+            (
+                "allergy-substance-other".to_owned(),
+                format!("Peanut ({who})"),
+            ),
+        ]
+    };
+    let mut one = post("first");
+    one.push(("csrf_token".into(), a.csrf()));
+    let saved = first.post(&item, &one).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let mut two = post("second");
+    two.push(("csrf_token".into(), b.csrf()));
+    let clash = second.post(&item, &two).await;
+    assert_eq!(clash.status, 409, "{}", clash.body);
+    assert!(clash.body.contains("Someone else changed this item"));
+    let stored = allergies(&w).await;
+    let a = stored.iter().find(|a| a["id"] == "mia-allergy").unwrap();
+    assert_eq!(
+        a["code"]["text"], "Peanut (first)",
+        "the first change kept, not overwritten"
+    );
+    w.store.close().await;
+});
+
+on_both_databases!(not_shared_and_none_recorded_are_told_apart, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut tom = staff(&srv.base, &w, "tom@example.sch.uk").await;
+    let p = tom.get(&format!("/passport/{}", w.mia)).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    let section = |code: &str| {
+        let start = p.body.find(&format!("id=\"{code}\"")).unwrap();
+        let end = p.body[start..].find("</section>").unwrap() + start;
+        p.body[start..end].to_owned()
+    };
+    // Schools see allergies and medicines by default (docs/SECURITY.md §5.1).
+    assert!(section("allergies").contains("Peanut allergy"));
+    assert!(section("medicines").contains("Salbutamol inhaler"));
+    // Conditions hold an item but are not shared with schools: "not shared", never "none".
+    assert!(section("conditions").contains("Not shared with you"));
+    assert!(!section("conditions").contains("Asthma"));
+    // Social care holds nothing and is not shared: the same words, so nothing is learnt.
+    assert!(section("social-care").contains("Not shared with you"));
+    // The emergency protocol is shared with schools by default and empty: "none recorded".
+    let emergency = section("emergency");
+    assert!(
+        emergency.contains("None recorded") || emergency.contains("Not shared with you"),
+        "{emergency}"
+    );
+    // A parent sees every section; an empty one reads "None recorded".
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let p = sam.get(&format!("/passport/{}", w.mia)).await;
+    assert!(!p.body.contains("Not shared with you"));
+    assert!(p.body.contains("social-care-none"));
+    // Nobody outside the care team or the family sees a passport at all.
+    let mut nosy = family(&srv.base, "nosy@example.com").await;
+    assert_eq!(nosy.get(&format!("/passport/{}", w.mia)).await.status, 404);
+    let mut erin = staff(&srv.base, &w, "erin@example.nhs.uk").await;
+    assert_eq!(erin.get(&format!("/passport/{}", w.mia)).await.status, 404);
+    w.store.close().await;
+});
+
+on_both_databases!(bad_input_saves_nothing, |srv| {
+    let w = world(&srv.database_url).await;
+    let add = format!("/passport/{}/add/allergy", w.mia);
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let before = allergies(&w).await.len();
+    for (fields, field) in [
+        (
+            vec![
+                ("allergy-substance", "other"),
+                ("allergy-substance-other", "Sesame"),
+                ("allergy-date-day", "31"),
+                ("allergy-date-month", "2"),
+                ("allergy-date-year", "2024"),
+            ],
+            "allergy-date",
+        ),
+        (vec![("allergy-severity", "mild")], "allergy-substance"),
+        (
+            vec![("allergy-substance", "http://snomed.info/sct|1")],
+            "allergy-substance",
+        ),
+    ] {
+        let p = sam.submit(&add, &add, &fields).await;
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.has_error_summary_for(field), "{field}: {}", p.body);
+    }
+    assert_eq!(allergies(&w).await.len(), before, "nothing saved");
+    // A form without the session's CSRF token is refused.
+    let p = sam
+        .post(
+            &add,
+            &[
+                ("allergy-substance", "other"),
+                ("allergy-substance-other", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 403);
+    assert_eq!(allergies(&w).await.len(), before);
+    w.store.close().await;
+});
+
+on_both_databases!(ending_items_the_fhir_way, |srv| {
+    let w = world(&srv.database_url).await;
+    let passport = format!("/passport/{}", w.mia);
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    // The recorded peanut allergy is no longer true: resolved, out of the current view,
+    // in "no longer current".
+    let item = format!("{passport}/item/AllergyIntolerance/mia-allergy");
+    let form = sam.get(&item).await;
+    let ended = sam
+        .submit(
+            &item,
+            &format!("{item}/end"),
+            &[
+                ("version", &form.hidden("version")),
+                ("how", "no-longer-true"),
+            ],
+        )
+        .await;
+    assert_eq!(ended.status, 303, "{}", ended.body);
+    let a = allergies(&w).await;
+    let peanut = a.iter().find(|a| a["id"] == "mia-allergy").unwrap();
+    assert_eq!(peanut["clinicalStatus"]["coding"][0]["code"], "resolved");
+    assert!(peanut["lastOccurrence"].is_string());
+    let p = sam.get(&passport).await;
+    let allergies_section = p.body[p.body.find("id=\"allergies\"").unwrap()..].to_owned();
+    let allergies_section = &allergies_section[..allergies_section.find("</section>").unwrap()];
+    assert!(
+        allergies_section.contains("No longer current (1)"),
+        "{allergies_section}"
+    );
+    assert!(
+        allergies_section.contains("allergies-none"),
+        "no current allergy left"
+    );
+
+    // The family may delete only their own unchecked item.
+    let add = format!("{passport}/add/allergy");
+    let saved = sam
+        .submit(
+            &add,
+            &add,
+            &[
+                ("allergy-substance", "other"),
+                ("allergy-substance-other", "Kiwi"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303);
+    let kiwi = allergies(&w)
+        .await
+        .into_iter()
+        .find(|a| a["code"]["text"] == "Kiwi")
+        .unwrap();
+    let kiwi_item = format!(
+        "{passport}/item/AllergyIntolerance/{}",
+        kiwi["id"].as_str().unwrap()
+    );
+    let form = sam.get(&kiwi_item).await;
+    assert!(form.body.contains("id=\"delete\""), "{}", form.body);
+    let gone = sam
+        .submit(
+            &kiwi_item,
+            &format!("{kiwi_item}/end"),
+            &[("version", "1"), ("how", "delete")],
+        )
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    assert!(
+        allergies(&w)
+            .await
+            .iter()
+            .all(|a| a["code"]["text"] != "Kiwi")
+    );
+    // The clinician's condition was recorded by the care team: the family cannot delete it.
+    let cond = format!("{passport}/item/Condition/mia-condition");
+    let refused = sam
+        .submit(
+            &cond,
+            &format!("{cond}/end"),
+            &[("version", "1"), ("how", "delete")],
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // The clinician marks it entered in error: hidden from the passport, kept in history.
+    let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+    let wrong = cara
+        .submit(
+            &cond,
+            &format!("{cond}/end"),
+            &[("version", "1"), ("how", "entered-in-error")],
+        )
+        .await;
+    assert_eq!(wrong.status, 303, "{}", wrong.body);
+    let p = sam.get(&passport).await;
+    assert!(!p.body.contains("Asthma diagnosis"));
+    let c = of_type(&w, "Condition", "subject").await;
+    assert_eq!(
+        c[0]["verificationStatus"]["coding"][0]["code"],
+        "entered-in-error"
+    );
+    assert!(c[0]["clinicalStatus"].is_null(), "FHIR con-5");
+    w.store.close().await;
+});
+
+// Every page route that changes a passport item leaves an AuditEvent in the child's
+// record naming the person. The table is iterated: a new route of that kind fails here
+// until it is exercised.
+on_both_databases!(every_record_route_is_audited, |srv| {
+    use passport_server::web::{Effect, table};
+    let w = world(&srv.database_url).await;
+    let routes: std::collections::BTreeSet<&str> = table()
+        .iter()
+        .filter(|r| r.post == Some(Effect::Record))
+        .map(|r| r.path)
+        .collect();
+    let passport = format!("/passport/{}", w.mia);
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+    let trail = |w: &World| {
+        let store = w.store.clone();
+        let mia = w.mia.clone();
+        async move {
+            let log = store
+                .data()
+                .test_store()
+                .list_audit(&passport_store::AuditQuery {
+                    patient_id: Some(mia),
+                    count: 500,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            log.iter()
+                .filter_map(|e| {
+                    let ev: Value = serde_json::from_slice(&e.record.event).ok()?;
+                    (ev["action"] != "R").then(|| {
+                        ev["agent"][0]["who"]["display"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned()
+                    })
+                })
+                .collect::<Vec<String>>()
+        }
+    };
+    let mut checked = std::collections::BTreeSet::new();
+    let mut expect = |route: &'static str, who: &str, before: usize, after: &[String]| {
+        assert!(
+            after[..after.len() - before].iter().any(|a| a == who),
+            "{route}: no change by {who}: {after:?}"
+        );
+        checked.insert(route);
+    };
+    let add = format!("{passport}/add/allergy");
+    let n = trail(&w).await.len();
+    let p = sam
+        .submit(
+            &add,
+            &add,
+            &[
+                ("allergy-substance", "other"),
+                ("allergy-substance-other", "Egg"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303);
+    let t = trail(&w).await;
+    expect("/passport/{patient}/add/{form}", "Sam Jones", n, &t);
+    let egg = allergies(&w)
+        .await
+        .into_iter()
+        .find(|a| a["code"]["text"] == "Egg")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = format!("{passport}/item/AllergyIntolerance/{egg}");
+    let n = trail(&w).await.len();
+    let p = sam
+        .submit(
+            &item,
+            &item,
+            &[
+                ("version", "1"),
+                ("allergy-substance", "other"),
+                ("allergy-substance-other", "Eggs"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    expect(
+        "/passport/{patient}/item/{type}/{id}",
+        "Sam Jones",
+        n,
+        &trail(&w).await,
+    );
+    let n = trail(&w).await.len();
+    let p = cara
+        .submit(
+            &format!("{passport}/changes"),
+            &format!("{item}/checked"),
+            &[("version", "2")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    expect(
+        "/passport/{patient}/item/{type}/{id}/checked",
+        "Cara Carer",
+        n,
+        &trail(&w).await,
+    );
+    let n = trail(&w).await.len();
+    let p = cara
+        .submit(
+            &item,
+            &format!("{item}/end"),
+            &[("version", "3"), ("how", "no-longer-true")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    expect(
+        "/passport/{patient}/item/{type}/{id}/end",
+        "Cara Carer",
+        n,
+        &trail(&w).await,
+    );
+    assert_eq!(checked, routes, "the route table's record-changing routes");
+    w.store.close().await;
+});
+
+on_both_databases!(the_regional_admin_previews_and_publishes_templates, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut rae = staff(&srv.base, &w, "rae@example.nhs.uk").await;
+    let list = rae.get("/admin/templates").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    for id in templates::IDS {
+        assert!(
+            list.body.contains(&format!("/admin/templates/{id}")),
+            "{id}: {}",
+            list.body
+        );
+    }
+    assert!(list.body.contains("Not published yet"));
+    // The preview shows every question, its section and the escalation rules.
+    let epilepsy = rae.get("/admin/templates/epilepsy").await;
+    assert_eq!(epilepsy.status, 200);
+    assert!(
+        epilepsy.body.contains("Escalation rule E1"),
+        "{}",
+        epilepsy.body
+    );
+    assert!(
+        epilepsy.body.contains("entered by the child's clinician"),
+        "{}",
+        epilepsy.body
+    );
+    let published = rae
+        .submit(
+            "/admin/templates",
+            "/admin/templates",
+            &[("template", "epilepsy")],
+        )
+        .await;
+    assert_eq!(published.status, 303, "{}", published.body);
+    let stored = w
+        .store
+        .records()
+        .read("Questionnaire", "epilepsy")
+        .await
+        .unwrap()
+        .expect("published");
+    let q: Value = serde_json::from_slice(&stored.body).unwrap();
+    assert_eq!(
+        q["url"],
+        "https://passport.nhs.uk/fhir/Questionnaire/epilepsy"
+    );
+    // Publishing the same version again writes nothing new.
+    rae.submit(
+        "/admin/templates",
+        "/admin/templates",
+        &[("template", "epilepsy")],
+    )
+    .await;
+    let again = w
+        .store
+        .records()
+        .read("Questionnaire", "epilepsy")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.version_id, stored.version_id);
+    // Nobody else publishes.
+    let mut oli = staff(&srv.base, &w, "oli@example.nhs.uk").await;
+    assert_eq!(oli.get("/admin/templates").await.status, 403);
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    assert_eq!(sam.get("/admin/templates/core").await.status, 403);
+    w.store.close().await;
+});
