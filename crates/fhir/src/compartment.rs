@@ -12,6 +12,25 @@ use crate::search::params::registry;
 /// to it).
 pub const SELF: &str = "{def}";
 
+/// What `$everything` reads for a Patient: each supported type that `wanted` accepts with
+/// the parameters linking it to the Patient (the Patient itself is read by id).
+pub fn everything_members(wanted: impl Fn(&str) -> bool) -> Vec<(String, Vec<String>)> {
+    crate::types::SUPPORTED_TYPES
+        .iter()
+        .filter(|t| wanted(t))
+        .map(|t| {
+            (
+                t.to_string(),
+                patient_params(t)
+                    .iter()
+                    .filter(|p| p.as_str() != SELF)
+                    .cloned()
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
 /// The codes of the search parameters of `resource_type` that link it to a Patient (e.g.
 /// `["patient", "recorder", "asserter"]` for AllergyIntolerance). Empty if the type is not
 /// in the Patient compartment (or not supported). For `Patient`: `["{def}", "link"]`.

@@ -10,6 +10,15 @@ use std::str::FromStr;
 /// The identifier system of NHS Numbers in FHIR.
 pub const SYSTEM: &str = "https://fhir.nhs.uk/Id/nhs-number";
 
+/// The NHS Number a Patient (or any resource with `identifier`) carries, as stored.
+pub fn of(resource: &serde_json::Value) -> Option<&str> {
+    resource["identifier"]
+        .as_array()?
+        .iter()
+        .find(|i| i["system"] == SYSTEM)?["value"]
+        .as_str()
+}
+
 /// A valid NHS Number (ten digits with a correct check digit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NhsNumber([u8; 10]);

@@ -18,7 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use domain::types::search::EverythingQuery;
 use serde_json::{Value, json};
 
 use super::child_facts;
@@ -186,28 +185,6 @@ pub async fn open(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     Ok(see_other(&format!("/break-glass/{}", row.id)))
 }
 
-/// A short label for an item of the record (its code's text or display, or its title).
-fn label(v: &Value) -> String {
-    for p in [
-        "/code/text",
-        "/code/coding/0/display",
-        "/medicationCodeableConcept/text",
-        "/medicationCodeableConcept/coding/0/display",
-        "/title",
-        "/description",
-        "/name/0/text",
-    ] {
-        if let Some(s) = v
-            .pointer(p)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            return s.to_owned();
-        }
-    }
-    "No description recorded".to_owned()
-}
-
 /// `GET /break-glass/{grant}`: the emergency content, while the user's grant lasts.
 pub async fn content(
     State(st): State<Arc<AppState>>,
@@ -247,39 +224,10 @@ pub async fn content(
     };
     let policy = &st.domain.policy;
     let subject = Subject::session(who.identity.clone());
-    let members: Vec<(String, Vec<String>)> = fhir::types::SUPPORTED_TYPES
-        .iter()
-        .map(|t| {
-            (
-                t.to_string(),
-                fhir::compartment::patient_params(t)
-                    .iter()
-                    .filter(|p| p.as_str() != fhir::compartment::SELF)
-                    .cloned()
-                    .collect(),
-            )
-        })
-        .collect();
-    let rows = st
-        .domain
-        .records()
-        .everything(
-            &EverythingQuery {
-                patient_id: grant.patient_id.clone(),
-                members,
-                since_us: None,
-                count: 1000,
-                after: None,
-            },
-            // Each row is decided below, for this grant's holder.
-            domain::types::search::Visibility::System,
-        )
-        .await?;
+    let rows = domain::passport::compartment(&st.domain, &grant.patient_id).await?;
     let mut items = Vec::new();
-    for m in rows {
-        let Ok(v) = serde_json::from_slice::<Value>(&m.body) else {
-            continue;
-        };
+    // Each row is decided here, for this grant's holder.
+    for v in rows {
         let d = access::decide(
             policy,
             &subject,
@@ -293,7 +241,7 @@ pub async fn content(
                 .iter()
                 .map(|s| s.display())
                 .collect();
-            items.push(json!({ "kind": plain_resource(&m.resource_type), "label": label(&v), "sections": sections.join(", ") }));
+            items.push(json!({ "kind": plain_resource(v["resourceType"].as_str().unwrap_or_default()), "label": domain::passport::label(&v), "sections": sections.join(", ") }));
         }
     }
     let mut spec = AuditEventSpec::new(

@@ -47,12 +47,7 @@ pub async fn load(st: &AppState, patient_id: &str) -> Result<Option<Passport>, S
         .trim()
         .to_owned(),
     };
-    let nhs_number = patient["identifier"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|i| i["system"] == fhir::nhs_number::SYSTEM)
-        .and_then(|i| i["value"].as_str())
+    let nhs_number = fhir::nhs_number::of(&patient)
         .unwrap_or_default()
         .to_owned();
     Ok(Some(Passport {

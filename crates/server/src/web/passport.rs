@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use domain::guard::Caller;
-use domain::passport::{self, End, Failed, Target, forms};
+use domain::passport::{self, End, Failed, Opened, Target, forms};
 use serde_json::{Value, json};
 
 use super::guard::{self, PageResult, SignedIn, field, form};
@@ -388,7 +388,13 @@ pub async fn end(
     };
     let version: i64 = field(&f, "version").parse().unwrap_or(0);
     let back = format!("/passport/{patient}/item/{ty}/{id}");
-    match passport::end(&st.domain, &c, &patient, &ty, &id, version, how).await {
+    let opened = Opened {
+        patient: &patient,
+        resource_type: &ty,
+        id: &id,
+        version,
+    };
+    match passport::end(&st.domain, &c, &opened, how).await {
         Ok(()) => Ok(see_other(&format!("/passport/{patient}"))),
         Err(e) => failed(e, &patient, &back),
     }
@@ -415,7 +421,13 @@ pub async fn checked(
     }
     let version: i64 = field(&f, "version").parse().unwrap_or(0);
     let back = format!("/passport/{patient}/changes");
-    match passport::check(&st.domain, &c, &patient, &ty, &id, version).await {
+    let opened = Opened {
+        patient: &patient,
+        resource_type: &ty,
+        id: &id,
+        version,
+    };
+    match passport::check(&st.domain, &c, &opened).await {
         Ok(()) => Ok(see_other(&back)),
         Err(e) => failed(e, &patient, &back),
     }

@@ -106,14 +106,7 @@ async fn grants_view(st: &AppState, orgs: &[String]) -> Result<Vec<Value>, guard
         {
             Some(s) => {
                 let v: Value = serde_json::from_slice(&s.body).unwrap_or_default();
-                let nhs = v["identifier"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|i| i["system"] == fhir::nhs_number::SYSTEM)
-                    .and_then(|i| i["value"].as_str())
-                    .unwrap_or_default()
-                    .to_owned();
+                let nhs = fhir::nhs_number::of(&v).unwrap_or_default().to_owned();
                 let name = v["name"][0]["text"]
                     .as_str()
                     .map(str::to_owned)

@@ -66,20 +66,7 @@ pub(super) async fn everything(
         }
     }
     let wanted = |t: &str| types.as_ref().is_none_or(|ts| ts.iter().any(|x| x == t));
-    let members: Vec<(String, Vec<String>)> = fhir::types::SUPPORTED_TYPES
-        .iter()
-        .filter(|t| wanted(t))
-        .map(|t| {
-            (
-                t.to_string(),
-                fhir::compartment::patient_params(t)
-                    .iter()
-                    .filter(|p| p.as_str() != fhir::compartment::SELF)
-                    .cloned()
-                    .collect(),
-            )
-        })
-        .collect();
+    let members = fhir::compartment::everything_members(wanted);
     let q = EverythingQuery {
         patient_id: id.to_owned(),
         members,

@@ -1,0 +1,130 @@
+//! "What changed since the care team last checked": each waiting item against its last
+//! checked version, built from stored versions.
+
+use passport_store::StoreError;
+use passport_store::search::Visibility;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::*;
+use crate::Domain;
+use crate::guard::Caller;
+
+/// Whether any version of an item was ever checked (a version without the awaiting tag
+/// after the first, or the first written by a professional).
+pub(super) async fn ever_checked(
+    d: &Domain,
+    resource_type: &str,
+    id: &str,
+) -> Result<bool, StoreError> {
+    Ok(versions(d, resource_type, id)
+        .await?
+        .iter()
+        .any(|(_, b)| !awaiting(b)))
+}
+
+/// Every stored version of an item, newest first (deletions left out).
+async fn versions(
+    d: &Domain,
+    resource_type: &str,
+    id: &str,
+) -> Result<Vec<(i64, Value)>, StoreError> {
+    let history = d
+        .records()
+        .history(
+            &passport_store::HistoryQuery {
+                resource_type: Some(resource_type.to_owned()),
+                id: Some(id.to_owned()),
+                since_us: None,
+                at_us: None,
+                before_seq: None,
+                count: 1000,
+            },
+            Visibility::System,
+        )
+        .await?;
+    Ok(history
+        .into_iter()
+        .filter(|e| !e.version.deleted)
+        .map(|e| (e.version.version_id, body(&e.version)))
+        .collect())
+}
+
+/// One change waiting for the care team: what the item said when last checked, and what
+/// it says now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub resource_type: String,
+    pub id: String,
+    pub version: i64,
+    pub section: &'static str,
+    pub label: String,
+    /// (question, before, after) for each answer that differs; before is empty for a new item.
+    pub rows: Vec<(String, String, String)>,
+    pub new: bool,
+    pub ended: bool,
+}
+
+/// What changed since the care team last checked: every item the caller may see whose
+/// current version waits for review, compared with its last checked version (built from
+/// stored versions). Reviews are shared by the care team: a check by any professional in
+/// it counts (docs/DATA-MODEL.md, "Review").
+pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<Change>, Failed> {
+    let view = view(d, caller, patient).await?;
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for s in &view.sections {
+        for it in s.items.iter().chain(s.earlier.iter()) {
+            if !matches!(it.status, Status::Waiting { .. })
+                || !seen.insert((it.resource_type.clone(), it.id.clone()))
+            {
+                continue;
+            }
+            let (_, now_v) = item(d, caller, patient, &it.resource_type, &it.id).await?;
+            let before: Option<Value> = versions(d, &it.resource_type, &it.id)
+                .await?
+                .into_iter()
+                .filter(|(v, _)| *v < it.version)
+                .map(|(_, b)| b)
+                .find(|b| !awaiting(b));
+            let rows = match forms::form_for_type(&it.resource_type).zip(templates::shipped("core"))
+            {
+                Some((form, q)) => {
+                    let qs = forms::questions(form, &q);
+                    let after = forms::read_back(&now_v, &qs);
+                    let was = before
+                        .as_ref()
+                        .map(|b| forms::read_back(b, &qs))
+                        .unwrap_or_default();
+                    qs.iter()
+                        .filter_map(|q| {
+                            let a = after
+                                .iter()
+                                .find(|(id, _)| *id == q.link_id)
+                                .map(|(_, a)| sentence_case(&a.words()))
+                                .unwrap_or_default();
+                            let b = was
+                                .iter()
+                                .find(|(id, _)| *id == q.link_id)
+                                .map(|(_, a)| sentence_case(&a.words()))
+                                .unwrap_or_default();
+                            (a != b).then(|| (q.text.clone(), b, a))
+                        })
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            out.push(Change {
+                resource_type: it.resource_type.clone(),
+                id: it.id.clone(),
+                version: it.version,
+                section: s.code,
+                label: it.label.clone(),
+                rows,
+                new: before.is_none(),
+                ended: !it.current,
+            });
+        }
+    }
+    Ok(out)
+}

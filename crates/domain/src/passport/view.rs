@@ -1,0 +1,242 @@
+//! Reading a passport: every item of the child's record the caller may see, section by
+//! section, with its review state; audited once per page.
+
+use access::{Action, Section, SectionSet};
+use passport_store::StoreError;
+use passport_store::search::{EverythingQuery, Visibility};
+use serde_json::Value;
+
+use super::*;
+use crate::Domain;
+use crate::audit::{AuditEventSpec, EventKind, Interaction, Purpose};
+use crate::guard::{Caller, Guard};
+
+/// Every version-current resource in the child's record, undecided (the caller's guard
+/// decides each before anything is shown).
+pub async fn compartment(d: &Domain, patient: &str) -> Result<Vec<Value>, StoreError> {
+    let members = fhir::compartment::everything_members(|_| true);
+    let rows = d
+        .records()
+        .everything(
+            &EverythingQuery {
+                patient_id: patient.to_owned(),
+                members,
+                since_us: None,
+                count: 5000,
+                after: None,
+            },
+            Visibility::System,
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|m| serde_json::from_slice(&m.body).ok())
+        .collect())
+}
+
+/// The child's passport as `caller` may see it, audited as one read of the record.
+pub async fn view(d: &Domain, caller: &Caller, patient: &str) -> Result<View, Failed> {
+    view_as(d, caller, patient, Interaction::Read).await
+}
+
+/// A child's passport for a list (a professional's caseload): as [`view`], audited as a
+/// search that found the child rather than as opening the passport.
+pub async fn summary(d: &Domain, caller: &Caller, patient: &str) -> Result<View, Failed> {
+    view_as(d, caller, patient, Interaction::SearchType).await
+}
+
+async fn view_as(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+    interaction: Interaction,
+) -> Result<View, Failed> {
+    let facts = crate::facts::child_facts(d, patient).await?;
+    if facts.patient.is_empty() {
+        return Err(Failed::NotFound);
+    }
+    let now = crate::clock::now_us();
+    let readable = access::readable_sections(
+        &d.policy,
+        &caller.subject,
+        &facts,
+        crate::facts::timestamp(now),
+    );
+    let mut guard = Guard::new(d, caller);
+    let patient_row = d
+        .records()
+        .read("Patient", patient)
+        .await?
+        .filter(|s| !s.deleted)
+        .ok_or(Failed::NotFound)?;
+    let patient_json = body(&patient_row);
+    // Someone with no relationship (or a refused one) sees no passport at all.
+    if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &patient_json).await?.allow {
+        return Err(Failed::NotFound);
+    }
+    let all = compartment(d, patient).await?;
+    let mut provenance = Vec::new();
+    let mut items: Vec<Value> = Vec::new();
+    for v in all {
+        let ty = v["resourceType"].as_str().unwrap_or_default().to_owned();
+        if !guard.decide(Action::Read, &v).await?.allow {
+            continue;
+        }
+        if ty == "Provenance" {
+            provenance.push(v);
+        } else if !NOT_ITEMS.contains(&ty.as_str()) && !is_family_link(&v) {
+            items.push(v);
+        }
+    }
+    let checked = checks(&provenance);
+    let writable = writable_forms(d, caller, &facts, now);
+    let mut sections: Vec<SectionView> = Section::ALL
+        .iter()
+        .map(|&s| SectionView {
+            code: s.code(),
+            title: s.display(),
+            shared: readable.contains(s),
+            items: Vec::new(),
+            earlier: Vec::new(),
+            forms: writable
+                .iter()
+                .filter(|f| f.section == s)
+                .map(|f| f.key)
+                .collect(),
+        })
+        .collect();
+    let mut waiting = 0;
+    for v in items {
+        if entered_in_error(&v) {
+            continue;
+        }
+        let ty = v["resourceType"].as_str().unwrap_or_default().to_owned();
+        let id = v["id"].as_str().unwrap_or_default().to_owned();
+        let status = if awaiting(&v) {
+            Status::Waiting { by_family: true }
+        } else {
+            checked
+                .get(&format!("{ty}/{id}"))
+                .map(|(_, s)| s.clone())
+                .unwrap_or(Status::Recorded)
+        };
+        let item = Item {
+            version: v["meta"]["versionId"]
+                .as_str()
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(1),
+            label: label(&v),
+            details: details(&v),
+            form: forms::form_for_type(&ty).map(|f| f.key),
+            current: is_current(&v),
+            status,
+            resource_type: ty,
+            id,
+        };
+        if item.current && matches!(item.status, Status::Waiting { .. }) {
+            waiting += 1;
+        }
+        // Shown under each section it is tagged with that the caller may see.
+        for s in Section::from_resource_meta(&v).iter() {
+            let view = &mut sections[Section::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+            if !view.shared {
+                continue;
+            }
+            if item.current {
+                view.items.push(item.clone());
+            } else {
+                view.earlier.push(item.clone());
+            }
+        }
+    }
+    audit_read(d, caller, &guard, patient, now, interaction).await?;
+    let name = &patient_json["name"][0];
+    Ok(View {
+        patient: patient.to_owned(),
+        name: format!(
+            "{} {}",
+            name["given"][0].as_str().unwrap_or_default(),
+            name["family"].as_str().unwrap_or_default()
+        )
+        .trim()
+        .to_owned(),
+        birth_date: patient_json["birthDate"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        nhs_number: fhir::nhs_number::of(&patient_json)
+            .unwrap_or_default()
+            .to_owned(),
+        sections,
+        waiting,
+    })
+}
+
+/// A RelatedPerson that is a family member's sign-in link (shown on the sharing pages, not
+/// as a contact item).
+fn is_family_link(v: &Value) -> bool {
+    v["resourceType"] == "RelatedPerson"
+        && v["identifier"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|i| i["system"] == crate::directory::LOGIN_SYSTEM)
+}
+
+/// The forms whose items `caller` may create in this child's record (decided on a
+/// sample item of each form's section).
+fn writable_forms(
+    d: &Domain,
+    caller: &Caller,
+    facts: &access::ChildFacts,
+    now: i64,
+) -> Vec<&'static Form> {
+    FORMS
+        .iter()
+        .filter(|f| {
+            let r = access::ResourceFacts::new(
+                f.resource_type,
+                SectionSet::of(&[f.section]),
+                access::LabelSet::EMPTY,
+            );
+            access::decide(
+                &d.policy,
+                &caller.subject,
+                Action::Create,
+                &r,
+                Some(facts),
+                crate::facts::timestamp(now),
+            )
+            .allow
+        })
+        .collect()
+}
+
+async fn audit_read(
+    d: &Domain,
+    caller: &Caller,
+    guard: &Guard<'_>,
+    patient: &str,
+    now: i64,
+    interaction: Interaction,
+) -> Result<(), StoreError> {
+    let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), caller.who.clone());
+    spec.recorded_us = now;
+    spec.purpose = if guard.safeguarding {
+        Purpose::Safeguarding
+    } else if guard.break_glass {
+        Purpose::EmergencyTreatment
+    } else {
+        caller.purpose
+    };
+    spec.patient_id = Some(patient.to_owned());
+    spec.resource = Some((
+        "Patient".into(),
+        (interaction == Interaction::Read).then(|| patient.to_owned()),
+        None,
+    ));
+    d.audit
+        .submit(spec.to_record(d.base_url()))
+        .await
+        .map_err(|_| StoreError::Closed)
+}
