@@ -65,7 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .method_not_allowed_fallback(method_not_allowed)
                 .layer(api_cors()),
         )
-        .merge(web::routes())
+        .merge(web::routes(state.clone()))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(audit::refuse_audit_event_writes))

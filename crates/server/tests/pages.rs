@@ -1144,6 +1144,7 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
             ("{token}", reset_token.as_str()),
             ("{provider}", "nhs-login"),
             ("{form}", "allergy"),
+            ("{org}", w.hospital.as_str()),
             ("{type}", "AllergyIntolerance"),
             ("{id}", "mia-allergy"),
         ] {

@@ -660,3 +660,110 @@ on_both_databases!(the_regional_admin_previews_and_publishes_templates, |srv| {
     assert_eq!(sam.get("/admin/templates/core").await.status, 403);
     w.store.close().await;
 });
+
+// Every page shows a signed-in person who they are signed in as, the places they use and
+// signing out; signed-out pages show none of it.
+on_both_databases!(every_signed_in_page_has_the_header, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut anon = Browser::new(&srv.base).unescaping_slashes();
+    let signin = anon.get("/sign-in").await;
+    assert!(!signin.body.contains("id=\"sign-out\""));
+    let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+    for path in ["/", "/passports", &format!("/passport/{}", w.mia)] {
+        let p = cara.get(path).await;
+        assert_eq!(p.status, 200, "{path}");
+        assert!(
+            p.body.contains("id=\"signed-in-name\">Cara Carer<"),
+            "{path}"
+        );
+        assert!(p.body.contains("id=\"sign-out\""), "{path}");
+        assert!(
+            p.body.contains("href=\"/passports\""),
+            "{path}: the care team's children"
+        );
+    }
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let home = sam.get("/").await;
+    assert!(home.body.contains("id=\"signed-in-name\">Sam Jones<"));
+    assert!(
+        !home.body.contains("href=\"/passports\""),
+        "not for families"
+    );
+    // The header's sign-out form works.
+    let out = sam.post("/sign-out", &[("csrf_token", home.csrf())]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert_eq!(sam.get(&format!("/passport/{}", w.mia)).await.status, 303);
+    w.store.close().await;
+});
+
+/// Each section of a passport page: (code, shared, item labels).
+fn sections(body: &str) -> Vec<(String, bool, Vec<String>)> {
+    body.split("<section class=\"passport-section\" id=\"")
+        .skip(1)
+        .map(|part| {
+            let part = &part[..part.find("</section>").unwrap()];
+            let code = part[..part.find('"').unwrap()].to_owned();
+            let labels = part
+                .split("<h3 class=\"nhsuk-card__heading nhsuk-heading-s\">")
+                .skip(1)
+                .map(|l| l[..l.find("</h3>").unwrap()].to_owned())
+                .collect();
+            (code, !part.contains("Not shared with you"), labels)
+        })
+        .collect()
+}
+
+// The sharing preview "what Hill Primary sees" is what Hill Primary's staff get, before
+// and after the family changes what schools see.
+on_both_databases!(the_sharing_preview_is_what_the_school_sees, |srv| {
+    let w = world(&srv.database_url).await;
+    let school = w.region.org("school").to_owned();
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let mut tom = staff(&srv.base, &w, "tom@example.sch.uk").await;
+    let sharing = format!("/passport/{}/sharing", w.mia);
+    let page = sam.get(&sharing).await;
+    assert!(
+        page.body.contains("What Hill Primary sees"),
+        "{}",
+        page.body
+    );
+    let preview_path = format!("/passport/{}/sharing/{school}", w.mia);
+    for round in 0..2 {
+        let preview = sam.get(&preview_path).await;
+        assert_eq!(preview.status, 200, "{}", preview.body);
+        let seen = tom.get(&format!("/passport/{}", w.mia)).await;
+        assert_eq!(
+            sections(&preview.body),
+            sections(&seen.body),
+            "round {round}"
+        );
+        assert!(!sections(&seen.body).is_empty());
+        // The family stops sharing medicines with schools (allergies stay).
+        let mut fields = vec![];
+        for s in ["emergency", "allergies", "communication", "contacts"] {
+            fields.push((format!("share-education-{s}"), "yes".to_owned()));
+        }
+        let form = sam.get(&sharing).await;
+        fields.push(("csrf_token".into(), form.csrf()));
+        let saved = sam.post(&sharing, &fields).await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+    }
+    let seen = tom.get(&format!("/passport/{}", w.mia)).await;
+    let medicines = sections(&seen.body)
+        .into_iter()
+        .find(|(c, _, _)| c == "medicines")
+        .unwrap();
+    assert!(!medicines.1, "medicines no longer shared with the school");
+    // Only the person in control previews; only organisations in the care team.
+    let mut gran = family(&srv.base, "gran@example.com").await;
+    assert_eq!(gran.get(&preview_path).await.status, 404);
+    assert_eq!(tom.get(&preview_path).await.status, 404);
+    let er = w.region.org("er").to_owned();
+    assert_eq!(
+        sam.get(&format!("/passport/{}/sharing/{er}", w.mia))
+            .await
+            .status,
+        404
+    );
+    w.store.close().await;
+});

@@ -36,7 +36,7 @@ use crate::guard::{Caller, Guard, Refused};
 pub use change::{End, Opened, Target, check, end, save};
 pub use forms::{FORMS, Form};
 pub use review::{Change, changes};
-pub use view::{compartment, summary, view};
+pub use view::{compartment, preview, summary, typical_role, view};
 
 /// The code system of an item's review state (`meta.tag`).
 pub const REVIEW_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/review-status";

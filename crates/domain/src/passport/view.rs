@@ -45,9 +45,74 @@ pub async fn summary(d: &Domain, caller: &Caller, patient: &str) -> Result<View,
     view_as(d, caller, patient, Interaction::SearchType).await
 }
 
+/// What a member of `organisation`'s staff in the child's care team would see, for the
+/// person in control of the passport choosing what to share ("what St Mary's School
+/// sees"). Built by the same decision as every read: the caller is that organisation's
+/// typical member of staff (its sector's everyday role, no security-label clearance).
+/// Audited as a read by `controller`, who sees at least as much themselves.
+pub async fn preview(
+    d: &Domain,
+    controller: &Caller,
+    patient: &str,
+    organisation: &crate::directory::Organisation,
+) -> Result<View, Failed> {
+    let facts = crate::facts::child_facts(d, patient).await?;
+    let now = crate::facts::timestamp(crate::clock::now_us());
+    let may_share = access::decide(
+        &d.policy,
+        &controller.subject,
+        Action::Update,
+        &access::ResourceFacts::new("Consent", SectionSet::EMPTY, access::LabelSet::EMPTY),
+        Some(&facts),
+        now,
+    );
+    if !may_share.allow {
+        return Err(Failed::NotFound);
+    }
+    let in_team = facts.in_care_team(None, Some(&organisation.id));
+    if !in_team {
+        return Err(Failed::NotFound);
+    }
+    let shown_as = Caller {
+        subject: access::Subject::session(access::Identity::Staff(access::Staff {
+            practitioner: "preview".into(),
+            role: typical_role(organisation.sector),
+            organisation: organisation.id.clone(),
+            sector: organisation.sector,
+            region: organisation.region.clone(),
+            cleared: access::LabelSet::EMPTY,
+        })),
+        who: controller.who.clone(),
+        purpose: controller.purpose,
+    };
+    view_for(d, &shown_as, controller, patient, Interaction::Read).await
+}
+
+/// The everyday role of a sector's staff, for previews.
+pub fn typical_role(sector: access::Sector) -> access::Role {
+    use access::{Role, Sector};
+    match sector {
+        Sector::Education => Role::SchoolStaff,
+        Sector::Leisure => Role::LeisureStaff,
+        Sector::SocialCare => Role::SocialWorker,
+        _ => Role::Clinician,
+    }
+}
+
 async fn view_as(
     d: &Domain,
     caller: &Caller,
+    patient: &str,
+    interaction: Interaction,
+) -> Result<View, Failed> {
+    view_for(d, caller, caller, patient, interaction).await
+}
+
+/// The passport as `caller` may see it, audited as `audited_as`'s `interaction`.
+async fn view_for(
+    d: &Domain,
+    caller: &Caller,
+    audited_as: &Caller,
     patient: &str,
     interaction: Interaction,
 ) -> Result<View, Failed> {
@@ -149,7 +214,7 @@ async fn view_as(
             }
         }
     }
-    audit_read(d, caller, &guard, patient, now, interaction).await?;
+    audit_read(d, audited_as, &guard, patient, now, interaction).await?;
     let name = &patient_json["name"][0];
     Ok(View {
         patient: patient.to_owned(),

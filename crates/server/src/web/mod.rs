@@ -35,6 +35,7 @@ pub mod assets;
 mod break_glass;
 pub mod child_facts;
 pub(crate) mod guard;
+mod nav;
 pub mod oidc;
 pub mod onboarding;
 mod pages;
@@ -183,6 +184,7 @@ pub fn table() -> Vec<Route> {
         ),
         Route::page("/passport/{patient}/access-log", access_log::view),
         Route::page("/passport/{patient}", passport::view),
+        Route::page("/passport/{patient}/sharing/{org}", passport::preview),
         Route::form(
             "/passport/{patient}/add/{form}",
             passport::add_form,
@@ -232,10 +234,11 @@ pub fn table() -> Vec<Route> {
 }
 
 /// The pages and their assets, built from [`table`].
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
     table()
         .into_iter()
         .fold(Router::new(), |router, r| router.route(r.path, r.handler))
+        .layer(axum::middleware::from_fn_with_state(state, nav::layer))
         .layer(axum::middleware::from_fn(security_headers))
 }
 

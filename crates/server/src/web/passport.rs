@@ -65,6 +65,42 @@ fn is_family(c: &Caller) -> bool {
     )
 }
 
+/// `GET /passport/{patient}/sharing/{organisation}`: what that organisation's staff see,
+/// for the person in control of the passport.
+pub async fn preview(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((patient, org)): Path<(String, String)>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let Some(organisation) = super::directory::organisation(&st.domain, &org).await? else {
+        return Ok(guard::no_such_passport());
+    };
+    let v = match passport::preview(&st.domain, &c, &patient, &organisation).await {
+        Ok(v) => v,
+        Err(f) => return failed(f, &patient, "/"),
+    };
+    let mut sections: Vec<Value> = v.sections.iter().map(|s| section_json(s, false)).collect();
+    sections.sort_by_key(|s| s["code"] != "emergency");
+    for s in &mut sections {
+        s["forms"] = json!([]);
+    }
+    Ok(page(
+        StatusCode::OK,
+        "passport.html",
+        json!({
+            "patient": v.patient, "name": v.name, "preview": organisation.name,
+            "birth_date": long_date(&v.birth_date).unwrap_or_else(|| "not recorded".into()),
+            "nhs_number": spaced_nhs_number(&v.nhs_number),
+            "sections": sections, "waiting": 0, "family": true,
+            "csrf_token": who.csrf_token(),
+        }),
+    ))
+}
+
 /// `GET /passport/{patient}`
 pub async fn view(
     State(st): State<Arc<AppState>>,

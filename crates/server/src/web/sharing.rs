@@ -127,10 +127,19 @@ pub async fn form_page(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
+    // Each organisation in the care team, to preview what it sees.
+    let mut team = Vec::new();
+    for m in &p.facts.care_team {
+        if let access::CareTeamMember::Organisation(id) = m
+            && let Some(o) = super::directory::organisation(&st.domain, id).await?
+        {
+            team.push(json!({ "id": o.id, "name": o.name }));
+        }
+    }
     Ok(page(
         StatusCode::OK,
         "sharing.html",
-        json!({ "child": p.name, "patient": patient, "rows": rows(&p.facts.sharing, &RegionalPolicy::default(), now),
+        json!({ "child": p.name, "patient": patient, "team": team, "rows": rows(&p.facts.sharing, &RegionalPolicy::default(), now),
                 "handover": child_facts::handover_reminder(&p, now),
                 "saved": query.0.as_deref() == Some("saved"), "csrf_token": who.csrf_token() }),
     ))

@@ -175,7 +175,12 @@ pub fn template_value(v: &Value) -> minijinja::Value {
 }
 
 /// Renders `name` with `ctx` as an HTML response with `status`.
-pub fn page(status: StatusCode, name: &str, ctx: Value) -> Response {
+pub fn page(status: StatusCode, name: &str, mut ctx: Value) -> Response {
+    // The header of a signed-in person (`nav`), on every page without each handler asking.
+    if let (Some(nav), Some(m)) = (super::nav::current(), ctx.as_object_mut()) {
+        m.entry("nav")
+            .or_insert_with(|| serde_json::to_value(nav).unwrap_or(Value::Null));
+    }
     let (status, rendered) = match env()
         .get_template(name)
         .and_then(|t| t.render(template_value(&ctx)))
