@@ -1430,6 +1430,30 @@ on_both_databases!(every_access_route_is_audited, |srv| {
     assert_audited(&w.store, &w.child, n, "", "Erin Medic").await;
     checked.insert("/break-glass");
 
+    // The care team changed by its clinician: the school added.
+    let school = w
+        .store
+        .data()
+        .test_store()
+        .account_by_login(&w.teacher.0)
+        .await
+        .unwrap()
+        .unwrap()
+        .organisation_id
+        .unwrap();
+    let team = format!("/passport/{}/care-team", w.child);
+    let p = cara
+        .submit(
+            &team,
+            &team,
+            &[("action", "add"), ("organisation", &school)],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let n = trail(&w.store, &w.child).await.len();
+    assert_audited(&w.store, &w.child, n - 1, "CareTeam", "Cara Carer").await;
+    checked.insert("/passport/{patient}/care-team");
+
     assert_eq!(checked, routes, "the route table's access-changing routes");
     w.store.close().await;
 });

@@ -767,3 +767,84 @@ on_both_databases!(the_sharing_preview_is_what_the_school_sees, |srv| {
     );
     w.store.close().await;
 });
+
+// The care team: who is in it; health and social-care members add and remove
+// organisations; the person in control of the passport removes one; nobody else changes it.
+on_both_databases!(
+    the_care_team_is_managed_by_its_members_and_the_family,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let team = format!("/passport/{}/care-team", w.mia);
+        let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+        let p = cara.get(&team).await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert!(
+            p.body.contains("Riverside Children&#x27;s Hospital")
+                && p.body.contains("Hill Primary")
+        );
+        let members = &p.body[p.body.find("id=\"care-team\"").unwrap()..];
+        let members = &members[..members.find("</dl>").unwrap()];
+        assert!(!members.contains("Hilltop Surgery"), "{members}");
+        assert!(p.body.contains("Add to the care team"), "the GP is offered");
+        // The clinician adds the GP practice.
+        let gp = w.region.org("gp").to_owned();
+        let added = cara
+            .submit(&team, &team, &[("action", "add"), ("organisation", &gp)])
+            .await;
+        assert_eq!(added.status, 303, "{}", added.body);
+        let mut gina = staff(&srv.base, &w, "gina@example.nhs.uk").await;
+        assert_eq!(
+            gina.get(&format!("/passport/{}", w.mia)).await.status,
+            200,
+            "the GP now sees Mia"
+        );
+        // Adding nothing is an inline error.
+        let none = cara
+            .submit(&team, &team, &[("action", "add"), ("organisation", "")])
+            .await;
+        assert_eq!(none.status, 400);
+        assert!(none.has_error_summary_for("organisation"));
+        // The school's staff see the team but may not change it.
+        let mut tom = staff(&srv.base, &w, "tom@example.sch.uk").await;
+        let p = tom.get(&team).await;
+        assert_eq!(p.status, 200);
+        assert!(!p.body.contains("Add to the care team"));
+        let school = w.region.org("school").to_owned();
+        let refused = tom
+            .submit(&team, &team, &[("action", "remove"), ("organisation", &gp)])
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        // A relative without parental responsibility may not either; the parent may remove.
+        let mut gran = family(&srv.base, "gran@example.com").await;
+        let home = gran.get("/").await;
+        let refused = gran
+            .post(
+                &team,
+                &[
+                    ("action", "remove"),
+                    ("organisation", school.as_str()),
+                    ("csrf_token", home.csrf().as_str()),
+                ],
+            )
+            .await;
+        assert!(matches!(refused.status, 403 | 404), "{}", refused.body);
+        let mut sam = family(&srv.base, "sam@example.com").await;
+        let removed = sam
+            .submit(
+                &team,
+                &team,
+                &[("action", "remove"), ("organisation", &school)],
+            )
+            .await;
+        assert_eq!(removed.status, 303, "{}", removed.body);
+        assert_eq!(
+            tom.get(&format!("/passport/{}", w.mia)).await.status,
+            404,
+            "the school no longer sees Mia"
+        );
+        // Someone with no relationship sees no care team at all.
+        let mut nosy = family(&srv.base, "nosy@example.com").await;
+        assert_eq!(nosy.get(&team).await.status, 404);
+        w.store.close().await;
+    }
+);

@@ -17,6 +17,7 @@
 //!   answers only (one section), referenced from the item ([`ANSWERS_EXTENSION`]); the
 //!   structured resource is the authoritative record.
 
+pub mod care_team;
 mod change;
 pub mod forms;
 mod review;
@@ -130,6 +131,17 @@ pub enum Failed {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::directory::DirectoryError> for Failed {
+    fn from(e: crate::directory::DirectoryError) -> Failed {
+        use crate::directory::DirectoryError as E;
+        match e {
+            E::Store(e) => Failed::Store(e),
+            E::NotFound(_) => Failed::NotFound,
+            other => Failed::Invalid(other.to_string()),
+        }
+    }
 }
 
 impl From<Refused> for Failed {

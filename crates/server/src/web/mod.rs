@@ -186,6 +186,12 @@ pub fn table() -> Vec<Route> {
         Route::page("/passport/{patient}", passport::view),
         Route::page("/passport/{patient}/sharing/{org}", passport::preview),
         Route::form(
+            "/passport/{patient}/care-team",
+            passport::care_team,
+            Access,
+            passport::change_care_team,
+        ),
+        Route::form(
             "/passport/{patient}/add/{form}",
             passport::add_form,
             Record,

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use domain::guard::Caller;
-use domain::passport::{self, End, Failed, Opened, Target, forms};
+use domain::passport::{self, End, Failed, Opened, Target, care_team, forms};
 use serde_json::{Value, json};
 
 use super::guard::{self, PageResult, SignedIn, field, form};
@@ -584,4 +584,80 @@ pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         json!({ "children": [], "errors": errors, "csrf_token": who.csrf_token(),
                 "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date") }),
     ))
+}
+
+/// `GET /passport/{patient}/care-team`: who is in the child's care team.
+pub async fn care_team(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(patient): Path<String>,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    care_team_page(&st, &who, &c, &patient, StatusCode::OK, &[]).await
+}
+
+async fn care_team_page(
+    st: &AppState,
+    who: &SignedIn,
+    c: &Caller,
+    patient: &str,
+    status: StatusCode,
+    errors: &[Value],
+) -> PageResult {
+    let team = match care_team::team(&st.domain, c, patient).await {
+        Ok(t) => t,
+        Err(e) => return failed(e, patient, "/"),
+    };
+    let name = team.name.clone();
+    let addable: Vec<Value> = if team.may_add {
+        care_team::addable(&st.domain, patient)
+            .await
+            .map_err(|e| guard::PageError::new("the directory", e))?
+            .into_iter()
+            .map(|o| json!({ "code": o.id, "label": o.name }))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(page(
+        status,
+        "care_team.html",
+        json!({ "patient": patient, "name": name, "team": team, "addable": addable,
+                "errors": errors, "csrf_token": who.csrf_token() }),
+    ))
+}
+
+/// `POST /passport/{patient}/care-team`: adds or removes an organisation.
+pub async fn change_care_team(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(patient): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    let back = format!("/passport/{patient}/care-team");
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some((&back, "Go back to the care team"))));
+    }
+    let org = field(&f, "organisation");
+    let done = match field(&f, "action") {
+        "add" if org.is_empty() => {
+            let e = [json!({ "field": "organisation", "text": "Choose the organisation to add" })];
+            return care_team_page(&st, &who, &c, &patient, StatusCode::BAD_REQUEST, &e).await;
+        }
+        "add" => care_team::add(&st.domain, &c, &patient, org).await,
+        "remove" => care_team::remove(&st.domain, &c, &patient, org).await,
+        _ => return Ok(guard::not_found()),
+    };
+    match done {
+        Ok(()) => Ok(see_other(&back)),
+        Err(e) => failed(e, &patient, &back),
+    }
 }

@@ -66,6 +66,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("sharing.html", include_str!("../../templates/sharing.html")),
     (
+        "care_team.html",
+        include_str!("../../templates/care_team.html"),
+    ),
+    (
         "admin_templates.html",
         include_str!("../../templates/admin_templates.html"),
     ),
