@@ -5,7 +5,8 @@
 //   node tests/browser/run.mjs <base-url> <fixture-json>
 //
 // fixture: { staff: { email, password, secretHex }, family: { email, password },
-//            resetPath, resetPath2, more: { regional, orgAdmin, erClinician, officer, parent, child } }
+//            resetPath, resetPath2, more: { regional, orgAdmin, erClinician, officer, parent,
+//            child, clinician, teacher, school } }
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -385,6 +386,111 @@ try {
   check(await p12.locator('.emergency-access').count() === 1, 'emergency access shown to the family');
   await axe(p12, 'family access log');
   clean(p12, 'family pages');
+
+  // The passport (issue 10): the parent adds an allergy with a coded substance and a
+  // reaction; the school sees exactly the sharing preview; the clinician sees it waiting,
+  // checks it and "what changed" empties; the parent's change makes it wait again; two
+  // carers' edits give a conflict page; an item marked no longer true leaves the passport.
+  const passport = `${base}/passport/${more.child.id}`;
+  const fam = await newPage();
+  await fam.goto(`${base}/sign-in`);
+  await fam.fill('#email', more.parent.email);
+  await fam.fill('#password', more.parent.password);
+  await fam.click('button[type=submit]');
+  await fam.waitForURL(`${base}/`);
+  resp = await fam.goto(passport);
+  check(resp.status() === 200, 'the passport loads for the parent');
+  check(await fam.locator('#allergies-none').count() === 1, 'no allergy recorded yet: "None recorded"');
+  check(await fam.locator('#sign-out').count() === 1, 'the header offers sign out');
+  await axe(fam, 'passport (family)');
+  resp = await fam.goto(`${passport}/add/allergy`);
+  check(resp.status() === 200, 'the allergy form loads');
+  await axe(fam, 'add an allergy');
+  await fam.click('form[action$="/add/allergy"] button[type=submit]');
+  await fam.waitForLoadState();
+  check(await fam.locator('.nhsuk-error-summary a[href="#allergy-substance"]').count() === 1, 'missing substance: error summary');
+  await axe(fam, 'add an allergy (with errors)');
+  await fam.selectOption('#allergy-substance', { label: 'Peanut' });
+  await fam.selectOption('#allergy-reaction', 'other');
+  await fam.fill('#allergy-reaction-other', 'Swollen lips');
+  await fam.selectOption('#allergy-severity', 'severe');
+  await fam.keyboard.press('Tab');
+  await Promise.all([fam.waitForNavigation(), fam.click('form[action$="/add/allergy"] button[type=submit]')]);
+  check(fam.url().startsWith(passport), `saved, back at the passport (${fam.url()})`);
+  check((await fam.locator('#allergies').innerText()).includes('waiting for review'), 'the allergy waits for review');
+
+  // The school's staff see exactly what the preview shows.
+  const sections = (p) => p.$$eval('section.passport-section', (ss) => ss.map((s) => [s.id,
+    s.querySelector('.not-shared') ? 'not shared' : [...s.querySelectorAll('h3')].map((h) => h.textContent.trim()).join('|')]));
+  resp = await fam.goto(`${passport}/sharing/${more.school}`);
+  check(resp.status() === 200, 'the sharing preview loads');
+  await axe(fam, 'sharing preview');
+  const preview = await sections(fam);
+  const school = await newPage();
+  await signInStaff(school, more.teacher);
+  resp = await school.goto(passport);
+  check(resp.status() === 200, 'the school sees the passport');
+  const seen = await sections(school);
+  check(JSON.stringify(seen) === JSON.stringify(preview), `the school sees exactly the preview: ${JSON.stringify(seen)}`);
+  check(JSON.stringify(seen).includes('Peanut'), 'the school sees the allergy (shared with schools by default)');
+  await axe(school, 'passport (school)');
+  clean(school, 'passport (school)');
+
+  // The clinician checks it.
+  const doc = await newPage();
+  await signInStaff(doc, more.clinician);
+  resp = await doc.goto(`${base}/passports`);
+  check(resp.status() === 200, 'the clinician\'s list loads');
+  await axe(doc, 'children in your care team');
+  await doc.goto(passport);
+  check(await doc.locator('#waiting-review').count() === 1, 'the clinician sees an item waiting for review');
+  await axe(doc, 'passport (clinician)');
+  await doc.goto(`${passport}/changes`);
+  check((await doc.locator('main').innerText()).includes('Swollen lips'), 'what changed shows the reaction');
+  await axe(doc, 'what changed');
+  await Promise.all([doc.waitForNavigation(), doc.click('.passport-change button[type=submit]')]);
+  check(await doc.locator('#nothing-changed').count() === 1, 'checked: what changed is empty');
+  await doc.goto(`${passport}/care-team`);
+  await axe(doc, 'care team');
+  clean(doc, 'clinician pages');
+
+  // The parent changes it: it waits again.
+  await fam.goto(passport);
+  check((await fam.locator('#allergies').innerText()).includes('Checked by Cara Carer'), 'the family sees who checked it');
+  await Promise.all([fam.waitForNavigation(), fam.click('#allergies a:has-text("Change")')]);
+  await axe(fam, 'change an allergy');
+  const itemUrl = fam.url();
+  // A second carer opens the same item at the same time.
+  const fam2 = await newPage();
+  await fam2.goto(`${base}/sign-in`);
+  await fam2.fill('#email', more.parent.email);
+  await fam2.fill('#password', more.parent.password);
+  await fam2.click('button[type=submit]');
+  await fam2.waitForURL(`${base}/`);
+  await fam2.goto(itemUrl);
+  await fam.selectOption('#allergy-severity', 'moderate');
+  await Promise.all([fam.waitForNavigation(), fam.click('form[method=post] button[type=submit]:has-text("Save")')]);
+  check((await fam.locator('#allergies').innerText()).includes('waiting for review'), 'changed by the family: waiting again');
+  await fam2.selectOption('#allergy-severity', 'mild');
+  const clash = await Promise.all([fam2.waitForNavigation(), fam2.click('form[method=post] button[type=submit]:has-text("Save")')]);
+  check((await fam2.locator('h1').innerText()).includes('Someone else changed this item'), 'concurrent edit: a conflict page');
+  await axe(fam2, 'conflict page');
+  // No longer true: out of the current passport, in its history.
+  await fam.goto(itemUrl);
+  await Promise.all([fam.waitForNavigation(), fam.click('#no-longer-true')]);
+  check(await fam.locator('#allergies-none').count() === 1, 'no longer true: not in the current passport');
+  check((await fam.locator('#allergies').innerText()).includes('No longer current (1)'), 'kept in its history');
+  clean(fam, 'passport (family)');
+
+  // The regional admin's templates.
+  const ra = await newPage();
+  await signInStaff(ra, more.regional);
+  resp = await ra.goto(`${base}/admin/templates`);
+  check(resp.status() === 200, 'templates page loads');
+  await axe(ra, 'templates');
+  resp = await ra.goto(`${base}/admin/templates/epilepsy`);
+  await axe(ra, 'template preview');
+  clean(ra, 'templates');
 } catch (e) {
   failures.push(String(e && e.stack || e));
   console.log(`FAIL ${e && e.stack || e}`);

@@ -86,6 +86,7 @@ fn spec() -> region::Spec {
                 "RYY",
                 false,
             ),
+            org("school", "Hill Primary", Sector::Education, "SCH1", false),
             // The regional admin works for the region's own organisation (docs/SECURITY.md §3).
             org(
                 "region",
@@ -121,6 +122,18 @@ fn spec() -> region::Spec {
                 "erClinician person",
             ),
             staff(
+                "hospital",
+                Role::Clinician,
+                "cara@example.nhs.uk",
+                "Cara Carer",
+            ),
+            staff(
+                "school",
+                Role::SchoolStaff,
+                "tom@example.sch.uk",
+                "Tom Teacher",
+            ),
+            staff(
                 "er",
                 Role::PrivacyOfficer,
                 "pat@example.nhs.uk",
@@ -139,7 +152,7 @@ fn spec() -> region::Spec {
             family: "Khan".into(),
             nhs_number: "9000000009".into(),
             birth_date: "2018-05-01".into(),
-            care_team: vec!["hospital".into()],
+            care_team: vec!["hospital".into(), "school".into()],
             links: vec![region::Link {
                 family: "kim@example.com".into(),
                 relationship: "MTH".into(),
@@ -176,6 +189,9 @@ async fn pages_in_a_real_browser() {
         "orgAdmin": login("oli@example.nhs.uk"),
         "erClinician": login("erin@example.nhs.uk"),
         "officer": login("pat@example.nhs.uk"),
+        "clinician": login("cara@example.nhs.uk"),
+        "teacher": login("tom@example.sch.uk"),
+        "school": r.org("school"),
         "parent": { "email": "kim@example.com", "password": PASSWORD },
         "child": { "id": r.child("leo"), "nhs": "9000000009", "dob": "01/05/2018" },
     });
