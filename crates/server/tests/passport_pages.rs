@@ -848,3 +848,111 @@ on_both_databases!(
         w.store.close().await;
     }
 );
+
+// Sections whose answers fill no structured resource (what matters to me, the emergency
+// protocol…) are filled in through their template forms too: the answers are the item,
+// one per child for a single form, reviewed like any other.
+on_both_databases!(
+    what_matters_and_the_emergency_protocol_are_filled_in,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let passport = format!("/passport/{}", w.mia);
+        let mut sam = family(&srv.base, "sam@example.com").await;
+        let p = sam.get(&passport).await;
+        assert!(p.body.contains("/add/what-matters"), "{}", p.body);
+        let add = format!("{passport}/add/what-matters");
+        let form = sam.get(&add).await;
+        assert!(form.body.contains("Likes") && form.body.contains("Calming strategies"));
+        let saved = sam
+            .submit(
+                &add,
+                &add,
+                &[
+                    ("what-matters-to-me", "Being with my brother"),
+                    ("likes", "Trains and swimming"),
+                    ("calming", "A quiet room and my blue blanket"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let p = sam.get(&passport).await;
+        let section = |body: &str, code: &str| {
+            let start = body.find(&format!("id=\"{code}\"")).unwrap();
+            let end = body[start..].find("</section>").unwrap() + start;
+            body[start..end].to_owned()
+        };
+        let matters = section(&p.body, "what-matters");
+        assert!(
+            matters.contains("A quiet room and my blue blanket"),
+            "{matters}"
+        );
+        assert!(matters.contains("waiting for review"));
+        assert!(
+            !matters.contains("/add/what-matters"),
+            "one per child: changed, not added"
+        );
+        assert!(
+            matters.contains("/item/QuestionnaireResponse/"),
+            "{matters}"
+        );
+        // Nothing empty is saved.
+        let emergency_add = format!("{passport}/add/emergency-protocol");
+        let empty = sam.submit(&emergency_add, &emergency_add, &[]).await;
+        assert_eq!(empty.status, 422, "{}", empty.body);
+
+        // The clinician writes the emergency protocol: checked by them as they save it.
+        let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+        let saved = cara
+            .submit(
+                &emergency_add,
+                &emergency_add,
+                &[
+                    (
+                        "emergency-recognise",
+                        "Stiffening then jerking of arms and legs",
+                    ),
+                    (
+                        "emergency-what-to-do",
+                        "Time the seizure; keep her safe; do not restrain",
+                    ),
+                    (
+                        "emergency-call-999",
+                        "Seizure over 5 minutes, or a second one",
+                    ),
+                    ("emergency-rescue-medicine", "Buccal midazolam"),
+                    ("emergency-rescue-dose", "5 mg (0.5 mL)"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        // The school (emergency shared with schools by default) reads it as written; what
+        // matters to Mia is not shared with schools.
+        let mut tom = staff(&srv.base, &w, "tom@example.sch.uk").await;
+        let p = tom.get(&passport).await;
+        let emergency = section(&p.body, "emergency");
+        assert!(emergency.contains("5 mg (0.5 mL)"), "{emergency}");
+        assert!(emergency.contains("Checked by Cara Carer"), "{emergency}");
+        assert!(section(&p.body, "what-matters").contains("Not shared with you"));
+        // The clinician checks the family's answers; what changed then is empty.
+        let changes = cara.get(&format!("{passport}/changes")).await;
+        assert!(
+            changes.body.contains("A quiet room and my blue blanket"),
+            "{}",
+            changes.body
+        );
+        let form_start = changes.body.find("/checked\"").unwrap();
+        let action_start = changes.body[..form_start].rfind("action=\"").unwrap() + 8;
+        let action = changes.body[action_start..form_start + 8].to_owned();
+        let checked = cara
+            .submit(&format!("{passport}/changes"), &action, &[("version", "1")])
+            .await;
+        assert_eq!(checked.status, 303, "{}", checked.body);
+        assert!(
+            cara.get(&format!("{passport}/changes"))
+                .await
+                .body
+                .contains("nothing-changed")
+        );
+        w.store.close().await;
+    }
+);

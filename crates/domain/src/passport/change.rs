@@ -100,6 +100,9 @@ pub async fn save(
             Some(stored)
         }
     };
+    if form.answers_only() {
+        return save_answers(d, caller, patient, form, &questionnaire, current, answers).await;
+    }
     let mut v = match &current {
         Some(s) => {
             let mut v = body(s);
@@ -170,22 +173,17 @@ pub async fn save(
     };
     let qr_id = qr_id.unwrap_or_else(crate::onboarding::new_id);
     let now = crate::clock::now_us();
-    let mut qr = json!({
-        "resourceType": "QuestionnaireResponse", "id": qr_id,
-        "meta": { "tag": [form.section.tag()] },
-        "questionnaire": format!("{}|{}", questionnaire["url"].as_str().unwrap_or_default(),
-                                 questionnaire["version"].as_str().unwrap_or_default()),
-        "status": "completed",
-        "subject": { "reference": format!("Patient/{patient}") },
-        "authored": crate::clock::instant(now),
-        "item": forms::response_items(form, answers),
-    });
-    if let Some(r) = author(d, caller, patient).await? {
-        qr["author"] = json!({ "reference": r, "display": caller.who.person.display });
-    }
-    if let Some(labels) = v["meta"]["security"].as_array().filter(|a| !a.is_empty()) {
-        qr["meta"]["security"] = json!(labels);
-    }
+    let qr = response(
+        d,
+        caller,
+        patient,
+        form,
+        &questionnaire,
+        &qr_id,
+        answers,
+        &v,
+    )
+    .await?;
     let mut exts: Vec<Value> = v["extension"]
         .as_array()
         .cloned()
@@ -217,6 +215,101 @@ pub async fn save(
     if !family {
         let target = format!("{}/{id}/_history/{version}", form.resource_type);
         let p = provenance(caller, patient, &target, &v, now);
+        writes.push(new_version(p, None).map_err(|e| Failed::Invalid(e.0))?);
+    }
+    store(d, caller, writes).await?;
+    Ok(id)
+}
+
+/// One form's answers as a QuestionnaireResponse `id` in the form's section, against the
+/// published template version, carrying `item`'s security labels.
+#[allow(clippy::too_many_arguments)]
+async fn response(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+    form: &Form,
+    questionnaire: &Value,
+    id: &str,
+    answers: &[(String, forms::Answer)],
+    item: &Value,
+) -> Result<Value, Failed> {
+    let mut qr = json!({
+        "resourceType": "QuestionnaireResponse", "id": id,
+        "meta": { "tag": [form.section.tag()] },
+        "questionnaire": format!("{}|{}", questionnaire["url"].as_str().unwrap_or_default(),
+                                 questionnaire["version"].as_str().unwrap_or_default()),
+        "status": "completed",
+        "subject": { "reference": format!("Patient/{patient}") },
+        "authored": crate::clock::instant(crate::clock::now_us()),
+        "item": forms::response_items(form, answers),
+    });
+    if let Some(r) = author(d, caller, patient).await? {
+        qr["author"] = json!({ "reference": r, "display": caller.who.person.display });
+    }
+    if let Some(labels) = item["meta"]["security"]
+        .as_array()
+        .filter(|a| !a.is_empty())
+    {
+        qr["meta"]["security"] = json!(labels);
+    }
+    Ok(qr)
+}
+
+/// Saves an answers-only item (the QuestionnaireResponse is the item): waiting for review
+/// when the family wrote it, checked by the professional who did.
+async fn save_answers(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+    form: &Form,
+    questionnaire: &Value,
+    current: Option<Stored>,
+    answers: &[(String, forms::Answer)],
+) -> Result<String, Failed> {
+    if answers.is_empty() {
+        return Err(Failed::Invalid(
+            "Answer at least one question to save".into(),
+        ));
+    }
+    let previous = current.as_ref().map(body).unwrap_or(Value::Null);
+    let id = previous["id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(crate::onboarding::new_id);
+    let mut qr = response(
+        d,
+        caller,
+        patient,
+        form,
+        questionnaire,
+        &id,
+        answers,
+        &previous,
+    )
+    .await?;
+    let family = is_family(caller);
+    set_awaiting(&mut qr, family);
+    let action = if current.is_some() {
+        Action::Update
+    } else {
+        Action::Create
+    };
+    Guard::new(d, caller)
+        .write(
+            action,
+            "QuestionnaireResponse",
+            &id,
+            current.as_ref().map(|s| &s.body),
+            Some(&qr),
+        )
+        .await?;
+    let version = current.as_ref().map_or(1, |s| s.version_id + 1);
+    let mut writes =
+        vec![new_version(qr.clone(), current.as_ref()).map_err(|e| Failed::Invalid(e.0))?];
+    if !family {
+        let target = format!("QuestionnaireResponse/{id}/_history/{version}");
+        let p = provenance(caller, patient, &target, &qr, crate::clock::now_us());
         writes.push(new_version(p, None).map_err(|e| Failed::Invalid(e.0))?);
     }
     store(d, caller, writes).await?;
@@ -356,6 +449,9 @@ pub async fn end(d: &Domain, caller: &Caller, o: &Opened<'_>, how: End) -> Resul
                 m.remove("effectiveDateTime");
             }
         }
+        // Answers kept as the item: "stopped" is the status FHIR has for answers that no
+        // longer stand (they stay in the record's history).
+        ("QuestionnaireResponse", End::NoLongerTrue) => v["status"] = json!("stopped"),
         (_, End::EnteredInError) => v["status"] = json!("entered-in-error"),
         _ => v["active"] = json!(false),
     }

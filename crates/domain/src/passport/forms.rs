@@ -13,7 +13,9 @@ use serde_json::{Map, Value, json};
 const EXT: &str = "https://passport.nhs.uk/fhir/StructureDefinition/";
 
 /// A form of the passport: the Questionnaire group it renders and the resource type each
-/// answer set becomes.
+/// answer set becomes. A form whose answers fill no structured resource (what matters to
+/// me, how I communicate…) keeps them as the item itself: its resource type is
+/// `QuestionnaireResponse` ([`Form::answers_only`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Form {
     /// In addresses: `/passport/{child}/add/{key}`.
@@ -25,43 +27,176 @@ pub struct Form {
     pub resource_type: &'static str,
     /// "an allergy": for headings ("Add an allergy").
     pub noun: &'static str,
+    /// The item's title when it has no name of its own (answers-only forms).
+    pub title: &'static str,
+    /// Several items (allergies) or one per child (what matters to me).
+    pub repeats: bool,
+    /// Only these questions of the group (empty: all); the rest are kept elsewhere (the
+    /// child's name, date of birth and NHS Number are the Patient's).
+    pub only: &'static [&'static str],
 }
 
-/// The item forms of the regional core template.
+impl Form {
+    /// The answers are the item (no structured resource holds them).
+    pub fn answers_only(&self) -> bool {
+        self.resource_type == "QuestionnaireResponse"
+    }
+}
+
+const fn item_form(
+    key: &'static str,
+    group: &'static str,
+    section: Section,
+    resource_type: &'static str,
+    noun: &'static str,
+) -> Form {
+    Form {
+        key,
+        questionnaire: "core",
+        group,
+        section,
+        resource_type,
+        noun,
+        title: "",
+        repeats: true,
+        only: &[],
+    }
+}
+
+const fn answers_form(
+    key: &'static str,
+    group: &'static str,
+    section: Section,
+    noun: &'static str,
+    title: &'static str,
+    repeats: bool,
+) -> Form {
+    Form {
+        key,
+        questionnaire: "core",
+        group,
+        section,
+        resource_type: "QuestionnaireResponse",
+        noun,
+        title,
+        repeats,
+        only: &[],
+    }
+}
+
+/// The forms of the regional core template, in passport order.
 pub const FORMS: &[Form] = &[
     Form {
-        key: "allergy",
-        questionnaire: "core",
-        group: "allergies",
-        section: Section::Allergies,
-        resource_type: "AllergyIntolerance",
-        noun: "an allergy",
+        only: &["preferred-name", "pronouns", "gender", "all-about-me"],
+        ..answers_form(
+            "about-me",
+            "about-me",
+            Section::AboutMe,
+            "what I like to be called and who I am",
+            "About me, in my words",
+            false,
+        )
     },
-    Form {
-        key: "medicine",
-        questionnaire: "core",
-        group: "medicines",
-        section: Section::Medicines,
-        resource_type: "MedicationStatement",
-        noun: "a medicine",
-    },
-    Form {
-        key: "condition",
-        questionnaire: "core",
-        group: "conditions",
-        section: Section::Conditions,
-        resource_type: "Condition",
-        noun: "a health condition",
-    },
+    answers_form(
+        "communication",
+        "communication",
+        Section::Communication,
+        "how I communicate",
+        "How I communicate",
+        false,
+    ),
+    answers_form(
+        "what-matters",
+        "what-matters",
+        Section::WhatMatters,
+        "what matters to me",
+        "What matters to me",
+        false,
+    ),
+    item_form(
+        "condition",
+        "conditions",
+        Section::Conditions,
+        "Condition",
+        "a health condition",
+    ),
+    item_form(
+        "allergy",
+        "allergies",
+        Section::Allergies,
+        "AllergyIntolerance",
+        "an allergy",
+    ),
+    item_form(
+        "medicine",
+        "medicines",
+        Section::Medicines,
+        "MedicationStatement",
+        "a medicine",
+    ),
+    answers_form(
+        "equipment",
+        "equipment",
+        Section::Equipment,
+        "equipment",
+        "Equipment",
+        true,
+    ),
+    answers_form(
+        "key-contact",
+        "key-contacts",
+        Section::Contacts,
+        "a key contact",
+        "Key contact",
+        true,
+    ),
+    answers_form(
+        "escalation-contact",
+        "escalation-contacts",
+        Section::Contacts,
+        "an escalation contact",
+        "Escalation contact",
+        true,
+    ),
+    answers_form(
+        "emergency-protocol",
+        "emergency-protocol",
+        Section::Emergency,
+        "the emergency protocol",
+        "Emergency protocol",
+        false,
+    ),
+    answers_form(
+        "education",
+        "education",
+        Section::Education,
+        "education details",
+        "Education",
+        false,
+    ),
+    answers_form(
+        "social-care",
+        "social-care",
+        Section::SocialCare,
+        "social care details",
+        "Social care",
+        false,
+    ),
 ];
 
 pub fn form(key: &str) -> Option<&'static Form> {
     FORMS.iter().find(|f| f.key == key)
 }
 
-/// The form that edits a resource of this type.
-pub fn form_for_type(resource_type: &str) -> Option<&'static Form> {
-    FORMS.iter().find(|f| f.resource_type == resource_type)
+/// The form that edits this resource: by type, or for answers kept as the item, by the
+/// group they answer.
+pub fn form_of(v: &Value) -> Option<&'static Form> {
+    let ty = v["resourceType"].as_str()?;
+    if ty == "QuestionnaireResponse" {
+        let group = v["item"][0]["linkId"].as_str()?;
+        return FORMS.iter().find(|f| f.answers_only() && f.group == group);
+    }
+    FORMS.iter().find(|f| f.resource_type == ty)
 }
 
 /// One question of a form, as a page renders it.
@@ -161,21 +296,77 @@ pub fn questions(form: &Form, q: &Value) -> Vec<Question> {
     let Some(group) = find_item(&q["item"], form.group) else {
         return Vec::new();
     };
-    let members: Vec<&Value> = if group["type"] == "group" {
-        group["item"]
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
+    let mut members = Vec::new();
+    if group["type"] == "group" {
+        descendants(&group["item"], &mut members);
     } else {
-        vec![group]
-    };
-    let mut qs: Vec<Question> = members.into_iter().filter_map(question).collect();
-    // The first question names the item (the substance, the medicine, the condition): an
-    // item without it is nothing a reader could act on, whatever the group's flags say.
-    if let Some(first) = qs.first_mut() {
+        members.push(group);
+    }
+    let mut qs: Vec<Question> = members
+        .into_iter()
+        .filter_map(question)
+        .filter(|q| form.only.is_empty() || form.only.contains(&q.link_id.as_str()))
+        .collect();
+    // The first question of an item form names the item (the substance, the medicine, the
+    // condition): without it there is nothing a reader could act on, whatever the group's
+    // flags say. Answers-only forms keep the template's flags.
+    if !form.answers_only()
+        && let Some(first) = qs.first_mut()
+    {
         first.required = true;
     }
     qs
+}
+
+/// Every item under `items`, depth first (a form shows nested groups' questions in order).
+fn descendants<'v>(items: &'v Value, out: &mut Vec<&'v Value>) {
+    for item in items.as_array().into_iter().flatten() {
+        out.push(item);
+        descendants(&item["item"], out);
+    }
+}
+
+/// The answers a QuestionnaireResponse of one form holds (answers-only items).
+pub fn answers_in(response: &Value, questions: &[Question]) -> Vec<(String, Answer)> {
+    let mut out = Vec::new();
+    for item in response["item"][0]["item"].as_array().into_iter().flatten() {
+        let Some(id) = item["linkId"].as_str() else {
+            continue;
+        };
+        if !questions.iter().any(|q| q.link_id == id) {
+            continue;
+        }
+        let a = &item["answer"][0];
+        let answer = if let Some(c) = a.get("valueCoding") {
+            Answer::Coding {
+                system: c["system"].as_str().unwrap_or_default().to_owned(),
+                code: c["code"].as_str().unwrap_or_default().to_owned(),
+                display: c["display"].as_str().unwrap_or_default().to_owned(),
+            }
+        } else if let Some(d) = a["valueDate"].as_str() {
+            Answer::Date(d.to_owned())
+        } else if let Some(b) = a["valueBoolean"].as_bool() {
+            Answer::Bool(b)
+        } else if let Some(x) = a.get("valueDecimal").filter(|x| x.is_number()) {
+            Answer::Decimal(x.to_string())
+        } else if let Some(t) = a["valueString"].as_str() {
+            Answer::Text(t.to_owned())
+        } else {
+            continue;
+        };
+        out.push((id.to_owned(), answer));
+    }
+    out
+}
+
+/// The answers an item holds for its form: read back through the definitions, or, for an
+/// answers-only item, its own answers.
+pub fn answers_of(item: &Value, form: &Form, questions: &[Question]) -> Vec<(String, Answer)> {
+    if form.answers_only() {
+        answers_in(item, questions)
+    } else {
+        read_back(item, questions)
+    }
 }
 
 fn question(item: &Value) -> Option<Question> {

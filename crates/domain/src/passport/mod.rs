@@ -101,6 +101,8 @@ pub struct SectionView {
     pub earlier: Vec<Item>,
     /// Forms that add an item to this section (for those who may write here).
     pub forms: Vec<&'static str>,
+    /// The caller may add and change items here.
+    pub writable: bool,
 }
 
 /// The passport as one caller may see it.
@@ -223,6 +225,10 @@ pub fn is_current(v: &Value) -> bool {
     if matches!(clinical, Some("inactive" | "resolved" | "remission")) {
         return false;
     }
+    // Answers stand while completed (or amended); "stopped" answers no longer do.
+    if v["resourceType"] == "QuestionnaireResponse" {
+        return matches!(v["status"].as_str(), Some("completed" | "amended"));
+    }
     if matches!(
         v["status"].as_str(),
         Some("stopped" | "completed" | "inactive" | "revoked" | "not-taken")
@@ -263,6 +269,9 @@ fn person_name(name: &Value) -> Option<String> {
 
 /// A short label for an item (its code's text or display, or its title).
 pub fn label(v: &Value) -> String {
+    if let Some(f) = forms::form_of(v).filter(|f| f.answers_only()) {
+        return f.title.to_owned();
+    }
     if let Some(n) = person_name(&v["name"][0]) {
         return n;
     }
@@ -289,13 +298,15 @@ pub fn label(v: &Value) -> String {
 /// well-known elements for items made elsewhere.
 fn details(v: &Value) -> Vec<(String, String)> {
     let ty = v["resourceType"].as_str().unwrap_or_default();
-    if let Some(form) = forms::form_for_type(ty)
+    if let Some(form) = forms::form_of(v)
         && let Some(q) = templates::shipped(form.questionnaire)
     {
         let qs = forms::questions(form, &q);
-        return forms::read_back(v, &qs)
+        // An item form's first answer is its label; an answers-only item shows them all.
+        let skip = usize::from(!form.answers_only());
+        return forms::answers_of(v, form, &qs)
             .into_iter()
-            .skip(1) // the first answer is the label
+            .skip(skip)
             .filter_map(|(id, a)| {
                 let q = qs.iter().find(|q| q.link_id == id)?;
                 Some((q.text.clone(), sentence_case(&a.words())))

@@ -87,14 +87,14 @@ pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<C
                 .filter(|(v, _)| *v < it.version)
                 .map(|(_, b)| b)
                 .find(|b| !awaiting(b));
-            let rows = match forms::form_for_type(&it.resource_type).zip(templates::shipped("core"))
-            {
+            let form = forms::form_of(&now_v);
+            let rows = match form.zip(form.and_then(|f| templates::shipped(f.questionnaire))) {
                 Some((form, q)) => {
                     let qs = forms::questions(form, &q);
-                    let after = forms::read_back(&now_v, &qs);
+                    let after = forms::answers_of(&now_v, form, &qs);
                     let was = before
                         .as_ref()
-                        .map(|b| forms::read_back(b, &qs))
+                        .map(|b| forms::answers_of(b, form, &qs))
                         .unwrap_or_default();
                     qs.iter()
                         .filter_map(|q| {

@@ -149,7 +149,11 @@ async fn view_for(
         }
         if ty == "Provenance" {
             provenance.push(v);
-        } else if !NOT_ITEMS.contains(&ty.as_str()) && !is_family_link(&v) {
+        } else if (!NOT_ITEMS.contains(&ty.as_str()) && !is_family_link(&v))
+            // Answers kept as the item itself (what matters to me…); other answers are
+            // already shown through the resource they fill.
+            || forms::form_of(&v).is_some_and(|f| f.answers_only())
+        {
             items.push(v);
         }
     }
@@ -168,6 +172,7 @@ async fn view_for(
                 .filter(|f| f.section == s)
                 .map(|f| f.key)
                 .collect(),
+            writable: false,
         })
         .collect();
     let mut waiting = 0;
@@ -192,7 +197,7 @@ async fn view_for(
                 .unwrap_or(1),
             label: label(&v),
             details: details(&v),
-            form: forms::form_for_type(&ty).map(|f| f.key),
+            form: forms::form_of(&v).map(|f| f.key),
             current: is_current(&v),
             status,
             resource_type: ty,
@@ -213,6 +218,13 @@ async fn view_for(
                 view.earlier.push(item.clone());
             }
         }
+    }
+    // A form of which a child has one item (what matters to me) is changed, not added to.
+    for s in &mut sections {
+        s.writable = !s.forms.is_empty();
+        let present: Vec<&str> = s.items.iter().filter_map(|i| i.form).collect();
+        s.forms
+            .retain(|k| forms::form(k).is_none_or(|f| f.repeats || !present.contains(k)));
     }
     audit_read(d, audited_as, &guard, patient, now, interaction).await?;
     let name = &patient_json["name"][0];

@@ -145,7 +145,7 @@ fn section_json(s: &passport::SectionView, family: bool) -> Value {
         .map(|f| json!({ "key": f.key, "noun": f.noun }))
         .collect();
     json!({ "code": s.code, "title": s.title, "shared": s.shared, "items": items(&s.items),
-            "earlier": items(&s.earlier), "forms": forms })
+            "earlier": items(&s.earlier), "forms": forms, "writable": s.writable })
 }
 
 fn item_json(i: &passport::Item, family: bool) -> Value {
@@ -293,12 +293,12 @@ pub async fn change_form(
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let Some(f) = forms::form_for_type(&ty) else {
-        return Ok(guard::not_found());
-    };
     let (stored, v) = match passport::item(&st.domain, &c, &patient, &ty, &id).await {
         Ok(x) => x,
         Err(e) => return failed(e, &patient, "/"),
+    };
+    let Some(f) = forms::form_of(&v) else {
+        return Ok(guard::not_found());
     };
     let name = match child_name(&st, &c, &patient).await {
         Ok(n) => n,
@@ -306,7 +306,7 @@ pub async fn change_form(
     };
     let q = passport::templates::published(&st.domain, f.questionnaire).await?;
     let qs = forms::questions(f, &q);
-    let fields = forms::fields_of(&qs, &forms::read_back(&v, &qs));
+    let fields = forms::fields_of(&qs, &forms::answers_of(&v, f, &qs));
     let waiting = passport::awaiting(&v);
     Ok(form_page(
         StatusCode::OK,
@@ -328,7 +328,15 @@ pub async fn change(
     Path((patient, ty, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> PageResult {
-    let Some(f) = forms::form_for_type(&ty) else {
+    let (_, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = match passport::item(&st.domain, &c, &patient, &ty, &id).await {
+        Ok((_, v)) => forms::form_of(&v),
+        Err(e) => return failed(e, &patient, "/"),
+    };
+    let Some(f) = f else {
         return Ok(guard::not_found());
     };
     save(&st, &headers, &patient, f.key, Some(&id), &body).await
