@@ -588,6 +588,25 @@ on_both_databases!(every_record_route_is_audited, |srv| {
         n,
         &trail(&w).await,
     );
+    let n = trail(&w).await.len();
+    let p = cara
+        .submit(
+            &format!("{passport}/changes"),
+            &format!("{passport}/review-date"),
+            &[
+                ("next-review-day", "1"),
+                ("next-review-month", "6"),
+                ("next-review-year", "2099"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    expect(
+        "/passport/{patient}/review-date",
+        "Cara Carer",
+        n,
+        &trail(&w).await,
+    );
     assert_eq!(checked, routes, "the route table's record-changing routes");
     w.store.close().await;
 });
@@ -952,6 +971,107 @@ on_both_databases!(
                 .await
                 .body
                 .contains("nothing-changed")
+        );
+        w.store.close().await;
+    }
+);
+
+// The next review: set by the care team on the review screen (a date in the future),
+// shown on the passport and in the caseload; an overdue review is a warning on both.
+on_both_databases!(
+    the_next_review_is_set_shown_and_warned_when_overdue,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let passport = format!("/passport/{}", w.mia);
+        let changes = format!("{passport}/changes");
+        let to = format!("{passport}/review-date");
+        let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+        let p = cara.get(&passport).await;
+        assert!(
+            p.body.contains("Not checked by the care team yet"),
+            "{}",
+            p.body
+        );
+        // Not a real date, or not in the future: an inline error, nothing saved.
+        for (d, m, y) in [("31", "2", "2099"), ("1", "1", "2020"), ("", "", "")] {
+            let bad = cara
+                .submit(
+                    &changes,
+                    &to,
+                    &[
+                        ("next-review-day", d),
+                        ("next-review-month", m),
+                        ("next-review-year", y),
+                    ],
+                )
+                .await;
+            assert_eq!(bad.status, 400, "{d}/{m}/{y}: {}", bad.body);
+            assert!(bad.has_error_summary_for("next-review"));
+        }
+        let set = cara
+            .submit(
+                &changes,
+                &to,
+                &[
+                    ("next-review-day", "1"),
+                    ("next-review-month", "6"),
+                    ("next-review-year", "2099"),
+                ],
+            )
+            .await;
+        assert_eq!(set.status, 303, "{}", set.body);
+        let p = cara.get(&passport).await;
+        assert!(p.body.contains("Next review by 1 June 2099"), "{}", p.body);
+        assert!(!p.body.contains("review-overdue"));
+        let list = cara.get("/passports").await;
+        assert!(list.body.contains("1 June 2099"), "{}", list.body);
+        // The family cannot set it.
+        let mut sam = family(&srv.base, "sam@example.com").await;
+        let home = sam.get("/").await;
+        let refused = sam
+            .post(
+                &to,
+                &[
+                    ("next-review-day", "1"),
+                    ("next-review-month", "6"),
+                    ("next-review-year", "2098"),
+                    ("csrf_token", home.csrf().as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+        // A review date that has passed (stored as an earlier version of the service would have
+        // kept it): warned on the passport and first in the caseload.
+        let plan = of_type(&w, "CarePlan", "subject").await;
+        let plan = plan
+            .iter()
+            .find(|p| domain::passport::is_review_plan(p))
+            .unwrap();
+        let stored = w
+            .store
+            .records()
+            .read("CarePlan", plan["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut past = plan.clone();
+        past["period"]["end"] = serde_json::json!("2020-01-01");
+        w.store
+            .records()
+            .write(
+                &fixture(),
+                passport_server::records::new_version(past, Some(&stored)).unwrap(),
+            )
+            .await
+            .unwrap();
+        let p = sam.get(&passport).await;
+        assert!(p.body.contains("review-overdue"), "{}", p.body);
+        assert!(p.body.contains("1 January 2020"));
+        let list = cara.get("/passports").await;
+        assert!(
+            list.body.contains("Overdue: 1 January 2020"),
+            "{}",
+            list.body
         );
         w.store.close().await;
     }

@@ -217,7 +217,7 @@ pub async fn save(
         let p = provenance(caller, patient, &target, &v, now);
         writes.push(new_version(p, None).map_err(|e| Failed::Invalid(e.0))?);
     }
-    store(d, caller, writes).await?;
+    store_all(d, caller, writes).await?;
     Ok(id)
 }
 
@@ -312,7 +312,7 @@ async fn save_answers(
         let p = provenance(caller, patient, &target, &qr, crate::clock::now_us());
         writes.push(new_version(p, None).map_err(|e| Failed::Invalid(e.0))?);
     }
-    store(d, caller, writes).await?;
+    store_all(d, caller, writes).await?;
     Ok(id)
 }
 
@@ -335,7 +335,7 @@ async fn author(d: &Domain, caller: &Caller, patient: &str) -> Result<Option<Str
     })
 }
 
-async fn store(
+pub(super) async fn store_all(
     d: &Domain,
     caller: &Caller,
     writes: Vec<passport_store::Write>,
@@ -392,7 +392,7 @@ pub async fn check(d: &Domain, caller: &Caller, o: &Opened<'_>) -> Result<(), Fa
         new_version(v, Some(&stored)).map_err(|e| Failed::Invalid(e.0))?,
         new_version(p, None).map_err(|e| Failed::Invalid(e.0))?,
     ];
-    store(d, caller, writes).await
+    store_all(d, caller, writes).await
 }
 
 /// How an item stops being current.
@@ -421,7 +421,7 @@ pub async fn end(d: &Domain, caller: &Caller, o: &Opened<'_>, how: End) -> Resul
         guard
             .write(Action::Delete, resource_type, id, Some(&stored.body), None)
             .await?;
-        return store(d, caller, vec![deletion(&stored)]).await;
+        return store_all(d, caller, vec![deletion(&stored)]).await;
     }
     let today = crate::dates::today();
     match (resource_type, how) {
@@ -458,7 +458,7 @@ pub async fn end(d: &Domain, caller: &Caller, o: &Opened<'_>, how: End) -> Resul
     let family = is_family(caller);
     set_awaiting(&mut v, family && how == End::NoLongerTrue);
     may_update(&mut guard, &stored, &v).await?;
-    store(
+    store_all(
         d,
         caller,
         vec![new_version(v, Some(&stored)).map_err(|e| Failed::Invalid(e.0))?],

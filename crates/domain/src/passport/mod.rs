@@ -36,7 +36,7 @@ use crate::guard::{Caller, Guard, Refused};
 
 pub use change::{End, Opened, Target, check, end, save};
 pub use forms::{FORMS, Form};
-pub use review::{Change, changes};
+pub use review::{Change, PLAN_SYSTEM, changes, is_review_plan, set_next_review};
 pub use view::{compartment, preview, summary, typical_role, view};
 
 /// The code system of an item's review state (`meta.tag`).
@@ -114,6 +114,19 @@ pub struct View {
     pub nhs_number: String,
     pub sections: Vec<SectionView>,
     pub waiting: usize,
+    /// When anything in it was last checked by the care team, and by whom.
+    pub last_checked: Option<LastChecked>,
+    /// When the care team means to review it next (`YYYY-MM-DD`).
+    pub next_review: Option<String>,
+    /// That date has passed.
+    pub review_overdue: bool,
+}
+
+/// The passport's last check.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastChecked {
+    pub date: String,
+    pub by: String,
 }
 
 /// Why a passport action did not happen.

@@ -128,3 +128,74 @@ pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<C
     }
     Ok(out)
 }
+
+/// The code system of the passport's own plans (`CarePlan.category`): `review` is the
+/// passport's next review, its date in `period.end`.
+pub const PLAN_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-plan";
+
+/// Whether a resource is the passport's review plan.
+pub fn is_review_plan(v: &Value) -> bool {
+    v["resourceType"] == "CarePlan"
+        && v["category"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["coding"].as_array().into_iter().flatten())
+            .any(|c| c["system"] == PLAN_SYSTEM && c["code"] == "review")
+}
+
+/// Sets when the passport is next to be reviewed (a professional of the care team): the
+/// child's review `CarePlan`, created or given a new version, in the about-me section (the
+/// date tells nothing about the child's care), audited as the caller.
+pub async fn set_next_review(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+    date: &str,
+) -> Result<(), Failed> {
+    if is_family(caller) {
+        return Err(Failed::Forbidden(
+            "The care team sets when the passport is next reviewed.".into(),
+        ));
+    }
+    let existing = super::compartment(d, patient)
+        .await?
+        .into_iter()
+        .find(is_review_plan);
+    let current = match existing.as_ref().and_then(|v| v["id"].as_str()) {
+        Some(id) => d.records().read("CarePlan", id).await?,
+        None => None,
+    };
+    let id = existing
+        .as_ref()
+        .and_then(|v| v["id"].as_str())
+        .map(str::to_owned)
+        .unwrap_or_else(crate::onboarding::new_id);
+    let plan = serde_json::json!({
+        "resourceType": "CarePlan", "id": id,
+        "meta": { "tag": [access::Section::AboutMe.tag()] },
+        "status": "active", "intent": "plan",
+        "category": [{ "coding": [{ "system": PLAN_SYSTEM, "code": "review", "display": "Passport review" }] }],
+        "title": "Passport review",
+        "subject": { "reference": format!("Patient/{patient}") },
+        "period": { "end": date },
+        "author": { "display": caller.who.person.display },
+    });
+    let action = if current.is_some() {
+        access::Action::Update
+    } else {
+        access::Action::Create
+    };
+    crate::guard::Guard::new(d, caller)
+        .write(
+            action,
+            "CarePlan",
+            &id,
+            current.as_ref().map(|s| &s.body),
+            Some(&plan),
+        )
+        .await?;
+    let write =
+        crate::records::new_version(plan, current.as_ref()).map_err(|e| Failed::Invalid(e.0))?;
+    super::change::store_all(d, caller, vec![write]).await
+}

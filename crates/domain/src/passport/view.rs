@@ -142,6 +142,7 @@ async fn view_for(
     let all = compartment(d, patient).await?;
     let mut provenance = Vec::new();
     let mut items: Vec<Value> = Vec::new();
+    let mut next_review = None;
     for v in all {
         let ty = v["resourceType"].as_str().unwrap_or_default().to_owned();
         if !guard.decide(Action::Read, &v).await?.allow {
@@ -149,6 +150,8 @@ async fn view_for(
         }
         if ty == "Provenance" {
             provenance.push(v);
+        } else if review::is_review_plan(&v) {
+            next_review = v["period"]["end"].as_str().map(str::to_owned);
         } else if (!NOT_ITEMS.contains(&ty.as_str()) && !is_family_link(&v))
             // Answers kept as the item itself (what matters to me…); other answers are
             // already shown through the resource they fill.
@@ -158,6 +161,21 @@ async fn view_for(
         }
     }
     let checked = checks(&provenance);
+    // The last check of anything in the passport, and by whom.
+    let last_checked = provenance
+        .iter()
+        .filter(|p| p["recorded"].is_string())
+        .max_by(|a, b| a["recorded"].as_str().cmp(&b["recorded"].as_str()))
+        .map(|p| LastChecked {
+            date: p["recorded"]
+                .as_str()
+                .and_then(crate::dates::long_date)
+                .unwrap_or_default(),
+            by: p["agent"][0]["who"]["display"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        });
     let writable = writable_forms(d, caller, &facts, now);
     let mut sections: Vec<SectionView> = Section::ALL
         .iter()
@@ -246,6 +264,11 @@ async fn view_for(
             .to_owned(),
         sections,
         waiting,
+        review_overdue: next_review
+            .as_deref()
+            .is_some_and(|d| d < crate::dates::today().as_str()),
+        next_review,
+        last_checked,
     })
 }
 

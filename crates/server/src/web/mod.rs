@@ -214,6 +214,11 @@ pub fn table() -> Vec<Route> {
             passport::checked,
         ),
         Route::page("/passport/{patient}/changes", passport::changes),
+        Route::action(
+            "/passport/{patient}/review-date",
+            Record,
+            passport::review_date,
+        ),
         Route::form("/passports", passport::caseload, Nothing, passport::find),
         Route::form(
             "/break-glass",

@@ -129,6 +129,9 @@ pub async fn view(
             "birth_date": long_date(&v.birth_date).unwrap_or_else(|| "not recorded".into()),
             "nhs_number": spaced_nhs_number(&v.nhs_number),
             "sections": sections, "waiting": v.waiting, "family": family,
+            "last_checked": v.last_checked,
+            "next_review": v.next_review.as_deref().and_then(long_date),
+            "review_overdue": v.review_overdue,
             "csrf_token": who.csrf_token(),
         }),
     ))
@@ -513,12 +516,77 @@ pub async fn changes(
                     "label": ch.label, "rows": rows, "new": ch.new, "ended": ch.ended })
         })
         .collect();
-    Ok(page(
+    changes_page(
+        &who,
+        &patient,
+        &name,
+        &changes,
         StatusCode::OK,
+        &[],
+        &HashMap::new(),
+    )
+}
+
+fn changes_page(
+    who: &SignedIn,
+    patient: &str,
+    name: &str,
+    changes: &[Value],
+    status: StatusCode,
+    errors: &[forms::FieldError],
+    fields: &HashMap<String, String>,
+) -> PageResult {
+    let errors: Vec<Value> = errors
+        .iter()
+        .map(|e| json!({ "field": e.field, "text": e.message }))
+        .collect();
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    Ok(page(
+        status,
         "passport_changes.html",
-        json!({ "patient": patient, "name": name, "changes": changes,
-                "csrf_token": who.csrf_token() }),
+        json!({ "patient": patient, "name": name, "changes": changes, "errors": errors,
+                "day": get("next-review-day"), "month": get("next-review-month"),
+                "year": get("next-review-year"), "csrf_token": who.csrf_token() }),
     ))
+}
+
+/// `POST /passport/{patient}/review-date`: when the care team next reviews the passport.
+pub async fn review_date(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(patient): Path<String>,
+    body: Bytes,
+) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let f = form(&body);
+    let back = format!("/passport/{patient}/changes");
+    if !who.csrf_ok(&f) {
+        return Ok(csrf_refused(Some((&back, "Go back to what changed"))));
+    }
+    let date = domain::dates::parse_parts(
+        field(&f, "next-review-day"),
+        field(&f, "next-review-month"),
+        field(&f, "next-review-year"),
+    );
+    let today = domain::dates::today();
+    let Some(date) = date.filter(|d| d.as_str() > today.as_str()) else {
+        let name = match child_name(&st, &c, &patient).await {
+            Ok(n) => n,
+            Err(e) => return failed(e, &patient, "/"),
+        };
+        let e = [forms::FieldError {
+            field: "next-review".into(),
+            message: "Enter a real date in the future for the next review".into(),
+        }];
+        return changes_page(&who, &patient, &name, &[], StatusCode::BAD_REQUEST, &e, &f);
+    };
+    match passport::set_next_review(&st.domain, &c, &patient, &date).await {
+        Ok(()) => Ok(see_other(&format!("/passport/{patient}"))),
+        Err(e) => failed(e, &patient, &back),
+    }
 }
 
 /// `GET /passports`: a professional's children (their care teams), and finding one by NHS
@@ -540,12 +608,23 @@ pub async fn caseload(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Pa
         if let Ok(v) = passport::summary(&st.domain, &c, &id).await {
             children.push(json!({ "id": v.patient, "name": v.name,
                 "birth_date": long_date(&v.birth_date).unwrap_or_default(),
-                "nhs_number": spaced_nhs_number(&v.nhs_number), "waiting": v.waiting }));
+                "nhs_number": spaced_nhs_number(&v.nhs_number), "waiting": v.waiting,
+                "next_review": v.next_review.as_deref().and_then(long_date),
+                "overdue": v.review_overdue }));
         }
     }
+    // Overdue reviews first, then the most changes waiting, then by name.
     children.sort_by(|a, b| {
-        (b["waiting"].as_u64(), a["name"].as_str())
-            .cmp(&(a["waiting"].as_u64(), b["name"].as_str()))
+        (
+            b["overdue"].as_bool(),
+            b["waiting"].as_u64(),
+            a["name"].as_str(),
+        )
+            .cmp(&(
+                a["overdue"].as_bool(),
+                a["waiting"].as_u64(),
+                b["name"].as_str(),
+            ))
     });
     Ok(page(
         StatusCode::OK,

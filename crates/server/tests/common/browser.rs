@@ -46,9 +46,11 @@ impl Page {
             .replace("&quot;", "\"")
     }
 
-    /// Every hidden field of the first form, as form pairs.
+    /// Every hidden field of the first form of the page's content (after the header, whose
+    /// sign-out form every signed-in page has), as form pairs.
     pub fn hidden_fields(&self) -> Vec<(String, String)> {
-        let form = &self.body[self.body.find("<form").unwrap()..];
+        let main = &self.body[self.body.find("<main").unwrap_or(0)..];
+        let form = &main[main.find("<form").unwrap()..];
         let form = &form[..form.find("</form>").unwrap()];
         let mut out = Vec::new();
         for part in form.split("<input type=\"hidden\" name=\"").skip(1) {
