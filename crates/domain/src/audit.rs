@@ -827,6 +827,14 @@ pub fn plain_words(event: &[u8]) -> Option<String> {
         })
         .filter(|t| t.chars().next().is_some_and(|c| c.is_ascii_uppercase()));
     let what = resource_type.map_or("the record", plain_resource);
+    // The child's own Patient read (the passport page): its only entity is the child.
+    let about_patient = v.get("entity").and_then(Value::as_array).is_some_and(|es| {
+        es.iter().any(|e| {
+            e.pointer("/what/reference")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.starts_with("Patient/"))
+        })
+    });
     let when = v
         .get("recorded")
         .and_then(Value::as_str)
@@ -859,6 +867,9 @@ pub fn plain_words(event: &[u8]) -> Option<String> {
             };
             if subtype(PASSPORT_EVENT_SYSTEM) == Some("consent-change") {
                 format!("{verb} consent settings")
+            } else if action == "R" && resource_type.is_none() && about_patient {
+                // The passport page is audited as one read of the child's record.
+                "looked at the passport".to_owned()
             } else {
                 format!("{verb} {what}")
             }
@@ -901,7 +912,8 @@ pub fn plain_resource(resource_type: &str) -> &'static str {
         "Consent" => "consent settings",
         "DiagnosticReport" => "test reports",
         "Flag" => "alerts",
-        "QuestionnaireResponse" => "questionnaires",
+        "QuestionnaireResponse" => "answers in the passport",
+        "Provenance" => "the care team's checks",
         _ => "the record",
     }
 }
@@ -1016,6 +1028,13 @@ mod tests {
         );
         assert_eq!(record.patient_id.as_deref(), Some("child1"));
         assert_eq!(record.sensitivity, Sensitivity::Normal);
+        // Opening the passport page is one read of the child's Patient.
+        spec.resource = Some(("Patient".into(), Some("child1".into()), None));
+        let record = spec.to_record("http://passport.test");
+        assert_eq!(
+            plain_words(&record.event).unwrap(),
+            "Dr A Smith (St Elsewhere Hospital) looked at the passport on 3 March 2027 at 14:05"
+        );
     }
 
     #[test]
