@@ -410,6 +410,13 @@ try {
   await fam.waitForLoadState();
   check(await fam.locator('.nhsuk-error-summary a[href="#allergy-substance"]').count() === 1, 'missing substance: error summary');
   await axe(fam, 'add an allergy (with errors)');
+  // Search as you type narrows the coded list; one match is chosen.
+  check(await fam.locator('#allergy-substance-search').count() === 1, 'a search box for the substance list');
+  await fam.fill('#allergy-substance-search', 'wasp');
+  check((await fam.locator('#allergy-substance-search-status').innerText()).includes('1 match'), 'one match for "wasp"');
+  check((await fam.$eval('#allergy-substance', (s) => s.options[s.selectedIndex].text)).includes('wasp sting'), 'the one match is chosen');
+  await axe(fam, 'add an allergy (searching)');
+  await fam.fill('#allergy-substance-search', '');
   await fam.selectOption('#allergy-substance', { label: 'Peanut' });
   await fam.selectOption('#allergy-reaction', 'other');
   await fam.fill('#allergy-reaction-other', 'Swollen lips');

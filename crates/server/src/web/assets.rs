@@ -27,6 +27,8 @@ struct Asset {
 }
 
 const OWN_CSS: &str = include_str!("../../assets/passport.css");
+/// Search as you type in long choose-from-list questions (progressive enhancement).
+const CHOOSE_JS: &str = include_str!("../../assets/passport-choose.js");
 
 fn package_dir() -> Option<PathBuf> {
     let candidates = [
@@ -108,6 +110,13 @@ fn load() -> HashMap<String, Asset> {
         Asset {
             body: Bytes::from_static(OWN_CSS.as_bytes()),
             content_type: content_type("x.css"),
+        },
+    );
+    files.insert(
+        "passport-choose.js".to_owned(),
+        Asset {
+            body: Bytes::from_static(CHOOSE_JS.as_bytes()),
+            content_type: content_type("x.js"),
         },
     );
     let Some(dir) = package_dir() else {
