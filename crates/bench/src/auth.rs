@@ -360,6 +360,35 @@ enum Grant {
     User(UserFlow),
 }
 
+impl Auth {
+    /// The person whose user token this is (`None` for a system client).
+    pub fn account(&self) -> Option<&Account> {
+        match &self.grant {
+            Grant::User(flow) => Some(&flow.account),
+            Grant::ClientCredentials => None,
+        }
+    }
+}
+
+/// A web session of `account` (the password form; a family account is then fully signed
+/// in): the `Cookie` header value that carries it. Not timed.
+pub async fn session_cookie(c: &mut Client, account: &Account) -> Result<String, String> {
+    let csrf = csrf_token(c).await?;
+    let (body, cookie) = sign_in_request(account, &csrf);
+    let r = c
+        .send(
+            Method::POST,
+            "/sign-in",
+            &[("content-type", FORM), ("cookie", &cookie)],
+            Some(body),
+        )
+        .await
+        .map_err(|e| format!("POST /sign-in: transport error: {e}"))?;
+    let session = check_sign_in(&r, account)
+        .map_err(|e| format!("POST /sign-in ({}): {e}", account.email))?;
+    Ok(format!("{SESSION_COOKIE}={session}"))
+}
+
 /// A user's token the way a SMART app gets one: the user signs in with the password form,
 /// the app sends them to `GET /oauth/authorize` (response_type=code, PKCE S256, `aud` =
 /// the FHIR base URL), they press "Allow", and the app exchanges the code from the

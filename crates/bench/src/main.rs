@@ -113,7 +113,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything,family-passport"
     )]
     workloads: Vec<String>,
     /// Schools in the synthetic region (each child's care team names one: child i is at

@@ -47,6 +47,8 @@ pub enum Workload {
     FamilyInclude,
     FamilyChain,
     FamilyEverything,
+    /// The passport page (HTML) as a parent signed in to the pages.
+    FamilyPassport,
 }
 
 /// Whose token a workload's `/fhir` requests carry.
@@ -95,7 +97,7 @@ pub enum Shape {
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 29] = [
+    pub const ALL: [Workload; 30] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
@@ -125,6 +127,7 @@ impl Workload {
         Workload::FamilyInclude,
         Workload::FamilyChain,
         Workload::FamilyEverything,
+        Workload::FamilyPassport,
     ];
 
     /// Whose token the workload's `/fhir` requests carry.
@@ -135,7 +138,8 @@ impl Workload {
                 Who::Hospital
             }
             SchoolObs | SchoolNhs | SchoolInclude | SchoolChain | SchoolEverything => Who::School,
-            FamilyObs | FamilyNhs | FamilyInclude | FamilyChain | FamilyEverything => Who::Family,
+            FamilyObs | FamilyNhs | FamilyInclude | FamilyChain | FamilyEverything
+            | FamilyPassport => Who::Family,
             _ => Who::Regional,
         }
     }
@@ -215,6 +219,7 @@ impl Workload {
             Workload::FamilyInclude => "family-include",
             Workload::FamilyChain => "family-chain",
             Workload::FamilyEverything => "family-everything",
+            Workload::FamilyPassport => "family-passport",
         }
     }
 
@@ -253,6 +258,9 @@ impl Workload {
             }
             Workload::SignIn => {
                 "full web sign-in of a family account (password only, argon2id): POST /sign-in form (email, password, csrf_token + the passport_csrf cookie); 303 to / with a session cookie expected"
+            }
+            Workload::FamilyPassport => {
+                "GET /passport/{id} (the passport page, HTML) signed in to the pages as a parent, one of their 1–3 children; 200 with the passport's 11 sections (its read decided item by item and audited once)"
             }
             Workload::SignInStaff => {
                 "sign-in (password step) of a staff account (argon2id): POST /sign-in as for sign-in; 303 to /sign-in/code (the TOTP step, not measured) with a session cookie expected"
@@ -458,6 +466,8 @@ struct Worker {
     sign_in: Option<(Bytes, String)>,
     /// The worker's number in its run (which family member it acts as).
     slot: usize,
+    /// The `Cookie` of this worker's web session (page workloads), once signed in.
+    page_cookie: Option<String>,
 }
 
 fn snippet(body: &Bytes) -> String {
@@ -476,6 +486,7 @@ impl Worker {
             auth,
             sign_in: None,
             slot: 0,
+            page_cookie: None,
         }
     }
 
@@ -810,6 +821,47 @@ impl Worker {
         }
     }
 
+    /// One passport page as this worker's parent (signed in once, untimed).
+    async fn passport_page(&mut self, ctx: &Ctx) {
+        let Some(k) = self.child_of(ctx, Who::Family, false) else {
+            return self.tally.error("family-passport: no child".into());
+        };
+        if self.page_cookie.is_none() {
+            let families = &ctx.callers.families;
+            let account = families
+                .get(self.slot % families.len().max(1))
+                .and_then(|f| f.auth.account().cloned());
+            let Some(account) = account else {
+                return self
+                    .tally
+                    .error("family-passport: no family account".into());
+            };
+            match auth::session_cookie(&mut self.client, &account).await {
+                Ok(c) => self.page_cookie = Some(c),
+                Err(e) => return self.tally.error(e),
+            }
+        }
+        let cookie = self.page_cookie.clone().unwrap_or_default();
+        let path = format!("/passport/{}", ctx.data.patients[k]);
+        let Some(r) = self
+            .call(
+                Method::GET,
+                &path,
+                &[("accept", "text/html"), ("cookie", &cookie)],
+                None,
+            )
+            .await
+        else {
+            return;
+        };
+        let sections = String::from_utf8_lossy(&r.body)
+            .matches("class=\"passport-section\"")
+            .count();
+        if r.status != 200 || sections != 11 {
+            self.unexpected(&format!("GET {path} ({sections} sections)"), &r);
+        }
+    }
+
     fn random_resource<'a>(&mut self, ctx: &'a Ctx) -> Option<&'a (&'static str, String)> {
         let all = &ctx.data.resources;
         (!all.is_empty()).then(|| &all[self.rng.below(all.len() as u64) as usize])
@@ -935,6 +987,7 @@ impl Worker {
             Workload::Token => self.token(ctx).await,
             Workload::SignIn => self.sign_in(ctx.accounts.family.as_ref()).await,
             Workload::SignInStaff => self.sign_in(ctx.accounts.staff.as_ref()).await,
+            Workload::FamilyPassport => self.passport_page(ctx).await,
             w => match w.shape() {
                 Some(shape) => self.as_caller(ctx, w.who(), shape).await,
                 None => self.tally.error(format!("{}: no step", w.name())),
