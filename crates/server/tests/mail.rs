@@ -421,3 +421,67 @@ async fn registration_is_rate_limited_sqlite() {
 async fn registration_is_rate_limited_postgres() {
     rate_limited(Backend::Postgres).await;
 }
+
+// A family member resets their own password by an emailed link: the same answer for any
+// address; a link only to an active family sign-in (staff are told to ask their
+// administrator; an unknown address gets nothing); the link sets a new password once.
+with_mail!(families_reset_their_password_by_email, |srv, mail| {
+    let s = seed(&srv.database_url).await;
+    let mut b = Browser::new(&srv.base).unescaping_slashes();
+    let signin = b.get("/sign-in").await;
+    assert!(signin.body.contains("href=\"/forgot-password\""));
+    let bad = b
+        .submit(
+            "/forgot-password",
+            "/forgot-password",
+            &[("email", "not an email")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.has_error_summary_for("email"));
+    let mut answers = Vec::new();
+    for email in [FAMILY, STAFF, "nobody@example.com"] {
+        let p = b
+            .submit("/forgot-password", "/forgot-password", &[("email", email)])
+            .await;
+        assert_eq!(p.status, 200, "{}", p.body);
+        answers.push(p.body.clone());
+    }
+    assert!(
+        answers.iter().all(|a| a == &answers[0]),
+        "the same answer for every address"
+    );
+    let family = mail.wait_for(FAMILY, 1).await;
+    let link = family[0].links(&format!("{}/reset-password/", srv.base));
+    assert_eq!(link.len(), 1, "{}", family[0].text);
+    let staff = mail.wait_for(STAFF, 1).await;
+    assert!(
+        staff[0]
+            .links(&format!("{}/reset-password/", srv.base))
+            .is_empty()
+    );
+    assert!(staff[0].text.contains("administrator"));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        mail.to("nobody@example.com").is_empty(),
+        "no email to an unknown address"
+    );
+    // The link sets a new password, once.
+    let path = link[0].strip_prefix(&srv.base).unwrap().to_owned();
+    let new_password = "a brand new long passphrase";
+    let set = b
+        .submit(
+            &path,
+            &path,
+            &[("password", new_password), ("confirm", new_password)],
+        )
+        .await;
+    assert_eq!(set.status, 303, "{}", set.body);
+    let again = b.get(&path).await;
+    assert_ne!(again.status, 200, "the link works once");
+    let mut fresh = Browser::new(&srv.base);
+    let signed_in = fresh.sign_in(FAMILY, new_password).await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.location, "/");
+    s.store.close().await;
+});

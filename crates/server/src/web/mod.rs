@@ -28,6 +28,7 @@
 mod access_log;
 pub mod authorize;
 pub mod errors;
+mod forgot;
 pub use domain::{auth, directory};
 mod admin;
 mod admin_templates;
@@ -170,6 +171,7 @@ pub fn table() -> Vec<Route> {
         Route::form("/sign-in", pages::sign_in_form, Account, pages::sign_in),
         Route::form("/sign-in/code", pages::code_form, Account, pages::code),
         Route::action("/sign-out", Account, pages::sign_out),
+        Route::form("/forgot-password", forgot::form_page, Account, forgot::send),
         Route::form(
             "/reset-password/{token}",
             pages::reset_form,

@@ -17,6 +17,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("totp.html", include_str!("../../templates/totp.html")),
     ("home.html", include_str!("../../templates/home.html")),
     ("reset.html", include_str!("../../templates/reset.html")),
+    ("forgot.html", include_str!("../../templates/forgot.html")),
     ("message.html", include_str!("../../templates/message.html")),
     ("radios.html", include_str!("../../templates/radios.html")),
     (

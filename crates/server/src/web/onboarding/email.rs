@@ -16,7 +16,7 @@ use crate::web::auth;
 use crate::web::errors::{PageError, PageResult};
 use crate::web::templates::message;
 
-pub(super) const BAD_EMAIL: &str =
+pub(crate) const BAD_EMAIL: &str =
     "Enter an email address in the correct format, like name@example.com";
 
 /// How long an emailed verification link works.
@@ -106,7 +106,7 @@ pub(super) async fn begin_registration(
 }
 
 /// The 429 page when a rate limit of [`begin_registration`] is reached.
-pub(super) fn too_many_registrations() -> Response {
+pub(crate) fn too_many_registrations() -> Response {
     let mut resp = message(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many requests",

@@ -44,6 +44,7 @@ use crate::web::templates::{message, page, see_other, with_cookie};
 
 pub use domain::onboarding::*;
 pub use email::VERIFY_LINK_SECS;
+pub(crate) use email::{BAD_EMAIL, too_many_registrations};
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
