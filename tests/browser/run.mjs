@@ -224,6 +224,9 @@ try {
   await p5.fill('#birth_date', '27/03/2019');
   await p5.click('button[type=submit]');
   await p5.waitForLoadState();
+  check(await p5.locator('#check-answers').count() === 1, 'a new passport: check the details first');
+  await axe(p5, 'check the child\'s details');
+  await Promise.all([p5.waitForNavigation(), p5.click('#confirm-create')]);
   check(await p5.locator('#invitation-code').count() === 1, 'invitation code shown');
   check(await p5.locator('.passport-qr svg').count() === 1, 'QR code shown as inline SVG');
   await axe(p5, 'invitation created');

@@ -139,6 +139,21 @@ async fn links_of(store: &passport_server::Domain, login: &str) -> Vec<Value> {
     out
 }
 
+/// Confirms the "check the child's details" step if the invitation makes a new passport
+/// (the answer as it is otherwise).
+async fn confirm_new_passport(b: &mut Browser, p: Page) -> Page {
+    if !p.body.contains("id=\"check-answers\"") {
+        return p;
+    }
+    let fields = p.hidden_fields();
+    assert!(
+        fields.iter().any(|(k, v)| k == "confirmed" && v == "yes"),
+        "{}",
+        p.body
+    );
+    b.post("/onboarding/invite", &fields).await
+}
+
 async fn issue(b: &mut Browser, nhs_number: &str) -> (String, Page) {
     let p = b
         .submit(
@@ -153,6 +168,7 @@ async fn issue(b: &mut Browser, nhs_number: &str) -> (String, Page) {
             ],
         )
         .await;
+    let p = confirm_new_passport(b, p).await;
     assert_eq!(p.status, 200, "{}", p.body);
     (p.between("id=\"invitation-code\">", "<"), p)
 }
@@ -744,5 +760,64 @@ on_both_databases!(csrf_is_checked_on_every_new_form, |srv| {
         let p = anon.post(path, &[("code", "ABCDE12345")]).await;
         assert_eq!(p.status, 403, "{path}");
     }
+    s.store.close().await;
+});
+
+// Check your answers: a new passport is created only after the member of staff has seen
+// its details; "change the details" brings the form back filled in; nothing is made before.
+on_both_databases!(a_new_passport_is_checked_before_it_is_made, |srv| {
+    let s = seed(&srv.database_url).await;
+    let mut staff = Browser::new(&srv.base);
+    staff.sign_in_staff("ada@example.nhs.uk", &s.staff).await;
+    let nhs_number = nhs(7);
+    let check = staff
+        .submit(
+            "/onboarding/invite",
+            "/onboarding/invite",
+            &[
+                ("nhs_number", &nhs_number),
+                ("given", "Ola"),
+                ("family", "Smith"),
+                ("birth_date", "02/01/2018"),
+            ],
+        )
+        .await;
+    assert_eq!(check.status, 200, "{}", check.body);
+    assert!(
+        check.body.contains("id=\"check-answers\""),
+        "{}",
+        check.body
+    );
+    assert!(check.body.contains("2 January 2018") && check.body.contains("Ola Smith"));
+    assert!(
+        onboarding::find_child(&s.store, &nhs_number)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing is made before the check"
+    );
+    // Change the details: the form again, with what was typed.
+    let mut edit = check.hidden_fields();
+    edit.retain(|(k, _)| k != "confirmed");
+    edit.push(("edit".into(), "yes".into()));
+    let form = staff.post("/onboarding/invite", &edit).await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("value=\"Ola\""), "{}", form.body);
+    assert!(
+        onboarding::find_child(&s.store, &nhs_number)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Confirmed: made, and the invitation issued.
+    let made = confirm_new_passport(&mut staff, check).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(made.body.contains("id=\"invitation-code\""));
+    assert!(
+        onboarding::find_child(&s.store, &nhs_number)
+            .await
+            .unwrap()
+            .is_some()
+    );
     s.store.close().await;
 });

@@ -18,6 +18,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("home.html", include_str!("../../templates/home.html")),
     ("reset.html", include_str!("../../templates/reset.html")),
     ("forgot.html", include_str!("../../templates/forgot.html")),
+    (
+        "onboarding_check.html",
+        include_str!("../../templates/onboarding_check.html"),
+    ),
     ("message.html", include_str!("../../templates/message.html")),
     ("radios.html", include_str!("../../templates/radios.html")),
     (

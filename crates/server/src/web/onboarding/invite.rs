@@ -66,6 +66,17 @@ pub(super) async fn invite(
             json!({ "errors": errors, "v": v }),
         )
     };
+    // "Change the details" from the check page: the form again, filled in.
+    if field(&f, "edit") == "yes" {
+        return Ok(form_page(
+            &st,
+            StatusCode::OK,
+            "onboarding_invite.html",
+            Some(&cur),
+            &headers,
+            json!({ "errors": [], "v": v }),
+        ));
+    }
     let mut errors = Vec::new();
     let nhs = parse_nhs_number(field(&f, "nhs_number"));
     if field(&f, "nhs_number").is_empty() {
@@ -129,6 +140,19 @@ pub(super) async fn invite(
             }
             if !errors.is_empty() {
                 return Ok(retry(errors));
+            }
+            // Check your answers: a new passport is made only once the person has seen
+            // what it will hold (a wrong NHS Number or date of birth is costly to undo).
+            if field(&f, "confirmed") != "yes" {
+                return Ok(page(
+                    StatusCode::OK,
+                    "onboarding_check.html",
+                    json!({
+                        "v": v, "csrf_token": cur.session.csrf_token,
+                        "nhs_spaced": domain::passport::spaced_nhs_number(&nhs),
+                        "birth_date_long": dob.as_deref().and_then(domain::dates::long_date),
+                    }),
+                ));
             }
             let child = Child {
                 id: new_id(),
