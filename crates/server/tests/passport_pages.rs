@@ -1076,3 +1076,44 @@ on_both_databases!(
         w.store.close().await;
     }
 );
+
+// The passport page's weight on the wire (issue 10: ≤ 150 KB compressed, photo excluded):
+// the page and every stylesheet, script and image it links, fetched as a browser does
+// (static files gzipped; pages themselves are never compressed, see `web/assets.rs`).
+on_both_databases!(the_passport_page_weighs_under_150_kb, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut sam = family(&srv.base, "sam@example.com").await;
+    let page = sam.get(&format!("/passport/{}", w.mia)).await;
+    assert_eq!(page.status, 200);
+    let mut total = page.body.len();
+    let mut assets = Vec::new();
+    for attr in ["href=\"/assets/", "src=\"/assets/"] {
+        for part in page.body.split(attr).skip(1) {
+            assets.push(format!("/assets/{}", &part[..part.find('"').unwrap()]));
+        }
+    }
+    assert!(
+        assets.iter().any(|a| a.ends_with("nhsuk-frontend.min.css")),
+        "{assets:?}"
+    );
+    let client = reqwest::Client::new();
+    for a in &assets {
+        let r = client
+            .get(format!("{}{a}", srv.base))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{a}");
+        if a.ends_with(".css") {
+            assert_eq!(r.headers()["content-encoding"], "gzip", "{a}");
+        }
+        total += r.bytes().await.unwrap().len();
+    }
+    assert!(total <= 150 * 1024, "{total} bytes: {assets:?}");
+    println!(
+        "passport page weight: {total} bytes on the wire ({} assets)",
+        assets.len()
+    );
+    w.store.close().await;
+});
