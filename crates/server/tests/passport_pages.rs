@@ -1117,3 +1117,62 @@ on_both_databases!(the_passport_page_weighs_under_150_kb, |srv| {
     );
     w.store.close().await;
 });
+
+// A professional finds a child of their care teams by NHS Number and date of birth, or by
+// name and date of birth; nothing else finds them.
+on_both_databases!(a_professional_finds_a_child, |srv| {
+    let w = world(&srv.database_url).await;
+    let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+    let to = format!("/passport/{}", w.mia);
+    for fields in [
+        vec![("nhs_number", "943 476 5919"), ("birth_date", "27/03/2019")],
+        vec![("name", "Mia Jones"), ("birth_date", "27/03/2019")],
+        vec![("name", "mia jones"), ("birth_date", "2019-03-27")],
+    ] {
+        let p = cara.submit("/passports", "/passports", &fields).await;
+        assert_eq!(p.status, 303, "{fields:?}: {}", p.body);
+        assert_eq!(p.location, to);
+    }
+    for (fields, field) in [
+        (
+            vec![("nhs_number", "943 476 5919"), ("birth_date", "28/03/2019")],
+            "nhs_number",
+        ),
+        (
+            vec![("name", "Mia Smith"), ("birth_date", "27/03/2019")],
+            "nhs_number",
+        ),
+        (
+            vec![("nhs_number", "943 476 5918"), ("birth_date", "27/03/2019")],
+            "nhs_number",
+        ),
+        (vec![("birth_date", "27/03/2019")], "nhs_number"),
+        (
+            vec![("name", "Mia Jones"), ("birth_date", "31/02/2019")],
+            "birth_date",
+        ),
+    ] {
+        let p = cara.submit("/passports", "/passports", &fields).await;
+        assert_eq!(p.status, 400, "{fields:?}");
+        assert!(p.has_error_summary_for(field), "{fields:?}: {}", p.body);
+    }
+    // Someone outside the care team does not find her.
+    let mut erin = staff(&srv.base, &w, "erin@example.nhs.uk").await;
+    let p = erin
+        .submit(
+            "/passports",
+            "/passports",
+            &[("name", "Mia Jones"), ("birth_date", "27/03/2019")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    let p = erin
+        .submit(
+            "/passports",
+            "/passports",
+            &[("nhs_number", "943 476 5919"), ("birth_date", "27/03/2019")],
+        )
+        .await;
+    assert_eq!(p.status, 400);
+    w.store.close().await;
+});

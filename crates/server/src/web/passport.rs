@@ -643,10 +643,18 @@ pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
     if !who.csrf_ok(&f) {
         return Ok(csrf_refused(Some(("/passports", "Go back to your list"))));
     }
-    let nhs = domain::onboarding::parse_nhs_number(field(&f, "nhs_number"));
+    // By NHS Number and date of birth, or (no NHS Number to hand) by name and date of birth
+    // among the children of the person's care teams.
+    let typed_nhs = field(&f, "nhs_number");
+    let name = field(&f, "name").to_lowercase();
+    let nhs = domain::onboarding::parse_nhs_number(typed_nhs);
     let dob = domain::onboarding::parse_birth_date(field(&f, "birth_date"));
     let mut errors = Vec::new();
-    if nhs.is_none() {
+    if typed_nhs.is_empty() && name.is_empty() {
+        errors.push(
+            json!({ "field": "nhs_number", "text": "Enter the child's NHS Number, or their name" }),
+        );
+    } else if !typed_nhs.is_empty() && nhs.is_none() {
         errors.push(json!({ "field": "nhs_number", "text": "Enter a 10-digit NHS Number that passes its check, like 943 476 5919" }));
     }
     if dob.is_none() {
@@ -655,21 +663,47 @@ pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Byt
         );
     }
     if errors.is_empty()
-        && let (Some(nhs), Some(dob)) = (nhs, dob)
+        && let Some(dob) = dob
     {
-        if let Some(child) = domain::onboarding::find_child(&st.domain, &nhs).await?
-            && child.birth_date == dob
-            && passport::summary(&st.domain, &c, &child.id).await.is_ok()
+        let found = match nhs {
+            Some(nhs) => domain::onboarding::find_child(&st.domain, &nhs)
+                .await?
+                .filter(|c| c.birth_date == dob)
+                .map(|c| c.id),
+            None => {
+                let mut hit = None;
+                for id in
+                    domain::onboarding::care_team_patients(&st.domain, &who.cur.account).await?
+                {
+                    let Some(p) = st.domain.records().read("Patient", &id).await? else {
+                        continue;
+                    };
+                    let v: Value = serde_json::from_slice(&p.body).unwrap_or(Value::Null);
+                    let full = passport::label(&v).to_lowercase();
+                    let matches_name = full == name
+                        || full.split_whitespace().last() == name.split_whitespace().last()
+                            && full.starts_with(name.split_whitespace().next().unwrap_or(""));
+                    if v["birthDate"] == dob.as_str() && matches_name {
+                        hit = Some(id);
+                        break;
+                    }
+                }
+                hit
+            }
+        };
+        if let Some(id) = found
+            && passport::summary(&st.domain, &c, &id).await.is_ok()
         {
-            return Ok(see_other(&format!("/passport/{}", child.id)));
+            return Ok(see_other(&format!("/passport/{id}")));
         }
-        errors.push(json!({ "field": "nhs_number", "text": "No child in your care team has this NHS Number and date of birth" }));
+        errors.push(json!({ "field": "nhs_number", "text": "No child in your care team has these details. Check them, or ask the family for the NHS Number" }));
     }
     Ok(page(
         StatusCode::BAD_REQUEST,
         "passport_caseload.html",
         json!({ "children": [], "errors": errors, "csrf_token": who.csrf_token(),
-                "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date") }),
+                "nhs_number": field(&f, "nhs_number"), "name": field(&f, "name"),
+                "birth_date": field(&f, "birth_date") }),
     ))
 }
 
