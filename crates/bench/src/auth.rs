@@ -604,20 +604,7 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 /// requests, none of them timed.
 async fn fetch_user(c: &mut Client, flow: &UserFlow) -> Result<Token, String> {
     // 1. Sign in with the password form.
-    let csrf = csrf_token(c).await?;
-    let (body, cookie) = sign_in_request(&flow.account, &csrf);
-    let r = c
-        .send(
-            Method::POST,
-            "/sign-in",
-            &[("content-type", FORM), ("cookie", &cookie)],
-            Some(body),
-        )
-        .await
-        .map_err(|e| format!("POST /sign-in: transport error: {e}"))?;
-    let session = check_sign_in(&r, &flow.account)
-        .map_err(|e| format!("POST /sign-in ({}): {e}", flow.account.email))?;
-    let cookie = format!("{SESSION_COOKIE}={session}");
+    let cookie = session_cookie(c, &flow.account).await?;
     // 2. The authorisation request: the approval page.
     let (verifier, challenge) = pkce()?;
     let state = format!("s{}", Instant::now().elapsed().as_nanos());

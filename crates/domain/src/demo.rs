@@ -30,35 +30,14 @@ const REGION_ODS: &str = "DEMO0";
 
 /// The demo region.
 fn spec(password: &str) -> Spec {
-    let org = |key: &str, name: &str, sector, ods: &str| Org {
-        key: key.into(),
-        name: name.into(),
-        sector,
-        ods: Some(ods.into()),
-        regional: false,
-    };
-    let mut region_org = org(
+    let (org, staff, family, parent) = (Org::new, Staff::new, Family::new, Link::confirmed);
+    let region_org = org(
         "region",
         "Demo Region Children's Passport",
         Sector::CommunityHealth,
         REGION_ODS,
-    );
-    region_org.regional = true;
-    let staff = |org: &str, role, email: &str, name: &str| Staff {
-        org: org.into(),
-        role,
-        email: email.into(),
-        name: name.into(),
-    };
-    let family = |email: &str, name: &str| Family {
-        email: email.into(),
-        name: name.into(),
-    };
-    let parent = |email: &str, relationship: &str| Link {
-        family: email.into(),
-        relationship: relationship.into(),
-        active: true,
-    };
+    )
+    .regional();
     // (id, NHS Number from the test range 999…, given, family, birth date, condition, parent)
     let children = [
         (

@@ -140,6 +140,55 @@ pub struct Region {
     pub children: BTreeMap<String, String>,
 }
 
+impl Org {
+    pub fn new(key: &str, name: &str, sector: Sector, ods: &str) -> Org {
+        Org {
+            key: key.into(),
+            name: name.into(),
+            sector,
+            ods: Some(ods.into()),
+            regional: false,
+        }
+    }
+
+    /// The region's own organisation.
+    pub fn regional(mut self) -> Org {
+        self.regional = true;
+        self
+    }
+}
+
+impl Staff {
+    pub fn new(org: &str, role: Role, email: &str, name: &str) -> Staff {
+        Staff {
+            org: org.into(),
+            role,
+            email: email.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl Family {
+    pub fn new(email: &str, name: &str) -> Family {
+        Family {
+            email: email.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl Link {
+    /// A link in force (a parent confirmed by the care team, or by invitation).
+    pub fn confirmed(family: &str, relationship: &str) -> Link {
+        Link {
+            family: family.into(),
+            relationship: relationship.into(),
+            active: true,
+        }
+    }
+}
+
 impl Region {
     pub fn org(&self, key: &str) -> &str {
         &self.organisations[key]
@@ -360,30 +409,14 @@ impl Spec {
     /// sections (the allergy `mia-allergy`, the condition `mia-condition`).
     /// `nosy@example.com` is linked to nobody.
     pub fn standard(password: &str) -> Spec {
-        let org = |key: &str, name: &str, sector, ods: &str| Org {
-            key: key.into(),
-            name: name.into(),
-            sector,
-            ods: Some(ods.into()),
-            regional: false,
-        };
-        let staff = |org: &str, role, email: &str, name: &str| Staff {
-            org: org.into(),
-            role,
-            email: email.into(),
-            name: name.into(),
-        };
-        let family = |email: &str, name: &str| Family {
-            email: email.into(),
-            name: name.into(),
-        };
-        let mut region_org = org(
+        let (org, staff, family) = (Org::new, Staff::new, Family::new);
+        let region_org = org(
             "region",
             "North Children's Passport",
             Sector::CommunityHealth,
             "QNN",
-        );
-        region_org.regional = true;
+        )
+        .regional();
         Spec {
             region: "North".into(),
             password: password.into(),
@@ -471,16 +504,8 @@ impl Spec {
                 birth_date: "2019-03-27".into(),
                 care_team: vec!["hospital".into()],
                 links: vec![
-                    Link {
-                        family: "sam@example.com".into(),
-                        relationship: "MTH".into(),
-                        active: true,
-                    },
-                    Link {
-                        family: "gran@example.com".into(),
-                        relationship: "FAMMEMB".into(),
-                        active: true,
-                    },
+                    Link::confirmed("sam@example.com", "MTH"),
+                    Link::confirmed("gran@example.com", "FAMMEMB"),
                 ],
                 items: vec![
                     in_section(

@@ -32,6 +32,26 @@ async fn caller(
     Ok(Ok((who, c)))
 }
 
+/// A posted form of the passport pages: the signed-in person, their caller and the fields,
+/// or the answer to send (sign in first; a form without this session's CSRF token is
+/// refused, with a link back to `back`).
+async fn posted(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    back: (&str, &str),
+) -> Result<Result<(SignedIn, Caller, HashMap<String, String>), Response>, guard::PageError> {
+    let (who, c) = match caller(st, headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(Err(r)),
+    };
+    let f = form(body);
+    if !who.csrf_ok(&f) {
+        return Ok(Err(csrf_refused(Some(back))));
+    }
+    Ok(Ok((who, c, f)))
+}
+
 /// The page for a passport action that did not happen.
 fn failed(f: Failed, patient: &str, back: &str) -> PageResult {
     Ok(match f {
@@ -353,17 +373,12 @@ async fn save(
     id: Option<&str>,
     body: &Bytes,
 ) -> PageResult {
-    let (who, c) = match caller(st, headers).await? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let fields = form(body);
-    if !who.csrf_ok(&fields) {
-        return Ok(csrf_refused(Some((
-            &format!("/passport/{patient}"),
-            "Go back to the passport",
-        ))));
-    }
+    let back = format!("/passport/{patient}");
+    let (who, c, fields) =
+        match posted(st, headers, body, (&back, "Go back to the passport")).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     let Some(f) = forms::form(key) else {
         return Ok(guard::not_found());
     };
@@ -416,17 +431,12 @@ pub async fn end(
     Path((patient, ty, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> PageResult {
-    let (who, c) = match caller(&st, &headers).await? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let f = form(&body);
-    if !who.csrf_ok(&f) {
-        return Ok(csrf_refused(Some((
-            &format!("/passport/{patient}"),
-            "Go back to the passport",
-        ))));
-    }
+    let passport = format!("/passport/{patient}");
+    let (_, c, f) =
+        match posted(&st, &headers, &body, (&passport, "Go back to the passport")).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     let how = match field(&f, "how") {
         "no-longer-true" => End::NoLongerTrue,
         "entered-in-error" => End::EnteredInError,
@@ -455,17 +465,12 @@ pub async fn checked(
     Path((patient, ty, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> PageResult {
-    let (who, c) = match caller(&st, &headers).await? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let f = form(&body);
-    if !who.csrf_ok(&f) {
-        return Ok(csrf_refused(Some((
-            &format!("/passport/{patient}/changes"),
-            "Go back to what changed",
-        ))));
-    }
+    let changes = format!("/passport/{patient}/changes");
+    let (_, c, f) =
+        match posted(&st, &headers, &body, (&changes, "Go back to what changed")).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     let version: i64 = field(&f, "version").parse().unwrap_or(0);
     let back = format!("/passport/{patient}/changes");
     let opened = Opened {
@@ -557,15 +562,12 @@ pub async fn review_date(
     Path(patient): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let (who, c) = match caller(&st, &headers).await? {
+    let back = format!("/passport/{patient}/changes");
+    let (who, c, f) = match posted(&st, &headers, &body, (&back, "Go back to what changed")).await?
+    {
         Ok(x) => x,
         Err(r) => return Ok(r),
     };
-    let f = form(&body);
-    let back = format!("/passport/{patient}/changes");
-    if !who.csrf_ok(&f) {
-        return Ok(csrf_refused(Some((&back, "Go back to what changed"))));
-    }
     let date = domain::dates::parse_parts(
         field(&f, "next-review-day"),
         field(&f, "next-review-month"),
@@ -635,14 +637,11 @@ pub async fn caseload(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Pa
 
 /// `POST /passports`: finds a child in the care team by NHS Number and date of birth.
 pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
-    let (who, c) = match caller(&st, &headers).await? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let f = form(&body);
-    if !who.csrf_ok(&f) {
-        return Ok(csrf_refused(Some(("/passports", "Go back to your list"))));
-    }
+    let (who, c, f) =
+        match posted(&st, &headers, &body, ("/passports", "Go back to your list")).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     // By NHS Number and date of birth, or (no NHS Number to hand) by name and date of birth
     // among the children of the person's care teams.
     let typed_nhs = field(&f, "nhs_number");
@@ -758,15 +757,12 @@ pub async fn change_care_team(
     Path(patient): Path<String>,
     body: Bytes,
 ) -> PageResult {
-    let (who, c) = match caller(&st, &headers).await? {
-        Ok(x) => x,
-        Err(r) => return Ok(r),
-    };
-    let f = form(&body);
     let back = format!("/passport/{patient}/care-team");
-    if !who.csrf_ok(&f) {
-        return Ok(csrf_refused(Some((&back, "Go back to the care team"))));
-    }
+    let (who, c, f) =
+        match posted(&st, &headers, &body, (&back, "Go back to the care team")).await? {
+            Ok(x) => x,
+            Err(r) => return Ok(r),
+        };
     let org = field(&f, "organisation");
     let done = match field(&f, "action") {
         "add" if org.is_empty() => {
