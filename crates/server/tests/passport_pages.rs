@@ -1176,3 +1176,62 @@ on_both_databases!(a_professional_finds_a_child, |srv| {
     assert_eq!(p.status, 400);
     w.store.close().await;
 });
+
+// A care team with more children than the list reads at once lists the limit, says so,
+// and still finds any child.
+on_both_databases!(a_large_caseload_is_listed_in_part, |srv| {
+    let store = passport_server::Domain::open(domain::Settings::admin(
+        &srv.database_url,
+        "https://passport.test",
+    ))
+    .await
+    .unwrap();
+    let mut spec = Spec::standard(PASSWORD);
+    let template = spec.children[0].clone();
+    // 201 more children in the hospital's care team, NHS Numbers from the test range.
+    let mut k = 0u32;
+    while spec.children.len() < 202 {
+        k += 1;
+        let first9 = format!("{:09}", 900_000_000 + k);
+        let digits: [u8; 9] = std::array::from_fn(|i| first9.as_bytes()[i] - b'0');
+        let Some(n) = fhir::nhs_number::NhsNumber::from_first9(digits) else {
+            continue;
+        };
+        let mut c = template.clone();
+        c.key = format!("child-{k}");
+        c.nhs_number = n.digits().iter().map(|d| char::from(b'0' + d)).collect();
+        c.links.clear();
+        c.items.clear();
+        spec.children.push(c);
+    }
+    let r = region::seed(&store, &fixture(), &spec).await.unwrap();
+    let w = World {
+        mia: r.child("mia").to_owned(),
+        region: r,
+        store,
+    };
+    let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+    let list = cara.get("/passports").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains("id=\"caseload-limited\""),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains("202 children"));
+    assert_eq!(
+        list.body
+            .matches("<tr class=\"nhsuk-table__row\"><td")
+            .count(),
+        200
+    );
+    let found = cara
+        .submit(
+            "/passports",
+            "/passports",
+            &[("nhs_number", "943 476 5919"), ("birth_date", "27/03/2019")],
+        )
+        .await;
+    assert_eq!(found.status, 303);
+    w.store.close().await;
+});

@@ -604,7 +604,17 @@ pub async fn caseload(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Pa
         ));
     }
     let mut children = Vec::new();
-    let ids = domain::onboarding::care_team_patients(&st.domain, &who.cur.account).await?;
+    let mut ids: Vec<String> = domain::onboarding::care_team_patients(&st.domain, &who.cur.account)
+        .await?
+        .into_iter()
+        .collect();
+    // Each child's summary reads their whole record: an organisation whose care teams hold
+    // thousands of children (a hospital trust) gets the first of them listed and the search
+    // below, rather than a page that never finishes. (A caseload index of waiting items
+    // and review dates is the way to list them all.)
+    let total = ids.len();
+    ids.sort();
+    ids.truncate(CASELOAD_LIMIT);
     for id in ids {
         // Each passport is read as this person would read it: its waiting count is theirs.
         if let Ok(v) = passport::summary(&st.domain, &c, &id).await {
@@ -631,9 +641,13 @@ pub async fn caseload(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Pa
     Ok(page(
         StatusCode::OK,
         "passport_caseload.html",
-        json!({ "children": children, "errors": [], "csrf_token": who.csrf_token() }),
+        json!({ "children": children, "errors": [], "csrf_token": who.csrf_token(),
+                "total": total, "limit": CASELOAD_LIMIT }),
     ))
 }
+
+/// How many children a professional's list reads at most (see [`caseload`]).
+const CASELOAD_LIMIT: usize = 200;
 
 /// `POST /passports`: finds a child in the care team by NHS Number and date of birth.
 pub async fn find(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
