@@ -890,19 +890,7 @@ pub fn check_sign_in(r: &Response, account: &Account) -> Result<String, String> 
 /// session (the home page for family, the TOTP code form for staff) must answer 200.
 pub async fn verify_sign_in(addr: SocketAddr, account: &Account) -> Result<(), String> {
     let mut c = Client::new(addr);
-    let csrf = csrf_token(&mut c).await?;
-    let (body, cookie) = sign_in_request(account, &csrf);
-    let r = c
-        .send(
-            Method::POST,
-            "/sign-in",
-            &[("content-type", FORM), ("cookie", &cookie)],
-            Some(body),
-        )
-        .await
-        .map_err(|e| format!("POST /sign-in: transport error: {e}"))?;
-    let session = check_sign_in(&r, account).map_err(|e| format!("POST /sign-in: {e}"))?;
-    let cookie = format!("{SESSION_COOKIE}={session}");
+    let cookie = session_cookie(&mut c, account).await?;
     let r = c
         .send(
             Method::GET,

@@ -139,21 +139,6 @@ async fn links_of(store: &passport_server::Domain, login: &str) -> Vec<Value> {
     out
 }
 
-/// Confirms the "check the child's details" step if the invitation makes a new passport
-/// (the answer as it is otherwise).
-async fn confirm_new_passport(b: &mut Browser, p: Page) -> Page {
-    if !p.body.contains("id=\"check-answers\"") {
-        return p;
-    }
-    let fields = p.hidden_fields();
-    assert!(
-        fields.iter().any(|(k, v)| k == "confirmed" && v == "yes"),
-        "{}",
-        p.body
-    );
-    b.post("/onboarding/invite", &fields).await
-}
-
 async fn issue(b: &mut Browser, nhs_number: &str) -> (String, Page) {
     let p = b
         .submit(
@@ -168,7 +153,7 @@ async fn issue(b: &mut Browser, nhs_number: &str) -> (String, Page) {
             ],
         )
         .await;
-    let p = confirm_new_passport(b, p).await;
+    let p = b.confirm_new_passport(p).await;
     assert_eq!(p.status, 200, "{}", p.body);
     (p.between("id=\"invitation-code\">", "<"), p)
 }
@@ -810,7 +795,7 @@ on_both_databases!(a_new_passport_is_checked_before_it_is_made, |srv| {
             .is_none()
     );
     // Confirmed: made, and the invitation issued.
-    let made = confirm_new_passport(&mut staff, check).await;
+    let made = staff.confirm_new_passport(check).await;
     assert_eq!(made.status, 200, "{}", made.body);
     assert!(made.body.contains("id=\"invitation-code\""));
     assert!(

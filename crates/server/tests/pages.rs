@@ -7,7 +7,7 @@
 mod common;
 
 use access::{Role, Section, Sector, SharingChoices};
-use common::browser::{Browser, PASSWORD, Page};
+use common::browser::{Browser, PASSWORD};
 use common::fixture;
 use passport_server::audit::{AuditEventSpec, EventKind, Interaction, Named, Purpose, Who};
 use passport_server::region;
@@ -1213,21 +1213,6 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
     w.store.close().await;
 });
 
-/// Confirms the "check the child's details" step if the invitation makes a new passport
-/// (the answer as it is otherwise).
-async fn confirm_new_passport(b: &mut Browser, p: Page) -> Page {
-    if !p.body.contains("id=\"check-answers\"") {
-        return p;
-    }
-    let fields = p.hidden_fields();
-    assert!(
-        fields.iter().any(|(k, v)| k == "confirmed" && v == "yes"),
-        "{}",
-        p.body
-    );
-    b.post("/onboarding/invite", &fields).await
-}
-
 /// Invites a family for the child with this NHS Number (made if new) as the signed-in
 /// member of staff; returns the invitation code.
 async fn invite(b: &mut Browser, nhs_number: &str) -> String {
@@ -1244,7 +1229,7 @@ async fn invite(b: &mut Browser, nhs_number: &str) -> String {
             ],
         )
         .await;
-    let p = confirm_new_passport(b, p).await;
+    let p = b.confirm_new_passport(p).await;
     assert_eq!(p.status, 200, "{}", p.body);
     onboarding::normalise_code(&p.between("id=\"invitation-code\">", "<")).unwrap()
 }

@@ -472,7 +472,7 @@ pub async fn checked(
             Err(r) => return Ok(r),
         };
     let version: i64 = field(&f, "version").parse().unwrap_or(0);
-    let back = format!("/passport/{patient}/changes");
+    let back = changes;
     let opened = Opened {
         patient: &patient,
         resource_type: &ty,

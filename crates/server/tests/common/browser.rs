@@ -217,6 +217,21 @@ impl Browser {
         self.post(to, &all).await
     }
 
+    /// Confirms the "check the child's details" step if an invitation makes a new passport
+    /// (the answer as it is otherwise).
+    pub async fn confirm_new_passport(&mut self, p: Page) -> Page {
+        if !p.body.contains("id=\"check-answers\"") {
+            return p;
+        }
+        let fields = p.hidden_fields();
+        assert!(
+            fields.iter().any(|(k, v)| k == "confirmed" && v == "yes"),
+            "{}",
+            p.body
+        );
+        self.post("/onboarding/invite", &fields).await
+    }
+
     /// The password step: returns the response to the POST (for a family member, the
     /// redirect home; for staff, the redirect to the security-code step).
     pub async fn sign_in(&mut self, email: &str, password: &str) -> Page {
