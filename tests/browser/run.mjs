@@ -46,6 +46,17 @@ async function enterCode(page, secretHex) {
   throw new Error('no security code was accepted');
 }
 
+// With PASSPORT_SCREENSHOTS=<dir>, the pages a user sees are saved there (docs/screenshots
+// is made this way), at a phone's width where `phone` is set.
+async function shot(page, name, phone = false) {
+  const dir = process.env.PASSPORT_SCREENSHOTS;
+  if (!dir) return;
+  const size = page.viewportSize();
+  if (phone) await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${dir}/${name}.png`, fullPage: true });
+  if (phone && size) await page.setViewportSize(size);
+}
+
 const failures = [];
 let checks = 0;
 function check(ok, what) {
@@ -379,11 +390,26 @@ try {
   await axe(p12, 'home (family links)');
   resp = await p12.goto(`${base}/passport/${more.child.id}/sharing`);
   check(resp.status() === 200, 'sharing choices load');
+  check((await p12.locator('#sector-education').innerText()).includes('allergies'), 'the summary says in words what schools see');
   await axe(p12, 'sharing choices');
-  await p12.click('form button[type=submit]:has-text("Save choices")');
+  await shot(p12, 'sharing-summary', true);
+  // One question per page, by keyboard: what schools see.
+  await p12.click('#sector-education a:has-text("Change")');
   await p12.waitForLoadState();
+  check((await p12.locator('h1').innerText()).includes('What can schools'), 'one question: what schools see');
+  await axe(p12, 'sharing: what schools see');
+  await shot(p12, 'sharing-question', true);
+  await p12.focus('button[type=submit]:has-text("Save choice")');
+  await Promise.all([p12.waitForNavigation(), p12.keyboard.press('Enter')]);
   check(await p12.locator('#saved').count() === 1, 'sharing choices saved');
   await axe(p12, 'sharing choices (saved)');
+  // An exception for one organisation of the care team.
+  const firstOrg = p12.locator('#team a:has-text("Change")').first();
+  if (await firstOrg.count() === 1) {
+    await firstOrg.click();
+    await p12.waitForLoadState();
+    await axe(p12, 'sharing: what one organisation sees');
+  }
   resp = await p12.goto(`${base}/passport/${more.child.id}/access-log`);
   check(resp.status() === 200, 'access log loads');
   check(await p12.locator('.emergency-access').count() === 1, 'emergency access shown to the family');
@@ -429,6 +455,56 @@ try {
   check(fam.url().startsWith(passport), `saved, back at the passport (${fam.url()})`);
   check((await fam.locator('#allergies').innerText()).includes('waiting for review'), 'the allergy waits for review');
 
+  // A photo: a real JPEG drawn by the browser, with an Exif block saying where it was
+  // taken spliced in; saved without it, and still drawn on the passport.
+  resp = await fam.goto(`${passport}/photo`);
+  check(resp.status() === 200, 'the photo page loads');
+  await axe(fam, 'add a photo');
+  const drawn = await fam.evaluate(() => {
+    const c = document.createElement('canvas');
+    c.width = 40; c.height = 40;
+    const g = c.getContext('2d');
+    g.fillStyle = '#005eb8'; g.fillRect(0, 0, 40, 40);
+    g.fillStyle = '#ffeb3b'; g.fillRect(10, 10, 20, 20);
+    return c.toDataURL('image/jpeg').split(',')[1];
+  });
+  const jpeg = Buffer.from(drawn, 'base64');
+  const exifBody = Buffer.from('Exif\0\0MM\0*GPSLatitude 53.8N GPSLongitude 1.5W', 'latin1');
+  const exif = Buffer.concat([Buffer.from([0xFF, 0xE1, 0, exifBody.length + 2]), exifBody]);
+  const withPlace = Buffer.concat([jpeg.subarray(0, 2), exif, jpeg.subarray(2)]);
+  await fam.setInputFiles('#photo', { name: 'mia.jpg', mimeType: 'image/jpeg', buffer: Buffer.from('not a photo') });
+  await Promise.all([fam.waitForNavigation(), fam.click('form[action$="/photo"] button[type=submit]')]);
+  check(await fam.locator('.nhsuk-error-summary a[href="#photo"]').count() === 1, 'not a photo: error summary');
+  await axe(fam, 'add a photo (with errors)');
+  await shot(fam, 'photo-error', true);
+  await fam.setInputFiles('#photo', { name: 'mia.jpg', mimeType: 'image/jpeg', buffer: withPlace });
+  await Promise.all([fam.waitForNavigation(), fam.click('form[action$="/photo"] button[type=submit]')]);
+  check(fam.url().startsWith(passport), `photo saved, back at the passport (${fam.url()})`);
+  const photo = fam.locator('img.passport-photo');
+  check(await photo.count() === 1, 'the photo is on the passport');
+  check(await photo.evaluate((i) => i.complete && i.naturalWidth === 40), 'the cleaned photo still draws');
+  await shot(fam, 'passport-family-photo', true);
+  const served = await fam.evaluate(async (src) => {
+    const b = new Uint8Array(await (await fetch(src)).arrayBuffer());
+    return String.fromCharCode(...b);
+  }, await photo.getAttribute('src'));
+  check(!served.includes('GPS') && !served.includes('Exif'), 'where it was taken is gone');
+
+  // The family asks for an organisation to be added to the care team.
+  resp = await fam.goto(`${passport}/care-team`);
+  check(resp.status() === 200, 'the care team loads for the family');
+  await axe(fam, 'care team (family)');
+  const askFor = await fam.$eval('#organisation', (s) => [...s.options].find((o) => o.value)?.value);
+  if (askFor) {
+    await fam.selectOption('#organisation', askFor);
+    await Promise.all([fam.waitForNavigation(), fam.click('button[type=submit]:has-text("Ask to add")')]);
+    check((await fam.locator('#requests').innerText()).includes('Waiting for an answer'), 'the request waits for the care team');
+    await axe(fam, 'care team (family, request waiting)');
+    await shot(fam, 'care-team-family', true);
+  } else {
+    check(false, 'an organisation to ask for');
+  }
+
   // The school's staff see exactly what the preview shows.
   const sections = (p) => p.$$eval('section.passport-section', (ss) => ss.map((s) => [s.id,
     s.querySelector('.not-shared') ? 'not shared' : [...s.querySelectorAll('h3')].map((h) => h.textContent.trim()).join('|')]));
@@ -458,10 +534,15 @@ try {
   await doc.goto(`${passport}/changes`);
   check((await doc.locator('main').innerText()).includes('Swollen lips'), 'what changed shows the reaction');
   await axe(doc, 'what changed');
-  await Promise.all([doc.waitForNavigation(), doc.click('.passport-change button[type=submit]')]);
+  // The allergy and the photo wait: each is checked in turn.
+  for (let n = 0; n < 5 && await doc.locator('.passport-change button[type=submit]').count() > 0; n++) {
+    await Promise.all([doc.waitForNavigation(), doc.locator('.passport-change button[type=submit]').first().click()]);
+  }
   check(await doc.locator('#nothing-changed').count() === 1, 'checked: what changed is empty');
   await doc.goto(`${passport}/care-team`);
+  check(await doc.locator('#requests button:has-text("Agree")').count() === 1, 'the clinician can answer the family\'s request');
   await axe(doc, 'care team');
+  await shot(doc, 'care-team');
   clean(doc, 'clinician pages');
 
   // The parent changes it: it waits again.

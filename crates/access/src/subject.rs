@@ -117,6 +117,23 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.code() == code)
     }
 
+    /// The role in words, for pages ("Allied health professional").
+    pub const fn words(self) -> &'static str {
+        match self {
+            Role::Clinician => "Clinician",
+            Role::Nurse => "Nurse",
+            Role::AlliedHealthProfessional => "Allied health professional",
+            Role::ClinicalAdmin => "Clinical administrator",
+            Role::SocialWorker => "Social worker",
+            Role::SchoolStaff => "School staff",
+            Role::LeisureStaff => "Leisure staff",
+            Role::OrganisationAdmin => "Organisation administrator",
+            Role::PrivacyOfficer => "Privacy officer",
+            Role::RegionalAdmin => "Regional administrator",
+            Role::Commissioner => "Commissioner",
+        }
+    }
+
     /// Whether this role may be given to staff of an organisation in `sector`
     /// (docs/SECURITY.md §3). `regional_organisation`: the organisation is the region's
     /// own (flagged as such in the directory), the only place for the regional admin and

@@ -574,6 +574,9 @@ pub struct AuditEventSpec {
     pub resource: Option<(String, Option<String>, Option<i64>)>,
     /// A search's query string (kept in the AuditEvent only; see the module docs).
     pub query: Option<String>,
+    /// The passport sections a page showed (codes, passport order): recorded on the
+    /// child's entity (`detail` "sections") so the access log can say what was looked at.
+    pub sections: Vec<&'static str>,
 }
 
 impl AuditEventSpec {
@@ -589,6 +592,7 @@ impl AuditEventSpec {
             patient_id: None,
             resource: None,
             query: None,
+            sections: Vec::new(),
         }
     }
 
@@ -671,11 +675,16 @@ impl AuditEventSpec {
         };
         let mut entities = Vec::new();
         if let Some(p) = &self.patient_id {
-            entities.push(json!({
+            let mut e = json!({
                 "what": {"reference": format!("Patient/{p}")},
                 "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
                 "role": object_role("1", "Patient"),
-            }));
+            });
+            if !self.sections.is_empty() {
+                e["detail"] =
+                    json!([{ "type": "sections", "valueString": self.sections.join(",") }]);
+            }
+            entities.push(e);
         }
         if let Some((t, id, version)) = &self.resource {
             let is_patient = t == "Patient" && id.is_some() && id == &self.patient_id;
@@ -868,8 +877,16 @@ pub fn plain_words(event: &[u8]) -> Option<String> {
             if subtype(PASSPORT_EVENT_SYSTEM) == Some("consent-change") {
                 format!("{verb} consent settings")
             } else if action == "R" && resource_type.is_none() && about_patient {
-                // The passport page is audited as one read of the child's record.
-                "looked at the passport".to_owned()
+                // The passport page is audited as one read of the child's record, naming
+                // the sections it showed.
+                match sections_seen(&v) {
+                    Some(words) => format!("looked at the passport: {words}"),
+                    None => "looked at the passport".to_owned(),
+                }
+            } else if resource_type == Some("Communication")
+                && let Some(words) = care_team_request(&v)
+            {
+                words.to_owned()
             } else {
                 format!("{verb} {what}")
             }
@@ -885,6 +902,41 @@ pub fn plain_words(event: &[u8]) -> Option<String> {
             .trim_end()
             .to_owned(),
     )
+}
+
+/// The sections a passport page showed, in words ("allergies, medicines and the emergency
+/// protocol"), from the child's entity.
+fn sections_seen(v: &Value) -> Option<String> {
+    let list = v["entity"]
+        .as_array()?
+        .iter()
+        .flat_map(|e| e["detail"].as_array().into_iter().flatten())
+        .find(|d| d["type"] == "sections")?["valueString"]
+        .as_str()?;
+    let words: Vec<String> = list
+        .split(',')
+        .filter_map(access::Section::from_code)
+        .map(|s| match s {
+            access::Section::Emergency => "the emergency protocol".to_owned(),
+            access::Section::AboutMe => "about me".to_owned(),
+            other => other.display().to_lowercase(),
+        })
+        .collect();
+    match words.as_slice() {
+        [] => None,
+        [one] => Some(one.clone()),
+        [rest @ .., last] => Some(format!("{} and {last}", rest.join(", "))),
+    }
+}
+
+/// A care-team request in words, from its AuditEvent: asked (created) or answered
+/// (changed).
+fn care_team_request(v: &Value) -> Option<&'static str> {
+    match v.get("action").and_then(Value::as_str)? {
+        "C" => Some("asked for a change to the care team"),
+        "U" => Some("answered a request to change the care team"),
+        _ => None,
+    }
 }
 
 fn display_of(agent: &Value) -> Option<String> {
@@ -1034,6 +1086,22 @@ mod tests {
         assert_eq!(
             plain_words(&record.event).unwrap(),
             "Dr A Smith (St Elsewhere Hospital) looked at the passport on 3 March 2027 at 14:05"
+        );
+        // It names the sections the page showed, in words a parent uses.
+        spec.sections = vec!["allergies", "medicines", "emergency"];
+        let record = spec.to_record("http://passport.test");
+        assert_eq!(
+            plain_words(&record.event).unwrap(),
+            "Dr A Smith (St Elsewhere Hospital) looked at the passport: allergies, medicines and the emergency protocol on 3 March 2027 at 14:05"
+        );
+        // A care-team request, asked and answered.
+        let mut asked = AuditEventSpec::new(EventKind::Rest(Interaction::Create), dr_smith());
+        asked.recorded_us = us("2027-03-03T14:05:00Z");
+        asked.patient_id = Some("child1".into());
+        asked.resource = Some(("Communication".into(), Some("r1".into()), Some(1)));
+        assert_eq!(
+            plain_words(&asked.to_record("http://x").event).unwrap(),
+            "Dr A Smith (St Elsewhere Hospital) asked for a change to the care team on 3 March 2027 at 14:05"
         );
     }
 

@@ -29,6 +29,7 @@ pub mod guard;
 mod inputs;
 pub mod onboarding;
 pub mod passport;
+pub mod photo;
 pub mod records;
 pub mod region;
 pub mod startup;

@@ -509,9 +509,13 @@ on_both_databases!(deactivation_ends_sessions_and_tokens_at_once, |srv| {
     w.store.close().await;
 });
 
+// The sharing pages, phone first: a summary in words per sector; one question per page
+// to change a sector, or to make an exception for one organisation ("not schools, except
+// St Mary's"); each saved as a new version of the child's one sharing Consent.
 on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
     let w = world(&srv.database_url).await;
     let path = format!("/passport/{}/sharing", w.child);
+    let schools = format!("{path}/sector/education");
     let mut parent = signed_in_family(&srv.base, &w.parent).await;
     let home = parent.get("/").await;
     assert!(
@@ -519,36 +523,55 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
         "{}",
         home.body
     );
-    let form = parent.get(&path).await;
+    let summary = parent.get(&path).await;
+    assert_eq!(summary.status, 200, "{}", summary.body);
+    // The regional default, in words: schools see the emergency protocol, not conditions.
+    let row = |body: &str, id: &str| {
+        let start = body
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id}"));
+        let end = body[start..].find("</div>").unwrap() + start;
+        body[start..end].to_owned()
+    };
+    let education = row(&summary.body, "sector-education");
+    assert!(education.contains("the emergency protocol"), "{education}");
+    assert!(!education.contains("health conditions"), "{education}");
+    assert!(education.contains("what the region shares"), "{education}");
+    assert!(education.contains(&format!("href=\"{schools}\"")));
+    // One question: what schools see (the default ticked).
+    let form = parent.get(&schools).await;
     assert_eq!(form.status, 200, "{}", form.body);
-    // The regional default is shown ticked: schools see the emergency section.
-    assert!(form.body.contains("id=\"share-education-emergency\" name=\"share-education-emergency\" type=\"checkbox\" value=\"yes\" checked"));
-    assert!(!form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
-    // Keep every default except schools: no emergency, but conditions.
-    let mut fields: Vec<(String, String)> = Vec::new();
+    assert!(
+        form.body
+            .contains("What can schools, nurseries and colleges see?")
+    );
+    assert!(form.body.contains(
+        "id=\"share-emergency\" name=\"share-emergency\" type=\"checkbox\" value=\"yes\" checked"
+    ));
+    assert!(!form.body.contains(
+        "id=\"share-conditions\" name=\"share-conditions\" type=\"checkbox\" value=\"yes\" checked"
+    ));
+    // Schools: no emergency protocol, but conditions.
     let policy = access::RegionalPolicy::default();
-    for sector in Sector::ALL {
-        let mut wanted = policy.sector_default(sector);
-        if sector == Sector::Education {
-            wanted.remove(Section::Emergency);
-            wanted.insert(Section::Conditions);
-        }
-        for s in wanted.iter() {
-            fields.push((
-                format!("share-{}-{}", sector.code(), s.code()),
-                "yes".into(),
-            ));
-        }
-    }
+    let mut wanted = policy.sector_default(Sector::Education);
+    wanted.remove(Section::Emergency);
+    wanted.insert(Section::Conditions);
+    let fields: Vec<(String, String)> = wanted
+        .iter()
+        .map(|s| (format!("share-{}", s.code()), "yes".to_owned()))
+        .collect();
     let refs: Vec<(&str, &str)> = fields
         .iter()
         .map(|(a, b)| (a.as_str(), b.as_str()))
         .collect();
     let forged = parent
-        .post(&path, &[refs.clone(), vec![("csrf_token", "x")]].concat())
+        .post(
+            &schools,
+            &[refs.clone(), vec![("csrf_token", "x")]].concat(),
+        )
         .await;
     assert_eq!(forged.status, 403);
-    let saved = parent.submit(&path, &path, &refs).await;
+    let saved = parent.submit(&schools, &schools, &refs).await;
     assert_eq!(saved.status, 303, "{}", saved.body);
     assert_eq!(saved.location, format!("{path}?saved"));
     let consents = || async {
@@ -575,37 +598,86 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
             .unwrap()
             .starts_with("RelatedPerson/")
     );
-    let view = SharingChoices::from_consents(&[body]).staff_view(
-        &policy,
-        "any",
-        Sector::Education,
-        access::Timestamp::from_unix(0),
-    );
-    let expected = policy
-        .sector_default(Sector::Education)
-        .minus(access::SectionSet::of(&[Section::Emergency]))
-        .union(access::SectionSet::of(&[Section::Conditions]));
-    assert_eq!(view.visible, expected);
+    let at = access::Timestamp::from_unix(0);
+    let choices = SharingChoices::from_consents(&[body]);
     assert_eq!(
-        SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()])
-            .staff_view(
-                &policy,
-                "any",
-                Sector::GpPractice,
-                access::Timestamp::from_unix(0)
-            )
+        choices
+            .staff_view(&policy, "any", Sector::Education, at)
+            .visible,
+        wanted
+    );
+    assert_eq!(
+        choices
+            .staff_view(&policy, "any", Sector::GpPractice, at)
             .visible,
         policy.sector_default(Sector::GpPractice)
     );
-    // The page now shows the choice; saving again is a new version of the same Consent.
-    let form = parent.get(&format!("{path}?saved")).await;
-    assert!(form.body.contains("id=\"saved\""));
-    assert!(form.body.contains("id=\"share-education-conditions\" name=\"share-education-conditions\" type=\"checkbox\" value=\"yes\" checked"));
-    let again = parent.submit(&path, &path, &refs[..refs.len() - 1]).await;
-    assert_eq!(again.status, 303);
+    // The summary says so in words.
+    let summary = parent.get(&format!("{path}?saved")).await;
+    assert!(summary.body.contains("id=\"saved\""));
+    let education = row(&summary.body, "sector-education");
+    assert!(education.contains("health conditions"), "{education}");
+    assert!(!education.contains("the emergency protocol"), "{education}");
+
+    // An exception for one organisation of the care team: the hospital sees only
+    // allergies, whatever other hospitals see; then the same as others again.
+    let hospital = format!("{path}/organisation/{}", w.hospital);
+    let form = parent.get(&hospital).await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(
+        !form.body.contains("name=\"same\""),
+        "no exception to undo yet"
+    );
+    let saved = parent
+        .submit(&hospital, &hospital, &[("share-allergies", "yes")])
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
     let found = consents().await;
     assert_eq!((found.len(), found[0].version_id), (1, 2));
-    // Both changes are in the audit log as consent changes.
+    let choices = SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()]);
+    assert_eq!(
+        choices
+            .staff_view(&policy, &w.hospital, Sector::HospitalTrust, at)
+            .visible,
+        access::SectionSet::of(&[Section::Allergies])
+    );
+    assert_eq!(
+        choices
+            .staff_view(&policy, "another-hospital", Sector::HospitalTrust, at)
+            .visible,
+        policy.sector_default(Sector::HospitalTrust),
+        "other hospitals keep the sector's choice"
+    );
+    assert_eq!(
+        choices
+            .staff_view(&policy, "any", Sector::Education, at)
+            .visible,
+        wanted,
+        "the schools' choice is kept"
+    );
+    let summary = parent.get(&path).await;
+    let org_row = row(&summary.body, &format!("org-{}", w.hospital));
+    assert!(org_row.contains("Sees allergies."), "{org_row}");
+    assert!(org_row.contains("Your choice for"), "{org_row}");
+    assert!(
+        row(&summary.body, "sector-hospital-trust").contains("Except "),
+        "the exception is shown under its sector"
+    );
+    let form = parent.get(&hospital).await;
+    assert!(form.body.contains("name=\"same\""));
+    let same = parent
+        .submit(&hospital, &hospital, &[("same", "yes")])
+        .await;
+    assert_eq!(same.status, 303, "{}", same.body);
+    let found = consents().await;
+    let choices = SharingChoices::from_consents(&[serde_json::from_slice(&found[0].body).unwrap()]);
+    assert_eq!(
+        choices
+            .staff_view(&policy, &w.hospital, Sector::HospitalTrust, at)
+            .visible,
+        policy.sector_default(Sector::HospitalTrust)
+    );
+    // Every change is in the audit log as a consent change.
     let log = w
         .store
         .data()
@@ -621,16 +693,29 @@ on_both_databases!(sharing_choices_are_a_versioned_consent, |srv| {
         .iter()
         .filter(|e| String::from_utf8_lossy(&e.record.event).contains("consent-change"))
         .count();
-    assert_eq!(changes, 2);
-    // Refused: a relative without parental responsibility (403), anyone unlinked (404).
+    assert_eq!(changes, 3);
+    // Refused: a relative without parental responsibility (403), anyone unlinked (404);
+    // an organisation not in the care team, or an unknown sector (404).
     let mut relative = signed_in_family(&srv.base, &w.relative).await;
     assert_eq!(relative.get(&path).await.status, 403);
+    assert_eq!(relative.get(&schools).await.status, 403);
     let mut stranger = signed_in_family(&srv.base, &w.stranger).await;
     assert_eq!(stranger.get(&path).await.status, 404);
     let mut clinician = signed_in_staff(&srv.base, &w.care_clinician).await;
     assert_eq!(clinician.get(&path).await.status, 404);
     assert_eq!(
         parent.get("/passport/no-such-child/sharing").await.status,
+        404
+    );
+    assert_eq!(
+        parent
+            .get(&format!("{path}/organisation/no-such-org"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        parent.get(&format!("{path}/sector/nowhere")).await.status,
         404
     );
     w.store.close().await;
@@ -1145,6 +1230,7 @@ on_both_databases!(every_page_renders_for_everyone, |srv| {
             ("{provider}", "nhs-login"),
             ("{form}", "allergy"),
             ("{org}", w.hospital.as_str()),
+            ("{sector}", "education"),
             ("{type}", "AllergyIntolerance"),
             ("{id}", "mia-allergy"),
         ] {
@@ -1403,13 +1489,20 @@ on_both_databases!(every_access_route_is_audited, |srv| {
     // Sharing choices, by the parent with parental responsibility.
     let before = trail(&w.store, &w.child).await.len();
     let mut parent = signed_in_family(&base, &w.parent).await;
-    let path = format!("/passport/{}/sharing", w.child);
+    let path = format!("/passport/{}/sharing/sector/education", w.child);
     let p = parent
-        .submit(&path, &path, &[("share-education-conditions", "yes")])
+        .submit(&path, &path, &[("share-conditions", "yes")])
         .await;
     assert!(p.status < 400, "{}: {}", p.status, p.body);
     let n = assert_audited(&w.store, &w.child, before, "Consent", "Sam Jones").await;
-    checked.insert("/passport/{patient}/sharing");
+    checked.insert("/passport/{patient}/sharing/sector/{sector}");
+    let path = format!("/passport/{}/sharing/organisation/{}", w.child, w.hospital);
+    let p = parent
+        .submit(&path, &path, &[("share-allergies", "yes")])
+        .await;
+    assert!(p.status < 400, "{}: {}", p.status, p.body);
+    let n = assert_audited(&w.store, &w.child, n, "Consent", "Sam Jones").await;
+    checked.insert("/passport/{patient}/sharing/organisation/{org}");
 
     // Break-glass, by an emergency clinician outside the care team.
     let mut erin = signed_in_staff(&base, &w.er_clinician).await;

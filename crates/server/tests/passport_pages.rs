@@ -607,6 +607,36 @@ on_both_databases!(every_record_route_is_audited, |srv| {
         n,
         &trail(&w).await,
     );
+    // A photo, by the parent.
+    let n = trail(&w).await.len();
+    let page = format!("{passport}/photo");
+    let csrf = sam.get(&page).await.csrf();
+    let p = sam
+        .post_multipart(
+            &page,
+            &[("csrf_token", &csrf)],
+            ("photo", "me.jpg", &jpeg_with_location()),
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    expect(
+        "/passport/{patient}/photo",
+        "Sam Jones",
+        n,
+        &trail(&w).await,
+    );
+    // A professional asks to join Mia's care team: audited under Mia's record.
+    let n = trail(&w).await.len();
+    let mut sol = staff(&srv.base, &w, "sol@example.gov.uk").await;
+    let p = sol
+        .submit(
+            "/passports/join",
+            "/passports/join",
+            &[("nhs_number", "9434765919"), ("birth_date", "27/3/2019")],
+        )
+        .await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    expect("/passports/join", "Sol Social", n, &trail(&w).await);
     assert_eq!(checked, routes, "the route table's record-changing routes");
     w.store.close().await;
 });
@@ -758,13 +788,17 @@ on_both_databases!(the_sharing_preview_is_what_the_school_sees, |srv| {
         );
         assert!(!sections(&seen.body).is_empty());
         // The family stops sharing medicines with schools (allergies stay).
-        let mut fields = vec![];
-        for s in ["emergency", "allergies", "communication", "contacts"] {
-            fields.push((format!("share-education-{s}"), "yes".to_owned()));
-        }
-        let form = sam.get(&sharing).await;
-        fields.push(("csrf_token".into(), form.csrf()));
-        let saved = sam.post(&sharing, &fields).await;
+        let schools = format!("{sharing}/sector/education");
+        let fields: Vec<(&str, &str)> = ["emergency", "allergies", "communication", "contacts"]
+            .iter()
+            .map(|s| match *s {
+                "emergency" => ("share-emergency", "yes"),
+                "allergies" => ("share-allergies", "yes"),
+                "communication" => ("share-communication", "yes"),
+                _ => ("share-contacts", "yes"),
+            })
+            .collect();
+        let saved = sam.submit(&schools, &schools, &fields).await;
         assert_eq!(saved.status, 303, "{}", saved.body);
     }
     let seen = tom.get(&format!("/passport/{}", w.mia)).await;
@@ -916,7 +950,10 @@ on_both_databases!(
         );
         // Nothing empty is saved.
         let emergency_add = format!("{passport}/add/emergency-protocol");
-        let empty = sam.submit(&emergency_add, &emergency_add, &[]).await;
+        let communication_add = format!("{passport}/add/communication");
+        let empty = sam
+            .submit(&communication_add, &communication_add, &[])
+            .await;
         assert_eq!(empty.status, 422, "{}", empty.body);
 
         // The clinician writes the emergency protocol: checked by them as they save it.
@@ -1235,3 +1272,610 @@ on_both_databases!(a_large_caseload_is_listed_in_part, |srv| {
     assert_eq!(found.status, 303);
     w.store.close().await;
 });
+
+/// The id of the first item of `ty` linked from a page.
+fn item_id(body: &str, ty: &str) -> String {
+    let at = body
+        .find(&format!("/item/{ty}/"))
+        .unwrap_or_else(|| panic!("no {ty} item on the page"));
+    let rest = &body[at + 7 + ty.len()..];
+    rest[..rest.find(['"', '/']).unwrap()].to_owned()
+}
+
+// Every form's answers land in the structured resource its type has (issue 10 §1): a
+// reasonable adjustment is a Flag, the weight an Observation in kg with its date, the
+// emergency protocol an emergency CarePlan; answers with no element of their own ("who
+// gives it", "when to call 999") are kept on the item, shown, and offered again when it is
+// changed.
+on_both_databases!(
+    every_form_writes_its_structured_resource_and_keeps_every_answer,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let passport = format!("/passport/{}", w.mia);
+        let mut sam = family(&srv.base, "sam@example.com").await;
+
+        // A medicine's answers with no element of their own survive a change. The dose and
+        // when to give it are the clinician's (the template's clinician-entered): the
+        // family's form shows them but does not ask, and a dose posted anyway is not saved.
+        let add = format!("{passport}/add/medicine");
+        let form = sam.get(&add).await;
+        assert!(
+            !form.body.contains("name=\"medicine-dose\""),
+            "no dose field for the family"
+        );
+        assert!(form.body.contains("The child's clinician enters this"));
+        let paracetamol = option_value(&form.body, "Paracetamol");
+        let saved = sam
+            .submit(
+                &add,
+                &add,
+                &[
+                    ("medicine-product", paracetamol.as_str()),
+                    ("medicine-dose", "2000 mg"),
+                    ("medicine-given-by", "Mum, at breakfast"),
+                    ("medicine-at-school", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let meds = of_type(&w, "MedicationStatement", "subject").await;
+        let med = meds
+            .iter()
+            .find(|m| m["medicationCodeableConcept"]["text"] == "Paracetamol")
+            .expect("saved");
+        assert!(med["dosage"].is_null(), "no family dose: {med}");
+        let p = sam.get(&passport).await;
+        assert!(
+            p.body.contains("Mum, at breakfast"),
+            "shown on the passport"
+        );
+        assert!(!p.body.contains("2000 mg"));
+        let id = item_id(
+            &p.body[p.body.find(">Paracetamol<").unwrap()..],
+            "MedicationStatement",
+        );
+        let item = format!("{passport}/item/MedicationStatement/{id}");
+        let change = sam.get(&item).await;
+        assert!(
+            change.body.contains("value=\"Mum, at breakfast\""),
+            "offered again when changed: {}",
+            change.body
+        );
+        // The clinician enters the dose; the family's next change keeps it.
+        let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+        let change = cara.get(&item).await;
+        let saved = cara
+            .submit(
+                &item,
+                &item,
+                &[
+                    ("version", change.hidden("version").as_str()),
+                    ("medicine-product", paracetamol.as_str()),
+                    ("medicine-dose", "240 mg"),
+                    ("medicine-given-by", "Mum, at breakfast"),
+                    ("medicine-at-school", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let change = sam.get(&item).await;
+        assert!(
+            change.body.contains("240 mg"),
+            "shown to the family, not asked"
+        );
+        let saved = sam
+            .submit(
+                &item,
+                &item,
+                &[
+                    ("version", change.hidden("version").as_str()),
+                    ("medicine-product", paracetamol.as_str()),
+                    ("medicine-given-by", "Gran, at breakfast"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let med = of_type(&w, "MedicationStatement", "subject")
+            .await
+            .into_iter()
+            .find(|m| m["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(
+            med["dosage"][0]["text"], "240 mg",
+            "the clinician's dose is kept"
+        );
+        assert!(med["extension"].to_string().contains("Gran, at breakfast"));
+
+        // The clinician records the weight (kg, with its date) and the emergency protocol,
+        // which the family reads but does not write.
+        let add = format!("{passport}/add/emergency-protocol");
+        assert_eq!(sam.get(&add).await.status, 403);
+        assert!(
+            !sam.get(&passport)
+                .await
+                .body
+                .contains(&format!("href=\"{add}\""))
+        );
+        let add = format!("{passport}/add/weight");
+        let undated = cara.submit(&add, &add, &[("weight-kg", "18.5")]).await;
+        assert_eq!(undated.status, 422, "a weight needs its date");
+        assert!(of_type(&w, "Observation", "subject").await.is_empty());
+        let saved = cara
+            .submit(
+                &add,
+                &add,
+                &[
+                    ("weight-kg", "18.5"),
+                    ("weight-date-day", "2"),
+                    ("weight-date-month", "11"),
+                    ("weight-date-year", "2026"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let weight = &of_type(&w, "Observation", "subject").await[0];
+        assert_eq!(weight["valueQuantity"]["value"], 18.5);
+        assert_eq!(weight["valueQuantity"]["code"], "kg");
+        assert_eq!(
+            weight["valueQuantity"]["system"],
+            "http://unitsofmeasure.org"
+        );
+        assert_eq!(weight["effectiveDateTime"], "2026-11-02");
+        assert_eq!(weight["status"], "final");
+
+        let add = format!("{passport}/add/emergency-protocol");
+        let saved = cara
+            .submit(
+                &add,
+                &add,
+                &[
+                    ("emergency-recognise", "Stiffening then jerking"),
+                    ("emergency-what-to-do", "Time the seizure; keep her safe"),
+                    ("emergency-call-999", "Seizure over 5 minutes"),
+                    ("emergency-rescue-medicine", "Buccal midazolam"),
+                    ("emergency-rescue-dose", "5 mg (0.5 mL)"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let plans = of_type(&w, "CarePlan", "subject").await;
+        let plan = plans
+            .iter()
+            .find(|p| p["title"] == "Emergency protocol")
+            .expect("an emergency CarePlan");
+        assert_eq!(plan["status"], "active");
+        assert_eq!(plan["category"][0]["coding"][0]["code"], "emergency");
+        assert_eq!(
+            plan["activity"][0]["detail"]["description"],
+            "Time the seizure; keep her safe"
+        );
+        let kept = plan["extension"].to_string();
+        for answer in [
+            "Stiffening then jerking",
+            "Seizure over 5 minutes",
+            "5 mg (0.5 mL)",
+        ] {
+            assert!(kept.contains(answer), "{answer} in {kept}");
+        }
+        let p = cara.get(&passport).await;
+        let emergency = &p.body[p.body.find("id=\"emergency\"").unwrap()..];
+        let emergency = &emergency[..emergency.find("</section>").unwrap()];
+        for answer in [
+            "Stiffening then jerking",
+            "Seizure over 5 minutes",
+            "5 mg (0.5 mL)",
+        ] {
+            assert!(emergency.contains(answer), "{answer} in {emergency}");
+        }
+
+        // A reasonable adjustment, from the NHS list: a Flag of the communication section.
+        let add = format!("{passport}/add/adjustment");
+        let form = sam.get(&add).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let first = option_value(&form.body, "Noise intolerance");
+        let saved = sam
+            .submit(
+                &add,
+                &add,
+                &[
+                    ("adjustments", first.as_str()),
+                    ("adjustments-consent", "yes"),
+                ],
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let flags = of_type(&w, "Flag", "subject").await;
+        assert_eq!(flags.len(), 1);
+        let (system, code) = first.split_once('|').unwrap();
+        assert_eq!(flags[0]["code"]["coding"][0]["system"], system);
+        assert_eq!(flags[0]["code"]["coding"][0]["code"], code);
+        assert!(
+            flags[0]["meta"]["tag"]
+                .to_string()
+                .contains("\"communication\"")
+        );
+
+        // The adjustment no longer needed: inactive from today, out of the current view.
+        let p = sam.get(&passport).await;
+        let flag_id = item_id(
+            &p.body[p.body.find("id=\"communication\"").unwrap()..],
+            "Flag",
+        );
+        let item = format!("{passport}/item/Flag/{flag_id}");
+        let form = sam.get(&item).await;
+        let ended = sam
+            .submit(
+                &item,
+                &format!("{item}/end"),
+                &[
+                    ("version", &form.hidden("version")),
+                    ("how", "no-longer-true"),
+                ],
+            )
+            .await;
+        assert_eq!(ended.status, 303, "{}", ended.body);
+        let flag = &of_type(&w, "Flag", "subject").await[0];
+        assert_eq!(flag["status"], "inactive");
+        assert!(flag["period"]["end"].is_string());
+        let p = sam.get(&passport).await;
+        let communication = &p.body[p.body.find("id=\"communication\"").unwrap()..];
+        let communication = &communication[..communication.find("</section>").unwrap()];
+        assert!(
+            communication.contains("No longer current (1)"),
+            "{communication}"
+        );
+        w.store.close().await;
+    }
+);
+
+/// The hidden `request` and `version` of the request whose card mentions `text`.
+fn request_fields(body: &str, text: &str) -> (String, String) {
+    let at = body
+        .find(text)
+        .unwrap_or_else(|| panic!("no request {text}"));
+    let field = |name: &str| {
+        let key = format!("name=\"{name}\" value=\"");
+        let start = body[at..].find(&key).unwrap() + at + key.len();
+        body[start..start + body[start..].find('"').unwrap()].to_owned()
+    };
+    (field("request"), field("version"))
+}
+
+// Care-team requests (issue 10 §2, §3): a professional outside the team asks to join by NHS
+// Number and date of birth (the answer is the same whether or not there is such a child);
+// the person in control of the passport agrees, and the professional joins in their own
+// right, not their whole organisation; the family asks to add a club and a clinician of the
+// team agrees; a declined request opens nothing; the family sees every step in the access
+// log; a professional member is removed like an organisation.
+on_both_databases!(
+    the_family_asks_to_add_and_professionals_ask_to_join,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let passport = format!("/passport/{}", w.mia);
+        let team = format!("{passport}/care-team");
+        let requests = || async { of_type(&w, "Communication", "subject").await };
+
+        // Sol (children's social care, not in the team) cannot see Mia, and asks to join.
+        let mut sol = staff(&srv.base, &w, "sol@example.gov.uk").await;
+        assert_eq!(sol.get(&passport).await.status, 404);
+        let caseload = sol.get("/passports").await;
+        assert!(caseload.body.contains("href=\"/passports/join\""));
+        let join = "/passports/join";
+        assert_eq!(sol.get(join).await.status, 200);
+        let bad = sol
+            .submit(
+                join,
+                join,
+                &[("nhs_number", "123"), ("birth_date", "27/3/2019")],
+            )
+            .await;
+        assert_eq!(bad.status, 400);
+        assert!(bad.body.contains("nhsuk-error-summary"));
+        let wrong_birthday = sol
+            .submit(
+                join,
+                join,
+                &[("nhs_number", "943 476 5919"), ("birth_date", "1/1/2018")],
+            )
+            .await;
+        let asked = sol
+            .submit(
+                join,
+                join,
+                &[("nhs_number", "943 476 5919"), ("birth_date", "27/3/2019")],
+            )
+            .await;
+        assert_eq!((wrong_birthday.status, asked.status), (200, 200));
+        let said = |b: &str| b[b.find("<main").unwrap()..].to_owned();
+        assert_eq!(
+            said(&wrong_birthday.body),
+            said(&asked.body),
+            "asking reveals nothing"
+        );
+        assert_eq!(requests().await.len(), 1);
+        sol.submit(
+            join,
+            join,
+            &[("nhs_number", "9434765919"), ("birth_date", "27/3/2019")],
+        )
+        .await;
+        assert_eq!(requests().await.len(), 1, "asking again changes nothing");
+        assert_eq!(
+            sol.get(&passport).await.status,
+            404,
+            "not before the family agrees"
+        );
+
+        // Only the person in control answers it: not the clinician, not Gran.
+        let mut cara = staff(&srv.base, &w, "cara@example.nhs.uk").await;
+        assert!(!cara.get(&team).await.body.contains("asks to join"));
+        let mut sam = family(&srv.base, "sam@example.com").await;
+        let page = sam.get(&team).await;
+        assert!(
+            page.body.contains(
+                "Sol Social (Social worker, North Children&#x27;s Services) asks to join"
+            ),
+            "{}",
+            page.body
+        );
+        let (id, version) = request_fields(&page.body, "asks to join");
+        let agree = [
+            ("action", "agree"),
+            ("request", id.as_str()),
+            ("version", version.as_str()),
+        ];
+        // Gran (no parental responsibility) sees no care team, and cannot answer.
+        let mut gran = family(&srv.base, "gran@example.com").await;
+        let csrf = gran.get("/").await.csrf();
+        let refused = gran
+            .post(
+                &team,
+                &[agree.to_vec(), vec![("csrf_token", csrf.as_str())]].concat(),
+            )
+            .await;
+        assert_eq!(refused.status, 404);
+        assert_eq!(cara.submit(&team, &team, &agree).await.status, 403);
+        let agreed = sam.submit(&team, &team, &agree).await;
+        assert_eq!(agreed.status, 303, "{}", agreed.body);
+        assert_eq!(requests().await[0]["status"], "completed");
+        // Sol joins as an individual: sees the passport; North Children's Services does not.
+        assert_eq!(sol.get(&passport).await.status, 200);
+        let facts = domain::facts::child_facts(&w.store, &w.mia).await.unwrap();
+        assert!(!facts.in_care_team(None, Some(w.region.org("social-care"))));
+        let page = sam.get(&team).await;
+        let professionals = &page.body[page.body.find("id=\"professionals\"").unwrap()..];
+        assert!(professionals.contains("Sol Social"), "{professionals}");
+        assert!(!page.body.contains("asks to join"), "answered");
+
+        // The family asks to add the swimming club; a clinician of the team agrees.
+        let club = w.region.org("club").to_owned();
+        let mut cody = staff(&srv.base, &w, "cody@example.org.uk").await;
+        assert_eq!(cody.get(&passport).await.status, 404);
+        let asked = sam
+            .submit(
+                &team,
+                &team,
+                &[("action", "ask"), ("organisation", club.as_str())],
+            )
+            .await;
+        assert_eq!(asked.status, 303, "{}", asked.body);
+        let page = sam.get(&team).await;
+        assert!(page.body.contains("Add Riverside Swimming Club"));
+        assert!(page.body.contains("Waiting for an answer"));
+        let page = cara.get(&team).await;
+        let (id, version) = request_fields(&page.body, "Add Riverside Swimming Club");
+        let agree = [
+            ("action", "agree"),
+            ("request", id.as_str()),
+            ("version", version.as_str()),
+        ];
+        assert_eq!(sam.submit(&team, &team, &agree).await.status, 403);
+        let agreed = cara.submit(&team, &team, &agree).await;
+        assert_eq!(agreed.status, 303, "{}", agreed.body);
+        assert_eq!(cody.get(&passport).await.status, 200);
+
+        // Gina asks to join; the family declines: nothing opens.
+        let mut gina = staff(&srv.base, &w, "gina@example.nhs.uk").await;
+        gina.submit(
+            join,
+            join,
+            &[("nhs_number", "9434765919"), ("birth_date", "27/3/2019")],
+        )
+        .await;
+        let page = sam.get(&team).await;
+        let (id, version) = request_fields(&page.body, "Gina GP");
+        let declined = sam
+            .submit(
+                &team,
+                &team,
+                &[
+                    ("action", "decline"),
+                    ("request", id.as_str()),
+                    ("version", version.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(declined.status, 303, "{}", declined.body);
+        assert_eq!(gina.get(&passport).await.status, 404);
+        let gina_asked = requests()
+            .await
+            .into_iter()
+            .find(|r| r["id"] == id.as_str())
+            .unwrap();
+        assert_eq!(gina_asked["status"], "not-done");
+
+        // Every step is in the family's access log (reads are audited through the audit
+        // queue, so the page may lag the last read by a moment).
+        let mut log = sam.get(&format!("{passport}/access-log")).await;
+        for _ in 0..50 {
+            if log.body.contains("looked at the passport: ") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            log = sam.get(&format!("{passport}/access-log")).await;
+        }
+        for who in ["Sol Social", "Gina GP", "Cara Carer"] {
+            assert!(log.body.contains(who), "{who} in the access log");
+        }
+        for words in [
+            "asked for a change to the care team",
+            "answered a request to change the care team",
+            "looked at the passport: ",
+        ] {
+            assert!(log.body.contains(words), "{words} in the access log");
+        }
+
+        // The parent removes Sol: Mia's passport closes to Sol again.
+        let key = "name=\"member\" value=\"";
+        let sol_ref = professionals[professionals.find(key).unwrap() + key.len()..]
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert!(sol_ref.starts_with("Practitioner/"), "{sol_ref}");
+        let removed = sam
+            .submit(
+                &team,
+                &team,
+                &[("action", "remove"), ("member", sol_ref.as_str())],
+            )
+            .await;
+        assert_eq!(removed.status, 303, "{}", removed.body);
+        assert_eq!(sol.get(&passport).await.status, 404);
+        w.store.close().await;
+    }
+);
+
+/// A JPEG's structure with an Exif block giving where it was taken (the cleaner walks
+/// segments; it does not decode the picture).
+fn jpeg_with_location() -> Vec<u8> {
+    let segment = |marker: u8, body: &[u8]| {
+        let mut s = vec![0xFF, marker];
+        s.extend_from_slice(&u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+        s.extend_from_slice(body);
+        s
+    };
+    let mut j = vec![0xFF, 0xD8];
+    j.extend(segment(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"));
+    j.extend(segment(
+        0xE1,
+        b"Exif\0\0MM\0*GPSLatitude 53.8N GPSLongitude 1.5W",
+    ));
+    j.extend(segment(0xDB, &[0; 65]));
+    j.extend(segment(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]));
+    j.extend(segment(0xDA, &[1, 1, 0, 0, 63, 0]));
+    j.extend_from_slice(&[0x12, 0x34, 0xFF, 0xD9]);
+    j
+}
+
+// The child's photo (issue 10 §2): size-limited, location metadata stripped before it is
+// stored, shown on the passport to those who may see "about me" and to nobody else; a bad
+// upload is an inline error and saves nothing; a new photo is a new version.
+on_both_databases!(
+    the_photo_is_cleaned_limited_and_shown_only_to_those_who_may_see_it,
+    |srv| {
+        let w = world(&srv.database_url).await;
+        let passport = format!("/passport/{}", w.mia);
+        let page = format!("{passport}/photo");
+        let mut sam = family(&srv.base, "sam@example.com").await;
+        let p = sam.get(&passport).await;
+        assert!(
+            p.body.contains(&format!("href=\"{page}\"")),
+            "an add-a-photo link"
+        );
+        let form = sam.get(&page).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert!(form.body.contains("enctype=\"multipart/form-data\""));
+        let csrf = form.csrf();
+        let photos = || async { of_type(&w, "DocumentReference", "subject").await };
+
+        // Refused, nothing stored: too large, not an image, no file, a forged form.
+        let big = vec![0xFF; 5 * 1024 * 1024 + 1];
+        let refused = sam
+            .post_multipart(&page, &[("csrf_token", &csrf)], ("photo", "big.jpg", &big))
+            .await;
+        assert_eq!(refused.status, 400);
+        assert!(
+            refused.body.contains("smaller than 5 MB"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("nhsuk-error-summary"));
+        let gif = sam
+            .post_multipart(
+                &page,
+                &[("csrf_token", &csrf)],
+                ("photo", "me.gif", b"GIF89a...."),
+            )
+            .await;
+        assert!(gif.body.contains("must be a JPEG or PNG"), "{}", gif.body);
+        let none = sam
+            .post_multipart(&page, &[("csrf_token", &csrf)], ("photo", "", b""))
+            .await;
+        assert!(none.body.contains("Choose a photo"));
+        let forged = sam
+            .post_multipart(
+                &page,
+                &[("csrf_token", "x")],
+                ("photo", "me.jpg", &jpeg_with_location()),
+            )
+            .await;
+        assert_eq!(forged.status, 403);
+        assert!(photos().await.is_empty(), "nothing saved");
+
+        // Saved without where it was taken; waiting for review; shown on the passport.
+        let saved = sam
+            .post_multipart(
+                &page,
+                &[("csrf_token", &csrf)],
+                ("photo", "me.jpg", &jpeg_with_location()),
+            )
+            .await;
+        assert_eq!(saved.status, 303, "{}", saved.body);
+        let stored = photos().await;
+        assert_eq!(stored.len(), 1);
+        assert!(
+            !stored[0].to_string().contains("R1BT"),
+            "no base64 'GPS' left"
+        );
+        let id = stored[0]["id"].as_str().unwrap().to_owned();
+        let src = format!("{passport}/photo/{id}");
+        let p = sam.get(&passport).await;
+        assert!(
+            p.body.contains(&format!("src=\"{src}\"")),
+            "shown on the passport"
+        );
+        let (status, ct, bytes) = sam.get_bytes(&src).await;
+        assert_eq!((status, ct.as_str()), (200, "image/jpeg"));
+        assert!(bytes.starts_with(&[0xFF, 0xD8]) && bytes.ends_with(&[0xFF, 0xD9]));
+        assert!(!bytes.windows(3).any(|w| w == b"GPS"), "location removed");
+        assert!(!bytes.windows(4).any(|w| w == b"Exif"));
+
+        // The school (about me shared with schools) sees it; someone with no link does not.
+        let mut tom = staff(&srv.base, &w, "tom@example.sch.uk").await;
+        assert_eq!(tom.get_bytes(&src).await.0, 200);
+        let mut nosy = family(&srv.base, "nosy@example.com").await;
+        assert_eq!(nosy.get_bytes(&src).await.0, 404);
+        let mut cody = staff(&srv.base, &w, "cody@example.org.uk").await;
+        assert_eq!(cody.get_bytes(&src).await.0, 404);
+
+        // A new photo is a new version of the same item.
+        let form = sam.get(&page).await;
+        assert!(
+            form.body.contains(&format!("src=\"{src}\"")),
+            "the current photo shown"
+        );
+        let again = sam
+            .post_multipart(
+                &page,
+                &[("csrf_token", &form.csrf())],
+                ("photo", "me2.jpg", &jpeg_with_location()),
+            )
+            .await;
+        assert_eq!(again.status, 303, "{}", again.body);
+        let stored = photos().await;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0]["meta"]["versionId"], "2");
+        w.store.close().await;
+    }
+);

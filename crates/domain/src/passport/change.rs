@@ -13,7 +13,13 @@ use crate::records::{Agent, deletion, new_version};
 
 /// What a professional's check adds: the Provenance of `target` (`Type/id/_history/n`)
 /// in `patient`'s record, tagged as the item is.
-fn provenance(caller: &Caller, patient: &str, target: &str, item: &Value, now_us: i64) -> Value {
+pub(super) fn provenance(
+    caller: &Caller,
+    patient: &str,
+    target: &str,
+    item: &Value,
+    now_us: i64,
+) -> Value {
     let mut meta = json!({});
     let sections: Vec<Value> = item["meta"]["tag"]
         .as_array()
@@ -90,6 +96,23 @@ pub async fn save(
             other => Failed::Invalid(other.to_string()),
         })?;
     let qs = forms::questions(form, &questionnaire);
+    let family = is_family(caller);
+    if family && form.clinical {
+        return Err(Failed::Forbidden(format!(
+            "{} is written by the child's clinical team. Ask them to change it.",
+            sentence_case(form.noun.trim_start_matches("the "))
+        )));
+    }
+    // Doses and when to give them are the clinician's alone: never from the family.
+    if family
+        && answers
+            .iter()
+            .any(|(id, _)| qs.iter().any(|q| q.link_id == *id && q.clinician_only))
+    {
+        return Err(Failed::Forbidden(
+            "Doses and when to give them are entered by the child's clinician.".into(),
+        ));
+    }
     let current = match target {
         Target::New => None,
         Target::Change { id, version } => {
@@ -100,6 +123,16 @@ pub async fn save(
             Some(stored)
         }
     };
+    // A family change keeps what the clinician entered.
+    let mut answers = answers.to_vec();
+    if family && let Some(cur) = &current {
+        answers.extend(
+            forms::answers_of(&body(cur), form, &qs)
+                .into_iter()
+                .filter(|(id, _)| qs.iter().any(|q| q.link_id == *id && q.clinician_only)),
+        );
+    }
+    let answers = answers.as_slice();
     if form.answers_only() {
         return save_answers(d, caller, patient, form, &questionnaire, current, answers).await;
     }
@@ -111,6 +144,7 @@ pub async fn save(
                 if let Some(first) = q
                     .definition
                     .as_deref()
+                    .filter(|d| d.split('.').next() == Some(form.resource_type))
                     .and_then(fhir::defs::path_shape)
                     .and_then(|steps| steps.into_iter().next())
                     && let Some(m) = v.as_object_mut()
@@ -123,7 +157,11 @@ pub async fn save(
         None => {
             let mut v =
                 json!({ "resourceType": form.resource_type, "id": crate::onboarding::new_id() });
-            v["meta"] = json!({ "tag": [form.section.tag()] });
+            let mut tags = vec![form.section.tag()];
+            if form.tagged {
+                tags.push(form.tag());
+            }
+            v["meta"] = json!({ "tag": tags });
             v
         }
     };
@@ -147,6 +185,38 @@ pub async fn save(
                 v["clinicalStatus"] = json!({ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active" }] });
             }
         }
+        "CarePlan" => {
+            v["subject"] = subject;
+            v["status"] = json!(v["status"].as_str().unwrap_or("active"));
+            v["intent"] = json!("plan");
+            v["title"] = json!(form.title);
+            // The emergency category (access reads it as the emergency section too).
+            v["category"] = json!([{ "coding": [{ "system": access::SECTION_SYSTEM,
+                "code": access::Section::Emergency.code(), "display": "Emergency protocol" }] }]);
+            // An activity's detail needs a status: the protocol is what to do when an
+            // emergency happens, not something already under way.
+            if let Some(acts) = v["activity"].as_array_mut() {
+                for a in acts {
+                    if a["detail"].is_object() && a["detail"]["status"].is_null() {
+                        a["detail"]["status"] = json!("not-started");
+                    }
+                }
+            }
+        }
+        "Observation" => {
+            v["subject"] = subject;
+            v["status"] = json!("final");
+            v["category"] = json!([{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs", "display": "Vital Signs" }] }]);
+            // The curated subset has no code for body weight: named in words (the page says
+            // so), never a code typed from memory.
+            v["code"] = json!({ "text": "Body weight" });
+            // A weight without its date cannot be judged stale: a hazard for doses.
+            if v["effectiveDateTime"].is_null() {
+                return Err(Failed::Invalid(
+                    "Enter the date the weight was measured".into(),
+                ));
+            }
+        }
         _ => {
             v["subject"] = subject;
             if v["status"].is_null() {
@@ -154,7 +224,6 @@ pub async fn save(
             }
         }
     }
-    let family = is_family(caller);
     set_awaiting(&mut v, family);
     set_verification(&mut v, if family { "unconfirmed" } else { "confirmed" });
     let id = v["id"].as_str().unwrap_or_default().to_owned();
@@ -288,32 +357,39 @@ async fn save_answers(
         &previous,
     )
     .await?;
-    let family = is_family(caller);
-    set_awaiting(&mut qr, family);
+    set_awaiting(&mut qr, is_family(caller));
+    write_item(d, caller, patient, qr, current.as_ref()).await?;
+    Ok(id)
+}
+
+/// Writes one item that is the whole change (`v`, replacing `current`): decided for the
+/// caller on both contents, then stored with, for a professional, the Provenance of their
+/// check, in one transaction.
+pub(super) async fn write_item(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+    v: Value,
+    current: Option<&Stored>,
+) -> Result<(), Failed> {
+    let ty = v["resourceType"].as_str().unwrap_or_default().to_owned();
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
     let action = if current.is_some() {
         Action::Update
     } else {
         Action::Create
     };
     Guard::new(d, caller)
-        .write(
-            action,
-            "QuestionnaireResponse",
-            &id,
-            current.as_ref().map(|s| &s.body),
-            Some(&qr),
-        )
+        .write(action, &ty, &id, current.map(|s| &s.body), Some(&v))
         .await?;
-    let version = current.as_ref().map_or(1, |s| s.version_id + 1);
-    let mut writes =
-        vec![new_version(qr.clone(), current.as_ref()).map_err(|e| Failed::Invalid(e.0))?];
-    if !family {
-        let target = format!("QuestionnaireResponse/{id}/_history/{version}");
-        let p = provenance(caller, patient, &target, &qr, crate::clock::now_us());
+    let version = current.map_or(1, |s| s.version_id + 1);
+    let mut writes = vec![new_version(v.clone(), current).map_err(|e| Failed::Invalid(e.0))?];
+    if !is_family(caller) {
+        let target = format!("{ty}/{id}/_history/{version}");
+        let p = provenance(caller, patient, &target, &v, crate::clock::now_us());
         writes.push(new_version(p, None).map_err(|e| Failed::Invalid(e.0))?);
     }
-    store_all(d, caller, writes).await?;
-    Ok(id)
+    store_all(d, caller, writes).await
 }
 
 /// Who wrote the answers, as `QuestionnaireResponse.author` may name them: a family member
@@ -452,6 +528,31 @@ pub async fn end(d: &Domain, caller: &Caller, o: &Opened<'_>, how: End) -> Resul
         // Answers kept as the item: "stopped" is the status FHIR has for answers that no
         // longer stand (they stay in the record's history).
         ("QuestionnaireResponse", End::NoLongerTrue) => v["status"] = json!("stopped"),
+        ("CarePlan", End::NoLongerTrue) => {
+            v["status"] = json!("revoked");
+            v["period"]["end"] = json!(today);
+        }
+        // A photo no longer like the child: replaced by none (kept in history).
+        ("DocumentReference", End::NoLongerTrue) => v["status"] = json!("superseded"),
+        ("Flag", End::NoLongerTrue) => {
+            v["status"] = json!("inactive");
+            v["period"]["end"] = json!(today);
+        }
+        ("Observation", End::NoLongerTrue) => {
+            return Err(Failed::Invalid(
+                "A measurement stays true for the date it was taken: add the new one instead."
+                    .into(),
+            ));
+        }
+        ("RelatedPerson", how) => {
+            // RelatedPerson has no status: inactive from today, and an entry made in error
+            // says so in its tag (kept in history, hidden from current views).
+            v["active"] = json!(false);
+            v["period"]["end"] = json!(today);
+            if how == End::EnteredInError {
+                tag_entered_in_error(&mut v);
+            }
+        }
         (_, End::EnteredInError) => v["status"] = json!("entered-in-error"),
         _ => v["active"] = json!(false),
     }

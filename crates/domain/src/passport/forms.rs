@@ -16,6 +16,11 @@ const EXT: &str = "https://passport.nhs.uk/fhir/StructureDefinition/";
 /// answer set becomes. A form whose answers fill no structured resource (what matters to
 /// me, how I communicate…) keeps them as the item itself: its resource type is
 /// `QuestionnaireResponse` ([`Form::answers_only`]).
+///
+/// A structured item holds every answer of its form: where the question's `definition`
+/// names an element of the item's own type, there; any other answer in an
+/// [`ANSWER_EXTENSION`] on the item (`linkId` and `value`), so the item alone is the
+/// authoritative record an EPR reads and nothing the form asked is lost on a change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Form {
     /// In addresses: `/passport/{child}/add/{key}`.
@@ -34,7 +39,20 @@ pub struct Form {
     /// Only these questions of the group (empty: all); the rest are kept elsewhere (the
     /// child's name, date of birth and NHS Number are the Patient's).
     pub only: &'static [&'static str],
+    /// Items of this form carry `meta.tag` [`FORM_SYSTEM`]`|key` and are recognised by it:
+    /// for types that hold other things too (a RelatedPerson can be a parent's sign-in
+    /// link, a Flag a safeguarding alert), so an item made elsewhere is never edited
+    /// through a form that does not describe it.
+    pub tagged: bool,
+    /// Written by the child's clinical team only (the emergency protocol: "as the clinician
+    /// wrote it"); families read it and cannot add or change it.
+    pub clinical: bool,
 }
+
+/// The code system of the form an item was made with (`meta.tag`).
+pub const FORM_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/passport-form";
+/// An answer with no element of its own in the item: `linkId` and `value` sub-extensions.
+pub const ANSWER_EXTENSION: &str = "https://passport.nhs.uk/fhir/StructureDefinition/answer";
 
 impl Form {
     /// The answers are the item (no structured resource holds them).
@@ -60,6 +78,33 @@ const fn item_form(
         title: "",
         repeats: true,
         only: &[],
+        tagged: false,
+        clinical: false,
+    }
+}
+
+/// A form whose items are recognised by their form tag ([`Form::tagged`]).
+const fn tagged_form(
+    key: &'static str,
+    group: &'static str,
+    section: Section,
+    resource_type: &'static str,
+    noun: &'static str,
+    title: &'static str,
+    repeats: bool,
+) -> Form {
+    Form {
+        key,
+        questionnaire: "core",
+        group,
+        section,
+        resource_type,
+        noun,
+        title,
+        repeats,
+        only: &[],
+        tagged: true,
+        clinical: false,
     }
 }
 
@@ -81,6 +126,8 @@ const fn answers_form(
         title,
         repeats,
         only: &[],
+        tagged: false,
+        clinical: false,
     }
 }
 
@@ -97,13 +144,39 @@ pub const FORMS: &[Form] = &[
             false,
         )
     },
-    answers_form(
-        "communication",
-        "communication",
+    Form {
+        // Reasonable adjustments are Flags of their own (the next form).
+        only: &[
+            "main-language",
+            "interpreter-needed",
+            "interpreter-type",
+            "communication-methods",
+            "communication-description",
+            "how-i-show-pain",
+            "how-i-show-distress",
+            "how-i-show-happy",
+            "how-i-show-unwell",
+            "sensory-aids",
+            "information-format",
+        ],
+        ..answers_form(
+            "communication",
+            "communication",
+            Section::Communication,
+            "how I communicate",
+            "How I communicate",
+            false,
+        )
+    },
+    // One Flag per adjustment, as the NHS Reasonable Adjustment Flag records them.
+    tagged_form(
+        "adjustment",
+        "reasonable-adjustments",
         Section::Communication,
-        "how I communicate",
-        "How I communicate",
-        false,
+        "Flag",
+        "a reasonable adjustment",
+        "Reasonable adjustment",
+        true,
     ),
     answers_form(
         "what-matters",
@@ -134,6 +207,16 @@ pub const FORMS: &[Form] = &[
         "MedicationStatement",
         "a medicine",
     ),
+    // One current weight, changed at each measurement (its versions are the history).
+    tagged_form(
+        "weight",
+        "weight",
+        Section::AboutMe,
+        "Observation",
+        "the weight",
+        "Weight",
+        false,
+    ),
     answers_form(
         "equipment",
         "equipment",
@@ -142,6 +225,8 @@ pub const FORMS: &[Form] = &[
         "Equipment",
         true,
     ),
+    // Key contacts stay answers: a RelatedPerson is a family member's sign-in link and a
+    // fact the access decision reads, which families never write (docs/SECURITY.md §5).
     answers_form(
         "key-contact",
         "key-contacts",
@@ -158,14 +243,18 @@ pub const FORMS: &[Form] = &[
         "Escalation contact",
         true,
     ),
-    answers_form(
-        "emergency-protocol",
-        "emergency-protocol",
-        Section::Emergency,
-        "the emergency protocol",
-        "Emergency protocol",
-        false,
-    ),
+    Form {
+        clinical: true,
+        ..tagged_form(
+            "emergency-protocol",
+            "emergency-protocol",
+            Section::Emergency,
+            "CarePlan",
+            "the emergency protocol",
+            "Emergency protocol",
+            false,
+        )
+    },
     answers_form(
         "education",
         "education",
@@ -196,7 +285,26 @@ pub fn form_of(v: &Value) -> Option<&'static Form> {
         let group = v["item"][0]["linkId"].as_str()?;
         return FORMS.iter().find(|f| f.answers_only() && f.group == group);
     }
-    FORMS.iter().find(|f| f.resource_type == ty)
+    let tag = form_tag(v);
+    FORMS
+        .iter()
+        .find(|f| f.resource_type == ty && (!f.tagged || tag == Some(f.key)))
+}
+
+/// The form an item says it was made with ([`Form::tagged`]).
+fn form_tag(v: &Value) -> Option<&str> {
+    v["meta"]["tag"]
+        .as_array()?
+        .iter()
+        .find(|t| t["system"] == FORM_SYSTEM)
+        .and_then(|t| t["code"].as_str())
+}
+
+impl Form {
+    /// The tag that marks an item as this form's.
+    pub fn tag(&self) -> Value {
+        json!({ "system": FORM_SYSTEM, "code": self.key, "display": self.title })
+    }
 }
 
 /// One question of a form, as a page renders it.
@@ -213,6 +321,9 @@ pub struct Question {
     /// Where the answer goes (`AllergyIntolerance.code`), if anywhere but the answers.
     pub definition: Option<String>,
     pub unit: Option<String>,
+    /// Entered by the child's clinician only, never by the family and never defaulted (a
+    /// dose, when to give it): the template's `clinician-entered` extension.
+    pub clinician_only: bool,
 }
 
 /// An answer option: `value` is what the form posts (`system|code` for a coding).
@@ -245,6 +356,28 @@ impl Answer {
             Answer::Date(d) => crate::dates::long_date(d).unwrap_or_else(|| d.clone()),
             Answer::Bool(b) => if *b { "Yes" } else { "No" }.to_owned(),
         }
+    }
+
+    /// An answer from its `value[x]` (a QuestionnaireResponse answer, or the value of an
+    /// [`ANSWER_EXTENSION`]).
+    fn from_fhir(a: &Value) -> Option<Answer> {
+        Some(if let Some(c) = a.get("valueCoding") {
+            Answer::Coding {
+                system: c["system"].as_str().unwrap_or_default().to_owned(),
+                code: c["code"].as_str().unwrap_or_default().to_owned(),
+                display: c["display"].as_str().unwrap_or_default().to_owned(),
+            }
+        } else if let Some(d) = a["valueDate"].as_str() {
+            Answer::Date(d.to_owned())
+        } else if let Some(b) = a["valueBoolean"].as_bool() {
+            Answer::Bool(b)
+        } else if let Some(x) = a.get("valueDecimal").filter(|x| x.is_number()) {
+            Answer::Decimal(x.to_string())
+        } else if let Some(t) = a["valueString"].as_str() {
+            Answer::Text(t.to_owned())
+        } else {
+            return None;
+        })
     }
 
     /// The QuestionnaireResponse `answer` element.
@@ -336,25 +469,9 @@ pub fn answers_in(response: &Value, questions: &[Question]) -> Vec<(String, Answ
         if !questions.iter().any(|q| q.link_id == id) {
             continue;
         }
-        let a = &item["answer"][0];
-        let answer = if let Some(c) = a.get("valueCoding") {
-            Answer::Coding {
-                system: c["system"].as_str().unwrap_or_default().to_owned(),
-                code: c["code"].as_str().unwrap_or_default().to_owned(),
-                display: c["display"].as_str().unwrap_or_default().to_owned(),
-            }
-        } else if let Some(d) = a["valueDate"].as_str() {
-            Answer::Date(d.to_owned())
-        } else if let Some(b) = a["valueBoolean"].as_bool() {
-            Answer::Bool(b)
-        } else if let Some(x) = a.get("valueDecimal").filter(|x| x.is_number()) {
-            Answer::Decimal(x.to_string())
-        } else if let Some(t) = a["valueString"].as_str() {
-            Answer::Text(t.to_owned())
-        } else {
-            continue;
-        };
-        out.push((id.to_owned(), answer));
+        if let Some(answer) = Answer::from_fhir(&item["answer"][0]) {
+            out.push((id.to_owned(), answer));
+        }
     }
     out
 }
@@ -409,6 +526,7 @@ fn question(item: &Value) -> Option<Question> {
             .map(str::to_owned),
         definition,
         unit: ext_unit(item),
+        clinician_only: ext(item, "clinician-entered").is_some(),
     })
 }
 
@@ -544,24 +662,55 @@ fn is_phone(p: &str) -> bool {
     ok_chars && (10..=13).contains(&digits)
 }
 
-/// Writes the answers into `resource` where their questions' definitions say.
+/// Where in an item of `resource_type` the answer to `q` goes: its definition's steps when
+/// the definition names an element of that type; `None` when it goes in an
+/// [`ANSWER_EXTENSION`] (no definition, or one for another type).
+fn own_steps(q: &Question, resource_type: &str) -> Option<Vec<fhir::defs::Step>> {
+    let path = q.definition.as_deref()?;
+    let (root, _) = path.split_once('.')?;
+    if root != resource_type {
+        return None;
+    }
+    fhir::defs::path_shape(path)
+}
+
+/// Writes the answers into `resource`: where their questions' definitions say, and every
+/// other answer as an [`ANSWER_EXTENSION`] (replacing the form's earlier ones).
 pub fn fill(resource: &mut Value, questions: &[Question], answers: &[(String, Answer)]) {
+    let ty = resource["resourceType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The form's earlier answers kept as extensions go: what it answers is replaced whole.
+    if let Some(exts) = resource["extension"].as_array_mut() {
+        exts.retain(|e| {
+            e["url"] != ANSWER_EXTENSION
+                || !questions
+                    .iter()
+                    .any(|q| Some(q.link_id.as_str()) == extension_link_id(e))
+        });
+    }
     for (id, answer) in answers {
-        let Some(path) = questions
-            .iter()
-            .find(|q| &q.link_id == id)
-            .and_then(|q| q.definition.as_deref())
-        else {
+        let Some(q) = questions.iter().find(|q| &q.link_id == id) else {
             continue;
         };
-        let Some(steps) = fhir::defs::path_shape(path) else {
+        let Some(steps) = own_steps(q, &ty) else {
+            let mut value = answer.fhir();
+            value["url"] = json!("value");
+            let ext = json!({ "url": ANSWER_EXTENSION, "extension": [
+                { "url": "linkId", "valueString": id }, value,
+            ] });
+            match resource["extension"].as_array_mut() {
+                Some(list) => list.push(ext),
+                None => resource["extension"] = json!([ext]),
+            }
             continue;
         };
         let mut at = &mut *resource;
         let last = steps.len() - 1;
         for (i, step) in steps.iter().enumerate() {
             if i == last {
-                let v = leaf(&step.type_name, answer);
+                let v = leaf(&step.type_name, answer, q.unit.as_deref());
                 at[step.name.as_str()] = if step.array { json!([v]) } else { v };
                 break;
             }
@@ -580,9 +729,49 @@ pub fn fill(resource: &mut Value, questions: &[Question], answers: &[(String, An
     }
 }
 
-/// An answer as the element's datatype.
-fn leaf(type_name: &str, a: &Answer) -> Value {
+/// The `linkId` of an [`ANSWER_EXTENSION`].
+fn extension_link_id(e: &Value) -> Option<&str> {
+    e["extension"]
+        .as_array()?
+        .iter()
+        .find(|x| x["url"] == "linkId")
+        .and_then(|x| x["valueString"].as_str())
+}
+
+/// The answers an item keeps in [`ANSWER_EXTENSION`]s, by linkId.
+fn extension_answers(resource: &Value) -> Vec<(String, Answer)> {
+    let mut out = Vec::new();
+    for e in resource["extension"].as_array().into_iter().flatten() {
+        if e["url"] != ANSWER_EXTENSION {
+            continue;
+        }
+        let (Some(id), Some(value)) = (
+            extension_link_id(e),
+            e["extension"]
+                .as_array()
+                .and_then(|l| l.iter().find(|x| x["url"] == "value")),
+        ) else {
+            continue;
+        };
+        if let Some(a) = Answer::from_fhir(value) {
+            out.push((id.to_owned(), a));
+        }
+    }
+    out
+}
+
+/// An answer as the element's datatype (`unit`: the question's, for a quantity).
+fn leaf(type_name: &str, a: &Answer, unit: Option<&str>) -> Value {
     match (type_name, a) {
+        ("Quantity", Answer::Decimal(x)) => {
+            let mut q = json!({ "value": serde_json::Number::from_string_unchecked(x.clone()) });
+            if let Some(u) = unit {
+                q["unit"] = json!(u);
+                q["system"] = json!("http://unitsofmeasure.org");
+                q["code"] = json!(u);
+            }
+            q
+        }
         (
             "CodeableConcept",
             Answer::Coding {
@@ -608,9 +797,14 @@ fn leaf(type_name: &str, a: &Answer) -> Value {
 /// The answers a stored resource holds for the form's questions (to fill in the form for a
 /// change, and to say what changed), read back through the same definitions.
 pub fn read_back(resource: &Value, questions: &[Question]) -> Vec<(String, Answer)> {
+    let ty = resource["resourceType"].as_str().unwrap_or_default();
+    let kept = extension_answers(resource);
     let mut out = Vec::new();
     for q in questions {
-        let Some(steps) = q.definition.as_deref().and_then(fhir::defs::path_shape) else {
+        let Some(steps) = own_steps(q, ty) else {
+            if let Some((_, a)) = kept.iter().find(|(id, _)| *id == q.link_id) {
+                out.push((q.link_id.clone(), a.clone()));
+            }
             continue;
         };
         let mut at = resource;
@@ -647,6 +841,9 @@ pub fn read_back(resource: &Value, questions: &[Question]) -> Vec<(String, Answe
                 Answer::Text(label.to_owned())
             }),
             "HumanName" => at["text"].as_str().map(|t| Answer::Text(t.to_owned())),
+            "Quantity" => at["value"]
+                .as_number()
+                .map(|n| Answer::Decimal(n.to_string())),
             "ContactPoint" => at["value"].as_str().map(|t| Answer::Text(t.to_owned())),
             "Timing" => at["code"]["text"]
                 .as_str()

@@ -20,6 +20,7 @@
 pub mod care_team;
 mod change;
 pub mod forms;
+pub mod photo;
 mod review;
 pub mod templates;
 mod view;
@@ -36,11 +37,14 @@ use crate::guard::{Caller, Guard, Refused};
 
 pub use change::{End, Opened, Target, check, end, save};
 pub use forms::{FORMS, Form};
+pub use photo::{PHOTO_FORM, photo, set_photo};
 pub use review::{Change, PLAN_SYSTEM, changes, is_review_plan, set_next_review};
 pub use view::{compartment, preview, summary, typical_role, view};
 
 /// The code system of an item's review state (`meta.tag`).
 pub const REVIEW_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/review-status";
+/// The status of an item whose type has none of its own (`meta.tag`: `entered-in-error`).
+pub const ITEM_STATUS_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/item-status";
 /// The item's QuestionnaireResponse (valueReference).
 pub const ANSWERS_EXTENSION: &str = "https://passport.nhs.uk/fhir/StructureDefinition/answers";
 /// The Provenance activity of a check by the care team.
@@ -87,6 +91,8 @@ pub struct Item {
     pub form: Option<&'static str>,
     /// Made inactive the FHIR way (resolved, stopped…): history, not the current view.
     pub current: bool,
+    /// The child's photo: where the page loads the image from.
+    pub photo: Option<String>,
 }
 
 /// One section as a page shows it.
@@ -244,7 +250,7 @@ pub fn is_current(v: &Value) -> bool {
     }
     if matches!(
         v["status"].as_str(),
-        Some("stopped" | "completed" | "inactive" | "revoked" | "not-taken")
+        Some("stopped" | "completed" | "inactive" | "revoked" | "not-taken" | "superseded")
     ) {
         return false;
     }
@@ -254,6 +260,20 @@ pub fn is_current(v: &Value) -> bool {
 fn entered_in_error(v: &Value) -> bool {
     v["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
         || v["status"] == "entered-in-error"
+        || v["meta"]["tag"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["system"] == ITEM_STATUS_SYSTEM && t["code"] == "entered-in-error")
+}
+
+/// Marks an item of a type with no status of its own (RelatedPerson) as entered in error.
+fn tag_entered_in_error(v: &mut Value) {
+    let tag = json!({ "system": ITEM_STATUS_SYSTEM, "code": "entered-in-error", "display": "Entered in error" });
+    match v["meta"]["tag"].as_array_mut() {
+        Some(tags) => tags.push(tag),
+        None => v["meta"]["tag"] = json!([tag]),
+    }
 }
 
 /// "943 476 5919": an NHS Number as people read it.
@@ -315,9 +335,15 @@ fn details(v: &Value) -> Vec<(String, String)> {
         && let Some(q) = templates::shipped(form.questionnaire)
     {
         let qs = forms::questions(form, &q);
-        // An item form's first answer is its label; an answers-only item shows them all.
-        let skip = usize::from(!form.answers_only());
-        return forms::answers_of(v, form, &qs)
+        let answers = forms::answers_of(v, form, &qs);
+        // An answer that is the item's label (the allergy's substance) is its heading.
+        let named = label(v);
+        let skip = usize::from(
+            answers
+                .first()
+                .is_some_and(|(_, a)| sentence_case(&a.words()) == named || a.words() == named),
+        );
+        return answers
             .into_iter()
             .skip(skip)
             .filter_map(|(id, a)| {

@@ -217,6 +217,7 @@ async fn view_for(
             details: details(&v),
             form: forms::form_of(&v).map(|f| f.key),
             current: is_current(&v),
+            photo: photo::is_photo(&v).then(|| format!("/passport/{patient}/photo/{id}")),
             status,
             resource_type: ty,
             id,
@@ -244,7 +245,12 @@ async fn view_for(
         s.forms
             .retain(|k| forms::form(k).is_none_or(|f| f.repeats || !present.contains(k)));
     }
-    audit_read(d, audited_as, &guard, patient, now, interaction).await?;
+    let shown: Vec<&'static str> = sections
+        .iter()
+        .filter(|s| s.shared)
+        .map(|s| s.code)
+        .collect();
+    audit_read(d, audited_as, &guard, patient, now, interaction, shown).await?;
     let name = &patient_json["name"][0];
     Ok(View {
         patient: patient.to_owned(),
@@ -291,8 +297,10 @@ fn writable_forms(
     facts: &access::ChildFacts,
     now: i64,
 ) -> Vec<&'static Form> {
+    let family = is_family(caller);
     FORMS
         .iter()
+        .filter(|f| !(family && f.clinical))
         .filter(|f| {
             let r = access::ResourceFacts::new(
                 f.resource_type,
@@ -319,8 +327,10 @@ async fn audit_read(
     patient: &str,
     now: i64,
     interaction: Interaction,
+    sections: Vec<&'static str>,
 ) -> Result<(), StoreError> {
     let mut spec = AuditEventSpec::new(EventKind::Rest(interaction), caller.who.clone());
+    spec.sections = sections;
     spec.recorded_us = now;
     spec.purpose = if guard.safeguarding {
         Purpose::Safeguarding

@@ -90,23 +90,6 @@ pub fn sector_name(s: Sector) -> &'static str {
     }
 }
 
-/// A role in words.
-pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Clinician => "Clinician",
-        Role::Nurse => "Nurse",
-        Role::AlliedHealthProfessional => "Allied health professional",
-        Role::ClinicalAdmin => "Clinical administrator",
-        Role::SocialWorker => "Social worker",
-        Role::SchoolStaff => "School staff",
-        Role::LeisureStaff => "Leisure staff",
-        Role::OrganisationAdmin => "Organisation administrator",
-        Role::PrivacyOfficer => "Privacy officer",
-        Role::RegionalAdmin => "Regional administrator",
-        Role::Commissioner => "Commissioner",
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // Organisations (regional admin)
 
@@ -431,13 +414,13 @@ async fn staff_page(
         .into_iter()
         .filter(|a| a.organisation_id.as_deref() == Some(org.as_str()))
         .map(|a| {
-            let role = a.role.as_deref().and_then(Role::from_code).map(role_name);
+            let role = a.role.as_deref().and_then(Role::from_code).map(Role::words);
             json!({ "id": a.id, "name": a.display_name, "email": a.login, "role": role,
                     "active": a.active, "me": a.id == who.cur.account.id })
         })
         .collect();
     let roles: Vec<Value> = assignable(organisation.as_ref())
-        .map(|r| json!({ "code": r.code(), "label": role_name(r) }))
+        .map(|r| json!({ "code": r.code(), "label": r.words() }))
         .collect();
     Ok(page(
         status,

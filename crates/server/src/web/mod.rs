@@ -41,6 +41,7 @@ pub mod oidc;
 pub mod onboarding;
 mod pages;
 pub mod passport;
+mod photo;
 mod privacy;
 pub mod session;
 mod sharing;
@@ -97,6 +98,8 @@ pub enum Serves {
     Redirect,
     /// Static files.
     Assets,
+    /// A child's photo (image bytes), decided and audited like the passport.
+    Image,
 }
 
 /// One route of this surface: the router is built from the table, and tests iterate it.
@@ -131,6 +134,31 @@ impl Route {
             get: Serves::Page,
             post: Some(effect),
             handler: routing::get(get).post(post),
+        }
+    }
+
+    /// A page with a file-upload form posted back to it: the body may be up to `limit`
+    /// bytes (the default elsewhere is 2 MB).
+    fn upload<G, TG, P, TP>(
+        path: &'static str,
+        get: G,
+        effect: Effect,
+        post: P,
+        limit: usize,
+    ) -> Route
+    where
+        G: Handler<TG, Arc<AppState>>,
+        P: Handler<TP, Arc<AppState>>,
+        TG: 'static,
+        TP: 'static,
+    {
+        Route {
+            path,
+            get: Serves::Page,
+            post: Some(effect),
+            handler: routing::get(get)
+                .post(post)
+                .layer(axum::extract::DefaultBodyLimit::max(limit)),
         }
     }
 
@@ -178,11 +206,18 @@ pub fn table() -> Vec<Route> {
             Account,
             pages::reset,
         ),
+        Route::page("/passport/{patient}/sharing", sharing::summary),
         Route::form(
-            "/passport/{patient}/sharing",
-            sharing::form_page,
+            "/passport/{patient}/sharing/sector/{sector}",
+            sharing::sector_form,
             Access,
-            sharing::save,
+            sharing::save_sector,
+        ),
+        Route::form(
+            "/passport/{patient}/sharing/organisation/{org}",
+            sharing::organisation_form,
+            Access,
+            sharing::save_organisation,
         ),
         Route::page("/passport/{patient}/access-log", access_log::view),
         Route::page("/passport/{patient}", passport::view),
@@ -216,12 +251,30 @@ pub fn table() -> Vec<Route> {
             passport::checked,
         ),
         Route::page("/passport/{patient}/changes", passport::changes),
+        Route::upload(
+            "/passport/{patient}/photo",
+            photo::form_page,
+            Record,
+            photo::upload,
+            photo::UPLOAD_LIMIT,
+        ),
+        Route::other(
+            "/passport/{patient}/photo/{id}",
+            Serves::Image,
+            photo::image,
+        ),
         Route::action(
             "/passport/{patient}/review-date",
             Record,
             passport::review_date,
         ),
         Route::form("/passports", passport::caseload, Nothing, passport::find),
+        Route::form(
+            "/passports/join",
+            passport::join_form,
+            Record,
+            passport::join,
+        ),
         Route::form(
             "/break-glass",
             break_glass::start,

@@ -20,7 +20,7 @@ use super::templates::{csrf_refused, long_date, message, page, see_other};
 use crate::AppState;
 
 /// The signed-in person and their caller, or where to send them.
-async fn caller(
+pub(super) async fn caller(
     st: &AppState,
     headers: &HeaderMap,
 ) -> Result<Result<(SignedIn, Caller), Response>, guard::PageError> {
@@ -53,7 +53,7 @@ async fn posted(
 }
 
 /// The page for a passport action that did not happen.
-fn failed(f: Failed, patient: &str, back: &str) -> PageResult {
+pub(super) fn failed(f: Failed, patient: &str, back: &str) -> PageResult {
     Ok(match f {
         Failed::NotFound => guard::no_such_passport(),
         Failed::Forbidden(why) => guard::forbidden(&why),
@@ -168,7 +168,8 @@ fn section_json(s: &passport::SectionView, family: bool) -> Value {
         .map(|f| json!({ "key": f.key, "noun": f.noun }))
         .collect();
     json!({ "code": s.code, "title": s.title, "shared": s.shared, "items": items(&s.items),
-            "earlier": items(&s.earlier), "forms": forms, "writable": s.writable })
+            "earlier": items(&s.earlier), "forms": forms, "writable": s.writable,
+            "photo": s.items.iter().any(|i| i.photo.is_some()) })
 }
 
 fn item_json(i: &passport::Item, family: bool) -> Value {
@@ -204,7 +205,7 @@ fn item_json(i: &passport::Item, family: bool) -> Value {
         .map(|(k, v)| json!({ "key": k, "value": v }))
         .collect();
     json!({ "type": i.resource_type, "id": i.id, "version": i.version, "label": i.label,
-            "details": details, "status": status, "form": i.form })
+            "details": details, "status": status, "form": i.form, "photo": i.photo })
 }
 
 /// The form page: `errors` and `fields` when it comes back with problems.
@@ -220,12 +221,20 @@ fn form_page(
     errors: &[forms::FieldError],
     change: Option<(&str, i64, bool, bool)>,
 ) -> Response {
+    let family = guard_is_family(who);
     let questions: Vec<Value> = qs
         .iter()
         .map(|q| {
             let value = fields.get(&q.link_id).cloned().unwrap_or_default();
+            // The label of a chosen option, for an answer shown but not changed.
+            let shown = q
+                .options
+                .iter()
+                .find(|o| o.value == value)
+                .map_or(value.clone(), |o| o.label.clone());
             json!({
                 "id": q.link_id, "text": q.text, "kind": q.kind, "required": q.required,
+                "locked": family && q.clinician_only, "shown": shown,
                 "options": q.options, "no_code": q.no_code, "unit": q.unit, "value": value,
                 "other": fields.get(&format!("{}-other", q.link_id)).cloned().unwrap_or_default(),
                 "day": fields.get(&format!("{}-day", q.link_id)).cloned().unwrap_or_default(),
@@ -281,6 +290,12 @@ pub async fn add_form(
         Ok(n) => n,
         Err(e) => return failed(e, &patient, "/"),
     };
+    if f.clinical && guard_is_family(&who) {
+        return Ok(guard::forbidden(&format!(
+            "{name}'s clinical team writes {}. Ask them to add or change it.",
+            f.noun
+        )));
+    }
     let q = passport::templates::published(&st.domain, f.questionnaire).await?;
     let qs = forms::questions(f, &q);
     Ok(form_page(
@@ -389,7 +404,14 @@ async fn save(
     let q = passport::templates::published(&st.domain, f.questionnaire).await?;
     let qs = forms::questions(f, &q);
     let version: i64 = field(&fields, "version").parse().unwrap_or(0);
-    let answers = match forms::answers(&qs, &fields, &domain::dates::today()) {
+    // A family member answers every question but those the clinician alone enters.
+    let family = guard_is_family(&who);
+    let theirs: Vec<forms::Question> = qs
+        .iter()
+        .filter(|q| !(family && q.clinician_only))
+        .cloned()
+        .collect();
+    let answers = match forms::answers(&theirs, &fields, &domain::dates::today()) {
         Ok(a) => a,
         Err(errors) => {
             let change = id.map(|i| (i, version, false, false));
@@ -746,7 +768,7 @@ async fn care_team_page(
         Err(e) => return failed(e, patient, "/"),
     };
     let name = team.name.clone();
-    let addable: Vec<Value> = if team.may_add {
+    let addable: Vec<Value> = if team.may_add || team.may_ask {
         care_team::addable(&st.domain, patient)
             .await
             .map_err(|e| guard::PageError::new("the directory", e))?
@@ -778,17 +800,94 @@ pub async fn change_care_team(
             Err(r) => return Ok(r),
         };
     let org = field(&f, "organisation");
+    let request = field(&f, "request");
+    let version = field(&f, "version").parse().unwrap_or(0);
     let done = match field(&f, "action") {
-        "add" if org.is_empty() => {
+        "add" | "ask" if org.is_empty() => {
             let e = [json!({ "field": "organisation", "text": "Choose the organisation to add" })];
             return care_team_page(&st, &who, &c, &patient, StatusCode::BAD_REQUEST, &e).await;
         }
         "add" => care_team::add(&st.domain, &c, &patient, org).await,
-        "remove" => care_team::remove(&st.domain, &c, &patient, org).await,
+        "ask" => care_team::ask_to_add(&st.domain, &c, &patient, org).await,
+        // An organisation's id, or a professional's `Practitioner/{id}`.
+        "remove" => {
+            let member = if org.is_empty() {
+                field(&f, "member")
+            } else {
+                org
+            };
+            care_team::remove(&st.domain, &c, &patient, member).await
+        }
+        "agree" => care_team::answer(&st.domain, &c, &patient, request, version, true).await,
+        "decline" => care_team::answer(&st.domain, &c, &patient, request, version, false).await,
         _ => return Ok(guard::not_found()),
     };
     match done {
         Ok(()) => Ok(see_other(&back)),
         Err(e) => failed(e, &patient, &back),
     }
+}
+
+/// `GET /passports/join`: a professional asks to join a child's care team.
+pub async fn join_form(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageResult {
+    let (who, c) = match caller(&st, &headers).await? {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    if !matches!(c.subject.identity, access::Identity::Staff(_)) {
+        return Ok(guard::forbidden(
+            "Only professionals ask to join a care team.",
+        ));
+    }
+    Ok(page(
+        StatusCode::OK,
+        "care_team_join.html",
+        json!({ "errors": [], "csrf_token": who.csrf_token() }),
+    ))
+}
+
+/// `POST /passports/join`: asks, by NHS Number and date of birth, to join the care team of
+/// the child with those details. The answer is the same whether or not there is one.
+pub async fn join(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> PageResult {
+    let (who, c, f) = match posted(
+        &st,
+        &headers,
+        &body,
+        ("/passports/join", "Go back to the request"),
+    )
+    .await?
+    {
+        Ok(x) => x,
+        Err(r) => return Ok(r),
+    };
+    let nhs = domain::onboarding::parse_nhs_number(field(&f, "nhs_number"));
+    let dob = domain::onboarding::parse_birth_date(field(&f, "birth_date"));
+    let mut errors = Vec::new();
+    if nhs.is_none() {
+        errors.push(json!({ "field": "nhs_number", "text": "Enter a 10-digit NHS Number that passes its check, like 943 476 5919" }));
+    }
+    if dob.is_none() {
+        errors.push(
+            json!({ "field": "birth_date", "text": "Enter the date of birth, like 27/3/2019" }),
+        );
+    }
+    if let (Some(nhs), Some(dob)) = (nhs, dob) {
+        return match care_team::ask_to_join(&st.domain, &c, &nhs, &dob).await {
+            Ok(()) => Ok(super::templates::message(
+                StatusCode::OK,
+                "Your request has been sent",
+                &[
+                    "If there is a passport for a child with these details, the person in control of it has been asked whether you may join the care team. You will see the passport in your list if they agree.",
+                ],
+                Some(("/passports", "Go back to your list")),
+            )),
+            Err(e) => failed(e, "", "/passports"),
+        };
+    }
+    Ok(page(
+        StatusCode::BAD_REQUEST,
+        "care_team_join.html",
+        json!({ "errors": errors, "csrf_token": who.csrf_token(),
+                "nhs_number": field(&f, "nhs_number"), "birth_date": field(&f, "birth_date") }),
+    ))
 }

@@ -70,6 +70,15 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/admin_staff_created.html"),
     ),
     ("sharing.html", include_str!("../../templates/sharing.html")),
+    ("photo.html", include_str!("../../templates/photo.html")),
+    (
+        "care_team_join.html",
+        include_str!("../../templates/care_team_join.html"),
+    ),
+    (
+        "sharing_question.html",
+        include_str!("../../templates/sharing_question.html"),
+    ),
     (
         "care_team.html",
         include_str!("../../templates/care_team.html"),
