@@ -251,7 +251,8 @@ pub async fn seed_region(
     bin: &Path,
     database: &str,
     spec: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
+) -> Result<(serde_json::Value, String), String> {
+    let password = random_password()?;
     let file =
         std::env::temp_dir().join(format!("passport-bench-region-{}.json", std::process::id()));
     std::fs::write(&file, spec.to_string())
@@ -266,11 +267,95 @@ pub async fn seed_region(
     ]
     .map(str::to_owned)
     .to_vec();
-    let out = run_cli_async(bin, args, Some(random_password()?)).await;
+    let out = run_cli_async(bin, args, Some(password.clone())).await;
     let _ = std::fs::remove_file(&file);
     let out = out?;
-    serde_json::from_str(&out)
-        .map_err(|e| format!("`passport admin seed-region` printed no JSON ({e}):\n{out}"))
+    let made = serde_json::from_str(&out)
+        .map_err(|e| format!("`passport admin seed-region` printed no JSON ({e}):\n{out}"))?;
+    Ok((made, password))
+}
+
+/// A member of staff's full web session: the password step, then the TOTP step with a
+/// code computed from `secret_base32` (as an authenticator app would). The `Cookie`
+/// header value that carries it. Not timed.
+pub async fn staff_session(
+    c: &mut Client,
+    email: &str,
+    password: &str,
+    secret_base32: &str,
+) -> Result<String, String> {
+    let account = Account {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        next: "/sign-in/code",
+    };
+    let half = session_cookie(c, &account).await?;
+    let form = c
+        .send(Method::GET, "/sign-in/code", &[("cookie", &half)], None)
+        .await
+        .map_err(|e| format!("GET /sign-in/code: transport error: {e}"))?;
+    let html = String::from_utf8_lossy(&form.body);
+    let csrf = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .ok_or_else(|| format!("GET /sign-in/code: HTTP {}, no form", form.status))?
+        .to_owned();
+    let secret = base32_decode(secret_base32).ok_or("the TOTP secret is not base32")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs();
+    let body = http::form_encode(&[("csrf_token", &csrf), ("code", &totp(&secret, now))]);
+    let r = c
+        .send(
+            Method::POST,
+            "/sign-in/code",
+            &[("content-type", FORM), ("cookie", &half)],
+            Some(Bytes::from(body)),
+        )
+        .await
+        .map_err(|e| format!("POST /sign-in/code: transport error: {e}"))?;
+    if r.status != 303 || r.location.as_deref() != Some("/") {
+        return Err(format!(
+            "POST /sign-in/code: HTTP {} to {:?}, expected 303 to /",
+            r.status, r.location
+        ));
+    }
+    let session = http::cookie_value(&r.set_cookie, SESSION_COOKIE)
+        .ok_or("POST /sign-in/code: no session cookie")?;
+    Ok(format!("{SESSION_COOKIE}={session}"))
+}
+
+/// RFC 6238 TOTP (SHA-1, 30-second steps, 6 digits) at `unix_secs`.
+fn totp(secret: &[u8], unix_secs: u64) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret).expect("any key length");
+    mac.update(&(unix_secs / 30).to_be_bytes());
+    let h = mac.finalize().into_bytes();
+    let o = usize::from(h[h.len() - 1] & 0x0f);
+    let bin = u32::from_be_bytes([h[o] & 0x7f, h[o + 1], h[o + 2], h[o + 3]]);
+    format!("{:06}", bin % 1_000_000)
+}
+
+/// RFC 4648 base32 (no padding needed), as authenticator apps take secrets.
+fn base32_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u64, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        };
+        buf = (buf << 5) | u64::from(v);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
 }
 
 /// Creates a family sign-in (`passport admin create-user --role family`, a Person and an
@@ -911,6 +996,16 @@ pub async fn verify_sign_in(addr: SocketAddr, account: &Account) -> Result<(), S
 
 #[cfg(test)]
 mod tests {
+    use super::{base32_decode, totp};
+
+    #[test]
+    fn totp_matches_rfc_6238() {
+        // RFC 6238 appendix B, SHA-1: the last six digits of its eight-digit codes.
+        let secret = b"12345678901234567890";
+        assert_eq!(totp(secret, 59), "287082");
+        assert_eq!(totp(secret, 1_111_111_109), "081804");
+        assert_eq!(base32_decode("GEZDGNBVGY3TQOJQ").unwrap(), b"1234567890");
+    }
 
     #[test]
     fn s256_is_rfc_7636s_example() {

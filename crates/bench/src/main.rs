@@ -37,8 +37,8 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
 transaction, token, sign-in, sign-in-staff, and the searches as real callers: search-obs, \
-hospital-*, school-*, family-*) and prints throughput and latency tables. \
-`--compare A.json B.json` compares two runs' results files instead.",
+hospital-*, school-*, family-*; the pages family-passport and clinician-review) and prints \
+throughput and latency tables. `--compare A.json B.json` compares two runs' results files instead.",
     long_about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
@@ -57,7 +57,9 @@ unique logins per run). The synthetic region has a hospital trust, a GP practice
 schools (`passport admin seed-region`, the shared region fixture), a CareTeam per child naming the hospital, the GP and one \
 school, and section tags on every resource; the hospital-*/school-* workloads use system \
 clients made with `create-client --organisation`, the family-* workloads a parent's user \
-token from the authorization-code flow with PKCE (sign-in, approval page, code exchange). See \
+token from the authorization-code flow with PKCE (sign-in, approval page, code exchange); \
+clinician-review a clinician of the hospital trust made by seed-region, signed in once with \
+their password and a TOTP code the bench computes from the secret seed-region printed. See \
 docs/BENCHMARK.md."
 )]
 struct Args {
@@ -113,7 +115,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything,family-passport"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything,family-passport,clinician-review"
     )]
     workloads: Vec<String>,
     /// Schools in the synthetic region (each child's care team names one: child i is at
@@ -548,7 +550,7 @@ async fn bench(
 
     // The synthetic region: its organisations, named by every child's CareTeam.
     let setup = std::time::Instant::now();
-    let region = create_region(&cfg.server_bin, database, cfg.synth.schools())
+    let (region, clinician) = create_region(&cfg.server_bin, database, cfg.synth.schools())
         .await
         .map_err(|e| Failure::Other(format!("could not create the region's organisations: {e}")))?;
     eprintln!(
@@ -603,7 +605,7 @@ async fn bench(
 
     // The real callers of the search-visibility workloads (only those the run needs).
     let setup = std::time::Instant::now();
-    let callers = set_up_callers(
+    let mut callers = set_up_callers(
         &cfg.server_bin,
         database,
         server.addr,
@@ -615,6 +617,19 @@ async fn bench(
     )
     .await
     .map_err(|e| Failure::Other(format!("{e}\n{}", server.log_tail(10))))?;
+    if cfg.workloads.contains(&Workload::ClinicianReview) {
+        // One full sign-in (password and TOTP), shared by every worker: a code works once.
+        let mut c = http::Client::new(server.addr);
+        let cookie = auth::staff_session(
+            &mut c,
+            &clinician.email,
+            &clinician.password,
+            &clinician.totp_base32,
+        )
+        .await
+        .map_err(|e| Failure::Other(format!("the clinician could not sign in: {e}")))?;
+        callers.clinician_cookie = Some(cookie);
+    }
     let caller_line = describe_callers(&callers, &synth, data.patients.len());
     if !caller_line.is_empty() {
         eprintln!(
@@ -962,7 +977,20 @@ async fn bench(
 
 /// The region's organisations, made with the real CLI's `seed-region` (the shared region
 /// fixture): a hospital trust, a GP practice and `schools` schools.
-async fn create_region(bin: &Path, database: &str, schools: u64) -> Result<synth::Region, String> {
+/// A clinician of the bench's hospital trust (every child's care team), for the review
+/// page: their sign-in and TOTP secret, as `passport admin seed-region` made them.
+#[derive(Debug, Clone)]
+struct Clinician {
+    email: String,
+    password: String,
+    totp_base32: String,
+}
+
+async fn create_region(
+    bin: &Path,
+    database: &str,
+    schools: u64,
+) -> Result<(synth::Region, Clinician), String> {
     let tag = std::process::id();
     let org = |key: String, name: String, sector: &str| serde_json::json!({ "key": key, "name": name, "sector": sector });
     let mut orgs = vec![
@@ -980,21 +1008,32 @@ async fn create_region(bin: &Path, database: &str, schools: u64) -> Result<synth
             "education",
         ));
     }
-    let spec = serde_json::json!({ "region": "Bench", "organisations": orgs });
-    let made = auth::seed_region(bin, database, &spec).await?;
+    let email = format!("bench-clinician-{tag}@bench.example");
+    let spec = serde_json::json!({ "region": "Bench", "organisations": orgs,
+        "staff": [{ "org": "hospital", "role": "clinician", "email": email, "name": "Bench Clinician" }] });
+    let (made, password) = auth::seed_region(bin, database, &spec).await?;
+    let clinician = Clinician {
+        totp_base32: made["staff"][&email]["totp_secret"]
+            .as_str()
+            .ok_or_else(|| format!("`passport admin seed-region` made no clinician: {made}"))?
+            .to_owned(),
+        email,
+        password,
+    };
     let id = |key: &str| {
         made["organisations"][key]
             .as_str()
             .map(str::to_owned)
             .ok_or_else(|| format!("`passport admin seed-region` made no {key}: {made}"))
     };
-    Ok(synth::Region {
+    let region = synth::Region {
         hospital: id("hospital")?,
         gp: id("gp")?,
         schools: (0..schools)
             .map(|k| id(&format!("school-{k}")))
             .collect::<Result<_, _>>()?,
-    })
+    };
+    Ok((region, clinician))
 }
 
 /// Family members: how many, and family `f` is linked to `f + 1` children.
@@ -1017,10 +1056,11 @@ async fn set_up_callers(
     workloads: &[Workload],
 ) -> Result<workload::Callers, String> {
     use workload::Who;
+    // Searches need their caller's token; the passport page needs the parents too.
     let needs = |who: Who| {
         workloads
             .iter()
-            .any(|w| w.who() == who && w.shape().is_some())
+            .any(|w| w.who() == who && (w.shape().is_some() || *w == Workload::FamilyPassport))
     };
     let mut callers = workload::Callers::default();
     let tag = std::process::id();

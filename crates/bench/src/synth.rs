@@ -60,13 +60,21 @@ pub fn sections_of(resource_type: &str) -> &'static [&'static str] {
     }
 }
 
-/// `resource` with its type's section tags ([`sections_of`]) in `meta.tag`.
+/// The review state of a family member's version (the passport's `meta.tag`): an item
+/// "patient-reported, awaiting review", for the review page's workload.
+pub const REVIEW_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/review-status";
+
+/// `resource` with its type's section tags ([`sections_of`]) in `meta.tag`, and the
+/// awaiting-review tag on an unconfirmed allergy (as the family's additions are).
 fn tagged(mut resource: Value) -> Value {
     let ty = resource["resourceType"].as_str().unwrap_or("").to_owned();
-    let tags: Vec<Value> = sections_of(&ty)
+    let mut tags: Vec<Value> = sections_of(&ty)
         .iter()
         .map(|code| json!({ "system": SECTION_SYSTEM, "code": code }))
         .collect();
+    if resource["verificationStatus"]["coding"][0]["code"] == "unconfirmed" {
+        tags.push(json!({ "system": REVIEW_SYSTEM, "code": "awaiting-review" }));
+    }
     if !tags.is_empty() {
         resource["meta"] = json!({ "tag": tags });
     }
@@ -713,6 +721,12 @@ impl Synth {
             .collect();
         for &a in &c.allergens {
             let al = &ALLERGENS[a];
+            // Allergens of even index were added by the family and wait for review.
+            let verification = if a % 2 == 0 {
+                "unconfirmed"
+            } else {
+                "confirmed"
+            };
             let mut ai = json!({
                 "resourceType": "AllergyIntolerance",
                 "clinicalStatus": { "coding": [{
@@ -721,7 +735,7 @@ impl Synth {
                 }]},
                 "verificationStatus": { "coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-                    "code": "confirmed",
+                    "code": verification,
                 }]},
                 "type": "allergy",
                 "category": [al.category],
@@ -1000,17 +1014,26 @@ mod tests {
                     "AllergyIntolerance" => {}
                     other => panic!("unexpected type {other}"),
                 }
-                // Every resource carries its type's section tags.
+                // Every resource carries its type's section tags; an unconfirmed allergy
+                // also waits for review.
                 let tags: Vec<&str> = r["meta"]["tag"]
                     .as_array()
                     .unwrap()
                     .iter()
-                    .map(|t| {
-                        assert_eq!(t["system"], SECTION_SYSTEM);
-                        t["code"].as_str().unwrap()
-                    })
+                    .filter(|t| t["system"] == SECTION_SYSTEM)
+                    .map(|t| t["code"].as_str().unwrap())
                     .collect();
                 assert_eq!(tags, sections_of(t), "{t}");
+                let waiting = r["meta"]["tag"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t["system"] == REVIEW_SYSTEM && t["code"] == "awaiting-review");
+                assert_eq!(
+                    waiting,
+                    r["verificationStatus"]["coding"][0]["code"] == "unconfirmed",
+                    "{r}"
+                );
             }
             assert_eq!(p["meta"]["tag"][0]["code"], "about-me");
         }

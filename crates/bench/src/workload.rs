@@ -49,6 +49,8 @@ pub enum Workload {
     FamilyEverything,
     /// The passport page (HTML) as a parent signed in to the pages.
     FamilyPassport,
+    /// The review page ("what changed since your last review") as a clinician.
+    ClinicianReview,
 }
 
 /// Whose token a workload's `/fhir` requests carry.
@@ -97,7 +99,7 @@ pub enum Shape {
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 30] = [
+    pub const ALL: [Workload; 31] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
@@ -128,6 +130,7 @@ impl Workload {
         Workload::FamilyChain,
         Workload::FamilyEverything,
         Workload::FamilyPassport,
+        Workload::ClinicianReview,
     ];
 
     /// Whose token the workload's `/fhir` requests carry.
@@ -140,6 +143,8 @@ impl Workload {
             SchoolObs | SchoolNhs | SchoolInclude | SchoolChain | SchoolEverything => Who::School,
             FamilyObs | FamilyNhs | FamilyInclude | FamilyChain | FamilyEverything
             | FamilyPassport => Who::Family,
+            // A clinician of the hospital trust: every child's care team.
+            ClinicianReview => Who::Hospital,
             _ => Who::Regional,
         }
     }
@@ -220,6 +225,7 @@ impl Workload {
             Workload::FamilyChain => "family-chain",
             Workload::FamilyEverything => "family-everything",
             Workload::FamilyPassport => "family-passport",
+            Workload::ClinicianReview => "clinician-review",
         }
     }
 
@@ -261,6 +267,9 @@ impl Workload {
             }
             Workload::FamilyPassport => {
                 "GET /passport/{id} (the passport page, HTML) signed in to the pages as a parent, one of their 1–3 children; 200 with the passport's 11 sections (its read decided item by item and audited once)"
+            }
+            Workload::ClinicianReview => {
+                "GET /passport/{id}/changes (the review page, HTML: every item waiting for review with its last checked version beside it) signed in to the pages as a clinician of the hospital trust (password and TOTP, once, untimed), a random child; 200 expected"
             }
             Workload::SignInStaff => {
                 "sign-in (password step) of a staff account (argon2id): POST /sign-in as for sign-in; 303 to /sign-in/code (the TOTP step, not measured) with a session cookie expected"
@@ -414,6 +423,8 @@ pub struct Callers {
     pub school_complex: Vec<usize>,
     /// Family members (worker `i` uses family `i % len`).
     pub families: Vec<Family>,
+    /// A clinician's web session (the `Cookie` header), for the review page.
+    pub clinician_cookie: Option<String>,
 }
 
 impl Callers {
@@ -862,6 +873,33 @@ impl Worker {
         }
     }
 
+    /// One review page as the hospital's clinician (signed in once, before the run).
+    async fn review_page(&mut self, ctx: &Ctx) {
+        let Some(k) = self.child_of(ctx, Who::Hospital, false) else {
+            return self.tally.error("clinician-review: no child".into());
+        };
+        let Some(cookie) = ctx.callers.clinician_cookie.clone() else {
+            return self
+                .tally
+                .error("clinician-review: no clinician session".into());
+        };
+        let path = format!("/passport/{}/changes", ctx.data.patients[k]);
+        let Some(r) = self
+            .call(
+                Method::GET,
+                &path,
+                &[("accept", "text/html"), ("cookie", &cookie)],
+                None,
+            )
+            .await
+        else {
+            return;
+        };
+        if r.status != 200 {
+            self.unexpected(&format!("GET {path}"), &r);
+        }
+    }
+
     fn random_resource<'a>(&mut self, ctx: &'a Ctx) -> Option<&'a (&'static str, String)> {
         let all = &ctx.data.resources;
         (!all.is_empty()).then(|| &all[self.rng.below(all.len() as u64) as usize])
@@ -988,6 +1026,7 @@ impl Worker {
             Workload::SignIn => self.sign_in(ctx.accounts.family.as_ref()).await,
             Workload::SignInStaff => self.sign_in(ctx.accounts.staff.as_ref()).await,
             Workload::FamilyPassport => self.passport_page(ctx).await,
+            Workload::ClinicianReview => self.review_page(ctx).await,
             w => match w.shape() {
                 Some(shape) => self.as_caller(ctx, w.who(), shape).await,
                 None => self.tally.error(format!("{}: no step", w.name())),

@@ -1534,7 +1534,16 @@ pub(crate) fn history_sql<'v>(pg: bool, q: &crate::HistoryQuery, vis: Visibility
         Some(t) => b.visible("v", t, false),
         None => b.visible_types("v", fhir::types::SUPPORTED_TYPES),
     }
-    b.push(" ORDER BY v.seq DESC LIMIT ")
+    // One resource's versions are written in version order, so newest-first by version
+    // is newest-first by seq — and the unique (type, id, version) index gives it, where
+    // ordering by seq led SQLite to walk every version of the type (issue 10's review
+    // page read one allergy's history in tens of milliseconds).
+    let order = if q.resource_type.is_some() && q.id.is_some() {
+        " ORDER BY v.version_id DESC LIMIT "
+    } else {
+        " ORDER BY v.seq DESC LIMIT "
+    };
+    b.push(order)
         .int(i64::try_from(q.count).unwrap_or(i64::MAX));
     b
 }
@@ -1897,6 +1906,12 @@ mod tests {
     /// line per step.
     fn sqlite_plan(q: &Sql<'_>) -> Vec<String> {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
+        // As the store's connections are set (crate::sqlite::configure).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .unwrap();
         for m in crate::sqlite::MIGRATIONS {
             conn.execute_batch(m.sql).unwrap();
         }
@@ -1926,6 +1941,27 @@ mod tests {
             }
         }
         println!("{name}:\n  {}", plan.join("\n  "));
+    }
+
+    /// One resource's history is read through the (type, id, version) index, not by
+    /// walking every version of its type in write order.
+    #[test]
+    fn one_resources_history_uses_its_own_index() {
+        let q = crate::HistoryQuery {
+            resource_type: Some("AllergyIntolerance".into()),
+            id: Some("a1".into()),
+            since_us: None,
+            at_us: None,
+            before_seq: None,
+            count: 1000,
+        };
+        let plan = sqlite_plan(&history_sql(false, &q, Visibility::System)).join("\n");
+        assert!(
+            plan.contains("sqlite_autoindex_resource_versions"),
+            "{plan}"
+        );
+        assert!(!plan.contains("resource_versions_type_seq"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 
     fn token(param: &str, system: &str, code: &str) -> Condition {

@@ -416,10 +416,27 @@ fn temp_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn open_writer(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(backend)?;
+/// What every connection is set to. The query planner stability guarantee is on: without
+/// it, SQLite marks a cached statement to be prepared again whenever a bound value could
+/// change its plan — and comparing every `col = ?` of a query against the partial index
+/// on `resource_versions` (`WHERE acc_flags = 0`) marks them all, so a search or a
+/// passport page was parsed and planned afresh on every call (a third of the page's CPU).
+/// Nothing here needs plans chosen from bound values: prefix searches are ranges, and
+/// there are no ANALYZE statistics.
+fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(backend)?;
+    configure(&conn)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(backend)?;
@@ -438,8 +455,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    configure(&conn)?;
     // Readers never write; make that a guarantee.
     conn.execute_batch("PRAGMA query_only = ON;")
         .map_err(backend)?;
@@ -489,6 +505,45 @@ mod tests {
         }
         assert!(parse_url("sqlite://").is_err());
         assert!(parse_url("postgres://x").is_err());
+    }
+
+    /// A cached search statement is not prepared again when it is run for another child:
+    /// the page's `$everything` (which joins `resource_versions`, with its partial index)
+    /// bound to two patients in turn.
+    #[test]
+    fn cached_statements_are_not_prepared_again_for_new_values() {
+        let dir = std::env::temp_dir().join(format!("passport-qpsg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("p.db");
+        let w = open_writer(&path).unwrap();
+        for m in MIGRATIONS {
+            w.execute_batch(m.sql).unwrap();
+        }
+        let r = open_reader(&path).unwrap();
+        let q = crate::search::EverythingQuery {
+            patient_id: "a".into(),
+            members: fhir::compartment::everything_members(|_| true),
+            since_us: None,
+            count: 100,
+            after: None,
+        };
+        let sql = crate::search::everything_sql(false, &q, crate::search::Visibility::System);
+        let mut stmt = r.prepare_cached(&sql.text).unwrap();
+        for patient in ["a", "b", "c"] {
+            let mut args = search::params(&sql.args);
+            args[0] = rusqlite::types::Value::Text(patient.into());
+            args[1] = rusqlite::types::Value::Text(patient.into());
+            let n = stmt
+                .query_map(rusqlite::params_from_iter(args), |_| Ok(()))
+                .unwrap()
+                .count();
+            assert_eq!(n, 0);
+        }
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+        drop(stmt);
+        drop(r);
+        drop(w);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Every file in migrations/sqlite is listed, in order.

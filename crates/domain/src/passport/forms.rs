@@ -451,6 +451,28 @@ pub fn questions(form: &Form, q: &Value) -> Vec<Question> {
     qs
 }
 
+/// The questions of `form` in its shipped template, parsed once per process: what pages
+/// use to read an item's answers back (a template is tens of kilobytes of JSON, and a
+/// passport page reads back every item).
+pub fn shipped_questions(form: &Form) -> &'static [Question] {
+    static CACHE: std::sync::OnceLock<Vec<(&'static str, Vec<Question>)>> =
+        std::sync::OnceLock::new();
+    let all = CACHE.get_or_init(|| {
+        FORMS
+            .iter()
+            .map(|f| {
+                let qs = templates::questionnaire(f.questionnaire)
+                    .map(|q| questions(f, &q))
+                    .unwrap_or_default();
+                (f.key, qs)
+            })
+            .collect()
+    });
+    all.iter()
+        .find(|(k, _)| *k == form.key)
+        .map_or(&[], |(_, qs)| qs.as_slice())
+}
+
 /// Every item under `items`, depth first (a form shows nested groups' questions in order).
 fn descendants<'v>(items: &'v Value, out: &mut Vec<&'v Value>) {
     for item in items.as_array().into_iter().flatten() {

@@ -39,7 +39,7 @@ pub use change::{End, Opened, Target, check, end, save};
 pub use forms::{FORMS, Form};
 pub use photo::{PHOTO_FORM, photo, set_photo};
 pub use review::{Change, PLAN_SYSTEM, changes, is_review_plan, set_next_review};
-pub use view::{compartment, preview, summary, typical_role, view};
+pub use view::{compartment, name, preview, summary, typical_role, view};
 
 /// The code system of an item's review state (`meta.tag`).
 pub const REVIEW_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/review-status";
@@ -126,6 +126,10 @@ pub struct View {
     pub next_review: Option<String>,
     /// That date has passed.
     pub review_overdue: bool,
+    /// The current version of each item waiting for review, as read and decided for this
+    /// page (what "what changed" compares; not shown as such).
+    #[serde(skip)]
+    pub waiting_items: Vec<Value>,
 }
 
 /// The passport's last check.
@@ -331,11 +335,9 @@ pub fn label(v: &Value) -> String {
 /// well-known elements for items made elsewhere.
 fn details(v: &Value) -> Vec<(String, String)> {
     let ty = v["resourceType"].as_str().unwrap_or_default();
-    if let Some(form) = forms::form_of(v)
-        && let Some(q) = templates::shipped(form.questionnaire)
-    {
-        let qs = forms::questions(form, &q);
-        let answers = forms::answers_of(v, form, &qs);
+    if let Some(form) = forms::form_of(v) {
+        let qs = forms::shipped_questions(form);
+        let answers = forms::answers_of(v, form, qs);
         // An answer that is the item's label (the allergy's substance) is its heading.
         let named = label(v);
         let skip = usize::from(

@@ -69,7 +69,12 @@ pub struct Change {
 /// current version waits for review, compared with its last checked version (built from
 /// stored versions). Reviews are shared by the care team: a check by any professional in
 /// it counts (docs/DATA-MODEL.md, "Review").
-pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<Change>, Failed> {
+/// Returns the child's name (for the page's heading) and the changes.
+pub async fn changes(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+) -> Result<(String, Vec<Change>), Failed> {
     let view = view(d, caller, patient).await?;
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -80,21 +85,26 @@ pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<C
             {
                 continue;
             }
-            let (_, now_v) = item(d, caller, patient, &it.resource_type, &it.id).await?;
+            // The version the page read and decided (no second read).
+            let Some(now_v) = view.waiting_items.iter().find(|v| {
+                v["resourceType"] == it.resource_type.as_str() && v["id"] == it.id.as_str()
+            }) else {
+                continue;
+            };
             let before: Option<Value> = versions(d, &it.resource_type, &it.id)
                 .await?
                 .into_iter()
                 .filter(|(v, _)| *v < it.version)
                 .map(|(_, b)| b)
                 .find(|b| !awaiting(b));
-            let form = forms::form_of(&now_v);
-            let rows = match form.zip(form.and_then(|f| templates::shipped(f.questionnaire))) {
-                Some((form, q)) => {
-                    let qs = forms::questions(form, &q);
-                    let after = forms::answers_of(&now_v, form, &qs);
+            let form = forms::form_of(now_v);
+            let rows = match form {
+                Some(form) => {
+                    let qs = forms::shipped_questions(form);
+                    let after = forms::answers_of(now_v, form, qs);
                     let was = before
                         .as_ref()
-                        .map(|b| forms::answers_of(b, form, &qs))
+                        .map(|b| forms::answers_of(b, form, qs))
                         .unwrap_or_default();
                     qs.iter()
                         .filter_map(|q| {
@@ -126,7 +136,7 @@ pub async fn changes(d: &Domain, caller: &Caller, patient: &str) -> Result<Vec<C
             });
         }
     }
-    Ok(out)
+    Ok((view.name, out))
 }
 
 /// The code system of the passport's own plans (`CarePlan.category`): `review` is the

@@ -39,6 +39,57 @@ pub async fn view(d: &Domain, caller: &Caller, patient: &str) -> Result<View, Fa
     view_as(d, caller, patient, Interaction::Read).await
 }
 
+/// The child's name for a page's heading (a form, the review page), if the caller may see
+/// some of the passport: decided as the passport is, without reading the whole record, and
+/// audited as one read of the child's details.
+pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, Failed> {
+    let facts = crate::facts::child_facts(d, patient).await?;
+    if facts.patient.is_empty() {
+        return Err(Failed::NotFound);
+    }
+    let now = crate::clock::now_us();
+    let readable = access::readable_sections(
+        &d.policy,
+        &caller.subject,
+        &facts,
+        crate::facts::timestamp(now),
+    );
+    let stored = d
+        .records()
+        .read("Patient", patient)
+        .await?
+        .filter(|s| !s.deleted)
+        .ok_or(Failed::NotFound)?;
+    let v = body(&stored);
+    let mut guard = Guard::new(d, caller);
+    if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &v).await?.allow {
+        return Err(Failed::NotFound);
+    }
+    let mut spec = AuditEventSpec::new(EventKind::Rest(Interaction::Read), caller.who.clone());
+    spec.recorded_us = now;
+    spec.purpose = caller.purpose;
+    spec.patient_id = Some(patient.to_owned());
+    spec.resource = Some(("Patient".into(), Some(patient.to_owned()), None));
+    spec.sections = vec![Section::AboutMe.code()];
+    d.audit
+        .submit(spec.to_record(d.base_url()))
+        .await
+        .map_err(|_| StoreError::Closed)?;
+    Ok(child_name(&v))
+}
+
+/// "Mia Jones", from the Patient's first name.
+fn child_name(patient: &Value) -> String {
+    let name = &patient["name"][0];
+    format!(
+        "{} {}",
+        name["given"][0].as_str().unwrap_or_default(),
+        name["family"].as_str().unwrap_or_default()
+    )
+    .trim()
+    .to_owned()
+}
+
 /// A child's passport for a list (a professional's caseload): as [`view`], audited as a
 /// search that found the child rather than as opening the passport.
 pub async fn summary(d: &Domain, caller: &Caller, patient: &str) -> Result<View, Failed> {
@@ -128,18 +179,17 @@ async fn view_for(
         crate::facts::timestamp(now),
     );
     let mut guard = Guard::new(d, caller);
-    let patient_row = d
-        .records()
-        .read("Patient", patient)
-        .await?
-        .filter(|s| !s.deleted)
+    // One read of the child's record: the compartment holds the Patient itself.
+    let all = compartment(d, patient).await?;
+    let patient_json = all
+        .iter()
+        .find(|v| v["resourceType"] == "Patient" && v["id"] == patient)
+        .cloned()
         .ok_or(Failed::NotFound)?;
-    let patient_json = body(&patient_row);
     // Someone with no relationship (or a refused one) sees no passport at all.
     if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &patient_json).await?.allow {
         return Err(Failed::NotFound);
     }
-    let all = compartment(d, patient).await?;
     let mut provenance = Vec::new();
     let mut items: Vec<Value> = Vec::new();
     let mut next_review = None;
@@ -194,6 +244,7 @@ async fn view_for(
         })
         .collect();
     let mut waiting = 0;
+    let mut waiting_items = Vec::new();
     for v in items {
         if entered_in_error(&v) {
             continue;
@@ -222,8 +273,11 @@ async fn view_for(
             resource_type: ty,
             id,
         };
-        if item.current && matches!(item.status, Status::Waiting { .. }) {
-            waiting += 1;
+        if matches!(item.status, Status::Waiting { .. }) {
+            if item.current {
+                waiting += 1;
+            }
+            waiting_items.push(v.clone());
         }
         // Shown under each section it is tagged with that the caller may see.
         for s in Section::from_resource_meta(&v).iter() {
@@ -251,16 +305,9 @@ async fn view_for(
         .map(|s| s.code)
         .collect();
     audit_read(d, audited_as, &guard, patient, now, interaction, shown).await?;
-    let name = &patient_json["name"][0];
     Ok(View {
         patient: patient.to_owned(),
-        name: format!(
-            "{} {}",
-            name["given"][0].as_str().unwrap_or_default(),
-            name["family"].as_str().unwrap_or_default()
-        )
-        .trim()
-        .to_owned(),
+        name: child_name(&patient_json),
         birth_date: patient_json["birthDate"]
             .as_str()
             .unwrap_or_default()
@@ -275,6 +322,7 @@ async fn view_for(
             .is_some_and(|d| d < crate::dates::today().as_str()),
         next_review,
         last_checked,
+        waiting_items,
     })
 }
 

@@ -40,7 +40,21 @@ pub async fn layer(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
     if req.uri().path().starts_with("/assets/") {
         return next.run(req).await;
     }
-    let nav = match session::current(&st, req.headers()).await {
+    if req.method() != axum::http::Method::GET {
+        let found = session::current(&st, req.headers()).await;
+        return SIGNED_IN.scope(nav_of(found), next.run(req)).await;
+    }
+    // A GET: the handler's own lookup of the session reuses this one.
+    let headers = req.headers().clone();
+    session::remembering(&st, &headers, |found| {
+        SIGNED_IN.scope(nav_of(found), next.run(req))
+    })
+    .await
+}
+
+/// The header for a looked-up session.
+fn nav_of(found: Result<Option<session::Current>, domain::types::StoreError>) -> Option<Nav> {
+    match found {
         Ok(Some(cur)) if cur.is_full() => {
             let mut links = vec![Link {
                 href: "/",
@@ -65,6 +79,5 @@ pub async fn layer(State(st): State<Arc<AppState>>, req: Request, next: Next) ->
             })
         }
         _ => None,
-    };
-    SIGNED_IN.scope(nav, next.run(req)).await
+    }
 }

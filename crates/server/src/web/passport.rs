@@ -270,7 +270,7 @@ fn guard_is_family(who: &SignedIn) -> bool {
 
 /// The child's name for headings, if the caller may see the passport.
 async fn child_name(st: &AppState, c: &Caller, patient: &str) -> Result<String, Failed> {
-    Ok(passport::view(&st.domain, c, patient).await?.name)
+    passport::name(&st.domain, c, patient).await
 }
 
 /// `GET /passport/{patient}/add/{form}`
@@ -522,12 +522,8 @@ pub async fn changes(
             "This page is for the care team. Your passport shows which items are waiting for review.",
         ));
     }
-    let name = match child_name(&st, &c, &patient).await {
-        Ok(n) => n,
-        Err(e) => return failed(e, &patient, "/"),
-    };
-    let list = match passport::changes(&st.domain, &c, &patient).await {
-        Ok(l) => l,
+    let (name, list) = match passport::changes(&st.domain, &c, &patient).await {
+        Ok(x) => x,
         Err(e) => return failed(e, &patient, "/"),
     };
     let changes: Vec<Value> = list

@@ -63,6 +63,7 @@ pub fn secure(st: &AppState) -> bool {
 }
 
 /// The request's session, if it is live, and its account.
+#[derive(Clone)]
 pub struct Current {
     pub session: Session,
     pub account: Account,
@@ -74,6 +75,31 @@ impl Current {
     }
 }
 
+tokio::task_local! {
+    /// The session a page request found (the hash of its cookie, and what was found), so
+    /// the header layer and the handler look it up once (see [`remembering`]).
+    static FOUND: (Vec<u8>, Option<Current>);
+}
+
+/// Runs `f` (the rest of a GET request) with the session `headers` name looked up once:
+/// every [`current`] inside it with the same cookie gets that answer. Only for requests
+/// that do not change the session (a GET reads it; sign-in and sign-out are POSTs).
+pub async fn remembering<F: std::future::Future>(
+    st: &AppState,
+    headers: &HeaderMap,
+    f: impl FnOnce(Result<Option<Current>, StoreError>) -> F,
+) -> F::Output {
+    let hash = cookie(headers, SESSION_COOKIE).map(|t| auth::token_hash(&t));
+    let found = current(st, headers).await;
+    match (hash, &found) {
+        (Some(h), Ok(cur)) => {
+            let cur = cur.clone();
+            FOUND.scope((h, cur), f(found)).await
+        }
+        _ => f(found).await,
+    }
+}
+
 /// Finds the live session named by the request's cookie. An expired or idle session, or
 /// one whose account is gone or inactive, is deleted and treated as none.
 pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
@@ -81,6 +107,9 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Curren
         return Ok(None);
     };
     let hash = auth::token_hash(&token);
+    if let Ok(Some(found)) = FOUND.try_with(|(h, cur)| (*h == hash).then(|| cur.clone())) {
+        return Ok(found);
+    }
     let Some(session) = st.domain.data().session(&hash).await? else {
         return Ok(None);
     };
