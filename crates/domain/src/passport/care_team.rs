@@ -319,6 +319,20 @@ fn request_kind(v: &Value) -> &'static str {
     }
 }
 
+/// Whether a request about `member` (`Type/id`) already waits in `patient`'s record.
+async fn waiting(d: &Domain, patient: &str, member: &str) -> Result<bool, Failed> {
+    Ok(super::compartment(d, patient)
+        .await?
+        .iter()
+        .any(|t| is_open_request(t) && t["about"][0]["reference"] == member))
+}
+
+/// Stores a new request, audited as the caller who asks.
+async fn store_request(d: &Domain, caller: &Caller, request: Value) -> Result<(), Failed> {
+    let write = new_version(request, None).map_err(|e| Failed::Invalid(e.0))?;
+    super::change::store_all(d, caller, vec![write]).await
+}
+
 /// A new request about `patient`'s care team, by `requester` (`Type/id`).
 fn request(
     patient: &str,
@@ -367,11 +381,7 @@ pub async fn ask_to_add(
         )));
     }
     let reference = format!("Organization/{}", org.id);
-    let waiting = super::compartment(d, patient)
-        .await?
-        .iter()
-        .any(|t| is_open_request(t) && t["about"][0]["reference"] == reference);
-    if waiting {
+    if waiting(d, patient, &reference).await? {
         return Ok(());
     }
     let task = request(
@@ -381,8 +391,7 @@ pub async fn ask_to_add(
         (&requester, &caller.who.person.display),
         json!({ "reference": reference, "display": org.name }),
     );
-    let write = new_version(task, None).map_err(|e| Failed::Invalid(e.0))?;
-    super::change::store_all(d, caller, vec![write]).await
+    store_request(d, caller, task).await
 }
 
 /// A professional asks to join the care team of the child with this NHS Number and date
@@ -410,11 +419,7 @@ pub async fn ask_to_join(
         return Ok(());
     }
     let reference = format!("Practitioner/{}", s.practitioner);
-    let waiting = super::compartment(d, &child.id)
-        .await?
-        .iter()
-        .any(|t| is_open_request(t) && t["about"][0]["reference"] == reference);
-    if waiting {
+    if waiting(d, &child.id, &reference).await? {
         return Ok(());
     }
     let org = directory::organisation(d, &s.organisation).await?;
@@ -435,8 +440,7 @@ pub async fn ask_to_join(
         "coding": [{ "system": MEMBER_SECTOR_SYSTEM, "code": s.sector.code() }],
         "text": role,
     } }]);
-    let write = new_version(task, None).map_err(|e| Failed::Invalid(e.0))?;
-    super::change::store_all(d, caller, vec![write]).await
+    store_request(d, caller, task).await
 }
 
 /// Agrees to or declines a request the caller may answer (the version they saw): agreed,

@@ -39,10 +39,13 @@ pub async fn view(d: &Domain, caller: &Caller, patient: &str) -> Result<View, Fa
     view_as(d, caller, patient, Interaction::Read).await
 }
 
-/// The child's name for a page's heading (a form, the review page), if the caller may see
-/// some of the passport: decided as the passport is, without reading the whole record, and
-/// audited as one read of the child's details.
-pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, Failed> {
+/// The child's facts, the sections `caller` may read, and now; not found for a child who
+/// does not exist.
+async fn readable(
+    d: &Domain,
+    caller: &Caller,
+    patient: &str,
+) -> Result<(std::sync::Arc<access::ChildFacts>, SectionSet, i64), Failed> {
     let facts = crate::facts::child_facts(d, patient).await?;
     if facts.patient.is_empty() {
         return Err(Failed::NotFound);
@@ -54,6 +57,14 @@ pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, 
         &facts,
         crate::facts::timestamp(now),
     );
+    Ok((facts, readable, now))
+}
+
+/// The child's name for a page's heading (a form, the review page), if the caller may see
+/// some of the passport: decided as the passport is, without reading the whole record, and
+/// audited as one read of the child's details.
+pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, Failed> {
+    let (_, readable, now) = readable(d, caller, patient).await?;
     let stored = d
         .records()
         .read("Patient", patient)
@@ -167,17 +178,7 @@ async fn view_for(
     patient: &str,
     interaction: Interaction,
 ) -> Result<View, Failed> {
-    let facts = crate::facts::child_facts(d, patient).await?;
-    if facts.patient.is_empty() {
-        return Err(Failed::NotFound);
-    }
-    let now = crate::clock::now_us();
-    let readable = access::readable_sections(
-        &d.policy,
-        &caller.subject,
-        &facts,
-        crate::facts::timestamp(now),
-    );
+    let (facts, readable, now) = readable(d, caller, patient).await?;
     let mut guard = Guard::new(d, caller);
     // One read of the child's record: the compartment holds the Patient itself.
     let all = compartment(d, patient).await?;
