@@ -854,15 +854,7 @@ impl Worker {
         }
         let cookie = self.page_cookie.clone().unwrap_or_default();
         let path = format!("/passport/{}", ctx.data.patients[k]);
-        let Some(r) = self
-            .call(
-                Method::GET,
-                &path,
-                &[("accept", "text/html"), ("cookie", &cookie)],
-                None,
-            )
-            .await
-        else {
+        let Some(r) = self.page(&path, &cookie).await else {
             return;
         };
         let sections = String::from_utf8_lossy(&r.body)
@@ -871,6 +863,17 @@ impl Worker {
         if r.status != 200 || sections != 11 {
             self.unexpected(&format!("GET {path} ({sections} sections)"), &r);
         }
+    }
+
+    /// A page of the web surface (HTML) in the session `cookie` carries.
+    async fn page(&mut self, path: &str, cookie: &str) -> Option<Response> {
+        self.call(
+            Method::GET,
+            path,
+            &[("accept", "text/html"), ("cookie", cookie)],
+            None,
+        )
+        .await
     }
 
     /// One review page as the hospital's clinician (signed in once, before the run).
@@ -884,15 +887,7 @@ impl Worker {
                 .error("clinician-review: no clinician session".into());
         };
         let path = format!("/passport/{}/changes", ctx.data.patients[k]);
-        let Some(r) = self
-            .call(
-                Method::GET,
-                &path,
-                &[("accept", "text/html"), ("cookie", &cookie)],
-                None,
-            )
-            .await
-        else {
+        let Some(r) = self.page(&path, &cookie).await else {
             return;
         };
         if r.status != 200 {

@@ -319,6 +319,14 @@ fn request_kind(v: &Value) -> &'static str {
     }
 }
 
+/// An organisation that may join a care team (any in the directory but the region's own).
+async fn team_organisation(d: &Domain, id: &str) -> Result<Organisation, Failed> {
+    directory::organisation(d, id)
+        .await?
+        .filter(|o| !o.regional)
+        .ok_or_else(|| Failed::Invalid("Choose an organisation from the list".into()))
+}
+
 /// Whether a request about `member` (`Type/id`) already waits in `patient`'s record.
 async fn waiting(d: &Domain, patient: &str, member: &str) -> Result<bool, Failed> {
     Ok(super::compartment(d, patient)
@@ -370,10 +378,7 @@ pub async fn ask_to_add(
     let Some(requester) = is_family_of(caller, &facts) else {
         return Err(Failed::NotFound);
     };
-    let org = directory::organisation(d, organisation)
-        .await?
-        .filter(|o| !o.regional)
-        .ok_or_else(|| Failed::Invalid("Choose an organisation from the list".into()))?;
+    let org = team_organisation(d, organisation).await?;
     if facts.in_care_team(None, Some(&org.id)) {
         return Err(Failed::Invalid(format!(
             "{} is already in the care team",
@@ -586,10 +591,7 @@ pub async fn add(
     if !may_add(caller, &facts) {
         return Err(forbidden_or_missing(d, caller, patient).await?);
     }
-    let org = directory::organisation(d, organisation)
-        .await?
-        .filter(|o| !o.regional)
-        .ok_or_else(|| Failed::Invalid("Choose an organisation from the list".into()))?;
+    let org = team_organisation(d, organisation).await?;
     change(d, caller, patient, |team| {
         add_participant(
             team,

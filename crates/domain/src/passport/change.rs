@@ -141,11 +141,7 @@ pub async fn save(
             let mut v = body(s);
             // What the form answers is replaced whole (an answer left empty is removed).
             for q in &qs {
-                if let Some(first) = q
-                    .definition
-                    .as_deref()
-                    .filter(|d| d.split('.').next() == Some(form.resource_type))
-                    .and_then(fhir::defs::path_shape)
+                if let Some(first) = forms::own_steps(q, form.resource_type)
                     .and_then(|steps| steps.into_iter().next())
                     && let Some(m) = v.as_object_mut()
                 {

@@ -687,7 +687,7 @@ fn is_phone(p: &str) -> bool {
 /// Where in an item of `resource_type` the answer to `q` goes: its definition's steps when
 /// the definition names an element of that type; `None` when it goes in an
 /// [`ANSWER_EXTENSION`] (no definition, or one for another type).
-fn own_steps(q: &Question, resource_type: &str) -> Option<Vec<fhir::defs::Step>> {
+pub(super) fn own_steps(q: &Question, resource_type: &str) -> Option<Vec<fhir::defs::Step>> {
     let path = q.definition.as_deref()?;
     let (root, _) = path.split_once('.')?;
     if root != resource_type {

@@ -76,16 +76,16 @@ pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, 
     if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &v).await?.allow {
         return Err(Failed::NotFound);
     }
-    let mut spec = AuditEventSpec::new(EventKind::Rest(Interaction::Read), caller.who.clone());
-    spec.recorded_us = now;
-    spec.purpose = caller.purpose;
-    spec.patient_id = Some(patient.to_owned());
-    spec.resource = Some(("Patient".into(), Some(patient.to_owned()), None));
-    spec.sections = vec![Section::AboutMe.code()];
-    d.audit
-        .submit(spec.to_record(d.base_url()))
-        .await
-        .map_err(|_| StoreError::Closed)?;
+    audit_read(
+        d,
+        caller,
+        &guard,
+        patient,
+        now,
+        Interaction::Read,
+        vec![Section::AboutMe.code()],
+    )
+    .await?;
     Ok(child_name(&v))
 }
 
