@@ -364,7 +364,7 @@ try {
   await p10.check('#confirm');
   await p10.click('form[action="/break-glass"] button[type=submit]');
   await p10.waitForLoadState();
-  check(await p10.locator('#expires').count() === 1, 'emergency information shown with its expiry');
+  check(await p10.locator('#notice').count() === 1, 'emergency information shown with its expiry');
   await axe(p10, 'emergency information');
   clean(p10, 'break-glass');
 

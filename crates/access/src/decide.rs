@@ -19,11 +19,12 @@
 
 use crate::child::{ChildFacts, Controller, FamilyLink, FamilyRole, controller};
 use crate::decision::{Decision, Reason};
+use crate::emergency::{EMERGENCY_READABLE, in_emergency_sections, is_emergency_content};
 use crate::label::{LabelSet, SecurityLabel};
 use crate::policy::RegionalPolicy;
 use crate::resource::{Action, ResourceFacts};
 use crate::scopes::ScopeCheck;
-use crate::section::{Section, SectionSet};
+use crate::section::SectionSet;
 use crate::subject::{Identity, Role, Sector, Staff, Subject, SystemClient};
 use crate::time::Timestamp;
 
@@ -128,7 +129,7 @@ pub fn decide(
         return consent(policy, identity, action, child, now);
     }
     match relationship(policy, identity, child, now) {
-        Ok(Access::BreakGlass) => break_glass(action, resource),
+        Ok(Access::Emergency(by)) => emergency(action, resource, by),
         Ok(Access::Sections(a)) => {
             let d = sections(&a, action, resource);
             // The records the decision itself rests on are changed by professionals only.
@@ -169,7 +170,7 @@ pub fn readable_sections(
     }
     match relationship(policy, &subject.identity, child, now) {
         Ok(Access::Sections(a)) => a.read,
-        Ok(Access::BreakGlass) => BREAK_GLASS_OPENS.union(SectionSet::of(&[Section::Medicines])),
+        Ok(Access::Emergency(_)) => EMERGENCY_READABLE,
         Err(_) => SectionSet::EMPTY,
     }
 }
@@ -197,6 +198,10 @@ pub(crate) fn relationship(
             Some(link) => family_access(policy, link, child, now),
             None => Err(Reason::DeniedNoRelationship),
         },
+        Identity::CardLink { patient } if *patient == child.patient => {
+            Ok(Access::Emergency(Reason::AllowedByCardLink))
+        }
+        Identity::CardLink { .. } => Err(Reason::DeniedNoRelationship),
         Identity::Anonymous => Err(Reason::DeniedAnonymous),
     }
 }
@@ -219,7 +224,9 @@ pub(crate) struct SectionAccess {
 
 pub(crate) enum Access {
     Sections(SectionAccess),
-    BreakGlass,
+    /// The emergency content only ([`crate::emergency`]), read only; the reason an
+    /// allowed read gives (break-glass, a card link).
+    Emergency(Reason),
 }
 
 fn sections(a: &SectionAccess, action: Action, r: &ResourceFacts) -> Decision {
@@ -274,7 +281,7 @@ fn staff_access(
             return Err(Reason::DeniedBreakGlassNotEligible);
         }
         return if grants.any(|g| g.active(now)) {
-            Ok(Access::BreakGlass)
+            Ok(Access::Emergency(Reason::AllowedByBreakGlass))
         } else {
             Err(Reason::DeniedBreakGlassExpired)
         };
@@ -309,28 +316,20 @@ pub fn break_glass_eligible(s: &Staff) -> bool {
     ) && matches!(s.sector, Sector::HospitalTrust | Sector::EmergencyServices)
 }
 
-/// What break-glass opens: these sections, and current medicines (read only, never an
-/// item with a security label).
-pub(crate) const BREAK_GLASS_OPENS: SectionSet = SectionSet::of(&[
-    Section::Emergency,
-    Section::Allergies,
-    Section::Communication,
-    Section::Contacts,
-]);
-
-fn break_glass(action: Action, r: &ResourceFacts) -> Decision {
+/// Emergency access (break-glass, a card link) reads the emergency content and nothing
+/// else ([`crate::emergency`]); an allowed read gives `allowed`.
+fn emergency(action: Action, r: &ResourceFacts, allowed: Reason) -> Decision {
     use Reason::*;
     if !matches!(action, Action::Read | Action::Search) {
         return Decision::deny(DeniedBreakGlassAction);
     }
-    let current_medicine = r.sections.contains(Section::Medicines) && r.active_medication;
-    if !r.sections.intersects(BREAK_GLASS_OPENS) && !current_medicine {
+    if !in_emergency_sections(r) {
         return Decision::deny(DeniedBreakGlassSection);
     }
-    if !r.labels.is_empty() {
+    if !is_emergency_content(r) {
         return Decision::deny(DeniedLabel);
     }
-    Decision::allow(AllowedByBreakGlass)
+    Decision::allow(allowed)
 }
 
 fn system_access(
@@ -535,6 +534,10 @@ fn no_child(
 ) -> Decision {
     use Reason::*;
     let _ = policy;
+    // A card link opens one child's emergency content and nothing else.
+    if matches!(identity, Identity::CardLink { .. }) {
+        return Decision::deny(DeniedRole);
+    }
     let ty = r.resource_type.as_str();
     if ty == "Patient" && action == Action::Create {
         let ok = match identity {
@@ -600,6 +603,7 @@ mod tests {
     use crate::child::CareTeamMember;
     use crate::request_break_glass;
     use crate::scopes::Scopes;
+    use crate::section::Section;
 
     fn clinician(role: Role, sector: Sector) -> Subject {
         Subject::session(Identity::Staff(Staff {

@@ -19,6 +19,8 @@ pub enum Reason {
     AllowedByGrant,
     /// Emergency content opened by break-glass. Callers must audit and flag this.
     AllowedByBreakGlass,
+    /// Emergency content opened by whoever holds the family's card link. Audited.
+    AllowedByCardLink,
     /// Changing the sharing choices, by whoever controls the passport.
     AllowedAsController,
     /// Reading reference data that belongs to no child (Organization, Questionnaire, …).
@@ -95,6 +97,7 @@ impl Reason {
             AllowedAsYoungPerson => "AllowedAsYoungPerson",
             AllowedByGrant => "AllowedByGrant",
             AllowedByBreakGlass => "AllowedByBreakGlass",
+            AllowedByCardLink => "AllowedByCardLink",
             AllowedAsController => "AllowedAsController",
             AllowedReferenceData => "AllowedReferenceData",
             AllowedAdministration => "AllowedAdministration",
@@ -141,6 +144,9 @@ impl Reason {
             AllowedByGrant => "The child's social worker has given you access to this section.",
             AllowedByBreakGlass => {
                 "Opened in an emergency (break-glass). This access is recorded and reviewed."
+            }
+            AllowedByCardLink => {
+                "Opened with the family's card link: the emergency information only."
             }
             AllowedAsController => "You control this passport's sharing choices.",
             AllowedReferenceData => {

@@ -26,6 +26,7 @@ pub mod consent;
 mod decide;
 mod decision;
 mod default_section;
+pub mod emergency;
 mod label;
 mod policy;
 mod redact;
@@ -47,6 +48,9 @@ pub use consent::{Actor, SharingChoices, SharingRule};
 pub use decide::{break_glass_eligible, decide, readable_sections};
 pub use decision::{Decision, Reason};
 pub use default_section::{default_sections, ensure_sections};
+pub use emergency::{
+    EMERGENCY_ORDER, EMERGENCY_READABLE, EMERGENCY_SECTIONS, is_emergency_content,
+};
 pub use label::{LABEL_SYSTEM, LabelSet, SecurityLabel, V3_ACT_CODE, V3_CONFIDENTIALITY};
 pub use policy::RegionalPolicy;
 pub use redact::{

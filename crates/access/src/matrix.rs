@@ -46,6 +46,8 @@ pub enum Who {
     System(Sector),
     /// A trusted regional integration client (no organisation, no care team needed).
     Regional,
+    /// Whoever holds the child's card link (for [`Rel::OtherChild`]: another child's).
+    CardLink,
     Anonymous,
 }
 
@@ -196,6 +198,7 @@ const NOREL: Rel = Rel::None;
 const FAM: Who = Who::Family;
 const YP: Who = Who::YoungPerson;
 const ANON: Who = Who::Anonymous;
+const CARD: Who = Who::CardLink;
 const QR: &str = "QuestionnaireResponse";
 const MS: &str = "MedicationStatement:active";
 const TAG_CONDITIONS: &str =
@@ -510,6 +513,23 @@ pub const MATRIX: &[Case] = &[
 
     // ---- anonymous ----
     c(ANON, NOREL, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedAnonymous)),
+
+    // ---- a card link: the emergency content of its own child, read only ----
+    c(CARD, NOREL, Under16, "CarePlan", "emergency", "", Read, D, S, allow(AllowedByCardLink)),
+    c(CARD, NOREL, Under16, "AllergyIntolerance", "allergies", "", Read, D, S, allow(AllowedByCardLink)),
+    c(CARD, NOREL, Under16, QR, "what-matters", "", Read, D, S, allow(AllowedByCardLink)),
+    c(CARD, NOREL, Under16, "RelatedPerson", "contacts", "", Read, D, S, allow(AllowedByCardLink)),
+    c(CARD, NOREL, Under16, MS, "medicines", "", Read, D, S, allow(AllowedByCardLink)),
+    c(CARD, NOREL, Under16, "MedicationStatement:stopped", "medicines", "", Read, D, S, deny(DeniedBreakGlassSection)),
+    c(CARD, NOREL, Under16, "Condition", "conditions", "", Read, D, S, deny(DeniedBreakGlassSection)),
+    c(CARD, NOREL, Under16, QR, "education", "", Read, D, S, deny(DeniedBreakGlassSection)),
+    c(CARD, NOREL, Under16, "Patient", "about-me", "", Read, D, S, deny(DeniedBreakGlassSection)),
+    c(CARD, NOREL, Under16, "AllergyIntolerance", "allergies", "mental-health", Read, D, S, deny(DeniedLabel)),
+    c(CARD, NOREL, Under16, "CarePlan", "emergency", "", Update, D, S, deny(DeniedBreakGlassAction)),
+    c(CARD, NOREL, Under16, "CarePlan", "emergency", "", History, D, S, deny(DeniedBreakGlassAction)),
+    c(CARD, OtherChild, Under16, "CarePlan", "emergency", "", Read, D, S, deny(DeniedNoRelationship)),
+    c(CARD, NoChild, Under16, "Organization", "", "", Read, D, S, deny(DeniedRole)),
+    c(CARD, NOREL, Under16, "Consent", "", "", Read, D, S, deny(DeniedNoRelationship)),
     c(ANON, NoChild, Under16, "Organization", "", "", Read, D, S, deny(DeniedAnonymous)),
 
     // ---- items without a section tag ----
@@ -747,6 +767,13 @@ impl Case {
                 cleared: LabelSet::EMPTY,
                 regional: true,
             }),
+            Who::CardLink => Identity::CardLink {
+                patient: if self.rel == Rel::OtherChild {
+                    OTHER_CHILD.into()
+                } else {
+                    CHILD.into()
+                },
+            },
             Who::Anonymous => Identity::Anonymous,
         };
         let scopes = match self.token {

@@ -52,8 +52,6 @@ pub struct RegionalPolicy {
     pub handover_age: u8,
     /// How long a break-glass grant lasts.
     pub break_glass_seconds: i64,
-    /// Sections opened by break-glass. Medicines opens only active MedicationStatements.
-    pub break_glass_sections: SectionSet,
     /// What parents with parental responsibility keep seeing once the young person is
     /// the controller, before the young person makes any choice about them.
     pub parents_after_handover: SectionSet,
@@ -113,13 +111,6 @@ impl Default for RegionalPolicy {
             family_writes: SectionSet::ALL.minus(SectionSet::of(&[Education, SocialCare])),
             handover_age: 16,
             break_glass_seconds: 4 * 3600,
-            break_glass_sections: SectionSet::of(&[
-                Emergency,
-                Allergies,
-                Communication,
-                Contacts,
-                Medicines,
-            ]),
             parents_after_handover: SectionSet::ALL,
         }
     }

@@ -218,6 +218,12 @@ pub enum Identity {
         patient: String,
     },
     System(SystemClient),
+    /// Whoever holds a child's card link (the QR on the wallet card): nobody signed in,
+    /// reading the child's emergency content only ([`crate::emergency`]). The link's
+    /// expiry, revocation and passcode are checked before this identity is given.
+    CardLink {
+        patient: String,
+    },
     Anonymous,
 }
 

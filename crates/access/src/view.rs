@@ -15,7 +15,8 @@
 //! `decide(Search).allow`. Reads by id still call [`crate::decide`] directly.
 
 use crate::child::ChildFacts;
-use crate::decide::{Access, BREAK_GLASS_OPENS, REFERENCE_TYPES, consent, relationship};
+use crate::decide::{Access, REFERENCE_TYPES, consent, relationship};
+use crate::emergency::EMERGENCY_SECTIONS;
 use crate::label::LabelSet;
 use crate::policy::RegionalPolicy;
 use crate::redact::sees_hidden_address;
@@ -181,7 +182,9 @@ pub fn reach(subject: &Subject) -> Reach {
         Identity::Family { person } => Reach::Family {
             person: person.clone(),
         },
-        Identity::YoungPerson { patient } => Reach::Listed(vec![patient.clone()]),
+        Identity::YoungPerson { patient } | Identity::CardLink { patient } => {
+            Reach::Listed(vec![patient.clone()])
+        }
     }
 }
 
@@ -258,6 +261,7 @@ pub fn search_view<'a>(
     } else {
         no_child = match identity {
             Identity::System(c) if c.regional => Some(Rule::everything()),
+            Identity::CardLink { .. } => None,
             _ if REFERENCE_TYPES.contains(&resource_type) => Some(Rule {
                 sections: SectionSet::EMPTY,
                 untagged: true,
@@ -371,10 +375,10 @@ fn child_rule(
             tags: Vec::new(),
             cleared: a.cleared,
         }),
-        // Break-glass opens reading only: no history.
-        Access::BreakGlass if action != Action::Search => None,
-        Access::BreakGlass => Some(Rule {
-            sections: BREAK_GLASS_OPENS,
+        // Emergency access opens reading only: no history.
+        Access::Emergency(_) if action != Action::Search => None,
+        Access::Emergency(_) => Some(Rule {
+            sections: EMERGENCY_SECTIONS,
             untagged: false,
             current_medicines: true,
             tags: Vec::new(),

@@ -419,6 +419,8 @@ pub enum EventKind {
     BreakGlass,
     /// A Consent created or changed (`Interaction::Create` or `Update`).
     ConsentChange(Interaction),
+    /// A card link made (`Interaction::Create`) or revoked (`Update`).
+    CardLink(Interaction),
 }
 
 /// `AuditEvent.action`.
@@ -598,7 +600,7 @@ impl AuditEventSpec {
 
     pub fn action(&self) -> Action {
         match self.kind {
-            EventKind::Rest(i) | EventKind::ConsentChange(i) => i.action(),
+            EventKind::Rest(i) | EventKind::ConsentChange(i) | EventKind::CardLink(i) => i.action(),
             EventKind::Login | EventKind::Logout | EventKind::BreakGlass | EventKind::Export => {
                 Action::Execute
             }
@@ -627,6 +629,13 @@ impl AuditEventSpec {
                 vec![
                     rest(i),
                     coding(PASSPORT_EVENT_SYSTEM, "consent-change", "Consent changed"),
+                ],
+            ),
+            EventKind::CardLink(i) => (
+                rest_type,
+                vec![
+                    rest(i),
+                    coding(PASSPORT_EVENT_SYSTEM, "card-link", "Card link"),
                 ],
             ),
             EventKind::Login => (
@@ -876,6 +885,11 @@ pub fn plain_words(event: &[u8]) -> Option<String> {
             };
             if subtype(PASSPORT_EVENT_SYSTEM) == Some("consent-change") {
                 format!("{verb} consent settings")
+            } else if subtype(PASSPORT_EVENT_SYSTEM) == Some("card-link") {
+                match action {
+                    "C" => "made a card link".to_owned(),
+                    _ => "stopped a card link".to_owned(),
+                }
             } else if action == "R" && resource_type.is_none() && about_patient {
                 // The passport page is audited as one read of the child's record, naming
                 // the sections it showed.
@@ -1185,6 +1199,7 @@ mod tests {
             EventKind::Export,
             EventKind::BreakGlass,
             EventKind::ConsentChange(Interaction::Update),
+            EventKind::CardLink(Interaction::Create),
         ];
         for kind in kinds {
             for outcome in [

@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod auth;
 pub mod break_glass;
+pub mod card_link;
 pub mod clock;
 mod data;
 pub mod dates;

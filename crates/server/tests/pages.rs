@@ -870,7 +870,7 @@ on_both_databases!(break_glass_review_and_family_log, |srv| {
     assert!(
         !content.body.contains("Asthma diagnosis") && !content.body.contains("Amoxicillin course")
     );
-    assert!(content.body.contains("id=\"expires\""));
+    assert!(content.body.contains("id=\"notice\""));
     let log = audit_settled(&w.store, &w.child, "110127").await;
     let bg = log
         .iter()
@@ -1547,6 +1547,25 @@ on_both_databases!(every_access_route_is_audited, |srv| {
     let n = trail(&w.store, &w.child).await.len();
     assert_audited(&w.store, &w.child, n - 1, "CareTeam", "Cara Carer").await;
     checked.insert("/passport/{patient}/care-team");
+
+    // A card link made and stopped by the parent in control.
+    let mut parent = signed_in_family(&base, &w.parent).await;
+    let links = format!("/passport/{}/card-links", w.child);
+    let n = trail(&w.store, &w.child).await.len();
+    let made = parent.submit(&links, &links, &[("days", "31")]).await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let n = assert_audited(&w.store, &w.child, n, "", "Sam Jones").await;
+    checked.insert("/passport/{patient}/card-links");
+    let page = parent.get(&links).await;
+    let at = page.body.find("/card-links/").expect("a link to stop");
+    let id = &page.body[at + "/card-links/".len()..];
+    let id = &id[..id.find('/').unwrap()];
+    let stopped = parent
+        .submit(&links, &format!("{links}/{id}/stop"), &[])
+        .await;
+    assert_eq!(stopped.status, 303, "{}", stopped.body);
+    assert_audited(&w.store, &w.child, n, "", "Sam Jones").await;
+    checked.insert("/passport/{patient}/card-links/{id}/stop");
 
     assert_eq!(checked, routes, "the route table's access-changing routes");
     w.store.close().await;

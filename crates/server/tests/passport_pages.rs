@@ -170,7 +170,7 @@ on_both_databases!(
         );
         assert_eq!(
             qrs[0]["questionnaire"],
-            "https://passport.nhs.uk/fhir/Questionnaire/core|1"
+            "https://passport.nhs.uk/fhir/Questionnaire/core|2"
         );
         let p = sam.get(&passport).await;
         assert!(
@@ -1104,6 +1104,10 @@ on_both_databases!(
         let p = sam.get(&passport).await;
         assert!(p.body.contains("review-overdue"), "{}", p.body);
         assert!(p.body.contains("1 January 2020"));
+        // The emergency view warns as plainly.
+        let e = sam.get(&format!("{passport}/emergency")).await;
+        assert!(e.body.contains("id=\"review-overdue\""), "{}", e.body);
+        assert!(e.body.contains("1 January 2020"));
         let list = cara.get("/passports").await;
         assert!(
             list.body.contains("Overdue: 1 January 2020"),

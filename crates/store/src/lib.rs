@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod audit;
 pub mod break_glass;
 mod cache;
+pub mod card_links;
 pub mod identities;
 mod members;
 pub mod oauth;

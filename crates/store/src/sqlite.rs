@@ -24,6 +24,7 @@
 mod accounts;
 mod audit;
 mod break_glass;
+mod card_links;
 mod identities;
 mod oauth;
 mod onboarding;
@@ -136,6 +137,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 16,
         name: "care_team_members",
         sql: include_str!("../migrations/sqlite/0016_care_team_members.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "card_links",
+        sql: include_str!("../migrations/sqlite/0017_card_links.sql"),
     },
 ];
 

@@ -107,6 +107,7 @@ fn identity() -> impl Strategy<Value = Identity> {
         2 => system,
         2 => prop::sample::select(vec!["f1", "f2"]).prop_map(|p| Identity::Family { person: p.into() }),
         1 => prop::sample::select(vec!["c1", "c2"]).prop_map(|p| Identity::YoungPerson { patient: p.into() }),
+        1 => prop::sample::select(vec!["c1", "c2"]).prop_map(|p| Identity::CardLink { patient: p.into() }),
         1 => Just(Identity::Anonymous),
     ]
 }

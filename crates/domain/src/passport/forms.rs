@@ -235,10 +235,12 @@ pub const FORMS: &[Form] = &[
         "Key contact",
         true,
     ),
+    // Who to call in an emergency belongs with the emergency protocol: whoever may see the
+    // emergency section (a school first aider) sees who to call (docs/SECURITY.md §4).
     answers_form(
         "escalation-contact",
         "escalation-contacts",
-        Section::Contacts,
+        Section::Emergency,
         "an escalation contact",
         "Escalation contact",
         true,

@@ -19,6 +19,7 @@
 
 pub mod care_team;
 mod change;
+mod copy;
 pub mod forms;
 pub mod photo;
 mod review;
@@ -36,10 +37,13 @@ use crate::Domain;
 use crate::guard::{Caller, Guard, Refused};
 
 pub use change::{End, Opened, Target, check, end, save};
+pub use copy::{audit_export, copy};
 pub use forms::{FORMS, Form};
 pub use photo::{PHOTO_FORM, photo, set_photo};
 pub use review::{Change, PLAN_SYSTEM, changes, is_review_plan, set_next_review};
-pub use view::{compartment, name, preview, summary, typical_role, view};
+pub use view::{
+    Emergency, compartment, controls, emergency, name, preview, summary, typical_role, view,
+};
 
 /// The code system of an item's review state (`meta.tag`).
 pub const REVIEW_SYSTEM: &str = "https://passport.nhs.uk/fhir/CodeSystem/review-status";
@@ -85,7 +89,7 @@ pub struct Item {
     pub version: i64,
     pub label: String,
     /// Plain-words details: ("Reaction", "Swollen lips").
-    pub details: Vec<(String, String)>,
+    pub details: Vec<Detail>,
     pub status: Status,
     /// The form that changes it, if any.
     pub form: Option<&'static str>,
@@ -93,6 +97,27 @@ pub struct Item {
     pub current: bool,
     /// The child's photo: where the page loads the image from.
     pub photo: Option<String>,
+}
+
+/// One answer of an item as a page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Detail {
+    /// The question, or the element's name: "Reaction".
+    pub key: String,
+    /// The answer in words: "Swollen lips".
+    pub value: String,
+    /// A phone number (a page makes it a link to call).
+    pub phone: bool,
+}
+
+impl Detail {
+    fn new(key: &str, value: String) -> Detail {
+        Detail {
+            key: key.to_owned(),
+            value,
+            phone: false,
+        }
+    }
 }
 
 /// One section as a page shows it.
@@ -333,7 +358,7 @@ pub fn label(v: &Value) -> String {
 
 /// The details a page shows for an item: its form's answers read back, or a few
 /// well-known elements for items made elsewhere.
-fn details(v: &Value) -> Vec<(String, String)> {
+fn details(v: &Value) -> Vec<Detail> {
     let ty = v["resourceType"].as_str().unwrap_or_default();
     if let Some(form) = forms::form_of(v) {
         let qs = forms::shipped_questions(form);
@@ -350,25 +375,35 @@ fn details(v: &Value) -> Vec<(String, String)> {
             .skip(skip)
             .filter_map(|(id, a)| {
                 let q = qs.iter().find(|q| q.link_id == id)?;
-                Some((q.text.clone(), sentence_case(&a.words())))
+                Some(Detail {
+                    key: q.text.clone(),
+                    value: sentence_case(&a.words()),
+                    phone: q.kind == "phone",
+                })
             })
             .collect();
     }
     let mut out = Vec::new();
     if ty == "Patient" {
         if let Some(d) = v["birthDate"].as_str().and_then(crate::dates::long_date) {
-            out.push(("Date of birth".to_owned(), d));
+            out.push(Detail::new("Date of birth", d));
         }
         if let Some(n) = fhir::nhs_number::of(v) {
-            out.push(("NHS Number".to_owned(), spaced_nhs_number(n)));
+            out.push(Detail::new("NHS Number", spaced_nhs_number(n)));
         }
         return out;
     }
     if let Some(t) = v.pointer("/dosage/0/text").and_then(Value::as_str) {
-        out.push(("Dose".to_owned(), t.to_owned()));
+        out.push(Detail::new("Dose", t.to_owned()));
     }
-    if let Some(t) = v.pointer("/telecom/0/value").and_then(Value::as_str) {
-        out.push(("Phone".to_owned(), t.to_owned()));
+    for t in v["telecom"].as_array().into_iter().flatten() {
+        if let Some(n) = t["value"].as_str().filter(|_| t["system"] != "email") {
+            out.push(Detail {
+                key: "Phone".to_owned(),
+                value: n.to_owned(),
+                phone: true,
+            });
+        }
     }
     out
 }

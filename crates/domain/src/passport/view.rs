@@ -4,6 +4,7 @@
 use access::{Action, Section, SectionSet};
 use passport_store::StoreError;
 use passport_store::search::{EverythingQuery, Visibility};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::*;
@@ -119,16 +120,7 @@ pub async fn preview(
     organisation: &crate::directory::Organisation,
 ) -> Result<View, Failed> {
     let facts = crate::facts::child_facts(d, patient).await?;
-    let now = crate::facts::timestamp(crate::clock::now_us());
-    let may_share = access::decide(
-        &d.policy,
-        &controller.subject,
-        Action::Update,
-        &access::ResourceFacts::new("Consent", SectionSet::EMPTY, access::LabelSet::EMPTY),
-        Some(&facts),
-        now,
-    );
-    if !may_share.allow {
+    if !controls(d, controller, &facts) {
         return Err(Failed::NotFound);
     }
     let in_team = facts.in_care_team(None, Some(&organisation.id));
@@ -147,7 +139,29 @@ pub async fn preview(
         who: controller.who.clone(),
         purpose: controller.purpose,
     };
-    view_for(d, &shown_as, controller, patient, Interaction::Read).await
+    view_for(
+        d,
+        &shown_as,
+        controller,
+        patient,
+        Interaction::Read,
+        Content::All,
+    )
+    .await
+}
+
+/// Whether `caller` controls the passport's sharing (may change its Consent): the person
+/// who chooses what is shared, makes card links and previews what others see.
+pub fn controls(d: &Domain, caller: &Caller, facts: &access::ChildFacts) -> bool {
+    access::decide(
+        &d.policy,
+        &caller.subject,
+        Action::Update,
+        &access::ResourceFacts::new("Consent", SectionSet::EMPTY, access::LabelSet::EMPTY),
+        Some(facts),
+        crate::facts::timestamp(crate::clock::now_us()),
+    )
+    .allow
 }
 
 /// The everyday role of a sector's staff, for previews.
@@ -167,7 +181,119 @@ async fn view_as(
     patient: &str,
     interaction: Interaction,
 ) -> Result<View, Failed> {
-    view_for(d, caller, caller, patient, interaction).await
+    view_for(d, caller, caller, patient, interaction, Content::All).await
+}
+
+/// What a view holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// Every section the caller may see.
+    All,
+    /// The emergency content only ([`access::emergency`]).
+    Emergency,
+}
+
+/// The child's emergency information as `caller` may see it: the emergency content
+/// ([`access::emergency`]) — for the care team and the family within what they may see,
+/// for break-glass and a card link exactly that — in the order an emergency needs it.
+/// Audited as one read of those sections.
+pub async fn emergency(d: &Domain, caller: &Caller, patient: &str) -> Result<Emergency, Failed> {
+    let view = view_for(
+        d,
+        caller,
+        caller,
+        patient,
+        Interaction::Read,
+        Content::Emergency,
+    )
+    .await?;
+    Ok(Emergency::from(view))
+}
+
+/// The emergency view: a passport [`View`] of the emergency content, its sections in
+/// [`access::EMERGENCY_ORDER`] and grouped as people act on them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Emergency {
+    pub patient: String,
+    pub name: String,
+    pub birth_date: String,
+    pub nhs_number: String,
+    /// Allergies; the emergency protocol; current medicines; who to call; how I
+    /// communicate and what calms me.
+    pub parts: Vec<EmergencyPart>,
+    pub waiting: usize,
+    pub last_checked: Option<LastChecked>,
+    pub next_review: Option<String>,
+    pub review_overdue: bool,
+}
+
+/// A heading of the emergency view and the sections under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmergencyPart {
+    pub code: &'static str,
+    pub title: &'static str,
+    pub sections: Vec<SectionView>,
+}
+
+impl From<View> for Emergency {
+    fn from(v: View) -> Emergency {
+        let mut sections = v.sections;
+        let mut take = |s: Section| {
+            let at = sections.iter().position(|x| x.code == s.code());
+            at.map(|i| sections.remove(i))
+        };
+        let mut emergency = take(Section::Emergency);
+        // Who to call: the escalation contacts of the emergency protocol, then the key
+        // contacts, each in the order they were written.
+        let mut escalation = emergency.clone();
+        if let (Some(e), Some(c)) = (&mut emergency, &mut escalation) {
+            let is_contact = |i: &Item| i.form == Some("escalation-contact");
+            e.items.retain(|i| !is_contact(i));
+            e.earlier.retain(|i| !is_contact(i));
+            c.items.retain(is_contact);
+            c.earlier.retain(is_contact);
+            c.title = "Escalation contacts";
+            c.forms.clear();
+        }
+        if let Some(e) = &mut emergency {
+            e.forms.retain(|f| *f != "escalation-contact");
+        }
+        let part = |code, title, s: Vec<Option<SectionView>>| EmergencyPart {
+            code,
+            title,
+            sections: s.into_iter().flatten().collect(),
+        };
+        let parts = vec![
+            part("allergies", "Allergies", vec![take(Section::Allergies)]),
+            part("protocol", "Emergency protocol", vec![emergency]),
+            part(
+                "medicines",
+                "Current medicines",
+                vec![take(Section::Medicines)],
+            ),
+            part(
+                "who-to-call",
+                "Who to call",
+                vec![escalation, take(Section::Contacts)],
+            ),
+            part(
+                "communication",
+                "How I communicate and what calms me",
+                vec![take(Section::Communication), take(Section::WhatMatters)],
+            ),
+        ];
+        Emergency {
+            patient: v.patient,
+            name: v.name,
+            birth_date: v.birth_date,
+            nhs_number: v.nhs_number,
+            parts,
+            waiting: v.waiting,
+            last_checked: v.last_checked,
+            next_review: v.next_review,
+            review_overdue: v.review_overdue,
+        }
+    }
 }
 
 /// The passport as `caller` may see it, audited as `audited_as`'s `interaction`.
@@ -177,8 +303,13 @@ async fn view_for(
     audited_as: &Caller,
     patient: &str,
     interaction: Interaction,
+    content: Content,
 ) -> Result<View, Failed> {
-    let (facts, readable, now) = readable(d, caller, patient).await?;
+    let (facts, mut readable, now) = readable(d, caller, patient).await?;
+    let emergency = content == Content::Emergency;
+    if emergency {
+        readable = readable.intersection(access::EMERGENCY_READABLE);
+    }
     let mut guard = Guard::new(d, caller);
     // One read of the child's record: the compartment holds the Patient itself.
     let all = compartment(d, patient).await?;
@@ -196,7 +327,16 @@ async fn view_for(
     let mut next_review = None;
     for v in all {
         let ty = v["resourceType"].as_str().unwrap_or_default().to_owned();
+        // The emergency view says how far to trust it to whoever reads it: the review
+        // date is about the passport, not the child's health.
+        if emergency && review::is_review_plan(&v) {
+            next_review = v["period"]["end"].as_str().map(str::to_owned);
+            continue;
+        }
         if !guard.decide(Action::Read, &v).await?.allow {
+            continue;
+        }
+        if emergency && !access::is_emergency_content(&access::ResourceFacts::from_json(&v)) {
             continue;
         }
         if ty == "Provenance" {
@@ -230,6 +370,7 @@ async fn view_for(
     let writable = writable_forms(d, caller, &facts, now);
     let mut sections: Vec<SectionView> = Section::ALL
         .iter()
+        .filter(|&&s| !emergency || access::EMERGENCY_READABLE.contains(s))
         .map(|&s| SectionView {
             code: s.code(),
             title: s.display(),
@@ -282,7 +423,9 @@ async fn view_for(
         }
         // Shown under each section it is tagged with that the caller may see.
         for s in Section::from_resource_meta(&v).iter() {
-            let view = &mut sections[Section::ALL.iter().position(|x| *x == s).unwrap_or(0)];
+            let Some(view) = sections.iter_mut().find(|x| x.code == s.code()) else {
+                continue;
+            };
             if !view.shared {
                 continue;
             }

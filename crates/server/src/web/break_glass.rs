@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use access::{Action, RegionalPolicy, ResourceFacts, Subject};
+use access::{RegionalPolicy, Subject};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -23,12 +23,8 @@ use serde_json::{Value, json};
 use super::child_facts;
 use super::guard::{self, PageResult, SignedIn, field, forbidden, form};
 use super::onboarding::{find_child, parse_birth_date, parse_nhs_number};
-use super::templates::{
-    FieldError, csrf_refused, field_error, long_date, message, page, see_other,
-};
-use crate::audit::{
-    AuditEventSpec, EventKind, Interaction, Named, Purpose, Who, plain_resource, uk_time,
-};
+use super::templates::{FieldError, csrf_refused, field_error, message, page, see_other};
+use crate::audit::{Named, Who, uk_time};
 use crate::{AppState, clock};
 
 /// The signed-in member of staff if they may use break-glass, else the response to send.
@@ -219,46 +215,20 @@ pub async fn content(
             Some(("/break-glass", "Ask for emergency access")),
         ));
     }
-    let Some(p) = child_facts::load(&st, &grant.patient_id).await? else {
-        return Ok(guard::no_such_passport());
+    let c =
+        domain::guard::Caller::signed_in(&st.domain, &who.cur.account, who.identity.clone()).await;
+    let v = match domain::passport::emergency(&st.domain, &c, &grant.patient_id).await {
+        Ok(v) => v,
+        Err(f) => return super::passport::failed(f, &grant.patient_id, "/"),
     };
-    let policy = &st.domain.policy;
-    let subject = Subject::session(who.identity.clone());
-    let rows = domain::passport::compartment(&st.domain, &grant.patient_id).await?;
-    let mut items = Vec::new();
-    // Each row is decided here, for this grant's holder.
-    for v in rows {
-        let d = access::decide(
-            policy,
-            &subject,
-            Action::Read,
-            &ResourceFacts::from_json(&v),
-            Some(&p.facts),
-            guard::timestamp(now),
-        );
-        if d.allow {
-            let sections: Vec<&str> = access::Section::from_resource_meta(&v)
-                .iter()
-                .map(|s| s.display())
-                .collect();
-            items.push(json!({ "kind": plain_resource(v["resourceType"].as_str().unwrap_or_default()), "label": domain::passport::label(&v), "sections": sections.join(", ") }));
-        }
-    }
-    let mut spec = AuditEventSpec::new(
-        EventKind::Rest(Interaction::Read),
-        who_named(&st, &who, &staff).await?,
+    let notice = format!(
+        "Your emergency access ends on {}. Your reason: {}",
+        uk_time(grant.expires_us),
+        grant.reason
     );
-    spec.recorded_us = now;
-    spec.purpose = Purpose::EmergencyTreatment;
-    spec.patient_id = Some(grant.patient_id.clone());
-    st.domain
-        .audit
-        .submit(spec.to_record(st.config.base()))
-        .await?;
-    Ok(page(
-        StatusCode::OK,
-        "break_glass_content.html",
-        json!({ "child": p.name, "birth_date": long_date(&p.birth_date).unwrap_or_else(|| "not recorded".into()), "nhs_number": p.nhs_number, "items": items,
-                "expires": uk_time(grant.expires_us), "reason": grant.reason }),
+    Ok(super::emergency::render(
+        &v,
+        false,
+        json!({ "notice": notice, "back": "/" }),
     ))
 }

@@ -15,6 +15,11 @@
 //!   review, a professional's children (`/passport/{id}`, `/passports`).
 //! - `sharing`: the family's sharing choices (a Consent), `/passport/{id}/sharing`.
 //! - `access_log`: the family's access log, `/passport/{id}/access-log`.
+//! - `emergency`: the emergency view, `/passport/{id}/emergency` (break-glass and the card
+//!   link show the same page).
+//! - `card_link`: card links, made and stopped by the family
+//!   (`/passport/{id}/card-links`) and opened by whoever holds one (`/card/{token}`).
+//! - `print`: the printed passport, the wallet card and the family's copy.
 //! - `break_glass`: emergency access, `/break-glass`.
 //! - `privacy`: the privacy officer's review, `/privacy`.
 //! - [`child_facts`]: loads `access::ChildFacts` for a child; `guard`: shared page checks.
@@ -34,7 +39,9 @@ mod admin;
 mod admin_templates;
 pub mod assets;
 mod break_glass;
+mod card_link;
 pub mod child_facts;
+mod emergency;
 pub(crate) mod guard;
 mod nav;
 pub mod oidc;
@@ -42,10 +49,12 @@ pub mod onboarding;
 mod pages;
 pub mod passport;
 mod photo;
+mod print;
 mod privacy;
 pub mod session;
 mod sharing;
 pub mod templates;
+mod zip;
 
 pub(crate) use errors::PageError;
 
@@ -100,6 +109,9 @@ pub enum Serves {
     Assets,
     /// A child's photo (image bytes), decided and audited like the passport.
     Image,
+    /// A file to download (a PDF, a ZIP), decided like the passport and audited as an
+    /// export.
+    Download,
 }
 
 /// One route of this surface: the router is built from the table, and tests iterate it.
@@ -221,6 +233,41 @@ pub fn table() -> Vec<Route> {
         ),
         Route::page("/passport/{patient}/access-log", access_log::view),
         Route::page("/passport/{patient}", passport::view),
+        Route::page("/passport/{patient}/emergency", emergency::view),
+        Route::form(
+            "/passport/{patient}/card-links",
+            card_link::list,
+            Access,
+            card_link::make,
+        ),
+        Route::action(
+            "/passport/{patient}/card-links/{id}/stop",
+            Access,
+            card_link::stop,
+        ),
+        Route::form(
+            "/card/{token}",
+            card_link::view,
+            Nothing,
+            card_link::passcode,
+        ),
+        Route::action(
+            "/passport/{patient}/card-links/card",
+            Nothing,
+            print::wallet_card,
+        ),
+        Route::page("/passport/{patient}/print", print::choose),
+        Route::other(
+            "/passport/{patient}/print/pdf",
+            Serves::Download,
+            print::pdf,
+        ),
+        Route::page("/passport/{patient}/download", print::copy_page),
+        Route::other(
+            "/passport/{patient}/download/copy",
+            Serves::Download,
+            print::copy,
+        ),
         Route::page("/passport/{patient}/sharing/{org}", passport::preview),
         Route::form(
             "/passport/{patient}/care-team",

@@ -78,7 +78,7 @@ pub(super) fn failed(f: Failed, patient: &str, back: &str) -> PageResult {
 
 pub use domain::passport::spaced_nhs_number;
 
-fn is_family(c: &Caller) -> bool {
+pub(super) fn is_family(c: &Caller) -> bool {
     matches!(
         c.subject.identity,
         access::Identity::Family { .. } | access::Identity::YoungPerson { .. }
@@ -172,7 +172,7 @@ fn section_json(s: &passport::SectionView, family: bool) -> Value {
             "photo": s.items.iter().any(|i| i.photo.is_some()) })
 }
 
-fn item_json(i: &passport::Item, family: bool) -> Value {
+pub(super) fn item_json(i: &passport::Item, family: bool) -> Value {
     let status = match &i.status {
         passport::Status::Waiting { .. } if family => {
             json!({ "kind": "waiting", "text": "Added by family — waiting for review" })
@@ -199,13 +199,8 @@ fn item_json(i: &passport::Item, family: bool) -> Value {
             json!({ "kind": "recorded", "text": "Recorded by the care team" })
         }
     };
-    let details: Vec<Value> = i
-        .details
-        .iter()
-        .map(|(k, v)| json!({ "key": k, "value": v }))
-        .collect();
     json!({ "type": i.resource_type, "id": i.id, "version": i.version, "label": i.label,
-            "details": details, "status": status, "form": i.form, "photo": i.photo })
+            "details": i.details, "status": status, "form": i.form, "photo": i.photo })
 }
 
 /// The form page: `errors` and `fields` when it comes back with problems.

@@ -23,6 +23,23 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/onboarding_check.html"),
     ),
     ("message.html", include_str!("../../templates/message.html")),
+    (
+        "emergency.html",
+        include_str!("../../templates/emergency.html"),
+    ),
+    (
+        "card_links.html",
+        include_str!("../../templates/card_links.html"),
+    ),
+    ("print.html", include_str!("../../templates/print.html")),
+    (
+        "download.html",
+        include_str!("../../templates/download.html"),
+    ),
+    (
+        "card_passcode.html",
+        include_str!("../../templates/card_passcode.html"),
+    ),
     ("radios.html", include_str!("../../templates/radios.html")),
     (
         "onboarding_invite.html",
@@ -110,10 +127,6 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "break_glass.html",
         include_str!("../../templates/break_glass.html"),
-    ),
-    (
-        "break_glass_content.html",
-        include_str!("../../templates/break_glass_content.html"),
     ),
     ("privacy.html", include_str!("../../templates/privacy.html")),
     (

@@ -207,6 +207,33 @@ impl Browser {
         self.take(resp).await
     }
 
+    /// POSTs a form and answers bytes (a PDF): status, content type, body.
+    pub async fn post_bytes(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, Vec<u8>) {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields.iter().copied())
+            .finish();
+        let resp = self
+            .client
+            .post(self.url(path))
+            .header("cookie", self.cookies())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, ct, resp.bytes().await.unwrap().to_vec())
+    }
+
     /// GETs `path` as bytes (an image): status, content type, body.
     pub async fn get_bytes(&mut self, path: &str) -> (u16, String, Vec<u8>) {
         let resp = self
