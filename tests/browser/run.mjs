@@ -573,6 +573,54 @@ try {
   check((await fam.locator('#allergies').innerText()).includes('No longer current (1)'), 'kept in its history');
   clean(fam, 'passport (family)');
 
+  // The emergency view, the card link, printing and the family's copy (issue 11).
+  const fitsWidth = async (p, width) => {
+    const size = p.viewportSize();
+    await p.setViewportSize({ width, height: 700 });
+    const fits = await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    if (size) await p.setViewportSize(size);
+    return fits;
+  };
+  resp = await fam.goto(`${passport}/emergency`);
+  check(resp.status() === 200, 'the emergency view loads for the parent');
+  await axe(fam, 'emergency view (family)');
+  check(await fitsWidth(fam, 320), 'the emergency view needs no sideways scrolling at 320 px');
+  resp = await fam.goto(`${passport}/card-links`);
+  check(resp.status() === 200, 'the card links page loads');
+  await axe(fam, 'card links');
+  await Promise.all([fam.waitForNavigation(), fam.click('button:has-text("Make a card link")')]);
+  check(await fam.locator('.nhsuk-error-summary a[href="#days"]').count() === 1, 'no length chosen: error summary');
+  await axe(fam, 'card links (with errors)');
+  await fam.check('input[name=days][value="31"]');
+  await Promise.all([fam.waitForNavigation(), fam.click('button:has-text("Make a card link")')]);
+  const cardUrl = (await fam.locator('#card-link-url').innerText()).trim();
+  check(cardUrl.includes('/card/'), `a card link is shown once (${cardUrl.length} characters)`);
+  await axe(fam, 'card link made');
+  await shot(fam, 'card-link-made', true);
+  // Whoever holds it: nobody signed in, in a browser of their own.
+  const holder = await newPage();
+  resp = await holder.goto(cardUrl);
+  check(resp.status() === 200, 'the card link opens the emergency view');
+  check((await holder.locator('main').innerText()).includes('Emergency information for'), 'the card link shows the emergency view');
+  await axe(holder, 'emergency view (card link)');
+  check(await fitsWidth(holder, 320), 'the card link\'s view fits 320 px');
+  await shot(holder, 'emergency-view', true);
+  resp = await fam.goto(`${passport}/print`);
+  check(resp.status() === 200, 'the print page loads');
+  await axe(fam, 'print the passport');
+  resp = await fam.goto(`${passport}/download`);
+  check(resp.status() === 200, 'the download page loads');
+  await axe(fam, 'download a copy');
+  // Stopped: the link shows nothing of the child.
+  await fam.goto(`${passport}/card-links`);
+  await Promise.all([fam.waitForNavigation(), fam.click('button:has-text("Stop this link")')]);
+  resp = await holder.goto(cardUrl);
+  const stoppedText = await holder.locator('main').innerText();
+  check(resp.status() === 404 && stoppedText.includes('does not work') && !stoppedText.includes('Emergency information for'), 'a stopped card link shows nothing of the child');
+  await axe(holder, 'card link stopped');
+  clean(holder, 'card link');
+  clean(fam, 'emergency pages');
+
   // The regional admin's templates.
   const ra = await newPage();
   await signInStaff(ra, more.regional);

@@ -247,25 +247,41 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
     let state = passport_server::prepare(config).await?;
     if args.demo {
         match passport_server::demo::load(&state.domain).await? {
-            // Synthetic sign-ins, shown once on stdout (never in the log); nothing of them
-            // can be recovered later, as for any account.
-            Some(sign_ins) => {
+            // Synthetic sign-ins (docs/DEMO.md), printed on stdout, never in the log.
+            passport_server::demo::Loaded::Made { sign_ins, notes } => {
                 tracing::info!("demo region loaded; its sign-ins are printed on stdout");
-                println!("PASSPORT DEMO SIGN-INS (shown once; synthetic accounts):");
-                for s in sign_ins {
-                    println!("  {}: {} / password {}", s.who, s.email, s.password);
-                    if let Some(uri) = s.totp_uri {
-                        println!("    authenticator app: {uri}");
-                    }
-                }
+                print_demo(&sign_ins, &notes);
             }
-            None => tracing::info!("demo region already loaded"),
+            passport_server::demo::Loaded::AlreadyThere => {
+                tracing::info!("demo region already loaded");
+                print_demo(&passport_server::demo::sign_ins(), &[]);
+            }
         }
     }
     tracing::info!(addr = %listener.local_addr()?, "passport is serving");
     passport_server::serve(state, listener, shutdown_signal()).await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The demo sign-ins (docs/DEMO.md's table), on stdout.
+fn print_demo(sign_ins: &[passport_server::demo::SignIn], notes: &[String]) {
+    println!("PASSPORT DEMO (synthetic data; these sign-ins work only with --demo; docs/DEMO.md):");
+    for s in sign_ins {
+        let at = if s.organisation.is_empty() {
+            s.sector.clone()
+        } else {
+            format!("{}, {}", s.organisation, s.sector)
+        };
+        print!("  {} ({at}): {} / {}", s.role, s.username, s.password);
+        match &s.totp {
+            Some(t) => println!(" / TOTP secret {t}"),
+            None => println!(),
+        }
+    }
+    for n in notes {
+        println!("  {n}");
+    }
 }
 
 /// Resolves on SIGTERM or ctrl-c.

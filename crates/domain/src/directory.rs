@@ -368,6 +368,17 @@ pub async fn account_role_allowed(d: &Domain, account: &Account) -> Result<Optio
 
 /// A member of staff: Practitioner + PractitionerRole, and an account with a new TOTP secret.
 pub async fn create_staff(d: &Domain, by: &Agent, new: NewStaff) -> Result<Created> {
+    create_staff_with_totp(d, by, new, None).await
+}
+
+/// [`create_staff`] with a given TOTP secret (the demo region's, published in
+/// docs/DEMO.md and refused outside demo mode) instead of a random one.
+pub async fn create_staff_with_totp(
+    d: &Domain,
+    by: &Agent,
+    new: NewStaff,
+    totp: Option<Vec<u8>>,
+) -> Result<Created> {
     let login = normalise_login(&new.email)?;
     check_password(&new.password)?;
     if new.name.trim().is_empty() {
@@ -398,7 +409,7 @@ pub async fn create_staff(d: &Domain, by: &Agent, new: NewStaff) -> Result<Creat
         }),
     )
     .await?;
-    let secret = auth::random_bytes::<20>().to_vec();
+    let secret = totp.unwrap_or_else(|| auth::random_bytes::<20>().to_vec());
     let password = new.password;
     let hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
         .await
@@ -610,4 +621,50 @@ impl Agent {
     pub async fn for_account(d: &Domain, account: &Account, purpose: Purpose) -> Agent {
         Agent::new(account_who(d, account).await, purpose)
     }
+}
+
+/// The labels in a list of security-label codes (unknown codes clear nothing).
+pub fn cleared(codes: &[String]) -> access::LabelSet {
+    let mut set = access::LabelSet::default();
+    for l in codes
+        .iter()
+        .filter_map(|c| access::SecurityLabel::from_code(c))
+    {
+        set.insert(l);
+    }
+    set
+}
+
+/// The access-control identity of an account (see `access::Identity`): a family member's
+/// Person, or a member of staff in their organisation's sector and region.
+pub async fn identity(
+    d: &Domain,
+    account: &Account,
+) -> std::result::Result<access::Identity, StoreError> {
+    Ok(match account.kind {
+        AccountKind::Family => access::Identity::Family {
+            person: account.person_id.clone().unwrap_or_default(),
+        },
+        AccountKind::Staff => {
+            let org = match &account.organisation_id {
+                Some(id) => organisation(d, id).await.map_err(|e| match e {
+                    DirectoryError::Store(s) => s,
+                    other => StoreError::Backend(other.to_string()),
+                })?,
+                None => None,
+            };
+            let role = account.role.as_deref().and_then(access::Role::from_code);
+            match (org, role) {
+                (Some(org), Some(role)) => access::Identity::Staff(access::Staff {
+                    practitioner: account.practitioner_id.clone().unwrap_or_default(),
+                    role,
+                    organisation: org.id,
+                    sector: org.sector,
+                    region: org.region,
+                    cleared: cleared(&account.cleared),
+                }),
+                _ => access::Identity::Anonymous,
+            }
+        }
+    })
 }

@@ -44,6 +44,9 @@ pub struct Staff {
     pub role: Role,
     pub email: String,
     pub name: String,
+    /// A fixed TOTP secret (the demo's, published in docs/DEMO.md); random if `None`.
+    #[serde(skip)]
+    pub totp: Option<Vec<u8>>,
 }
 
 /// A family member's account (password sign-in).
@@ -165,6 +168,7 @@ impl Staff {
             role,
             email: email.into(),
             name: name.into(),
+            totp: None,
         }
     }
 }
@@ -228,7 +232,7 @@ pub async fn seed(d: &Domain, by: &Agent, spec: &Spec) -> Result<Region, Directo
     };
     let mut staff = BTreeMap::new();
     for s in &spec.staff {
-        let created = directory::create_staff(
+        let created = directory::create_staff_with_totp(
             d,
             by,
             NewStaff {
@@ -238,6 +242,7 @@ pub async fn seed(d: &Domain, by: &Agent, spec: &Spec) -> Result<Region, Directo
                 name: s.name.clone(),
                 password: spec.password.clone(),
             },
+            s.totp.clone(),
         )
         .await?;
         let login = StaffLogin {

@@ -105,6 +105,7 @@ async fn world(srv: &Srv) -> World {
             role: Role::Clinician,
             email: "ada@example.nhs.uk".into(),
             name: "Ada Clinician".into(),
+            totp: None,
         }],
         families: vec![
             Family {

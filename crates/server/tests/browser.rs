@@ -63,6 +63,7 @@ fn spec() -> region::Spec {
         role,
         email: email.into(),
         name: name.into(),
+        totp: None,
     };
     let family = |email: &str, name: &str| region::Family {
         email: email.into(),

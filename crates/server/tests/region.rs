@@ -123,6 +123,7 @@ on_both_databases!(a_spec_that_cannot_be_built_writes_nothing, |srv| {
         role: Role::Clinician,
         email: "dr.school@example.sch.uk".into(),
         name: "Not A Clinician".into(),
+        totp: None,
     });
     let mut bad_key = good.clone();
     bad_key.children[0].care_team.push("nowhere".into());
@@ -161,6 +162,7 @@ on_both_databases!(a_spec_that_cannot_be_built_writes_nothing, |srv| {
         role: Role::SchoolStaff,
         email: "ms.class@example.sch.uk".into(),
         name: "Ms Class".into(),
+        totp: None,
     });
     assert!(
         ok.organisations
@@ -171,31 +173,138 @@ on_both_databases!(a_spec_that_cannot_be_built_writes_nothing, |srv| {
     d.close().await;
 });
 
-on_both_databases!(the_demo_region_loads_once, |srv| {
+on_both_databases!(
+    the_demo_region_loads_once_and_its_sign_ins_work_only_in_demo_mode,
+    |srv| {
+        use passport_server::demo::{self, Loaded};
+        let demo_srv = common::spawn_demo_on(srv.database_url.clone()).await;
+        let d = demo_srv.state.domain.clone();
+        let Loaded::Made { sign_ins, notes } = demo::load(&d).await.unwrap() else {
+            panic!("made now");
+        };
+        assert_eq!(sign_ins, demo::sign_ins());
+        assert!(notes.iter().any(|n| n.contains("/card/")), "{notes:?}");
+        let before = organisations(&d).await;
+        assert!(matches!(
+            demo::load(&d).await.unwrap(),
+            Loaded::AlreadyThere
+        ));
+        assert_eq!(
+            organisations(&d).await,
+            before,
+            "loading again adds nothing"
+        );
+
+        // Every child has a filled passport: the README's first child, the last one.
+        for id in ["demo-child-1", &format!("demo-child-{}", demo::CHILDREN)] {
+            assert!(
+                d.records().read("Patient", id).await.unwrap().is_some(),
+                "{id}"
+            );
+        }
+
+        // Every row of docs/DEMO.md signs in on the demo server, staff with their TOTP.
+        for s in &sign_ins {
+            let mut b = common::browser::Browser::new(&demo_srv.base);
+            let p = b.sign_in(&s.username, &s.password).await;
+            assert_eq!(p.status, 303, "{}: {}", s.username, p.body);
+            match &s.totp {
+                None => assert_eq!(p.location, "/", "{}", s.username),
+                Some(secret) => {
+                    assert_eq!(p.location, "/sign-in/code", "{}", s.username);
+                    let derived = demo::totp_secret(&s.username);
+                    assert_eq!(&passport_server::web::auth::base32(&derived), secret);
+                    let secret = derived;
+                    let form = b.get("/sign-in/code").await;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs() as i64;
+                    let code = passport_server::web::auth::totp_code(&secret, now);
+                    let p = b
+                        .post(
+                            "/sign-in/code",
+                            &[("code", &code), ("csrf_token", &form.csrf())],
+                        )
+                        .await;
+                    assert_eq!(p.status, 303, "{}: {}", s.username, p.body);
+                }
+            }
+            let home = b.get("/").await;
+            assert!(
+                home.body.contains("id=\"signed-in-name\""),
+                "{}",
+                s.username
+            );
+        }
+
+        // The same sign-ins on a server started without --demo: refused.
+        for s in sign_ins.iter().step_by(9) {
+            let mut b = common::browser::Browser::new(&srv.base);
+            let p = b.sign_in(&s.username, &s.password).await;
+            assert_eq!(p.status, 400, "{} signed in without --demo", s.username);
+        }
+        d.close().await;
+    }
+);
+
+// Demo mode refuses a database that holds anything but the demo region.
+on_both_databases!(the_demo_refuses_a_database_with_other_data, |srv| {
     let d = open(&srv.database_url).await;
-    let sign_ins = passport_server::demo::load(&d)
-        .await
-        .unwrap()
-        .expect("made now");
-    // Staff sign in with a password and an authenticator; families with a password.
-    assert!(sign_ins.iter().any(|s| s.totp_uri.is_some()));
-    assert!(sign_ins.iter().any(|s| s.totp_uri.is_none()));
-    assert!(sign_ins.iter().all(|s| s.password.len() >= 12));
-    let before = organisations(&d).await;
-    assert!(passport_server::demo::load(&d).await.unwrap().is_none());
-    assert_eq!(
-        organisations(&d).await,
-        before,
-        "loading again adds nothing"
-    );
-    // The README's example child is there with its records.
-    let child = d.records().read("Patient", "demo-child-1").await.unwrap();
-    assert!(child.is_some());
-    let allergy = d
-        .records()
-        .read("AllergyIntolerance", "demo-child-1-allergy")
+    region::seed(&d, &fixture(), &Spec::standard("a-long-password-1"))
         .await
         .unwrap();
-    assert!(allergy.is_some());
+    let before = organisations(&d).await;
+    let refused = passport_server::demo::load(&d).await;
+    assert!(
+        refused
+            .as_ref()
+            .err()
+            .is_some_and(|e| e.to_string().contains("not the demo region")),
+        "{:?}",
+        refused.err()
+    );
+    assert_eq!(organisations(&d).await, before, "nothing added");
     d.close().await;
 });
+
+// The emergency view of a demo child of each condition template shows every value the
+// demo entered in its emergency information: reactions, doses, routes, phone numbers and
+// each step of the protocol.
+on_both_databases!(
+    the_emergency_view_shows_every_value_of_every_demo_template,
+    |srv| {
+        use passport_server::demo::{self, DEMO_PASSWORD};
+        let demo_srv = common::spawn_demo_on(srv.database_url.clone()).await;
+        let d = demo_srv.state.domain.clone();
+        demo::load(&d).await.unwrap();
+        let mut b = common::browser::Browser::new(&demo_srv.base).unescaping_slashes();
+        let login = "clinician.hospital@demo.example";
+        let p = b.sign_in(login, DEMO_PASSWORD).await;
+        assert_eq!(p.location, "/sign-in/code");
+        let form = b.get("/sign-in/code").await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let code = passport_server::web::auth::totp_code(&demo::totp_secret(login), now);
+        let p = b
+            .post(
+                "/sign-in/code",
+                &[("code", &code), ("csrf_token", &form.csrf())],
+            )
+            .await;
+        assert_eq!(p.status, 303, "{}", p.body);
+        for i in 0..6 {
+            let page = b
+                .get(&format!("/passport/demo-child-{}/emergency", i + 1))
+                .await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            let text = page.body.replace("&#x27;", "'").replace("&quot;", "\"");
+            for value in demo::entered(i) {
+                assert!(text.contains(&value), "child {}: {value}", i + 1);
+            }
+        }
+        d.close().await;
+    }
+);

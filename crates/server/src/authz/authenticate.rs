@@ -228,7 +228,7 @@ async fn system_caller(st: &AppState, claims: &TokenClaims) -> Result<Caller, Ap
         Some(id) => organisation_named(st, id).await?,
         None => None,
     };
-    let cleared = crate::web::session::cleared(&client.cleared);
+    let cleared = domain::directory::cleared(&client.cleared);
     let system = SystemClient {
         client_id: client.client_id.clone(),
         organisation: org.as_ref().map(|o| o.id.clone()),

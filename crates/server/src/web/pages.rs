@@ -211,7 +211,9 @@ pub async fn sign_in(
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&typed, phc.as_deref()))
         .await
         .unwrap_or(false);
-    let account = account.filter(|a| ok && a.active);
+    // The demo's published sign-ins work only on a server started with `--demo`.
+    let account = account
+        .filter(|a| ok && a.active && (st.config.demo || !domain::demo::is_demo_login(&a.login)));
     let Some(account) = account else {
         sign_in_event(
             &st,

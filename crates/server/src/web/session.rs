@@ -11,7 +11,7 @@
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use domain::types::StoreError;
-use domain::types::accounts::{Account, AccountKind, Session, SessionStage};
+use domain::types::accounts::{Account, Session, SessionStage};
 
 use super::auth;
 use crate::{AppState, clock};
@@ -170,46 +170,7 @@ pub async fn end(st: &AppState, headers: &HeaderMap) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The labels in a list of security-label codes (unknown codes clear nothing).
-pub fn cleared(codes: &[String]) -> access::LabelSet {
-    let mut set = access::LabelSet::default();
-    for l in codes
-        .iter()
-        .filter_map(|c| access::SecurityLabel::from_code(c))
-    {
-        set.insert(l);
-    }
-    set
-}
-
-/// The access-control identity of a signed-in account (see `access::Identity`).
+/// The access identity of a signed-in account (`domain::directory::identity`).
 pub async fn identity(st: &AppState, account: &Account) -> Result<access::Identity, StoreError> {
-    Ok(match account.kind {
-        AccountKind::Family => access::Identity::Family {
-            person: account.person_id.clone().unwrap_or_default(),
-        },
-        AccountKind::Staff => {
-            let org = match &account.organisation_id {
-                Some(id) => super::directory::organisation(&st.domain, id)
-                    .await
-                    .map_err(|e| match e {
-                        super::directory::DirectoryError::Store(s) => s,
-                        other => StoreError::Backend(other.to_string()),
-                    })?,
-                None => None,
-            };
-            let role = account.role.as_deref().and_then(access::Role::from_code);
-            match (org, role) {
-                (Some(org), Some(role)) => access::Identity::Staff(access::Staff {
-                    practitioner: account.practitioner_id.clone().unwrap_or_default(),
-                    role,
-                    organisation: org.id,
-                    sector: org.sector,
-                    region: org.region,
-                    cleared: cleared(&account.cleared),
-                }),
-                _ => access::Identity::Anonymous,
-            }
-        }
-    })
+    domain::directory::identity(&st.domain, account).await
 }

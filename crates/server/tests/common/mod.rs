@@ -72,6 +72,13 @@ pub async fn spawn_on(
     spawn_config(config, dir).await
 }
 
+/// Starts a server in demo mode (`passport serve --demo`) on an existing database.
+pub async fn spawn_demo_on(database_url: String) -> TestServer {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), database_url);
+    config.demo = true;
+    spawn_config(config, None).await
+}
+
 async fn spawn_config(config: Config, dir: Option<PathBuf>) -> TestServer {
     let database_url = config.database_url.clone();
     let running = passport_server::start(config, false)
