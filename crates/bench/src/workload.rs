@@ -49,6 +49,8 @@ pub enum Workload {
     FamilyEverything,
     /// The passport page (HTML) as a parent signed in to the pages.
     FamilyPassport,
+    /// The emergency view (HTML) of one of the parent's children.
+    FamilyEmergency,
     /// The review page ("what changed since your last review") as a clinician.
     ClinicianReview,
 }
@@ -130,6 +132,7 @@ impl Workload {
         Workload::FamilyChain,
         Workload::FamilyEverything,
         Workload::FamilyPassport,
+        Workload::FamilyEmergency,
         Workload::ClinicianReview,
     ];
 
@@ -142,7 +145,7 @@ impl Workload {
             }
             SchoolObs | SchoolNhs | SchoolInclude | SchoolChain | SchoolEverything => Who::School,
             FamilyObs | FamilyNhs | FamilyInclude | FamilyChain | FamilyEverything
-            | FamilyPassport => Who::Family,
+            | FamilyPassport | FamilyEmergency => Who::Family,
             // A clinician of the hospital trust: every child's care team.
             ClinicianReview => Who::Hospital,
             _ => Who::Regional,
@@ -225,6 +228,7 @@ impl Workload {
             Workload::FamilyChain => "family-chain",
             Workload::FamilyEverything => "family-everything",
             Workload::FamilyPassport => "family-passport",
+            Workload::FamilyEmergency => "family-emergency",
             Workload::ClinicianReview => "clinician-review",
         }
     }
@@ -267,6 +271,9 @@ impl Workload {
             }
             Workload::FamilyPassport => {
                 "GET /passport/{id} (the passport page, HTML) signed in to the pages as a parent, one of their 1–3 children; 200 with the passport's 11 sections (its read decided item by item and audited once)"
+            }
+            Workload::FamilyEmergency => {
+                "GET /passport/{id}/emergency (the emergency view, HTML) signed in to the pages as a parent, one of their 1–3 children; 200 with its 5 parts (allergies, protocol, medicines, who to call, communication) expected"
             }
             Workload::ClinicianReview => {
                 "GET /passport/{id}/changes (the review page, HTML: every item waiting for review with its last checked version beside it) signed in to the pages as a clinician of the hospital trust (password and TOTP, once, untimed), a random child; 200 expected"
@@ -832,8 +839,9 @@ impl Worker {
         }
     }
 
-    /// One passport page as this worker's parent (signed in once, untimed).
-    async fn passport_page(&mut self, ctx: &Ctx) {
+    /// One passport page (or, `emergency`, its emergency view) as this worker's parent
+    /// (signed in once, untimed).
+    async fn passport_page(&mut self, ctx: &Ctx, emergency: bool) {
         let Some(k) = self.child_of(ctx, Who::Family, false) else {
             return self.tally.error("family-passport: no child".into());
         };
@@ -853,14 +861,24 @@ impl Worker {
             }
         }
         let cookie = self.page_cookie.clone().unwrap_or_default();
-        let path = format!("/passport/{}", ctx.data.patients[k]);
+        let (path, marker, expected) = if emergency {
+            (
+                format!("/passport/{}/emergency", ctx.data.patients[k]),
+                "class=\"emergency-part\"",
+                5,
+            )
+        } else {
+            (
+                format!("/passport/{}", ctx.data.patients[k]),
+                "class=\"passport-section\"",
+                11,
+            )
+        };
         let Some(r) = self.page(&path, &cookie).await else {
             return;
         };
-        let sections = String::from_utf8_lossy(&r.body)
-            .matches("class=\"passport-section\"")
-            .count();
-        if r.status != 200 || sections != 11 {
+        let sections = String::from_utf8_lossy(&r.body).matches(marker).count();
+        if r.status != 200 || sections != expected {
             self.unexpected(&format!("GET {path} ({sections} sections)"), &r);
         }
     }
@@ -1020,7 +1038,8 @@ impl Worker {
             Workload::Token => self.token(ctx).await,
             Workload::SignIn => self.sign_in(ctx.accounts.family.as_ref()).await,
             Workload::SignInStaff => self.sign_in(ctx.accounts.staff.as_ref()).await,
-            Workload::FamilyPassport => self.passport_page(ctx).await,
+            Workload::FamilyPassport => self.passport_page(ctx, false).await,
+            Workload::FamilyEmergency => self.passport_page(ctx, true).await,
             Workload::ClinicianReview => self.review_page(ctx).await,
             w => match w.shape() {
                 Some(shape) => self.as_caller(ctx, w.who(), shape).await,

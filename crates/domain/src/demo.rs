@@ -882,7 +882,10 @@ async fn events(
     let (_, token) = crate::card_link::create(d, parent, parent_id, child, 366, None)
         .await
         .map_err(|e| DirectoryError::Invalid(e.to_string()))?;
-    notes.push(format!("Card link of demo-child-3: /card/{token}"));
+    notes.push(format!(
+        "Card link of demo-child-3: {}/card/{token}",
+        d.base_url()
+    ));
     // Break-glass by the ambulance clinician for a child the service does not know.
     let (medic, medic_account) = caller(d, &format!("clinician.ambulance{DEMO_DOMAIN}")).await?;
     let target = built.child("child-1");

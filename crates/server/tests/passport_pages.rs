@@ -1426,6 +1426,12 @@ on_both_databases!(
         );
         assert_eq!(weight["effectiveDateTime"], "2026-11-02");
         assert_eq!(weight["status"], "final");
+        // Shown with its unit, never a bare number.
+        let p = cara.get(&passport).await;
+        assert!(
+            p.body.contains("18.5 kg"),
+            "the weight's unit on the passport"
+        );
 
         let add = format!("{passport}/add/emergency-protocol");
         let saved = cara

@@ -375,9 +375,14 @@ fn details(v: &Value) -> Vec<Detail> {
             .skip(skip)
             .filter_map(|(id, a)| {
                 let q = qs.iter().find(|q| q.link_id == id)?;
+                // A quantity is never shown without its unit (a weight in kg).
+                let value = match (&a, &q.unit) {
+                    (forms::Answer::Decimal(n), Some(unit)) => format!("{n} {unit}"),
+                    _ => sentence_case(&a.words()),
+                };
                 Some(Detail {
                     key: q.text.clone(),
-                    value: sentence_case(&a.words()),
+                    value,
                     phone: q.kind == "phone",
                 })
             })

@@ -218,11 +218,23 @@ fn card(v: &Emergency, url: &str, passcode: bool) -> ::print::Card {
             }
         })
         .collect();
+    // Who to call by name and role (an answers-only contact's label is its form's title).
     let contacts = items("who-to-call")
         .into_iter()
         .filter_map(|i| {
             let phone = i.details.iter().find(|d| d.phone)?;
-            Some((i.label.clone(), phone.value.clone()))
+            let named = |word: &str| {
+                i.details
+                    .iter()
+                    .find(|d| !d.phone && d.key.to_lowercase().contains(word))
+                    .map(|d| d.value.clone())
+            };
+            let name = named("name").unwrap_or_else(|| i.label.clone());
+            let who = match named("role").or_else(|| named("relationship")) {
+                Some(role) => format!("{name} ({role})"),
+                None => name,
+            };
+            Some((who, phone.value.clone()))
         })
         .collect();
     ::print::Card {
