@@ -101,7 +101,7 @@ pub enum Shape {
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 31] = [
+    pub const ALL: [Workload; 32] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
