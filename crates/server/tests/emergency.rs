@@ -8,43 +8,8 @@
 
 mod common;
 
-use common::browser::{Browser, PASSWORD};
-use common::fixture;
-use passport_server::region::{self, Region, Spec};
-
-struct World {
-    store: std::sync::Arc<passport_server::Domain>,
-    region: Region,
-    mia: String,
-}
-
-async fn world(url: &str) -> World {
-    let store =
-        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
-            .await
-            .unwrap();
-    let mut spec = Spec::standard(PASSWORD);
-    spec.children[0].care_team.push("school".into());
-    let region = region::seed(&store, &fixture(), &spec).await.unwrap();
-    let mia = region.child("mia").to_owned();
-    World { store, region, mia }
-}
-
-async fn staff(base: &str, w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(base).unescaping_slashes();
-    b.sign_in_staff(email, &w.region.staff(email).totp_secret)
-        .await;
-    b
-}
-
-/// The value a select offers for `label`.
-fn option_value(body: &str, label: &str) -> String {
-    let end = body
-        .find(&format!(">{label}</option>"))
-        .unwrap_or_else(|| panic!("no option {label}"));
-    let start = body[..end].rfind("value=\"").unwrap() + 7;
-    body[start..end].split('"').next().unwrap().to_owned()
-}
+use common::browser::Browser;
+use common::passport::{family, option_value, staff, world};
 
 /// Adds an item through a form of the passport, as `who`.
 async fn add(b: &mut Browser, patient: &str, form: &str, fields: &[(&str, &str)]) {
@@ -74,8 +39,7 @@ on_both_databases!(the_emergency_view_shows_every_entered_value, |srv| {
     let base = srv.base.clone();
     let mia = w.mia.clone();
     let mut cara = staff(&base, &w, "cara@example.nhs.uk").await;
-    let mut sam = Browser::new(&base).unescaping_slashes();
-    assert_eq!(sam.sign_in("sam@example.com", PASSWORD).await.status, 303);
+    let mut sam = family(&base, "sam@example.com").await;
 
     // The clinician writes the protocol, who to call and a medicine's dose.
     add(
@@ -325,8 +289,7 @@ on_both_databases!(
         let base = srv.base.clone();
         let mia = w.mia.clone();
         let links = format!("/passport/{mia}/card-links");
-        let mut sam = Browser::new(&base).unescaping_slashes();
-        assert_eq!(sam.sign_in("sam@example.com", PASSWORD).await.status, 303);
+        let mut sam = family(&base, "sam@example.com").await;
         let page = sam.get(&links).await;
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("id=\"no-links\""));
@@ -386,8 +349,7 @@ on_both_databases!(
         );
 
         // Only the person in control makes links: not a relative, not the care team.
-        let mut gran = Browser::new(&base).unescaping_slashes();
-        assert_eq!(gran.sign_in("gran@example.com", PASSWORD).await.status, 303);
+        let mut gran = family(&base, "gran@example.com").await;
         let refused = gran.get(&links).await;
         assert!(matches!(refused.status, 403 | 404), "{}", refused.status);
         assert!(!refused.body.contains("Card links for"));
@@ -594,8 +556,7 @@ on_both_databases!(the_passport_prints_and_the_family_downloads_a_copy, |srv| {
         ],
     )
     .await;
-    let mut sam = Browser::new(&base).unescaping_slashes();
-    assert_eq!(sam.sign_in("sam@example.com", PASSWORD).await.status, 303);
+    let mut sam = family(&base, "sam@example.com").await;
     let form = sam.get(&format!("/passport/{mia}/add/allergy")).await;
     let milk = option_value(&form.body, "Cow&#x27;s milk");
     add(
@@ -761,8 +722,7 @@ on_both_databases!(the_passport_prints_and_the_family_downloads_a_copy, |srv| {
         );
     }
     // A relative who may see nothing gets nothing, as on the passport page.
-    let mut gran = Browser::new(&base).unescaping_slashes();
-    assert_eq!(gran.sign_in("gran@example.com", PASSWORD).await.status, 303);
+    let mut gran = family(&base, "gran@example.com").await;
     let page = gran.get(&format!("/passport/{mia}")).await;
     let (status, _, _) = gran
         .get_bytes(&format!("/passport/{mia}/download/copy"))

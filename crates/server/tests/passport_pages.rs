@@ -10,41 +10,9 @@ mod common;
 
 use common::browser::{Browser, PASSWORD};
 use common::fixture;
-use passport_server::region::{self, Region, Spec};
+use common::passport::{World, family, option_value, staff, world};
+use passport_server::region::{self, Spec};
 use serde_json::Value;
-
-struct World {
-    store: std::sync::Arc<passport_server::Domain>,
-    region: Region,
-    mia: String,
-}
-
-async fn world(url: &str) -> World {
-    let store =
-        passport_server::Domain::open(domain::Settings::admin(url, "https://passport.test"))
-            .await
-            .unwrap();
-    let mut spec = Spec::standard(PASSWORD);
-    // Mia's school is in her care team (schools see allergies and medicines by default).
-    spec.children[0].care_team.push("school".into());
-    let region = region::seed(&store, &fixture(), &spec).await.unwrap();
-    let mia = region.child("mia").to_owned();
-    World { store, region, mia }
-}
-
-async fn staff(base: &str, w: &World, email: &str) -> Browser {
-    let mut b = Browser::new(base).unescaping_slashes();
-    b.sign_in_staff(email, &w.region.staff(email).totp_secret)
-        .await;
-    b
-}
-
-async fn family(base: &str, email: &str) -> Browser {
-    let mut b = Browser::new(base).unescaping_slashes();
-    let p = b.sign_in(email, PASSWORD).await;
-    assert_eq!(p.status, 303, "{}", p.body);
-    b
-}
 
 /// The allergies of Mia as stored (current versions), by id.
 async fn allergies(w: &World) -> Vec<Value> {
@@ -101,15 +69,6 @@ fn milk_allergy<'a>(fields: &mut Vec<(&'a str, &'a str)>, milk: &'a str) {
         ("allergy-date-month", "2"),
         ("allergy-date-year", "2024"),
     ]);
-}
-
-/// The value a select offers for `label`.
-fn option_value(body: &str, label: &str) -> String {
-    let end = body
-        .find(&format!(">{label}</option>"))
-        .unwrap_or_else(|| panic!("no option {label}"));
-    let start = body[..end].rfind("value=\"").unwrap() + 7;
-    body[start..end].split('"').next().unwrap().to_owned()
 }
 
 on_both_databases!(

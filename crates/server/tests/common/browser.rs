@@ -192,19 +192,27 @@ impl Browser {
         path: &str,
         fields: &[(K, V)],
     ) -> Page {
+        let resp = self.send_form(path, fields).await;
+        self.take(resp).await
+    }
+
+    /// POSTs `fields` form-encoded with this browser's cookies.
+    async fn send_form<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        path: &str,
+        fields: &[(K, V)],
+    ) -> reqwest::Response {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
             .finish();
-        let resp = self
-            .client
+        self.client
             .post(self.url(path))
             .header("cookie", self.cookies())
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
-            .unwrap();
-        self.take(resp).await
+            .unwrap()
     }
 
     /// POSTs a form and answers bytes (a PDF): status, content type, body.
@@ -213,18 +221,7 @@ impl Browser {
         path: &str,
         fields: &[(&str, &str)],
     ) -> (u16, String, Vec<u8>) {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter().copied())
-            .finish();
-        let resp = self
-            .client
-            .post(self.url(path))
-            .header("cookie", self.cookies())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let resp = self.send_form(path, fields).await;
         let status = resp.status().as_u16();
         let ct = resp
             .headers()

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod mail;
+pub mod passport;
 
 use std::path::PathBuf;
 
