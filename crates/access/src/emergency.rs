@@ -12,18 +12,14 @@
 use crate::resource::ResourceFacts;
 use crate::section::{Section, SectionSet};
 
-/// The sections that are emergency content in full, in the order the emergency view shows
-/// them.
-pub const EMERGENCY_ORDER: [Section; 5] = [
+/// The sections that are emergency content in full.
+pub const EMERGENCY_SECTIONS: SectionSet = SectionSet::of(&[
     Section::Allergies,
     Section::Emergency,
     Section::Communication,
     Section::WhatMatters,
     Section::Contacts,
-];
-
-/// [`EMERGENCY_ORDER`] as a set.
-pub const EMERGENCY_SECTIONS: SectionSet = SectionSet::of(&EMERGENCY_ORDER);
+]);
 
 /// The sections an emergency reader sees something of: [`EMERGENCY_SECTIONS`], and
 /// medicines (current ones only, [`is_emergency_content`]).

@@ -48,9 +48,7 @@ pub use consent::{Actor, SharingChoices, SharingRule};
 pub use decide::{break_glass_eligible, decide, readable_sections};
 pub use decision::{Decision, Reason};
 pub use default_section::{default_sections, ensure_sections};
-pub use emergency::{
-    EMERGENCY_ORDER, EMERGENCY_READABLE, EMERGENCY_SECTIONS, is_emergency_content,
-};
+pub use emergency::{EMERGENCY_READABLE, EMERGENCY_SECTIONS, is_emergency_content};
 pub use label::{LABEL_SYSTEM, LabelSet, SecurityLabel, V3_ACT_CODE, V3_CONFIDENTIALITY};
 pub use policy::RegionalPolicy;
 pub use redact::{

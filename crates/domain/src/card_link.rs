@@ -27,7 +27,7 @@ pub const MAX_ATTEMPTS: i64 = 5;
 pub const MIN_PASSCODE: usize = 6;
 
 /// The hex SHA-256 the store keeps of a token.
-fn token_sha256(token: &str) -> String {
+pub fn token_sha256(token: &str) -> String {
     crate::auth::token_hash(token)
         .iter()
         .map(|b| format!("{b:02x}"))

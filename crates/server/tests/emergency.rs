@@ -436,10 +436,7 @@ on_both_databases!(
             .create_card_link(&domain::card_link::CardLinkRow {
                 id: "expired-link".into(),
                 patient_id: mia.clone(),
-                token_sha256: domain::auth::token_hash(&token)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
+                token_sha256: domain::card_link::token_sha256(&token),
                 created_by: "someone".into(),
                 created_by_name: "Sam Jones".into(),
                 created_us: now - 10_000_000,

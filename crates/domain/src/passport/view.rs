@@ -211,7 +211,8 @@ pub async fn emergency(d: &Domain, caller: &Caller, patient: &str) -> Result<Eme
 }
 
 /// The emergency view: a passport [`View`] of the emergency content, its sections in
-/// [`access::EMERGENCY_ORDER`] and grouped as people act on them.
+/// grouped and ordered as people act on them (allergies first, who to call with phone
+/// numbers, then how the child communicates).
 #[derive(Debug, Clone, Serialize)]
 pub struct Emergency {
     pub patient: String,
