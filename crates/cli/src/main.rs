@@ -3,8 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use domain::types::Limits;
 use passport_server::Config;
 
 #[global_allocator]
@@ -138,6 +140,57 @@ struct ServeArgs {
     /// Self-registrations accepted per client IP address (IPv6: per /64) per hour.
     #[arg(long, env = "PASSPORT_REGISTER_LIMIT_PER_IP", default_value_t = Config::DEFAULT_REGISTER_LIMIT_PER_IP)]
     register_limit_per_ip: u32,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What one request may cost (docs/SECURITY.md, "Limits"; the README's configuration
+/// table lists them).
+#[derive(Args)]
+struct LimitArgs {
+    /// The longest one database statement may run, in seconds, before it is cancelled
+    /// (the request gets 503 with Retry-After).
+    #[arg(long, env = "PASSPORT_STATEMENT_TIMEOUT", default_value_t = Limits::DEFAULT_STATEMENT_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    statement_timeout: f64,
+    /// PostgreSQL connections in the pool.
+    #[arg(long, env = "PASSPORT_DB_POOL_SIZE", default_value_t = Limits::DEFAULT_POOL_SIZE)]
+    db_pool_size: usize,
+    /// Of those, how many the FHIR API may never take (kept for the pages and /readyz).
+    #[arg(long, env = "PASSPORT_DB_POOL_RESERVED", default_value_t = Limits::DEFAULT_POOL_RESERVED)]
+    db_pool_reserved: usize,
+    /// The longest a request waits for a database connection, in seconds (then 503 with
+    /// Retry-After).
+    #[arg(long, env = "PASSPORT_DB_POOL_WAIT", default_value_t = Limits::DEFAULT_POOL_WAIT.as_secs_f64(), value_parser = seconds)]
+    db_pool_wait: f64,
+    /// Search parameters (each _sort key and _include counted too) in one search.
+    #[arg(long, env = "PASSPORT_MAX_SEARCH_CRITERIA", default_value_t = Config::DEFAULT_MAX_SEARCH_CRITERIA)]
+    max_search_criteria: usize,
+    /// Values (comma-separated alternatives) of one search parameter.
+    #[arg(long, env = "PASSPORT_MAX_SEARCH_VALUES", default_value_t = Config::DEFAULT_MAX_SEARCH_VALUES)]
+    max_search_values: usize,
+}
+
+impl LimitArgs {
+    fn apply(&self, config: &mut Config) {
+        config.db = Limits {
+            statement_timeout: Duration::from_secs_f64(self.statement_timeout),
+            pool_size: self.db_pool_size,
+            pool_reserved: self.db_pool_reserved,
+            pool_wait: Duration::from_secs_f64(self.db_pool_wait),
+        };
+        config.max_search_criteria = self.max_search_criteria;
+        config.max_search_values = self.max_search_values;
+    }
+}
+
+/// A number of seconds: positive, finite, at most a day.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "expected a number of seconds between 0 and 86400, not {s:?}"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -241,6 +294,7 @@ async fn serve(args: ServeArgs) -> Result<(), Error> {
     config.mail_from = args.mail_from;
     config.register_limit_per_address = args.register_limit_per_address;
     config.register_limit_per_ip = args.register_limit_per_ip;
+    args.limits.apply(&mut config);
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;

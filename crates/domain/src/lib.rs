@@ -47,10 +47,12 @@ pub use records::{Agent, Records};
 /// The store's value types that cross the domain's boundary. `Store` itself is not among
 /// them.
 pub mod types {
+    /// Runs a FHIR API request (see [`passport_store::api_request`]).
+    pub use passport_store::api_request;
     pub use passport_store::{
-        AccessInputs, AuditQuery, AuditRecord, ChainHead, HistoryQuery, Sensitivity, StoreError,
-        Stored, SystemMatch, TokenCriterion, Write, WriteAllError, accounts, break_glass,
-        identities, oauth, onboarding,
+        AccessInputs, AuditQuery, AuditRecord, ChainHead, HistoryQuery, Limits, Sensitivity,
+        StoreError, Stored, SystemMatch, TokenCriterion, Write, WriteAllError, accounts,
+        break_glass, identities, oauth, onboarding,
     };
     pub use passport_store::{audit, search};
 }
@@ -67,6 +69,8 @@ pub struct Settings {
     /// Signs audit checkpoints; `None`: no checkpoints (`passport admin`, whose writes
     /// carry their AuditEvents in their own transactions).
     pub audit_key: Option<AuditKey>,
+    /// How long the database may take (statement timeout, pool).
+    pub limits: types::Limits,
 }
 
 impl Settings {
@@ -83,6 +87,7 @@ impl Settings {
                 checkpoint_file: None,
             },
             audit_key: None,
+            limits: types::Limits::default(),
         }
     }
 }
@@ -103,7 +108,7 @@ impl Domain {
     /// Opens the store, migrates it, fills in the access inputs of versions stored before
     /// they were kept (store migration 14), and starts the auditor.
     pub async fn open(settings: Settings) -> Result<Arc<Domain>, StoreError> {
-        let store = Arc::new(Store::open(&settings.database_url).await?);
+        let store = Arc::new(Store::open_with(&settings.database_url, &settings.limits).await?);
         store.migrate().await?;
         let filled = store
             .fill_access_inputs(|body| {

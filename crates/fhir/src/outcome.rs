@@ -42,6 +42,10 @@ pub enum IssueType {
     Forbidden,
     Exception,
     Informational,
+    /// Temporary: try again (a busy database).
+    Transient,
+    /// A search over the server's limits.
+    TooCostly,
 }
 
 impl IssueType {
@@ -65,6 +69,8 @@ impl IssueType {
             IssueType::Forbidden => "forbidden",
             IssueType::Exception => "exception",
             IssueType::Informational => "informational",
+            IssueType::Transient => "transient",
+            IssueType::TooCostly => "too-costly",
         }
     }
 }

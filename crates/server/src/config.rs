@@ -45,6 +45,13 @@ pub struct Config {
     pub register_limit_per_address: u32,
     /// The same per client IP address (IPv6: per /64) per hour.
     pub register_limit_per_ip: u32,
+    /// How long the database may take: statement timeout, pool size, the connections kept
+    /// from the FHIR API, and the longest wait for one.
+    pub db: domain::types::Limits,
+    /// Search parameters (each `_sort` key and `_include` counted too) one search may have.
+    pub max_search_criteria: usize,
+    /// Values (comma-separated alternatives) one search parameter may have.
+    pub max_search_values: usize,
 }
 
 impl Config {
@@ -54,6 +61,8 @@ impl Config {
     pub const DEFAULT_AUDIT_QUEUE: usize = 1024;
     pub const DEFAULT_REGISTER_LIMIT_PER_ADDRESS: u32 = 5;
     pub const DEFAULT_REGISTER_LIMIT_PER_IP: u32 = 20;
+    pub const DEFAULT_MAX_SEARCH_CRITERIA: usize = 64;
+    pub const DEFAULT_MAX_SEARCH_VALUES: usize = 100;
 
     /// A configuration for `addr` and `database_url` with defaults elsewhere.
     pub fn new(addr: SocketAddr, database_url: impl Into<String>) -> Self {
@@ -75,6 +84,9 @@ impl Config {
             mail_from: None,
             register_limit_per_address: Self::DEFAULT_REGISTER_LIMIT_PER_ADDRESS,
             register_limit_per_ip: Self::DEFAULT_REGISTER_LIMIT_PER_IP,
+            db: domain::types::Limits::default(),
+            max_search_criteria: Self::DEFAULT_MAX_SEARCH_CRITERIA,
+            max_search_values: Self::DEFAULT_MAX_SEARCH_VALUES,
             database_url,
         }
     }

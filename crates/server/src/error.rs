@@ -9,6 +9,9 @@ use fhir::{Issue, IssueType};
 
 use crate::fhir_api::response::FHIR_JSON;
 
+/// Seconds a client should wait before trying again after a 503.
+pub const RETRY_AFTER: &str = "5";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("bad request")]
@@ -95,6 +98,14 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 one(IssueType::Exception, m),
             ),
+            Store(StoreError::Busy(why)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![Issue::error(
+                    IssueType::Transient,
+                    "",
+                    format!("the service is busy ({why}); nothing was changed; try again shortly"),
+                )],
+            ),
             Store(StoreError::Closed) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 one(
@@ -135,6 +146,13 @@ impl IntoResponse for ApiError {
             ))
         {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        if matches!(
+            self,
+            ApiError::Unavailable(_) | ApiError::Store(StoreError::Busy(_) | StoreError::Closed)
+        ) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
         }
         if let ApiError::Unauthorized { token_given, .. } = &self {
             // RFC 6750 §3: an error code only when a token was sent. The reason is in the

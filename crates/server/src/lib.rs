@@ -59,6 +59,8 @@ pub fn router(state: Arc<AppState>) -> Router {
                     state.clone(),
                     authz::authenticate::layer,
                 ))
+                // API requests never take the connections kept for the pages and /readyz.
+                .route_layer(axum::middleware::from_fn(api_request))
                 .merge(oauth::routes())
                 // Set before the layer, so that CORS also wraps it and answers preflight
                 // (OPTIONS) requests, which no route handles.
@@ -136,6 +138,7 @@ pub async fn prepare(config: Config) -> Result<Arc<AppState>, domain::types::Sto
         base_url: config.base().to_owned(),
         auditor: config.auditor(),
         audit_key: Some(key),
+        limits: config.db.clone(),
     })
     .await?;
     let mail = mail::Mailer::from_config(&config).map_err(domain::types::StoreError::Backend)?;
@@ -261,6 +264,10 @@ pub async fn start(
         stop: Some(tx),
         handle,
     })
+}
+
+async fn api_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    domain::types::api_request(next.run(req)).await
 }
 
 async fn healthz() -> &'static str {

@@ -193,6 +193,11 @@ pub enum StoreError {
     /// The store is shutting down and takes no more writes.
     #[error("the store is closed")]
     Closed,
+    /// The database could not answer in time: no connection came free within the pool's
+    /// wait, or a statement ran past the statement timeout (and was cancelled). Nothing was
+    /// changed; the caller may try again later (HTTP 503 with `Retry-After`).
+    #[error("the database is busy: {0}")]
+    Busy(&'static str),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -232,14 +237,69 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
+tokio::task_local! {
+    static API_REQUEST: ();
+}
+
+/// Runs `request` as a request to the FHIR API: on PostgreSQL, API requests between them
+/// never hold the connections [`Limits::pool_reserved`] keeps for the pages and `/readyz`.
+pub async fn api_request<F: std::future::Future>(request: F) -> F::Output {
+    API_REQUEST.scope((), request).await
+}
+
+/// Is this task running inside [`api_request`]?
+pub(crate) fn in_api_request() -> bool {
+    API_REQUEST.try_with(|_| ()).is_ok()
+}
+
+/// How long the database may take: limits that keep one hostile request from stalling the
+/// service (see docs/SECURITY.md, "Limits").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The longest one SQL statement may run before it is cancelled (PostgreSQL:
+    /// `statement_timeout` on every connection; SQLite: searches and history are
+    /// interrupted). Migrations and statistics refreshes are exempt.
+    pub statement_timeout: std::time::Duration,
+    /// PostgreSQL connections in the pool.
+    pub pool_size: usize,
+    /// Of those, how many requests to the FHIR API (whose searches' cost the caller shapes)
+    /// may never take: they stay free for `/readyz`, the pages and sign-in.
+    pub pool_reserved: usize,
+    /// The longest a request waits for a free connection before it is refused as busy.
+    pub pool_wait: std::time::Duration,
+}
+
+impl Limits {
+    pub const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+    pub const DEFAULT_POOL_SIZE: usize = 8;
+    pub const DEFAULT_POOL_RESERVED: usize = 2;
+    pub const DEFAULT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            statement_timeout: Self::DEFAULT_STATEMENT_TIMEOUT,
+            pool_size: Self::DEFAULT_POOL_SIZE,
+            pool_reserved: Self::DEFAULT_POOL_RESERVED,
+            pool_wait: Self::DEFAULT_POOL_WAIT,
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database at `url`: `sqlite://path`, `sqlite::memory:`
-    /// or `postgres://…`. Does not migrate.
+    /// or `postgres://…`, with the default [`Limits`]. Does not migrate.
     pub async fn open(url: &str) -> Result<Store> {
+        Self::open_with(url, &Limits::default()).await
+    }
+
+    /// [`Store::open`] with the given limits.
+    pub async fn open_with(url: &str, limits: &Limits) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PgStore::open(url).await?))
+            Ok(Store::Postgres(postgres::PgStore::open(url, limits).await?))
         } else if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(sqlite::SqliteStore::open(url).await?))
+            Ok(Store::Sqlite(sqlite::SqliteStore::open(url, limits).await?))
         } else {
             Err(StoreError::BadUrl(
                 "expected sqlite://PATH or postgres://…".to_owned(),

@@ -6,8 +6,9 @@
 //!   parameter: `postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dmyschema`
 //!   (the schema must already exist; this is how each test gets a fresh schema, see
 //!   `passport_store::testing::fresh_pg_url` behind the `testing` feature).
-//! * **Connections**: a pool of at most [`POOL_SIZE`] clients, opened on demand; each caches
-//!   its prepared statements.
+//! * **Connections**: a pool of at most [`Limits::pool_size`] clients, opened on demand;
+//!   each caches its prepared statements and runs with `statement_timeout` set
+//!   ([`Limits::statement_timeout`]; migrations and `ANALYZE` lift it for themselves).
 //! * **Writes**: one transaction per write, at READ COMMITTED. Lost updates are impossible:
 //!   the current row is locked (`SELECT … FOR UPDATE`) before the version check, so two
 //!   writers replacing the same version serialise and the second sees a conflict; two
@@ -40,9 +41,6 @@ use tokio_postgres::types::ToSql;
 use crate::sql::{self, Arg, Dialect, Migration};
 use crate::*;
 use pool::{Conn, Pool};
-
-/// Clients in each store's pool.
-pub const POOL_SIZE: usize = 8;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -185,10 +183,21 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, limits: &Limits) -> Result<Self> {
         let mut config: Config = url
             .parse()
             .map_err(|e| StoreError::BadUrl(format!("{e}")))?;
+        // Appended to any options the URL gives, so the URL cannot lift the limit by
+        // accident (a later `-c` wins).
+        let timeout = format!(
+            "-c statement_timeout={}",
+            limits.statement_timeout.as_millis().max(1)
+        );
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => format!("{o} {timeout}"),
+            _ => timeout,
+        };
+        config.options(&options);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
@@ -196,7 +205,15 @@ impl PgStore {
             config.application_name("passport");
         }
         Ok(PgStore {
-            pool: std::sync::Arc::new(Pool::new(config, POOL_SIZE).await?),
+            pool: std::sync::Arc::new(
+                Pool::new(
+                    config,
+                    limits.pool_size,
+                    limits.pool_reserved,
+                    limits.pool_wait,
+                )
+                .await?,
+            ),
             statistics: Default::default(),
             closed: RwLock::new(false),
         })
@@ -209,6 +226,11 @@ impl PgStore {
 
     pub async fn migrate(&self) -> Result<()> {
         let mut conn = self.pool.get().await?;
+        // A migration may rewrite large tables, and may wait for another process's.
+        conn.client
+            .batch_execute("SET statement_timeout = 0")
+            .await
+            .map_err(pg_error)?;
         conn.client
             .execute(
                 "SELECT pg_advisory_lock($1, hashtext(COALESCE(current_schema(), '')))",
@@ -225,7 +247,12 @@ impl PgStore {
             )
             .await
             .map_err(pg_error);
-        result.and(unlocked.map(|_| ()))
+        let reset = conn
+            .client
+            .batch_execute("RESET statement_timeout")
+            .await
+            .map_err(pg_error);
+        result.and(unlocked.map(|_| ())).and(reset)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -728,13 +755,22 @@ impl PgStore {
 }
 
 pub(crate) fn pg_error(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::QUERY_CANCELED) {
+        // The statement timeout (or a cancel for a client that went away).
+        return StoreError::Busy("a database statement took longer than the statement timeout");
+    }
     StoreError::Backend(describe(&e))
 }
 
 async fn analyze(pool: &Pool) -> Result<()> {
     let conn = pool.get().await?;
+    // ANALYZE of a large database may take longer than any request should. One simple
+    // query is one implicit transaction, so SET LOCAL ends with it, even on failure.
     conn.client
-        .batch_execute(statistics::ANALYZE_SQL)
+        .batch_execute(&format!(
+            "SET LOCAL statement_timeout = 0; {}",
+            statistics::ANALYZE_SQL
+        ))
         .await
         .map_err(pg_error)
 }

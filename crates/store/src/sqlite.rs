@@ -151,11 +151,17 @@ const READ_SQL: &str = "SELECT v.version_id, v.last_updated_us, v.deleted, v.bod
 const VREAD_SQL: &str = "SELECT version_id, last_updated_us, deleted, body FROM resource_versions \
      WHERE resource_type = ?1 AND id = ?2 AND version_id = ?3";
 
+/// How many SQLite virtual-machine steps run between checks of a read's deadline (a few
+/// microseconds' work).
+const PROGRESS_STEPS: std::ffi::c_int = 4096;
+
 pub struct SqliteStore {
     /// Current versions of hot resources; kept coherent by [`crate::Store`] (see cache.rs).
     pub(crate) cache: crate::cache::ReadCache,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
+    /// The longest one read may run before SQLite is told to stop (see `with_reader`).
+    statement_timeout: std::time::Duration,
     queue: mpsc::Sender<writer::Job>,
     commits: Arc<AtomicU64>,
     // Declared last: dropped after the queue's sender, so the writer thread has been told
@@ -164,7 +170,7 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, limits: &crate::Limits) -> Result<Self> {
         let (path, temp_dir) = match parse_url(url)? {
             Location::File(p) => {
                 if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -199,6 +205,7 @@ impl SqliteStore {
             cache: crate::cache::ReadCache::new(READ_CACHE_BYTES),
             path,
             readers: Mutex::new(Vec::new()),
+            statement_timeout: limits.statement_timeout,
             queue: tx,
             commits,
             _writer: WriterHandle {
@@ -348,14 +355,27 @@ impl SqliteStore {
             Some(c) => c,
             None => open_reader(&self.path)?,
         };
+        // Every few thousand virtual-machine steps SQLite asks whether to go on: not past
+        // the statement timeout (then it fails with SQLITE_INTERRUPT).
+        let deadline = std::time::Instant::now() + self.statement_timeout;
+        conn.progress_handler(
+            PROGRESS_STEPS,
+            Some(move || std::time::Instant::now() > deadline),
+        );
         let result = f(&conn);
+        conn.progress_handler(PROGRESS_STEPS, None::<fn() -> bool>);
         {
             let mut idle = self.idle();
             if idle.len() < IDLE_READERS {
                 idle.push(conn);
             }
         }
-        result.map_err(backend)
+        result.map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::OperationInterrupted) => {
+                StoreError::Busy("a database statement took longer than the statement timeout")
+            }
+            _ => backend(e),
+        })
     }
 }
 

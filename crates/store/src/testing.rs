@@ -183,3 +183,42 @@ pub async fn as_before_care_team_members(store: &crate::Store) -> crate::Result<
         crate::Store::Postgres(s) => s.batch(&SQL.join("; ")).await,
     }
 }
+
+/// A read that runs for about `seconds` through the path searches take (so it is subject
+/// to the statement timeout, the pool's limits and cancellation): PostgreSQL `pg_sleep`,
+/// SQLite a counting loop. For the tests of those limits.
+pub async fn slow_read(store: &crate::Store, seconds: f64) -> crate::Result<()> {
+    match store {
+        crate::Store::Sqlite(s) => s.with_reader(|c| {
+            // About 10 million steps a second in a debug build; more than enough.
+            let n = (seconds * 20_000_000.0) as i64;
+            c.query_row(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ?1) \
+                 SELECT count(*) FROM c",
+                [n],
+                |_| Ok(()),
+            )
+        }),
+        crate::Store::Postgres(s) => s.slow_read(seconds).await,
+    }
+}
+
+/// Statements of this application now running on the PostgreSQL server whose text contains
+/// `needle` (for the test that an abandoned statement is cancelled).
+pub async fn running_statements(url: &str, needle: &str) -> Vec<String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .query(
+            "SELECT query FROM pg_stat_activity WHERE state = 'active' \
+             AND application_name = 'passport' AND position($1 in query) > 0",
+            &[&needle],
+        )
+        .await
+        .expect("pg_stat_activity")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

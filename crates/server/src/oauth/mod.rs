@@ -293,6 +293,11 @@ impl From<StoreError> for OAuthError {
                 "temporarily_unavailable",
                 "the server is shutting down; try again shortly",
             ),
+            StoreError::Busy(why) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                format!("the service is busy ({why}); try again shortly"),
+            ),
             e => {
                 tracing::error!(error = %e, "storage error in the OAuth server");
                 Self::new(
@@ -310,6 +315,12 @@ impl IntoResponse for OAuthError {
         let body =
             serde_json::json!({ "error": self.error, "error_description": self.description });
         let mut resp = (self.status, no_store_json(body.to_string())).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_static(crate::error::RETRY_AFTER),
+            );
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -22,6 +22,8 @@ use super::templates::message;
 pub struct PageError {
     what: &'static str,
     cause: String,
+    /// The database was busy (`StoreError::Busy`): 503 with `Retry-After`, not a fault.
+    busy: bool,
 }
 
 impl PageError {
@@ -30,6 +32,7 @@ impl PageError {
         PageError {
             what,
             cause: cause.to_string(),
+            busy: false,
         }
     }
 }
@@ -39,6 +42,23 @@ pub type PageResult = Result<Response, PageError>;
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        if self.busy {
+            tracing::warn!(what = self.what, error = %self.cause, "page refused: busy");
+            let mut resp = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sorry, the service is busy",
+                &[
+                    "Try again in a minute. Nothing you entered has been saved.",
+                    "In an emergency, call 999.",
+                ],
+                None,
+            );
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(crate::error::RETRY_AFTER),
+            );
+            return resp;
+        }
         let reference = reference();
         tracing::error!(%reference, what = self.what, error = %self.cause, "page failed");
         message(
@@ -64,13 +84,16 @@ fn reference() -> String {
 
 impl From<StoreError> for PageError {
     fn from(e: StoreError) -> PageError {
-        PageError::new("the database", e)
+        PageError {
+            busy: matches!(e, StoreError::Busy(_)),
+            ..PageError::new("the database", e)
+        }
     }
 }
 
 impl From<WriteAllError> for PageError {
     fn from(e: WriteAllError) -> PageError {
-        PageError::new("the database", e.error)
+        e.error.into()
     }
 }
 

@@ -165,13 +165,14 @@ fn sort_value(r: &tokio_postgres::Row, i: usize) -> SortValue {
 }
 
 impl PgStore {
+    /// Runs a search-shaped statement, cancelled on the server if the caller goes away.
     async fn query(&self, q: &Sql<'_>) -> Result<Vec<tokio_postgres::Row>> {
         let mut conn = self.pool.get().await?;
         let stmt = conn.prepare(&q.text).await?;
-        conn.client
-            .query(&stmt, &to_sql(&q.args))
-            .await
-            .map_err(pg_error)
+        let guard = super::pool::CancelOnDrop::new(&conn);
+        let rows = conn.client.query(&stmt, &to_sql(&q.args)).await;
+        guard.finished();
+        rows.map_err(pg_error)
     }
 
     pub(crate) async fn search_page(
@@ -231,6 +232,14 @@ impl PgStore {
                 sort_values: Vec::new(),
             })
             .collect())
+    }
+
+    /// See [`crate::testing::slow_read`].
+    #[cfg(feature = "testing")]
+    pub(crate) async fn slow_read(&self, seconds: f64) -> Result<()> {
+        let mut b = Sql::new(true);
+        b.push("SELECT pg_sleep(").real(seconds).push(")::text");
+        self.query(&b).await.map(|_| ())
     }
 
     pub(crate) async fn search_count(&self, q: &Sql<'_>) -> Result<u64> {

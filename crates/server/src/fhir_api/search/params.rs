@@ -670,7 +670,19 @@ pub(super) fn parse(
         ignored: Vec::new(),
     };
     let mut problems = Vec::new();
+    let (max_criteria, max_values) = (st.config.max_search_criteria, st.config.max_search_values);
     for (name, value) in pairs {
+        // Limits first, so that a hostile search costs no more than a refusal.
+        let criteria = parsed.query.filters.len() + parsed.query.sort.len() + parsed.includes.len();
+        if criteria > max_criteria {
+            return Err(too_many_criteria(max_criteria));
+        }
+        if value.len() > 1 && split_or(value).len() > max_values {
+            return Err(too_costly(format!(
+                "the search parameter {name} has more than {max_values} values, the server's \
+                 limit (--max-search-values)"
+            )));
+        }
         let r: PResult<()> = (|| {
             match name.as_str() {
                 "_count" => {
@@ -747,7 +759,26 @@ pub(super) fn parse(
     if !problems.is_empty() {
         return Err(ApiError::BadRequest(problems));
     }
+    if parsed.query.filters.len() + parsed.query.sort.len() + parsed.includes.len() > max_criteria {
+        return Err(too_many_criteria(max_criteria));
+    }
     Ok(parsed)
+}
+
+fn too_many_criteria(max: usize) -> ApiError {
+    too_costly(format!(
+        "this search has more than {max} criteria (search parameters, _sort keys and _include \
+         values), the server's limit (--max-search-criteria)"
+    ))
+}
+
+/// A search over one of the server's limits: 400, naming the limit.
+fn too_costly(message: String) -> ApiError {
+    ApiError::BadRequest(vec![fhir::Issue::error(
+        fhir::IssueType::TooCostly,
+        "",
+        message,
+    )])
 }
 
 #[cfg(test)]
