@@ -71,6 +71,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(audit::refuse_audit_event_writes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_control_characters,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -268,6 +272,67 @@ pub async fn start(
 
 async fn api_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     domain::types::api_request(next.run(req)).await
+}
+
+/// A request whose path or query holds a control character (percent-encoded: `%00`…`%1F`,
+/// `%7F`) is refused with 400 before any handler sees it: no identifier, search value or
+/// parameter has a use for one, and PostgreSQL cannot store U+0000 at all.
+///
+/// The same for a posted form (`application/x-www-form-urlencoded`: the pages, OAuth),
+/// except tab and line ends, which a text box sends: a field must not carry a character
+/// that no record may hold (R4 §2.24.0.1).
+async fn refuse_control_characters(
+    State(st): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = req.uri().clone();
+    let in_address = [Some(uri.path()), uri.query()]
+        .into_iter()
+        .flatten()
+        .find_map(|s| encoded_control_character(s.as_bytes(), b""));
+    if let Some(byte) = in_address {
+        let message = format!(
+            "the address contains the control character U+{byte:04X}, which no identifier or \
+             search value may hold"
+        );
+        return match is_api_path(uri.path()) {
+            true => ApiError::bad_request("", message).into_response(),
+            false => web::bad_request("There is a problem with the web address", &message),
+        };
+    }
+    let is_form = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, st.config.max_body_bytes).await else {
+        return ApiError::PayloadTooLarge(st.config.max_body_bytes).into_response();
+    };
+    if let Some(byte) = encoded_control_character(&bytes, b"\t\r\n") {
+        let message =
+            format!("a field contains the control character U+{byte:04X}; remove it and try again");
+        return match is_api_path(uri.path()) {
+            true => ApiError::bad_request("", message).into_response(),
+            false => web::bad_request("There is a problem with what you entered", &message),
+        };
+    }
+    next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+        .await
+}
+
+/// The first control character (U+0000–U+001F, U+007F) `s` carries percent-encoded, other
+/// than those `allowed`.
+fn encoded_control_character(s: &[u8], allowed: &[u8]) -> Option<u8> {
+    (0..s.len()).find_map(|i| {
+        let hex = s.get(i + 1..i + 3).filter(|_| s[i] == b'%')?;
+        let byte = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+        ((byte < 0x20 || byte == 0x7f) && !allowed.contains(&byte)).then_some(byte)
+    })
 }
 
 async fn healthz() -> &'static str {

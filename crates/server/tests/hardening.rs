@@ -185,3 +185,120 @@ async fn a_busy_pool_refuses_the_api_with_503_and_keeps_readyz_and_pages() {
     }
     assert_eq!(srv.get("/fhir/Patient").await.status(), StatusCode::OK);
 }
+
+// The probe's inputs that got a 500: each is now a 400/422 OperationOutcome naming the
+// problem, and nothing is stored.
+on_both_databases!(inputs_that_gave_500_are_refused_by_name, |srv| {
+    let patient = srv.create(&json!({"resourceType": "Patient"})).await;
+    let huge = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},
+        "subject":{"reference":"Patient/PID"},
+        "valueQuantity":{"value":1e999999999,"unit":"mg"}}"#
+        .replace("PID", &patient);
+    for number in ["1e999999999", "-1e999999999", "1e400"] {
+        let body = huge.replace("1e999999999", number);
+        let resp = srv
+            .raw(
+                reqwest::Method::POST,
+                "/fhir/Observation",
+                Some("application/fhir+json"),
+                &body,
+                &[],
+            )
+            .await;
+        let status = resp.status();
+        let outcome = json_body(resp).await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{number}: {status} {outcome}"
+        );
+        assert!(
+            outcome.to_string().contains("out of range"),
+            "{number}: the problem is named: {outcome}"
+        );
+    }
+    let search = srv
+        .get("/fhir/Observation?value-quantity=1e999999999")
+        .await;
+    let status = search.status();
+    let outcome = json_body(search).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{outcome}");
+    // NUL characters, in a path, a search value and a body.
+    for path in [
+        "/fhir/Patient/a%00",
+        "/fhir/Patient?name=%00",
+        "/fhir/Patient?name=a%00b",
+        "/fhir/Patient/_history?_since=%00",
+    ] {
+        let resp = srv.get(path).await;
+        let status = resp.status();
+        let outcome = json_body(resp).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {outcome}");
+        assert!(
+            outcome.to_string().contains("control character"),
+            "{path}: {outcome}"
+        );
+    }
+    let resp = srv
+        .raw(
+            reqwest::Method::POST,
+            "/fhir/Patient",
+            Some("application/fhir+json"),
+            r#"{"resourceType":"Patient","name":[{"family":"A\u0000B"}]}"#,
+            &[],
+        )
+        .await;
+    let status = resp.status();
+    let outcome = json_body(resp).await;
+    assert!(
+        status == StatusCode::BAD_REQUEST || status == StatusCode::UNPROCESSABLE_ENTITY,
+        "{status} {outcome}"
+    );
+    assert!(
+        outcome.to_string().contains("control character"),
+        "{outcome}"
+    );
+    let all = srv.get("/fhir/Observation").await;
+    assert_eq!(json_body(all).await["total"], 0, "nothing was stored");
+});
+
+/// The pages refuse a control character in the address or a posted field with a 400 page
+/// (not a 500 when the record it would build fails validation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_refuse_control_characters_with_a_page() {
+    let srv = common::spawn(common::Backend::Sqlite).await.unwrap();
+    let resp = srv
+        .anonymous
+        .get(srv.url("/card/a%00b"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("control character U+0000"), "{html}");
+    let resp = srv
+        .anonymous
+        .post(srv.url("/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=a%00b%40example.com&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("There is a problem with what you entered")
+    );
+    // A text box's line ends and tabs are not refused.
+    let resp = srv
+        .anonymous
+        .post(srv.url("/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("email=a%0D%0Ab%09%40example.com&password=x")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(resp.status(), StatusCode::BAD_REQUEST);
+}

@@ -31,11 +31,19 @@ pub(crate) fn check(p: Prim, v: &Value) -> Result<(), String> {
                     describe(v)
                 ));
             };
-            if is_decimal(&n.to_string()) {
-                Ok(())
-            } else {
-                Err(format!("'{n}' is not a valid decimal"))
+            let text = n.to_string();
+            if !is_decimal(&text) {
+                return Err(format!("'{n}' is not a valid decimal"));
             }
+            // Stored and indexed as a 64-bit float: beyond its range the value would become
+            // infinite (SQLite refuses it as NULL, PostgreSQL keeps NaN).
+            if !text.parse::<f64>().is_ok_and(f64::is_finite) {
+                let shown: String = text.chars().take(40).collect();
+                return Err(format!(
+                    "{shown} is out of range for a decimal (at most about 1.8e308 either way)"
+                ));
+            }
+            Ok(())
         }
         _ => {
             let Value::String(s) = v else {
@@ -173,6 +181,18 @@ fn check_string(p: Prim, s: &str) -> Result<(), String> {
     }
     if s.len() > 1024 * 1024 && p != Prim::Base64Binary {
         return Err(format!("{} must be at most 1 MB", with_article(p)));
+    }
+    // R4 §2.24.0.1: no character below U+0020 except tab, carriage return and line feed
+    // (PostgreSQL cannot store U+0000 in text at all).
+    if let Some(c) = s
+        .chars()
+        .find(|c| *c < ' ' && !matches!(c, '\t' | '\r' | '\n'))
+    {
+        return Err(format!(
+            "{} must not contain the control character U+{:04X}",
+            with_article(p),
+            u32::from(c)
+        ));
     }
     let ok = match p {
         Prim::String | Prim::Markdown => true,

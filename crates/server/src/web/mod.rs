@@ -406,6 +406,19 @@ fn with_security_headers(mut resp: Response, is_asset: bool) -> Response {
 }
 
 /// The NHS.UK "Page not found" page, for an address no page answers.
+/// The pages' answer to a request no page can take (400): `title`, then why.
+pub fn bad_request(title: &str, why: &str) -> Response {
+    with_security_headers(
+        templates::message(
+            axum::http::StatusCode::BAD_REQUEST,
+            title,
+            &[why, "Go back, correct it and try again."],
+            Some(("/", "Go to the home page")),
+        ),
+        false,
+    )
+}
+
 pub fn page_not_found() -> Response {
     with_security_headers(
         templates::message(
