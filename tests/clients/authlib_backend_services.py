@@ -17,6 +17,33 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, RSAKey
+from joserfc._rfc7518.jws_algs import ESAlgorithm
+
+# Passport accepts client assertions signed in the low-S form only (docs/INTEGRATION.md):
+# for every ECDSA signature (r, s), (r, n - s) verifies too. joserfc, like most JOSE
+# libraries on OpenSSL, returns either form, so an integrator normalises S as here.
+CURVE_ORDER = {
+    "P-256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "P-384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+        "C7634D81F4372DDF581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
+_sign = ESAlgorithm.sign
+
+
+def _low_s_sign(self, msg, key):
+    sig = _sign(self, msg, key)
+    half = len(sig) // 2
+    n = CURVE_ORDER[self.curve]
+    s = int.from_bytes(sig[half:], "big")
+    if s > n // 2:
+        s = n - s
+    return sig[:half] + s.to_bytes(half, "big")
+
+
+ESAlgorithm.sign = _low_s_sign
 
 
 def session(client_id, jwk, scope, token_url, claims):

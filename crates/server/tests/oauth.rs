@@ -179,8 +179,9 @@ impl ClientKey {
         let sig = match self {
             ClientKey::Es384(k) => {
                 use p384::ecdsa::signature::Signer;
+                // Low-S, as Passport requires of client assertions.
                 let s: p384::ecdsa::Signature = k.sign(input.as_bytes());
-                s.to_bytes().to_vec()
+                s.normalize_s().to_bytes().to_vec()
             }
             ClientKey::Rs384(k) => {
                 use rsa::signature::{SignatureEncoding, Signer};
@@ -406,6 +407,28 @@ on_both!(backend_services_misuse, |srv| {
             .await,
         unauthorized,
         "invalid_client",
+    );
+    // The high-S twin of a valid assertion (r, n - s) is refused, by name; the low-S
+    // original is then accepted (the refusal used up nothing).
+    let low = c.assertion(&srv);
+    let (input, sig) = low.rsplit_once('.').unwrap();
+    let sig = p384::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+    let (r, s) = sig.split_scalars();
+    let high = p384::ecdsa::Signature::from_scalars(r, -s).unwrap();
+    assert_ne!(high.normalize_s(), high, "the twin is high-S");
+    let twin = format!("{input}.{}", b64(&high.to_bytes()));
+    let refused = c.token_with(&srv, &twin, "system/*.rs").await;
+    assert!(
+        refused.1["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("low-S")),
+        "{}",
+        refused.1
+    );
+    expect_error(refused, unauthorized, "invalid_client");
+    assert_eq!(
+        c.token_with(&srv, &low, "system/*.rs").await.0,
+        StatusCode::OK
     );
     // jti replay: the same assertion twice.
     let once = c.assertion(&srv);
@@ -810,28 +833,28 @@ on_both!(refresh_rotation_and_reuse, |srv| {
 });
 
 on_both!(introspect_and_revoke, |srv| {
-    // A confidential client with a secret does the introspecting (a resource server).
-    let rs = oauth::create_client(
+    // Confidential clients introspect; each learns about its own tokens only.
+    let web = oauth::create_client(
         srv.state.domain.data(),
         oauth::ClientSpec {
-            name: "resource-server".into(),
-            grant_types: vec!["client_credentials".into()],
-            scope: "system/*.rs".into(),
+            name: "clinic-web-app".into(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            redirect_uris: vec!["https://app.example/cb".into()],
+            scope: "openid fhirUser launch/patient offline_access patient/*.rs".into(),
             ..Default::default()
         },
     )
     .await
     .unwrap();
-    let secret = rs.client_secret.clone().unwrap();
-    let rs_id = rs.client.client_id.clone();
-    let introspect = |token: String, secret: String| {
+    let web_secret = web.client_secret.clone().unwrap();
+    let web_id = web.client.client_id.clone();
+    let introspect = |token: String, id: String, secret: String| {
         let srv = &srv;
-        let rs_id = rs_id.clone();
         async move {
             let resp = srv
                 .http
                 .post(srv.url("/oauth/introspect"))
-                .basic_auth(&rs_id, Some(&secret))
+                .basic_auth(&id, Some(&secret))
                 .form(&[("token", token.as_str())])
                 .send()
                 .await
@@ -840,24 +863,48 @@ on_both!(introspect_and_revoke, |srv| {
             (status, resp.json::<Value>().await.unwrap())
         }
     };
+    // A backend client (private_key_jwt) introspects its own access token.
     let c = Backend::register(&srv, ClientKey::es384(), "system/*.rs").await;
     let (_, body) = c
         .token_with(&srv, &c.assertion(&srv), "system/Patient.rs")
         .await;
     let token = body["access_token"].as_str().unwrap().to_owned();
-
-    let (status, info) = introspect(token.clone(), secret.clone()).await;
+    let own = |token: String| {
+        let srv = &srv;
+        let assertion = c.assertion(srv);
+        async move {
+            srv.post_form(
+                "/oauth/introspect",
+                &[
+                    ("token", token.as_str()),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, info) = own(token.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["active"], true, "{info}");
     assert_eq!(info["scope"], "system/Patient.rs");
     assert_eq!(info["client_id"], c.client_id.as_str());
+    // Another client's token reads as inactive: nothing about it is told.
+    let (status, info) = introspect(token.clone(), web_id.clone(), web_secret.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(info, json!({"active": false}));
     assert_eq!(
-        introspect("rubbish".into(), secret.clone()).await.1,
+        introspect("rubbish".into(), web_id.clone(), web_secret.clone())
+            .await
+            .1,
         json!({"active": false})
     );
     // Wrong secret; a public client; no client.
     expect_error(
-        introspect(token.clone(), "wrong".into()).await,
+        introspect(token.clone(), web_id.clone(), "wrong".into()).await,
         StatusCode::UNAUTHORIZED,
         "invalid_client",
     );
@@ -893,10 +940,7 @@ on_both!(introspect_and_revoke, |srv| {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(
-        introspect(token.clone(), secret.clone()).await.1["active"],
-        false
-    );
+    assert_eq!(own(token.clone()).await.1["active"], false);
     assert_eq!(
         oauth::verify_access_token(&srv.state, &token).await,
         Err(AuthError::Revoked)
@@ -910,21 +954,52 @@ on_both!(introspect_and_revoke, |srv| {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    // A refresh token: introspected active, revoked with its family.
-    let code = code_for(&srv, &app, "offline_access patient/*.rs launch/patient").await;
-    let (_, body) = exchange(&srv, &app, &code, Some(VERIFIER), "https://app.example/cb").await;
+    // A refresh token: introspected active by its own client (and inactive to another),
+    // revoked with its family.
+    let code = code_for(&srv, &web_id, "offline_access patient/*.rs launch/patient").await;
+    let (status, body) = srv
+        .post_form(
+            "/oauth/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "https://app.example/cb"),
+                ("code_verifier", VERIFIER),
+                ("client_id", &web_id),
+                ("client_secret", &web_secret),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     let access = body["access_token"].as_str().unwrap().to_owned();
+    let info = introspect(refresh.clone(), web_id.clone(), web_secret.clone())
+        .await
+        .1;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["token_type"], "refresh_token");
+    let (status, info) = own(refresh.clone()).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        introspect(refresh.clone(), secret.clone()).await.1["active"],
-        true
+        info,
+        json!({"active": false}),
+        "another client's refresh token"
     );
     let (status, _) = srv
-        .post_form("/oauth/revoke", &[("token", &refresh), ("client_id", &app)])
+        .post_form(
+            "/oauth/revoke",
+            &[
+                ("token", &refresh),
+                ("client_id", &web_id),
+                ("client_secret", &web_secret),
+            ],
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
-        introspect(refresh.clone(), secret.clone()).await.1["active"],
+        introspect(refresh.clone(), web_id.clone(), web_secret.clone())
+            .await
+            .1["active"],
         false
     );
     assert_eq!(
@@ -1232,4 +1307,49 @@ on_both!(every_oauth_endpoint_answers_as_oauth, |srv| {
         );
         assert!(body["error"].is_string(), "{}: {body}", r.path);
     }
+});
+
+// Redirect (and launch) URIs: https anywhere, plain http to this machine only (a native
+// app's loopback redirect); elsewhere http would carry codes across the network in clear.
+on_both!(plain_http_redirects_only_to_loopback, |srv| {
+    let register = |redirect: &str, launch: Option<&str>| {
+        let data = srv.state.domain.data();
+        let spec = oauth::ClientSpec {
+            name: "redirects".into(),
+            grant_types: vec!["authorization_code".into()],
+            redirect_uris: vec![redirect.to_owned()],
+            public: true,
+            scope: "openid launch/patient patient/*.rs".into(),
+            launch_uri: launch.map(str::to_owned),
+            ..Default::default()
+        };
+        async move { oauth::create_client(data, spec).await.map(|_| ()) }
+    };
+    for ok in [
+        "https://app.example/cb",
+        "http://127.0.0.1:8765/cb",
+        "http://127.9.9.9/cb",
+        "http://localhost:3000/cb",
+        "http://[::1]:9000/cb",
+    ] {
+        register(ok, None)
+            .await
+            .unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for refused in [
+        "http://app.example/cb",
+        "http://10.0.0.7/cb",
+        "http://localhost.app.example/cb",
+        "http://127.0.0.1.nip.io/cb",
+    ] {
+        let e = register(refused, None).await.expect_err(refused);
+        assert!(
+            e.contains("plain http only to this machine"),
+            "{refused}: {e}"
+        );
+    }
+    let e = register("https://app.example/cb", Some("http://app.example/launch"))
+        .await
+        .expect_err("http launch URI");
+    assert!(e.contains("launch URI"), "{e}");
 });

@@ -85,8 +85,22 @@ pub fn json_array(items: Vec<Value>) -> Value {
 }
 
 /// An absolute http(s) URI without a fragment (the query is ours to add to).
+/// An absolute `https` URI without a fragment — or plain `http` to this machine only
+/// (`localhost`, `127.0.0.0/8`, `[::1]`: a native app's loopback redirect, RFC 8252 §7.3).
+/// A plain-`http` redirect elsewhere would carry authorisation codes, and a launch its
+/// context, across the network in the clear.
 fn absolute_http(uri: &str) -> bool {
-    url::Url::parse(uri).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+    let Ok(u) = url::Url::parse(uri) else {
+        return false;
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+        && u.has_host()
         && !uri.contains('#')
 }
 
@@ -114,14 +128,16 @@ pub async fn create_client(store: &Data, spec: ClientSpec) -> Result<CreatedClie
     for uri in &spec.redirect_uris {
         if !absolute_http(uri) {
             return Err(format!(
-                "redirect URI {uri:?} must be an absolute http(s) URI without a fragment"
+                "redirect URI {uri:?} must be an absolute https URI without a fragment \
+                 (plain http only to this machine: localhost, 127.0.0.1 or [::1])"
             ));
         }
     }
     if let Some(uri) = &spec.launch_uri {
         if !absolute_http(uri) {
             return Err(format!(
-                "launch URI {uri:?} must be an absolute http(s) URI without a fragment"
+                "launch URI {uri:?} must be an absolute https URI without a fragment \
+                 (plain http only to this machine: localhost, 127.0.0.1 or [::1])"
             ));
         }
         if !has("authorization_code") {

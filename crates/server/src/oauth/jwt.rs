@@ -61,8 +61,9 @@ pub fn sign_es256(key: &p256::ecdsa::SigningKey, kid: &str, claims: &Value) -> S
         b64(header.to_string().as_bytes()),
         b64(claims.to_string().as_bytes())
     );
+    // Low-S, as Passport asks of its clients (see `is_high_s`).
     let sig: p256::ecdsa::Signature = key.sign(input.as_bytes());
-    format!("{input}.{}", b64(&sig.to_bytes()))
+    format!("{input}.{}", b64(&sig.normalize_s().to_bytes()))
 }
 
 /// The public JWK of an ES256 key (without `kid`).
@@ -109,9 +110,28 @@ pub fn es256_verifying_key(jwk: &Value) -> Option<p256::ecdsa::VerifyingKey> {
     p256::ecdsa::VerifyingKey::from_sec1_bytes(&ec_point(jwk, "P-256", 32)?).ok()
 }
 
+/// Verifies an ES256 signature in either S form (client assertions must also pass
+/// [`is_high_s`]; an OpenID provider's id token need not).
 pub fn verify_es256(key: &p256::ecdsa::VerifyingKey, input: &str, sig: &[u8]) -> bool {
     use p256::ecdsa::signature::Verifier;
     p256::ecdsa::Signature::from_slice(sig).is_ok_and(|s| key.verify(input.as_bytes(), &s).is_ok())
+}
+
+/// Is `signature` an ECDSA signature (`alg` ES256 or ES384) in its high-S form (s > n/2)?
+/// For every valid signature (r, s) the pair (r, n − s) is valid too; client assertions are
+/// accepted in the low-S form only, so that a captured assertion has exactly one valid
+/// encoding (docs/SECURITY.md §4). Many JOSE libraries (OpenSSL underneath) do not
+/// normalise S: integrators must, or use RS384 (docs/INTEGRATION.md).
+pub fn is_high_s(alg: &str, signature: &[u8]) -> bool {
+    match alg {
+        "ES256" => {
+            p256::ecdsa::Signature::from_slice(signature).is_ok_and(|s| s.normalize_s() != s)
+        }
+        "ES384" => {
+            p384::ecdsa::Signature::from_slice(signature).is_ok_and(|s| s.normalize_s() != s)
+        }
+        _ => false,
+    }
 }
 
 /// Verifies `signature` over `input` with a client's public `jwk` under `alg`. `false` for an

@@ -243,6 +243,12 @@ async fn verify_assertion(
     if candidates.is_empty() {
         return Err(bad("no registered key matches the client assertion's kid"));
     }
+    if jwt::is_high_s(alg, &jwt.signature) {
+        return Err(bad(
+            "the client assertion's ECDSA signature is in high-S form; Passport accepts the \
+             low-S form only (s at most n/2: replace s with n - s), or sign with RS384",
+        ));
+    }
     if !candidates
         .iter()
         .any(|k| jwt::verify_with_jwk(alg, k, jwt.signing_input, &jwt.signature))
@@ -692,14 +698,22 @@ pub async fn introspect(
 ) -> Response {
     let result = async {
         let f = form(&headers, &body)?;
-        let (_, auth) = authenticate(&st, &headers, &f).await?;
+        let (client, auth) = authenticate(&st, &headers, &f).await?;
         if auth == ClientAuth::None {
             return Err(OAuthError::invalid_client(
                 "introspection is for authenticated confidential clients",
             ));
         }
         let token = required(&f, "token")?;
-        introspection(&st, token).await
+        let answer = introspection(&st, token).await?;
+        // A client learns about its own tokens only: another client's token (its subject,
+        // scope, patient) reads as inactive, as RFC 7662 §4 allows. Passport is the only
+        // resource server for its tokens, so no client introspects on another's behalf.
+        Ok(if answer["client_id"] == client.client_id.as_str() {
+            answer
+        } else {
+            json!({ "active": false })
+        })
     }
     .await;
     match result {
