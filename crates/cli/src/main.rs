@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use domain::types::Limits;
 use passport_server::Config;
+use passport_server::listen::ConnectionLimits;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -168,6 +169,21 @@ struct LimitArgs {
     /// Values (comma-separated alternatives) of one search parameter.
     #[arg(long, env = "PASSPORT_MAX_SEARCH_VALUES", default_value_t = Config::DEFAULT_MAX_SEARCH_VALUES)]
     max_search_values: usize,
+    /// The longest a request's headers may take to arrive, in seconds (also the grace
+    /// before a body's rate is checked); slower, the connection is closed.
+    #[arg(long, env = "PASSPORT_HEADER_TIMEOUT", default_value_t = ConnectionLimits::DEFAULT_HEADER_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    header_timeout: f64,
+    /// A connection with no request in progress is closed after this many seconds without
+    /// traffic.
+    #[arg(long, env = "PASSPORT_IDLE_TIMEOUT", default_value_t = ConnectionLimits::DEFAULT_IDLE_TIMEOUT.as_secs_f64(), value_parser = seconds)]
+    idle_timeout: f64,
+    /// The slowest a request body may arrive, on average, in bytes a second.
+    #[arg(long, env = "PASSPORT_MIN_BODY_RATE", default_value_t = ConnectionLimits::DEFAULT_MIN_BODY_RATE)]
+    min_body_rate: u64,
+    /// Connections open at once (default: three quarters of the open-file limit, at most
+    /// 10000); at the cap the oldest idle one is closed, or the new one gets 503.
+    #[arg(long, env = "PASSPORT_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 impl LimitArgs {
@@ -180,6 +196,15 @@ impl LimitArgs {
         };
         config.max_search_criteria = self.max_search_criteria;
         config.max_search_values = self.max_search_values;
+        config.connections = ConnectionLimits {
+            header_timeout: Duration::from_secs_f64(self.header_timeout),
+            idle_timeout: Duration::from_secs_f64(self.idle_timeout),
+            min_body_rate: self.min_body_rate.max(1),
+            max_connections: self
+                .max_connections
+                .unwrap_or_else(ConnectionLimits::default_max_connections)
+                .max(1),
+        };
     }
 }
 

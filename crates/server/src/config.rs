@@ -52,6 +52,8 @@ pub struct Config {
     pub max_search_criteria: usize,
     /// Values (comma-separated alternatives) one search parameter may have.
     pub max_search_values: usize,
+    /// Connection timeouts and the cap on open connections (see [`crate::listen`]).
+    pub connections: crate::listen::ConnectionLimits,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             db: domain::types::Limits::default(),
             max_search_criteria: Self::DEFAULT_MAX_SEARCH_CRITERIA,
             max_search_values: Self::DEFAULT_MAX_SEARCH_VALUES,
+            connections: crate::listen::ConnectionLimits::default(),
             database_url,
         }
     }

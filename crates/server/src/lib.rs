@@ -6,6 +6,7 @@ pub mod authz;
 pub mod config;
 pub mod error;
 pub mod fhir_api;
+pub mod listen;
 pub mod mail;
 pub mod oauth;
 pub mod rate_limit;
@@ -180,13 +181,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
-    // The peer address goes into AuditEvents (`agent.network`).
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    // Each request carries its peer address (`ConnectInfo`), which goes into AuditEvents.
+    listen::serve(listener, app, state.config.connections.clone(), shutdown).await?;
     // Queued audit records, then the final checkpoint, then the store.
     if let Err(e) = state.domain.audit.close().await {
         tracing::error!(error = %e, "closing the audit recorder");
