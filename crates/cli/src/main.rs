@@ -169,6 +169,13 @@ struct LimitArgs {
     /// Values (comma-separated alternatives) of one search parameter.
     #[arg(long, env = "PASSPORT_MAX_SEARCH_VALUES", default_value_t = Config::DEFAULT_MAX_SEARCH_VALUES)]
     max_search_values: usize,
+    /// The largest one resource may be, in bytes of JSON (larger: 413).
+    #[arg(long, env = "PASSPORT_MAX_RESOURCE_BYTES", default_value_t = Config::DEFAULT_MAX_RESOURCE_BYTES)]
+    max_resource_bytes: usize,
+    /// The most bytes of resources one search page holds; past it the page ends early and
+    /// its next link goes on from there.
+    #[arg(long, env = "PASSPORT_MAX_BUNDLE_BYTES", default_value_t = Config::DEFAULT_MAX_BUNDLE_BYTES)]
+    max_bundle_bytes: usize,
     /// The longest a request's headers may take to arrive, in seconds (also the grace
     /// before a body's rate is checked); slower, the connection is closed.
     #[arg(long, env = "PASSPORT_HEADER_TIMEOUT", default_value_t = ConnectionLimits::DEFAULT_HEADER_TIMEOUT.as_secs_f64(), value_parser = seconds)]
@@ -196,6 +203,8 @@ impl LimitArgs {
         };
         config.max_search_criteria = self.max_search_criteria;
         config.max_search_values = self.max_search_values;
+        config.max_resource_bytes = self.max_resource_bytes;
+        config.max_bundle_bytes = self.max_bundle_bytes;
         config.connections = ConnectionLimits {
             header_timeout: Duration::from_secs_f64(self.header_timeout),
             idle_timeout: Duration::from_secs_f64(self.idle_timeout),

@@ -313,3 +313,142 @@ fn without_smtp_only_demo_prints_links() {
     assert!(err.contains("tls=required"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Resident memory of process `pid`, in MB (Linux `/proc/PID/statm`).
+fn rss_mb(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096 / 1_000_000
+}
+
+/// An Observation of about `bytes` bytes of JSON: many small components (the shape of the
+/// probe's 7.6 MB Observation, which took 400 MB to search).
+fn large_observation(patient: &str, bytes: usize) -> Vec<u8> {
+    let one = serde_json::json!({
+        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+        "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org", "code": "/min"}
+    });
+    let n = bytes / (one.to_string().len() + 1);
+    serde_json::to_vec(&serde_json::json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "Heart rate series"},
+        "subject": {"reference": format!("Patient/{patient}")},
+        "component": vec![one; n]
+    }))
+    .unwrap()
+}
+
+/// Issue 12, part 4: a resource over --max-resource-bytes is refused (413), and 50 searches
+/// over a 7.6 MB Observation — in bursts of 8 at once — leave the server's resident memory
+/// flat: large bodies are worked on one at a time and a page holds a bounded number of
+/// bytes. The real binary (its allocator) on a real database.
+fn memory_stays_flat(database: &str) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--database",
+            database,
+        ])
+        .env("PASSPORT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_healthy(&base, &mut child);
+    let pid = child.id();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let figures = rt.block_on(async {
+        let token = operator_token(database, &base).await;
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: Vec<u8>| {
+            http.post(format!("{base}{path}"))
+                .bearer_auth(&token)
+                .header("content-type", "application/fhir+json")
+                .body(body)
+                .send()
+        };
+        let resp = post("/fhir/Patient", br#"{"resourceType":"Patient"}"#.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+        let patient: serde_json::Value = resp.json().await.unwrap();
+        let patient = patient["id"].as_str().unwrap().to_owned();
+        // Over the default limit (8 MiB): refused by name, nothing stored.
+        let resp = post("/fhir/Observation", large_observation(&patient, 9_000_000))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 413);
+        assert!(resp.text().await.unwrap().contains("--max-resource-bytes"));
+        let body = large_observation(&patient, 7_600_000);
+        let resp = post("/fhir/Observation", body).await.unwrap();
+        assert_eq!(resp.status(), 201);
+        let search = format!("{base}/fhir/Observation?subject=Patient/{patient}");
+        let burst = |n: usize| {
+            let (http, search, token) = (http.clone(), search.clone(), token.clone());
+            async move {
+                let mut all = tokio::task::JoinSet::new();
+                for _ in 0..n {
+                    let (http, search, token) = (http.clone(), search.clone(), token.clone());
+                    all.spawn(async move {
+                        let resp = http.get(&search).bearer_auth(&token).send().await.unwrap();
+                        assert_eq!(resp.status(), 200);
+                        let bytes = resp.bytes().await.unwrap();
+                        assert!(bytes.len() > 7_000_000, "the match is in the page");
+                    });
+                }
+                while let Some(r) = all.join_next().await {
+                    r.unwrap();
+                }
+            }
+        };
+        // Warm: the allocator's pools and caches reach their working size.
+        burst(8).await;
+        burst(8).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let warm = rss_mb(pid);
+        let mut peak = warm;
+        for _ in 0..6 {
+            burst(8).await;
+            peak = peak.max(rss_mb(pid));
+        }
+        burst(2).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (warm, peak, rss_mb(pid))
+    });
+    let (warm, peak, end) = figures;
+    println!("{database}: RSS after warm-up {warm} MB, peak {peak} MB, after 50 searches {end} MB");
+    assert!(
+        end <= warm + warm / 4 + 32,
+        "memory grew over 50 searches: {warm} MB → {end} MB"
+    );
+    assert!(
+        peak <= warm + warm / 2 + 64,
+        "peak {peak} MB (warm {warm} MB)"
+    );
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = child.wait();
+}
+
+#[test]
+fn large_resources_keep_memory_flat_sqlite() {
+    let (dir, url) = temp_db();
+    memory_stays_flat(&url);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn large_resources_keep_memory_flat_postgres() {
+    let Some(url) = passport_store::testing::fresh_pg_url() else {
+        return;
+    };
+    memory_stays_flat(&url);
+}

@@ -52,6 +52,12 @@ pub struct Config {
     pub max_search_criteria: usize,
     /// Values (comma-separated alternatives) one search parameter may have.
     pub max_search_values: usize,
+    /// The largest one resource may be, as JSON (larger: 413). A photo (5 MB, base64 in
+    /// its DocumentReference) fits the default.
+    pub max_resource_bytes: usize,
+    /// The most bytes of resources one search page holds: past it the page ends early and
+    /// its `next` link goes on from there.
+    pub max_bundle_bytes: usize,
     /// Connection timeouts and the cap on open connections (see [`crate::listen`]).
     pub connections: crate::listen::ConnectionLimits,
 }
@@ -65,6 +71,8 @@ impl Config {
     pub const DEFAULT_REGISTER_LIMIT_PER_IP: u32 = 20;
     pub const DEFAULT_MAX_SEARCH_CRITERIA: usize = 64;
     pub const DEFAULT_MAX_SEARCH_VALUES: usize = 100;
+    pub const DEFAULT_MAX_RESOURCE_BYTES: usize = 8 * 1024 * 1024;
+    pub const DEFAULT_MAX_BUNDLE_BYTES: usize = 32 * 1024 * 1024;
 
     /// A configuration for `addr` and `database_url` with defaults elsewhere.
     pub fn new(addr: SocketAddr, database_url: impl Into<String>) -> Self {
@@ -89,6 +97,8 @@ impl Config {
             db: domain::types::Limits::default(),
             max_search_criteria: Self::DEFAULT_MAX_SEARCH_CRITERIA,
             max_search_values: Self::DEFAULT_MAX_SEARCH_VALUES,
+            max_resource_bytes: Self::DEFAULT_MAX_RESOURCE_BYTES,
+            max_bundle_bytes: Self::DEFAULT_MAX_BUNDLE_BYTES,
             connections: crate::listen::ConnectionLimits::default(),
             database_url,
         }

@@ -37,6 +37,9 @@ pub enum ApiError {
     NotAcceptable(String),
     #[error("payload too large")]
     PayloadTooLarge(usize),
+    /// One resource larger than `--max-resource-bytes`.
+    #[error("resource too large")]
+    ResourceTooLarge(usize),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// No valid bearer token (401 with `WWW-Authenticate`); the text says why, never
@@ -85,6 +88,16 @@ impl ApiError {
                 one(
                     IssueType::TooLong,
                     &format!("the request body is larger than the limit of {limit} bytes"),
+                ),
+            ),
+            ResourceTooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                one(
+                    IssueType::TooLong,
+                    &format!(
+                        "the resource is larger than the server's limit of {limit} bytes \
+                         (--max-resource-bytes)"
+                    ),
                 ),
             ),
             Unauthorized { message, .. } => {

@@ -321,13 +321,17 @@ async fn refuse_control_characters(
         .await
 }
 
-/// The first control character (U+0000–U+001F, U+007F) `s` carries percent-encoded, other
-/// than those `allowed`.
+/// The first control character (U+0000–U+001F, U+007F) `s` carries, percent-encoded or
+/// as it is, other than those `allowed`.
 fn encoded_control_character(s: &[u8], allowed: &[u8]) -> Option<u8> {
+    let control = |b: u8| (b < 0x20 || b == 0x7f) && !allowed.contains(&b);
     (0..s.len()).find_map(|i| {
+        if control(s[i]) {
+            return Some(s[i]);
+        }
         let hex = s.get(i + 1..i + 3).filter(|_| s[i] == b'%')?;
         let byte = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-        ((byte < 0x20 || byte == 0x7f) && !allowed.contains(&byte)).then_some(byte)
+        control(byte).then_some(byte)
     })
 }
 

@@ -65,15 +65,18 @@ pub async fn update(
     criteria(&query, "conditional update")?;
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
-    let map = request::parse_resource(&bytes)?;
-    update_matching(
-        &st,
-        &caller,
-        &resource_type,
-        Some(query),
-        map,
-        &Ask::from_headers(&headers),
-    )
+    domain::guard::one_large_at_a_time(bytes.len(), async {
+        let map = request::parse_resource(&bytes)?;
+        update_matching(
+            &st,
+            &caller,
+            &resource_type,
+            Some(query),
+            map,
+            &Ask::from_headers(&headers),
+        )
+        .await
+    })
     .await
 }
 
@@ -96,7 +99,7 @@ pub async fn update_matching(
     if let Some(id) = &body_id {
         request::require_id(id)?;
     }
-    let map = request::validate(map)?;
+    let map = request::validate(st, map)?;
     let wanted = ask.if_match()?;
     let ret = ask.ret;
     let mut guard = Guard::new(st, caller);

@@ -43,14 +43,17 @@ pub async fn create(
     require_supported(&resource_type)?;
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
-    let map = request::parse_resource(&bytes)?;
-    create_resource(
-        &st,
-        &caller,
-        &resource_type,
-        map,
-        &Ask::from_headers(&headers),
-    )
+    domain::guard::one_large_at_a_time(bytes.len(), async {
+        let map = request::parse_resource(&bytes)?;
+        create_resource(
+            &st,
+            &caller,
+            &resource_type,
+            map,
+            &Ask::from_headers(&headers),
+        )
+        .await
+    })
     .await
 }
 
@@ -65,7 +68,7 @@ pub async fn create_resource(
     let resource_type = resource_type.to_owned();
     require_supported(&resource_type)?;
     request::require_type(&map, &resource_type)?;
-    let mut map = request::with_sections(request::validate(map)?, None);
+    let mut map = request::with_sections(request::validate(st, map)?, None);
     // The server assigns ids: a client-sent one plays no part in the decision either.
     map.remove("id");
     let mut guard = Guard::new(st, caller);
@@ -371,15 +374,18 @@ pub async fn update(
     require_id(&id)?;
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
-    let map = request::parse_resource(&bytes)?;
-    update_resource(
-        &st,
-        &caller,
-        &resource_type,
-        &id,
-        map,
-        &Ask::from_headers(&headers),
-    )
+    domain::guard::one_large_at_a_time(bytes.len(), async {
+        let map = request::parse_resource(&bytes)?;
+        update_resource(
+            &st,
+            &caller,
+            &resource_type,
+            &id,
+            map,
+            &Ask::from_headers(&headers),
+        )
+        .await
+    })
     .await
 }
 
@@ -411,7 +417,7 @@ pub async fn update_resource(
             ));
         }
     }
-    let map = request::validate(map)?;
+    let map = request::validate(st, map)?;
     let wanted = ask.if_match()?;
     let mut guard = Guard::new(st, caller);
     write_with_retry(
@@ -501,7 +507,7 @@ pub async fn patch_resource(
                     "a patch may not change the resource's type or id",
                 )]));
             }
-            request::validate(map)
+            request::validate(st, map)
         },
     )
     .await

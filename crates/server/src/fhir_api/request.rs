@@ -142,9 +142,31 @@ pub fn require_type(map: &Map<String, Value>, resource_type: &str) -> ApiResult<
     }
 }
 
-/// The write path's checks ([`domain::records::validate`]); refused as 422 with the issues.
-pub fn validate(map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+/// The write path's checks: the resource's size (`--max-resource-bytes`: 413), then
+/// [`domain::records::validate`] (422 with the issues).
+pub fn validate(st: &crate::AppState, map: Map<String, Value>) -> ApiResult<Map<String, Value>> {
+    let limit = st.config.max_resource_bytes;
+    if serialised_len(&map) > limit {
+        return Err(ApiError::ResourceTooLarge(limit));
+    }
     domain::records::validate(map).map_err(ApiError::Unprocessable)
+}
+
+/// The length of `map` as JSON, counted without building it.
+fn serialised_len(map: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = serde_json::to_writer(&mut n, map);
+    n.0
 }
 
 pub use domain::records::with_sections;

@@ -160,39 +160,42 @@ pub async fn process(
     request::require_media_type(&headers, request::RESOURCE_MEDIA_TYPES)?;
     request::check_accept(&headers)?;
     let bytes = request::read_body(&headers, body, st.config.max_body_bytes).await?;
-    let bundle = request::parse_resource(&bytes)?;
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(ApiError::bad_request(
-            "resourceType",
-            "POST to the base takes a Bundle of type batch or transaction",
-        ));
-    }
-    let entries: &[Value] = match bundle.get("entry") {
-        None => &[],
-        Some(Value::Array(a)) => a,
-        Some(_) => {
+    domain::guard::one_large_at_a_time(bytes.len(), async {
+        let bundle = request::parse_resource(&bytes)?;
+        if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Err(ApiError::bad_request(
-                "Bundle.entry",
-                "entry must be a list",
+                "resourceType",
+                "POST to the base takes a Bundle of type batch or transaction",
             ));
         }
-    };
-    let ret = Return::from_headers(&headers);
-    match bundle.get("type").and_then(Value::as_str) {
-        Some("batch") => Ok(batch(&st, &caller, entries, ret).await),
-        Some("transaction") => transaction(&st, &caller, entries, ret).await,
-        Some(other) => Err(ApiError::Unprocessable(vec![Issue::error(
-            IssueType::NotSupported,
-            "Bundle.type",
-            format!(
-                "a Bundle of type '{other}' cannot be processed; send a batch or a transaction"
-            ),
-        )])),
-        None => Err(ApiError::bad_request(
-            "Bundle.type",
-            "the Bundle has no type; send a batch or a transaction",
-        )),
-    }
+        let entries: &[Value] = match bundle.get("entry") {
+            None => &[],
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "Bundle.entry",
+                    "entry must be a list",
+                ));
+            }
+        };
+        let ret = Return::from_headers(&headers);
+        match bundle.get("type").and_then(Value::as_str) {
+            Some("batch") => Ok(batch(&st, &caller, entries, ret).await),
+            Some("transaction") => transaction(&st, &caller, entries, ret).await,
+            Some(other) => Err(ApiError::Unprocessable(vec![Issue::error(
+                IssueType::NotSupported,
+                "Bundle.type",
+                format!(
+                    "a Bundle of type '{other}' cannot be processed; send a batch or a transaction"
+                ),
+            )])),
+            None => Err(ApiError::bad_request(
+                "Bundle.type",
+                "the Bundle has no type; send a batch or a transaction",
+            )),
+        }
+    })
+    .await
 }
 
 mod answer;

@@ -265,7 +265,7 @@ pub(super) async fn attempt_transaction(
                 let Value::Object(map) = v else {
                     unreachable!()
                 };
-                let map = request::validate(map).map_err(|e| fail(i, e))?;
+                let map = request::validate(st, map).map_err(|e| fail(i, e))?;
                 let map = request::with_sections(map, live);
                 if let Some(l) = live
                     && !crate::authz::may_touch(&mut guard, access::Action::Update, &l.body)

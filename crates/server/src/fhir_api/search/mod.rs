@@ -236,9 +236,27 @@ async fn run(
         result.next = None;
         result.previous = None;
     }
+    result.matches = visible(guard, result.matches).await?;
+    // A page holds at most --max-bundle-bytes of resources (at least one): past that it ends
+    // early, and its `next` link goes on from the last entry it holds. (Paging backwards
+    // keeps its page whole: its links are the other way round.)
+    let max_bytes = st.config.max_bundle_bytes;
+    let mut bytes = 0usize;
+    if parsed.query.before.is_none()
+        && let Some(over) = result.matches.iter().position(|m| {
+            bytes += m.body.len();
+            bytes > max_bytes
+        })
+    {
+        let keep = over.max(1);
+        if keep < result.matches.len() {
+            result.matches.truncate(keep);
+            result.next = result.matches.last().map(Match::cursor);
+        }
+    }
+    let mut room = max_bytes.saturating_sub(result.matches.iter().map(|m| m.body.len()).sum());
     let single_page =
         parsed.query.after.is_none() && parsed.query.before.is_none() && result.next.is_none();
-    result.matches = visible(guard, result.matches).await?;
     let mut total = result.total;
     if total.is_none() && single_page && !count_only && parsed.total != Some(false) {
         total = Some(result.matches.len() as u64);
@@ -308,6 +326,16 @@ async fn run(
         }
         included.truncate(MAX_INCLUDED);
     }
+    // Included resources fill what room the page has left; any left out are said so.
+    let wanted = included.len();
+    included.retain(|m| {
+        let fits = m.body.len() <= room;
+        if fits {
+            room -= m.body.len();
+        }
+        fits
+    });
+    let left_out = wanted - included.len();
 
     // Links: every parameter as given, but the page position.
     let kept: Vec<&(String, String)> = pairs
@@ -370,18 +398,29 @@ async fn run(
             w.raw(br#","search":{"mode":"#).string(mode).raw(b"}");
         });
     }
-    if !parsed.ignored.is_empty() {
-        let issues: Vec<fhir::Issue> = parsed
-            .ignored
-            .iter()
-            .map(|n| {
-                fhir::Issue::warning(
-                    fhir::IssueType::NotSupported,
-                    "",
-                    format!("unknown search parameter '{n}' for {ty} was ignored"),
-                )
-            })
-            .collect();
+    let mut issues: Vec<fhir::Issue> = parsed
+        .ignored
+        .iter()
+        .map(|n| {
+            fhir::Issue::warning(
+                fhir::IssueType::NotSupported,
+                "",
+                format!("unknown search parameter '{n}' for {ty} was ignored"),
+            )
+        })
+        .collect();
+    if left_out > 0 {
+        issues.push(fhir::Issue::warning(
+            fhir::IssueType::TooCostly,
+            "",
+            format!(
+                "{left_out} included resource(s) were left out: this page reached the server's \
+                 limit of {max_bytes} bytes (--max-bundle-bytes); ask for fewer matches a page \
+                 (_count) to have them all"
+            ),
+        ));
+    }
+    if !issues.is_empty() {
         let oo = fhir::outcome::operation_outcome(&issues);
         let oo = serde_json::to_vec(&oo).unwrap_or_default();
         w.entry(None, Some(&oo), |w| {
