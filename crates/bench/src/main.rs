@@ -6,6 +6,7 @@
 //! flags, server binary not found); 3 the server failed to start or died; 130 interrupted.
 
 mod auth;
+mod hostile;
 mod http;
 mod report;
 mod server;
@@ -37,7 +38,7 @@ const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
 (healthz, read, create, update, crud-mix, search-nhs, search-include, search-chain, everything, \
 transaction, token, sign-in, sign-in-staff, and the searches as real callers: search-obs, \
-hospital-*, school-*, family-*; the pages family-passport, family-emergency and clinician-review) and prints \
+hospital-*, school-*, family-*; the pages family-passport, family-emergency and clinician-review; the soak crud-mix-hostile) and prints \
 throughput and latency tables. `--compare A.json B.json` compares two runs' results files instead.",
     long_about = "Load benchmark for the Passport FHIR server: \
 starts `passport serve`, loads synthetic children's records over HTTP, runs timed workloads \
@@ -115,7 +116,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything,family-passport,family-emergency,clinician-review"
+        default_value = "healthz,read,create,update,crud-mix,search-nhs,search-include,search-chain,everything,transaction,token,sign-in,sign-in-staff,search-obs,hospital-obs,hospital-nhs,hospital-include,hospital-chain,hospital-everything,school-obs,school-nhs,school-include,school-chain,school-everything,family-obs,family-nhs,family-include,family-chain,family-everything,family-passport,family-emergency,clinician-review,crud-mix-hostile"
     )]
     workloads: Vec<String>,
     /// Schools in the synthetic region (each child's care team names one: child i is at

@@ -53,6 +53,9 @@ pub enum Workload {
     FamilyEmergency,
     /// The review page ("what changed since your last review") as a clinician.
     ClinicianReview,
+    /// The soak: the CRUD mix while hostile clients send the outside probe's requests
+    /// (see [`crate::hostile`]); compared with a clean `crud-mix` run.
+    CrudMixHostile,
 }
 
 /// Whose token a workload's `/fhir` requests carry.
@@ -101,7 +104,7 @@ pub enum Shape {
 pub const TRANSACTION_ENTRIES: usize = 20;
 
 impl Workload {
-    pub const ALL: [Workload; 32] = [
+    pub const ALL: [Workload; 33] = [
         Workload::Healthz,
         Workload::Read,
         Workload::Create,
@@ -134,6 +137,7 @@ impl Workload {
         Workload::FamilyPassport,
         Workload::FamilyEmergency,
         Workload::ClinicianReview,
+        Workload::CrudMixHostile,
     ];
 
     /// Whose token the workload's `/fhir` requests carry.
@@ -230,6 +234,7 @@ impl Workload {
             Workload::FamilyPassport => "family-passport",
             Workload::FamilyEmergency => "family-emergency",
             Workload::ClinicianReview => "clinician-review",
+            Workload::CrudMixHostile => "crud-mix-hostile",
         }
     }
 
@@ -247,6 +252,9 @@ impl Workload {
             }
             Workload::CrudMix => {
                 "70% read (any type), 15% create (any type), 10% update, 5% DELETE then PUT-recreate of a resource this worker created"
+            }
+            Workload::CrudMixHostile => {
+                "the crud-mix, measured, while 4 more clients send hostile requests in turn (300, 50 and 5,000 search criteria, 2,000 _sort keys, NUL in an id, a value and a body, a 1e999999999 quantity, headers that never finish, a body at 20 B/s, 50 idle connections); a 5xx or an unanswered hostile request counts as an error"
             }
             Workload::SearchNhs => {
                 "GET /fhir/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS number of a random loaded child}; the searchset must hold exactly that Patient"
@@ -936,7 +944,7 @@ impl Worker {
                     self.update(ty, id).await
                 }
             }
-            Workload::CrudMix => {
+            Workload::CrudMix | Workload::CrudMixHostile => {
                 let roll = self.rng.below(100);
                 if roll < 70 {
                     if let Some((ty, id)) = self.random_resource(ctx) {
@@ -1283,6 +1291,13 @@ pub async fn run(
             worker.tally
         }));
     }
+    let hostile: Vec<_> = if w == Workload::CrudMixHostile {
+        (0..crate::hostile::CLIENTS)
+            .map(|i| tokio::spawn(crate::hostile::run(ctx.addr, ctx.auth.clone(), deadline, i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut total = Tally::default();
     for t in tasks {
         match t.await {
@@ -1290,7 +1305,25 @@ pub async fn run(
             Err(e) => total.error(format!("worker panicked: {e}")),
         }
     }
-    (total, start.elapsed())
+    let elapsed = start.elapsed();
+    let mut sent = 0;
+    for h in hostile {
+        match h.await {
+            // Their failures count; their requests and latencies do not.
+            Ok(t) => {
+                sent += t.requests;
+                for e in &t.error_samples {
+                    total.error(e.clone());
+                }
+                total.errors += t.errors.saturating_sub(t.error_samples.len() as u64);
+            }
+            Err(e) => total.error(format!("hostile client panicked: {e}")),
+        }
+    }
+    if w == Workload::CrudMixHostile {
+        eprintln!("passport-bench: {sent} hostile requests beside the crud-mix");
+    }
+    (total, elapsed)
 }
 
 /// Loads `n` synthetic children (patient first, then its dependents, each POSTed with

@@ -302,3 +302,72 @@ async fn pages_refuse_control_characters_with_a_page() {
         .unwrap();
     assert_ne!(resp.status(), StatusCode::BAD_REQUEST);
 }
+
+// A search page holds at most --max-bundle-bytes of resources: it ends early, its `next`
+// link goes on from there, and following the links gives every match exactly once;
+// included resources that do not fit are left out with a warning, never silently.
+async fn bounded_pages(backend: Backend) {
+    let Some(srv) = common::spawn_with(backend, |c| c.max_bundle_bytes = 3_000).await else {
+        return;
+    };
+    // A Patient too large to fit beside two matches (for the _include below).
+    let patient = srv
+        .create(&json!({"resourceType": "Patient", "name": [{"text": "p".repeat(2_500)}]}))
+        .await;
+    let note = "x".repeat(900);
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(
+            srv.create(&json!({
+                "resourceType": "Observation", "status": "final",
+                "code": {"text": format!("reading {i}")},
+                "subject": {"reference": format!("Patient/{patient}")},
+                "note": [{"text": note}]
+            }))
+            .await,
+        );
+    }
+    let mut seen = Vec::new();
+    let mut next = Some(format!("/fhir/Observation?subject=Patient/{patient}&_count=100"));
+    let mut pages = 0;
+    while let Some(url) = next.take() {
+        let path = url.strip_prefix(&srv.base).unwrap_or(&url).to_owned();
+        let page = json_body(srv.get(&path).await).await;
+        pages += 1;
+        let entries = page["entry"].as_array().cloned().unwrap_or_default();
+        assert!(!entries.is_empty(), "every page holds at least one entry: {page}");
+        let bytes: usize = entries.iter().map(|e| e["resource"].to_string().len()).sum();
+        assert!(entries.len() == 1 || bytes <= 3_000, "{bytes} bytes in one page");
+        seen.extend(entries.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()));
+        next = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_owned());
+    }
+    assert!(pages >= 2, "the page was cut ({pages} pages)");
+    seen.sort();
+    made.sort();
+    assert_eq!(seen, made, "every match exactly once across the pages");
+    // _include: the Patient does not fit beside two large matches; said so.
+    let page = json_body(
+        srv.get(&format!(
+            "/fhir/Observation?subject=Patient/{patient}&_count=2&_include=Observation:subject"
+        ))
+        .await,
+    )
+    .await;
+    let text = page.to_string();
+    assert!(text.contains("--max-bundle-bytes"), "a left-out include is reported: {page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_hold_a_bounded_number_of_bytes_sqlite() {
+    bounded_pages(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_hold_a_bounded_number_of_bytes_postgres() {
+    bounded_pages(Backend::Postgres).await;
+}
