@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc.jwk import ECKey, RSAKey
 from joserfc._rfc7518.jws_algs import ESAlgorithm
 
-# Passport accepts client assertions signed in the low-S form only (docs/INTEGRATION.md):
+# Passport accepts client assertions signed in the low-S form only (docs/SECURITY.md §16):
 # for every ECDSA signature (r, s), (r, n - s) verifies too. joserfc, like most JOSE
 # libraries on OpenSSL, returns either form, so an integrator normalises S as here.
 CURVE_ORDER = {

@@ -56,7 +56,9 @@ enum Outcome {
 
 async fn one(addr: SocketAddr, bearer: &str, kind: usize) -> (&'static str, Outcome) {
     let auth = format!("Authorization: Bearer {bearer}\r\n");
-    let get = |path: String| format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}Connection: close\r\n\r\n");
+    let get = |path: String| {
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\n{auth}Connection: close\r\n\r\n")
+    };
     let names = |n: usize| {
         (0..n)
             .map(|i| format!("name=a{i}"))
@@ -64,25 +66,50 @@ async fn one(addr: SocketAddr, bearer: &str, kind: usize) -> (&'static str, Outc
             .join("&")
     };
     match kind {
-        0 => ("300 criteria", exchange(addr, get(format!("/fhir/Patient?{}", names(300)))).await),
-        1 => ("50 criteria", exchange(addr, get(format!("/fhir/Patient?{}", names(50)))).await),
+        0 => (
+            "300 criteria",
+            exchange(addr, get(format!("/fhir/Patient?{}", names(300)))).await,
+        ),
+        1 => (
+            "50 criteria",
+            exchange(addr, get(format!("/fhir/Patient?{}", names(50)))).await,
+        ),
         2 => (
             "5,000 parameters",
             exchange(addr, get(format!("/fhir/Patient?{}", names(5000)))).await,
         ),
         3 => (
             "2,000 _sort keys",
-            exchange(addr, get(format!("/fhir/Patient?_sort={}", vec!["name"; 2000].join(",")))).await,
+            exchange(
+                addr,
+                get(format!(
+                    "/fhir/Patient?_sort={}",
+                    vec!["name"; 2000].join(",")
+                )),
+            )
+            .await,
         ),
-        4 => ("NUL in the id", exchange(addr, get("/fhir/Patient/a%00".into())).await),
-        5 => ("NUL in a value", exchange(addr, get("/fhir/Patient?name=%00".into())).await),
+        4 => (
+            "NUL in the id",
+            exchange(addr, get("/fhir/Patient/a%00".into())).await,
+        ),
+        5 => (
+            "NUL in a value",
+            exchange(addr, get("/fhir/Patient?name=%00".into())).await,
+        ),
         6 => {
             let body = r#"{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1e999999999,"unit":"mg"}}"#;
-            ("1e999999999", exchange(addr, post("/fhir/Observation", &auth, body)).await)
+            (
+                "1e999999999",
+                exchange(addr, post("/fhir/Observation", &auth, body)).await,
+            )
         }
         7 => {
             let body = r#"{"resourceType":"Patient","name":[{"family":"A\u0000B"}]}"#;
-            ("NUL in a body", exchange(addr, post("/fhir/Patient", &auth, body)).await)
+            (
+                "NUL in a body",
+                exchange(addr, post("/fhir/Patient", &auth, body)).await,
+            )
         }
         8 => ("slow headers", slow_headers(addr).await),
         9 => ("slow body", slow_body(addr, &auth).await),
@@ -129,7 +156,10 @@ async fn answer(s: &mut TcpStream, within: Duration) -> Outcome {
         }
     }
     let text = String::from_utf8_lossy(&got);
-    match text.strip_prefix("HTTP/1.1 ").and_then(|r| r.get(..3)?.parse().ok()) {
+    match text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3)?.parse().ok())
+    {
         Some(code) => Outcome::Status(code),
         None => Outcome::Closed,
     }
@@ -140,7 +170,9 @@ async fn slow_headers(addr: SocketAddr) -> Outcome {
     let Ok(mut s) = TcpStream::connect(addr).await else {
         return Outcome::Io("connect".into());
     };
-    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n").await;
+    let _ = s
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n")
+        .await;
     answer(&mut s, Duration::from_secs(30)).await
 }
 

@@ -118,7 +118,7 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "PASSPORT_MAX_BODY_BYTES", default_value_t = Config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
-    /// Load two fictitious demo children (idempotent).
+    /// Load the synthetic demo region (docs/DEMO.md) once and print its sign-ins.
     #[arg(long, env = "PASSPORT_DEMO")]
     demo: bool,
     #[command(flatten)]

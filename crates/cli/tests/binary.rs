@@ -452,3 +452,58 @@ fn large_resources_keep_memory_flat_postgres() {
     };
     memory_stays_flat(&url);
 }
+
+/// Every flag of `passport serve` (and its environment variable) is in the README's
+/// configuration table, so an operator can find each limit.
+#[test]
+fn every_serve_flag_is_in_the_readme() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    let table: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `--")).collect();
+    // (flag, its environment variable) from the help: a flag's line, then its text.
+    let lines: Vec<&str> = help.lines().map(str::trim).collect();
+    let mut flags = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.strip_prefix("--") else {
+            continue;
+        };
+        let flag = rest.split([' ', '=', ',']).next().unwrap();
+        let text = lines.get(i + 1).copied().unwrap_or("");
+        let env = text
+            .split("[env: ")
+            .nth(1)
+            .and_then(|e| e.split(['=', ']']).next())
+            .map(str::to_owned);
+        if !matches!(flag, "help" | "version") {
+            flags.push((flag.to_owned(), env));
+        }
+    }
+    assert!(flags.len() > 20, "the help was read: {flags:?}");
+    let mut missing = Vec::new();
+    for (flag, env) in &flags {
+        match table
+            .iter()
+            .find(|r| r.starts_with(&format!("| `--{flag}`")))
+        {
+            None => missing.push(format!("--{flag}")),
+            Some(row) => {
+                if let Some(env) = env
+                    && !row.contains(env.as_str())
+                {
+                    missing.push(format!("{env} (for --{flag})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "not in the README's configuration table: {missing:?}"
+    );
+}

@@ -328,17 +328,32 @@ async fn bounded_pages(backend: Backend) {
         );
     }
     let mut seen = Vec::new();
-    let mut next = Some(format!("/fhir/Observation?subject=Patient/{patient}&_count=100"));
+    let mut next = Some(format!(
+        "/fhir/Observation?subject=Patient/{patient}&_count=100"
+    ));
     let mut pages = 0;
     while let Some(url) = next.take() {
         let path = url.strip_prefix(&srv.base).unwrap_or(&url).to_owned();
         let page = json_body(srv.get(&path).await).await;
         pages += 1;
         let entries = page["entry"].as_array().cloned().unwrap_or_default();
-        assert!(!entries.is_empty(), "every page holds at least one entry: {page}");
-        let bytes: usize = entries.iter().map(|e| e["resource"].to_string().len()).sum();
-        assert!(entries.len() == 1 || bytes <= 3_000, "{bytes} bytes in one page");
-        seen.extend(entries.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_owned()));
+        assert!(
+            !entries.is_empty(),
+            "every page holds at least one entry: {page}"
+        );
+        let bytes: usize = entries
+            .iter()
+            .map(|e| e["resource"].to_string().len())
+            .sum();
+        assert!(
+            entries.len() == 1 || bytes <= 3_000,
+            "{bytes} bytes in one page"
+        );
+        seen.extend(
+            entries
+                .iter()
+                .map(|e| e["resource"]["id"].as_str().unwrap().to_owned()),
+        );
         next = page["link"]
             .as_array()
             .unwrap()
@@ -359,7 +374,10 @@ async fn bounded_pages(backend: Backend) {
     )
     .await;
     let text = page.to_string();
-    assert!(text.contains("--max-bundle-bytes"), "a left-out include is reported: {page}");
+    assert!(
+        text.contains("--max-bundle-bytes"),
+        "a left-out include is reported: {page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

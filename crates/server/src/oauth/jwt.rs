@@ -120,8 +120,8 @@ pub fn verify_es256(key: &p256::ecdsa::VerifyingKey, input: &str, sig: &[u8]) ->
 /// Is `signature` an ECDSA signature (`alg` ES256 or ES384) in its high-S form (s > n/2)?
 /// For every valid signature (r, s) the pair (r, n − s) is valid too; client assertions are
 /// accepted in the low-S form only, so that a captured assertion has exactly one valid
-/// encoding (docs/SECURITY.md §4). Many JOSE libraries (OpenSSL underneath) do not
-/// normalise S: integrators must, or use RS384 (docs/INTEGRATION.md).
+/// encoding (docs/SECURITY.md §16). Many JOSE libraries (OpenSSL underneath) do not
+/// normalise S: integrators must, or use RS384 (docs/SECURITY.md §16).
 pub fn is_high_s(alg: &str, signature: &[u8]) -> bool {
     match alg {
         "ES256" => {
