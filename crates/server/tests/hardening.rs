@@ -389,3 +389,58 @@ async fn pages_hold_a_bounded_number_of_bytes_sqlite() {
 async fn pages_hold_a_bounded_number_of_bytes_postgres() {
     bounded_pages(Backend::Postgres).await;
 }
+
+/// A search whose HTTP client goes away is cancelled on the database at once, not left to
+/// run to the statement timeout. (PostgreSQL: the search waits on a table lock the test
+/// holds, so it is certainly still running when the client leaves.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_whose_client_disconnects_is_cancelled() {
+    let Some(srv) = common::spawn_with(common::Backend::Postgres, |c| {
+        c.db.statement_timeout = Duration::from_secs(120);
+    })
+    .await
+    else {
+        return;
+    };
+    let url = srv.database_url.clone();
+    assert_eq!(srv.get("/fhir/Patient").await.status(), StatusCode::OK);
+    let lock = passport_store::testing::lock_table(&url, "resource_current").await;
+    let mut search = tokio::net::TcpStream::connect(srv.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut search,
+        format!(
+            "GET /fhir/Patient?name=waiting HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n\r\n",
+            srv.token
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let running = || passport_store::testing::running_statements(&url, "FROM resource_current c");
+    let started = Instant::now();
+    while running().await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the search never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The client goes away: its connection closes with the request unanswered.
+    drop(search);
+    let left = Instant::now();
+    loop {
+        let still = running().await;
+        if still.is_empty() {
+            break;
+        }
+        assert!(
+            left.elapsed() < Duration::from_secs(5),
+            "the search still runs 5 s after its client went away: {still:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(lock);
+    assert_eq!(srv.get("/fhir/Patient").await.status(), StatusCode::OK);
+}

@@ -222,3 +222,20 @@ pub async fn running_statements(url: &str, needle: &str) -> Vec<String> {
         .map(|r| r.get(0))
         .collect()
 }
+
+/// Holds `LOCK TABLE table IN ACCESS EXCLUSIVE MODE` in an open transaction on its own
+/// connection until the returned client is dropped: every statement reading the table
+/// waits meanwhile (for the test that a search whose client went away is cancelled).
+pub async fn lock_table(url: &str, table: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        ))
+        .await
+        .expect("lock");
+    client
+}

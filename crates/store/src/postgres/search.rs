@@ -168,11 +168,19 @@ impl PgStore {
     /// Runs a search-shaped statement, cancelled on the server if the caller goes away.
     async fn query(&self, q: &Sql<'_>) -> Result<Vec<tokio_postgres::Row>> {
         let mut conn = self.pool.get().await?;
-        let stmt = conn.prepare(&q.text).await?;
+        // From the prepare on: preparing takes the tables' locks too, so it can wait.
         let guard = super::pool::CancelOnDrop::new(&conn);
-        let rows = conn.client.query(&stmt, &to_sql(&q.args)).await;
+        let stmt = conn.prepare(&q.text).await;
+        let rows = match stmt {
+            Ok(stmt) => conn
+                .client
+                .query(&stmt, &to_sql(&q.args))
+                .await
+                .map_err(pg_error),
+            Err(e) => Err(e),
+        };
         guard.finished();
-        rows.map_err(pg_error)
+        rows
     }
 
     pub(crate) async fn search_page(
