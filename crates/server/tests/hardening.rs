@@ -261,11 +261,9 @@ on_both_databases!(inputs_that_gave_500_are_refused_by_name, |srv| {
     assert_eq!(json_body(all).await["total"], 0, "nothing was stored");
 });
 
-/// The pages refuse a control character in the address or a posted field with a 400 page
-/// (not a 500 when the record it would build fails validation).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_refuse_control_characters_with_a_page() {
-    let srv = common::spawn(common::Backend::Sqlite).await.unwrap();
+// The pages refuse a control character in the address or a posted field with a 400 page
+// (not a 500 when the record it would build fails validation).
+on_both_databases!(pages_refuse_control_characters_with_a_page, |srv| {
     let resp = srv
         .anonymous
         .get(srv.url("/card/a%00b"))
@@ -301,7 +299,7 @@ async fn pages_refuse_control_characters_with_a_page() {
         .await
         .unwrap();
     assert_ne!(resp.status(), StatusCode::BAD_REQUEST);
-}
+});
 
 // A search page holds at most --max-bundle-bytes of resources: it ends early, its `next`
 // link goes on from there, and following the links gives every match exactly once;
