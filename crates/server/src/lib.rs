@@ -288,13 +288,22 @@ async fn refuse_control_characters(
         .flatten()
         .find_map(|s| encoded_control_character(s.as_bytes(), b""));
     if let Some(byte) = in_address {
-        let message = format!(
-            "the address contains the control character U+{byte:04X}, which no identifier or \
-             search value may hold"
-        );
         return match is_api_path(uri.path()) {
-            true => ApiError::bad_request("", message).into_response(),
-            false => web::bad_request("There is a problem with the web address", &message),
+            true => ApiError::bad_request(
+                "",
+                format!(
+                    "the address contains the control character U+{byte:04X}, which no \
+                     identifier or search value may hold"
+                ),
+            )
+            .into_response(),
+            false => web::bad_request(
+                "There is a problem with the web address",
+                &format!(
+                    "The web address contains the control character U+{byte:04X}, which no \
+                     page can use."
+                ),
+            ),
         };
     }
     let is_form = req
@@ -310,11 +319,19 @@ async fn refuse_control_characters(
         return ApiError::PayloadTooLarge(st.config.max_body_bytes).into_response();
     };
     if let Some(byte) = encoded_control_character(&bytes, b"\t\r\n") {
-        let message =
-            format!("a field contains the control character U+{byte:04X}; remove it and try again");
         return match is_api_path(uri.path()) {
-            true => ApiError::bad_request("", message).into_response(),
-            false => web::bad_request("There is a problem with what you entered", &message),
+            true => ApiError::bad_request(
+                "",
+                format!("a field contains the control character U+{byte:04X}"),
+            )
+            .into_response(),
+            false => web::bad_request(
+                "There is a problem with what you entered",
+                &format!(
+                    "Something you entered contains the control character U+{byte:04X}, \
+                     which cannot be saved. It may have come with text you pasted."
+                ),
+            ),
         };
     }
     next.run(axum::extract::Request::from_parts(parts, bytes.into()))
