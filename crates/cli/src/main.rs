@@ -172,8 +172,8 @@ struct LimitArgs {
     /// The largest one resource may be, in bytes of JSON (larger: 413).
     #[arg(long, env = "PASSPORT_MAX_RESOURCE_BYTES", default_value_t = Config::DEFAULT_MAX_RESOURCE_BYTES)]
     max_resource_bytes: usize,
-    /// The most bytes of resources one search page holds; past it the page ends early and
-    /// its next link goes on from there.
+    /// The most bytes of resources one page of a search, history or $everything holds;
+    /// past it the page ends early and its next link goes on from there.
     #[arg(long, env = "PASSPORT_MAX_BUNDLE_BYTES", default_value_t = Config::DEFAULT_MAX_BUNDLE_BYTES)]
     max_bundle_bytes: usize,
     /// The longest a request's headers may take to arrive, in seconds (also the grace

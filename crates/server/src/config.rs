@@ -55,8 +55,8 @@ pub struct Config {
     /// The largest one resource may be, as JSON (larger: 413). A photo (5 MB, base64 in
     /// its DocumentReference) fits the default.
     pub max_resource_bytes: usize,
-    /// The most bytes of resources one search page holds: past it the page ends early and
-    /// its `next` link goes on from there.
+    /// The most bytes of resources one page of a search, history or `$everything` holds:
+    /// past it the page ends early and its `next` link goes on from there.
     pub max_bundle_bytes: usize,
     /// Connection timeouts and the cap on open connections (see [`crate::listen`]).
     pub connections: crate::listen::ConnectionLimits,

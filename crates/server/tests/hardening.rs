@@ -325,10 +325,46 @@ async fn bounded_pages(backend: Backend) {
             .await,
         );
     }
+    let seen = follow(
+        &srv,
+        format!("/fhir/Observation?subject=Patient/{patient}&_count=100"),
+    )
+    .await;
+    made.sort();
+    assert_eq!(seen, made, "every match exactly once across the pages");
+    // History and $everything pages are bounded the same way.
+    let versions = follow(&srv, "/fhir/Observation/_history?_count=100".into()).await;
+    assert_eq!(versions, made, "every version exactly once");
+    let mut record = made.clone();
+    record.push(patient.clone());
+    record.sort();
+    let everything = follow(
+        &srv,
+        format!("/fhir/Patient/{patient}/$everything?_count=100"),
+    )
+    .await;
+    assert_eq!(everything, record, "the whole record exactly once");
+    // _include: the Patient does not fit beside two large matches; said so.
+    let page = json_body(
+        srv.get(&format!(
+            "/fhir/Observation?subject=Patient/{patient}&_count=2&_include=Observation:subject"
+        ))
+        .await,
+    )
+    .await;
+    let text = page.to_string();
+    assert!(
+        text.contains("--max-bundle-bytes"),
+        "a left-out include is reported: {page}"
+    );
+}
+
+/// Follows a bundle's `next` links from `first`: the resource ids of every entry, sorted;
+/// asserts each page holds at least one entry and, past one, at most 3,000 bytes, and that
+/// there were at least two pages.
+async fn follow(srv: &TestServer, first: String) -> Vec<String> {
     let mut seen = Vec::new();
-    let mut next = Some(format!(
-        "/fhir/Observation?subject=Patient/{patient}&_count=100"
-    ));
+    let mut next = Some(first);
     let mut pages = 0;
     while let Some(url) = next.take() {
         let path = url.strip_prefix(&srv.base).unwrap_or(&url).to_owned();
@@ -359,23 +395,13 @@ async fn bounded_pages(backend: Backend) {
             .find(|l| l["relation"] == "next")
             .map(|l| l["url"].as_str().unwrap().to_owned());
     }
-    assert!(pages >= 2, "the page was cut ({pages} pages)");
-    seen.sort();
-    made.sort();
-    assert_eq!(seen, made, "every match exactly once across the pages");
-    // _include: the Patient does not fit beside two large matches; said so.
-    let page = json_body(
-        srv.get(&format!(
-            "/fhir/Observation?subject=Patient/{patient}&_count=2&_include=Observation:subject"
-        ))
-        .await,
-    )
-    .await;
-    let text = page.to_string();
     assert!(
-        text.contains("--max-bundle-bytes"),
-        "a left-out include is reported: {page}"
+        pages >= 2,
+        "the pages were cut ({pages} pages, {} entries)",
+        seen.len()
     );
+    seen.sort();
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

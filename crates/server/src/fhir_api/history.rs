@@ -175,8 +175,15 @@ async fn history(
             domain::types::search::Visibility::Caller(&views.history()),
         )
         .await?;
-    let more = entries.len() > query.count;
+    let mut more = entries.len() > query.count;
     entries.truncate(query.count);
+    if let Some(keep) = super::paging::cut_at_bytes(
+        entries.iter().map(|e| e.version.body.len()),
+        st.config.max_bundle_bytes,
+    ) {
+        entries.truncate(keep);
+        more = true;
+    }
 
     let base = st.config.base();
     let path = match (&resource_type, &id) {

@@ -77,3 +77,39 @@ mod tests {
         assert_eq!(s.open(""), None);
     }
 }
+
+/// How many of a page's entries (their bodies' sizes in order) fit in `max_bytes` — at
+/// least one — when they do not all fit; `None` when they do. A page of a search, history
+/// or `$everything` ends there, and its `next` link goes on from the last entry it holds
+/// (`--max-bundle-bytes`: the bytes one bundle holds at once are bounded).
+pub fn cut_at_bytes(
+    sizes: impl ExactSizeIterator<Item = usize>,
+    max_bytes: usize,
+) -> Option<usize> {
+    let len = sizes.len();
+    let mut total = 0usize;
+    let mut sizes = sizes;
+    let over = sizes.position(|n| {
+        total = total.saturating_add(n);
+        total > max_bytes
+    })?;
+    let keep = over.max(1);
+    (keep < len).then_some(keep)
+}
+
+#[cfg(test)]
+mod cut_tests {
+    use super::cut_at_bytes;
+
+    #[test]
+    fn pages_end_at_the_byte_budget_with_at_least_one_entry() {
+        let cut = |s: &[usize]| cut_at_bytes(s.iter().copied(), 100);
+        assert_eq!(cut(&[10, 10, 10]), None);
+        assert_eq!(cut(&[40, 40, 40]), Some(2));
+        assert_eq!(cut(&[500, 10]), Some(1));
+        // One entry over the budget is still a whole page: nothing more to link to.
+        assert_eq!(cut(&[500]), None);
+        assert_eq!(cut(&[40, 500]), Some(1));
+        assert_eq!(cut(&[]), None);
+    }
+}

@@ -83,8 +83,15 @@ pub(super) async fn everything(
     if !wanted("Patient") {
         rows.retain(|m| !(m.resource_type == "Patient" && m.id == id));
     }
-    let more = rows.len() > count;
+    let mut more = rows.len() > count;
     rows.truncate(count);
+    if let Some(keep) = crate::fhir_api::paging::cut_at_bytes(
+        rows.iter().map(|m| m.body.len()),
+        st.config.max_bundle_bytes,
+    ) {
+        rows.truncate(keep);
+        more = true;
+    }
     // The rows are the caller's view already; the decision checks and redacts each.
     let last_row = rows.last().map(|m| (m.resource_type.clone(), m.id.clone()));
     let rows = visible(guard, rows).await?;

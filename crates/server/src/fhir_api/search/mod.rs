@@ -241,18 +241,14 @@ async fn run(
     // early, and its `next` link goes on from the last entry it holds. (Paging backwards
     // keeps its page whole: its links are the other way round.)
     let max_bytes = st.config.max_bundle_bytes;
-    let mut bytes = 0usize;
     if parsed.query.before.is_none()
-        && let Some(over) = result.matches.iter().position(|m| {
-            bytes += m.body.len();
-            bytes > max_bytes
-        })
+        && let Some(keep) = crate::fhir_api::paging::cut_at_bytes(
+            result.matches.iter().map(|m| m.body.len()),
+            max_bytes,
+        )
     {
-        let keep = over.max(1);
-        if keep < result.matches.len() {
-            result.matches.truncate(keep);
-            result.next = result.matches.last().map(Match::cursor);
-        }
+        result.matches.truncate(keep);
+        result.next = result.matches.last().map(Match::cursor);
     }
     let mut room = max_bytes.saturating_sub(result.matches.iter().map(|m| m.body.len()).sum());
     let single_page =
