@@ -7,14 +7,8 @@
 // fixture: { staff: { email, password, secretHex }, family: { email, password },
 //            resetPath, resetPath2, more: { regional, orgAdmin, erClinician, officer, parent,
 //            child, clinician, teacher, school } }
-import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-
-const require = createRequire(import.meta.url);
-const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+import { CHROMIUM, axeRun, checker, totp } from './harness.mjs';
 
 const [base, fixtureJson] = process.argv.slice(2);
 if (!base || !fixtureJson) {
@@ -23,16 +17,6 @@ if (!base || !fixtureJson) {
 }
 const fixture = JSON.parse(fixtureJson);
 const origin = new URL(base).origin;
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-function totp(secretHex, unixSecs = Math.floor(Date.now() / 1000)) {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(unixSecs / 30)));
-  const h = createHmac('sha1', Buffer.from(secretHex, 'hex')).update(counter).digest();
-  const o = h[h.length - 1] & 0x0f;
-  const bin = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
-  return String(bin % 1_000_000).padStart(6, '0');
-}
 
 // A security code works once, so repeated sign-ins of one account within 30 s use the
 // codes the server accepts for clock drift, oldest first (as the Rust tests do).
@@ -57,26 +41,9 @@ async function shot(page, name, phone = false) {
   if (phone && size) await page.setViewportSize(size);
 }
 
-const failures = [];
-let checks = 0;
-function check(ok, what) {
-  checks += 1;
-  if (ok) {
-    console.log(`ok   ${what}`);
-  } else {
-    console.log(`FAIL ${what}`);
-    failures.push(what);
-  }
-}
+const { check, failures, total } = checker();
 
-const browser = await chromium.launch({
-  executablePath,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run',
-  ],
-});
+const browser = await chromium.launch(CHROMIUM);
 
 /// A fresh context whose pages record every request to another host and every console
 /// error (a CSP violation shows up there).
@@ -96,12 +63,7 @@ async function newPage({ javaScriptEnabled = true } = {}) {
 }
 
 async function axe(page, name) {
-  // Injected through the DevTools protocol (not a <script>), so the page's CSP stays on.
-  await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(
-    (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags } }),
-    AXE_TAGS,
-  );
+  const result = await axeRun(page);
   for (const v of result.violations) {
     console.log(`  axe ${name}: ${v.id} (${v.impact}): ${v.help}`);
     for (const n of v.nodes.slice(0, 3)) console.log(`      ${n.target.join(' ')}`);
@@ -637,5 +599,5 @@ try {
   await browser.close();
 }
 
-console.log(`\n${checks - failures.length}/${checks} browser checks passed`);
+console.log(`\n${total() - failures.length}/${total()} browser checks passed`);
 process.exit(failures.length ? 1 : 0);

@@ -859,24 +859,7 @@ async fn smart_in_a_real_browser() {
         "children": { "mia": w.mia, "leo": w.leo },
     })
     .to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("tests/browser/smart.mjs")
-            .arg(&fixture)
-            .current_dir(repo())
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "SMART browser test failed:\n{stdout}\n{stderr}"
-    );
+    let stdout = common::browser::run_node("smart.mjs", vec![fixture]).await;
     // What the app read is the launch patient, as the token said.
     assert!(
         stdout.contains(&format!("ehr patient {}", w.mia)),

@@ -174,12 +174,47 @@ async fn pages_in_a_real_browser_on_postgres() {
     in_a_real_browser(common::Backend::Postgres).await;
 }
 
+/// `false` (after saying why) when the browser tests cannot run here; a failure under CI.
+fn can_run() -> bool {
+    let Some(why) = missing() else {
+        return true;
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("browser tests cannot run under CI: {why}");
+    }
+    eprintln!("browser tests skipped: {why}");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_region_in_a_real_browser_on_sqlite() {
+    demo_region_in_a_real_browser(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_region_in_a_real_browser_on_postgres() {
+    demo_region_in_a_real_browser(common::Backend::Postgres).await;
+}
+
+/// Every row of docs/DEMO.md signs in in Chromium on a `--demo` server, and every page each
+/// account's home page links to opens and passes axe-core (tests/browser/demo.mjs).
+async fn demo_region_in_a_real_browser(backend: common::Backend) {
+    if !can_run() {
+        return;
+    }
+    let Some((url, _dir)) = common::fresh_database(backend) else {
+        return;
+    };
+    let srv = common::spawn_demo_on(url).await;
+    passport_server::demo::load(&srv.state.domain)
+        .await
+        .unwrap();
+    common::browser::run_node("demo.mjs", vec![srv.base.clone()]).await;
+    srv.stop().await;
+}
+
 async fn in_a_real_browser(backend: common::Backend) {
-    if let Some(why) = missing() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("browser tests cannot run under CI: {why}");
-        }
-        eprintln!("browser tests skipped: {why}");
+    if !can_run() {
         return;
     }
     // Without a PostgreSQL server, `spawn` says the suite is skipped (a failure under CI).
@@ -219,25 +254,6 @@ async fn in_a_real_browser(backend: common::Backend) {
         "resetPath": reset.strip_prefix(&srv.base).unwrap(),
     })
     .to_string();
-    let base = srv.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("tests/browser/run.mjs")
-            .arg(&base)
-            .arg(&fixture)
-            .current_dir(repo())
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    eprintln!("{stderr}");
+    common::browser::run_node("run.mjs", vec![srv.base.clone(), fixture]).await;
     store.close().await;
-    assert!(
-        out.status.success(),
-        "browser tests failed:\n{stdout}\n{stderr}"
-    );
 }

@@ -42,7 +42,8 @@ pub use forms::{FORMS, Form};
 pub use photo::{PHOTO_FORM, photo, set_photo};
 pub use review::{Change, PLAN_SYSTEM, changes, is_review_plan, set_next_review};
 pub use view::{
-    Emergency, compartment, controls, emergency, name, preview, summary, typical_role, view,
+    Emergency, compartment, controls, emergency, may_open, name, preview, summary, typical_role,
+    view,
 };
 
 /// The code system of an item's review state (`meta.tag`).

@@ -90,6 +90,33 @@ pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, 
     Ok(child_name(&v))
 }
 
+/// Would [`view`] show `caller` this child's passport (rather than "not found")? Decided as
+/// the passport is, without reading the record or auditing: for a page that links to it
+/// (the home page lists a family's children, and links only the passports they may open).
+pub async fn may_open(d: &Domain, caller: &Caller, patient: &str) -> Result<bool, StoreError> {
+    let (_, readable, _) = match readable(d, caller, patient).await {
+        Ok(r) => r,
+        Err(Failed::NotFound) => return Ok(false),
+        Err(Failed::Store(e)) => return Err(e),
+        Err(_) => return Ok(false),
+    };
+    if readable != SectionSet::EMPTY {
+        return Ok(true);
+    }
+    let Some(stored) = d
+        .records()
+        .read("Patient", patient)
+        .await?
+        .filter(|s| !s.deleted)
+    else {
+        return Ok(false);
+    };
+    Ok(Guard::new(d, caller)
+        .decide(Action::Read, &body(&stored))
+        .await?
+        .allow)
+}
+
 /// "Mia Jones", from the Patient's first name.
 fn child_name(patient: &Value) -> String {
     let name = &patient["name"][0];

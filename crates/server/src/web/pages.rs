@@ -394,9 +394,11 @@ fn describe_role(code: &str) -> String {
     s
 }
 
-/// The pages this person can use, as `{href, text}` links.
+/// The pages this person can use, as `{href, text}` links — and, for a child's page the
+/// person may not open, a note (`href` empty) saying why, never a link to a refusal.
 async fn home_links(
     st: &AppState,
+    cur: &Current,
     identity: &access::Identity,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     use access::Role;
@@ -434,12 +436,52 @@ async fn home_links(
             }
         }
         access::Identity::Family { person } => {
+            let caller =
+                domain::guard::Caller::signed_in(&st.domain, &cur.account, identity.clone()).await;
+            let who = super::guard::SignedIn {
+                cur: cur.clone(),
+                identity: identity.clone(),
+            };
+            let policy = access::RegionalPolicy::default();
+            let now = clock::now_us();
             for (id, name) in super::child_facts::family_children(&st.domain, person).await? {
-                add(format!("/passport/{id}"), format!("{name}'s passport"));
-                add(
-                    format!("/passport/{id}/sharing"),
-                    format!("Who can see {name}'s passport"),
-                );
+                if domain::passport::may_open(&st.domain, &caller, &id).await? {
+                    add(format!("/passport/{id}"), format!("{name}'s passport"));
+                } else {
+                    // No link (an empty `href`): a note.
+                    add(
+                        String::new(),
+                        format!(
+                            "Nothing of {name}'s passport is shared with you yet. The person in \
+                             control of it can share it with you."
+                        ),
+                    );
+                }
+                let Some(p) = super::child_facts::load(st, &id).await? else {
+                    continue;
+                };
+                let young = access::controller(&p.facts, &policy, domain::facts::timestamp(now))
+                    == access::Controller::YoungPerson;
+                if super::sharing::performer(&who, &p, &policy, now).is_some() {
+                    add(
+                        format!("/passport/{id}/sharing"),
+                        format!("Who can see {name}'s passport"),
+                    );
+                } else if young {
+                    add(
+                        String::new(),
+                        format!("{name} now chooses who sees their passport."),
+                    );
+                } else {
+                    add(
+                        String::new(),
+                        format!(
+                            "Who sees {name}'s passport is chosen by the person in control of \
+                             it: a parent with parental responsibility (for a looked-after \
+                             child, their social worker)."
+                        ),
+                    );
+                }
                 add(
                     format!("/passport/{id}/access-log"),
                     format!("Who has seen {name}'s passport"),
@@ -470,7 +512,7 @@ pub async fn home(State(st): State<Arc<AppState>>, headers: HeaderMap) -> PageRe
         None => return Ok(see_other("/sign-in")),
     };
     let identity = session::identity(&st, &cur.account).await?;
-    let links = home_links(&st, &identity).await?;
+    let links = home_links(&st, &cur, &identity).await?;
     // Growing up: remind the family before each child's hand-over.
     let mut reminders = Vec::new();
     if let access::Identity::Family { person } = &identity {

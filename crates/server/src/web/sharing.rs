@@ -47,7 +47,12 @@ fn is_sharing(consent: &Value) -> bool {
 }
 
 /// Who is deciding, as the Consent's performer; `None` if they are not in control.
-fn performer(who: &SignedIn, p: &Passport, policy: &RegionalPolicy, now_us: i64) -> Option<String> {
+pub(super) fn performer(
+    who: &SignedIn,
+    p: &Passport,
+    policy: &RegionalPolicy,
+    now_us: i64,
+) -> Option<String> {
     let subject = access::Subject::session(who.identity.clone());
     let consent = ResourceFacts::new("Consent", SectionSet::EMPTY, access::LabelSet::default());
     let may = access::decide(

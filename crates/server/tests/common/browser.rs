@@ -365,3 +365,29 @@ pub fn now_secs() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// Runs `node tests/browser/SCRIPT ARGS…` (Chromium through playwright-core) from the
+/// repository's root, prints what it said, asserts it passed, and returns its output.
+pub async fn run_node(script: &str, args: Vec<String>) -> String {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = format!("tests/browser/{script}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            .arg(&path)
+            .args(&args)
+            .current_dir(repo)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    assert!(
+        out.status.success(),
+        "browser test {script} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
