@@ -86,7 +86,6 @@ struct Watch {
     head_since: AtomicU64,
     /// Requests in progress (a response not yet handed to hyper).
     in_flight: AtomicUsize,
-    opened: u64,
     close: Notify,
 }
 
@@ -123,7 +122,7 @@ impl Connections {
         let oldest_idle = open
             .iter()
             .filter(|(_, w)| w.idle())
-            .min_by_key(|(_, w)| w.last_activity.load(Ordering::Acquire).max(w.opened))
+            .min_by_key(|(_, w)| w.last_activity.load(Ordering::Acquire))
             .map(|(id, _)| *id);
         // Out of the count at once, so that a burst of arrivals closes several.
         match oldest_idle.and_then(|id| open.remove(&id)) {
@@ -211,7 +210,6 @@ pub async fn serve(
             last_activity: AtomicU64::new(now),
             head_since: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            opened: now,
             close: Notify::new(),
         });
         conns.lock().insert(id, watch.clone());

@@ -267,12 +267,14 @@ on_both_databases!(pages_refuse_control_characters_with_a_page, |srv| {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let html = resp.text().await.unwrap();
     assert!(html.contains("control character U+0000"), "{html}");
-    let resp = srv
-        .anonymous
-        .post(srv.url("/sign-in"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("email=a%00b%40example.com&password=x")
-        .send()
+    let sign_in = |form: &'static str| {
+        srv.anonymous
+            .post(srv.url("/sign-in"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+    };
+    let resp = sign_in("email=a%00b%40example.com&password=x")
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
@@ -283,12 +285,7 @@ on_both_databases!(pages_refuse_control_characters_with_a_page, |srv| {
             .contains("There is a problem with what you entered")
     );
     // A text box's line ends and tabs are not refused.
-    let resp = srv
-        .anonymous
-        .post(srv.url("/sign-in"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("email=a%0D%0Ab%09%40example.com&password=x")
-        .send()
+    let resp = sign_in("email=a%0D%0Ab%09%40example.com&password=x")
         .await
         .unwrap();
     assert_ne!(resp.status(), StatusCode::BAD_REQUEST);

@@ -17,13 +17,11 @@ fn limits(statement_timeout_ms: u64) -> Limits {
     }
 }
 
-async fn sqlite(l: &Limits) -> (Store, tempdir::Dir) {
-    let dir = tempdir::Dir::new();
-    let store = Store::open_with(&format!("sqlite://{}/p.db", dir.0.display()), l)
-        .await
-        .unwrap();
+/// A temporary SQLite database (removed when the store is dropped) with limits `l`.
+async fn sqlite(l: &Limits) -> Store {
+    let store = Store::open_with("sqlite::memory:", l).await.unwrap();
     store.migrate().await.unwrap();
-    (store, dir)
+    store
 }
 
 async fn postgres(l: &Limits) -> Option<(Store, String)> {
@@ -31,29 +29,6 @@ async fn postgres(l: &Limits) -> Option<(Store, String)> {
     let store = Store::open_with(&url, l).await.unwrap();
     store.migrate().await.unwrap();
     Some((store, url))
-}
-
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new() -> Dir {
-            let d = std::env::temp_dir().join(format!(
-                "passport-limits-{}-{}",
-                std::process::id(),
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos()
-            ));
-            std::fs::create_dir_all(&d).unwrap();
-            Dir(d)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 /// A read past the statement timeout is stopped and reported as busy, and the store
@@ -77,7 +52,7 @@ async fn times_out(store: &Store) {
 
 #[tokio::test]
 async fn sqlite_statement_timeout_stops_a_long_read() {
-    let (store, _dir) = sqlite(&limits(200)).await;
+    let store = sqlite(&limits(200)).await;
     times_out(&store).await;
 }
 

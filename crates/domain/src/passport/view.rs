@@ -65,18 +65,7 @@ async fn readable(
 /// some of the passport: decided as the passport is, without reading the whole record, and
 /// audited as one read of the child's details.
 pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, Failed> {
-    let (_, readable, now) = readable(d, caller, patient).await?;
-    let stored = d
-        .records()
-        .read("Patient", patient)
-        .await?
-        .filter(|s| !s.deleted)
-        .ok_or(Failed::NotFound)?;
-    let v = body(&stored);
-    let mut guard = Guard::new(d, caller);
-    if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &v).await?.allow {
-        return Err(Failed::NotFound);
-    }
+    let (v, guard, now) = openable(d, caller, patient).await?;
     audit_read(
         d,
         caller,
@@ -90,31 +79,38 @@ pub async fn name(d: &Domain, caller: &Caller, patient: &str) -> Result<String, 
     Ok(child_name(&v))
 }
 
-/// Would [`view`] show `caller` this child's passport (rather than "not found")? Decided as
-/// the passport is, without reading the record or auditing: for a page that links to it
-/// (the home page lists a family's children, and links only the passports they may open).
-pub async fn may_open(d: &Domain, caller: &Caller, patient: &str) -> Result<bool, StoreError> {
-    let (_, readable, _) = match readable(d, caller, patient).await {
-        Ok(r) => r,
-        Err(Failed::NotFound) => return Ok(false),
-        Err(Failed::Store(e)) => return Err(e),
-        Err(_) => return Ok(false),
-    };
-    if readable != SectionSet::EMPTY {
-        return Ok(true);
-    }
-    let Some(stored) = d
+/// The child's Patient if `caller` may open the passport — some section readable, or the
+/// Patient itself — with the guard that decided and now; not found otherwise. Decided as
+/// the passport is, without reading the whole record; not audited.
+async fn openable<'a>(
+    d: &'a Domain,
+    caller: &'a Caller,
+    patient: &str,
+) -> Result<(Value, Guard<'a>, i64), Failed> {
+    let (_, readable, now) = readable(d, caller, patient).await?;
+    let stored = d
         .records()
         .read("Patient", patient)
         .await?
         .filter(|s| !s.deleted)
-    else {
-        return Ok(false);
-    };
-    Ok(Guard::new(d, caller)
-        .decide(Action::Read, &body(&stored))
-        .await?
-        .allow)
+        .ok_or(Failed::NotFound)?;
+    let v = body(&stored);
+    let mut guard = Guard::new(d, caller);
+    if readable == SectionSet::EMPTY && !guard.decide(Action::Read, &v).await?.allow {
+        return Err(Failed::NotFound);
+    }
+    Ok((v, guard, now))
+}
+
+/// Would [`view`] show `caller` this child's passport (rather than "not found")? Decided as
+/// the passport is, without reading the record or auditing: for a page that links to it
+/// (the home page lists a family's children, and links only the passports they may open).
+pub async fn may_open(d: &Domain, caller: &Caller, patient: &str) -> Result<bool, StoreError> {
+    match openable(d, caller, patient).await {
+        Ok(_) => Ok(true),
+        Err(Failed::Store(e)) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 /// "Mia Jones", from the Patient's first name.
