@@ -1,6 +1,8 @@
 // The demo region in a real browser, following docs/DEMO.md alone: every row of its sign-in
 // table signs in (password, then a code from the row's TOTP secret for staff), and every
-// page that account's home page links to opens and passes axe-core (WCAG 2.2 A/AA).
+// page that account can reach by following links from its home page opens and passes
+// axe-core (WCAG 2.2 A/AA): a breadth-first crawl, each kind of page once per account (a
+// path with its ids taken out: one child's passport stands for every child's).
 // Started by crates/server/tests/browser.rs on a server running `--demo`:
 //
 //   node tests/browser/demo.mjs <base-url>        (from the repository's root)
@@ -34,7 +36,9 @@ function demoRows() {
 // Links that are not pages to look at: signing out, files (PDF, ZIP, photos), the card
 // link a holder opens, and the static assets.
 const NOT_A_PAGE = [/^\/sign-out/, /\/pdf$/, /\/copy$/, /\/card-links\/card/, /\/photo/, /^\/card\//, /^\/assets\//, /^\/static\//];
-const PAGES_PER_ACCOUNT = 12;
+// A bound on each account's crawl, so a fault that makes links multiply cannot run the test
+// for ever; reaching it fails the test (every page must be looked at).
+const PAGES_PER_ACCOUNT = 60;
 
 const { check, failures, total } = checker();
 
@@ -59,6 +63,18 @@ async function signIn(page, row) {
   }
   check(page.url() === `${base}/`, `${row.username} (${row.role}, ${row.sector}) signs in (at ${page.url()})`);
   check(await page.locator('#signed-in-name').count() === 1, `${row.username}: home page, signed in`);
+}
+
+/// The kind of page `path` is: its ids (UUIDs, long tokens, numbers as in `demo-child-7`)
+/// and query values taken out, so `/passport/<id>/section/allergies` is one kind whichever
+/// child it is.
+function kindOf(path) {
+  const url = new URL(path, origin);
+  const segments = url.pathname
+    .split('/')
+    .map((s) => (/^[0-9a-f-]{16,}$/i.test(s) || /^(?=.*\d)[A-Za-z0-9_-]{22,}$/.test(s) ? ':id' : s.replace(/\d+/g, '#')));
+  const keys = [...url.searchParams.keys()].sort().join('&');
+  return segments.join('/') + (keys ? `?${keys}` : '');
 }
 
 /// The same-origin pages the current page links to, in order, without repeats.
@@ -86,14 +102,31 @@ try {
     const page = await context.newPage();
     await signIn(page, row);
     await axe(page, `${row.username} home`);
-    const pages = (await linkedPages(page)).slice(0, PAGES_PER_ACCOUNT);
-    for (const path of pages) {
+    // Breadth first from the home page: each kind of page once.
+    const seen = new Set([kindOf('/')]);
+    const queue = [];
+    const enqueue = (paths) => {
+      for (const path of paths) {
+        const kind = kindOf(path);
+        if (seen.has(kind)) continue;
+        seen.add(kind);
+        queue.push(path);
+      }
+    };
+    enqueue(await linkedPages(page));
+    let visited = 0;
+    while (queue.length && visited < PAGES_PER_ACCOUNT) {
+      const path = queue.shift();
+      visited += 1;
       const resp = await page.goto(`${base}${path}`);
       const type = resp.headers()['content-type'] || '';
       if (!type.startsWith('text/html')) continue;
       check(resp.status() === 200, `${row.username}: ${path} opens (${resp.status()})`);
       await axe(page, `${row.username} ${path}`);
+      enqueue(await linkedPages(page));
     }
+    check(queue.length === 0, `${row.username}: every reachable kind of page looked at (${visited} pages; ${queue.length} left past the bound of ${PAGES_PER_ACCOUNT})`);
+    console.log(`  ${row.username}: ${visited} kinds of page`);
     await context.close();
   }
 } catch (e) {

@@ -54,8 +54,11 @@ fn get_ok(url: &str) -> bool {
 
 /// Registers a regional client with the real CLI and gets a token from the running server
 /// (`client_credentials`, HTTP Basic), as an operator's integration would.
-async fn operator_token(database: &str, base: &str) -> String {
+/// Run in `cwd`: with PostgreSQL the audit checkpoint files default to the working
+/// directory, which must not be the repository.
+async fn operator_token(database: &str, base: &str, cwd: &std::path::Path) -> String {
     let out = Command::new(BIN)
+        .current_dir(cwd)
         .args([
             "admin",
             "create-client",
@@ -126,7 +129,7 @@ fn serve_uses_env_and_flags_and_stops_cleanly_on_sigterm() {
             .unwrap();
         assert_eq!(refused.status(), 401);
         assert!(refused.headers().contains_key("www-authenticate"));
-        let token = operator_token(&url, &base).await;
+        let token = operator_token(&url, &base, &std::env::temp_dir()).await;
         let r = client
             .post(format!("{base}/fhir/Patient"))
             .bearer_auth(&token)
@@ -346,7 +349,11 @@ fn large_observation(patient: &str, bytes: usize) -> Vec<u8> {
 fn memory_stays_flat(database: &str) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    // Its own working directory: on PostgreSQL the audit checkpoint files go there.
+    let cwd = std::env::temp_dir().join(format!("passport-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&cwd).unwrap();
     let mut child = Command::new(BIN)
+        .current_dir(&cwd)
         .args([
             "serve",
             "--addr",
@@ -367,7 +374,7 @@ fn memory_stays_flat(database: &str) {
         .build()
         .unwrap();
     let figures = rt.block_on(async {
-        let token = operator_token(database, &base).await;
+        let token = operator_token(database, &base, &cwd).await;
         let http = reqwest::Client::new();
         let post = |path: &str, body: Vec<u8>| {
             http.post(format!("{base}{path}"))
@@ -436,6 +443,7 @@ fn memory_stays_flat(database: &str) {
     );
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = child.wait();
+    let _ = std::fs::remove_dir_all(cwd);
 }
 
 #[test]

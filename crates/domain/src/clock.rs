@@ -3,9 +3,27 @@
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-/// Now, in microseconds since the epoch.
+tokio::task_local! {
+    /// The time [`now_us`] reads inside [`as_of`].
+    static AS_OF: i64;
+}
+
+/// Now, in microseconds since the epoch (inside [`as_of`], the time it names).
 pub fn now_us() -> i64 {
+    if let Ok(t) = AS_OF.try_with(|t| *t) {
+        return t;
+    }
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
+}
+
+/// Runs `f` with the clock reading `us` (never later than now): only the demo region uses
+/// this, so that its history carries the dates it would have had — care teams formed months
+/// ago, a clinician's entries, the family's additions weeks later, the reviews after them —
+/// written through the same path as everything else, each stamp (`meta.lastUpdated`,
+/// `Provenance.recorded`, `QuestionnaireResponse.authored`, the audit's `recorded`) at its
+/// time.
+pub(crate) async fn as_of<F: std::future::Future>(us: i64, f: F) -> F::Output {
+    AS_OF.scope(us.min(now_us()), f).await
 }
 
 fn datetime(us: i64) -> OffsetDateTime {

@@ -112,8 +112,9 @@ impl Data {
         self.store.create_session(session).await
     }
 
-    /// The session with this id hash, if it exists (expiry is the caller's to check).
-    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<Session>> {
+    /// The session with this id hash, if it exists (expiry is the caller's to check), and
+    /// its account if that still exists.
+    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<(Session, Option<Account>)>> {
         self.store.session(id_hash).await
     }
 

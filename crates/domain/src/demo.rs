@@ -655,8 +655,30 @@ async fn check_all(d: &Domain, who: &Caller, patient: &str) -> Result<(), Direct
     Ok(())
 }
 
-/// Writes one child's passport through the forms.
-async fn passport_of(
+/// The family member who writes child `i`'s own part of the passport (what matters, how
+/// they communicate, an allergy they know of), if one is linked with parental
+/// responsibility; otherwise it was recorded at clinic by the clinician.
+fn family_writer(people: &People, i: usize) -> Option<&Caller> {
+    FAMILIES
+        .iter()
+        .find(|f| {
+            f.4 && family_children(f.0).contains(&i)
+                && crate::onboarding::implies_parental_responsibility(f.3)
+        })
+        .and_then(|f| people.family.get(f.0))
+        .map(|(c, _)| c)
+}
+
+/// Whether child `i`'s family items wait for review (the first child's): the others
+/// written by a family member were checked by the clinician.
+fn family_items_wait(i: usize) -> bool {
+    i == 0
+}
+
+/// Writes the clinician's part of one child's passport through the forms: the condition,
+/// medicines with their doses, the emergency protocol, escalation contacts, a weight
+/// measured that day.
+async fn clinical_part(
     d: &Domain,
     people: &People,
     i: usize,
@@ -707,6 +729,13 @@ async fn passport_of(
     )
     .await?;
     let phone = format!("01632 960{:03}", 100 + i);
+    // Weighed at the clinic visit: the demo clock's today.
+    let today = crate::dates::today();
+    let measured = (
+        &today[..4],
+        today[5..7].trim_start_matches('0'),
+        today[8..].trim_start_matches('0'),
+    );
     fill(
         d,
         cl,
@@ -734,9 +763,9 @@ async fn passport_of(
         "weight",
         &[
             ("weight-kg", &format!("{}", 14 + (i * 3) % 40)),
-            ("weight-date-day", "2"),
-            ("weight-date-month", "11"),
-            ("weight-date-year", "2026"),
+            ("weight-date-day", measured.2),
+            ("weight-date-month", measured.1),
+            ("weight-date-year", measured.0),
         ],
     )
     .await?;
@@ -754,16 +783,18 @@ async fn passport_of(
         )
         .await?;
     }
-    // The family's part: theirs where a family member is linked, else recorded at clinic.
-    let family = FAMILIES
-        .iter()
-        .find(|f| {
-            f.4 && family_children(f.0).contains(&i)
-                && crate::onboarding::implies_parental_responsibility(f.3)
-        })
-        .and_then(|f| people.family.get(f.0))
-        .map(|(c, _)| c);
-    let writer = family.unwrap_or(cl);
+    Ok(())
+}
+
+/// Writes the family's part of child `i`'s passport as `writer` (the family member, or the
+/// clinician recording it at clinic).
+async fn family_part(
+    d: &Domain,
+    writer: &Caller,
+    i: usize,
+    patient: &str,
+) -> Result<(), DirectoryError> {
+    let plan = &PLANS[i % PLANS.len()];
     if let Some((substance, reaction, severity)) = plan.allergy {
         fill(
             d,
@@ -830,11 +861,6 @@ async fn passport_of(
         ],
     )
     .await?;
-    // The clinician checks the family's items, except for the first child and every
-    // seventh, whose changes wait for review.
-    if family.is_some() && i != 0 && !i.is_multiple_of(7) {
-        check_all(d, cl, patient).await?;
-    }
     Ok(())
 }
 
@@ -946,7 +972,18 @@ pub async fn load(d: &Domain) -> Result<Loaded, DirectoryError> {
         return Ok(Loaded::AlreadyThere);
     }
     let spec = spec();
-    let built = region::seed(d, &Agent::operator("demo data"), &spec).await?;
+    // The region's history carries its dates (`clock::as_of`), in the order it happened:
+    // the region three months ago, each child's clinic visit two months ago, the family's
+    // additions a month ago, the clinician's review ten days ago, and the additions that
+    // still wait for review two days ago; invitations, the card link and the break-glass
+    // are today's.
+    let now = crate::clock::now_us();
+    let at = |days: i64, i: usize| now - days * 86_400_000_000 + i as i64 * 600_000_000;
+    let built = crate::clock::as_of(
+        at(90, 0),
+        region::seed(d, &Agent::operator("demo data"), &spec),
+    )
+    .await?;
     let mut family = HashMap::new();
     for (login, ..) in FAMILIES {
         family.insert(login, caller(d, login).await?);
@@ -957,8 +994,28 @@ pub async fn load(d: &Domain) -> Result<Loaded, DirectoryError> {
             .0,
         family,
     };
+    let child = |i: usize| built.child(&format!("child-{i}"));
     for i in 0..CHILDREN {
-        passport_of(d, &people, i, built.child(&format!("child-{i}"))).await?;
+        crate::clock::as_of(at(60, i), async {
+            clinical_part(d, &people, i, child(i)).await?;
+            if family_writer(&people, i).is_none() {
+                family_part(d, &people.clinician, i, child(i)).await?;
+            }
+            Ok::<_, DirectoryError>(())
+        })
+        .await?;
+    }
+    let families: Vec<(usize, &Caller)> = (0..CHILDREN)
+        .filter_map(|i| family_writer(&people, i).map(|w| (i, w)))
+        .collect();
+    for &(i, writer) in families.iter().filter(|(i, _)| !family_items_wait(*i)) {
+        crate::clock::as_of(at(30, i), family_part(d, writer, i, child(i))).await?;
+    }
+    for &(i, _) in families.iter().filter(|(i, _)| !family_items_wait(*i)) {
+        crate::clock::as_of(at(10, i), check_all(d, &people.clinician, child(i))).await?;
+    }
+    for &(i, writer) in families.iter().filter(|(i, _)| family_items_wait(*i)) {
+        crate::clock::as_of(at(2, i), family_part(d, writer, i, child(i))).await?;
     }
     let notes = events(d, &built, &people).await?;
     Ok(Loaded::Made {

@@ -261,11 +261,62 @@ fn organisation_of(id: &str, body: &[u8]) -> Option<Organisation> {
 
 /// One organisation by id.
 pub async fn organisation(d: &Domain, id: &str) -> Result<Option<Organisation>> {
-    Ok(d.store()
+    let now = clock::now_us();
+    if let Some(o) = d.organisations.get(id, now) {
+        return Ok(Some(o));
+    }
+    let found = d
+        .store()
         .read("Organization", id)
         .await?
         .filter(|s| !s.deleted)
-        .and_then(|s| organisation_of(id, &s.body)))
+        .and_then(|s| organisation_of(id, &s.body));
+    if let Some(o) = &found {
+        d.organisations.keep(o, now);
+    }
+    Ok(found)
+}
+
+/// How long an organisation read is reused.
+const ORGANISATION_MAX_AGE_US: i64 = 1_000_000;
+/// The most organisations kept (emptied when full).
+const MAX_ORGANISATIONS: usize = 10_000;
+
+/// Organisations as recently read: every staff request reads its own (the caller's sector
+/// and region), so each is kept for a second — as long as a caller's search views are — and
+/// forgotten at once when it is written here (another server process's change is seen
+/// within the second).
+#[derive(Default)]
+pub struct OrganisationCache {
+    map: std::sync::Mutex<std::collections::HashMap<String, (i64, Organisation)>>,
+}
+
+impl OrganisationCache {
+    fn get(&self, id: &str, now_us: i64) -> Option<Organisation> {
+        let m = self.map.lock().ok()?;
+        m.get(id)
+            .filter(|(at, _)| (0..ORGANISATION_MAX_AGE_US).contains(&(now_us - at)))
+            .map(|(_, o)| o.clone())
+    }
+
+    fn keep(&self, o: &Organisation, now_us: i64) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= MAX_ORGANISATIONS {
+                m.clear();
+            }
+            m.insert(o.id.clone(), (now_us, o.clone()));
+        }
+    }
+}
+
+impl crate::records::Observer for OrganisationCache {
+    fn stored(&self, w: &crate::records::Observed) {
+        if w.resource_type == "Organization"
+            && let Ok(mut m) = self.map.lock()
+        {
+            m.remove(&w.id);
+        }
+    }
 }
 
 /// An organisation by id, ODS code or school URN.

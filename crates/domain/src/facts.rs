@@ -85,13 +85,13 @@ impl FactsCache {
         }
     }
 
-    /// Forgets what a write may have changed: `resource_type`, whether it replaced an
-    /// earlier version, and the new body (empty for a deletion).
     /// The current generation (see the field).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Forgets what a write may have changed: `resource_type`, whether it replaced an
+    /// earlier version, and the new body (empty for a deletion).
     pub fn wrote(&self, resource_type: &str, id: &str, replaced: bool, body: &[u8]) {
         if !FACT_TYPES.contains(&resource_type) {
             return;

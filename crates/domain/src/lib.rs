@@ -101,6 +101,7 @@ pub struct Domain {
     pub audit: audit::Auditor,
     pub facts: facts::FactsCache,
     pub views: views::ViewCache,
+    pub organisations: directory::OrganisationCache,
     pub policy: access::RegionalPolicy,
 }
 
@@ -131,6 +132,7 @@ impl Domain {
             audit,
             facts: facts::FactsCache::default(),
             views: views::ViewCache::default(),
+            organisations: directory::OrganisationCache::default(),
             policy: access::RegionalPolicy::default(),
         }))
     }

@@ -80,8 +80,9 @@ impl Agent {
     }
 }
 
-/// Told of every write once its transaction has committed. The child facts cache is one
-/// today ([`crate::facts::FactsCache`]); subscriptions, sync and metrics plug in here.
+/// Told of every write once its transaction has committed: the child facts cache
+/// ([`crate::facts::FactsCache`]) and the organisations read recently
+/// ([`crate::directory::OrganisationCache`]); subscriptions, sync and metrics plug in here.
 pub trait Observer: Send + Sync {
     fn stored(&self, write: &Observed);
 }
@@ -117,7 +118,7 @@ impl<'a> Records<'a> {
         Records {
             store: domain.store(),
             base: domain.base_url(),
-            observers: vec![&domain.facts],
+            observers: vec![&domain.facts, &domain.organisations],
         }
     }
 

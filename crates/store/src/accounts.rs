@@ -206,6 +206,25 @@ pub(crate) const ACCOUNT_COLUMNS: &str = "id, login, kind, password_hash, totp_s
      organisation_id, practitioner_id, practitioner_role_id, person_id, display_name, active, created_us, cleared";
 pub(crate) const SESSION_COLUMNS: &str =
     "id_hash, account_id, stage, csrf_token, created_us, last_seen_us, expires_us";
+/// How many columns [`SESSION_COLUMNS`] names.
+pub(crate) const SESSION_WIDTH: usize = 7;
+
+/// A session with its account's columns after it (`NULL`s if the account is gone), for
+/// the session id hash bound as `param`.
+pub(crate) fn session_and_account_sql(param: &str) -> String {
+    let cols = |list: &str, alias: &str| {
+        list.split(", ")
+            .map(|c| format!("{alias}.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "SELECT {}, {} FROM sessions s LEFT JOIN accounts a ON a.id = s.account_id \
+         WHERE s.id_hash = {param}",
+        cols(SESSION_COLUMNS, "s"),
+        cols(ACCOUNT_COLUMNS, "a")
+    )
+}
 
 impl Store {
     /// Creates an account; `false` if its login is taken.
@@ -299,8 +318,9 @@ impl Store {
         }
     }
 
-    /// The session with this id hash, if it exists (expiry is the caller's to check).
-    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<Session>> {
+    /// The session with this id hash, if it exists (expiry is the caller's to check), and
+    /// its account if that still exists — read together, as every page needs both.
+    pub async fn session(&self, id_hash: &[u8]) -> Result<Option<(Session, Option<Account>)>> {
         match self {
             Store::Sqlite(s) => s.session(id_hash),
             Store::Postgres(s) => s.session(id_hash).await,

@@ -1477,24 +1477,40 @@ pub(crate) fn everything_sql<'v>(pg: bool, q: &EverythingQuery, vis: Visibility<
             " UNION SELECT r.rid FROM index_reference r \
              WHERE r.target_type = 'Patient' AND r.target_id = ",
         )
-        .text_arg(&q.patient_id)
-        .push(" AND (");
-        for (i, (ty, params)) in members.iter().enumerate() {
-            if i > 0 {
-                b.push(" OR ");
-            }
-            b.push("(r.resource_type = ")
-                .text_arg(ty)
-                .push(" AND r.param IN (");
-            for (j, p) in params.iter().enumerate() {
-                if j > 0 {
-                    b.push(", ");
+        .text_arg(&q.patient_id);
+        if pg {
+            // One array of "type param" pairs, not an OR per type: PostgreSQL planned the
+            // OR form afresh on every call (custom plans: 0.4 ms of planning for 0.08 ms of
+            // execution, most of the passport page's database time); this form is cheap
+            // to plan and keeps its cached plan.
+            let pairs = members
+                .iter()
+                .flat_map(|(ty, params)| params.iter().map(move |p| format!("{ty} {p}")))
+                .collect();
+            b.args.push(SArg::TextList(pairs));
+            let n = b.args.len();
+            b.push(&format!(
+                " AND r.resource_type || ' ' || r.param = ANY(${n}::text[])"
+            ));
+        } else {
+            b.push(" AND (");
+            for (i, (ty, params)) in members.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
                 }
-                b.text_arg(p);
+                b.push("(r.resource_type = ")
+                    .text_arg(ty)
+                    .push(" AND r.param IN (");
+                for (j, p) in params.iter().enumerate() {
+                    if j > 0 {
+                        b.push(", ");
+                    }
+                    b.text_arg(p);
+                }
+                b.push("))");
             }
-            b.push("))");
+            b.push(")");
         }
-        b.push(")");
     }
     b.push(
         ") m JOIN resource_current c ON c.rid = m.rid \
@@ -2302,5 +2318,40 @@ mod tests {
             assert!(s.text.contains(&format!("${n}")), "{}", s.text);
         }
         assert!(s.text.contains("NOT IN"));
+    }
+
+    /// On PostgreSQL the compartment's (type, parameter) pairs are one array parameter:
+    /// with an `OR` per type (60-odd parameters) PostgreSQL planned the statement afresh on
+    /// every call, which was most of the passport page's database time.
+    #[test]
+    fn pg_everything_binds_the_compartment_as_one_array() {
+        let q = |members: Vec<(String, Vec<String>)>| EverythingQuery {
+            patient_id: "x".into(),
+            members,
+            since_us: None,
+            count: 10,
+            after: None,
+        };
+        let all = fhir::compartment::everything_members(|_| true);
+        assert!(all.len() > 10, "the compartment has its types");
+        let few = everything_sql(
+            true,
+            &q(vec![("Condition".into(), vec!["subject".into()])]),
+            Visibility::System,
+        );
+        let many = everything_sql(true, &q(all.clone()), Visibility::System);
+        assert_eq!(few.args.len(), many.args.len(), "{}", many.text);
+        assert!(!many.text.contains(" OR "), "{}", many.text);
+        let pairs = many
+            .args
+            .iter()
+            .find_map(|a| match a {
+                SArg::TextList(l) => Some(l.clone()),
+                _ => None,
+            })
+            .expect("the pairs are one list");
+        let expected: usize = all.iter().map(|(_, p)| p.len()).sum();
+        assert_eq!(pairs.len(), expected);
+        assert!(pairs.contains(&"AllergyIntolerance patient".to_owned()));
     }
 }

@@ -152,6 +152,9 @@ pub struct View {
     pub next_review: Option<String>,
     /// That date has passed.
     pub review_overdue: bool,
+    /// Whether the reader controls the passport's sharing ([`controls`]): chooses who sees
+    /// what and makes card links.
+    pub controls: bool,
     /// The current version of each item waiting for review, as read and decided for this
     /// page (what "what changed" compares; not shown as such).
     #[serde(skip)]

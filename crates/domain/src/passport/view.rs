@@ -490,6 +490,7 @@ async fn view_for(
             .is_some_and(|d| d < crate::dates::today().as_str()),
         next_review,
         last_checked,
+        controls: controls(d, caller, &facts),
         waiting_items,
     })
 }

@@ -149,6 +149,7 @@ pub async fn view(
             "birth_date": long_date(&v.birth_date).unwrap_or_else(|| "not recorded".into()),
             "nhs_number": spaced_nhs_number(&v.nhs_number),
             "sections": sections, "waiting": v.waiting, "family": family,
+            "controls": v.controls,
             "last_checked": v.last_checked,
             "next_review": v.next_review.as_deref().and_then(long_date),
             "review_overdue": v.review_overdue,

@@ -110,7 +110,7 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Curren
     if let Ok(Some(found)) = FOUND.try_with(|(h, cur)| (*h == hash).then(|| cur.clone())) {
         return Ok(found);
     }
-    let Some(session) = st.domain.data().session(&hash).await? else {
+    let Some((session, account)) = st.domain.data().session(&hash).await? else {
         return Ok(None);
     };
     let now = clock::now_us();
@@ -118,7 +118,6 @@ pub async fn current(st: &AppState, headers: &HeaderMap) -> Result<Option<Curren
         SessionStage::Full => IDLE_SECS,
         SessionStage::Password => PENDING_SECS,
     } * 1_000_000;
-    let account = st.domain.data().account(&session.account_id).await?;
     let live = session.expires_us > now
         && now - session.last_seen_us <= idle_limit
         && account.as_ref().is_some_and(|a| a.active);

@@ -10,22 +10,27 @@ use crate::accounts::*;
 use crate::{Result, StoreError};
 
 fn account(r: &Row) -> Account {
+    account_at(r, 0)
+}
+
+/// The account whose columns start at `o` in `r`.
+fn account_at(r: &Row, o: usize) -> Account {
     Account {
-        id: r.get(0),
-        login: r.get(1),
-        kind: AccountKind::parse(r.get(2)).unwrap_or(AccountKind::Family),
-        password_hash: r.get(3),
-        totp_secret: r.get(4),
-        role: r.get(5),
-        organisation_id: r.get(6),
-        practitioner_id: r.get(7),
-        practitioner_role_id: r.get(8),
-        person_id: r.get(9),
-        display_name: r.get(10),
-        active: r.get::<_, i64>(11) != 0,
-        created_us: r.get(12),
+        id: r.get(o),
+        login: r.get(o + 1),
+        kind: AccountKind::parse(r.get(o + 2)).unwrap_or(AccountKind::Family),
+        password_hash: r.get(o + 3),
+        totp_secret: r.get(o + 4),
+        role: r.get(o + 5),
+        organisation_id: r.get(o + 6),
+        practitioner_id: r.get(o + 7),
+        practitioner_role_id: r.get(o + 8),
+        person_id: r.get(o + 9),
+        display_name: r.get(o + 10),
+        active: r.get::<_, i64>(o + 11) != 0,
+        created_us: r.get(o + 12),
         cleared: r
-            .get::<_, String>(13)
+            .get::<_, String>(o + 13)
             .split_whitespace()
             .map(str::to_owned)
             .collect(),
@@ -256,19 +261,24 @@ impl PgStore {
         .map(|_| ())
     }
 
-    pub(crate) async fn session(&self, id_hash: &[u8]) -> Result<Option<Session>> {
+    /// The session and, if it still exists, its account: one round trip per page.
+    pub(crate) async fn session(
+        &self,
+        id_hash: &[u8],
+    ) -> Result<Option<(Session, Option<Account>)>> {
         let mut conn = self.pool.get().await?;
-        let stmt = conn
-            .prepare(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = $1"
-            ))
-            .await?;
+        let stmt = conn.prepare(&session_and_account_sql("$1")).await?;
         let row = conn
             .client
             .query_opt(&stmt, &[&id_hash])
             .await
             .map_err(pg_error)?;
-        Ok(row.as_ref().map(session))
+        Ok(row.map(|r| {
+            let account = r
+                .get::<_, Option<String>>(SESSION_WIDTH)
+                .map(|_| account_at(&r, SESSION_WIDTH));
+            (session(&r), account)
+        }))
     }
 
     pub(crate) async fn touch_session(&self, id_hash: &[u8], now_us: i64) -> Result<()> {

@@ -8,22 +8,27 @@ use crate::Result;
 use crate::accounts::*;
 
 fn account(r: &Row<'_>) -> rusqlite::Result<Account> {
-    let kind: String = r.get(2)?;
+    account_at(r, 0)
+}
+
+/// The account whose columns start at `o` in `r`.
+fn account_at(r: &Row<'_>, o: usize) -> rusqlite::Result<Account> {
+    let kind: String = r.get(o + 2)?;
     Ok(Account {
-        id: r.get(0)?,
-        login: r.get(1)?,
+        id: r.get(o)?,
+        login: r.get(o + 1)?,
         kind: AccountKind::parse(&kind).unwrap_or(AccountKind::Family),
-        password_hash: r.get(3)?,
-        totp_secret: r.get(4)?,
-        role: r.get(5)?,
-        organisation_id: r.get(6)?,
-        practitioner_id: r.get(7)?,
-        practitioner_role_id: r.get(8)?,
-        person_id: r.get(9)?,
-        display_name: r.get(10)?,
-        active: r.get::<_, i64>(11)? != 0,
-        created_us: r.get(12)?,
-        cleared: split_codes(&r.get::<_, String>(13)?),
+        password_hash: r.get(o + 3)?,
+        totp_secret: r.get(o + 4)?,
+        role: r.get(o + 5)?,
+        organisation_id: r.get(o + 6)?,
+        practitioner_id: r.get(o + 7)?,
+        practitioner_role_id: r.get(o + 8)?,
+        person_id: r.get(o + 9)?,
+        display_name: r.get(o + 10)?,
+        active: r.get::<_, i64>(o + 11)? != 0,
+        created_us: r.get(o + 12)?,
+        cleared: split_codes(&r.get::<_, String>(o + 13)?),
     })
 }
 
@@ -237,13 +242,18 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) fn session(&self, id_hash: &[u8]) -> Result<Option<Session>> {
+    /// The session and, if it still exists, its account: one statement per page.
+    pub(crate) fn session(&self, id_hash: &[u8]) -> Result<Option<(Session, Option<Account>)>> {
         self.with_reader(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1"
-            ))?
-            .query_row([id_hash], session)
-            .optional()
+            c.prepare_cached(&session_and_account_sql("?1"))?
+                .query_row([id_hash], |r| {
+                    let account = match r.get::<_, Option<String>>(SESSION_WIDTH)? {
+                        Some(_) => Some(account_at(r, SESSION_WIDTH)?),
+                        None => None,
+                    };
+                    Ok((session(r)?, account))
+                })
+                .optional()
         })
     }
 
