@@ -196,8 +196,9 @@ async fn the_demo_region_in_a_real_browser_on_postgres() {
     demo_region_in_a_real_browser(common::Backend::Postgres).await;
 }
 
-/// Every row of docs/DEMO.md signs in in Chromium on a `--demo` server, and every page each
-/// account's home page links to opens and passes axe-core (tests/browser/demo.mjs).
+/// Every row of docs/DEMO.md signs in in Chromium on a `--demo` server, and every kind of
+/// page each account can reach by following links opens and passes axe-core
+/// (tests/browser/demo.mjs).
 async fn demo_region_in_a_real_browser(backend: common::Backend) {
     if !can_run() {
         return;
