@@ -236,11 +236,14 @@ pub async fn referring(
         .collect())
 }
 
-/// The child's own resources the facts come from, in one statement: the Patient, and the
-/// current RelatedPersons, CareTeams and Consents naming it (`patient`), at most
-/// [`MAX_RELATED`] of each. A child's facts are loaded on the first decision about the
+/// The child's own resources the facts come from, in one statement, by resource type: the
+/// Patient, and the current RelatedPersons, CareTeams and Consents naming it (`patient`), at
+/// most [`MAX_RELATED`] of each. A child's facts are loaded on the first decision about the
 /// child in 30 seconds — every page of a caseload — so one round trip, not four.
-async fn own_resources(st: &Domain, patient: &str) -> Result<Vec<Value>, StoreError> {
+async fn own_resources(
+    st: &Domain,
+    patient: &str,
+) -> Result<HashMap<String, Vec<Value>>, StoreError> {
     let kinds = ["RelatedPerson", "CareTeam", "Consent"];
     let q = passport_store::search::EverythingQuery {
         patient_id: patient.to_owned(),
@@ -256,31 +259,27 @@ async fn own_resources(st: &Domain, patient: &str) -> Result<Vec<Value>, StoreEr
         .records()
         .everything(&q, passport_store::search::Visibility::System)
         .await?;
-    let mut per_type: HashMap<String, usize> = HashMap::new();
-    Ok(found
-        .into_iter()
-        .filter(|m| {
-            let n = per_type.entry(m.resource_type.clone()).or_default();
-            *n += 1;
-            *n <= MAX_RELATED
-        })
-        .filter_map(|m| serde_json::from_slice(&m.body).ok())
-        .collect())
+    let mut by_type: HashMap<String, Vec<Value>> = HashMap::new();
+    for m in found {
+        let of_type = by_type.entry(m.resource_type).or_default();
+        if of_type.len() < MAX_RELATED
+            && let Ok(v) = serde_json::from_slice(&m.body)
+        {
+            of_type.push(v);
+        }
+    }
+    Ok(by_type)
 }
 
 async fn load(st: &Domain, patient: &str, now_us: i64) -> Result<ChildFacts, StoreError> {
     let mut facts = ChildFacts::new(patient);
-    let own = own_resources(st, patient).await?;
-    let of_type = |t: &str| -> Vec<Value> {
-        own.iter()
-            .filter(|v| v.get("resourceType").and_then(Value::as_str) == Some(t))
-            .cloned()
-            .collect()
-    };
-    let Some(p) = own.iter().find(|v| {
-        v.get("resourceType").and_then(Value::as_str) == Some("Patient")
-            && v.get("id").and_then(Value::as_str) == Some(patient)
-    }) else {
+    let mut own = own_resources(st, patient).await?;
+    let mut of_type = |t: &str| own.remove(t).unwrap_or_default();
+    let patients = of_type("Patient");
+    let Some(p) = patients
+        .iter()
+        .find(|v| v.get("id").and_then(Value::as_str) == Some(patient))
+    else {
         return Ok(facts);
     };
     facts.birth_date = p
