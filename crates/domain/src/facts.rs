@@ -259,6 +259,11 @@ async fn own_resources(
         .records()
         .everything(&q, passport_store::search::Visibility::System)
         .await?;
+    if found.len() >= q.count {
+        // Cut short: one type's rows could have crowded out another's — the Patient's
+        // itself, which would leave the child with no facts. Read each type on its own.
+        return own_resources_by_type(st, patient, &kinds).await;
+    }
     let mut by_type: HashMap<String, Vec<Value>> = HashMap::new();
     for m in found {
         let of_type = by_type.entry(m.resource_type).or_default();
@@ -267,6 +272,26 @@ async fn own_resources(
         {
             of_type.push(v);
         }
+    }
+    Ok(by_type)
+}
+
+/// [`own_resources`] one type at a time (at most [`MAX_RELATED`] of each, none crowding out
+/// another), for the rare child whose rows overflow the single statement.
+async fn own_resources_by_type(
+    st: &Domain,
+    patient: &str,
+    kinds: &[&str],
+) -> Result<HashMap<String, Vec<Value>>, StoreError> {
+    let mut by_type = HashMap::new();
+    let stored = st.store().read("Patient", patient).await?;
+    let body = stored.filter(|s| !s.deleted).map(|s| s.body);
+    let p = body.and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    by_type.insert("Patient".to_owned(), p.into_iter().collect());
+    let me = [patient.to_owned()];
+    for kind in kinds {
+        let found = referring(&st.records(), kind, "patient", "Patient", &me).await?;
+        by_type.insert((*kind).to_owned(), found);
     }
     Ok(by_type)
 }

@@ -2210,3 +2210,35 @@ on_both_databases!(every_item_has_a_section, |srv| {
         .unwrap();
     assert!(report.sections_given.is_empty(), "{report:?}");
 });
+
+on_both_databases!(
+    a_child_with_thousands_of_care_teams_keeps_its_facts,
+    |srv| {
+        // More CareTeams than a child's facts are read with in one statement (1,000 of each of
+        // four types): the Patient, sorted after them, must not be crowded out — the child
+        // would have no facts, so no care team, and its care team could not read it.
+        let kid = srv.create(&child(false)).await;
+        let hospital =
+            common::organisation(&srv, "St Elsewhere", access::Sector::HospitalTrust).await;
+        let team = care_team(&kid, &format!("Organization/{hospital}"), "active");
+        for _ in 0..9 {
+            let entries: Vec<Value> = (0..450)
+                .map(
+                    |_| json!({"resource": team, "request": {"method": "POST", "url": "CareTeam"}}),
+                )
+                .collect();
+            let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+            let r = srv.post("/fhir", &bundle).await;
+            assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        }
+        let token = common::system_token(&srv, &hospital, "system/*.rs").await;
+        let r = srv
+            .anonymous
+            .get(srv.url(&format!("/fhir/Patient/{kid}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+);
