@@ -333,7 +333,7 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = write_transaction(c).map_err(backend)?;
             let out = f(&tx).map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -377,6 +377,14 @@ impl SqliteStore {
             _ => backend(e),
         })
     }
+}
+
+/// A transaction that takes the write lock when it begins. A deferred one that reads first
+/// cannot wait for the lock later: if another connection to the file (a second server, a
+/// command) committed in between, SQLite fails it at once with "database is locked"
+/// instead of waiting out the busy timeout.
+pub(crate) fn write_transaction(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 struct WriterHandle {

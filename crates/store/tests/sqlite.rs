@@ -262,3 +262,41 @@ async fn reads_do_not_wait_for_writes() {
     writer.await.unwrap();
     eprintln!("{reads} reads during 200 sequential durable writes");
 }
+
+/// Two stores on one file (a server and a command, or two servers): a read-then-write on
+/// one (the sign-in throttle) while the other commits waits for the write lock instead of
+/// failing with "database is locked" (a deferred transaction cannot wait once it has read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_store_on_the_same_file_waits_instead_of_failing() {
+    let root = std::env::temp_dir().join(format!("passport-store-test-{}", uuid::Uuid::new_v4()));
+    let url = format!("sqlite://{}/passport.db", root.display());
+    let a = std::sync::Arc::new(Store::open(&url).await.unwrap());
+    a.migrate().await.unwrap();
+    let b = Store::open(&url).await.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, stop) = (a.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                a.write(put("Patient", &format!("w{i}"), None, i, "{}", vec![]))
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    for i in 0..300 {
+        let login = format!("someone-{}@example.com", i % 7);
+        let r = b.record_login_failure(&login, i).await;
+        assert!(r.is_ok(), "attempt {i}: {r:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+    eprintln!("300 throttle updates while the other store committed {written} writes");
+    b.close().await;
+    a.close().await;
+    std::fs::remove_dir_all(root).unwrap();
+}

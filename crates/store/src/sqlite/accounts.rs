@@ -168,7 +168,7 @@ impl SqliteStore {
 
     pub(crate) async fn set_account_active(&self, id: String, active: bool) -> Result<bool> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             let n = tx
                 .execute(
                     "UPDATE accounts SET active = ?2 WHERE id = ?1",
@@ -195,7 +195,7 @@ impl SqliteStore {
         now_us: i64,
     ) -> Result<Throttle> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             let next = throttle(&tx, &login).map_err(backend)?.after_failure(now_us);
             tx.execute(
                 "INSERT INTO login_throttle (login, failures, lockouts, locked_until_us, updated_us) \
@@ -312,7 +312,7 @@ impl SqliteStore {
         password_hash: String,
     ) -> Result<std::result::Result<String, ResetRefused>> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             let found = reset(&tx, &token_hash).map_err(backend)?;
             let account = match verdict(found, now_us) {
                 Ok(a) => a,
@@ -343,7 +343,7 @@ impl SqliteStore {
 
     pub(crate) async fn create_registration(&self, r: Registration) -> Result<()> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             tx.execute(
                 "DELETE FROM registrations WHERE expires_us < ?1",
                 [r.created_us - REGISTRATION_KEEP_US],
@@ -390,7 +390,7 @@ impl SqliteStore {
         now_us: i64,
     ) -> Result<std::result::Result<Registration, RegistrationRefused>> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             let found = tx
                 .query_row(
                     &format!(

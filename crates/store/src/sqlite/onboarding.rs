@@ -25,7 +25,7 @@ fn invitation(r: &Row<'_>) -> rusqlite::Result<Invitation> {
 impl SqliteStore {
     pub(crate) async fn create_invitations(&self, all: Vec<Invitation>) -> Result<()> {
         self.call(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = super::write_transaction(c).map_err(backend)?;
             for i in &all {
                 tx.execute(
                     &format!(

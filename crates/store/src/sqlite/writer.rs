@@ -398,9 +398,7 @@ pub(super) fn find_by_tokens(
 /// Applies the migrations not yet recorded in `schema_migrations`, in one transaction.
 /// `BEGIN IMMEDIATE` serialises concurrent migrators (other processes included).
 pub(super) fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .map_err(backend)?;
+    let tx = super::write_transaction(conn).map_err(backend)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (\
            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_us INTEGER NOT NULL)",
