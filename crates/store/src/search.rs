@@ -10,6 +10,8 @@
 //! id (stable: ids never change), and the next page starts strictly after the last row's
 //! (sort values, id), so pages stay right while others write.
 
+use std::fmt::Write as _;
+
 use fhir::search::{IndexEntry, IndexValue, ParamType};
 
 /// Date / number comparison prefixes (R4 search §3.1.1.4.1).
@@ -414,6 +416,12 @@ pub(crate) struct Sql<'v> {
     /// Placeholder numbers of child lists already bound (by the grant's address), so a
     /// list used by several subqueries is sent once.
     lists: std::collections::HashMap<usize, usize>,
+    /// The membership tests already written (by the care team's address), so a test used
+    /// by several subqueries binds its values once.
+    member_tests: std::collections::HashMap<usize, String>,
+    /// Every view used so far, kept to the end of the statement: the two maps above are
+    /// keyed by addresses inside them, which must not be freed and reused meanwhile.
+    held: Vec<std::sync::Arc<View>>,
 }
 
 impl<'v> Sql<'v> {
@@ -427,6 +435,8 @@ impl<'v> Sql<'v> {
             args: Vec::new(),
             vis,
             lists: std::collections::HashMap::new(),
+            member_tests: std::collections::HashMap::new(),
+            held: Vec::new(),
         }
     }
     pub(crate) fn push(&mut self, s: &str) -> &mut Self {
@@ -436,11 +446,8 @@ impl<'v> Sql<'v> {
     fn arg(&mut self, a: SArg) -> &mut Self {
         self.args.push(a);
         let n = self.args.len();
-        if self.pg {
-            self.text.push_str(&format!("${n}"));
-        } else {
-            self.text.push_str(&format!("?{n}"));
-        }
+        let sigil = if self.pg { '$' } else { '?' };
+        let _ = write!(self.text, "{sigil}{n}");
         self
     }
     fn text_arg(&mut self, s: &str) -> &mut Self {
@@ -462,6 +469,7 @@ impl<'v> Sql<'v> {
         let view = views.view(ty);
         self.push(" AND ");
         self.view_pred(alias, &view, address);
+        self.held.push(view);
     }
 
     /// ` AND <visible>` for rows whose type is one of `types`, each under its own view
@@ -499,37 +507,47 @@ impl<'v> Sql<'v> {
             self.push(")");
         }
         self.push(")");
+        self.held.extend(groups.into_iter().map(|(_, v)| v));
     }
 
     /// The view as a condition on `alias`'s access columns (see migration 14).
     fn view_pred(&mut self, alias: &str, view: &View, address: bool) {
-        self.push(&format!("(({alias}.acc_patient IS NULL AND ("));
-        if view.no_child.is_empty() {
-            self.push("1 = 0");
-        }
-        for (i, r) in view.no_child.iter().enumerate() {
-            if i > 0 {
-                self.push(" OR ");
-            }
-            self.rule(alias, r);
-        }
-        self.push("))");
         let grants: Vec<&RowGrant> = view
             .grants
             .iter()
             .filter(|g| g.address || !address)
             .collect();
+        // Only the branches that can hold are written: every branch is more for PostgreSQL
+        // to plan and (its subqueries) to start up on each statement.
+        self.push("(");
+        if !view.no_child.is_empty() {
+            let _ = write!(self.text, "({alias}.acc_patient IS NULL AND (");
+            for (i, r) in view.no_child.iter().enumerate() {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                self.rule(alias, r);
+            }
+            self.push("))");
+        }
         if !grants.is_empty() {
-            self.push(&format!(" OR ({alias}.acc_patient IS NOT NULL AND ("));
+            if !view.no_child.is_empty() {
+                self.push(" OR ");
+            }
+            let _ = write!(self.text, "({alias}.acc_patient IS NOT NULL AND (");
             self.grants(&format!("{alias}.acc_patient"), alias, &grants);
             // A row in several children's records: every one of them must admit it.
-            self.push(&format!(
+            let _ = write!(
+                self.text,
                 ") AND (({alias}.acc_flags & {}) = 0 OR NOT EXISTS (SELECT 1 FROM access_child e \
                  WHERE e.seq = {alias}.seq AND NOT (",
                 crate::acc_flags::MORE_CHILDREN
-            ));
+            );
             self.grants("e.patient", alias, &grants);
             self.push("))))");
+        }
+        if view.no_child.is_empty() && grants.is_empty() {
+            self.push("1 = 0");
         }
         self.push(")");
     }
@@ -551,15 +569,12 @@ impl<'v> Sql<'v> {
                     // Probed per row through `access_member_patient`: a scalar subquery with
                     // a LIMIT, not EXISTS, which PostgreSQL would turn into a hashed subplan
                     // reading every membership of the caller (thousands) per statement.
-                    self.push(&format!(
-                        "(SELECT 1 FROM access_member am WHERE am.patient = {patient} AND ("
-                    ));
-                    self.members("am", c);
-                    self.push(") AND (am.starts IS NULL OR am.starts <= ")
-                        .int(c.now)
-                        .push(") AND (am.ends IS NULL OR am.ends > ")
-                        .int(c.now)
-                        .push(") LIMIT 1) = 1 AND ");
+                    let _ = write!(
+                        self.text,
+                        "(SELECT 1 FROM access_member am WHERE am.patient = {patient} AND "
+                    );
+                    let test = self.member_test(c);
+                    self.push(&test).push(" LIMIT 1) = 1 AND ");
                     if !c.except.is_empty() {
                         self.push("NOT ");
                         self.in_list(patient, &c.except);
@@ -584,13 +599,39 @@ impl<'v> Sql<'v> {
                 n
             }
         };
-        // A subquery, not `= ANY($n)`: PostgreSQL then hashes the list once, even in a
-        // generic (cached) plan, instead of comparing each row with every child.
-        if self.pg {
-            self.push(&format!("({expr} IN (SELECT unnest(${n}::text[])))"));
+        // A long list (a care team's exceptions, a role's children) is a subquery, not
+        // `= ANY($n)`: PostgreSQL then hashes it once, even in a generic (cached) plan,
+        // instead of comparing each row with every child. A short one (a family's children)
+        // is `= ANY`: a few comparisons cost less than starting a hashed subplan.
+        if self.pg && list.len() <= SHORT_LIST {
+            let _ = write!(self.text, "({expr} = ANY(${n}::text[]))");
+        } else if self.pg {
+            let _ = write!(self.text, "({expr} IN (SELECT unnest(${n}::text[])))");
         } else {
-            self.push(&format!("({expr} IN (SELECT value FROM json_each(?{n})))"));
+            let _ = write!(self.text, "({expr} IN (SELECT value FROM json_each(?{n})))");
         }
+    }
+
+    /// `(<am names the caller>) AND <am is current>` for the care team `c`, its values bound
+    /// once per statement however often the test is used.
+    fn member_test(&mut self, c: &CareTeamOf) -> String {
+        let key = std::ptr::from_ref::<CareTeamOf>(c) as usize;
+        if let Some(t) = self.member_tests.get(&key) {
+            return t.clone();
+        }
+        let start = self.text.len();
+        self.push("(");
+        self.members("am", c);
+        self.push(") AND (am.starts IS NULL OR am.starts <= ")
+            .int(c.now)
+            .push(") AND (am.ends IS NULL OR am.ends > ");
+        // The same instant: one placeholder.
+        let n = self.args.len();
+        let sigil = if self.pg { '$' } else { '?' };
+        let _ = write!(self.text, "{sigil}{n})");
+        let test = self.text.split_off(start);
+        self.member_tests.insert(key, test.clone());
+        test
     }
 
     /// `access_member` row `a` names the caller of `c` (its organisation, its practitioner
@@ -1163,6 +1204,9 @@ fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
 /// not finish. An INTERSECT is planned in time linear in its parts. The first few stay
 /// separate so that an ordinary search is still driven by its most selective index.
 const SEPARATE_CRITERIA: usize = 8;
+
+/// Lists of up to this many children are tested with `= ANY` on PostgreSQL (see `in_list`).
+const SHORT_LIST: usize = 8;
 
 /// ` AND (c.rid IN (…) OR …)` for each filter (see [`SEPARATE_CRITERIA`]).
 fn where_filters(b: &mut Sql, ty: &str, filters: &[Filter]) {

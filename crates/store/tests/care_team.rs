@@ -282,3 +282,120 @@ async fn care_team_membership(store: &Store) {
 }
 
 both_backends!(care_team_membership);
+
+/// The caller sees these children's rows (a family, a role's children) and, optionally,
+/// its care team's.
+struct ListedView(Vec<String>, Option<CareTeamOf>);
+
+impl Views for ListedView {
+    fn view(&self, _: &str) -> Arc<View> {
+        let rule = RowRule {
+            sections: 0,
+            untagged: true,
+            current_medicines: None,
+            tags: Vec::new(),
+            not_cleared: 0,
+        };
+        let mut grants = vec![RowGrant {
+            children: GrantChildren::Listed(self.0.clone()),
+            rule: rule.clone(),
+            address: true,
+        }];
+        if let Some(of) = &self.1 {
+            grants.push(RowGrant {
+                children: GrantChildren::CareTeam(of.clone()),
+                rule,
+                address: true,
+            });
+        }
+        Arc::new(View {
+            no_child: Vec::new(),
+            grants,
+        })
+    }
+    fn redacted(&self, _: &str, _: &str) -> bool {
+        false
+    }
+}
+
+/// Listed children are tested one way for a family's few and another for many (see
+/// `search::in_list`): both see exactly the listed children's rows, and a row in two
+/// children's records only when both are listed (or in the caller's care team).
+async fn listed_children(store: &Store) {
+    let kids: Vec<String> = (1..=12).map(|i| format!("k{i:02}")).collect();
+    for kid in &kids {
+        must(
+            store,
+            write(&json!({"resourceType": "Patient", "id": kid}), None, vec![]),
+        )
+        .await;
+        let cond = json!({"resourceType": "Condition", "id": format!("cond-{kid}"),
+                          "subject": {"reference": format!("Patient/{kid}")}});
+        must(store, write(&cond, None, vec![])).await;
+    }
+    // One row in the records of k01 and k12.
+    let mut shared = write(
+        &json!({"resourceType": "Condition", "id": "cond-shared",
+                "subject": {"reference": "Patient/k01"}}),
+        None,
+        vec![],
+    );
+    shared.access.patients = vec!["k01".into(), "k12".into()];
+    must(store, shared).await;
+    must(
+        store,
+        write(
+            &team("t12", "k12"),
+            None,
+            vec![member("Organization", "hosp", None, None)],
+        ),
+    )
+    .await;
+
+    let seen_by = |listed: &[String], team: Option<CareTeamOf>| {
+        let view = ListedView(listed.to_vec(), team);
+        async move {
+            let q = SearchQuery {
+                resource_type: "Condition".into(),
+                filters: Vec::<Filter>::new(),
+                sort: Vec::new(),
+                count: 100,
+                after: None,
+                before: None,
+                total: true,
+            };
+            let found = store.search(&q, Visibility::Caller(&view)).await.unwrap();
+            let mut ids: Vec<String> = found
+                .matches
+                .iter()
+                .map(|m| m.id.trim_start_matches("cond-").to_owned())
+                .collect();
+            ids.sort();
+            assert_eq!(found.total, Some(ids.len() as u64), "the count agrees");
+            ids
+        }
+    };
+    for n in [1, 2, 8, 9, 11, 12] {
+        let listed = &kids[..n];
+        let mut want: Vec<String> = listed.to_vec();
+        if n == 12 {
+            want.push("shared".into());
+        }
+        want.sort();
+        assert_eq!(seen_by(listed, None).await, want, "{n} children listed");
+    }
+    // k12 through the care team, k01 listed: the shared row is admitted by both.
+    let hosp = caller(Some("hosp"), None, &[], NOW);
+    assert_eq!(
+        seen_by(&kids[..1], Some(hosp.clone())).await,
+        ["k01", "k12", "shared"]
+    );
+    assert_eq!(
+        seen_by(&kids[1..10], Some(hosp)).await,
+        [
+            "k02", "k03", "k04", "k05", "k06", "k07", "k08", "k09", "k10", "k12"
+        ]
+    );
+}
+
+both_backends!(listed_children);
