@@ -80,7 +80,7 @@ impl Permissions {
 }
 
 /// One resource scope, e.g. `patient/Condition.rs`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResourceScope {
     pub context: ScopeContext,
     /// `None` for `*`.
@@ -184,7 +184,7 @@ pub enum ScopeCheck {
 }
 
 /// The scopes of one token.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Scopes {
     unrestricted: bool,
     pub resources: Vec<ResourceScope>,

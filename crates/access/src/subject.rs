@@ -173,7 +173,7 @@ impl Role {
 }
 
 /// A member of staff, as their session or token describes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Staff {
     /// Logical id of their Practitioner resource.
     pub practitioner: String,
@@ -189,7 +189,7 @@ pub struct Staff {
 }
 
 /// A backend (system-to-system) client, acting for one organisation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SystemClient {
     pub client_id: String,
     /// The organisation the client acts for; without one it reaches no child's record.
@@ -205,7 +205,7 @@ pub struct SystemClient {
 }
 
 /// Who is asking, without their token's limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Identity {
     Staff(Staff),
     /// An adult family member's sign-in: the logical id of their Person resource. Their
@@ -229,7 +229,7 @@ pub enum Identity {
 
 /// The subject of a request: who, plus what their token allows. A first-party session
 /// (the passport's own pages) carries [`Scopes::unrestricted`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Subject {
     pub identity: Identity,
     pub scopes: Scopes,

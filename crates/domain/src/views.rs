@@ -27,11 +27,12 @@ const MAX_CALLERS: usize = 10_000;
 /// children it relates to once.
 #[derive(Default)]
 pub struct ViewCache {
-    map: Mutex<HashMap<String, Kept>>,
+    /// Keyed by the subject itself (hashed per request: cheaper than rendering it).
+    map: Mutex<HashMap<Subject, Kept>>,
     /// One load at a time per caller: concurrent requests of a caller whose views expired
     /// wait for the one load instead of each running it (a care team's few queries, a
     /// family's children's facts).
-    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    loading: Mutex<HashMap<Subject, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Views kept: when built (µs), the facts generation they were built from, the views.
@@ -46,8 +47,7 @@ impl ViewCache {
         now_us: i64,
         memo: &mut HashMap<String, Arc<ChildFacts>>,
     ) -> Result<Arc<CallerViews>, StoreError> {
-        let key = format!("{subject:?}");
-        if let Some(v) = self.kept(&key, st.facts.generation(), now_us) {
+        if let Some(v) = self.kept(subject, st.facts.generation(), now_us) {
             return Ok(v);
         }
         let gate = {
@@ -55,12 +55,12 @@ impl ViewCache {
             if loading.len() >= MAX_CALLERS {
                 loading.retain(|_, g| Arc::strong_count(g) > 1);
             }
-            loading.entry(key.clone()).or_default().clone()
+            loading.entry(subject.clone()).or_default().clone()
         };
         let _one_at_a_time = gate.lock().await;
         // Read before loading: a change while loading leaves the new views unkept.
         let generation = st.facts.generation();
-        if let Some(v) = self.kept(&key, generation, now_us) {
+        if let Some(v) = self.kept(subject, generation, now_us) {
             return Ok(v);
         }
         let now = crate::facts::timestamp(now_us);
@@ -69,20 +69,20 @@ impl ViewCache {
         if map.len() >= MAX_CALLERS {
             map.clear();
         }
-        map.insert(key, (now_us, generation, v.clone()));
+        map.insert(subject.clone(), (now_us, generation, v.clone()));
         Ok(v)
     }
 
     /// The views kept for `key`, if built from this generation less than
     /// [`MAX_AGE_US`] before `now_us`.
-    fn kept(&self, key: &str, generation: u64, now_us: i64) -> Option<Arc<CallerViews>> {
+    fn kept(&self, key: &Subject, generation: u64, now_us: i64) -> Option<Arc<CallerViews>> {
         match self.lock().get(key) {
             Some((at, g, v)) if *g == generation && now_us - *at < MAX_AGE_US => Some(v.clone()),
             _ => None,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Kept>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Subject, Kept>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

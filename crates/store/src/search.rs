@@ -1404,8 +1404,11 @@ pub(crate) fn search_sql<'v>(pg: bool, q: &SearchQuery, vis: Visibility<'v>) -> 
             "(CASE WHEN m.s{i} IS NULL THEN 1 ELSE 0 END) {nulls}, m.s{i}{collate} {dir}, "
         ));
     }
-    b.push(&format!("m.id{collate} {} LIMIT ", flip(false)));
-    b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
+    // The limit is written into the statement, not bound: with a bound LIMIT PostgreSQL
+    // costs a generic plan for an unknown row count and keeps planning the statement
+    // afresh on every execution; a literal lets it settle on one plan per page size.
+    let limit = i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1);
+    b.push(&format!("m.id{collate} {} LIMIT {limit}", flip(false)));
     b
 }
 
@@ -1579,10 +1582,11 @@ pub(crate) fn everything_sql<'v>(pg: bool, q: &EverythingQuery, vis: Visibility<
             .text_arg(id)
             .push("))");
     }
+    // A literal limit, as in `search_sql`.
+    let limit = i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1);
     b.push(&format!(
-        " ORDER BY c.resource_type{collate}, c.id{collate} LIMIT "
+        " ORDER BY c.resource_type{collate}, c.id{collate} LIMIT {limit}"
     ));
-    b.int(i64::try_from(q.count).unwrap_or(i64::MAX).saturating_add(1));
     b
 }
 
