@@ -446,6 +446,10 @@ impl<'v> Sql<'v> {
     fn arg(&mut self, a: SArg) -> &mut Self {
         self.args.push(a);
         let n = self.args.len();
+        self.placeholder(n)
+    }
+    /// `$n` (PostgreSQL) or `?n` (SQLite): an argument already bound, used again.
+    fn placeholder(&mut self, n: usize) -> &mut Self {
         let sigil = if self.pg { '$' } else { '?' };
         let _ = write!(self.text, "{sigil}{n}");
         self
@@ -627,8 +631,7 @@ impl<'v> Sql<'v> {
             .push(") AND (am.ends IS NULL OR am.ends > ");
         // The same instant: one placeholder.
         let n = self.args.len();
-        let sigil = if self.pg { '$' } else { '?' };
-        let _ = write!(self.text, "{sigil}{n})");
+        self.placeholder(n).push(")");
         let test = self.text.split_off(start);
         self.member_tests.insert(key, test.clone());
         test
