@@ -99,6 +99,18 @@ fn caller(org: Option<&str>, practitioner: Option<&str>, roles: &[&str], now: i6
     }
 }
 
+/// A child's Patient and one Condition (`cond-<kid>`) in its record.
+async fn child_with_condition(store: &Store, kid: &str) {
+    must(
+        store,
+        write(&json!({"resourceType": "Patient", "id": kid}), None, vec![]),
+    )
+    .await;
+    let cond = json!({"resourceType": "Condition", "id": format!("cond-{kid}"),
+                      "subject": {"reference": format!("Patient/{kid}")}});
+    must(store, write(&cond, None, vec![])).await;
+}
+
 /// The children whose Condition the caller finds (sorted).
 async fn seen(store: &Store, of: CareTeamOf) -> Vec<String> {
     seen_through(store, &CareTeamView(of)).await
@@ -128,14 +140,7 @@ async fn seen_through(store: &Store, view: &dyn Views) -> Vec<String> {
 
 async fn care_team_membership(store: &Store) {
     for kid in ["k1", "k2", "k3", "k4"] {
-        must(
-            store,
-            write(&json!({"resourceType": "Patient", "id": kid}), None, vec![]),
-        )
-        .await;
-        let cond = json!({"resourceType": "Condition", "id": format!("cond-{kid}"),
-                          "subject": {"reference": format!("Patient/{kid}")}});
-        must(store, write(&cond, None, vec![])).await;
+        child_with_condition(store, kid).await;
     }
     // k1: the hospital, for good. k2: the hospital until NOW, then the GP. k3: a role of
     // practitioner p1. k4: nobody's.
@@ -328,14 +333,7 @@ impl Views for ListedView {
 async fn listed_children(store: &Store) {
     let kids: Vec<String> = (1..=12).map(|i| format!("k{i:02}")).collect();
     for kid in &kids {
-        must(
-            store,
-            write(&json!({"resourceType": "Patient", "id": kid}), None, vec![]),
-        )
-        .await;
-        let cond = json!({"resourceType": "Condition", "id": format!("cond-{kid}"),
-                          "subject": {"reference": format!("Patient/{kid}")}});
-        must(store, write(&cond, None, vec![])).await;
+        child_with_condition(store, kid).await;
     }
     // One row in the records of k01 and k12.
     let mut shared = write(
