@@ -56,7 +56,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use passport_store::audit::AuditKey;
 use passport_store::{AuditRecord, ChainHead, Sensitivity, Store};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -494,7 +494,7 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    fn coding(self) -> Value {
+    fn coding(self) -> Coding<'static> {
         let (system, code, display) = match self {
             Purpose::Treatment => (ACT_REASON, "TREAT", "treatment"),
             Purpose::EmergencyTreatment => (ACT_REASON, "ETREAT", "Emergency Treatment"),
@@ -507,7 +507,11 @@ impl Purpose {
                 "Safeguarding (child protection)",
             ),
         };
-        json!({"coding": [{"system": system, "code": code, "display": display}]})
+        Coding {
+            system,
+            code,
+            display,
+        }
     }
 
     pub fn sensitivity(self) -> Sensitivity {
@@ -533,16 +537,23 @@ impl Named {
             display: display.into(),
         }
     }
+}
 
-    fn json(&self) -> Value {
-        let mut m = serde_json::Map::new();
+/// `{"reference": …, "display": …}`, each only when there is one.
+impl serde::Serialize for Named {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let shown = !self.display.is_empty();
+        let mut m = s.serialize_map(Some(
+            usize::from(self.reference.is_some()) + usize::from(shown),
+        ))?;
         if let Some(r) = &self.reference {
-            m.insert("reference".into(), Value::String(r.clone()));
+            m.serialize_entry("reference", r)?;
         }
-        if !self.display.is_empty() {
-            m.insert("display".into(), Value::String(self.display.clone()));
+        if shown {
+            m.serialize_entry("display", &self.display)?;
         }
-        Value::Object(m)
+        m.end()
     }
 }
 
@@ -609,149 +620,7 @@ impl AuditEventSpec {
 
     /// The AuditEvent (with a fresh id), as JSON. `server_base` names the observer.
     pub fn to_json(&self, server_base: &str) -> Value {
-        let coding = |system: &str, code: &str, display: &str| json!({"system": system, "code": code, "display": display});
-        let rest = |i: Interaction| {
-            coding(
-                "http://hl7.org/fhir/restful-interaction",
-                i.code(),
-                i.code(),
-            )
-        };
-        let rest_type = coding(
-            "http://terminology.hl7.org/CodeSystem/audit-event-type",
-            "rest",
-            "RESTful Operation",
-        );
-        let (event_type, subtype) = match self.kind {
-            EventKind::Rest(i) => (rest_type, vec![rest(i)]),
-            EventKind::ConsentChange(i) => (
-                rest_type,
-                vec![
-                    rest(i),
-                    coding(PASSPORT_EVENT_SYSTEM, "consent-change", "Consent changed"),
-                ],
-            ),
-            EventKind::CardLink(i) => (
-                rest_type,
-                vec![
-                    rest(i),
-                    coding(PASSPORT_EVENT_SYSTEM, "card-link", "Card link"),
-                ],
-            ),
-            EventKind::Login => (
-                coding(DCM, "110114", "User Authentication"),
-                vec![coding(DCM, "110122", "Login")],
-            ),
-            EventKind::Logout => (
-                coding(DCM, "110114", "User Authentication"),
-                vec![coding(DCM, "110123", "Logout")],
-            ),
-            EventKind::Export => (coding(DCM, "110106", "Export"), vec![]),
-            EventKind::BreakGlass => (
-                coding(DCM, "110113", "Security Alert"),
-                vec![coding(DCM, "110127", "Emergency Override Started")],
-            ),
-        };
-        let mut person = json!({
-            "who": self.who.person.json(),
-            "requestor": true,
-        });
-        if let Some(addr) = &self.who.network_address {
-            person["network"] = json!({"address": addr, "type": "2"});
-        }
-        let mut agents = vec![person];
-        if let Some(org) = &self.who.organisation {
-            agents.push(json!({
-                "type": {"coding": [coding(
-                    "http://terminology.hl7.org/CodeSystem/v3-RoleClass", "PROV", "healthcare provider")]},
-                "who": org.json(),
-                "requestor": false,
-            }));
-        }
-        if let Some(client) = &self.who.client {
-            agents.push(json!({
-                "type": {"coding": [coding(DCM, "110150", "Application")]},
-                "who": client.json(),
-                "requestor": false,
-            }));
-        }
-        let object_role = |code: &str, display: &str| {
-            coding(
-                "http://terminology.hl7.org/CodeSystem/object-role",
-                code,
-                display,
-            )
-        };
-        let mut entities = Vec::new();
-        if let Some(p) = &self.patient_id {
-            let mut e = json!({
-                "what": {"reference": format!("Patient/{p}")},
-                "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
-                "role": object_role("1", "Patient"),
-            });
-            if !self.sections.is_empty() {
-                e["detail"] =
-                    json!([{ "type": "sections", "valueString": self.sections.join(",") }]);
-            }
-            entities.push(e);
-        }
-        if let Some((t, id, version)) = &self.resource {
-            let is_patient = t == "Patient" && id.is_some() && id == &self.patient_id;
-            if !is_patient || version.is_some() {
-                let mut e = json!({
-                    "type": coding("http://hl7.org/fhir/resource-types", t, t),
-                    "role": object_role("4", "Domain Resource"),
-                });
-                if let Some(id) = id {
-                    let reference = match version {
-                        Some(v) => format!("{t}/{id}/_history/{v}"),
-                        None => format!("{t}/{id}"),
-                    };
-                    e["what"] = json!({"reference": reference});
-                }
-                entities.push(e);
-            }
-        }
-        if let Some(q) = &self.query {
-            let mut e = json!({
-                "type": coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
-                "role": object_role("24", "Query"),
-                "query": base64(q.as_bytes()),
-            });
-            if let Some((t, _, _)) = &self.resource {
-                e["description"] = Value::String(format!("search of {t}"));
-            }
-            entities.push(e);
-        }
-        let mut event = json!({
-            "resourceType": "AuditEvent",
-            "id": uuid::Uuid::now_v7().to_string(),
-            "type": event_type,
-        });
-        if !subtype.is_empty() {
-            event["subtype"] = Value::Array(subtype);
-        }
-        event["action"] = json!(self.action().code());
-        event["recorded"] = json!(clock::instant(self.recorded_us));
-        event["outcome"] = json!(self.outcome.code());
-        if let Some(d) = &self.outcome_desc {
-            event["outcomeDesc"] = json!(d);
-        }
-        event["purposeOfEvent"] = json!([self.purpose.coding()]);
-        event["agent"] = Value::Array(agents);
-        event["source"] = json!({
-            "site": "Passport",
-            "observer": {
-                "identifier": {"system": "urn:ietf:rfc:3986", "value": server_base},
-                "display": "Passport FHIR server",
-            },
-            "type": [coding(
-                "http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server")],
-        });
-        if !entities.is_empty() {
-            event["entity"] = Value::Array(entities);
-        }
-        event
+        serde_json::to_value(self.event(server_base)).expect("JSON serialises")
     }
 
     /// The record to append: the AuditEvent's bytes, the child and the sensitivity.
@@ -760,11 +629,304 @@ impl AuditEventSpec {
             recorded_us: self.recorded_us,
             patient_id: self.patient_id.clone(),
             sensitivity: self.purpose.sensitivity(),
+            // Written straight from borrowed parts: every request writes one, and building
+            // a `Value` first cost about as much as the search it records.
             event: Bytes::from(
-                serde_json::to_vec(&self.to_json(server_base)).expect("JSON serialises"),
+                serde_json::to_vec(&self.event(server_base)).expect("JSON serialises"),
             ),
         }
     }
+
+    /// The AuditEvent (with a fresh id), borrowing from `self`.
+    fn event<'a>(&'a self, server_base: &'a str) -> Event<'a> {
+        let rest = |i: Interaction| Coding {
+            system: "http://hl7.org/fhir/restful-interaction",
+            code: i.code(),
+            display: i.code(),
+        };
+        let rest_type = Coding {
+            system: "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            code: "rest",
+            display: "RESTful Operation",
+        };
+        let dcm = |code, display| Coding {
+            system: DCM,
+            code,
+            display,
+        };
+        let (event_type, subtype) = match self.kind {
+            EventKind::Rest(i) => (rest_type, vec![rest(i)]),
+            EventKind::ConsentChange(i) => (
+                rest_type,
+                vec![
+                    rest(i),
+                    Coding {
+                        system: PASSPORT_EVENT_SYSTEM,
+                        code: "consent-change",
+                        display: "Consent changed",
+                    },
+                ],
+            ),
+            EventKind::CardLink(i) => (
+                rest_type,
+                vec![
+                    rest(i),
+                    Coding {
+                        system: PASSPORT_EVENT_SYSTEM,
+                        code: "card-link",
+                        display: "Card link",
+                    },
+                ],
+            ),
+            EventKind::Login => (
+                dcm("110114", "User Authentication"),
+                vec![dcm("110122", "Login")],
+            ),
+            EventKind::Logout => (
+                dcm("110114", "User Authentication"),
+                vec![dcm("110123", "Logout")],
+            ),
+            EventKind::Export => (dcm("110106", "Export"), vec![]),
+            EventKind::BreakGlass => (
+                dcm("110113", "Security Alert"),
+                vec![dcm("110127", "Emergency Override Started")],
+            ),
+        };
+        let mut agent = vec![Agent {
+            kind: None,
+            who: &self.who.person,
+            requestor: true,
+            network: self
+                .who
+                .network_address
+                .as_deref()
+                .map(|address| Network { address, kind: "2" }),
+        }];
+        if let Some(org) = &self.who.organisation {
+            agent.push(Agent {
+                kind: Some(CodeableConcept {
+                    coding: [Coding {
+                        system: "http://terminology.hl7.org/CodeSystem/v3-RoleClass",
+                        code: "PROV",
+                        display: "healthcare provider",
+                    }],
+                }),
+                who: org,
+                requestor: false,
+                network: None,
+            });
+        }
+        if let Some(client) = &self.who.client {
+            agent.push(Agent {
+                kind: Some(CodeableConcept {
+                    coding: [dcm("110150", "Application")],
+                }),
+                who: client,
+                requestor: false,
+                network: None,
+            });
+        }
+        let object_role = |code, display| Coding {
+            system: "http://terminology.hl7.org/CodeSystem/object-role",
+            code,
+            display,
+        };
+        let entity_type = |code, display| Coding {
+            system: "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+            code,
+            display,
+        };
+        let mut entity = Vec::new();
+        if let Some(p) = &self.patient_id {
+            entity.push(Entity::Patient {
+                what: Reference {
+                    reference: format!("Patient/{p}"),
+                },
+                kind: entity_type("1", "Person"),
+                role: object_role("1", "Patient"),
+                detail: (!self.sections.is_empty()).then(|| {
+                    [Detail {
+                        kind: "sections",
+                        value_string: self.sections.join(","),
+                    }]
+                }),
+            });
+        }
+        if let Some((t, id, version)) = &self.resource {
+            let is_patient = t == "Patient" && id.is_some() && id == &self.patient_id;
+            if !is_patient || version.is_some() {
+                entity.push(Entity::Resource {
+                    kind: Coding {
+                        system: "http://hl7.org/fhir/resource-types",
+                        code: t,
+                        display: t,
+                    },
+                    role: object_role("4", "Domain Resource"),
+                    what: id.as_ref().map(|id| Reference {
+                        reference: match version {
+                            Some(v) => format!("{t}/{id}/_history/{v}"),
+                            None => format!("{t}/{id}"),
+                        },
+                    }),
+                });
+            }
+        }
+        if let Some(q) = &self.query {
+            entity.push(Entity::Query {
+                kind: entity_type("2", "System Object"),
+                role: object_role("24", "Query"),
+                query: base64(q.as_bytes()),
+                description: self
+                    .resource
+                    .as_ref()
+                    .map(|(t, _, _)| format!("search of {t}")),
+            });
+        }
+        Event {
+            resource_type: "AuditEvent",
+            id: uuid::Uuid::now_v7().to_string(),
+            kind: event_type,
+            subtype,
+            action: self.action().code(),
+            recorded: clock::instant(self.recorded_us),
+            outcome: self.outcome.code(),
+            outcome_desc: self.outcome_desc.as_deref(),
+            purpose_of_event: [CodeableConcept {
+                coding: [self.purpose.coding()],
+            }],
+            agent,
+            source: Source {
+                site: "Passport",
+                observer: Observer {
+                    identifier: Identifier {
+                        system: "urn:ietf:rfc:3986",
+                        value: server_base,
+                    },
+                    display: "Passport FHIR server",
+                },
+                kind: [Coding {
+                    system: "http://terminology.hl7.org/CodeSystem/security-source-type",
+                    code: "4",
+                    display: "Application Server",
+                }],
+            },
+            entity,
+        }
+    }
+}
+
+// The AuditEvent's parts as R4 writes them, fields in the order they are written (the
+// stored bytes are hashed into the chain, so the order is part of the record).
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    resource_type: &'static str,
+    id: String,
+    #[serde(rename = "type")]
+    kind: Coding<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    subtype: Vec<Coding<'a>>,
+    action: &'static str,
+    recorded: String,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome_desc: Option<&'a str>,
+    purpose_of_event: [CodeableConcept<'a>; 1],
+    agent: Vec<Agent<'a>>,
+    source: Source<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    entity: Vec<Entity<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Coding<'a> {
+    system: &'a str,
+    code: &'a str,
+    display: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct CodeableConcept<'a> {
+    coding: [Coding<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct Agent<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<CodeableConcept<'a>>,
+    who: &'a Named,
+    requestor: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<Network<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Network<'a> {
+    address: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Reference {
+    reference: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Entity<'a> {
+    Patient {
+        what: Reference,
+        #[serde(rename = "type")]
+        kind: Coding<'a>,
+        role: Coding<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<[Detail; 1]>,
+    },
+    Resource {
+        #[serde(rename = "type")]
+        kind: Coding<'a>,
+        role: Coding<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        what: Option<Reference>,
+    },
+    Query {
+        #[serde(rename = "type")]
+        kind: Coding<'a>,
+        role: Coding<'a>,
+        query: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    value_string: String,
+}
+
+#[derive(serde::Serialize)]
+struct Source<'a> {
+    site: &'static str,
+    observer: Observer<'a>,
+    #[serde(rename = "type")]
+    kind: [Coding<'static>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct Observer<'a> {
+    identifier: Identifier<'a>,
+    display: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct Identifier<'a> {
+    system: &'static str,
+    value: &'a str,
 }
 
 /// Standard base64 with padding (for `entity.query`).
@@ -1181,6 +1343,59 @@ mod tests {
             plain_words(&bg.to_record("http://x").event).unwrap(),
             "Dr A Smith (St Elsewhere Hospital) used emergency access to see health conditions on 10 January 2027 at 09:00"
         );
+    }
+
+    /// The stored bytes of an event with every part (they are hashed into the chain, so
+    /// their order and form are part of the record): as they were written before the event
+    /// was serialised from borrowed parts; the id aside, which is fresh each time.
+    #[test]
+    fn the_stored_bytes_keep_their_form() {
+        let mut spec = AuditEventSpec::new(
+            EventKind::ConsentChange(Interaction::Update),
+            Who {
+                person: Named::new("Practitioner/p1", "Dr \"A\" Smith\n"),
+                ..dr_smith()
+            },
+        );
+        spec.recorded_us = 1_800_000_000_123_457;
+        spec.outcome = Outcome::MinorFailure;
+        spec.outcome_desc = Some("refused ü".into());
+        spec.patient_id = Some("child1".into());
+        spec.resource = Some(("Observation".into(), Some("o1".into()), Some(3)));
+        spec.query = Some("code=1234&x=é".into());
+        spec.purpose = Purpose::Safeguarding;
+        spec.sections = vec!["allergies", "medicines"];
+        let record = spec.to_record("http://passport.test/fhir");
+        let text = String::from_utf8(record.event.to_vec()).unwrap();
+        let id = serde_json::from_str::<Value>(&text).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(id.len(), 36);
+        let expected = r#"{"resourceType":"AuditEvent","id":"ID","type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"},"subtype":[{"system":"http://hl7.org/fhir/restful-interaction","code":"update","display":"update"},{"system":"urn:x-passport:audit-event","code":"consent-change","display":"Consent changed"}],"action":"U","recorded":"2027-01-15T08:00:00.123457Z","outcome":"4","outcomeDesc":"refused ü","purposeOfEvent":[{"coding":[{"system":"urn:x-passport:purpose-of-use","code":"safeguarding","display":"Safeguarding (child protection)"}]}],"agent":[{"who":{"reference":"Practitioner/p1","display":"Dr \"A\" Smith\n"},"requestor":true,"network":{"address":"192.0.2.7","type":"2"}},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleClass","code":"PROV","display":"healthcare provider"}]},"who":{"reference":"Organization/o1","display":"St Elsewhere Hospital"},"requestor":false},{"type":{"coding":[{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110150","display":"Application"}]},"who":{"reference":"Device/app","display":"Ward app"},"requestor":false}],"source":{"site":"Passport","observer":{"identifier":{"system":"urn:ietf:rfc:3986","value":"http://passport.test/fhir"},"display":"Passport FHIR server"},"type":[{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4","display":"Application Server"}]},"entity":[{"what":{"reference":"Patient/child1"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1","display":"Person"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1","display":"Patient"},"detail":[{"type":"sections","valueString":"allergies,medicines"}]},{"type":{"system":"http://hl7.org/fhir/resource-types","code":"Observation","display":"Observation"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"4","display":"Domain Resource"},"what":{"reference":"Observation/o1/_history/3"}},{"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2","display":"System Object"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"24","display":"Query"},"query":"Y29kZT0xMjM0Jng9w6k=","description":"search of Observation"}]}"#;
+        assert_eq!(text.replacen(&id, "ID", 1), expected);
+        let mut value = spec.to_json("http://passport.test/fhir");
+        value["id"] = Value::String("ID".into());
+        assert_eq!(serde_json::to_string(&value).unwrap(), expected);
+        // An event without the optional parts leaves them out (no nulls, no empty lists).
+        let bare = AuditEventSpec::new(
+            EventKind::Export,
+            Who {
+                person: Named {
+                    reference: None,
+                    display: "someone".into(),
+                },
+                ..Who::default()
+            },
+        )
+        .to_json("http://x");
+        assert_eq!(
+            bare["agent"],
+            serde_json::json!([{"who": {"display": "someone"}, "requestor": true}])
+        );
+        for absent in ["subtype", "outcomeDesc", "entity"] {
+            assert!(bare.get(absent).is_none(), "{absent}: {bare}");
+        }
     }
 
     /// Every kind of event builds a valid R4 AuditEvent.

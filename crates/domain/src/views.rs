@@ -97,7 +97,7 @@ pub struct CallerViews {
     /// the store applies to every other child of the care team.
     care_team: Option<(ChildFacts, CareTeamOf)>,
     now: Timestamp,
-    memo: Mutex<HashMap<(Action, String), Arc<View>>>,
+    memo: Mutex<HashMap<Action, HashMap<String, Arc<View>>>>,
 }
 
 impl CallerViews {
@@ -221,13 +221,14 @@ pub struct ActionViews<'a> {
 
 impl Views for ActionViews<'_> {
     fn view(&self, resource_type: &str) -> Arc<View> {
-        let key = (self.action, resource_type.to_owned());
         let mut memo = self.views.memo.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = memo.get(&key) {
+        // Looked up by `&str`: no key is built for the (usual) hit.
+        let of_action = memo.entry(self.action).or_default();
+        if let Some(v) = of_action.get(resource_type) {
             return v.clone();
         }
         let v = Arc::new(self.views.store_view(self.action, resource_type));
-        memo.insert(key, v.clone());
+        of_action.insert(resource_type.to_owned(), v.clone());
         v
     }
 

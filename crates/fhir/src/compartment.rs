@@ -42,6 +42,13 @@ pub fn patient_params(resource_type: &str) -> &'static [String] {
         .unwrap_or(&[])
 }
 
+/// Is every resource of `resource_type` in at most one child's record ([`patients_of`] never
+/// gives it two)? True of `Patient` alone: a Patient is its own record whatever it links to.
+/// Searches leave out their several-children test for such rows, which could never apply.
+pub fn in_one_record(resource_type: &str) -> bool {
+    resource_type == "Patient"
+}
+
 /// The ids of the Patients whose compartment `resource` is in — whose record it is, for
 /// access decisions. A Patient is its own (its `link`s to other patients do not make it
 /// theirs). Evaluates only the compartment parameters' expressions, not every search
@@ -116,6 +123,14 @@ mod tests {
         let me = json!({"resourceType": "Patient", "id": "c1",
             "link": [{"other": {"reference": "Patient/c2"}, "type": "seealso"}]});
         assert_eq!(patients_of(&me), ["c1"]);
+        // Why searches may leave out a Patient's several-children test.
+        assert!(in_one_record("Patient"));
+        let linked = json!({"resourceType": "Patient", "id": "c1",
+            "link": [{"other": {"reference": "Patient/c2"}, "type": "seealso"},
+                     {"other": {"reference": "Patient/c3"}, "type": "refer"}],
+            "generalPractitioner": [{"reference": "Patient/c4"}]});
+        assert_eq!(patients_of(&linked), ["c1"]);
+        assert!(!in_one_record("Observation") && !in_one_record("RelatedPerson"));
         let org = json!({"resourceType": "Organization", "id": "o"});
         assert!(patients_of(&org).is_empty());
         let rp = json!({"resourceType": "RelatedPerson", "patient": {"reference": "Patient/c3"}});
