@@ -1197,8 +1197,8 @@ fn subquery_rows(b: &mut Sql, ty: &str, c: &Condition) {
 }
 
 /// The rids of current resources of `ty` the condition holds for (negations resolved
-/// against all current resources of the type) that the caller may see: the other end of a
-/// chain or `_has` takes part only if it is visible.
+/// against all current resources of the type) that the caller may see: a `_has` source takes
+/// part only if it is visible (a chain's targets are tested on their own row instead).
 fn positive_ids(b: &mut Sql, ty: &str, c: &Condition) {
     let caller = matches!(b.vis, Visibility::Caller(_));
     if caller {
