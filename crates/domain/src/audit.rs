@@ -22,7 +22,7 @@
 //!   it moved) and at close, appending to the checkpoint file outside the database
 //!   ([`passport_store::audit`] has the formats and `passport audit verify`'s checks).
 //!
-//! # The AuditEvent ([`AuditEventSpec::to_json`], FHIR R4)
+//! # The AuditEvent ([`AuditEventSpec::to_record`], FHIR R4)
 //!
 //! * `type`/`subtype`: `audit-event-type|rest` + `restful-interaction|<read, search-type…>`
 //!   for the REST interactions; DICOM `110114` User Authentication + `110122` Login /
@@ -523,10 +523,12 @@ impl Purpose {
 }
 
 /// A reference with a name to show (`reference` may be absent: a display alone).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Named {
     /// `Type/id`, e.g. `Practitioner/123`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub display: String,
 }
 
@@ -536,24 +538,6 @@ impl Named {
             reference: Some(reference.into()),
             display: display.into(),
         }
-    }
-}
-
-/// `{"reference": …, "display": …}`, each only when there is one.
-impl serde::Serialize for Named {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let shown = !self.display.is_empty();
-        let mut m = s.serialize_map(Some(
-            usize::from(self.reference.is_some()) + usize::from(shown),
-        ))?;
-        if let Some(r) = &self.reference {
-            m.serialize_entry("reference", r)?;
-        }
-        if shown {
-            m.serialize_entry("display", &self.display)?;
-        }
-        m.end()
     }
 }
 
@@ -618,11 +602,6 @@ impl AuditEventSpec {
         }
     }
 
-    /// The AuditEvent (with a fresh id), as JSON. `server_base` names the observer.
-    pub fn to_json(&self, server_base: &str) -> Value {
-        serde_json::to_value(self.event(server_base)).expect("JSON serialises")
-    }
-
     /// The record to append: the AuditEvent's bytes, the child and the sensitivity.
     pub fn to_record(&self, server_base: &str) -> AuditRecord {
         AuditRecord {
@@ -637,7 +616,8 @@ impl AuditEventSpec {
         }
     }
 
-    /// The AuditEvent (with a fresh id), borrowing from `self`.
+    /// The AuditEvent (with a fresh id), borrowing from `self`. `server_base` names the
+    /// observer.
     fn event<'a>(&'a self, server_base: &'a str) -> Event<'a> {
         let rest = |i: Interaction| Coding {
             system: "http://hl7.org/fhir/restful-interaction",
@@ -1202,6 +1182,11 @@ mod tests {
         clock::parse_fhir_datetime(s).unwrap()
     }
 
+    /// The stored AuditEvent, read back as JSON.
+    fn event_json(spec: &AuditEventSpec, server_base: &str) -> Value {
+        serde_json::from_slice(&spec.to_record(server_base).event).expect("an AuditEvent")
+    }
+
     fn dr_smith() -> Who {
         Who {
             person: Named::new("Practitioner/p1", "Dr A Smith"),
@@ -1374,7 +1359,7 @@ mod tests {
         assert_eq!(id.len(), 36);
         let expected = r#"{"resourceType":"AuditEvent","id":"ID","type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest","display":"RESTful Operation"},"subtype":[{"system":"http://hl7.org/fhir/restful-interaction","code":"update","display":"update"},{"system":"urn:x-passport:audit-event","code":"consent-change","display":"Consent changed"}],"action":"U","recorded":"2027-01-15T08:00:00.123457Z","outcome":"4","outcomeDesc":"refused ü","purposeOfEvent":[{"coding":[{"system":"urn:x-passport:purpose-of-use","code":"safeguarding","display":"Safeguarding (child protection)"}]}],"agent":[{"who":{"reference":"Practitioner/p1","display":"Dr \"A\" Smith\n"},"requestor":true,"network":{"address":"192.0.2.7","type":"2"}},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-RoleClass","code":"PROV","display":"healthcare provider"}]},"who":{"reference":"Organization/o1","display":"St Elsewhere Hospital"},"requestor":false},{"type":{"coding":[{"system":"http://dicom.nema.org/resources/ontology/DCM","code":"110150","display":"Application"}]},"who":{"reference":"Device/app","display":"Ward app"},"requestor":false}],"source":{"site":"Passport","observer":{"identifier":{"system":"urn:ietf:rfc:3986","value":"http://passport.test/fhir"},"display":"Passport FHIR server"},"type":[{"system":"http://terminology.hl7.org/CodeSystem/security-source-type","code":"4","display":"Application Server"}]},"entity":[{"what":{"reference":"Patient/child1"},"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"1","display":"Person"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"1","display":"Patient"},"detail":[{"type":"sections","valueString":"allergies,medicines"}]},{"type":{"system":"http://hl7.org/fhir/resource-types","code":"Observation","display":"Observation"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"4","display":"Domain Resource"},"what":{"reference":"Observation/o1/_history/3"}},{"type":{"system":"http://terminology.hl7.org/CodeSystem/audit-entity-type","code":"2","display":"System Object"},"role":{"system":"http://terminology.hl7.org/CodeSystem/object-role","code":"24","display":"Query"},"query":"Y29kZT0xMjM0Jng9w6k=","description":"search of Observation"}]}"#;
         assert_eq!(text.replacen(&id, "ID", 1), expected);
-        let mut value = spec.to_json("http://passport.test/fhir");
+        let mut value = event_json(&spec, "http://passport.test/fhir");
         value["id"] = Value::String("ID".into());
         assert_eq!(serde_json::to_string(&value).unwrap(), expected);
         // An event without the optional parts leaves them out (no nulls, no empty lists).
@@ -1387,8 +1372,8 @@ mod tests {
                 },
                 ..Who::default()
             },
-        )
-        .to_json("http://x");
+        );
+        let bare = event_json(&bare, "http://x");
         assert_eq!(
             bare["agent"],
             serde_json::json!([{"who": {"display": "someone"}, "requestor": true}])
@@ -1431,7 +1416,7 @@ mod tests {
                 spec.resource = Some(("Observation".into(), Some("o1".into()), Some(3)));
                 spec.query = Some("code=1234".into());
                 spec.purpose = Purpose::Safeguarding;
-                let v = spec.to_json("http://passport.test");
+                let v = event_json(&spec, "http://passport.test");
                 let errors: Vec<_> = fhir::validate(&v)
                     .into_iter()
                     .filter(|i| {
@@ -1451,7 +1436,7 @@ mod tests {
             },
         );
         assert!(
-            fhir::validate(&bare.to_json("http://x"))
+            fhir::validate(&event_json(&bare, "http://x"))
                 .iter()
                 .all(|i| i.severity != fhir::Severity::Error)
         );
